@@ -1,0 +1,50 @@
+"""Calibrate the [C]-tagged defaults of dse/defaults.toml once, against all published runs.
+
+Grid search over the few efficiency defaults that no datasheet gives, scoring each setting by
+the median absolute error of `dse validate` over every row together, ties broken by the
+largest error. It prints the best settings and their table; it changes no file (copy the
+values into dse/defaults.toml by hand, so that the change is reviewed).
+
+Run: python benchmarks/calibrate_training.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from dse.settings import load_settings
+from dse.validation import median_abs_error, validate
+
+GRID = {
+    "gemm_efficiency_max": (0.65, 0.7, 0.75, 0.8),
+    "gemm_half_size": (96, 256, 512),
+    "elementwise_bytes_per_activation_byte": (3.0, 8.0, 16.0),
+    "dp_overlap": (0.5, 0.7, 0.9),
+    "goodput": (0.8, 0.85, 0.9, 0.95),
+}
+
+
+def main() -> None:
+    base = load_settings()
+    start = time.perf_counter()
+    scored = []
+    for values in itertools.product(*GRID.values()):
+        settings = base.with_overrides(**dict(zip(GRID, values, strict=True)))
+        rows = validate(settings)
+        worst = max(abs(r.error) for r in rows)
+        scored.append((median_abs_error(rows), worst, values))
+    scored.sort()
+    print(f"{len(scored)} settings in {time.perf_counter() - start:.0f} s; best five:")
+    for median, worst, values in scored[:5]:
+        print(
+            f"  median {median:.3f}  max {worst:.3f}  "
+            + ", ".join(f"{k}={v}" for k, v in zip(GRID, values, strict=True))
+        )
+    best = dict(zip(GRID, scored[0][2], strict=True))
+    for row in validate(base.with_overrides(**best)):
+        print(f"  {row.run:22s} {row.metric:13s} {row.error:+.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The chip catalog: one TOML file per accelerator under ``chips/`` (schema in docs/catalog.md).
+
+A :class:`Chip` holds the architecture parameters the model uses, the published datasheet
+figures it is checked against (never used by the model), and the sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from dse.catalog._paths import catalog_ids, resolve
+from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog.technology import load_technology
+from dse.errors import InputError
+
+FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp4")
+"""Number formats the model knows, widest first. ``fp16`` stands in for 16-bit training on chips
+without bf16 (V100)."""
+
+_POSITIVE = Field(positive=True)
+
+CHIP_SCHEMA = Table(
+    {
+        "name": Field("str"),
+        "vendor": Field("str"),
+        "year": Field("int", minimum=1990, maximum=2100),
+        "source": Field("str"),
+        "notes": Field("str", required=False, default=""),
+        "architecture": Table(
+            {
+                "node": Field("str"),
+                "dies_per_package": Field("int", positive=True),
+                "compute_units": Field("int", positive=True),
+                "compute_units_physical": Field("int", required=False, positive=True),
+                "clock_ghz": _POSITIVE,
+                "sram_mb": _POSITIVE,
+                "tdp_w": _POSITIVE,
+                "flops_per_cycle_per_unit": Field("numbers", positive=True, choices=FORMATS),
+            }
+        ),
+        "memory": Table(
+            {
+                "hbm_generation": Field("str"),
+                "hbm_stacks": Field("int", positive=True),
+                "hbm_pin_rate_gbps": Field(required=False, positive=True),
+                "hbm_stack_capacity_gb": Field(required=False, positive=True),
+            }
+        ),
+        "interconnect": Table(
+            {
+                "scale_up_bandwidth_gb_s": _POSITIVE,
+                "scale_up_domain": Field("int", positive=True),
+                "scale_out_bandwidth_gb_s": _POSITIVE,
+            }
+        ),
+        "published": Table(
+            {
+                "die_area_mm2": Field(required=False, positive=True),
+                "transistors_b": Field(required=False, positive=True),
+                "peak_tflop_s": Field("numbers", required=False, positive=True, choices=FORMATS),
+                "hbm_bandwidth_tb_s": Field(required=False, positive=True),
+                "hbm_capacity_gb": Field(required=False, positive=True),
+                "tdp_w": Field(required=False, positive=True),
+                "unit_price_usd": Field(required=False, positive=True),
+                "price_note": Field("str", required=False, default=""),
+            },
+            required=False,
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One accelerator package: architecture parameters plus published figures.
+
+    All per-package quantities (compute units, SRAM, HBM stacks) count the whole package; the
+    silicon model divides by ``dies_per_package`` where it needs per-die figures.
+    """
+
+    id: str
+    path: Path
+    name: str
+    vendor: str
+    year: int
+    source: str
+    notes: str
+    node: str
+    dies_per_package: int
+    compute_units: int
+    compute_units_physical: int
+    clock_ghz: float
+    sram_mb: float
+    tdp_w: float
+    flops_per_cycle_per_unit: MappingProxyType[str, float]
+    hbm_generation: str
+    hbm_stacks: int
+    hbm_pin_rate_gbps: float
+    hbm_stack_capacity_gb: float
+    scale_up_bandwidth_gb_s: float
+    scale_up_domain: int
+    scale_out_bandwidth_gb_s: float
+    published: MappingProxyType[str, object]
+
+    def flops_per_cycle(self, fmt: str) -> float:
+        """Dense FLOPs per cycle per unit in ``fmt``; 0 when the chip lacks the format."""
+        return float(self.flops_per_cycle_per_unit.get(fmt, 0.0))
+
+
+def chip_ids() -> list[str]:
+    """Ids of the shipped chips."""
+    return catalog_ids("chips")
+
+
+def load_chip(name: str | Path) -> Chip:
+    """Load a chip by catalog id or TOML path, validated against the schema and the technology."""
+    path = resolve("chips", name)
+    values = check(read_toml(path), CHIP_SCHEMA, path)
+    arch, memory, links = values["architecture"], values["memory"], values["interconnect"]
+    technology = load_technology()
+    if arch["node"] not in technology.nodes:
+        raise InputError(path, "architecture.node", f"one of {technology.node_ids()}", arch["node"])
+    generation = technology.memories.get(memory["hbm_generation"])
+    if generation is None:
+        raise InputError(
+            path,
+            "memory.hbm_generation",
+            f"one of {technology.memory_ids()}",
+            memory["hbm_generation"],
+        )
+    physical = arch["compute_units_physical"] or arch["compute_units"]
+    if physical < arch["compute_units"]:
+        raise InputError(
+            path,
+            "architecture.compute_units_physical",
+            f"at least compute_units ({arch['compute_units']})",
+            physical,
+        )
+    for key in ("compute_units", "sram_mb"):
+        if arch[key] < arch["dies_per_package"]:
+            raise InputError(path, f"architecture.{key}", "at least one per die", arch[key])
+    return Chip(
+        id=path.stem,
+        path=path,
+        name=values["name"],
+        vendor=values["vendor"],
+        year=values["year"],
+        source=values["source"],
+        notes=values["notes"],
+        node=arch["node"],
+        dies_per_package=arch["dies_per_package"],
+        compute_units=arch["compute_units"],
+        compute_units_physical=physical,
+        clock_ghz=float(arch["clock_ghz"]),
+        sram_mb=float(arch["sram_mb"]),
+        tdp_w=float(arch["tdp_w"]),
+        flops_per_cycle_per_unit=MappingProxyType(
+            {fmt: float(v) for fmt, v in arch["flops_per_cycle_per_unit"].items()}
+        ),
+        hbm_generation=memory["hbm_generation"],
+        hbm_stacks=memory["hbm_stacks"],
+        hbm_pin_rate_gbps=float(memory["hbm_pin_rate_gbps"] or generation.pin_rate_gbps),
+        hbm_stack_capacity_gb=float(
+            memory["hbm_stack_capacity_gb"] or generation.stack_capacity_gb
+        ),
+        scale_up_bandwidth_gb_s=float(links["scale_up_bandwidth_gb_s"]),
+        scale_up_domain=links["scale_up_domain"],
+        scale_out_bandwidth_gb_s=float(links["scale_out_bandwidth_gb_s"]),
+        published=MappingProxyType(
+            {k: v for k, v in values["published"].items() if v not in (None, "")}
+        ),
+    )

@@ -1,0 +1,175 @@
+"""Technology tables: process nodes, HBM generations and node-independent silicon constants.
+
+Read from ``chips/technology/*.toml`` (docs/model.md §1). Every value in those files carries a
+source; the records here hold the values and keep the sources beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from dse.catalog._paths import data_dir
+from dse.catalog._schema import Field, Table, check, read_toml
+
+_POSITIVE = Field(positive=True)
+_FRACTION = Field(positive=True, maximum=1.0)
+
+NODE_SCHEMA = Table(
+    {
+        "name": Field("str"),
+        "year_hvm": Field("int", minimum=1990),
+        "wafer_price_usd": _POSITIVE,
+        "defect_density_per_cm2": _POSITIVE,
+        "logic_scale_vs_n7": _POSITIVE,
+        "sram_bitcell_um2": _POSITIVE,
+        "energy_bf16_pj_per_flop": _POSITIVE,
+        "energy_fp8_pj_per_flop": _POSITIVE,
+        "energy_fp4_pj_per_flop": _POSITIVE,
+        "leakage_w_per_mm2": Field(minimum=0.0),
+    },
+    sourced=True,
+)
+
+MEMORY_SCHEMA = Table(
+    {
+        "name": Field("str"),
+        "year": Field("int", minimum=1990),
+        "pins_per_stack": Field("int", positive=True),
+        "pin_rate_gbps": _POSITIVE,
+        "stack_capacity_gb": _POSITIVE,
+        "energy_pj_per_bit": _POSITIVE,
+        "cost_usd_per_gb": _POSITIVE,
+        "phy_area_mm2": _POSITIVE,
+    },
+    sourced=True,
+)
+
+SILICON_SCHEMA = Table(
+    {
+        "wafer": Table(
+            {
+                "diameter_mm": _POSITIVE,
+                "edge_loss_mm": Field(minimum=0.0),
+                "scribe_mm": Field(minimum=0.0),
+                "reticle_limit_mm2": _POSITIVE,
+            },
+            sourced=True,
+        ),
+        "yield": Table(
+            {"clustering_alpha": _POSITIVE, "systematic_yield": _FRACTION}, sourced=True
+        ),
+        "area": Table(
+            {
+                "unit_base_mm2_at_n7": Field(minimum=0.0),
+                "tensor_mm2_per_flop_per_cycle_at_n7": _POSITIVE,
+                "fp8_area_weight": Field(minimum=0.0),
+                "fp4_area_weight": Field(minimum=0.0),
+                "sram_mb_per_mm2_at_n7": _POSITIVE,
+                "uncore_mm2_at_n7": Field(minimum=0.0),
+                "io_base_mm2": Field(minimum=0.0),
+                "serdes_mm2_per_gb_s": Field(minimum=0.0),
+            },
+            sourced=True,
+        ),
+        "package": Table(
+            {
+                "hbm_footprint_mm2": _POSITIVE,
+                "interposer_area_factor": Field(minimum=1.0),
+                "interposer_usd_per_mm2": Field(minimum=0.0),
+                "bond_yield_per_component": _FRACTION,
+                "test_assembly_fraction": Field(minimum=0.0),
+            },
+            sourced=True,
+        ),
+        "power": Table(
+            {
+                "dvfs_exponent": Field(minimum=1.0, maximum=4.0),
+                "serdes_pj_per_bit": Field(minimum=0.0),
+                "full_load_hbm_utilization": Field(minimum=0.0, maximum=1.0),
+                "max_power_density_w_per_mm2": _POSITIVE,
+            },
+            sourced=True,
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One process node; fields as in ``chips/technology/nodes.toml``."""
+
+    id: str
+    name: str
+    year_hvm: int
+    wafer_price_usd: float
+    defect_density_per_cm2: float
+    logic_scale_vs_n7: float
+    sram_bitcell_um2: float
+    energy_bf16_pj_per_flop: float
+    energy_fp8_pj_per_flop: float
+    energy_fp4_pj_per_flop: float
+    leakage_w_per_mm2: float
+    sources: MappingProxyType[str, str]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One HBM generation; fields as in ``chips/technology/memory.toml``."""
+
+    id: str
+    name: str
+    year: int
+    pins_per_stack: int
+    pin_rate_gbps: float
+    stack_capacity_gb: float
+    energy_pj_per_bit: float
+    cost_usd_per_gb: float
+    phy_area_mm2: float
+    sources: MappingProxyType[str, str]
+
+    @property
+    def stack_bandwidth_gb_s(self) -> float:
+        """Bandwidth of one stack at the generation's pin rate, GB/s."""
+        return self.pins_per_stack * self.pin_rate_gbps / 8.0
+
+
+@dataclass(frozen=True, eq=False)
+class Technology:
+    """All technology tables: nodes and memories by id (in file order), silicon constants."""
+
+    nodes: MappingProxyType[str, Node]
+    memories: MappingProxyType[str, Memory]
+    silicon: MappingProxyType[str, Any]
+
+    def node_ids(self) -> list[str]:
+        return list(self.nodes)
+
+    def memory_ids(self) -> list[str]:
+        return list(self.memories)
+
+
+def _entries(path: Path, schema: Table) -> dict[str, dict[str, Any]]:
+    data = read_toml(path)
+    return check(data, Table({}, open_keys=True, entry=schema), path)
+
+
+@cache
+def load_technology(folder: Path | None = None) -> Technology:
+    """Load and validate the technology tables (cached: they are read once per process)."""
+    folder = folder or data_dir("chips") / "technology"
+    nodes = {
+        key: Node(id=key, **{**values, "sources": MappingProxyType(values["sources"])})
+        for key, values in _entries(folder / "nodes.toml", NODE_SCHEMA).items()
+    }
+    memories = {
+        key: Memory(id=key, **{**values, "sources": MappingProxyType(values["sources"])})
+        for key, values in _entries(folder / "memory.toml", MEMORY_SCHEMA).items()
+    }
+    silicon = check(read_toml(folder / "silicon.toml"), SILICON_SCHEMA, folder / "silicon.toml")
+    return Technology(
+        MappingProxyType(nodes), MappingProxyType(memories), MappingProxyType(silicon)
+    )

@@ -1,0 +1,306 @@
+"""The workload catalog: one TOML file per LLM training run under ``workloads/`` (docs/model.md §2).
+
+A :class:`Workload` is a transformer's shape plus its training run. Parameter counts follow
+from the shape (§2.1) unless the file overrides them; a workload given by ``total_params``
+alone gets a standard shape (d_model = 128 × layers, 12·L·d² ≈ P) and ``tokens = 20 × P``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dse.catalog._paths import catalog_ids, resolve
+from dse.catalog._schema import Field, Table, check, read_toml
+from dse.errors import InputError
+
+PRECISIONS = ("bf16", "fp8", "fp4")
+FFN_KINDS = ("swiglu", "gelu")
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
+"""Compute-optimal tokens per parameter (Hoffmann et al. 2022, arXiv:2203.15556)."""
+STANDARD_ASPECT_RATIO = 128.0
+"""d_model / layers of the standard shape for parameter-count-only workloads (GPT-3: 12288/96)."""
+STANDARD_HEAD_DIM = 128
+
+_COUNT = Field("int", required=False, positive=True)
+
+WORKLOAD_SCHEMA = Table(
+    {
+        "name": Field("str"),
+        "source": Field("str"),
+        "notes": Field("str", required=False, default=""),
+        "model": Table(
+            {
+                "layers": _COUNT,
+                "d_model": _COUNT,
+                "heads": _COUNT,
+                "kv_heads": _COUNT,
+                "head_dim": _COUNT,
+                "ffn_dim": _COUNT,
+                "ffn_kind": Field("str", required=False, default="gelu", choices=FFN_KINDS),
+                "vocab_size": _COUNT,
+                "tied_embeddings": Field("bool", required=False, default=False),
+                "experts": _COUNT,
+                "experts_per_token": _COUNT,
+                "shared_experts": Field("int", required=False, default=0, minimum=0),
+                "moe_ffn_dim": _COUNT,
+                "dense_layers": Field("int", required=False, default=0, minimum=0),
+                "total_params": Field(required=False, positive=True),
+                "active_params": Field(required=False, positive=True),
+            }
+        ),
+        "training": Table(
+            {
+                "tokens": Field(required=False, positive=True),
+                "seq_len": Field("int", positive=True),
+                "global_batch_tokens": Field(positive=True),
+                "precision": Field("str", required=False, default="bf16", choices=PRECISIONS),
+            }
+        ),
+    }
+)
+
+_SHAPE_KEYS = ("layers", "d_model", "heads", "ffn_dim", "vocab_size")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A transformer training run. Counts are plain numbers; shapes are whole numbers.
+
+    ``experts == 0`` means a dense model. ``total_params`` and ``active_params`` include the
+    embeddings; ``matmul_params`` (see :func:`param_counts`) are those touched by matmuls.
+    """
+
+    id: str
+    name: str
+    source: str
+    notes: str
+    layers: int
+    d_model: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn_dim: int
+    ffn_kind: str
+    vocab_size: int
+    tied_embeddings: bool
+    experts: int
+    experts_per_token: int
+    shared_experts: int
+    moe_ffn_dim: int
+    dense_layers: int
+    total_params: float
+    active_params: float
+    tokens: float
+    seq_len: int
+    global_batch_tokens: float
+    precision: str
+    shape_only_params: bool  # True when the counts came from the shape, not an override
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def ffn_matrices(self) -> int:
+        return 3 if self.ffn_kind == "swiglu" else 2
+
+    @property
+    def moe_k(self) -> float:
+        """Total over active parameters: the factor K by which MoE divides the compute."""
+        return self.total_params / self.active_params
+
+    @property
+    def expert_params(self) -> float:
+        """Parameters of the routed experts (sharded by expert parallelism)."""
+        if not self.is_moe:
+            return 0.0
+        moe_layers = self.layers - self.dense_layers
+        per_expert = self.ffn_matrices * self.d_model * self.moe_ffn_dim
+        derived = moe_layers * self.experts * per_expert
+        return derived * self.total_params / max(shape_params(self)[0], 1.0)
+
+    @property
+    def global_batch_sequences(self) -> float:
+        return max(round(self.global_batch_tokens / self.seq_len), 1)
+
+    def with_changes(self, **changes: object) -> Workload:
+        """A copy with some fields replaced (used by levers and command-line overrides)."""
+        values = dict(vars(self))
+        values.update(changes)
+        return Workload(**values)
+
+
+def shape_params(w: Workload) -> tuple[float, float]:
+    """§2.1 Total and active parameters derived from the shape (embeddings included).
+
+    Per layer: attention d·(H·hd) for Q and O, d·(KV·hd) for K and V; MLP m·d·f with m = 3 for
+    SwiGLU and 2 for GELU; MoE layers hold ``experts`` routed plus ``shared_experts`` expert
+    MLPs of width ``moe_ffn_dim`` and a router d·E. Embeddings V·d, twice when untied.
+    """
+    d, hd = w.d_model, w.head_dim
+    attention = 2 * d * w.heads * hd + 2 * d * w.kv_heads * hd
+    dense_mlp = w.ffn_matrices * d * w.ffn_dim
+    embeddings = w.vocab_size * d * (1 if w.tied_embeddings else 2)
+    if not w.experts:
+        total = embeddings + w.layers * (attention + dense_mlp)
+        return float(total), float(total)
+    moe_layers = w.layers - w.dense_layers
+    expert = w.ffn_matrices * d * w.moe_ffn_dim
+    base = (
+        embeddings + w.layers * attention + w.dense_layers * dense_mlp + moe_layers * d * w.experts
+    )
+    total = base + moe_layers * (w.experts + w.shared_experts) * expert
+    active = base + moe_layers * (w.experts_per_token + w.shared_experts) * expert
+    return float(total), float(active)
+
+
+def standard_shape(total_params: float) -> dict[str, int]:
+    """The standard shape for a parameter count: d = 128·L, GELU MLP of 4·d, 12·L·d² ≈ P."""
+    layers = max(round((total_params / (12.0 * STANDARD_ASPECT_RATIO**2)) ** (1.0 / 3.0)), 2)
+    d_model = max(round(STANDARD_ASPECT_RATIO * layers / STANDARD_HEAD_DIM), 1) * STANDARD_HEAD_DIM
+    return {
+        "layers": layers,
+        "d_model": d_model,
+        "heads": d_model // STANDARD_HEAD_DIM,
+        "ffn_dim": 4 * d_model,
+        "vocab_size": 50257,
+    }
+
+
+def workload_ids() -> list[str]:
+    """Ids of the shipped workloads."""
+    return catalog_ids("workloads")
+
+
+def load_workload(name: str | Path) -> Workload:
+    """Load a workload by catalog id or TOML path, validated."""
+    path = resolve("workloads", name)
+    values = check(read_toml(path), WORKLOAD_SCHEMA, path)
+    return build_workload(path.stem, values, path)
+
+
+def build_workload(workload_id: str, values: dict, source: str | Path) -> Workload:
+    """Turn validated TOML values into a :class:`Workload` (shared by files and the CLI)."""
+    model, training = dict(values["model"]), values["training"]
+    given = [key for key in _SHAPE_KEYS if model[key] is not None]
+    if not given:
+        if model["total_params"] is None:
+            raise InputError(
+                source,
+                "model",
+                f"either the shape ({', '.join(_SHAPE_KEYS)}) or total_params",
+                "neither",
+            )
+        model.update(standard_shape(model["total_params"]))
+    elif len(given) < len(_SHAPE_KEYS):
+        missing = next(key for key in _SHAPE_KEYS if model[key] is None)
+        raise InputError(
+            source,
+            f"model.{missing}",
+            "a whole number > 0 (the shape is incomplete)",
+            "nothing (missing)",
+        )
+    heads = model["heads"]
+    if model["d_model"] % heads and model["head_dim"] is None:
+        raise InputError(
+            source,
+            "model.heads",
+            f"a divisor of d_model ({model['d_model']}) or head_dim given",
+            heads,
+        )
+    kv_heads = model["kv_heads"] or heads
+    if heads % kv_heads:
+        raise InputError(source, "model.kv_heads", f"a divisor of heads ({heads})", kv_heads)
+    experts = model["experts"] or 0
+    if experts:
+        for key in ("experts_per_token", "moe_ffn_dim"):
+            if model[key] is None:
+                raise InputError(
+                    source,
+                    f"model.{key}",
+                    "a whole number > 0 for a Mixture of Experts",
+                    "nothing (missing)",
+                )
+        if model["experts_per_token"] > experts:
+            raise InputError(
+                source,
+                "model.experts_per_token",
+                f"at most experts ({experts})",
+                model["experts_per_token"],
+            )
+        if model["dense_layers"] >= model["layers"]:
+            raise InputError(
+                source,
+                "model.dense_layers",
+                f"fewer than layers ({model['layers']})",
+                model["dense_layers"],
+            )
+    draft = Workload(
+        id=workload_id,
+        name=values["name"],
+        source=values["source"],
+        notes=values["notes"],
+        layers=model["layers"],
+        d_model=model["d_model"],
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=model["head_dim"] or model["d_model"] // heads,
+        ffn_dim=model["ffn_dim"],
+        ffn_kind=model["ffn_kind"],
+        vocab_size=model["vocab_size"],
+        tied_embeddings=model["tied_embeddings"],
+        experts=experts,
+        experts_per_token=model["experts_per_token"] or 0,
+        shared_experts=model["shared_experts"] if experts else 0,
+        moe_ffn_dim=model["moe_ffn_dim"] or 0,
+        dense_layers=model["dense_layers"] if experts else 0,
+        total_params=0.0,
+        active_params=0.0,
+        tokens=0.0,
+        seq_len=training["seq_len"],
+        global_batch_tokens=float(training["global_batch_tokens"]),
+        precision=training["precision"],
+        shape_only_params=True,
+    )
+    total, active = shape_params(draft)
+    total = float(model["total_params"] or total)
+    if model["active_params"] is not None:
+        active = float(model["active_params"])
+    elif not experts:
+        active = total
+    if active > total:
+        raise InputError(
+            source, "model.active_params", f"at most total_params ({total:.4g})", active
+        )
+    tokens = float(training["tokens"] or CHINCHILLA_TOKENS_PER_PARAM * total)
+    if training["global_batch_tokens"] < training["seq_len"]:
+        raise InputError(
+            source,
+            "training.global_batch_tokens",
+            f"at least seq_len ({training['seq_len']})",
+            training["global_batch_tokens"],
+        )
+    overridden = model["total_params"] is not None or model["active_params"] is not None
+    return draft.with_changes(
+        total_params=total, active_params=active, tokens=tokens, shape_only_params=not overridden
+    )
+
+
+def flops_per_token(w: Workload) -> tuple[float, float]:
+    """§2.2 Model FLOPs per training token: (matmul part, attention part).
+
+    Matmuls: 6 FLOPs per active parameter that a matmul touches (the input-embedding lookup
+    is no matmul, so untied models drop V·d). Attention scores: 12·L·H·hd·s (PaLM's
+    convention, arXiv:2204.02311 App. B: QKᵀ and AV over the full sequence, ×3 for backward).
+    """
+    lookup = 0.0 if w.tied_embeddings else w.vocab_size * w.d_model
+    matmul = 6.0 * max(w.active_params - lookup, 0.0)
+    attention = 12.0 * w.layers * w.heads * w.head_dim * w.seq_len
+    return matmul, attention
+
+
+def training_flops(w: Workload) -> float:
+    """§2.2 Model FLOPs of the whole run: tokens × (matmul + attention) per token."""
+    matmul, attention = flops_per_token(w)
+    return w.tokens * (matmul + attention)

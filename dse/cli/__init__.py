@@ -1,0 +1,53 @@
+"""The ``dse`` command line: thin commands that parse, call the library and format.
+
+Errors from the library (:class:`~dse.errors.DseError`) become one line on stderr and exit
+status 2; Ctrl-C exits with 130. No Python traceback reaches the user for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dse import __version__
+from dse.cli.chips import chips
+from dse.errors import DseError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dse")
+def cli() -> None:
+    """Design-space exploration of AI accelerators for training large language models."""
+
+
+cli.add_command(chips)
+
+
+def _register_optional() -> None:
+    # Commands of later layers register themselves here so that this module stays the one
+    # place that lists them.
+    from dse.cli import evaluate, workloads
+
+    cli.add_command(workloads.workloads)
+    cli.add_command(evaluate.evaluate)
+    cli.add_command(evaluate.validate)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script and of ``python -m dse``."""
+    _register_optional()
+    try:
+        code = cli.main(args=argv, prog_name="dse", standalone_mode=False)
+    except DseError as error:
+        click.echo(f"dse: error: {error}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("dse: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,148 @@
+"""``dse evaluate`` (one design on one cluster) and ``dse validate`` (the model vs published runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from dse.catalog.workloads import PRECISIONS, Workload, load_workload
+from dse.cli._output import format_option, render_record, render_rows
+from dse.errors import InputError
+from dse.evaluation import evaluate_one
+from dse.model.plans import RECOMPUTE, ZERO_STAGES
+from dse.settings import Settings, load_settings
+from dse.validation import median_abs_error
+from dse.validation import validate as run_validation
+
+
+def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one option per model default (``dse/defaults.toml``), e.g. ``--pue``."""
+    defaults = load_settings()
+    for name in reversed(Settings.names()):
+        value = getattr(defaults, name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            command = click.option(
+                f"{flag}/--no-{flag[2:]}", name, default=None, help=f"Default: {value}."
+            )(command)
+        else:
+            command = click.option(
+                flag, name, type=float, default=None, help=f"Default: {value:g}."
+            )(command)
+    return command
+
+
+def settings_from(options: dict[str, Any]) -> Settings:
+    """The defaults with the command line's settings applied (None means not given)."""
+    overrides = {k: options.pop(k) for k in Settings.names() if k in options}
+    return load_settings().with_overrides(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def workload_with(workload: Workload, tokens: float | None, precision: str | None) -> Workload:
+    """The workload with command-line overrides of its tokens and precision."""
+    if tokens is not None:
+        if tokens <= 0:
+            raise InputError("--tokens", "", "a number > 0", tokens)
+        workload = workload.with_changes(tokens=float(tokens))
+    if precision is not None:
+        workload = workload.with_changes(precision=precision)
+    return workload
+
+
+@click.command()
+@click.option("--chip", required=True, help="Catalog id or path to a chip TOML file.")
+@click.option("--workload", required=True, help="Catalog id or path to a workload TOML file.")
+@click.option(
+    "--num-chips", required=True, type=click.IntRange(min=1), help="Chips in the cluster."
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default=None,
+    help="Training number format (default: the workload's).",
+)
+@click.option(
+    "--tokens", type=float, default=None, help="Training tokens (default: the workload's)."
+)
+@click.option("--tp", type=click.IntRange(min=1), default=None, help="Pin tensor parallelism.")
+@click.option("--pp", type=click.IntRange(min=1), default=None, help="Pin pipeline parallelism.")
+@click.option("--dp", type=click.IntRange(min=1), default=None, help="Pin data parallelism.")
+@click.option("--ep", type=click.IntRange(min=1), default=None, help="Pin expert parallelism.")
+@click.option(
+    "--microbatch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin the micro-batch (sequences).",
+)
+@click.option(
+    "--recompute", type=click.Choice(RECOMPUTE), default=None, help="Pin activation recompute."
+)
+@click.option(
+    "--zero-stage",
+    type=click.Choice([str(z) for z in ZERO_STAGES]),
+    default=None,
+    help="Pin the ZeRO stage.",
+)
+@settings_options
+@format_option
+def evaluate(
+    chip: str,
+    workload: str,
+    num_chips: int,
+    precision: str | None,
+    tokens: float | None,
+    fmt: str,
+    **options: Any,
+) -> None:
+    """One design on one cluster: the best parallelism plan and all metrics.
+
+    Plans are searched over tp, pp, ep, micro-batch, recompute and ZeRO stage; any of them
+    given on the command line is pinned instead.
+    """
+    settings = settings_from(options)
+    pinned = {k: v for k, v in options.items() if v is not None}
+    if "zero_stage" in pinned:
+        pinned["zero_stage"] = int(pinned["zero_stage"])
+    job = workload_with(load_workload(workload), tokens, precision)
+    record = evaluate_one(chip, job, num_chips, settings, pinned)
+    click.echo(render_record(record, fmt))
+
+
+@click.command()
+@settings_options
+@format_option
+def validate(fmt: str, **options: Any) -> None:
+    """The model against published training runs, with one set of defaults.
+
+    Prints each published figure beside the model's prediction and the error
+    (predicted / reported − 1), then the median absolute error.
+    """
+    rows = run_validation(settings_from(options))
+    records = [
+        {
+            "run": r.run,
+            "model": r.model,
+            "metric": r.metric,
+            "predicted": r.predicted,
+            "reported": r.reported,
+            "error": r.error,
+            "run_type": r.run_type,
+        }
+        for r in rows
+    ]
+    median = median_abs_error(rows)
+    if fmt == "json":
+        click.echo(render_record({"runs": records, "median_abs_error": median}, "json"))
+        return
+    if fmt == "table":
+        for record in records:
+            record["error"] = f"{record['error']:+.1%}"
+            del record["run"]
+    click.echo(render_rows(records, fmt))
+    if fmt == "table":
+        worst = max(rows, key=lambda r: abs(r.error))
+        click.echo(
+            f"\nmedian |error| {median:.1%} over {len(rows)} figures; largest {worst.error:+.1%} ({worst.model}, {worst.metric})"
+        )

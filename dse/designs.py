@@ -1,0 +1,139 @@
+"""Designs: a struct of arrays, one column per design parameter, ``n`` design points.
+
+The model never loops over design points; it reads these columns as arrays of shape ``(n,)``.
+Categorical parameters (process node, HBM generation) are integer codes into the technology
+tables' id lists, so the whole struct stays numeric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dse.catalog.chips import FORMATS, Chip
+from dse.catalog.technology import Technology, load_technology
+
+FloatArray = NDArray[np.float64]
+
+CATEGORICAL = ("node", "hbm_generation")
+"""Design parameters stored as integer codes into the technology tables."""
+
+
+@dataclass(frozen=True)
+class Designs:
+    """``n`` accelerator designs on their clusters, each field an array of shape ``(n,)``.
+
+    Per-package quantities count the whole package (all dies). ``unit_price_usd`` is NaN where
+    the price is to be modeled from the unit cost (see docs/model.md §3).
+    """
+
+    node: NDArray[np.int64]
+    dies_per_package: FloatArray
+    compute_units: FloatArray
+    spare_units: FloatArray
+    clock_ghz: FloatArray
+    sram_mb: FloatArray
+    tdp_w: FloatArray
+    bf16_flops_per_cycle_per_unit: FloatArray
+    fp16_flops_per_cycle_per_unit: FloatArray
+    fp8_flops_per_cycle_per_unit: FloatArray
+    fp4_flops_per_cycle_per_unit: FloatArray
+    hbm_generation: NDArray[np.int64]
+    hbm_stacks: FloatArray
+    hbm_pin_rate_gbps: FloatArray
+    hbm_stack_capacity_gb: FloatArray
+    scale_up_bandwidth_gb_s: FloatArray
+    scale_up_domain: FloatArray
+    scale_out_bandwidth_gb_s: FloatArray
+    num_chips: FloatArray
+    unit_price_usd: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.clock_ghz.shape[0])
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Column names in order."""
+        return [f.name for f in fields(cls)]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns by name (views, not copies)."""
+        return {name: getattr(self, name) for name in self.names()}
+
+    def flops_per_cycle(self, fmt: str) -> FloatArray:
+        """Dense FLOPs per cycle per unit in number format ``fmt``, shape ``(n,)``."""
+        column: FloatArray = getattr(self, f"{fmt}_flops_per_cycle_per_unit")
+        return column
+
+    def replace(self, **changes: np.ndarray | float) -> Designs:
+        """A copy with some columns replaced (scalars broadcast to ``(n,)``)."""
+        values: dict[str, Any] = self.columns()
+        n = len(self)
+        for key, value in changes.items():
+            if key not in values:
+                raise KeyError(key)
+            dtype = values[key].dtype
+            values[key] = np.broadcast_to(np.asarray(value, dtype=dtype), (n,)).copy()
+        return Designs(**values)
+
+    def take(self, index: np.ndarray | slice) -> Designs:
+        """The designs at ``index`` (an index array, boolean mask or slice)."""
+        return Designs(**{name: column[index] for name, column in self.columns().items()})
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Iterable[float] | np.ndarray]) -> Designs:
+        """Build from a full mapping of column name → values (all the same length)."""
+        missing = set(cls.names()) - set(columns)
+        if missing:
+            raise KeyError(f"missing design columns: {sorted(missing)}")
+        out: dict[str, Any] = {}
+        for name in cls.names():
+            dtype = np.int64 if name in CATEGORICAL else np.float64
+            out[name] = np.asarray(columns[name], dtype=dtype).reshape(-1)
+        return cls(**out)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Designs]) -> Designs:
+        """Stack several design sets end to end."""
+        return cls(
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in cls.names()}
+        )
+
+
+def chip_columns(chip: Chip, technology: Technology | None = None) -> dict[str, float]:
+    """One chip's design parameters as a column → value mapping (cluster size excluded)."""
+    technology = technology or load_technology()
+    row: dict[str, float] = {
+        "node": technology.node_ids().index(chip.node),
+        "dies_per_package": chip.dies_per_package,
+        "compute_units": chip.compute_units,
+        "spare_units": chip.compute_units_physical - chip.compute_units,
+        "clock_ghz": chip.clock_ghz,
+        "sram_mb": chip.sram_mb,
+        "tdp_w": chip.tdp_w,
+        "hbm_generation": technology.memory_ids().index(chip.hbm_generation),
+        "hbm_stacks": chip.hbm_stacks,
+        "hbm_pin_rate_gbps": chip.hbm_pin_rate_gbps,
+        "hbm_stack_capacity_gb": chip.hbm_stack_capacity_gb,
+        "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
+        "scale_up_domain": chip.scale_up_domain,
+        "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
+        "unit_price_usd": float(chip.published.get("unit_price_usd", np.nan)),  # type: ignore[arg-type]
+    }
+    for fmt in FORMATS:
+        row[f"{fmt}_flops_per_cycle_per_unit"] = chip.flops_per_cycle(fmt)
+    return row
+
+
+def from_chips(chips: Sequence[Chip], num_chips: float | Sequence[float] = 1.0) -> Designs:
+    """Designs for catalog chips, one point per chip, on clusters of ``num_chips``."""
+    technology = load_technology()
+    rows = [chip_columns(chip, technology) for chip in chips]
+    columns: dict[str, list[float]] = {name: [row[name] for row in rows] for name in rows[0]}
+    counts = np.broadcast_to(np.asarray(num_chips, dtype=np.float64), (len(chips),))
+    columns["num_chips"] = list(counts)
+    return Designs.from_columns(columns)

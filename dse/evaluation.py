@@ -1,0 +1,53 @@
+"""Evaluate one catalog chip on one cluster and report it as a record (``dse evaluate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dse.catalog.chips import load_chip
+from dse.catalog.workloads import Workload, training_flops
+from dse.designs import from_chips
+from dse.errors import InputError
+from dse.model.evaluate import evaluate, infeasibility_reasons
+from dse.model.plans import candidate_plans
+from dse.settings import Settings
+
+
+def evaluate_one(
+    chip_name: str | Path,
+    workload: Workload,
+    num_chips: int,
+    settings: Settings,
+    pinned: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """All metrics of ``workload`` on ``num_chips`` of one chip, at the best (or pinned) plan."""
+    chip = load_chip(chip_name)
+    pinned = dict(pinned or {})
+    dp = pinned.get("dp")
+    tp, pp = pinned.get("tp") or 1, pinned.get("pp") or 1
+    if dp is not None and dp * tp * pp > num_chips:
+        raise InputError("--dp", "", f"dp x tp x pp <= --num-chips ({num_chips})", dp * tp * pp)
+    plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **pinned)
+    metrics = evaluate(from_chips([chip], num_chips), workload, settings, plans)
+    record = metrics.record(0)
+    out: dict[str, Any] = {
+        "chip": chip.id,
+        "workload": workload.id,
+        "num_chips": num_chips,
+        "precision": workload.precision,
+        "tokens": workload.tokens,
+        "training_flops": training_flops(workload),
+    }
+    out.update(record)
+    training = metrics.training
+    out["breakdown_s"] = {
+        "compute": float(training.compute_time_s[0]),
+        "tensor_parallel": float(training.tp_comm_time_s[0]),
+        "pipeline_p2p": float(training.pp_comm_time_s[0]),
+        "expert_all_to_all": float(training.moe_comm_time_s[0]),
+        "data_parallel_exposed": float(training.dp_exposed_time_s[0]),
+        "bubble_fraction": float(training.bubble_fraction[0]),
+    }
+    out["reasons"] = infeasibility_reasons(metrics, 0)
+    return out

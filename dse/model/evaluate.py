@@ -1,0 +1,158 @@
+"""The whole model on an array of designs: silicon → training → economics → metrics and G.
+
+This is the one function the commands and the search engines call. It returns
+:class:`Metrics`: equal-length metric columns, the constraint matrix ``G`` (``G <= 0`` is
+feasible) and the ``feasible`` mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.catalog.workloads import Workload
+from dse.designs import Designs, FloatArray
+from dse.model.economics import evaluate_economics
+from dse.model.plans import RECOMPUTE, Plans, candidate_plans
+from dse.model.silicon import Silicon, evaluate_silicon
+from dse.model.training import Training, evaluate_training
+from dse.settings import Settings, load_settings
+from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
+
+METRICS = (
+    "training_days",
+    "chip_hours",
+    "energy_mwh",
+    "cost_usd",
+    "capex_usd",
+    "mfu",
+    "hfu",
+    "step_time_s",
+    "avg_chip_power_w",
+    "cluster_power_mw",
+    "memory_per_chip_gb",
+    "peak_tflop_s",
+    "hbm_bandwidth_tb_s",
+    "hbm_capacity_gb",
+    "die_area_mm2",
+    "die_yield",
+    "unit_cost_usd",
+    "unit_price_usd",
+)
+PLAN_COLUMNS = ("tp", "pp", "dp", "ep", "microbatch", "recompute", "zero_stage")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Results for ``n`` designs: ``columns`` maps a metric name to an array of shape ``(n,)``;
+    ``constraints`` maps ``g_*`` names to arrays (``<= 0`` feasible); ``feasible`` is their
+    conjunction. ``plan`` holds the chosen plan's columns (recompute as its index into
+    :data:`RECOMPUTE`)."""
+
+    columns: dict[str, FloatArray]
+    plan: dict[str, np.ndarray]
+    constraints: dict[str, FloatArray]
+    feasible: np.ndarray
+    silicon: Silicon
+    training: Training
+
+    def __len__(self) -> int:
+        return int(self.feasible.shape[0])
+
+    @property
+    def G(self) -> FloatArray:  # noqa: N802 (pymoo's name for the constraint matrix)
+        """Constraint matrix of shape ``(n, m)``, columns in ``constraints`` order."""
+        return (
+            np.column_stack(list(self.constraints.values()))
+            if self.constraints
+            else np.zeros((len(self), 0))
+        )
+
+    def record(self, i: int) -> dict[str, object]:
+        """Design ``i`` as a plain record: metrics, ``plan`` object, constraints, ``feasible``."""
+        out: dict[str, object] = {name: float(values[i]) for name, values in self.columns.items()}
+        plan = {name: int(values[i]) for name, values in self.plan.items() if name != "recompute"}
+        plan["recompute"] = RECOMPUTE[int(self.plan["recompute"][i])]  # type: ignore[assignment]
+        out["plan"] = plan
+        out["feasible"] = bool(self.feasible[i])
+        out["constraints"] = {name: float(values[i]) for name, values in self.constraints.items()}
+        return out
+
+
+def evaluate(
+    designs: Designs,
+    workload: Workload,
+    settings: Settings | None = None,
+    plans: Plans | None = None,
+    extra_constraints: dict[str, FloatArray] | None = None,
+) -> Metrics:
+    """Evaluate every design on its cluster for ``workload``; plans searched unless given."""
+    settings = settings or load_settings()
+    if plans is None:
+        max_tp = int(np.max(designs.scale_up_domain)) if len(designs) else 8
+        plans = candidate_plans(workload, max_tp=max(max_tp, 1))
+    silicon = evaluate_silicon(designs)
+    training = evaluate_training(designs, silicon, workload, plans, settings)
+    economics = evaluate_economics(designs, silicon, training, settings)
+    precision = workload.precision
+    peak = np.where(
+        silicon.peak_flop_s[precision] > 0,
+        silicon.peak_flop_s[precision],
+        np.maximum(silicon.peak_flop_s["bf16"], silicon.peak_flop_s["fp16"]),
+    )
+    columns = {
+        "training_days": training.training_time_s / SECONDS_PER_DAY,
+        "chip_hours": training.training_time_s / SECONDS_PER_HOUR * designs.num_chips,
+        "energy_mwh": economics.energy_mwh,
+        "cost_usd": economics.cost_usd,
+        "capex_usd": economics.capex_usd,
+        "mfu": training.mfu,
+        "hfu": training.hfu,
+        "step_time_s": training.step_time_s,
+        "avg_chip_power_w": training.avg_chip_power_w,
+        "cluster_power_mw": economics.cluster_power_mw,
+        "memory_per_chip_gb": training.memory_per_chip_gb,
+        "peak_tflop_s": peak / 1e12,
+        "hbm_bandwidth_tb_s": silicon.hbm_bandwidth_tb_s,
+        "hbm_capacity_gb": silicon.hbm_capacity_gb,
+        "die_area_mm2": silicon.silicon_area_mm2,
+        "die_yield": silicon.die_yield,
+        "unit_cost_usd": silicon.unit_cost_usd,
+        "unit_price_usd": economics.unit_price_usd,
+    }
+    index = training.plan_index
+    plan = {
+        "tp": plans.tp[index].astype(np.int64),
+        "pp": plans.pp[index].astype(np.int64),
+        "dp": training.dp.astype(np.int64),
+        "ep": plans.ep[index].astype(np.int64),
+        "microbatch": plans.microbatch[index].astype(np.int64),
+        "recompute": plans.recompute[index].astype(np.int64),
+        "zero_stage": plans.zero_stage[index].astype(np.int64),
+    }
+    constraints = dict(silicon.constraints)
+    constraints["g_memory"] = np.where(
+        training.fits,
+        training.memory_per_chip_gb / training.memory_capacity_gb - 1.0,
+        np.maximum(training.memory_per_chip_gb / training.memory_capacity_gb - 1.0, 1e-6),
+    )
+    constraints.update(extra_constraints or {})
+    G = np.column_stack(list(constraints.values()))
+    feasible = np.all(G <= 0.0, axis=1) & np.all(np.isfinite(G), axis=1)
+    return Metrics(columns, plan, constraints, feasible, silicon, training)
+
+
+def infeasibility_reasons(metrics: Metrics, i: int) -> list[str]:
+    """Human-readable reasons why design ``i`` is infeasible (empty when it is feasible)."""
+    text = {
+        "g_die_area": "a die exceeds the reticle limit",
+        "g_power_density": "TDP per mm² of silicon exceeds the cooling limit",
+        "g_tdp_headroom": "static and memory power alone exceed the TDP",
+        "g_memory": "no parallelism plan fits the model in HBM on these chips",
+    }
+    return [
+        text.get(name, f"{name} > 0")
+        for name, values in metrics.constraints.items()
+        if not values[i] <= 0
+    ]

@@ -1,0 +1,120 @@
+"""Candidate parallelism plans: the plan axis of the training model (docs/model.md §2.4).
+
+A plan fixes tensor (``tp``), pipeline (``pp``) and expert (``ep``) parallelism, the
+micro-batch size in sequences, the activation-recompute policy and the ZeRO stage of the
+data-parallel ranks (1: optimizer state sharded; 3: parameters, gradients and optimizer state
+sharded, i.e. FSDP, used without pipeline parallelism as in practice). Data parallelism follows
+from the cluster size per design (``dp = chips // (tp·pp)``), so the same candidate list serves
+every design point; plans are enumerated once per workload, never per design.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dse.catalog.workloads import Workload
+from dse.errors import InputError
+
+RECOMPUTE = ("none", "selective", "full")
+"""Activation recompute policies: keep everything; recompute attention scores (flash-style,
+Korthikanti et al. 2022); recompute whole layers from their inputs."""
+
+TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
+PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
+MICROBATCH_CHOICES = (1, 2, 4, 8)
+ZERO_STAGES = (1, 3)
+
+
+@dataclass(frozen=True)
+class Plans:
+    """``k`` candidate plans; each field has shape ``(k,)``. ``dp`` is 0 where it is derived."""
+
+    tp: NDArray[np.float64]
+    pp: NDArray[np.float64]
+    ep: NDArray[np.float64]
+    dp: NDArray[np.float64]
+    microbatch: NDArray[np.float64]
+    recompute: NDArray[np.int64]
+    zero_stage: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.tp.shape[0])
+
+    def describe(self, index: int) -> dict[str, object]:
+        """One plan as a plain record (``dp`` filled in by the caller)."""
+        return {
+            "tp": int(self.tp[index]),
+            "pp": int(self.pp[index]),
+            "ep": int(self.ep[index]),
+            "microbatch": int(self.microbatch[index]),
+            "recompute": RECOMPUTE[int(self.recompute[index])],
+            "zero_stage": int(self.zero_stage[index]),
+        }
+
+
+def _powers_of_two_dividing(n: int, limit: int) -> list[int]:
+    return [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v <= limit and n % v == 0]
+
+
+def candidate_plans(
+    workload: Workload,
+    *,
+    max_tp: int = 64,
+    tp: int | None = None,
+    pp: int | None = None,
+    dp: int | None = None,
+    ep: int | None = None,
+    microbatch: int | None = None,
+    recompute: str | None = None,
+    zero_stage: int | None = None,
+) -> Plans:
+    """All plans worth trying for ``workload``, or the single pinned plan where all are given.
+
+    Rules that hold for every design: ``tp`` divides the attention heads and stays ≤ ``max_tp``
+    (the largest scale-up domain of the designs), ``pp`` ≤ layers, ``ep`` divides the number of
+    experts, the micro-batch fits in the global batch. Pinned values replace their axis.
+    """
+    sequences = workload.global_batch_sequences
+    tps = [tp] if tp else [v for v in TP_CHOICES if v <= max_tp and workload.heads % v == 0]
+    pps = [pp] if pp else [v for v in PP_CHOICES if v <= workload.layers]
+    eps = (
+        [ep] if ep else (_powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1])
+    )
+    mbs = [microbatch] if microbatch else [v for v in MICROBATCH_CHOICES if v <= sequences]
+    rcs = [RECOMPUTE.index(recompute)] if recompute else list(range(len(RECOMPUTE)))
+    zeros = [zero_stage] if zero_stage else list(ZERO_STAGES)
+    if zero_stage is not None and zero_stage not in ZERO_STAGES:
+        raise InputError("--zero-stage", "", f"one of {list(ZERO_STAGES)}", zero_stage)
+    for name, value, limit in (("--tp", tp, workload.heads), ("--pp", pp, workload.layers)):
+        if value is not None and not 1 <= value <= limit:
+            raise InputError(name, "", f"a whole number from 1 to {limit}", value)
+    if microbatch is not None and not 1 <= microbatch <= sequences:
+        raise InputError(
+            "--microbatch",
+            "",
+            f"a whole number from 1 to {sequences:g} (the global batch)",
+            microbatch,
+        )
+    if ep is not None and (
+        (not workload.is_moe and ep != 1) or (workload.is_moe and workload.experts % ep)
+    ):
+        raise InputError("--ep", "", "a divisor of the number of experts (1 for dense models)", ep)
+    rows = [
+        row
+        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros)
+        if row[5] == 1 or row[1] == 1 or pp
+    ]
+    table = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    return Plans(
+        tp=table[:, 0],
+        pp=table[:, 1],
+        ep=table[:, 2],
+        dp=np.full(len(rows), float(dp or 0)),
+        microbatch=table[:, 3],
+        recompute=table[:, 4].astype(np.int64),
+        zero_stage=table[:, 5],
+    )

@@ -1,0 +1,277 @@
+"""The silicon model: one accelerator package from its design parameters (docs/model.md §1).
+
+Pure functions over :class:`~dse.designs.Designs`; every result is an array of shape ``(n,)``
+(or a dict of them keyed by number format). Sections of docs/model.md are named in each
+function's docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+from scipy.special import bdtr
+
+from dse.catalog.chips import FORMATS
+from dse.catalog.technology import Technology, load_technology
+from dse.designs import Designs, FloatArray
+from dse.units import BITS_PER_BYTE, GIGA, MB_PER_MIB, MM2_PER_CM2, PICO, TERA
+
+# Energy per FLOP of each format comes from the node table; fp16 shares the bf16 datapath.
+_ENERGY_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp4": "fp4"}
+_BITS_PER_MB = 8.0 * 1024.0 * 1024.0 * MB_PER_MIB  # 1 MB = 1e6 bytes
+_BITCELL_N7_UM2 = 0.027
+
+
+@dataclass(frozen=True)
+class TechArrays:
+    """Technology tables as arrays indexed by the design's integer codes."""
+
+    node: dict[str, FloatArray]
+    memory: dict[str, FloatArray]
+    silicon: Any
+
+
+@cache
+def _tech_arrays(technology: Technology) -> TechArrays:
+    node_keys = [
+        k for k in vars(next(iter(technology.nodes.values()))) if k not in ("id", "name", "sources")
+    ]
+    memory_keys = [
+        k
+        for k in vars(next(iter(technology.memories.values())))
+        if k not in ("id", "name", "sources")
+    ]
+    node = {
+        k: np.array([float(getattr(n, k)) for n in technology.nodes.values()]) for k in node_keys
+    }
+    memory = {
+        k: np.array([float(getattr(m, k)) for m in technology.memories.values()])
+        for k in memory_keys
+    }
+    return TechArrays(node=node, memory=memory, silicon=technology.silicon)
+
+
+@dataclass(frozen=True)
+class Silicon:
+    """The silicon model's results for ``n`` designs; every array has shape ``(n,)``.
+
+    Areas are per die unless named ``silicon_area`` (all dies of a package). Peak rates are at
+    the nominal clock; ``sustained_clock_ghz`` is the clock the TDP allows at full tensor load.
+    """
+
+    clock_ghz: FloatArray
+    peak_flop_s: dict[str, FloatArray]
+    sustained_clock_ghz: dict[str, FloatArray]
+    hbm_bandwidth_tb_s: FloatArray
+    hbm_capacity_gb: FloatArray
+    unit_area_mm2: FloatArray
+    die_area_mm2: FloatArray
+    silicon_area_mm2: FloatArray
+    dies_per_wafer: FloatArray
+    die_yield: FloatArray
+    die_cost_usd: FloatArray
+    hbm_cost_usd: FloatArray
+    interposer_cost_usd: FloatArray
+    unit_cost_usd: FloatArray
+    static_power_w: FloatArray
+    hbm_power_full_w: FloatArray
+    compute_power_peak_w: dict[str, FloatArray]
+    full_load_power_w: dict[str, FloatArray]
+    energy_pj_per_flop: dict[str, FloatArray]
+    hbm_energy_pj_per_bit: FloatArray
+    power_density_w_per_mm2: FloatArray
+    constraints: dict[str, FloatArray]
+
+    def sustained_flop_s(self, fmt: str) -> FloatArray:
+        """Dense FLOP/s in ``fmt`` at the sustained (TDP-limited) clock, shape ``(n,)``."""
+        return self.peak_flop_s[fmt] * self.sustained_clock_ghz[fmt] / self.clock_ghz
+
+
+def peak_flop_s(designs: Designs) -> dict[str, FloatArray]:
+    """§1.1 Peak dense FLOP/s per format = units × FLOPs per cycle per unit × clock."""
+    return {
+        fmt: designs.compute_units * designs.flops_per_cycle(fmt) * designs.clock_ghz * GIGA
+        for fmt in FORMATS
+    }
+
+
+def hbm(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray]:
+    """§1.2 HBM bandwidth (TB/s) and capacity (GB) from generation, stacks and pin rate."""
+    pins = tech.memory["pins_per_stack"][designs.hbm_generation]
+    bandwidth_tb_s = designs.hbm_stacks * pins * designs.hbm_pin_rate_gbps / BITS_PER_BYTE / 1e3
+    capacity_gb = designs.hbm_stacks * designs.hbm_stack_capacity_gb
+    return bandwidth_tb_s, capacity_gb
+
+
+def die_area(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray]:
+    """§1.3 Area of one compute unit and of one die (mm²) at the design's node.
+
+    die = units per die × unit area + SRAM + HBM PHYs + uncore logic + I/O, where logic scales
+    with the node's density and PHYs/SerDes do not.
+    """
+    area = tech.silicon["area"]
+    scale = tech.node["logic_scale_vs_n7"][designs.node]
+    sixteen_bit = np.maximum(
+        designs.bf16_flops_per_cycle_per_unit, designs.fp16_flops_per_cycle_per_unit
+    )
+    tensor_flops = (
+        sixteen_bit
+        + area["fp8_area_weight"] * designs.fp8_flops_per_cycle_per_unit
+        + area["fp4_area_weight"] * designs.fp4_flops_per_cycle_per_unit
+    )
+    unit_mm2 = (
+        area["unit_base_mm2_at_n7"] + area["tensor_mm2_per_flop_per_cycle_at_n7"] * tensor_flops
+    ) / scale
+    dies = designs.dies_per_package
+    units_per_die = (designs.compute_units + designs.spare_units) / dies
+    sram_density = (
+        area["sram_mb_per_mm2_at_n7"]
+        * _BITCELL_N7_UM2
+        / tech.node["sram_bitcell_um2"][designs.node]
+    )
+    sram_mm2 = designs.sram_mb / dies / sram_density
+    phy_mm2 = designs.hbm_stacks / dies * tech.memory["phy_area_mm2"][designs.hbm_generation]
+    uncore_mm2 = area["uncore_mm2_at_n7"] / scale
+    io_mm2 = (
+        area["io_base_mm2"]
+        + area["serdes_mm2_per_gb_s"]
+        * (designs.scale_up_bandwidth_gb_s + designs.scale_out_bandwidth_gb_s)
+        / dies
+    )
+    return unit_mm2, units_per_die * unit_mm2 + sram_mm2 + phy_mm2 + uncore_mm2 + io_mm2
+
+
+def dies_per_wafer(die_area_mm2: FloatArray, tech: TechArrays) -> FloatArray:
+    """§1.4 Gross dies per wafer with scribe lanes and edge loss (Chiplet Actuary form).
+
+    DPW = π (d'/2)² / A' − π d' / √(2 A'), with A' = (√A + s)² and d' = d − 2e.
+    """
+    wafer = tech.silicon["wafer"]
+    usable = wafer["diameter_mm"] - 2.0 * wafer["edge_loss_mm"]
+    effective = (np.sqrt(die_area_mm2) + wafer["scribe_mm"]) ** 2
+    count = np.pi * (usable / 2.0) ** 2 / effective - np.pi * usable / np.sqrt(2.0 * effective)
+    return np.maximum(np.floor(count), 0.0)
+
+
+def negative_binomial_yield(
+    area_mm2: FloatArray, defects_per_cm2: FloatArray, alpha: float
+) -> FloatArray:
+    """§1.5 Stapper's negative-binomial yield (1 + A·D0/α)^−α of a region of ``area_mm2``."""
+    return (1.0 + area_mm2 / MM2_PER_CM2 * defects_per_cm2 / alpha) ** (-alpha)
+
+
+def die_yield(
+    designs: Designs, unit_mm2: FloatArray, die_mm2: FloatArray, tech: TechArrays
+) -> FloatArray:
+    """§1.5 Yield of a die whose spare compute units are harvested.
+
+    Y = Y0 × Y_NB(non-redundant area) × P(defective units ≤ spares), the last a binomial over
+    the die's units with each unit's own negative-binomial yield.
+    """
+    alpha = tech.silicon["yield"]["clustering_alpha"]
+    d0 = tech.node["defect_density_per_cm2"][designs.node]
+    dies = designs.dies_per_package
+    units = (designs.compute_units + designs.spare_units) / dies
+    spares = np.floor(designs.spare_units / dies)
+    fixed_mm2 = np.maximum(die_mm2 - units * unit_mm2, 0.0)
+    unit_good = negative_binomial_yield(unit_mm2, d0, alpha)
+    harvest = bdtr(spares, np.round(units), 1.0 - unit_good)
+    return (
+        tech.silicon["yield"]["systematic_yield"]
+        * negative_binomial_yield(fixed_mm2, d0, alpha)
+        * harvest
+    )
+
+
+def evaluate_silicon(designs: Designs, technology: Technology | None = None) -> Silicon:
+    """Run the whole silicon model (§1.1–§1.8) on ``designs``."""
+    tech = _tech_arrays(technology or load_technology())
+    peaks = peak_flop_s(designs)
+    bandwidth_tb_s, capacity_gb = hbm(designs, tech)
+    unit_mm2, die_mm2 = die_area(designs, tech)
+    dies = designs.dies_per_package
+    silicon_mm2 = die_mm2 * dies
+
+    # §1.6 cost: die, HBM, interposer, bonding losses, test and assembly.
+    dpw = dies_per_wafer(die_mm2, tech)
+    yield_ = die_yield(designs, unit_mm2, die_mm2, tech)
+    wafer_usd = tech.node["wafer_price_usd"][designs.node]
+    die_usd = wafer_usd / np.maximum(dpw * yield_, 1e-9)
+    hbm_usd = capacity_gb * tech.memory["cost_usd_per_gb"][designs.hbm_generation]
+    package = tech.silicon["package"]
+    interposer_mm2 = package["interposer_area_factor"] * (
+        silicon_mm2 + designs.hbm_stacks * package["hbm_footprint_mm2"]
+    )
+    interposer_usd = interposer_mm2 * package["interposer_usd_per_mm2"]
+    bonded = (dies * die_usd + hbm_usd + interposer_usd) / package["bond_yield_per_component"] ** (
+        dies + designs.hbm_stacks
+    )
+    unit_usd = bonded * (1.0 + package["test_assembly_fraction"])
+
+    # §1.7 power at full tensor load and the clock the TDP sustains.
+    power = tech.silicon["power"]
+    hbm_pj_per_bit = tech.memory["energy_pj_per_bit"][designs.hbm_generation]
+    hbm_full_w = (
+        bandwidth_tb_s
+        * TERA
+        * BITS_PER_BYTE
+        * hbm_pj_per_bit
+        * PICO
+        * power["full_load_hbm_utilization"]
+    )
+    serdes_w = (
+        (designs.scale_up_bandwidth_gb_s + designs.scale_out_bandwidth_gb_s)
+        * GIGA
+        * BITS_PER_BYTE
+        * power["serdes_pj_per_bit"]
+        * PICO
+    )
+    static_w = silicon_mm2 * tech.node["leakage_w_per_mm2"][designs.node] + serdes_w
+    energy: dict[str, FloatArray] = {}
+    compute_w: dict[str, FloatArray] = {}
+    full_w: dict[str, FloatArray] = {}
+    clocks: dict[str, FloatArray] = {}
+    headroom_w = designs.tdp_w - static_w - hbm_full_w
+    for fmt in FORMATS:
+        energy[fmt] = tech.node[f"energy_{_ENERGY_KEY[fmt]}_pj_per_flop"][designs.node]
+        compute_w[fmt] = peaks[fmt] * energy[fmt] * PICO
+        full_w[fmt] = static_w + hbm_full_w + compute_w[fmt]
+        ratio = np.clip(headroom_w / np.maximum(compute_w[fmt], 1e-12), 0.0, None) ** (
+            1.0 / power["dvfs_exponent"]
+        )
+        clocks[fmt] = designs.clock_ghz * np.minimum(ratio, 1.0)
+
+    density = designs.tdp_w / silicon_mm2
+    wafer = tech.silicon["wafer"]
+    constraints = {
+        "g_die_area": die_mm2 / wafer["reticle_limit_mm2"] - 1.0,
+        "g_power_density": density / power["max_power_density_w_per_mm2"] - 1.0,
+        "g_tdp_headroom": (static_w + hbm_full_w) / designs.tdp_w - 1.0,
+    }
+    return Silicon(
+        clock_ghz=designs.clock_ghz,
+        peak_flop_s=peaks,
+        sustained_clock_ghz=clocks,
+        hbm_bandwidth_tb_s=bandwidth_tb_s,
+        hbm_capacity_gb=capacity_gb,
+        unit_area_mm2=unit_mm2,
+        die_area_mm2=die_mm2,
+        silicon_area_mm2=silicon_mm2,
+        dies_per_wafer=dpw,
+        die_yield=yield_,
+        die_cost_usd=die_usd,
+        hbm_cost_usd=hbm_usd,
+        interposer_cost_usd=interposer_usd,
+        unit_cost_usd=unit_usd,
+        static_power_w=static_w,
+        hbm_power_full_w=hbm_full_w,
+        compute_power_peak_w=compute_w,
+        full_load_power_w=full_w,
+        energy_pj_per_flop=energy,
+        hbm_energy_pj_per_bit=hbm_pj_per_bit,
+        power_density_w_per_mm2=density,
+        constraints=constraints,
+    )

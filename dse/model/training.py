@@ -1,0 +1,355 @@
+"""The training model: a workload on ``n`` clusters of designed chips (docs/model.md §2).
+
+Everything is evaluated on a grid of shape ``(n, k)``: designs along the first axis (arrays of
+shape ``(n, 1)``), candidate plans along the second (``(1, k)``). The plan search keeps the
+plans that fit in memory and picks the fastest per design. Designs are processed in chunks so
+that the grid stays small however many designs there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.catalog.workloads import Workload, flops_per_token
+from dse.designs import Designs, FloatArray
+from dse.model.plans import Plans
+from dse.model.silicon import Silicon
+from dse.settings import Settings
+from dse.units import BITS_PER_BYTE, GIGA, PICO, TERA
+
+FULL, SELECTIVE, NONE = 2, 1, 0
+CHUNK_CELLS = 400_000
+"""Design × plan cells evaluated at once; bounds the memory of the plan search."""
+
+
+@dataclass(frozen=True)
+class Training:
+    """Per-design results at the chosen plan; every array has shape ``(n,)``.
+
+    Times in seconds unless the name says otherwise; memory in GB (1e9 bytes); FLOPs per step
+    count the whole cluster. ``plan_index`` points into the candidate :class:`Plans`; designs
+    with no plan that fits get the plan that needs the least memory and ``fits = False``.
+    """
+
+    plan_index: np.ndarray
+    dp: FloatArray
+    chips_used: FloatArray
+    microbatches: FloatArray
+    step_time_s: FloatArray
+    compute_time_s: FloatArray
+    tp_comm_time_s: FloatArray
+    pp_comm_time_s: FloatArray
+    moe_comm_time_s: FloatArray
+    dp_exposed_time_s: FloatArray
+    bubble_fraction: FloatArray
+    memory_per_chip_gb: FloatArray
+    memory_capacity_gb: FloatArray
+    model_flops_per_step: FloatArray
+    hardware_flops_per_step: FloatArray
+    steps: FloatArray
+    training_time_s: FloatArray
+    mfu: FloatArray
+    hfu: FloatArray
+    fits: np.ndarray
+    avg_chip_power_w: FloatArray
+
+
+def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """§2.3 Sustained matmul rate (FLOP/s) in the training precision, the 16-bit rate used for
+    attention, and the nominal peak used for MFU; all shape ``(n,)``.
+
+    16-bit training uses bf16 or, on chips without it, fp16. fp8/fp4 training runs the linear
+    layers in that format where the chip has it and falls back to 16-bit where it has not.
+    """
+    sixteen = np.maximum(silicon.sustained_flop_s("bf16"), silicon.sustained_flop_s("fp16"))
+    sixteen_peak = np.maximum(silicon.peak_flop_s["bf16"], silicon.peak_flop_s["fp16"])
+    if precision == "bf16":
+        return sixteen, sixteen, sixteen_peak
+    low = silicon.sustained_flop_s(precision)
+    low_peak = silicon.peak_flop_s[precision]
+    return np.where(low > 0, low, sixteen), sixteen, np.where(low_peak > 0, low_peak, sixteen_peak)
+
+
+def gemm_efficiency(smallest_dim: FloatArray, settings: Settings) -> FloatArray:
+    """§2.3 Fraction of peak a matmul reaches: η_max · x / (x + x½), x its smallest dimension."""
+    return settings.gemm_efficiency_max * smallest_dim / (smallest_dim + settings.gemm_half_size)
+
+
+def _ring_time(
+    bytes_: FloatArray, group: FloatArray, bandwidth_b_s: FloatArray, settings: Settings
+) -> FloatArray:
+    """Time of a ring all-gather or reduce-scatter of ``bytes_`` (the full buffer) over ``group``."""
+    return (group - 1.0) / group * bytes_ / (bandwidth_b_s * settings.collective_efficiency)
+
+
+def evaluate_training(
+    designs: Designs, silicon: Silicon, workload: Workload, plans: Plans, settings: Settings
+) -> Training:
+    """Search the plans for every design and return the results at the fastest plan that fits."""
+    n = len(designs)
+    chunk = max(1, CHUNK_CELLS // max(len(plans), 1))
+    parts = [
+        _evaluate_chunk(
+            designs, silicon, workload, plans, settings, slice(start, min(start + chunk, n))
+        )
+        for start in range(0, n, chunk)
+    ]
+    if not parts:
+        parts = [_evaluate_chunk(designs, silicon, workload, plans, settings, slice(0, 0))]
+    return Training(
+        **{
+            name: np.concatenate([getattr(p, name) for p in parts])
+            for name in Training.__dataclass_fields__
+        }
+    )
+
+
+def _evaluate_chunk(
+    designs: Designs, silicon: Silicon, w: Workload, plans: Plans, settings: Settings, rows: slice
+) -> Training:
+    def col(array: np.ndarray) -> FloatArray:
+        return array[rows][:, None]
+
+    s = settings
+    # ---- plan axis (1, k) -------------------------------------------------------------------
+    tp, pp, ep, mb = (
+        plans.tp[None, :],
+        plans.pp[None, :],
+        plans.ep[None, :],
+        plans.microbatch[None, :],
+    )
+    rc = plans.recompute[None, :]
+    fsdp = plans.zero_stage[None, :] == 3
+    # ---- design axis (n, 1) -----------------------------------------------------------------
+    chips = col(designs.num_chips)
+    domain = col(designs.scale_up_domain)
+    up_b_s = col(designs.scale_up_bandwidth_gb_s) * GIGA / 2.0  # per direction
+    out_b_s = col(designs.scale_out_bandwidth_gb_s) * GIGA
+    hbm_b_s = col(silicon.hbm_bandwidth_tb_s) * TERA * s.hbm_efficiency
+    capacity_b = col(silicon.hbm_capacity_gb) * GIGA * (1.0 - s.memory_reserve_fraction)
+    gemm_rate, attention_rate, peak_rate = (col(r) for r in precision_flop_s(silicon, w.precision))
+
+    # ---- §2.4 data parallelism and micro-batches ----------------------------------------------
+    sequences = w.global_batch_sequences
+    model_parallel = tp * pp
+    dp_max = np.floor(chips / model_parallel)
+    dp_batch = np.floor(sequences / mb)  # replicas beyond this would have no micro-batch to run
+    dp = (
+        np.minimum(dp_max, dp_batch)
+        if not plans.dp.any()
+        else np.broadcast_to(plans.dp[None, :], dp_max.shape)
+    )
+    dp = np.where(
+        dp >= ep, np.floor(dp / ep) * ep, 0.0
+    )  # expert groups tile the data-parallel ranks
+    valid = (dp >= 1.0) & (dp * model_parallel <= chips) & (dp * mb <= sequences)
+    dp_safe = np.maximum(dp, 1.0)
+    microbatches = sequences / (dp_safe * mb)
+    layers_per_stage = np.ceil(w.layers / pp)
+
+    # ---- §2.1 parameters on one chip ---------------------------------------------------------
+    expert_params = w.expert_params
+    shared_params = w.total_params - expert_params
+    params_chip = shared_params / model_parallel + expert_params / (model_parallel * ep)
+    optimizer_shards_shared = dp_safe if s.distributed_optimizer else 1.0
+    optimizer_shards_expert = np.maximum(dp_safe / ep, 1.0) if s.distributed_optimizer else 1.0
+    optimizer_b = s.optimizer_bytes_per_param * (
+        shared_params / model_parallel / optimizer_shards_shared
+        + expert_params / (model_parallel * ep) / optimizer_shards_expert
+    )
+    replicated_b = params_chip * (s.weight_bytes_per_param + s.grad_bytes_per_param) + optimizer_b
+    # ZeRO-3 / FSDP: everything sharded over the data-parallel ranks, two layers gathered at a time.
+    per_state_b = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
+    gathered_b = 2.0 * params_chip / layers_per_stage * s.weight_bytes_per_param
+    sharded_b = params_chip * per_state_b / dp_safe + gathered_b
+    static_b = np.where(fsdp, sharded_b, replicated_b)
+
+    # ---- §2.5 activations of one micro-batch in one layer (bytes, 16-bit, sequence-parallel) --
+    d, hd, seq = float(w.d_model), float(w.head_dim), float(w.seq_len)
+    tokens_mb = mb * seq
+    attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
+    mlp_width = 6.0 if w.ffn_kind == "swiglu" else 4.0
+    if w.is_moe:
+        moe_fraction = (w.layers - w.dense_layers) / w.layers
+        routed = (w.experts_per_token + w.shared_experts) * mlp_width * w.moe_ffn_dim
+        mlp = 3 * d + (1 - moe_fraction) * mlp_width * w.ffn_dim + moe_fraction * routed
+    else:
+        moe_fraction = 0.0
+        mlp = 3 * d + mlp_width * w.ffn_dim
+    per_token_layer = attention_linear + mlp + 4 * d
+    layer_b = tokens_mb * per_token_layer / tp
+    scores_b = 5.0 * w.heads * seq * tokens_mb / tp
+    kept_layer_b = np.where(
+        rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, 2.0 * tokens_mb * d / tp)
+    )
+    in_flight = np.minimum(pp, microbatches)
+    logits_b = 4.0 * tokens_mb * w.vocab_size / tp
+    working_b = np.where(rc == FULL, layer_b, 0.0)
+    activation_b = in_flight * layers_per_stage * kept_layer_b + working_b + logits_b
+    memory_b = static_b + activation_b
+    fits = valid & (memory_b <= capacity_b)
+
+    # ---- §2.2/§2.6 FLOPs and compute time of one micro-batch on one stage --------------------
+    matmul_per_token, attention_per_token = flops_per_token(w)
+    logits_per_token = 6.0 * w.vocab_size * d
+    layer_matmul_per_token = (matmul_per_token - logits_per_token) / w.layers
+    expert_share = 0.0
+    if w.is_moe:
+        active_expert = (
+            (w.layers - w.dense_layers)
+            * (w.experts_per_token + w.shared_experts)
+            * w.ffn_matrices
+            * d
+            * w.moe_ffn_dim
+        )
+        expert_share = min(6.0 * active_expert / w.layers / max(layer_matmul_per_token, 1.0), 1.0)
+    attention_layer_per_token = attention_per_token / w.layers
+    stage_matmul = tokens_mb * layer_matmul_per_token * layers_per_stage / tp
+    stage_attention = tokens_mb * attention_layer_per_token * layers_per_stage / tp
+    logits = tokens_mb * logits_per_token / tp
+    recompute_factor = np.where(rc == FULL, 4.0 / 3.0, 1.0)
+    attention_recompute = np.where(rc == NONE, 1.0, 4.0 / 3.0)
+
+    dense_eff = gemm_efficiency(np.minimum(tokens_mb, d / tp), s)
+    if w.is_moe:
+        expert_tokens = tokens_mb * w.experts_per_token * ep / w.experts
+        expert_eff = gemm_efficiency(np.minimum(expert_tokens, w.moe_ffn_dim / tp), s)
+        matmul_time = (
+            stage_matmul * ((1 - expert_share) / dense_eff + expert_share / expert_eff) / gemm_rate
+        )
+    else:
+        matmul_time = stage_matmul / (dense_eff * gemm_rate)
+    # Causal attention computes half the score matrix; the model-FLOP convention counts it all.
+    attention_time = 0.5 * stage_attention / (s.attention_efficiency * dense_eff * attention_rate)
+    logits_eff = gemm_efficiency(np.minimum(tokens_mb, w.vocab_size / tp), s)
+    logits_time = logits / (logits_eff * gemm_rate)
+    memory_time = s.elementwise_bytes_per_activation_byte * layers_per_stage * layer_b / hbm_b_s
+    compute_mb = (
+        matmul_time * recompute_factor
+        + attention_time * attention_recompute
+        + memory_time * recompute_factor
+        + logits_time
+    )
+
+    # ---- §2.7 communication of one micro-batch on one stage -----------------------------------
+    tp_b_s = np.where(tp <= domain, up_b_s, out_b_s)
+    activation_msg = tokens_mb * d * 2.0
+    tp_collectives = np.where(rc == FULL, 12.0, 8.0) * layers_per_stage
+    tp_comm = np.where(tp > 1, tp_collectives * _ring_time(activation_msg, tp, tp_b_s, s), 0.0) * (
+        1.0 - s.tp_overlap
+    )
+    pp_b_s = np.where(model_parallel <= domain, up_b_s, out_b_s)
+    pp_comm = np.where(pp > 1, 2.0 * activation_msg / tp / pp_b_s, 0.0)
+    if w.is_moe:
+        ep_b_s = np.where(model_parallel * ep <= domain, up_b_s, out_b_s)
+        a2a_bytes = tokens_mb * w.experts_per_token * d * 2.0 / tp * (ep - 1.0) / ep
+        a2a_count = np.where(rc == FULL, 6.0, 4.0) * layers_per_stage * moe_fraction
+        moe_comm = a2a_count * a2a_bytes / (ep_b_s * s.collective_efficiency)
+    else:
+        moe_comm = np.zeros_like(pp_comm)
+    stage_mb = compute_mb + tp_comm + pp_comm + moe_comm
+    pipeline = (microbatches + pp - 1.0) * stage_mb
+
+    # ---- §2.7 data-parallel gradient reduction, partly hidden behind the backward pass -------
+    # Ranks of one data-parallel group that share a scale-up domain reduce there first and then
+    # cross the scale-out network over their own NICs in parallel (hierarchical collectives).
+    dp_per_domain = np.clip(domain / model_parallel, 1.0, dp_safe)
+    dp_b_s = np.where(
+        model_parallel * dp_safe <= domain, up_b_s, np.minimum(up_b_s, out_b_s * dp_per_domain)
+    )
+    shared_grad = shared_params / model_parallel * s.grad_reduce_bytes_per_param
+    expert_grad = expert_params / (model_parallel * ep) * s.grad_reduce_bytes_per_param
+    expert_dp = np.maximum(dp_safe / ep, 1.0)
+    dp_comm = 2.0 * _ring_time(shared_grad, dp_safe, dp_b_s, s) + 2.0 * _ring_time(
+        expert_grad, expert_dp, dp_b_s, s
+    )
+    # FSDP gathers the weights for every micro-batch's forward and backward pass and
+    # reduce-scatters gradients once per micro-batch, all prefetched behind compute.
+    weights_b = params_chip * s.weight_bytes_per_param
+    fsdp_comm = 2.0 * microbatches * _ring_time(
+        weights_b, dp_safe, dp_b_s, s
+    ) + microbatches * _ring_time(params_chip * s.grad_reduce_bytes_per_param, dp_safe, dp_b_s, s)
+    hidden_behind = np.where(fsdp, pipeline, pipeline * 2.0 / 3.0)
+    dp_comm = np.where(fsdp, fsdp_comm, dp_comm)
+    dp_exposed = np.maximum(dp_comm * (1.0 - s.dp_overlap), dp_comm - hidden_behind)
+    optimizer_time = 2.0 * np.where(fsdp, static_b, static_b / optimizer_shards_shared) / hbm_b_s
+    step = pipeline + dp_exposed + optimizer_time
+
+    # ---- §2.4 choose the fastest plan that fits; else the one that needs the least memory ----
+    over = memory_b / capacity_b
+    score = np.where(fits, step, np.inf)
+    best_fit = np.argmin(score, axis=1)
+    least_over = np.argmin(np.where(valid, over, np.inf), axis=1)
+    any_fit = (
+        np.isfinite(np.min(score, axis=1)) if score.shape[1] else np.zeros(score.shape[0], bool)
+    )
+    best = np.where(any_fit, best_fit, least_over)
+
+    def pick(grid: np.ndarray) -> np.ndarray:
+        full = np.broadcast_to(grid, step.shape)
+        return np.take_along_axis(full, best[:, None], axis=1)[:, 0]
+
+    chips_used = pick(dp_safe * model_parallel)
+    tokens_step = sequences * seq
+    model_flops_step = tokens_step * (matmul_per_token + attention_per_token)
+    hardware_per_token = matmul_per_token * pick(recompute_factor) + attention_per_token * pick(
+        attention_recompute
+    )
+    step_s = pick(step)
+    steps = w.tokens / tokens_step
+    train_s = steps * step_s / s.goodput
+    peak = pick(peak_rate)
+    mfu = model_flops_step / (step_s * chips_used * peak)
+    hfu = tokens_step * hardware_per_token / (step_s * chips_used * peak)
+
+    # ---- §3.1 average chip power over a step ---------------------------------------------------
+    hardware_flops_chip = tokens_step * hardware_per_token / chips_used
+    precision = w.precision if w.precision != "bf16" else "bf16"
+    energy_pj = silicon.energy_pj_per_flop[precision][rows]
+    energy_pj = np.where(
+        silicon.peak_flop_s[precision][rows] > 0,
+        energy_pj,
+        silicon.energy_pj_per_flop["bf16"][rows],
+    )
+    clock_ratio = silicon.sustained_clock_ghz[precision][rows] / silicon.clock_ghz[rows]
+    clock_ratio = np.where(np.isfinite(clock_ratio) & (clock_ratio > 0), clock_ratio, 1.0)
+    dvfs = clock_ratio ** (_dvfs_exponent() - 1.0)
+    compute_w = hardware_flops_chip * energy_pj * dvfs * PICO / step_s
+    hbm_bytes = pick(
+        s.elementwise_bytes_per_activation_byte * layer_b * layers_per_stage * microbatches
+        + 2.0 * static_b
+    )
+    hbm_w = hbm_bytes * BITS_PER_BYTE * silicon.hbm_energy_pj_per_bit[rows] * PICO / step_s
+    avg_power = np.minimum(silicon.static_power_w[rows] + compute_w + hbm_w, designs.tdp_w[rows])
+
+    return Training(
+        plan_index=best,
+        dp=pick(dp_safe),
+        chips_used=chips_used,
+        microbatches=pick(microbatches),
+        step_time_s=step_s,
+        compute_time_s=pick((microbatches + pp - 1.0) * compute_mb),
+        tp_comm_time_s=pick(microbatches * tp_comm),
+        pp_comm_time_s=pick(microbatches * pp_comm),
+        moe_comm_time_s=pick(microbatches * moe_comm),
+        dp_exposed_time_s=pick(dp_exposed),
+        bubble_fraction=pick((pp - 1.0) / (microbatches + pp - 1.0)),
+        memory_per_chip_gb=pick(memory_b) / GIGA,
+        memory_capacity_gb=silicon.hbm_capacity_gb[rows],
+        model_flops_per_step=np.full(step_s.shape, model_flops_step),
+        hardware_flops_per_step=tokens_step * hardware_per_token,
+        steps=np.full(step_s.shape, steps),
+        training_time_s=train_s,
+        mfu=mfu,
+        hfu=hfu,
+        fits=any_fit,
+        avg_chip_power_w=avg_power,
+    )
+
+
+def _dvfs_exponent() -> float:
+    from dse.catalog.technology import load_technology
+
+    return float(load_technology().silicon["power"]["dvfs_exponent"])

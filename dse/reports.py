@@ -1,0 +1,94 @@
+"""Derived figures of catalog entries, as plain records for the command line and programs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dse.catalog.chips import FORMATS, Chip
+from dse.catalog.workloads import Workload, flops_per_token, training_flops
+from dse.designs import from_chips
+from dse.model.silicon import evaluate_silicon
+from dse.units import TERA
+
+
+def chip_summary(chip: Chip) -> dict[str, Any]:
+    """One chip's parameters, the silicon model's derived figures and the published ones.
+
+    ``die_area_mm2`` is the published total silicon per package (None when unpublished);
+    ``die_area_model_mm2`` is the model's estimate of the same quantity.
+    """
+    s = evaluate_silicon(from_chips([chip]))
+    formats = [fmt for fmt in FORMATS if chip.flops_per_cycle(fmt) > 0]
+    published = chip.published
+    return {
+        "id": chip.id,
+        "name": chip.name,
+        "vendor": chip.vendor,
+        "year": chip.year,
+        "node": chip.node,
+        "dies_per_package": chip.dies_per_package,
+        "compute_units": chip.compute_units,
+        "compute_units_physical": chip.compute_units_physical,
+        "clock_ghz": chip.clock_ghz,
+        "peak_tflop_s": {fmt: float(s.peak_flop_s[fmt][0]) / TERA for fmt in formats},
+        "sustained_tflop_s": {fmt: float(s.sustained_flop_s(fmt)[0]) / TERA for fmt in formats},
+        "sram_mb": chip.sram_mb,
+        "hbm_generation": chip.hbm_generation,
+        "hbm_stacks": chip.hbm_stacks,
+        "hbm_bandwidth_tb_s": float(s.hbm_bandwidth_tb_s[0]),
+        "hbm_capacity_gb": float(s.hbm_capacity_gb[0]),
+        "tdp_w": chip.tdp_w,
+        "full_load_power_w": float(s.full_load_power_w[formats[0]][0]),
+        "die_area_mm2": published.get("die_area_mm2"),
+        "die_area_model_mm2": float(s.silicon_area_mm2[0]),
+        "die_area_per_die_model_mm2": float(s.die_area_mm2[0]),
+        "dies_per_wafer": float(s.dies_per_wafer[0]),
+        "die_yield": float(s.die_yield[0]),
+        "die_cost_usd": float(s.die_cost_usd[0]),
+        "hbm_cost_usd": float(s.hbm_cost_usd[0]),
+        "interposer_cost_usd": float(s.interposer_cost_usd[0]),
+        "unit_cost_usd": float(s.unit_cost_usd[0]),
+        "unit_price_usd": published.get("unit_price_usd"),
+        "power_density_w_per_mm2": float(s.power_density_w_per_mm2[0]),
+        "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
+        "scale_up_domain": chip.scale_up_domain,
+        "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
+        "feasible": bool(all(g[0] <= 0 for g in s.constraints.values())),
+        "published": dict(published),
+        "source": chip.source,
+    }
+
+
+def workload_summary(workload: Workload) -> dict[str, Any]:
+    """One workload's shape, parameter counts and training FLOPs (docs/model.md §2.1–§2.2)."""
+    matmul, attention = flops_per_token(workload)
+    flops = training_flops(workload)
+    return {
+        "id": workload.id,
+        "name": workload.name,
+        "total_params": workload.total_params,
+        "active_params": workload.active_params,
+        "moe_k": workload.moe_k,
+        "tokens": workload.tokens,
+        "tokens_per_param": workload.tokens / workload.total_params,
+        "seq_len": workload.seq_len,
+        "global_batch_tokens": workload.global_batch_tokens,
+        "precision": workload.precision,
+        "training_flops": flops,
+        "flops_per_token": matmul + attention,
+        "attention_flops_fraction": attention / (matmul + attention),
+        "six_p_t_ratio": flops / (6.0 * workload.active_params * workload.tokens),
+        "shape": {
+            "layers": workload.layers,
+            "d_model": workload.d_model,
+            "heads": workload.heads,
+            "kv_heads": workload.kv_heads,
+            "head_dim": workload.head_dim,
+            "ffn_dim": workload.ffn_dim,
+            "ffn_kind": workload.ffn_kind,
+            "vocab_size": workload.vocab_size,
+            "experts": workload.experts,
+            "experts_per_token": workload.experts_per_token,
+        },
+        "source": workload.source,
+    }

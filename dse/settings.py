@@ -1,0 +1,131 @@
+"""Model defaults (efficiencies, memory, cluster, economics) from ``dse/defaults.toml``.
+
+One flat, frozen record; each field is also a command-line option of ``dse evaluate``. The
+file's sources stay beside the values in ``Settings.sources``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from dse.catalog._schema import Field, Table, check, read_toml
+from dse.errors import InputError
+
+_FRACTION = Field(minimum=0.0, maximum=1.0)
+_POSITIVE = Field(positive=True)
+_NON_NEGATIVE = Field(minimum=0.0)
+
+SETTINGS_SCHEMA = Table(
+    {
+        "efficiency": Table(
+            {
+                "gemm_efficiency_max": Field(positive=True, maximum=1.0),
+                "gemm_half_size": _NON_NEGATIVE,
+                "attention_efficiency": Field(positive=True, maximum=1.0),
+                "memory_bound_bytes_per_flop_param": _NON_NEGATIVE,
+                "elementwise_bytes_per_activation_byte": _NON_NEGATIVE,
+                "hbm_efficiency": Field(positive=True, maximum=1.0),
+                "collective_efficiency": Field(positive=True, maximum=1.0),
+                "dp_overlap": _FRACTION,
+                "tp_overlap": _FRACTION,
+                "goodput": Field(positive=True, maximum=1.0),
+                "memory_reserve_fraction": Field(minimum=0.0, maximum=0.9),
+            },
+            sourced=True,
+        ),
+        "memory": Table(
+            {
+                "weight_bytes_per_param": _POSITIVE,
+                "grad_bytes_per_param": _NON_NEGATIVE,
+                "optimizer_bytes_per_param": _NON_NEGATIVE,
+                "distributed_optimizer": Field("bool"),
+                "grad_reduce_bytes_per_param": _POSITIVE,
+            },
+            sourced=True,
+        ),
+        "cluster": Table(
+            {"host_power_w_per_chip": _NON_NEGATIVE, "pue": Field(minimum=1.0)}, sourced=True
+        ),
+        "economics": Table(
+            {
+                "electricity_usd_per_kwh": _NON_NEGATIVE,
+                "service_life_years": _POSITIVE,
+                "system_overhead_fraction": _NON_NEGATIVE,
+                "price_to_cost_markup": _POSITIVE,
+            },
+            sourced=True,
+        ),
+    }
+)
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every default of the training and economics models; see ``dse/defaults.toml``."""
+
+    gemm_efficiency_max: float
+    gemm_half_size: float
+    attention_efficiency: float
+    memory_bound_bytes_per_flop_param: float
+    elementwise_bytes_per_activation_byte: float
+    hbm_efficiency: float
+    collective_efficiency: float
+    dp_overlap: float
+    tp_overlap: float
+    goodput: float
+    memory_reserve_fraction: float
+    weight_bytes_per_param: float
+    grad_bytes_per_param: float
+    optimizer_bytes_per_param: float
+    distributed_optimizer: bool
+    grad_reduce_bytes_per_param: float
+    host_power_w_per_chip: float
+    pue: float
+    electricity_usd_per_kwh: float
+    service_life_years: float
+    system_overhead_fraction: float
+    price_to_cost_markup: float
+    sources: MappingProxyType[str, str]
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The settable fields (all but ``sources``)."""
+        return [f.name for f in fields(cls) if f.name != "sources"]
+
+    def with_overrides(self, source: str = "command line", **overrides: Any) -> Settings:
+        """A copy with the given fields replaced, checked against the same rules as the file."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        for key, value in changes.items():
+            spec = _field_spec(key)
+            if spec is None:
+                raise InputError(source, key, f"one of {self.names()}", key)
+            flat = {key: value}
+            check(flat, Table({key: spec}), source, "")
+        return replace(self, **changes)
+
+
+def _field_spec(name: str) -> Field | None:
+    for section in SETTINGS_SCHEMA.fields.values():
+        assert isinstance(section, Table)
+        spec = section.fields.get(name)
+        if isinstance(spec, Field):
+            return spec
+    return None
+
+
+@cache
+def load_settings(path: Path = DEFAULTS_PATH) -> Settings:
+    """Read and validate the defaults file (cached)."""
+    values = check(read_toml(path), SETTINGS_SCHEMA, path)
+    flat: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for section in values.values():
+        sources.update(section.pop("sources"))
+        flat.update(section)
+    return Settings(**flat, sources=MappingProxyType(sources))

@@ -1,0 +1,29 @@
+"""One unit vocabulary for the whole project: named scale factors instead of bare powers of ten.
+
+Names follow the project's rule that units appear in every name: ``tdp_w``,
+``hbm_bandwidth_tb_s``, ``energy_mwh``. Convert at the edges with these constants.
+"""
+
+from __future__ import annotations
+
+KILO = 1e3
+MEGA = 1e6
+GIGA = 1e9
+TERA = 1e12
+PETA = 1e15
+
+BITS_PER_BYTE = 8.0
+PICO = 1e-12
+
+SECONDS_PER_HOUR = 3600.0
+HOURS_PER_DAY = 24.0
+SECONDS_PER_DAY = SECONDS_PER_HOUR * HOURS_PER_DAY
+DAYS_PER_YEAR = 365.25
+HOURS_PER_YEAR = HOURS_PER_DAY * DAYS_PER_YEAR
+
+MM2_PER_CM2 = 100.0
+MB_PER_MIB = 1.048576
+GB_PER_GIB = 1.073741824
+W_PER_MW = 1e6
+WH_PER_MWH = 1e6
+KWH_PER_MWH = 1e3

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.special import bdtr
+from scipy.special import betainc
 
 from dse.catalog.chips import FORMATS
 from dse.catalog.technology import Technology, load_technology
@@ -178,7 +178,9 @@ def die_yield(
     spares = np.floor(designs.spare_units / dies)
     fixed_mm2 = np.maximum(die_mm2 - units * unit_mm2, 0.0)
     unit_good = negative_binomial_yield(unit_mm2, d0, alpha)
-    harvest = bdtr(spares, np.round(units), 1.0 - unit_good)
+    # P(binomial(units, 1 − y_unit) ≤ spares), as the regularized incomplete beta function.
+    units = np.maximum(np.round(units), spares + 1.0)
+    harvest = betainc(units - spares, spares + 1.0, unit_good)
     return (
         tech.silicon["yield"]["systematic_yield"]
         * negative_binomial_yield(fixed_mm2, d0, alpha)

@@ -20,8 +20,10 @@ from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, GIGA, PICO, TERA
 
 FULL, SELECTIVE, NONE = 2, 1, 0
-CHUNK_CELLS = 400_000
-"""Design × plan cells evaluated at once; bounds the memory of the plan search."""
+CHUNK_CELLS = 40_000
+"""Design × plan cells evaluated at once: small enough that the temporaries stay in the CPU's
+caches (~2x faster than 400k cells on this project's machines), large enough to amortize
+Python overhead; also bounds the plan search's memory."""
 
 
 @dataclass(frozen=True)
@@ -261,10 +263,10 @@ def _evaluate_chunk(
     )
     shared_grad = shared_params / model_parallel * s.grad_reduce_bytes_per_param
     expert_grad = expert_params / (model_parallel * ep) * s.grad_reduce_bytes_per_param
-    expert_dp = np.maximum(dp_safe / ep, 1.0)
-    dp_comm = 2.0 * _ring_time(shared_grad, dp_safe, dp_b_s, s) + 2.0 * _ring_time(
-        expert_grad, expert_dp, dp_b_s, s
-    )
+    dp_comm = 2.0 * _ring_time(shared_grad, dp_safe, dp_b_s, s)
+    if w.is_moe:
+        expert_dp = np.maximum(dp_safe / ep, 1.0)
+        dp_comm = dp_comm + 2.0 * _ring_time(expert_grad, expert_dp, dp_b_s, s)
     # FSDP gathers the weights for every micro-batch's forward and backward pass and
     # reduce-scatters gradients once per micro-batch, all prefetched behind compute.
     weights_b = params_chip * s.weight_bytes_per_param
@@ -291,6 +293,8 @@ def _evaluate_chunk(
         full = np.broadcast_to(grid, step.shape)
         return np.take_along_axis(full, best[:, None], axis=1)[:, 0]
 
+    chosen_mb = pick(microbatches)
+    chosen_pp = plans.pp[best]
     chips_used = pick(dp_safe * model_parallel)
     tokens_step = sequences * seq
     model_flops_step = tokens_step * (matmul_per_token + attention_per_token)
@@ -317,10 +321,9 @@ def _evaluate_chunk(
     clock_ratio = np.where(np.isfinite(clock_ratio) & (clock_ratio > 0), clock_ratio, 1.0)
     dvfs = clock_ratio ** (_dvfs_exponent() - 1.0)
     compute_w = hardware_flops_chip * energy_pj * dvfs * PICO / step_s
-    hbm_bytes = pick(
-        s.elementwise_bytes_per_activation_byte * layer_b * layers_per_stage * microbatches
-        + 2.0 * static_b
-    )
+    hbm_bytes = s.elementwise_bytes_per_activation_byte * pick(
+        layer_b * layers_per_stage
+    ) * chosen_mb + 2.0 * pick(static_b)
     hbm_w = hbm_bytes * BITS_PER_BYTE * silicon.hbm_energy_pj_per_bit[rows] * PICO / step_s
     avg_power = np.minimum(silicon.static_power_w[rows] + compute_w + hbm_w, designs.tdp_w[rows])
 
@@ -328,14 +331,14 @@ def _evaluate_chunk(
         plan_index=best,
         dp=pick(dp_safe),
         chips_used=chips_used,
-        microbatches=pick(microbatches),
+        microbatches=chosen_mb,
         step_time_s=step_s,
-        compute_time_s=pick((microbatches + pp - 1.0) * compute_mb),
-        tp_comm_time_s=pick(microbatches * tp_comm),
-        pp_comm_time_s=pick(microbatches * pp_comm),
-        moe_comm_time_s=pick(microbatches * moe_comm),
+        compute_time_s=(chosen_mb + chosen_pp - 1.0) * pick(compute_mb),
+        tp_comm_time_s=chosen_mb * pick(tp_comm),
+        pp_comm_time_s=chosen_mb * pick(pp_comm),
+        moe_comm_time_s=chosen_mb * pick(moe_comm),
         dp_exposed_time_s=pick(dp_exposed),
-        bubble_fraction=pick((pp - 1.0) / (microbatches + pp - 1.0)),
+        bubble_fraction=(chosen_pp - 1.0) / (chosen_mb + chosen_pp - 1.0),
         memory_per_chip_gb=pick(memory_b) / GIGA,
         memory_capacity_gb=silicon.hbm_capacity_gb[rows],
         model_flops_per_step=np.full(step_s.shape, model_flops_step),

@@ -89,9 +89,10 @@ def candidate_plans(
     zeros = [zero_stage] if zero_stage else list(ZERO_STAGES)
     if zero_stage is not None and zero_stage not in ZERO_STAGES:
         raise InputError("--zero-stage", "", f"one of {list(ZERO_STAGES)}", zero_stage)
-    for name, value, limit in (("--tp", tp, workload.heads), ("--pp", pp, workload.layers)):
-        if value is not None and not 1 <= value <= limit:
-            raise InputError(name, "", f"a whole number from 1 to {limit}", value)
+    if tp is not None and (tp < 1 or workload.heads % tp):
+        raise InputError("--tp", "", f"a divisor of the attention heads ({workload.heads})", tp)
+    if pp is not None and not 1 <= pp <= workload.layers:
+        raise InputError("--pp", "", f"a whole number from 1 to the layers ({workload.layers})", pp)
     if microbatch is not None and not 1 <= microbatch <= sequences:
         raise InputError(
             "--microbatch",

@@ -244,7 +244,9 @@ def evaluate_silicon(designs: Designs, technology: Technology | None = None) -> 
         ratio = np.clip(headroom_w / np.maximum(compute_w[fmt], 1e-12), 0.0, None) ** (
             1.0 / power["dvfs_exponent"]
         )
-        clocks[fmt] = designs.clock_ghz * np.minimum(ratio, 1.0)
+        # A format the chip lacks draws no tensor power, so it throttles nothing.
+        ratio = np.where(compute_w[fmt] > 0, np.minimum(ratio, 1.0), 1.0)
+        clocks[fmt] = designs.clock_ghz * ratio
 
     density = designs.tdp_w / silicon_mm2
     wafer = tech.silicon["wafer"]

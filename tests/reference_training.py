@@ -1,0 +1,225 @@
+"""A readable scalar reference of the training and economics models (docs/model.md §2–§3).
+
+One design, one plan at a time, in plain ``math``; the plan search is an explicit loop. The
+vectorized model must agree with it on random designs and plans.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dse.catalog.workloads import Workload, flops_per_token
+from dse.settings import Settings
+
+
+@dataclass
+class Chip:
+    """What the training model needs to know about one design (from the silicon model)."""
+
+    num_chips: float
+    domain: float
+    scale_up_gb_s: float
+    scale_out_gb_s: float
+    hbm_tb_s: float
+    hbm_gb: float
+    gemm_flop_s: float  # sustained, training precision
+    attention_flop_s: float  # sustained, 16-bit
+    peak_flop_s: float  # nominal, training precision
+
+
+@dataclass
+class Plan:
+    tp: int
+    pp: int
+    ep: int
+    microbatch: int
+    recompute: str
+    zero_stage: int
+
+
+def ring(bytes_: float, group: float, bandwidth: float, s: Settings) -> float:
+    return (group - 1) / group * bytes_ / (bandwidth * s.collective_efficiency)
+
+
+def gemm_eff(x: float, s: Settings) -> float:
+    return s.gemm_efficiency_max * x / (x + s.gemm_half_size)
+
+
+def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] | None:
+    """Step time and memory of one plan; None when the plan cannot run at all."""
+    sequences = w.global_batch_sequences
+    mp = plan.tp * plan.pp
+    dp = min(math.floor(chip.num_chips / mp), math.floor(sequences / plan.microbatch))
+    dp = math.floor(dp / plan.ep) * plan.ep if dp >= plan.ep else 0
+    if dp < 1 or dp * mp > chip.num_chips or dp * plan.microbatch > sequences:
+        return None
+    m = sequences / (dp * plan.microbatch)
+    layers = math.ceil(w.layers / plan.pp)
+    full, none = plan.recompute == "full", plan.recompute == "none"
+
+    # memory
+    experts = w.expert_params
+    shared = w.total_params - experts
+    params = shared / mp + experts / (mp * plan.ep)
+    if plan.zero_stage == 3:
+        states = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
+        static = params * states / dp + 2 * params / layers * s.weight_bytes_per_param
+    else:
+        shards = dp if s.distributed_optimizer else 1
+        expert_shards = max(dp / plan.ep, 1) if s.distributed_optimizer else 1
+        optimizer = s.optimizer_bytes_per_param * (
+            shared / mp / shards + experts / (mp * plan.ep) / expert_shards
+        )
+        static = params * (s.weight_bytes_per_param + s.grad_bytes_per_param) + optimizer
+    d, hd, seq = w.d_model, w.head_dim, w.seq_len
+    tokens = plan.microbatch * seq
+    attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
+    width = 6 if w.ffn_kind == "swiglu" else 4
+    if w.is_moe:
+        f = (w.layers - w.dense_layers) / w.layers
+        mlp = (
+            3 * d
+            + (1 - f) * width * w.ffn_dim
+            + f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
+        )
+    else:
+        f = 0.0
+        mlp = 3 * d + width * w.ffn_dim
+    layer = tokens * (attention_linear + mlp + 4 * d) / plan.tp
+    if none:
+        kept = layer + 5 * w.heads * seq * tokens / plan.tp
+    elif full:
+        kept = 2 * tokens * d / plan.tp
+    else:
+        kept = layer
+    activations = (
+        min(plan.pp, m) * layers * kept
+        + (layer if full else 0)
+        + 4 * tokens * w.vocab_size / plan.tp
+    )
+    memory = static + activations
+
+    # compute of one micro-batch on one stage
+    matmul, attention = flops_per_token(w)
+    logits = 6 * w.vocab_size * d
+    per_layer = (matmul - logits) / w.layers
+    dense_eff = gemm_eff(min(tokens, d / plan.tp), s)
+    stage_matmul = tokens * per_layer * layers / plan.tp
+    if w.is_moe:
+        active_expert = (
+            (w.layers - w.dense_layers)
+            * (w.experts_per_token + w.shared_experts)
+            * w.ffn_matrices
+            * d
+            * w.moe_ffn_dim
+        )
+        share = min(6 * active_expert / w.layers / max(per_layer, 1), 1)
+        expert_eff = gemm_eff(
+            min(tokens * w.experts_per_token * plan.ep / w.experts, w.moe_ffn_dim / plan.tp), s
+        )
+        t_matmul = stage_matmul * ((1 - share) / dense_eff + share / expert_eff) / chip.gemm_flop_s
+    else:
+        t_matmul = stage_matmul / (dense_eff * chip.gemm_flop_s)
+    t_attention = (
+        0.5
+        * tokens
+        * attention
+        / w.layers
+        * layers
+        / plan.tp
+        / (s.attention_efficiency * dense_eff * chip.attention_flop_s)
+    )
+    t_logits = (
+        tokens
+        * logits
+        / plan.tp
+        / (gemm_eff(min(tokens, w.vocab_size / plan.tp), s) * chip.gemm_flop_s)
+    )
+    hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
+    t_memory = s.elementwise_bytes_per_activation_byte * layers * layer / hbm
+    redo = 4 / 3 if full else 1.0
+    compute = t_matmul * redo + t_attention * (1.0 if none else 4 / 3) + t_memory * redo + t_logits
+
+    # communication of one micro-batch on one stage
+    up = chip.scale_up_gb_s * 1e9 / 2
+    out = chip.scale_out_gb_s * 1e9
+    message = tokens * d * 2
+    tp_comm = 0.0
+    if plan.tp > 1:
+        bw = up if plan.tp <= chip.domain else out
+        tp_comm = (12 if full else 8) * layers * ring(message, plan.tp, bw, s) * (1 - s.tp_overlap)
+    pp_comm = 2 * message / plan.tp / (up if mp <= chip.domain else out) if plan.pp > 1 else 0.0
+    moe_comm = 0.0
+    if w.is_moe:
+        bw = up if mp * plan.ep <= chip.domain else out
+        moe_comm = (
+            (6 if full else 4)
+            * layers
+            * f
+            * tokens
+            * w.experts_per_token
+            * d
+            * 2
+            / plan.tp
+            * (plan.ep - 1)
+            / plan.ep
+            / (bw * s.collective_efficiency)
+        )
+    pipeline = (m + plan.pp - 1) * (compute + tp_comm + pp_comm + moe_comm)
+
+    # data parallelism
+    per_domain = min(max(chip.domain / mp, 1), dp)
+    dp_bw = up if mp * dp <= chip.domain else min(up, out * per_domain)
+    if plan.zero_stage == 3:
+        comm = 2 * m * ring(params * s.weight_bytes_per_param, dp, dp_bw, s) + m * ring(
+            params * s.grad_reduce_bytes_per_param, dp, dp_bw, s
+        )
+        hidden = pipeline
+        optimizer_time = 2 * static / hbm
+    else:
+        comm = 2 * ring(shared / mp * s.grad_reduce_bytes_per_param, dp, dp_bw, s)
+        if w.is_moe:
+            comm += 2 * ring(
+                experts / (mp * plan.ep) * s.grad_reduce_bytes_per_param,
+                max(dp / plan.ep, 1),
+                dp_bw,
+                s,
+            )
+        hidden = pipeline * 2 / 3
+        optimizer_time = 2 * static / (dp if s.distributed_optimizer else 1) / hbm
+    exposed = max(comm * (1 - s.dp_overlap), comm - hidden)
+    return {
+        "step_time_s": pipeline + exposed + optimizer_time,
+        "memory_gb": memory / 1e9,
+        "fits": memory <= chip.hbm_gb * 1e9 * (1 - s.memory_reserve_fraction),
+        "dp": dp,
+        "recompute_factor": redo,
+        "attention_recompute": 1.0 if none else 4 / 3,
+    }
+
+
+def best_plan(
+    chip: Chip, w: Workload, plans: list[Plan], s: Settings
+) -> tuple[int, dict[str, float]] | None:
+    """The fastest plan that fits, as (index, results); None when none fits."""
+    best: tuple[int, dict[str, float]] | None = None
+    for i, plan in enumerate(plans):
+        result = step(chip, w, plan, s)
+        if result is None or not result["fits"]:
+            continue
+        if best is None or result["step_time_s"] < best[1]["step_time_s"]:
+            best = (i, result)
+    return best
+
+
+def training_days_and_mfu(
+    chip: Chip, w: Workload, plan: Plan, result: dict[str, float], s: Settings
+) -> tuple[float, float]:
+    matmul, attention = flops_per_token(w)
+    tokens_step = w.global_batch_sequences * w.seq_len
+    steps = w.tokens / tokens_step
+    days = steps * result["step_time_s"] / s.goodput / 86400
+    used = result["dp"] * plan.tp * plan.pp
+    mfu = tokens_step * (matmul + attention) / (result["step_time_s"] * used * chip.peak_flop_s)
+    return days, mfu

@@ -1,0 +1,126 @@
+"""The silicon model: datasheet figures, die areas, cost, throttling, constraints (issue 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dse.catalog.chips import load_chip
+from dse.catalog.technology import load_technology
+from dse.designs import Designs, from_chips
+from dse.model.silicon import evaluate_silicon
+
+from .reference_silicon import silicon as reference
+
+
+def one(chip_id: str, **changes: float) -> Designs:
+    designs = from_chips([load_chip(chip_id)])
+    return designs.replace(**changes) if changes else designs
+
+
+def test_h100_peaks_match_the_datasheet_exactly() -> None:
+    s = evaluate_silicon(one("h100-sxm"))
+    assert s.peak_flop_s["bf16"][0] / 1e12 == pytest.approx(989.4, rel=0.01)
+    assert s.peak_flop_s["fp8"][0] / 1e12 == pytest.approx(1978.9, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("chip_id", "published_mm2"), [("v100", 815), ("a100-80gb", 826), ("h100-sxm", 814)]
+)
+def test_modeled_die_area_within_15_percent(chip_id: str, published_mm2: float) -> None:
+    area = evaluate_silicon(one(chip_id)).silicon_area_mm2[0]
+    assert abs(area / published_mm2 - 1) <= 0.15
+
+
+def test_h100_unit_cost_inside_published_estimates() -> None:
+    # Raymond James 2023 ~$3,320; teardown-style estimates $2.5-4.5k (reference/technology.md §2.6)
+    s = evaluate_silicon(one("h100-sxm"))
+    assert 2500 <= s.unit_cost_usd[0] <= 4500
+    assert 100 <= s.die_cost_usd[0] <= 600
+    assert 1000 <= s.hbm_cost_usd[0] <= 1800
+
+
+def random_designs(n: int, seed: int) -> Designs:
+    rng = np.random.default_rng(seed)
+    base = from_chips([load_chip("h100-sxm")] * n)
+    technology = load_technology()
+    dies = rng.integers(1, 3, n).astype(float)
+    return base.replace(
+        node=rng.integers(0, len(technology.nodes), n),
+        hbm_generation=rng.integers(0, len(technology.memories), n),
+        dies_per_package=dies,
+        compute_units=rng.integers(16, 300, n) * dies,
+        spare_units=rng.integers(0, 16, n) * dies,
+        clock_ghz=rng.uniform(0.8, 2.4, n),
+        sram_mb=rng.uniform(16, 400, n),
+        tdp_w=rng.uniform(200, 1500, n),
+        bf16_flops_per_cycle_per_unit=rng.choice([0, 1024, 2048, 4096], n),
+        fp16_flops_per_cycle_per_unit=rng.choice([0, 1024, 4096], n),
+        fp8_flops_per_cycle_per_unit=rng.choice([0, 4096, 8192], n),
+        fp4_flops_per_cycle_per_unit=rng.choice([0, 16384], n),
+        hbm_stacks=rng.integers(1, 13, n),
+        hbm_pin_rate_gbps=rng.uniform(2, 11, n),
+        hbm_stack_capacity_gb=rng.uniform(8, 64, n),
+        scale_up_bandwidth_gb_s=rng.uniform(100, 3600, n),
+        scale_out_bandwidth_gb_s=rng.uniform(10, 200, n),
+    )
+
+
+def test_vectorized_model_agrees_with_scalar_reference() -> None:
+    designs = random_designs(200, seed=7)
+    s = evaluate_silicon(designs)
+    technology = load_technology()
+    columns = designs.columns()
+    for i in range(len(designs)):
+        row = {
+            k: (int(v[i]) if k in ("node", "hbm_generation") else float(v[i]))
+            for k, v in columns.items()
+        }
+        expected = reference(row, technology)
+        assert s.peak_flop_s["bf16"][i] == pytest.approx(expected["peak_bf16"], rel=1e-9)
+        assert s.peak_flop_s["fp8"][i] == pytest.approx(expected["peak_fp8"], rel=1e-9)
+        assert s.hbm_bandwidth_tb_s[i] == pytest.approx(expected["hbm_bandwidth_tb_s"], rel=1e-9)
+        assert s.hbm_capacity_gb[i] == pytest.approx(expected["hbm_capacity_gb"], rel=1e-9)
+        assert s.die_area_mm2[i] == pytest.approx(expected["die_area_mm2"], rel=1e-9)
+        assert s.dies_per_wafer[i] == expected["dies_per_wafer"]
+        assert s.die_yield[i] == pytest.approx(expected["die_yield"], rel=1e-6, abs=1e-12)
+        assert s.unit_cost_usd[i] == pytest.approx(expected["unit_cost_usd"], rel=1e-6)
+        assert s.sustained_clock_ghz["bf16"][i] == pytest.approx(
+            expected["sustained_clock_bf16"], rel=1e-9
+        )
+
+
+def test_tdp_limits_the_sustained_clock() -> None:
+    designs = (
+        one("h100-sxm").take(np.zeros(3, dtype=int)).replace(tdp_w=np.array([1500.0, 500.0, 300.0]))
+    )
+    clocks = evaluate_silicon(designs).sustained_clock_ghz["bf16"]
+    assert clocks[0] == pytest.approx(1.83)
+    assert clocks[0] > clocks[1] > clocks[2] > 0
+
+
+def test_more_units_more_area_and_cost_and_spares_raise_yield() -> None:
+    base = one("a100-80gb")
+    bigger = evaluate_silicon(base.replace(compute_units=160.0))
+    normal = evaluate_silicon(base)
+    assert bigger.die_area_mm2[0] > normal.die_area_mm2[0]
+    assert bigger.unit_cost_usd[0] > normal.unit_cost_usd[0]
+    no_spares = evaluate_silicon(base.replace(spare_units=0.0, compute_units=128.0))
+    assert normal.die_yield[0] > no_spares.die_yield[0]
+
+
+def test_constraints_flag_reticle_and_power_density() -> None:
+    huge = evaluate_silicon(one("h100-sxm", compute_units=300.0, spare_units=20.0))
+    assert huge.constraints["g_die_area"][0] > 0
+    hot = evaluate_silicon(one("h100-sxm", tdp_w=2000.0))
+    assert hot.constraints["g_power_density"][0] > 0
+    fine = evaluate_silicon(one("h100-sxm"))
+    assert all(g[0] <= 0 for g in fine.constraints.values())
+
+
+def test_newer_node_is_denser_and_more_efficient() -> None:
+    ids = load_technology().node_ids()
+    n7 = evaluate_silicon(one("h100-sxm", node=ids.index("n7")))
+    n3 = evaluate_silicon(one("h100-sxm", node=ids.index("n3")))
+    assert n3.die_area_mm2[0] < n7.die_area_mm2[0]
+    assert n3.energy_pj_per_flop["bf16"][0] < n7.energy_pj_per_flop["bf16"][0]

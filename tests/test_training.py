@@ -1,0 +1,348 @@
+"""The training model: headline case, physical sense, plan search, scalar reference (issue 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dse.catalog.chips import load_chip
+from dse.catalog.workloads import load_workload
+from dse.designs import Designs, from_chips
+from dse.model.evaluate import evaluate
+from dse.model.plans import RECOMPUTE, candidate_plans
+from dse.model.silicon import evaluate_silicon
+from dse.model.training import precision_flop_s
+from dse.settings import load_settings
+
+from .reference_training import Chip, Plan, best_plan, step, training_days_and_mfu
+
+
+def test_gpt3_on_1024_a100_matches_the_megatron_projection(dse) -> None:
+    result = dse(
+        "evaluate",
+        "--chip",
+        "a100-80gb",
+        "--workload",
+        "gpt3-175b",
+        "--num-chips",
+        "1024",
+        "--format",
+        "json",
+    ).json()
+    assert abs(result["training_days"] / 34.0 - 1) <= 0.20  # Narayanan et al. 2021: 34 days
+    assert 0.3 <= result["mfu"] <= 0.6
+    assert result["feasible"] is True
+    assert result["memory_per_chip_gb"] <= 80
+    for key in (
+        "training_days",
+        "chip_hours",
+        "energy_mwh",
+        "cost_usd",
+        "mfu",
+        "step_time_s",
+        "avg_chip_power_w",
+        "memory_per_chip_gb",
+        "feasible",
+        "plan",
+        "capex_usd",
+    ):
+        assert key in result, key
+    assert set(result["plan"]) >= {"tp", "pp", "dp", "ep", "microbatch", "recompute"}
+    plan = result["plan"]
+    assert plan["tp"] * plan["pp"] * plan["dp"] <= 1024
+    assert result["avg_chip_power_w"] < 400  # below TDP: modeled, not simply TDP
+
+
+def test_pinned_plan_is_honoured(dse) -> None:
+    result = dse(
+        "evaluate",
+        "--chip",
+        "h100-sxm",
+        "--workload",
+        "llama3.1-70b",
+        "--num-chips",
+        "2048",
+        "--tp",
+        "4",
+        "--pp",
+        "2",
+        "--microbatch",
+        "2",
+        "--recompute",
+        "full",
+        "--format",
+        "json",
+    ).json()
+    assert result["plan"] == {
+        **result["plan"],
+        "tp": 4,
+        "pp": 2,
+        "microbatch": 2,
+        "recompute": "full",
+    }
+    assert result["hfu"] > result["mfu"]  # full recompute adds hardware FLOPs
+
+
+def test_options_change_what_they_claim(dse) -> None:
+    base = dse(
+        "evaluate",
+        "--chip",
+        "h100-sxm",
+        "--workload",
+        "llama3.1-8b",
+        "--num-chips",
+        "512",
+        "--format",
+        "json",
+    ).json()
+    pue = dse(
+        "evaluate",
+        "--chip",
+        "h100-sxm",
+        "--workload",
+        "llama3.1-8b",
+        "--num-chips",
+        "512",
+        "--pue",
+        "1.5",
+        "--format",
+        "json",
+    ).json()
+    assert pue["energy_mwh"] == pytest.approx(base["energy_mwh"] * 1.5 / 1.1, rel=1e-6)
+    assert pue["training_days"] == base["training_days"]
+    half = dse(
+        "evaluate",
+        "--chip",
+        "h100-sxm",
+        "--workload",
+        "llama3.1-8b",
+        "--num-chips",
+        "512",
+        "--tokens",
+        "7.8e12",
+        "--format",
+        "json",
+    ).json()
+    assert half["training_days"] == pytest.approx(base["training_days"] / 2, rel=1e-6)
+    fp8 = dse(
+        "evaluate",
+        "--chip",
+        "h100-sxm",
+        "--workload",
+        "llama3.1-8b",
+        "--num-chips",
+        "512",
+        "--precision",
+        "fp8",
+        "--format",
+        "json",
+    ).json()
+    assert fp8["training_days"] < base["training_days"]
+
+
+def test_infeasible_workload_says_so_instead_of_failing(dse) -> None:
+    result = dse(
+        "evaluate",
+        "--chip",
+        "a100-40gb",
+        "--workload",
+        "llama3.1-405b",
+        "--num-chips",
+        "8",
+        "--format",
+        "json",
+    )
+    assert result.code == 0
+    data = result.json()
+    assert data["feasible"] is False
+    assert any("fits" in reason for reason in data["reasons"])
+
+
+def test_bad_evaluate_input_is_one_line(dse) -> None:
+    for args in (
+        ["--num-chips", "0"],
+        ["--num-chips", "64", "--tp", "3"],
+        ["--num-chips", "64", "--pue", "0.5"],
+        ["--num-chips", "64", "--tokens", "-1"],
+    ):
+        result = dse("evaluate", "--chip", "h100-sxm", "--workload", "llama3.1-8b", *args)
+        assert result.code == 2, args
+        assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1, (
+            result.err
+        )
+
+
+def _cluster(chip_id: str, counts: list[float]) -> Designs:
+    return from_chips([load_chip(chip_id)] * len(counts), counts)
+
+
+def test_more_chips_never_slow_training_at_a_fixed_plan() -> None:
+    workload = load_workload("llama3.1-70b")
+    counts = [64.0, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
+    for plan in (
+        {"tp": 8, "pp": 4, "microbatch": 1, "recompute": "selective", "zero_stage": 1},
+        {"tp": 4, "pp": 1, "microbatch": 2, "recompute": "full", "zero_stage": 3},
+    ):
+        plans = candidate_plans(workload, **plan)
+        days = evaluate(_cluster("h100-sxm", counts), workload, plans=plans).columns[
+            "training_days"
+        ]
+        assert np.all(np.diff(days) <= 1e-9 * days[:-1]), (plan, days)
+
+
+def test_more_chips_never_slow_the_best_plan() -> None:
+    workload = load_workload("gpt3-175b")
+    counts = [256.0, 512, 768, 1024, 1536, 2048, 4096, 8192]
+    days = evaluate(_cluster("a100-80gb", counts), workload).columns["training_days"]
+    assert np.all(np.diff(days) <= 1e-9 * days[:-1]), days
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "hbm_pin_rate_gbps",
+        "scale_up_bandwidth_gb_s",
+        "scale_out_bandwidth_gb_s",
+        "clock_ghz",
+        "compute_units",
+    ],
+)
+def test_more_bandwidth_or_flops_never_slow_training(column: str) -> None:
+    workload = load_workload("llama3.1-70b")
+    base = _cluster("h100-sxm", [2048.0] * 6)
+    factors = np.array([0.5, 0.75, 1.0, 1.25, 1.5, 2.0])
+    designs = base.replace(**{column: getattr(base, column) * factors, "tdp_w": 5000.0})
+    days = evaluate(designs, workload).columns["training_days"]
+    assert np.all(np.diff(days) <= 1e-9 * days[:-1]), (column, days)
+
+
+def test_plan_search_picks_the_fastest_plan_that_fits() -> None:
+    workload = load_workload("llama2-70b")
+    designs = _cluster("a100-80gb", [512.0])
+    plans = candidate_plans(workload, max_tp=8)
+    chosen = evaluate(designs, workload, plans=plans)
+    step_time = chosen.columns["step_time_s"][0]
+    for i in range(0, len(plans), 7):
+        single = candidate_plans(workload, **{**plans.describe(i), "ep": None})
+        other = evaluate(designs, workload, plans=single)
+        if other.training.fits[0]:
+            assert other.columns["step_time_s"][0] >= step_time * (1 - 1e-12)
+
+
+def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
+    silicon = evaluate_silicon(designs)
+    gemm, attention, peak = precision_flop_s(silicon, precision)
+    return Chip(
+        num_chips=float(designs.num_chips[i]),
+        domain=float(designs.scale_up_domain[i]),
+        scale_up_gb_s=float(designs.scale_up_bandwidth_gb_s[i]),
+        scale_out_gb_s=float(designs.scale_out_bandwidth_gb_s[i]),
+        hbm_tb_s=float(silicon.hbm_bandwidth_tb_s[i]),
+        hbm_gb=float(silicon.hbm_capacity_gb[i]),
+        gemm_flop_s=float(gemm[i]),
+        attention_flop_s=float(attention[i]),
+        peak_flop_s=float(peak[i]),
+    )
+
+
+@pytest.mark.parametrize(
+    "workload_id", ["llama3.1-70b", "gpt3-175b", "mixtral-8x7b", "llama3.1-8b"]
+)
+def test_vectorized_plan_search_agrees_with_scalar_reference(workload_id: str) -> None:
+    rng = np.random.default_rng(11)
+    workload = load_workload(workload_id)
+    settings = load_settings()
+    n = 12
+    base = from_chips([load_chip("h100-sxm")] * n)
+    designs = base.replace(
+        num_chips=rng.choice([8, 64, 256, 1000, 2048, 8192], n).astype(float),
+        scale_up_domain=rng.choice([4, 8, 72], n).astype(float),
+        hbm_stack_capacity_gb=rng.uniform(12, 48, n),
+        scale_out_bandwidth_gb_s=rng.uniform(10, 100, n),
+        compute_units=rng.integers(60, 200, n).astype(float),
+    )
+    plans = candidate_plans(workload, max_tp=8)
+    metrics = evaluate(designs, workload, settings, plans)
+    reference_plans = [
+        Plan(
+            int(plans.tp[k]),
+            int(plans.pp[k]),
+            int(plans.ep[k]),
+            int(plans.microbatch[k]),
+            RECOMPUTE[int(plans.recompute[k])],
+            int(plans.zero_stage[k]),
+        )
+        for k in range(len(plans))
+    ]
+    for i in range(n):
+        chip = _reference_chip(designs, i, workload.precision)
+        found = best_plan(chip, workload, reference_plans, settings)
+        assert metrics.training.fits[i] == (found is not None)
+        if found is None:
+            continue
+        index, result = found
+        assert metrics.columns["step_time_s"][i] == pytest.approx(result["step_time_s"], rel=1e-9)
+        assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
+            result["memory_gb"], rel=1e-9
+        )
+        days, mfu = training_days_and_mfu(chip, workload, reference_plans[index], result, settings)
+        assert metrics.columns["training_days"][i] == pytest.approx(days, rel=1e-9)
+        assert metrics.columns["mfu"][i] == pytest.approx(mfu, rel=1e-9)
+
+
+def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
+    rng = np.random.default_rng(3)
+    workload = load_workload("llama2-13b")
+    settings = load_settings()
+    designs = from_chips([load_chip("a100-80gb")], 512.0)
+    chip = _reference_chip(designs, 0, workload.precision)
+    for _ in range(25):
+        plan = Plan(
+            int(rng.choice([1, 2, 4, 8])),
+            int(rng.choice([1, 2, 4, 8])),
+            1,
+            int(rng.choice([1, 2, 4])),
+            str(rng.choice(RECOMPUTE)),
+            1,
+        )
+        if plan.pp > 1 and rng.random() < 0.5:
+            pass
+        elif rng.random() < 0.5:
+            plan = Plan(plan.tp, 1, 1, plan.microbatch, plan.recompute, 3)
+        expected = step(chip, workload, plan, settings)
+        pinned = candidate_plans(
+            workload,
+            tp=plan.tp,
+            pp=plan.pp,
+            microbatch=plan.microbatch,
+            recompute=plan.recompute,
+            zero_stage=plan.zero_stage,
+        )
+        metrics = evaluate(designs, workload, settings, pinned)
+        if expected is None:
+            continue
+        assert metrics.columns["memory_per_chip_gb"][0] == pytest.approx(
+            expected["memory_gb"], rel=1e-9
+        )
+        if expected["fits"]:
+            assert metrics.columns["step_time_s"][0] == pytest.approx(
+                expected["step_time_s"], rel=1e-9
+            )
+
+
+def test_energy_and_cost_follow_their_equations() -> None:
+    workload = load_workload("llama3.1-8b")
+    settings = load_settings()
+    designs = _cluster("h100-sxm", [1024.0])
+    m = evaluate(designs, workload, settings)
+    hours = m.columns["training_days"][0] * 24
+    price = load_chip("h100-sxm").published["unit_price_usd"]
+    capex = 1024 * price * (1 + settings.system_overhead_fraction)  # type: ignore[operator]
+    assert m.columns["capex_usd"][0] == pytest.approx(capex)
+    hardware = capex * hours / (settings.service_life_years * 365.25 * 24)
+    electricity = m.columns["energy_mwh"][0] * 1000 * settings.electricity_usd_per_kwh
+    assert m.columns["cost_usd"][0] == pytest.approx(hardware + electricity)
+    it_mw = m.columns["cluster_power_mw"][0] / settings.pue
+    assert it_mw * 1e6 / 1024 == pytest.approx(
+        m.columns["avg_chip_power_w"][0] + settings.host_power_w_per_chip, rel=0.02
+    )

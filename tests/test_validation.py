@@ -1,0 +1,51 @@
+"""The model against published runs with one set of defaults (issue 3)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+
+import pytest
+
+from dse.settings import load_settings
+from dse.validation import load_runs, median_abs_error, validate
+
+
+def test_validate_json_contract_and_accuracy(dse) -> None:
+    data = dse("validate", "--format", "json").json()
+    assert set(data) == {"runs", "median_abs_error"}
+    rows = data["runs"]
+    for row in rows:
+        assert {"model", "metric", "predicted", "reported", "error"} <= set(row)
+        assert row["error"] == pytest.approx(row["predicted"] / row["reported"] - 1)
+    errors = [abs(r["error"]) for r in rows]
+    assert data["median_abs_error"] == pytest.approx(statistics.median(errors))
+    assert data["median_abs_error"] <= 0.15
+    assert max(errors) <= 0.35
+    metrics = {r["metric"] for r in rows}
+    assert {"mfu", "energy_mwh", "training_days", "chip_hours"} <= metrics
+    energy_runs = {r["run"] for r in rows if r["metric"] == "energy_mwh"}
+    assert {"gpt3-openai", "bloom-176b", "palm-540b"} <= energy_runs
+
+
+def test_every_run_has_a_source_and_a_reported_figure() -> None:
+    runs = load_runs()
+    assert len(runs) >= 15
+    for run in runs:
+        assert run["source"].strip()
+        assert any(v is not None for v in run["reported"].values())
+
+
+def test_validation_uses_the_defaults_it_is_given() -> None:
+    # The errors must respond to the model's defaults: a slower GEMM moves every time figure.
+    base = validate()
+    slower = validate(replace(load_settings(), gemm_efficiency_max=0.35))
+    days = {r.run: r.predicted for r in base if r.metric == "training_days"}
+    slow_days = {r.run: r.predicted for r in slower if r.metric == "training_days"}
+    assert all(slow_days[k] > days[k] for k in days)
+    assert median_abs_error(slower) > median_abs_error(base)
+
+
+def test_table_output_names_the_median(dse) -> None:
+    out = dse("validate").out
+    assert "median |error|" in out and "PaLM 540B" in out

@@ -1,0 +1,91 @@
+"""Workload shapes, parameter counts and FLOPs (issue 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dse.catalog.workloads import load_workload, shape_params, training_flops, workload_ids
+
+PUBLISHED_PARAMS = {
+    "gpt3-175b": 175e9,
+    "llama-65b": 65.2e9,
+    "llama2-70b": 69e9,
+    "llama3.1-405b": 405e9,
+    "llama3.1-8b": 8.03e9,
+    "mt-nlg-530b": 530e9,
+    "bloom-176b": 176e9,
+    "megatron-1t": 1.008e12,
+}
+
+
+@pytest.mark.parametrize(("workload_id", "params"), PUBLISHED_PARAMS.items())
+def test_shape_gives_the_published_parameter_count(workload_id: str, params: float) -> None:
+    workload = load_workload(workload_id)
+    assert shape_params(workload)[0] == pytest.approx(params, rel=0.03)
+
+
+def test_every_workload_loads_with_sane_flops() -> None:
+    for workload_id in workload_ids():
+        w = load_workload(workload_id)
+        ratio = training_flops(w) / (6 * w.active_params * w.tokens)
+        # attention adds 2·s·L·H·hd / N per token: a little at 2-8k tokens, more at 32k (Mixtral)
+        assert 0.9 < ratio < (1.5 if w.seq_len <= 8192 else 2.0), (workload_id, ratio)
+        assert w.active_params <= w.total_params
+
+
+def test_mixture_of_experts_counts_active_parameters() -> None:
+    mixtral = load_workload("mixtral-8x7b")
+    total, active = shape_params(mixtral)
+    assert total == pytest.approx(46.7e9, rel=0.02) and active == pytest.approx(12.9e9, rel=0.02)
+    deepseek = load_workload("deepseek-v3")
+    assert deepseek.moe_k == pytest.approx(671 / 37, rel=1e-6)
+    assert deepseek.precision == "fp8"
+
+
+def test_parameter_count_only_workload_is_compute_optimal(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'name = "P"\nsource = "test"\n[model]\ntotal_params = 3e10\n[training]\nseq_len = 2048\nglobal_batch_tokens = 4e6\n'
+    )
+    w = load_workload(path)
+    assert w.tokens == pytest.approx(20 * 3e10)
+    assert w.total_params == 3e10
+    assert training_flops(w) / (120 * 3e10**2) == pytest.approx(1.0, abs=0.3)
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (
+            "[model]\nlayers = 2\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\n",
+            "model.d_model",
+        ),
+        (
+            "[model]\ntotal_params = -1\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\n",
+            "model.total_params",
+        ),
+        (
+            "[model]\ntotal_params = 1e9\n[training]\nseq_len = 8\nglobal_batch_tokens = 4\n",
+            "training.global_batch_tokens",
+        ),
+        (
+            '[model]\ntotal_params = 1e9\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\nprecision = "fp7"\n',
+            "training.precision",
+        ),
+    ],
+)
+def test_bad_workload_files_name_the_key(dse, tmp_path: Path, body: str, key: str) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text('name = "W"\nsource = "test"\n' + body)
+    result = dse("workloads", "show", path)
+    assert result.code == 2 and key in result.err and str(path) in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_workloads_show_json_contract(dse) -> None:
+    data = dse("workloads", "show", "llama3.1-405b", "--format", "json").json()
+    for key in ("name", "total_params", "active_params", "tokens", "seq_len", "training_flops"):
+        assert key in data
+    assert data["training_flops"] == pytest.approx(6 * 405e9 * 15.6e12, rel=0.15)

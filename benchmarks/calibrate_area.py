@@ -15,7 +15,12 @@ import numpy as np
 from dse.catalog.chips import chip_ids, load_chip
 from dse.catalog.technology import load_technology
 from dse.designs import from_chips
-from dse.model.silicon import _tech_arrays, die_area, evaluate_silicon
+from dse.model.silicon import (
+    _tech_arrays,
+    area_weighted_flops_per_cycle,
+    die_area,
+    evaluate_silicon,
+)
 
 REFERENCE_DIES = ("v100", "a100-40gb", "h100-sxm")
 
@@ -33,14 +38,7 @@ def main() -> None:
     unit_mm2, die_mm2 = die_area(designs, tech)
     units = (designs.compute_units + designs.spare_units) / designs.dies_per_package
     scale = tech.node["logic_scale_vs_n7"][designs.node]
-    sixteen = np.maximum(
-        designs.bf16_flops_per_cycle_per_unit, designs.fp16_flops_per_cycle_per_unit
-    )
-    flops = (
-        sixteen
-        + area["fp8_area_weight"] * designs.fp8_flops_per_cycle_per_unit
-        + area["fp4_area_weight"] * designs.fp4_flops_per_cycle_per_unit
-    )
+    flops = area_weighted_flops_per_cycle(designs, tech)
     rest = die_mm2 - units * unit_mm2
     target = (
         np.array([float(c.published["die_area_mm2"]) for c in known]) / designs.dies_per_package

@@ -106,6 +106,20 @@ def hbm(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray]:
     return bandwidth_tb_s, capacity_gb
 
 
+def area_weighted_flops_per_cycle(designs: Designs, tech: TechArrays) -> FloatArray:
+    """§1.3 FLOPs per cycle per unit that set the tensor datapath's area: the 16-bit rate plus
+    the fp8 and fp4 rates at their (smaller) area weights."""
+    area = tech.silicon["area"]
+    sixteen_bit = np.maximum(
+        designs.bf16_flops_per_cycle_per_unit, designs.fp16_flops_per_cycle_per_unit
+    )
+    return (
+        sixteen_bit
+        + area["fp8_area_weight"] * designs.fp8_flops_per_cycle_per_unit
+        + area["fp4_area_weight"] * designs.fp4_flops_per_cycle_per_unit
+    )
+
+
 def die_area(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray]:
     """§1.3 Area of one compute unit and of one die (mm²) at the design's node.
 
@@ -114,14 +128,7 @@ def die_area(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray
     """
     area = tech.silicon["area"]
     scale = tech.node["logic_scale_vs_n7"][designs.node]
-    sixteen_bit = np.maximum(
-        designs.bf16_flops_per_cycle_per_unit, designs.fp16_flops_per_cycle_per_unit
-    )
-    tensor_flops = (
-        sixteen_bit
-        + area["fp8_area_weight"] * designs.fp8_flops_per_cycle_per_unit
-        + area["fp4_area_weight"] * designs.fp4_flops_per_cycle_per_unit
-    )
+    tensor_flops = area_weighted_flops_per_cycle(designs, tech)
     unit_mm2 = (
         area["unit_base_mm2_at_n7"] + area["tensor_mm2_per_flop_per_cycle_at_n7"] * tensor_flops
     ) / scale

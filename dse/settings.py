@@ -26,7 +26,6 @@ SETTINGS_SCHEMA = Table(
                 "gemm_efficiency_max": Field(positive=True, maximum=1.0),
                 "gemm_half_size": _NON_NEGATIVE,
                 "attention_efficiency": Field(positive=True, maximum=1.0),
-                "memory_bound_bytes_per_flop_param": _NON_NEGATIVE,
                 "elementwise_bytes_per_activation_byte": _NON_NEGATIVE,
                 "hbm_efficiency": Field(positive=True, maximum=1.0),
                 "collective_efficiency": Field(positive=True, maximum=1.0),
@@ -72,7 +71,6 @@ class Settings:
     gemm_efficiency_max: float
     gemm_half_size: float
     attention_efficiency: float
-    memory_bound_bytes_per_flop_param: float
     elementwise_bytes_per_activation_byte: float
     hbm_efficiency: float
     collective_efficiency: float

@@ -49,7 +49,7 @@ def silicon(row: dict[str, Any], tech: Technology) -> dict[str, float]:
         + area["uncore_mm2_at_n7"] / node.logic_scale_vs_n7
         + area["io_base_mm2"]
         + area["serdes_mm2_per_gb_s"]
-        * (row["scale_up_bandwidth_gb_s"] + row["scale_out_bandwidth_gb_s"])
+        * (row["scale_up_bandwidth_gb_s"] + 2 * row["scale_out_bandwidth_gb_s"])
         / dies
     )
 
@@ -90,7 +90,7 @@ def silicon(row: dict[str, Any], tech: Technology) -> dict[str, float]:
 
     # §1.7 power and the sustained clock at full bf16 load
     serdes = (
-        (row["scale_up_bandwidth_gb_s"] + row["scale_out_bandwidth_gb_s"])
+        (row["scale_up_bandwidth_gb_s"] + 2 * row["scale_out_bandwidth_gb_s"])
         * 1e9
         * 8
         * power["serdes_pj_per_bit"]

@@ -62,16 +62,18 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     experts = w.expert_params
     shared = w.total_params - experts
     params = shared / mp + experts / (mp * plan.ep)
+    states = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
     if plan.zero_stage == 3:
-        states = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
-        static = params * states / dp + 2 * params / layers * s.weight_bytes_per_param
+        updated = shared / mp / dp + experts / (mp * plan.ep) / max(dp / plan.ep, 1)
+        static = updated * states + 2 * params / layers * s.weight_bytes_per_param
     else:
         shards = dp if s.distributed_optimizer else 1
         expert_shards = max(dp / plan.ep, 1) if s.distributed_optimizer else 1
-        optimizer = s.optimizer_bytes_per_param * (
-            shared / mp / shards + experts / (mp * plan.ep) / expert_shards
+        updated = shared / mp / shards + experts / (mp * plan.ep) / expert_shards
+        static = (
+            params * (s.weight_bytes_per_param + s.grad_bytes_per_param)
+            + s.optimizer_bytes_per_param * updated
         )
-        static = params * (s.weight_bytes_per_param + s.grad_bytes_per_param) + optimizer
     d, hd, seq = w.d_model, w.head_dim, w.seq_len
     tokens = plan.microbatch * seq
     attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
@@ -176,7 +178,6 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             params * s.grad_reduce_bytes_per_param, dp, dp_bw, s
         )
         hidden = pipeline
-        optimizer_time = 2 * static / hbm
     else:
         comm = 2 * ring(shared / mp * s.grad_reduce_bytes_per_param, dp, dp_bw, s)
         if w.is_moe:
@@ -187,7 +188,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
                 s,
             )
         hidden = pipeline * 2 / 3
-        optimizer_time = 2 * static / (dp if s.distributed_optimizer else 1) / hbm
+    optimizer_time = 2 * updated * states / hbm
     exposed = max(comm * (1 - s.dp_overlap), comm - hidden)
     return {
         "step_time_s": pipeline + exposed + optimizer_time,

@@ -1,7 +1,8 @@
 """The chip catalog: one TOML file per accelerator under ``chips/`` (schema in docs/catalog.md).
 
 A :class:`Chip` holds the architecture parameters the model uses, the published datasheet
-figures it is checked against (never used by the model), and the sources.
+figures it is checked against, and the sources. Of the published figures only the unit price
+enters the model (as the chip's price, docs/model.md §3.2); the rest are for checking.
 """
 
 from __future__ import annotations

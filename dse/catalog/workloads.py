@@ -156,9 +156,14 @@ def shape_params(w: Workload) -> tuple[float, float]:
 
 
 def standard_shape(total_params: float) -> dict[str, int]:
-    """The standard shape for a parameter count: d = 128·L, GELU MLP of 4·d, 12·L·d² ≈ P."""
+    """The standard shape for a parameter count: d ≈ 128·L, GELU MLP of 4·d, 12·L·d² ≈ P.
+
+    d is rounded to a multiple of 8 heads of 128 so that tensor parallelism up to 8 (and
+    beyond, for large models) divides the heads.
+    """
     layers = max(round((total_params / (12.0 * STANDARD_ASPECT_RATIO**2)) ** (1.0 / 3.0)), 2)
-    d_model = max(round(STANDARD_ASPECT_RATIO * layers / STANDARD_HEAD_DIM), 1) * STANDARD_HEAD_DIM
+    quantum = 8 * STANDARD_HEAD_DIM
+    d_model = max(round(STANDARD_ASPECT_RATIO * layers / quantum), 1) * quantum
     return {
         "layers": layers,
         "d_model": d_model,

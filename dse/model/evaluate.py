@@ -132,11 +132,10 @@ def evaluate(
         "zero_stage": plans.zero_stage[index].astype(np.int64),
     }
     constraints = dict(silicon.constraints)
-    constraints["g_memory"] = np.where(
-        training.fits,
-        training.memory_per_chip_gb / training.memory_capacity_gb - 1.0,
-        np.maximum(training.memory_per_chip_gb / training.memory_capacity_gb - 1.0, 1e-6),
-    )
+    usable_gb = training.memory_capacity_gb * (1.0 - settings.memory_reserve_fraction)
+    over = training.memory_per_chip_gb / usable_gb - 1.0
+    # No plan at all can run (e.g. fewer chips than one model replica needs): infeasible too.
+    constraints["g_memory"] = np.where(training.fits, over, np.maximum(over, 1e-6))
     constraints.update(extra_constraints or {})
     G = np.column_stack(list(constraints.values()))
     feasible = np.all(G <= 0.0, axis=1) & np.all(np.isfinite(G), axis=1)

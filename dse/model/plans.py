@@ -4,8 +4,9 @@ A plan fixes tensor (``tp``), pipeline (``pp``) and expert (``ep``) parallelism,
 micro-batch size in sequences, the activation-recompute policy and the ZeRO stage of the
 data-parallel ranks (1: optimizer state sharded; 3: parameters, gradients and optimizer state
 sharded, i.e. FSDP, used without pipeline parallelism as in practice). Data parallelism follows
-from the cluster size per design (``dp = chips // (tp·pp)``), so the same candidate list serves
-every design point; plans are enumerated once per workload, never per design.
+from the cluster size per design (``dp = chips // (tp·pp)``, capped by the global batch and
+rounded down to a multiple of ``ep``), so the same candidate list serves every design point;
+plans are enumerated once per workload, never per design.
 """
 
 from __future__ import annotations

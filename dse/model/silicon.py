@@ -17,11 +17,10 @@ from scipy.special import betainc
 from dse.catalog.chips import FORMATS
 from dse.catalog.technology import Technology, load_technology
 from dse.designs import Designs, FloatArray
-from dse.units import BITS_PER_BYTE, GIGA, MB_PER_MIB, MM2_PER_CM2, PICO, TERA
+from dse.units import BITS_PER_BYTE, GIGA, MM2_PER_CM2, PICO, TERA
 
 # Energy per FLOP of each format comes from the node table; fp16 shares the bf16 datapath.
 _ENERGY_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp4": "fp4"}
-_BITS_PER_MB = 8.0 * 1024.0 * 1024.0 * MB_PER_MIB  # 1 MB = 1e6 bytes
 _BITCELL_N7_UM2 = 0.027
 
 
@@ -142,13 +141,14 @@ def die_area(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray
     sram_mm2 = designs.sram_mb / dies / sram_density
     phy_mm2 = designs.hbm_stacks / dies * tech.memory["phy_area_mm2"][designs.hbm_generation]
     uncore_mm2 = area["uncore_mm2_at_n7"] / scale
-    io_mm2 = (
-        area["io_base_mm2"]
-        + area["serdes_mm2_per_gb_s"]
-        * (designs.scale_up_bandwidth_gb_s + designs.scale_out_bandwidth_gb_s)
-        / dies
-    )
+    io_mm2 = area["io_base_mm2"] + area["serdes_mm2_per_gb_s"] * (serdes_gb_s(designs)) / dies
     return unit_mm2, units_per_die * unit_mm2 + sram_mm2 + phy_mm2 + uncore_mm2 + io_mm2
+
+
+def serdes_gb_s(designs: Designs) -> FloatArray:
+    """§1.3/§1.7 Off-package link bandwidth a package drives, both directions (GB/s): the
+    scale-up figure is already bidirectional, the scale-out one is per direction."""
+    return designs.scale_up_bandwidth_gb_s + 2.0 * designs.scale_out_bandwidth_gb_s
 
 
 def dies_per_wafer(die_area_mm2: FloatArray, tech: TechArrays) -> FloatArray:
@@ -231,13 +231,7 @@ def evaluate_silicon(designs: Designs, technology: Technology | None = None) -> 
         * PICO
         * power["full_load_hbm_utilization"]
     )
-    serdes_w = (
-        (designs.scale_up_bandwidth_gb_s + designs.scale_out_bandwidth_gb_s)
-        * GIGA
-        * BITS_PER_BYTE
-        * power["serdes_pj_per_bit"]
-        * PICO
-    )
+    serdes_w = (serdes_gb_s(designs)) * GIGA * BITS_PER_BYTE * power["serdes_pj_per_bit"] * PICO
     static_w = silicon_mm2 * tech.node["leakage_w_per_mm2"][designs.node] + serdes_w
     energy: dict[str, FloatArray] = {}
     compute_w: dict[str, FloatArray] = {}

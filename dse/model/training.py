@@ -74,6 +74,25 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
     return np.where(low > 0, low, sixteen), sixteen, np.where(low_peak > 0, low_peak, sixteen_peak)
 
 
+def _executed_format(
+    silicon: Silicon, precision: str, rows: slice
+) -> tuple[FloatArray, FloatArray]:
+    """§3.1 Energy per FLOP (pJ) and sustained/nominal clock ratio of the format that matmuls in
+    ``precision`` actually run in on each chip (the 16-bit format where the chip lacks it)."""
+    sixteen = np.where(silicon.peak_flop_s["bf16"][rows] > 0, 0, 1)  # 0: bf16, 1: fp16
+    candidates = [precision, "bf16", "fp16"] if precision != "bf16" else ["bf16", "fp16"]
+    energy = {f: silicon.energy_pj_per_flop[f][rows] for f in candidates}
+    clock = {f: silicon.sustained_clock_ghz[f][rows] / silicon.clock_ghz[rows] for f in candidates}
+    fallback_energy = np.where(sixteen == 0, energy["bf16"], energy["fp16"])
+    fallback_clock = np.where(sixteen == 0, clock["bf16"], clock["fp16"])
+    if precision == "bf16":
+        return fallback_energy, fallback_clock
+    has = silicon.peak_flop_s[precision][rows] > 0
+    return np.where(has, energy[precision], fallback_energy), np.where(
+        has, clock[precision], fallback_clock
+    )
+
+
 def gemm_efficiency(smallest_dim: FloatArray, settings: Settings) -> FloatArray:
     """§2.3 Fraction of peak a matmul reaches: η_max · x / (x + x½), x its smallest dimension."""
     return settings.gemm_efficiency_max * smallest_dim / (smallest_dim + settings.gemm_half_size)
@@ -165,8 +184,18 @@ def _evaluate_chunk(
     # ZeRO-3 / FSDP: everything sharded over the data-parallel ranks, two layers gathered at a time.
     per_state_b = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
     gathered_b = 2.0 * params_chip / layers_per_stage * s.weight_bytes_per_param
-    sharded_b = params_chip * per_state_b / dp_safe + gathered_b
+    expert_dp = np.maximum(dp_safe / ep, 1.0)  # experts replicate over dp / ep ranks only
+    sharded_params = (
+        shared_params / model_parallel / dp_safe + expert_params / (model_parallel * ep) / expert_dp
+    )
+    sharded_b = sharded_params * per_state_b + gathered_b
     static_b = np.where(fsdp, sharded_b, replicated_b)
+    # The optimizer step reads and writes every state of the parameters this rank updates.
+    optimizer_params = (
+        shared_params / model_parallel / optimizer_shards_shared
+        + expert_params / (model_parallel * ep) / optimizer_shards_expert
+    )
+    updated_params = np.where(fsdp, sharded_params, optimizer_params)
 
     # ---- §2.5 activations of one micro-batch in one layer (bytes, 16-bit, sequence-parallel) --
     d, hd, seq = float(w.d_model), float(w.head_dim), float(w.seq_len)
@@ -265,7 +294,6 @@ def _evaluate_chunk(
     expert_grad = expert_params / (model_parallel * ep) * s.grad_reduce_bytes_per_param
     dp_comm = 2.0 * _ring_time(shared_grad, dp_safe, dp_b_s, s)
     if w.is_moe:
-        expert_dp = np.maximum(dp_safe / ep, 1.0)
         dp_comm = dp_comm + 2.0 * _ring_time(expert_grad, expert_dp, dp_b_s, s)
     # FSDP gathers the weights for every micro-batch's forward and backward pass and
     # reduce-scatters gradients once per micro-batch, all prefetched behind compute.
@@ -276,7 +304,7 @@ def _evaluate_chunk(
     hidden_behind = np.where(fsdp, pipeline, pipeline * 2.0 / 3.0)
     dp_comm = np.where(fsdp, fsdp_comm, dp_comm)
     dp_exposed = np.maximum(dp_comm * (1.0 - s.dp_overlap), dp_comm - hidden_behind)
-    optimizer_time = 2.0 * np.where(fsdp, static_b, static_b / optimizer_shards_shared) / hbm_b_s
+    optimizer_time = 2.0 * updated_params * per_state_b / hbm_b_s
     step = pipeline + dp_exposed + optimizer_time
 
     # ---- §2.4 choose the fastest plan that fits; else the one that needs the least memory ----
@@ -309,18 +337,23 @@ def _evaluate_chunk(
     hfu = tokens_step * hardware_per_token / (step_s * chips_used * peak)
 
     # ---- §3.1 average chip power over a step ---------------------------------------------------
-    hardware_flops_chip = tokens_step * hardware_per_token / chips_used
-    precision = w.precision if w.precision != "bf16" else "bf16"
-    energy_pj = silicon.energy_pj_per_flop[precision][rows]
-    energy_pj = np.where(
-        silicon.peak_flop_s[precision][rows] > 0,
-        energy_pj,
-        silicon.energy_pj_per_flop["bf16"][rows],
+    # Executed FLOPs per chip: matmuls in the training format, causal attention (half the score
+    # matrix) in 16-bit; each at its format's energy, scaled by the DVFS state of its clock.
+    matmul_flops_chip = tokens_step * matmul_per_token * pick(recompute_factor) / chips_used
+    attention_flops_chip = (
+        0.5 * tokens_step * attention_per_token * pick(attention_recompute) / chips_used
     )
-    clock_ratio = silicon.sustained_clock_ghz[precision][rows] / silicon.clock_ghz[rows]
-    clock_ratio = np.where(np.isfinite(clock_ratio) & (clock_ratio > 0), clock_ratio, 1.0)
-    dvfs = clock_ratio ** (_dvfs_exponent() - 1.0)
-    compute_w = hardware_flops_chip * energy_pj * dvfs * PICO / step_s
+    matmul_pj, matmul_clock = _executed_format(silicon, w.precision, rows)
+    attention_pj, attention_clock = _executed_format(silicon, "bf16", rows)
+    exponent = _dvfs_exponent() - 1.0
+    compute_w = (
+        (
+            matmul_flops_chip * matmul_pj * matmul_clock**exponent
+            + attention_flops_chip * attention_pj * attention_clock**exponent
+        )
+        * PICO
+        / step_s
+    )
     hbm_bytes = s.elementwise_bytes_per_activation_byte * pick(
         layer_b * layers_per_stage
     ) * chosen_mb + 2.0 * pick(static_b)

@@ -33,6 +33,7 @@ SETTINGS_SCHEMA = Table(
                 "tp_overlap": _FRACTION,
                 "goodput": Field(positive=True, maximum=1.0),
                 "memory_reserve_fraction": Field(minimum=0.0, maximum=0.9),
+                "active_idle_power_fraction": _FRACTION,
             },
             sourced=True,
         ),
@@ -78,6 +79,7 @@ class Settings:
     tp_overlap: float
     goodput: float
     memory_reserve_fraction: float
+    active_idle_power_fraction: float
     weight_bytes_per_param: float
     grad_bytes_per_param: float
     optimizer_bytes_per_param: float

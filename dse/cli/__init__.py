@@ -32,6 +32,10 @@ def _register_optional() -> None:
     cli.add_command(workloads.workloads)
     cli.add_command(evaluate.evaluate)
     cli.add_command(evaluate.validate)
+    from dse.cli import framework
+
+    cli.add_command(framework.scaling)
+    cli.add_command(framework.roadmap)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -93,6 +93,22 @@ def _executed_format(
     )
 
 
+def _full_dynamic_power(
+    silicon: Silicon, precision: str, rows: slice, clock_ratio: FloatArray, exponent: float
+) -> FloatArray:
+    """§3.1 Tensor power at full load in the executed format and the sustained clock (W)."""
+    sixteen = np.where(
+        silicon.peak_flop_s["bf16"][rows] > 0,
+        silicon.compute_power_peak_w["bf16"][rows],
+        silicon.compute_power_peak_w["fp16"][rows],
+    )
+    nominal = sixteen
+    if precision != "bf16":
+        own = silicon.compute_power_peak_w[precision][rows]
+        nominal = np.where(own > 0, own, sixteen)
+    return nominal * clock_ratio**exponent
+
+
 def gemm_efficiency(smallest_dim: FloatArray, settings: Settings) -> FloatArray:
     """§2.3 Fraction of peak a matmul reaches: η_max · x / (x + x½), x its smallest dimension."""
     return settings.gemm_efficiency_max * smallest_dim / (smallest_dim + settings.gemm_half_size)
@@ -358,7 +374,15 @@ def _evaluate_chunk(
         layer_b * layers_per_stage
     ) * chosen_mb + 2.0 * pick(static_b)
     hbm_w = hbm_bytes * BITS_PER_BYTE * silicon.hbm_energy_pj_per_bit[rows] * PICO / step_s
-    avg_power = np.minimum(silicon.static_power_w[rows] + compute_w + hbm_w, designs.tdp_w[rows])
+    # A busy chip burns part of its full-load dynamic power even when it issues no tensor FLOPs
+    # (clock tree, control, SRAM and data movement, memory-bound kernels): a fraction of the
+    # dynamic power at the sustained clock for the time it is not doing tensor math.
+    full_dynamic_w = _full_dynamic_power(silicon, w.precision, rows, matmul_clock, exponent + 1.0)
+    tensor_busy = np.clip(compute_w / np.maximum(full_dynamic_w, 1e-9), 0.0, 1.0)
+    busy_w = s.active_idle_power_fraction * (1.0 - tensor_busy) * full_dynamic_w
+    avg_power = np.minimum(
+        silicon.static_power_w[rows] + compute_w + busy_w + hbm_w, designs.tdp_w[rows]
+    )
 
     return Training(
         plan_index=best,

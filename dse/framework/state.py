@@ -16,11 +16,8 @@ import numpy as np
 from dse.catalog.technology import Technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs
-from dse.model.economics import evaluate_economics
 from dse.model.evaluate import evaluate
 from dse.model.plans import RECOMPUTE, candidate_plans
-from dse.model.silicon import evaluate_silicon
-from dse.model.training import evaluate_training
 from dse.settings import Settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, WH_PER_MWH
 
@@ -82,25 +79,16 @@ class Outcome:
 def run(state: State) -> Outcome:
     """Evaluate ``state`` through the model (best parallelism plan searched) and split it up.
 
-    With the shipped technology this is :func:`dse.model.evaluate.evaluate`; with a modified
-    copy the same pipeline (silicon → training → economics) runs with that copy, because
-    ``evaluate`` does not take a technology argument yet (see docs/framework.md).
+    A modified technology (``state.technology``) is passed to the model in place of the shipped
+    tables.
     """
     designs, workload, settings = state.designs, state.workload, state.settings
     plans = candidate_plans(workload, max_tp=max(int(np.max(designs.scale_up_domain)), 1))
-    if state.technology is None:
-        metrics = evaluate(designs, workload, settings, plans)
-        silicon, training = metrics.silicon, metrics.training
-        feasible = bool(metrics.feasible[0])
-    else:
-        silicon = evaluate_silicon(designs, state.technology)
-        training = evaluate_training(designs, silicon, workload, plans, settings)
-        limits = np.array([float(g[0]) for g in silicon.constraints.values()])
-        feasible = bool(np.all(limits <= 0.0) and training.fits[0])
-    economics = evaluate_economics(designs, silicon, training, settings)
+    metrics = evaluate(designs, workload, settings, plans, technology=state.technology)
+    silicon, training, economics = metrics.silicon, metrics.training, metrics.economics
+    feasible = bool(metrics.feasible[0])
     index = int(training.plan_index[0])
 
-    step_s = float(training.step_time_s[0])
     steps = float(training.steps[0])
     # The pipeline runs (microbatches + pp − 1) stage slots; the pp − 1 extra ones are the bubble.
     bubble = float(training.bubble_fraction[0])
@@ -114,7 +102,7 @@ def run(state: State) -> Outcome:
     productive = {"compute": compute_s * (1.0 - bubble), "pipeline bubble": bubble * pipeline_s}
     productive.update(comm)
     productive["data-parallel comm"] = float(training.dp_exposed_time_s[0])
-    productive["optimizer step"] = max(step_s - pipeline_s - productive["data-parallel comm"], 0.0)
+    productive["optimizer step"] = float(training.optimizer_time_s[0])
     days_per_step_s = steps / SECONDS_PER_DAY
     time_days = {name: seconds * days_per_step_s for name, seconds in productive.items()}
     training_days = float(training.training_time_s[0]) / SECONDS_PER_DAY

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse.catalog.technology import Technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
-from dse.model.economics import evaluate_economics
+from dse.model.economics import Economics, evaluate_economics
 from dse.model.plans import RECOMPUTE, Plans, candidate_plans
 from dse.model.silicon import Silicon, evaluate_silicon
 from dse.model.training import Training, evaluate_training
@@ -56,6 +57,7 @@ class Metrics:
     feasible: np.ndarray
     silicon: Silicon
     training: Training
+    economics: Economics
 
     def __len__(self) -> int:
         return int(self.feasible.shape[0])
@@ -86,13 +88,18 @@ def evaluate(
     settings: Settings | None = None,
     plans: Plans | None = None,
     extra_constraints: dict[str, FloatArray] | None = None,
+    technology: Technology | None = None,
 ) -> Metrics:
-    """Evaluate every design on its cluster for ``workload``; plans searched unless given."""
+    """Evaluate every design on its cluster for ``workload``; plans searched unless given.
+
+    ``technology`` replaces the shipped technology tables (e.g. a lever that changes energy per
+    FLOP); the default is :func:`~dse.catalog.technology.load_technology`.
+    """
     settings = settings or load_settings()
     if plans is None:
         max_tp = int(np.max(designs.scale_up_domain)) if len(designs) else 8
         plans = candidate_plans(workload, max_tp=max(max_tp, 1))
-    silicon = evaluate_silicon(designs)
+    silicon = evaluate_silicon(designs, technology)
     training = evaluate_training(designs, silicon, workload, plans, settings)
     economics = evaluate_economics(designs, silicon, training, settings)
     precision = workload.precision
@@ -139,7 +146,7 @@ def evaluate(
     constraints.update(extra_constraints or {})
     G = np.column_stack(list(constraints.values()))
     feasible = np.all(G <= 0.0, axis=1) & np.all(np.isfinite(G), axis=1)
-    return Metrics(columns, plan, constraints, feasible, silicon, training)
+    return Metrics(columns, plan, constraints, feasible, silicon, training, economics)
 
 
 def infeasibility_reasons(metrics: Metrics, i: int) -> list[str]:

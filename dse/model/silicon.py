@@ -83,6 +83,7 @@ class Silicon:
     hbm_energy_pj_per_bit: FloatArray
     power_density_w_per_mm2: FloatArray
     constraints: dict[str, FloatArray]
+    dvfs_exponent: float  # dynamic power ∝ clock^exponent (technology table, §1.7)
 
     def sustained_flop_s(self, fmt: str) -> FloatArray:
         """Dense FLOP/s in ``fmt`` at the sustained (TDP-limited) clock, shape ``(n,)``."""
@@ -279,4 +280,5 @@ def evaluate_silicon(designs: Designs, technology: Technology | None = None) -> 
         hbm_energy_pj_per_bit=hbm_pj_per_bit,
         power_density_w_per_mm2=density,
         constraints=constraints,
+        dvfs_exponent=float(power["dvfs_exponent"]),
     )

@@ -45,6 +45,7 @@ class Training:
     pp_comm_time_s: FloatArray
     moe_comm_time_s: FloatArray
     dp_exposed_time_s: FloatArray
+    optimizer_time_s: FloatArray
     bubble_fraction: FloatArray
     memory_per_chip_gb: FloatArray
     memory_capacity_gb: FloatArray
@@ -361,7 +362,7 @@ def _evaluate_chunk(
     )
     matmul_pj, matmul_clock = _executed_format(silicon, w.precision, rows)
     attention_pj, attention_clock = _executed_format(silicon, "bf16", rows)
-    exponent = _dvfs_exponent() - 1.0
+    exponent = silicon.dvfs_exponent - 1.0
     compute_w = (
         (
             matmul_flops_chip * matmul_pj * matmul_clock**exponent
@@ -395,6 +396,7 @@ def _evaluate_chunk(
         pp_comm_time_s=chosen_mb * pick(pp_comm),
         moe_comm_time_s=chosen_mb * pick(moe_comm),
         dp_exposed_time_s=pick(dp_exposed),
+        optimizer_time_s=pick(optimizer_time),
         bubble_fraction=(chosen_pp - 1.0) / (chosen_mb + chosen_pp - 1.0),
         memory_per_chip_gb=pick(memory_b) / GIGA,
         memory_capacity_gb=silicon.hbm_capacity_gb[rows],
@@ -407,9 +409,3 @@ def _evaluate_chunk(
         fits=any_fit,
         avg_chip_power_w=avg_power,
     )
-
-
-def _dvfs_exponent() -> float:
-    from dse.catalog.technology import load_technology
-
-    return float(load_technology().silicon["power"]["dvfs_exponent"])

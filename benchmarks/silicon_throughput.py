@@ -32,7 +32,9 @@ def main() -> None:
     cold, warm = times[0], min(times[1:])
     print(f"silicon model, {args.points:,} design points, one core")
     print(f"  cold run: {cold:.3f} s  ({args.points / cold / 1e6:.2f} M points/s)")
-    print(f"  warm run: {warm:.3f} s  ({args.points / warm / 1e6:.2f} M points/s)  target >= 2 M points/s")
+    print(
+        f"  warm run: {warm:.3f} s  ({args.points / warm / 1e6:.2f} M points/s)  target >= 2 M points/s"
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     rate = args.points / best(times)
     print(f"full evaluation (silicon + plan search + economics), {args.workload}, one core")
-    print(f"  {args.points:,} designs x {len(plans)} candidate plans: best {best(times):.2f} s "
-          f"-> {rate:,.0f} design points/s (target >= 20,000); feasible {metrics.feasible.mean():.0%}")
+    print(
+        f"  {args.points:,} designs x {len(plans)} candidate plans: best {best(times):.2f} s "
+        f"-> {rate:,.0f} design points/s (target >= 20,000); feasible {metrics.feasible.mean():.0%}"
+    )
 
     gpt3 = load_workload("gpt3-175b")
     a100 = from_chips([load_chip("a100-80gb")], 4096)
@@ -56,8 +58,10 @@ def main() -> None:
         result = evaluate(a100, gpt3, plans=plans)
         times.append(time.perf_counter() - start)
     record = result.record(0)
-    print(f"best plan for GPT-3 175B on 4,096 A100 over {len(plans)} plans: {best(times) * 1e3:.1f} ms "
-          f"-> {record['plan']}, {record['training_days']:.1f} days, MFU {record['mfu']:.3f}")
+    print(
+        f"best plan for GPT-3 175B on 4,096 A100 over {len(plans)} plans: {best(times) * 1e3:.1f} ms "
+        f"-> {record['plan']}, {record['training_days']:.1f} days, MFU {record['mfu']:.3f}"
+    )
 
 
 if __name__ == "__main__":

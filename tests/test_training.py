@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -346,3 +348,28 @@ def test_energy_and_cost_follow_their_equations() -> None:
     assert it_mw * 1e6 / 1024 == pytest.approx(
         m.columns["avg_chip_power_w"][0] + settings.host_power_w_per_chip, rel=0.02
     )
+
+
+def test_searched_plans_stay_within_each_designs_scale_up_domain() -> None:
+    # A design's result must not depend on the designs evaluated beside it: searched tensor
+    # parallelism is limited by the design's own scale-up domain, whatever the batch holds.
+    workload = load_workload("llama3.1-70b")
+    wide = candidate_plans(workload, max_tp=64)
+    mates = _cluster("h100-sxm", [1024.0, 1024.0]).replace(scale_up_domain=np.array([8.0, 72.0]))
+    together = evaluate(mates, workload, plans=wide)
+    alone = evaluate(
+        _cluster("h100-sxm", [1024.0]), workload, plans=candidate_plans(workload, max_tp=8)
+    )
+    assert together.columns["step_time_s"][0] == alone.columns["step_time_s"][0]
+    only_wide = candidate_plans(workload, max_tp=64)
+    keep = only_wide.tp > 8
+    beyond = replace(
+        only_wide,
+        **{
+            f: getattr(only_wide, f)[keep]
+            for f in ("tp", "pp", "ep", "dp", "microbatch", "recompute", "zero_stage")
+        },
+    )
+    assert not evaluate(mates.take(slice(0, 1)), workload, plans=beyond).training.fits[0]
+    pinned = evaluate(mates.take(slice(0, 1)), workload, plans=candidate_plans(workload, tp=16))
+    assert pinned.training.fits[0] and pinned.plan["tp"][0] == 16

@@ -32,6 +32,12 @@ def _register_optional() -> None:
     cli.add_command(workloads.workloads)
     cli.add_command(evaluate.evaluate)
     cli.add_command(evaluate.validate)
+    from dse.cli import search
+
+    cli.add_command(search.sweep)
+    cli.add_command(search.search)
+    cli.add_command(search.pareto)
+    cli.add_command(search.plot)
     from dse.cli import framework
 
     cli.add_command(framework.scaling)

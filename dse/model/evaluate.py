@@ -7,7 +7,7 @@ feasible) and the ``feasible`` mask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,6 +37,7 @@ METRICS = (
     "hbm_bandwidth_tb_s",
     "hbm_capacity_gb",
     "die_area_mm2",
+    "silicon_area_mm2",
     "die_yield",
     "unit_cost_usd",
     "unit_price_usd",
@@ -70,6 +71,14 @@ class Metrics:
             if self.constraints
             else np.zeros((len(self), 0))
         )
+
+    def with_constraints(self, extra: dict[str, FloatArray]) -> Metrics:
+        """A copy with more ``g_*`` columns (e.g. a design space's limits on metrics) and
+        ``feasible`` recomputed over all of them."""
+        constraints = {**self.constraints, **extra}
+        G = np.column_stack(list(constraints.values()))
+        feasible = np.all(G <= 0.0, axis=1) & np.all(np.isfinite(G), axis=1)
+        return replace(self, constraints=constraints, feasible=feasible)
 
     def record(self, i: int) -> dict[str, object]:
         """Design ``i`` as a plain record: metrics, ``plan`` object, constraints, ``feasible``."""
@@ -123,7 +132,8 @@ def evaluate(
         "peak_tflop_s": peak / 1e12,
         "hbm_bandwidth_tb_s": silicon.hbm_bandwidth_tb_s,
         "hbm_capacity_gb": silicon.hbm_capacity_gb,
-        "die_area_mm2": silicon.silicon_area_mm2,
+        "die_area_mm2": silicon.die_area_mm2,
+        "silicon_area_mm2": silicon.silicon_area_mm2,
         "die_yield": silicon.die_yield,
         "unit_cost_usd": silicon.unit_cost_usd,
         "unit_price_usd": economics.unit_price_usd,

@@ -32,7 +32,12 @@ ZERO_STAGES = (1, 3)
 
 @dataclass(frozen=True)
 class Plans:
-    """``k`` candidate plans; each field has shape ``(k,)``. ``dp`` is 0 where it is derived."""
+    """``k`` candidate plans; each field has shape ``(k,)``. ``dp`` is 0 where it is derived.
+
+    ``tp_searched`` is true when tensor parallelism was searched rather than pinned: each design
+    then only considers ``tp`` within its own scale-up domain, so a design's result never
+    depends on the other designs evaluated with it.
+    """
 
     tp: NDArray[np.float64]
     pp: NDArray[np.float64]
@@ -41,6 +46,7 @@ class Plans:
     microbatch: NDArray[np.float64]
     recompute: NDArray[np.int64]
     zero_stage: NDArray[np.float64]
+    tp_searched: bool = True
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -119,4 +125,5 @@ def candidate_plans(
         microbatch=table[:, 3],
         recompute=table[:, 4].astype(np.int64),
         zero_stage=table[:, 5],
+        tp_searched=tp is None,
     )

@@ -66,7 +66,10 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
     16-bit training uses bf16 or, on chips without it, fp16. fp8/fp4 training runs the linear
     layers in that format where the chip has it and falls back to 16-bit where it has not.
     """
+    # A design whose TDP cannot even feed its static power sustains no clock at all; 1 FLOP/s
+    # keeps its times finite (and huge) rather than infinite.
     sixteen = np.maximum(silicon.sustained_flop_s("bf16"), silicon.sustained_flop_s("fp16"))
+    sixteen = np.maximum(sixteen, 1.0)
     sixteen_peak = np.maximum(silicon.peak_flop_s["bf16"], silicon.peak_flop_s["fp16"])
     if precision == "bf16":
         return sixteen, sixteen, sixteen_peak
@@ -183,6 +186,8 @@ def _evaluate_chunk(
         dp >= ep, np.floor(dp / ep) * ep, 0.0
     )  # expert groups tile the data-parallel ranks
     valid = (dp >= 1.0) & (dp * model_parallel <= chips) & (dp * mb <= sequences)
+    if plans.tp_searched:
+        valid &= tp <= np.maximum(domain, 1.0)
     dp_safe = np.maximum(dp, 1.0)
     microbatches = sequences / (dp_safe * mb)
     layers_per_stage = np.ceil(w.layers / pp)

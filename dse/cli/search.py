@@ -1,0 +1,408 @@
+"""``dse sweep``, ``dse search``, ``dse pareto`` and ``dse plot``: explore a design space."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from dse.catalog.workloads import PRECISIONS, Workload, load_workload
+from dse.cli._output import format_option, render_record
+from dse.cli.evaluate import settings_from, settings_options, workload_with
+from dse.errors import InputError
+from dse.space import DEFAULT_OBJECTIVES, Objective, Space, load_space
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+def _problem(
+    space_name: str,
+    workload: str | None,
+    precision: str | None,
+    tokens: float | None,
+    options: dict[str, Any],
+) -> Any:
+    from dse.search import Problem
+
+    settings = settings_from(options)
+    space = load_space(space_name)
+    job = _workload(space, workload)
+    return Problem(space, workload_with(job, tokens, precision), settings)
+
+
+def _workload(space: Space, name: str | None) -> Workload:
+    if name is not None:
+        return load_workload(name)
+    if space.workload is None:
+        raise InputError("--workload", "", "a workload id (the space names none)", "nothing")
+    return space.workload
+
+
+def _progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def problem_options(command: Any) -> Any:
+    """Options shared by ``sweep`` and ``search``: the space, workload, output and seed."""
+    for option in reversed(
+        [
+            click.argument("space"),
+            click.option(
+                "--workload",
+                default=None,
+                help="Catalog id or path to a workload TOML file (default: the space's).",
+            ),
+            click.option(
+                "--precision",
+                type=click.Choice(PRECISIONS),
+                default=None,
+                help="Training number format (default: the workload's).",
+            ),
+            click.option("--tokens", type=float, default=None, help="Training tokens."),
+            click.option(
+                "--out", required=True, type=_PATH, help="Results file: .csv, .parquet or .json."
+            ),
+            click.option(
+                "--seed",
+                type=click.IntRange(min=0),
+                default=0,
+                show_default=True,
+                help="Random seed.",
+            ),
+            click.option("--quiet", is_flag=True, help="No progress bar."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command()
+@problem_options
+@click.option(
+    "--method",
+    type=click.Choice(["grid", "random", "lhs"]),
+    default="random",
+    show_default=True,
+    help="Every grid point, uniform random samples, or a Latin hypercube.",
+)
+@click.option(
+    "--samples",
+    type=int,
+    default=None,
+    help="Design points for random/lhs (default 10,000); not with grid.",
+)
+@click.option("--pareto-only", is_flag=True, help="Keep only the Pareto set (streamed).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=16_384,
+    show_default=True,
+    help="Designs per model call.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes evaluating chunks.",
+)
+@format_option
+@settings_options
+def sweep(
+    space: str,
+    workload: str | None,
+    precision: str | None,
+    tokens: float | None,
+    out: Path,
+    seed: int,
+    quiet: bool,
+    method: str,
+    samples: int | None,
+    pareto_only: bool,
+    chunk_size: int,
+    jobs: int,
+    fmt: str,
+    **options: Any,
+) -> None:
+    """Evaluate a design space (grid, random or Latin hypercube), streamed to a results file.
+
+    SPACE is a catalog id (spaces/) or a path to a space TOML file. Every evaluated design is
+    written with its metrics, constraints, feasibility and Pareto mark, unless --pareto-only.
+    """
+    from dse.export import check_suffix, provenance
+    from dse.search import run_sweep
+
+    check_suffix(out)
+    problem = _problem(space, workload, precision, tokens, options)
+    if method != "grid" and samples is None:
+        samples = 10_000
+    summary = run_sweep(
+        problem,
+        out,
+        provenance(**problem.describe()),
+        method=method,
+        samples=samples,
+        seed=seed,
+        chunk_size=chunk_size,
+        pareto_only=pareto_only,
+        jobs=jobs,
+        progress=_progress(quiet),
+    )
+    click.echo(
+        render_record(
+            {
+                "out": str(summary.path),
+                "evaluated": summary.evaluated,
+                "rows": summary.rows,
+                "feasible": summary.feasible,
+                "pareto": summary.pareto,
+                "seconds": round(summary.seconds, 2),
+                "designs_per_s": round(summary.evaluated / max(summary.seconds, 1e-9)),
+            },
+            fmt,
+        )
+    )
+
+
+@click.command()
+@problem_options
+@click.option(
+    "--engine",
+    type=click.Choice(["pymoo", "optuna"]),
+    default="pymoo",
+    show_default=True,
+    help="Optimizer library.",
+)
+@click.option("--evals", type=int, default=1000, show_default=True, help="Design evaluations.")
+@click.option(
+    "--algorithm",
+    default=None,
+    help="pymoo: nsga2 (default), nsga3, unsga3, sms-emoa, spea2.",
+)
+@click.option(
+    "--sampler",
+    default=None,
+    help="optuna: nsga2 (default), tpe, random.",
+)
+@click.option("--pop-size", type=int, default=64, show_default=True, help="Population size.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="optuna: trials per model call (default: the population size).",
+)
+@click.option(
+    "--storage",
+    default=None,
+    help="optuna: storage URL (e.g. sqlite:///study.db) to keep and resume the study.",
+)
+@click.option("--study", default=None, help="optuna: study name (default dse-SPACE-WORKLOAD).")
+@format_option
+@settings_options
+def search(
+    space: str,
+    workload: str | None,
+    precision: str | None,
+    tokens: float | None,
+    out: Path,
+    seed: int,
+    quiet: bool,
+    engine: str,
+    evals: int,
+    algorithm: str | None,
+    sampler: str | None,
+    pop_size: int,
+    batch_size: int | None,
+    storage: str | None,
+    study: str | None,
+    fmt: str,
+    **options: Any,
+) -> None:
+    """Multi-objective search of a design space with pymoo or optuna.
+
+    Writes every evaluated design to the results file and marks the Pareto set. With optuna,
+    --storage and --study keep the study: running the command again adds --evals trials.
+    """
+    from dse.export import check_suffix, provenance
+    from dse.search import create_engine, run_search
+
+    check_suffix(out)
+    engine_options: dict[str, Any] = {"pop_size": pop_size}
+    if engine == "pymoo":
+        for flag, value in (
+            ("--sampler", sampler),
+            ("--batch-size", batch_size),
+            ("--storage", storage),
+            ("--study", study),
+        ):
+            if value is not None:
+                raise InputError(flag, "", "only with --engine optuna", value)
+        engine_options["algorithm"] = algorithm
+    else:
+        if algorithm is not None:
+            raise InputError("--algorithm", "", "only with --engine pymoo", algorithm)
+        engine_options.update(sampler=sampler, batch_size=batch_size, storage=storage, study=study)
+    problem = _problem(space, workload, precision, tokens, options)
+    chosen = create_engine(engine, **engine_options)
+    summary = run_search(
+        problem,
+        chosen,
+        out,
+        provenance(**problem.describe()),
+        evals=evals,
+        seed=seed,
+        progress=_progress(quiet),
+    )
+    record: dict[str, Any] = {
+        "out": str(summary.path),
+        "rows": summary.rows,
+        "feasible": summary.feasible,
+        "pareto": summary.pareto,
+        "seconds": round(summary.seconds, 2),
+    }
+    record.update({k: v for k, v in summary.details.items() if v is not None})
+    click.echo(render_record(record, fmt))
+
+
+def _objectives(
+    meta: dict[str, Any], minimize: tuple[str, ...], maximize: tuple[str, ...]
+) -> tuple[Objective, ...]:
+    """Objectives from the options, else the file's provenance, else the default three."""
+    if minimize or maximize:
+        return tuple(Objective(n) for n in minimize) + tuple(Objective(n, True) for n in maximize)
+    if meta.get("objectives"):
+        return tuple(Objective(o["name"], bool(o.get("maximize"))) for o in meta["objectives"])
+    return tuple(Objective(n) for n in DEFAULT_OBJECTIVES)
+
+
+def _check_columns(source: Path, frame: Any, objectives: tuple[Objective, ...]) -> None:
+    import pandas as pd
+
+    for o in objectives:
+        if o.name not in frame:
+            raise InputError(source, o.name, "an objective column of the results file", o.name)
+        if not pd.api.types.is_numeric_dtype(frame[o.name]):
+            raise InputError(source, o.name, "a numeric column", str(frame[o.name].dtype))
+
+
+objective_options = [
+    click.option(
+        "--minimize",
+        multiple=True,
+        help="Objective column to minimize (repeat; default: the file's objectives).",
+    ),
+    click.option("--maximize", multiple=True, help="Objective column to maximize (repeat)."),
+]
+
+
+@click.command()
+@click.argument("results", type=_PATH)
+@click.option(
+    "--out", type=_PATH, default=None, help="Write the Pareto rows here (.csv/.parquet/.json)."
+)
+@click.option(
+    "--ref",
+    default=None,
+    help="Hypervolume reference point, comma-separated in objective order "
+    "(default: 10% beyond the worst feasible value of each objective).",
+)
+@objective_options[0]
+@objective_options[1]
+@format_option
+def pareto(
+    results: Path,
+    out: Path | None,
+    ref: str | None,
+    minimize: tuple[str, ...],
+    maximize: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """The non-dominated feasible rows of a results file, their number and hypervolume."""
+    from dse.export import check_suffix, read_results, write_results
+    from dse.pareto import hypervolume, nondominated, reference_point
+    from dse.space import objective_matrix
+
+    if out is not None:
+        check_suffix(out)
+    frame, meta = read_results(results)
+    objectives = _objectives(meta, minimize, maximize)
+    _check_columns(results, frame, objectives)
+    feasible = (
+        frame["feasible"].to_numpy(dtype=bool)
+        if "feasible" in frame
+        else np.ones(len(frame), dtype=bool)
+    )
+    F = objective_matrix({o.name: frame[o.name].to_numpy() for o in objectives}, objectives)
+    front = nondominated(F, feasible)
+    signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
+    if ref is not None:
+        reference = signs * _parse_ref(ref, len(objectives))
+    elif feasible.any():
+        reference = reference_point(F[feasible & np.all(np.isfinite(F), axis=1)])
+    else:
+        reference = np.full(len(objectives), np.nan)
+    volume = hypervolume(F[front], reference) if front.any() else 0.0
+    if out is not None:
+        rows = frame[front].reset_index(drop=True)
+        columns = {name: rows[name].to_numpy() for name in rows.columns}
+        columns["pareto"] = np.ones(len(rows), dtype=bool)
+        write_results(
+            out,
+            columns,
+            {
+                **meta,
+                "pareto_of": str(results),
+                "objectives": [{"name": o.name, "maximize": o.maximize} for o in objectives],
+                "hypervolume": volume,
+                "reference": (signs * reference).tolist(),
+            },
+        )
+    record = {
+        "input": str(results),
+        "rows": len(frame),
+        "feasible": int(feasible.sum()),
+        "front": int(front.sum()),
+        "objectives": ", ".join(_objective_text(o) for o in objectives),
+        "reference": {o.name: float(v) for o, v in zip(objectives, signs * reference, strict=True)},
+        "hypervolume": volume,
+    }
+    if out is not None:
+        record["out"] = str(out)
+    click.echo(render_record(record, fmt))
+
+
+def _objective_text(objective: Objective) -> str:
+    return f"{'max' if objective.maximize else 'min'} {objective.name}"
+
+
+def _parse_ref(text: str, k: int) -> np.ndarray:
+    try:
+        values = np.array([float(part) for part in text.split(",")])
+    except ValueError:
+        raise InputError("--ref", "", f"{k} comma-separated numbers", text) from None
+    if len(values) != k or not np.all(np.isfinite(values)):
+        raise InputError("--ref", "", f"{k} comma-separated numbers", text)
+    return values
+
+
+@click.command()
+@click.argument("results", type=_PATH)
+@click.option("--out", required=True, type=_PATH, help="FILE.png (or .svg/.pdf) or FILE.html.")
+@objective_options[0]
+@objective_options[1]
+def plot(results: Path, out: Path, minimize: tuple[str, ...], maximize: tuple[str, ...]) -> None:
+    """Pareto plots: pairwise objective projections and parallel coordinates.
+
+    PNG by matplotlib; HTML by plotly, interactive: hover a point to see its design.
+    """
+    from dse.export import read_results
+    from dse.plot import plot_results
+
+    frame, meta = read_results(results)
+    objectives = _objectives(meta, minimize, maximize)
+    _check_columns(results, frame, objectives)
+    size = plot_results(frame, objectives, out)
+    click.echo(f"{out}: {size} Pareto designs of {len(frame)} rows")

@@ -1,0 +1,290 @@
+"""Results files: one row per design point, written in batches, atomically, with provenance.
+
+Columns, in order: the design parameters (categoricals by id, e.g. ``node = "n3"``), the metric
+columns of ``dse evaluate`` (plan flattened as ``tp``, ``pp``, ``dp``, ``ep``, ``microbatch``,
+``recompute``, ``zero_stage``), the ``g_*`` constraint columns, ``feasible`` and ``pareto``.
+
+The format follows the suffix: ``.csv``, ``.parquet`` or ``.json`` (a list of records). Provenance
+(a JSON object) travels as Parquet key-value metadata under the key ``dse``, or in a
+``FILE.meta.json`` beside a CSV or JSON file. Files are written to a temporary name in the same
+folder and moved into place only when complete, so a failed run leaves nothing under the name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import shlex
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dse import __version__
+from dse.catalog.technology import load_technology
+from dse.designs import CATEGORICAL, Designs
+from dse.errors import InputError
+from dse.model.evaluate import PLAN_COLUMNS
+from dse.model.plans import RECOMPUTE
+from dse.space import INTEGER_PARAMETERS
+
+if TYPE_CHECKING:
+    from dse.search.problem import Evaluation
+
+SUFFIXES = (".csv", ".parquet", ".json")
+METADATA_KEY = "dse"
+DESIGN_COLUMNS = tuple(name for name in Designs.names() if name != "unit_price_usd")
+"""Design parameter columns of a results file. The price is the ``unit_price_usd`` metric (the
+given price where a space fixes one, else the modeled one)."""
+
+Columns = dict[str, np.ndarray]
+
+
+def results_columns(evaluation: Evaluation) -> Columns:
+    """A batch as results columns (name → array of shape ``(n,)``); ``pareto`` all False."""
+    technology = load_technology()
+    ids = {
+        "node": np.array(technology.node_ids()),
+        "hbm_generation": np.array(technology.memory_ids()),
+    }
+    designs, metrics = evaluation.designs, evaluation.metrics
+    out: Columns = {}
+    for name in DESIGN_COLUMNS:
+        column = getattr(designs, name)
+        if name in CATEGORICAL:
+            out[name] = ids[name][column]
+        elif name in INTEGER_PARAMETERS:
+            out[name] = np.round(column).astype(np.int64)
+        else:
+            out[name] = column
+    out.update(metrics.columns)
+    for name in PLAN_COLUMNS:
+        out[name] = metrics.plan[name]
+    out["recompute"] = np.array(RECOMPUTE)[metrics.plan["recompute"]]
+    out.update(metrics.constraints)
+    out["feasible"] = np.asarray(evaluation.feasible, dtype=bool)
+    out["pareto"] = np.zeros(len(evaluation), dtype=bool)
+    return out
+
+
+def concat_columns(parts: list[Columns]) -> Columns:
+    """Stack batches of columns end to end (all with the same names)."""
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def provenance(**fields: Any) -> dict[str, Any]:
+    """Provenance record: the given fields plus package version, time and command line."""
+    return {
+        **fields,
+        "dse_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["dse", *sys.argv[1:]]),
+    }
+
+
+def check_suffix(path: Path, option: str = "--out") -> str:
+    """The file format of ``path`` from its suffix, or an :class:`InputError`."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(option, "", f"a file name ending in one of {list(SUFFIXES)}", str(path))
+    return suffix
+
+
+def meta_path(path: Path) -> Path:
+    """Where the provenance of a CSV or JSON results file lives: ``FILE.meta.json``."""
+    return path.with_name(path.name + ".meta.json")
+
+
+class AtomicFile:
+    """A new file written under a temporary name in the target folder, moved in on commit.
+
+    Creating it checks that the folder is writable, so a long run fails before it starts.
+    """
+
+    def __init__(self, path: Path, option: str = "--out") -> None:
+        self.path = Path(path)
+        self.temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            self.temp.open("xb").close()
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise InputError(
+                option, "", "a path in a writable folder", f"{path} ({reason})"
+            ) from None
+
+    def commit(self) -> None:
+        os.replace(self.temp, self.path)
+
+    def discard(self) -> None:
+        self.temp.unlink(missing_ok=True)
+
+
+class ResultsWriter:
+    """Append batches of results columns to ``path``; the file appears only on success.
+
+    Use as a context manager: leaving the block by an exception removes every temporary file.
+    ``meta`` is the provenance; :meth:`close` adds ``extra`` fields known only at the end.
+    """
+
+    def __init__(self, path: Path, meta: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.format = check_suffix(self.path)
+        self.meta = dict(meta)
+        self.rows = 0
+        self.closed = False
+        self._file = AtomicFile(self.path)
+        self._meta_file = AtomicFile(meta_path(self.path)) if self.format != ".parquet" else None
+        self._parquet: Any = None
+        self._text: IO[str] | None = None
+        if self.format != ".parquet":
+            self._text = self._file.temp.open("w", encoding="utf-8", newline="")
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            if not self.closed:
+                self.close()
+        else:
+            self.abort()
+
+    def write(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Append one batch (name → array of shape ``(n,)``, the same names every time)."""
+        n = len(next(iter(columns.values())))
+        if self.format == ".parquet":
+            self._write_parquet(columns)
+        elif self.format == ".csv":
+            assert self._text is not None
+            pd.DataFrame(columns).to_csv(self._text, header=self.rows == 0, index=False)
+        else:
+            assert self._text is not None
+            if n:
+                text = pd.DataFrame(columns).to_json(orient="records", double_precision=15)
+                self._text.write("[\n" if self.rows == 0 else ",\n")
+                self._text.write(text[1:-1].replace("},{", "},\n{"))
+        self.rows += n
+
+    def _write_parquet(self, columns: Mapping[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(dict(columns))
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._file.temp, table.schema)
+        self._parquet.write_table(table)
+
+    def close(self, **extra: Any) -> None:
+        """Finish the file with ``extra`` provenance fields and move it (and its meta) in place."""
+        self.meta.update(extra, rows=self.rows)
+        self.closed = True
+        try:
+            if self.format == ".parquet":
+                if self._parquet is None:
+                    raise ValueError("no columns were written")
+                self._parquet.add_key_value_metadata({METADATA_KEY: json.dumps(self.meta)})
+                self._parquet.close()
+            else:
+                assert self._text is not None and self._meta_file is not None
+                if self.format == ".json":
+                    self._text.write("[\n]\n" if self.rows == 0 else "\n]\n")
+                self._text.close()
+                self._meta_file.temp.write_text(json.dumps(self.meta, indent=2) + "\n")
+            self._file.commit()
+            if self._meta_file is not None:
+                self._meta_file.commit()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Remove the temporary files; nothing appears under the output name."""
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self._text is not None and not self._text.closed:
+            self._text.close()
+        self._file.discard()
+        if self._meta_file is not None:
+            self._meta_file.discard()
+
+
+class Spool:
+    """A temporary Parquet file beside the output holding batches until their ``pareto`` marks
+    are known; read back in order, batch by batch, then removed."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = AtomicFile(path.with_name(path.name + ".spool"))
+        self._writer: Any = None
+
+    def write(self, columns: Mapping[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(dict(columns))
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._file.temp, table.schema)
+        self._writer.write_table(table)
+
+    def batches(self, rows: int) -> Iterator[Columns]:
+        """The spooled rows in order, ``rows`` at a time."""
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        source = pq.ParquetFile(self._file.temp)
+        for batch in source.iter_batches(batch_size=rows):
+            yield {
+                name: batch.column(i).to_numpy(zero_copy_only=False)
+                for i, name in enumerate(batch.schema.names)
+            }
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._file.discard()
+
+
+def write_results(path: Path, columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+    """Write a whole results table at once (atomically, with provenance)."""
+    with ResultsWriter(path, meta) as writer:
+        writer.write(columns)
+
+
+def read_results(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A results file (CSV, Parquet or JSON) and its provenance (empty when there is none)."""
+    path = Path(path)
+    suffix = check_suffix(path, str(path))
+    if not path.is_file():
+        raise InputError(path, "", "an existing results file", "no such file")
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            source = pq.ParquetFile(path)
+            raw = (source.metadata.metadata or {}).get(METADATA_KEY.encode())
+            meta = json.loads(raw) if raw else {}
+            return source.read().to_pandas(), meta
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_json(path, orient="records", dtype=False)
+        sidecar = meta_path(path)
+        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        return frame, meta
+    except (ValueError, OSError) as error:
+        raise InputError(path, "", f"a readable {suffix} results file", str(error)) from None

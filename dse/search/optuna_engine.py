@@ -1,0 +1,226 @@
+"""optuna engine: named samplers, batched ask/tell, persistent and resumable studies.
+
+Each batch of trials is asked for, decoded into index rows, evaluated by the model in one call
+and told back. A dimension listed as ``choices`` is a categorical parameter named after it (its
+values as given); a ``low``/``high`` dimension is an integer parameter ``<name>_level`` holding
+the level index. Each trial keeps its ``design`` (the varying parameters' values) and its
+``constraints`` (the ``G`` row, read by the sampler's ``constraints_func``) as user attributes.
+
+With ``storage`` (any optuna URL, e.g. ``sqlite:///study.db``) and ``study`` the study persists:
+running the same command again adds ``evals`` trials, and the results file covers all of the
+study's trials, re-evaluated in one model call. The study remembers which problem (space file,
+workload, settings) it belongs to and refuses to continue with another.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+
+from dse.errors import InputError
+from dse.search.problem import Problem, finite_constraints, finite_objectives
+from dse.search.registry import Engine, Record
+from dse.space import Dimension
+
+SAMPLERS = ("nsga2", "tpe", "random")
+CONSTRAINTS_ATTR = "constraints"
+DESIGN_ATTR = "design"
+PROBLEM_ATTR = "dse_problem"
+
+
+def _constraints(trial: Any) -> list[float]:
+    """optuna < 5 ``constraints_func``: the trial's ``G`` row (``<= 0`` feasible)."""
+    return list(trial.user_attrs[CONSTRAINTS_ATTR])
+
+
+def _named_constraints() -> bool:
+    """Whether this optuna sets constraints on the trial (``Trial.set_constraint``, optuna 5),
+    which its samplers read; older versions take a ``constraints_func``."""
+    import optuna
+
+    return hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def make_sampler(name: str, seed: int, population_size: int) -> Any:
+    """An optuna sampler by name, seeded, with the model's constraints."""
+    import optuna
+
+    constraints_func = None if _named_constraints() else _constraints
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            population_size=population_size, seed=seed, constraints_func=constraints_func
+        )
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise InputError("--sampler", "", f"one of {list(SAMPLERS)}", name)
+
+
+def _directions(problem: Problem) -> list[Any]:
+    return ["maximize" if o.maximize else "minimize" for o in problem.space.objectives]
+
+
+def _parameter(dim: Dimension) -> str:
+    return dim.name if dim.choices else f"{dim.name}_level"
+
+
+def _choices(dim: Dimension) -> list[Any]:
+    return [dim.label(i) for i in range(dim.levels)]
+
+
+class OptunaEngine(Engine):
+    """Runs an optuna study in batches of ``batch_size`` trials (default: the population)."""
+
+    name = "optuna"
+
+    def __init__(
+        self,
+        sampler: str | None = None,
+        pop_size: int = 64,
+        batch_size: int | None = None,
+        storage: str | None = None,
+        study: str | None = None,
+    ) -> None:
+        self.sampler = sampler or "nsga2"
+        if self.sampler not in SAMPLERS:
+            raise InputError("--sampler", "", f"one of {list(SAMPLERS)}", self.sampler)
+        if pop_size < 2:
+            raise InputError("--pop-size", "", "a whole number >= 2", pop_size)
+        self.pop_size = pop_size
+        self.batch_size = batch_size or pop_size
+        if self.batch_size < 1:
+            raise InputError("--batch-size", "", "a whole number >= 1", batch_size)
+        self.storage = storage
+        self.study_name = study
+
+    def run(self, problem: Problem, evals: int, seed: int, record: Record) -> dict[str, Any]:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        free = self.free_dimensions(problem)
+        dims = problem.space.dimensions
+        kept = self._persistent_study(problem)
+        name = kept.study_name if kept is not None else self._default_name(problem)
+        directions = _directions(problem)
+        # The sampler works on an in-memory study (one storage round trip per parameter would
+        # make a database study slow); finished batches are copied to the kept study.
+        study = optuna.create_study(
+            study_name=name,
+            sampler=make_sampler(self.sampler, seed, self.pop_size),
+            directions=directions,
+        )
+        done: list[Any] = []
+        if kept is not None:
+            done = kept.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            study.add_trials(done)
+        if done:
+            record(problem.evaluate(self._indices(problem, [t.params for t in done], free)))
+        maximize = np.array([o.maximize for o in problem.space.objectives])
+        named = _named_constraints()
+        remaining = evals
+        while remaining > 0:
+            trials = [study.ask() for _ in range(min(self.batch_size, remaining))]
+            params = [self._suggest(trial, [dims[j] for j in free]) for trial in trials]
+            evaluation = problem.evaluate(self._indices(problem, params, free))
+            values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
+            G = finite_constraints(evaluation.G)
+            names = list(evaluation.metrics.constraints)
+            for i, trial in enumerate(trials):
+                design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
+                trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
+                if named:
+                    for constraint, value in zip(names, G[i].tolist(), strict=True):
+                        trial.set_constraint(constraint, value)
+                else:
+                    trial.set_user_attr(CONSTRAINTS_ATTR, G[i].tolist())
+                study.tell(trial, values=values[i].tolist())
+            if kept is not None:
+                kept.add_trials(study.get_trials(deepcopy=False)[-len(trials) :])
+            record(evaluation)
+            remaining -= len(trials)
+        return {
+            "sampler": self.sampler,
+            "pop_size": self.pop_size,
+            "batch_size": self.batch_size,
+            "storage": self.storage,
+            "study": name,
+            "trials": len(study.trials),
+            "trials_before": len(done),
+        }
+
+    def _default_name(self, problem: Problem) -> str:
+        return self.study_name or f"dse-{problem.space.id}-{problem.workload.id}"
+
+    def _persistent_study(self, problem: Problem) -> Any:
+        """The study in ``storage`` (created or loaded), or None without a storage."""
+        import optuna
+
+        if self.storage is None:
+            return None
+        space, workload = problem.space, problem.workload
+        name = self._default_name(problem)
+        directions = _directions(problem)
+        try:
+            study = optuna.create_study(
+                storage=self.storage, study_name=name, directions=directions, load_if_exists=True
+            )
+        except (ValueError, ImportError, KeyError) as error:
+            raise InputError(
+                "--storage", "", "an optuna storage URL such as sqlite:///study.db", self.storage
+            ) from error
+        except Exception as error:  # storage back ends raise their own error types
+            if type(error).__module__.split(".")[0] not in ("sqlalchemy", "optuna"):
+                raise
+            raise InputError(
+                "--storage",
+                "",
+                f"a usable optuna storage ({error.__class__.__name__})",
+                self.storage,
+            ) from error
+        fingerprint = problem.fingerprint()
+        known = study.user_attrs.get(PROBLEM_ATTR)
+        if known is None and not study.trials:
+            study.set_user_attr(PROBLEM_ATTR, fingerprint)
+            study.set_user_attr("dse_space", str(space.path))
+            study.set_user_attr("dse_workload", workload.id)
+        elif known != fingerprint:
+            raise InputError(
+                "--study",
+                "",
+                f"a study of this space and workload ({space.id}, {workload.id}) or a new name",
+                f"{name!r} of {study.user_attrs.get('dse_space')}, "
+                f"{study.user_attrs.get('dse_workload')} (different problem)",
+            )
+        if [d.name.lower() for d in study.directions] != directions:
+            raise InputError("--study", "", f"a study with directions {directions}", name)
+        return study
+
+    @staticmethod
+    def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
+        params = {}
+        for dim in dims:
+            name = _parameter(dim)
+            if dim.choices:
+                params[name] = trial.suggest_categorical(name, _choices(dim))
+            else:
+                params[name] = trial.suggest_int(name, 0, dim.levels - 1)
+        return params
+
+    @staticmethod
+    def _indices(problem: Problem, params: list[dict[str, Any]], free: list[int]) -> np.ndarray:
+        """Trial parameters → index rows of shape ``(len(params), d)``."""
+        X = np.zeros((len(params), problem.n_var), dtype=np.int64)
+        for j in free:
+            dim = problem.space.dimensions[j]
+            name = _parameter(dim)
+            if dim.choices:
+                lookup = {value: i for i, value in enumerate(_choices(dim))}
+                X[:, j] = [lookup[p[name]] for p in params]
+            else:
+                X[:, j] = [p[name] for p in params]
+        return X

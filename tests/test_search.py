@@ -1,0 +1,166 @@
+"""``dse search``: pymoo and optuna engines behind one registry; seeds repeat; optuna studies
+persist and resume; every evaluated design is written with its Pareto mark."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import moocore
+import numpy as np
+import pytest
+
+from dse.catalog.workloads import load_workload
+from dse.errors import InputError
+from dse.export import read_results
+from dse.pareto import hypervolume, nondominated, reference_point
+from dse.search import Engine, Problem, create_engine, engine_names, register_engine, run_search
+from dse.search.registry import ENGINES, Record
+from dse.space import load_space
+
+SPACE = """
+name = "search test"
+[dimensions]
+node = ["n5", "n4", "n3", "n2"]
+compute_units = { low = 96, high = 192, step = 16 }
+clock_ghz = { low = 1.4, high = 2.2, step = 0.2 }
+hbm_generation = ["hbm3e", "hbm4"]
+hbm_stacks = { low = 4, high = 8 }
+num_chips = { low = 1024, high = 16384, log = true }
+[constraints]
+max_training_days = 120
+"""
+OBJECTIVES = ["cost_usd", "energy_mwh", "training_days"]
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(SPACE)
+    return path
+
+
+def search(dse: Callable[..., Any], space: Path, out: Path, *args: str) -> Any:
+    result = dse("search", space, "--workload", "llama3.1-70b", "--out", out, "--quiet",
+                 "--format", "json", *args)  # fmt: skip
+    assert result.code == 0, result.err
+    return result.json()
+
+
+ENGINE_ARGS = {
+    "pymoo": ("--engine", "pymoo", "--pop-size", "20"),
+    "pymoo-nsga3": ("--engine", "pymoo", "--algorithm", "nsga3", "--pop-size", "20"),
+    "optuna": ("--engine", "optuna", "--pop-size", "20"),
+    "optuna-tpe": ("--engine", "optuna", "--sampler", "tpe", "--batch-size", "10"),
+}
+
+
+@pytest.mark.parametrize("engine", list(ENGINE_ARGS))
+def test_same_seed_repeats_and_another_differs(
+    dse: Callable[..., Any], space: Path, tmp_path: Path, engine: str
+) -> None:
+    evals = "50" if engine == "optuna-tpe" else "100"
+    files = [tmp_path / f"{name}.csv" for name in ("a", "b", "c")]
+    for out, seed in zip(files, ("7", "7", "8"), strict=True):
+        summary = search(dse, space, out, *ENGINE_ARGS[engine], "--evals", evals, "--seed", seed)
+        assert summary["rows"] == int(evals)  # exactly the budget, every evaluated design
+    assert files[0].read_text() == files[1].read_text()
+    assert files[0].read_text() != files[2].read_text()
+    frame, meta = read_results(files[0])
+    assert meta["engine"] == engine.split("-")[0] and meta["seed"] == 7
+    feasible = frame["feasible"].to_numpy(dtype=bool)
+    expected = np.zeros(len(frame), dtype=bool)
+    expected[feasible] = moocore.is_nondominated(
+        frame.loc[feasible, OBJECTIVES].to_numpy(), keep_weakly=True
+    )
+    assert np.array_equal(frame["pareto"].to_numpy(dtype=bool), expected)
+    assert expected.any()
+
+
+def test_optuna_study_resumes_and_grows(
+    dse: Callable[..., Any], space: Path, tmp_path: Path
+) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+    args = ("--engine", "optuna", "--storage", storage, "--study", "grow", "--evals", "60",
+            "--pop-size", "20", "--seed", "1")  # fmt: skip
+    assert search(dse, space, first, *args)["trials"] == 60
+    summary = search(dse, space, second, *args)
+    assert summary["trials"] == 120 and summary["trials_before"] == 60
+    study = optuna.load_study(study_name="grow", storage=storage)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 120
+    assert all(len(t.constraints) > 0 and "design" in t.user_attrs for t in trials)
+    a, _ = read_results(first)
+    b, _ = read_results(second)
+    assert len(b) == 120
+    # The study's first 60 trials re-evaluate to the first run's rows.
+    assert np.allclose(b[OBJECTIVES].to_numpy()[:60], a[OBJECTIVES].to_numpy())
+    fronts = [f.loc[f["pareto"], OBJECTIVES].to_numpy() for f in (a, b)]
+    reference = reference_point(np.concatenate(fronts))
+    assert hypervolume(fronts[1], reference) >= hypervolume(fronts[0], reference)
+
+
+def test_optuna_study_of_another_problem_is_refused(
+    dse: Callable[..., Any], space: Path, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ("--engine", "optuna", "--storage", storage, "--study", "s", "--evals", "5")
+    search(dse, space, tmp_path / "a.csv", *args)
+    result = dse("search", space, "--workload", "llama3.1-8b", "--out", tmp_path / "b.csv", *args)
+    assert result.code == 2 and "--study: expected a study of this space" in result.err
+    assert not (tmp_path / "b.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--engine", "pymoo", "--algorithm", "simplex"), "--algorithm: expected one of"),
+        (("--engine", "pymoo", "--storage", "sqlite:///x.db"), "--storage: expected only with"),
+        (("--engine", "optuna", "--algorithm", "nsga2"), "--algorithm: expected only with"),
+        (("--engine", "optuna", "--sampler", "cmaes"), "--sampler: expected one of"),
+        (("--engine", "optuna", "--storage", "nosuchdb://x"), "--storage: expected"),
+        (("--engine", "pymoo", "--evals", "0"), "--evals: expected"),
+    ],
+)
+def test_bad_options_are_one_line(
+    dse: Callable[..., Any], space: Path, tmp_path: Path, args: tuple[str, ...], fragment: str
+) -> None:
+    out = tmp_path / "out.csv"
+    result = dse("search", space, "--workload", "llama3.1-70b", "--out", out, *args)
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and fragment in result.err, result.err
+    assert not out.exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+class CornerEngine(Engine):
+    """A minimal engine: every batch is the lowest levels plus random rows."""
+
+    name = "corner"
+
+    def run(self, problem: Problem, evals: int, seed: int, record: Record) -> dict[str, Any]:
+        rng = np.random.default_rng(seed)
+        X = rng.integers(0, problem.space.radices, size=(evals, problem.n_var))
+        X[0] = 0
+        record(problem.evaluate(X))
+        return {"kind": "corner"}
+
+
+def test_registry_runs_any_engine(
+    space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ENGINES, "corner", CornerEngine)
+    assert {"pymoo", "optuna", "corner"} <= set(engine_names())
+    register_engine("corner", CornerEngine)
+    problem = Problem(load_space(space), load_workload("llama3.1-70b"))
+    out = tmp_path / "corner.parquet"
+    summary = run_search(problem, create_engine("corner"), out, {}, evals=30, seed=0)
+    frame, meta = read_results(out)
+    assert summary.rows == len(frame) == 30 and meta["kind"] == "corner"
+    F = frame[OBJECTIVES].to_numpy()
+    assert np.array_equal(frame["pareto"].to_numpy(), nondominated(F, frame["feasible"].to_numpy()))
+    with pytest.raises(InputError, match="--engine"):
+        create_engine("simulated-annealing")

@@ -159,8 +159,13 @@ def evaluate(
     return Metrics(columns, plan, constraints, feasible, silicon, training, economics)
 
 
-def infeasibility_reasons(metrics: Metrics, i: int) -> list[str]:
-    """Human-readable reasons why design ``i`` is infeasible (empty when it is feasible)."""
+SILICON_LIMITS = ("g_die_area", "g_power_density", "g_tdp_headroom")
+"""Constraints on building the chip itself (§1.8), as opposed to running the workload."""
+
+
+def infeasibility_reasons(metrics: Metrics, i: int, skip: tuple[str, ...] = ()) -> list[str]:
+    """Human-readable reasons why design ``i`` is infeasible (empty when it is feasible);
+    constraints named in ``skip`` are left out."""
     text = {
         "g_die_area": "a die exceeds the reticle limit",
         "g_power_density": "TDP per mm² of silicon exceeds the cooling limit",
@@ -170,5 +175,5 @@ def infeasibility_reasons(metrics: Metrics, i: int) -> list[str]:
     return [
         text.get(name, f"{name} > 0")
         for name, values in metrics.constraints.items()
-        if not values[i] <= 0
+        if name not in skip and not values[i] <= 0
     ]

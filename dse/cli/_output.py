@@ -23,6 +23,14 @@ format_option = click.option(
     help="Output format: table for a person, json for programs, csv for spreadsheets.",
 )
 
+chip_option = click.option("--chip", required=True, help="Catalog id or path to a chip TOML file.")
+workload_option = click.option(
+    "--workload", required=True, help="Catalog id or path to a workload TOML file."
+)
+num_chips_option = click.option(
+    "--num-chips", required=True, type=click.IntRange(min=1), help="Chips in the cluster."
+)
+
 
 def plain(value: Any) -> Any:
     """Numpy scalars and arrays → plain Python values that JSON understands; NaN → None."""

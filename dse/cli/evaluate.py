@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from dse.catalog.workloads import PRECISIONS, Workload, load_workload
-from dse.cli._output import format_option, render_record, render_rows
+from dse.cli._output import (
+    chip_option,
+    format_option,
+    num_chips_option,
+    render_record,
+    render_rows,
+    workload_option,
+)
 from dse.errors import InputError
 from dse.evaluation import evaluate_one
 from dse.model.plans import RECOMPUTE, ZERO_STAGES
@@ -52,11 +59,9 @@ def workload_with(workload: Workload, tokens: float | None, precision: str | Non
 
 
 @click.command()
-@click.option("--chip", required=True, help="Catalog id or path to a chip TOML file.")
-@click.option("--workload", required=True, help="Catalog id or path to a workload TOML file.")
-@click.option(
-    "--num-chips", required=True, type=click.IntRange(min=1), help="Chips in the cluster."
-)
+@chip_option
+@workload_option
+@num_chips_option
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),

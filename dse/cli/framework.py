@@ -8,7 +8,14 @@ import click
 
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import PRECISIONS, load_workload
-from dse.cli._output import format_option, render_record, render_rows
+from dse.cli._output import (
+    chip_option,
+    format_option,
+    num_chips_option,
+    render_record,
+    render_rows,
+    workload_option,
+)
 from dse.cli.evaluate import settings_from, settings_options
 from dse.framework.levers import load_levers
 from dse.framework.roadmap import run_roadmap
@@ -56,7 +63,7 @@ plot_option = click.option(
 
 
 @click.command()
-@click.option("--chip", required=True, help="Catalog id or path to a chip TOML file.")
+@chip_option
 @click.option(
     "--from", "start", type=float, default=1e9, show_default=True, help="Smallest model (params)."
 )
@@ -150,11 +157,9 @@ def scaling(
 
 
 @click.command()
-@click.option("--workload", required=True, help="Catalog id or path to a workload TOML file.")
-@click.option("--chip", required=True, help="Catalog id or path to a chip TOML file.")
-@click.option(
-    "--num-chips", required=True, type=click.IntRange(min=1), help="Chips in the cluster."
-)
+@workload_option
+@chip_option
+@num_chips_option
 @click.option(
     "--levers",
     "levers_file",

@@ -53,7 +53,8 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
         "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
         "scale_up_domain": chip.scale_up_domain,
         "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
-        "feasible": bool(all(g[0] <= 0 for g in s.constraints.values())),
+        "within_silicon_limits": bool(all(g[0] <= 0 for g in s.constraints.values())),
+        "constraints": {name: float(g[0]) for name, g in s.constraints.items()},
         "published": dict(published),
         "source": chip.source,
     }

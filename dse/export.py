@@ -18,7 +18,7 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -218,45 +218,6 @@ class ResultsWriter:
         self._file.discard()
         if self._meta_file is not None:
             self._meta_file.discard()
-
-
-class Spool:
-    """A temporary Parquet file beside the output holding batches until their ``pareto`` marks
-    are known; read back in order, batch by batch, then removed."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = AtomicFile(path.with_name(path.name + ".spool"))
-        self._writer: Any = None
-
-    def write(self, columns: Mapping[str, np.ndarray]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.table(dict(columns))
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._file.temp, table.schema)
-        self._writer.write_table(table)
-
-    def batches(self, rows: int) -> Iterator[Columns]:
-        """The spooled rows in order, ``rows`` at a time."""
-        import pyarrow.parquet as pq
-
-        if self._writer is None:
-            return
-        self._writer.close()
-        self._writer = None
-        source = pq.ParquetFile(self._file.temp)
-        for batch in source.iter_batches(batch_size=rows):
-            yield {
-                name: batch.column(i).to_numpy(zero_copy_only=False)
-                for i, name in enumerate(batch.schema.names)
-            }
-
-    def discard(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self._file.discard()
 
 
 def write_results(path: Path, columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:

@@ -184,7 +184,7 @@ def test_output_path_under_a_file_is_refused(
     assert "--out" in one_line_error(result)
 
 
-def test_failure_mid_sweep_leaves_nothing(
+def test_failure_mid_sweep_leaves_no_results_but_resumes(
     dse: Callable[..., Any], small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
@@ -201,7 +201,17 @@ def test_failure_mid_sweep_leaves_nothing(
     with pytest.raises(OSError):
         dse("sweep", small, "--workload", "llama3.1-70b", "--samples", "50", "--chunk-size",
             "10", "--out", out)  # fmt: skip
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
+    # No results file; the two completed chunks are kept for a resume (issue 5).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.csv.manifest.json",
+        "out.csv.parts",
+        "small.toml",
+    ]
+    monkeypatch.setattr(Problem, "evaluate", original)
+    dse("sweep", small, "--workload", "llama3.1-70b", "--samples", "50", "--chunk-size",
+        "10", "--out", out)  # fmt: skip
+    assert not (tmp_path / "out.csv.manifest.json").exists()
+    assert not (tmp_path / "out.csv.parts").exists()
 
 
 def test_grid_refuses_samples(dse: Callable[..., Any], small: Path, tmp_path: Path) -> None:

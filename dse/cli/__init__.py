@@ -38,6 +38,7 @@ def _register_optional() -> None:
     cli.add_command(search.search)
     cli.add_command(search.pareto)
     cli.add_command(search.plot)
+    cli.add_command(search.worker)
     from dse.cli import framework
 
     cli.add_command(framework.scaling)

@@ -109,6 +109,22 @@ def problem_options(command: Any) -> Any:
     show_default=True,
     help="Worker processes evaluating chunks.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate on a local Dask cluster of N worker processes.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Evaluate on a running Dask cluster (e.g. tcp://HOST:8786).",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Discard an interrupted run's records (OUT.manifest.json, OUT.parts/) and start over.",
+)
 @format_option
 @settings_options
 def sweep(
@@ -124,6 +140,9 @@ def sweep(
     pareto_only: bool,
     chunk_size: int,
     jobs: int,
+    workers: int | None,
+    scheduler: str | None,
+    restart: bool,
     fmt: str,
     **options: Any,
 ) -> None:
@@ -134,23 +153,26 @@ def sweep(
     """
     from dse.export import check_suffix, provenance
     from dse.search import run_sweep
+    from dse.search.executors import executor_for
 
     check_suffix(out)
     problem = _problem(space, workload, precision, tokens, options)
     if method != "grid" and samples is None:
         samples = 10_000
-    summary = run_sweep(
-        problem,
-        out,
-        provenance(**problem.describe()),
-        method=method,
-        samples=samples,
-        seed=seed,
-        chunk_size=chunk_size,
-        pareto_only=pareto_only,
-        jobs=jobs,
-        progress=_progress(quiet),
-    )
+    with executor_for(jobs=jobs, workers=workers, scheduler=scheduler) as executor:
+        summary = run_sweep(
+            problem,
+            out,
+            provenance(**problem.describe()),
+            method=method,
+            samples=samples,
+            seed=seed,
+            chunk_size=chunk_size,
+            pareto_only=pareto_only,
+            executor=executor,
+            restart=restart,
+            progress=_progress(quiet),
+        )
     click.echo(
         render_record(
             {
@@ -197,9 +219,15 @@ def sweep(
 @click.option(
     "--storage",
     default=None,
-    help="optuna: storage URL (e.g. sqlite:///study.db) to keep and resume the study.",
+    help="optuna: storage URL (sqlite:///study.db, postgresql+psycopg://..., journal:///abs/file.log).",
 )
 @click.option("--study", default=None, help="optuna: study name (default dse-SPACE-WORKLOAD).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="optuna: N 'dse worker' processes adding the trials to the --storage study.",
+)
 @format_option
 @settings_options
 def search(
@@ -218,6 +246,7 @@ def search(
     batch_size: int | None,
     storage: str | None,
     study: str | None,
+    workers: int | None,
     fmt: str,
     **options: Any,
 ) -> None:
@@ -237,6 +266,7 @@ def search(
             ("--batch-size", batch_size),
             ("--storage", storage),
             ("--study", study),
+            ("--workers", workers),
         ):
             if value is not None:
                 raise InputError(flag, "", "only with --engine optuna", value)
@@ -244,7 +274,9 @@ def search(
     else:
         if algorithm is not None:
             raise InputError("--algorithm", "", "only with --engine pymoo", algorithm)
-        engine_options.update(sampler=sampler, batch_size=batch_size, storage=storage, study=study)
+        engine_options.update(
+            sampler=sampler, batch_size=batch_size, storage=storage, study=study, workers=workers
+        )
     problem = _problem(space, workload, precision, tokens, options)
     chosen = create_engine(engine, **engine_options)
     summary = run_search(
@@ -265,6 +297,30 @@ def search(
     }
     record.update({k: v for k, v in summary.details.items() if v is not None})
     click.echo(render_record(record, fmt))
+
+
+@click.command()
+@click.option("--storage", required=True, help="Storage URL of the study (as given to search).")
+@click.option("--study", required=True, help="Name of the study to join.")
+@click.option("--evals", type=click.IntRange(min=1), default=None, help="Trials to add.")
+@click.option(
+    "--total", type=click.IntRange(min=1), default=None, help="Stop when the study holds N trials."
+)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Sampler seed.")
+@format_option
+def worker(
+    storage: str, study: str, evals: int | None, total: int | None, seed: int | None, fmt: str
+) -> None:
+    """Join a shared optuna study (started by 'dse search --engine optuna --storage URL') and
+    add trials to it: --evals more, or until it holds --total (whichever comes first).
+
+    The study names its space, workload, settings and sampler; the space file must be at the
+    same path on this machine.
+    """
+    from dse.search.shared_study import run_worker
+
+    added = run_worker(storage, study, evals=evals, total=total, seed=seed)
+    click.echo(render_record({"study": study, "added": added}, fmt))
 
 
 def _objectives(

@@ -84,6 +84,7 @@ class OptunaEngine(Engine):
         batch_size: int | None = None,
         storage: str | None = None,
         study: str | None = None,
+        workers: int | None = None,
     ) -> None:
         self.sampler = sampler or "nsga2"
         if self.sampler not in SAMPLERS:
@@ -96,6 +97,9 @@ class OptunaEngine(Engine):
             raise InputError("--batch-size", "", "a whole number >= 1", batch_size)
         self.storage = storage
         self.study_name = study
+        if workers is not None and (workers < 1 or storage is None):
+            raise InputError("--workers", "", "a whole number >= 1, with --storage", workers)
+        self.workers = workers
 
     def run(self, problem: Problem, evals: int, seed: int, record: Record) -> dict[str, Any]:
         import optuna
@@ -114,6 +118,14 @@ class OptunaEngine(Engine):
             sampler=make_sampler(self.sampler, seed, self.pop_size),
             directions=directions,
         )
+        remaining = evals
+        if kept is not None:
+            from dse.search.shared_study import record_run
+
+            record_run(kept, problem, self.sampler, self.pop_size, self.batch_size, seed)
+        if kept is not None and self.workers:
+            self._run_workers(problem, kept, evals, seed)
+            remaining = 0
         done: list[Any] = []
         if kept is not None:
             done = kept.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -122,7 +134,6 @@ class OptunaEngine(Engine):
             record(problem.evaluate(self._indices(problem, [t.params for t in done], free)))
         maximize = np.array([o.maximize for o in problem.space.objectives])
         named = _named_constraints()
-        remaining = evals
         while remaining > 0:
             trials = [study.ask() for _ in range(min(self.batch_size, remaining))]
             params = [self._suggest(trial, [dims[j] for j in free]) for trial in trials]
@@ -151,7 +162,28 @@ class OptunaEngine(Engine):
             "study": name,
             "trials": len(study.trials),
             "trials_before": len(done),
+            "workers": self.workers,
         }
+
+    def _run_workers(self, problem: Problem, kept: Any, evals: int, seed: int) -> None:
+        """Add ``evals`` trials to the stored study with ``workers`` ``dse worker`` processes."""
+        import subprocess
+        import sys
+
+        from dse.search.shared_study import count_live
+
+        assert self.storage is not None and self.workers is not None
+        target = count_live(kept) + evals
+        command = [sys.executable, "-m", "dse", "worker", "--storage", self.storage]
+        command += ["--study", kept.study_name, "--total", str(target)]
+        quiet = subprocess.DEVNULL
+        procs = [
+            subprocess.Popen([*command, "--seed", str(seed + i)], stdout=quiet)
+            for i in range(self.workers)
+        ]
+        codes = [proc.wait() for proc in procs]
+        if any(codes):
+            raise InputError("--workers", "", "dse worker processes that succeed", codes)
 
     def _default_name(self, problem: Problem) -> str:
         return self.study_name or f"dse-{problem.space.id}-{problem.workload.id}"
@@ -166,8 +198,13 @@ class OptunaEngine(Engine):
         name = self._default_name(problem)
         directions = _directions(problem)
         try:
+            from dse.search.shared_study import open_storage
+
             study = optuna.create_study(
-                storage=self.storage, study_name=name, directions=directions, load_if_exists=True
+                storage=open_storage(self.storage),
+                study_name=name,
+                directions=directions,
+                load_if_exists=True,
             )
         except (ValueError, ImportError, KeyError) as error:
             raise InputError(

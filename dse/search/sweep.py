@@ -2,22 +2,20 @@
 
 Design points are generated and evaluated in chunks of index rows, so memory stays bounded
 however large the space: a grid chunk is a range of mixed-radix indices, a random chunk a range
-of the seeded sample sequence (the same rows whatever the chunk size or number of processes).
-Only the running Pareto set (objectives and row numbers; whole rows with ``pareto_only``) is
-kept across chunks. Without ``pareto_only`` every row goes to a temporary Parquet spool beside
-the output and is copied into the output once the final front is known, with its ``pareto``
-mark.
-"""
+of the seeded sample sequence (the same rows whatever the chunk size or executor). Chunks run
+on an executor (:mod:`dse.search.executors`: in this process, a process pool or Dask); each
+returns its rows, or with ``pareto_only`` only its feasible Pareto set. Each completed chunk
+is recorded as a part file and in a manifest beside the output (:mod:`dse.search.resume`), so
+an interrupted sweep resumes; the driver merges the chunk fronts in range order and, once the
+final front is known, writes the output atomically (every row with its ``pareto`` mark, or the
+front alone) and removes the records."""
 
 from __future__ import annotations
 
-import itertools
+import json
 import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +23,11 @@ import numpy as np
 
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
-from dse.export import Columns, ResultsWriter, Spool, results_columns
+from dse.export import AtomicFile, Columns, ResultsWriter, check_suffix, results_columns
 from dse.pareto import ParetoFront, nondominated
+from dse.search.executors import Executor, executor_for, tune_malloc
 from dse.search.problem import Problem
+from dse.search.resume import Manifest
 from dse.settings import load_settings
 from dse.space import IntArray, load_space
 
@@ -94,53 +94,111 @@ def run_sweep(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     pareto_only: bool = False,
     jobs: int = 1,
+    executor: Executor | None = None,
+    restart: bool = False,
     progress: bool = False,
 ) -> SweepSummary:
-    """Evaluate the sweep and write the results file ``out`` (atomically; see module doc)."""
+    """Evaluate the sweep and write the results file ``out`` (atomically; see module doc).
+
+    Chunks run on ``executor`` (default: in this process, or a pool of ``jobs`` processes).
+    Completed chunks are recorded beside ``out`` (see :mod:`dse.search.resume`), so the same
+    call after an interruption resumes; ``restart`` discards an earlier run's records.
+    """
     started = time.perf_counter()
     total = sweep_total(problem, method, samples)
     if chunk_size < 1:
         raise InputError("--chunk-size", "", "a whole number >= 1", chunk_size)
     if jobs < 1:
         raise InputError("--jobs", "", "a whole number >= 1", jobs)
+    check_suffix(out)
+    AtomicFile(out).discard()  # fails early, with a clear error, where out is not writable
     lhs = None
     if method == "lhs":
         lhs = problem.space.latin_hypercube(total, seed).astype(np.int32)
     plan = _Plan(method, total, seed, lhs)
-    front = ParetoFront(len(problem.space.objectives))
+    ranges = [(s, min(s + chunk_size, total)) for s in range(0, total, chunk_size)]
+    fingerprint = {
+        "problem": problem.fingerprint(),
+        "space_sha256": problem.space.sha256,
+        "workload": problem.workload.id,
+        "method": method,
+        "seed": seed,
+        "samples": total,
+        "chunk_size": chunk_size,
+        "pareto_only": pareto_only,
+    }
+    manifest = Manifest(out, fingerprint, restart=restart)
+    k = len(problem.space.objectives)
+    front = ParetoFront(k)
     feasible = 0
     meta = {**meta, "method": method, "seed": seed, "samples": total}
+    own = executor is None
+    runner = executor or executor_for(jobs=jobs)
+    try:
+        todo = [r for r in ranges if r[0] not in manifest.done]
+        recipe = (
+            Path(problem.space.path).resolve(),
+            problem.space.sha256,
+            problem.workload,
+            problem.describe(),
+        )
+        job = _Job(recipe, plan, pareto_only, problem if runner.name == "inprocess" else None)
+        results = runner.map(_task, job, todo)
+        with _progress_bar(total, progress) as bar:
+            for start, stop in ranges:
+                if start in manifest.done:
+                    columns = manifest.read(start)
+                    n_feasible = manifest.done[start]["feasible"]
+                else:
+                    chunk = next(results)
+                    columns, n_feasible = _with_keys(chunk), chunk.n_feasible
+                    manifest.add(start, stop, n_feasible, columns)
+                F, ids, ok, rows = _split_keys(columns, k)
+                front.update(F, ids, ok, payload=rows if pareto_only else None)
+                feasible += n_feasible
+                bar.update(stop - start)
+    finally:
+        if own:
+            runner.close()
     with ResultsWriter(out, meta) as writer:
-        spool = None if pareto_only else Spool(out)
-        try:
-            with _progress_bar(total, progress) as bar:
-                for chunk in _chunks(problem, plan, chunk_size, jobs, pareto_only):
-                    if spool is None:
-                        front.update(chunk.F, chunk.ids, chunk.feasible, payload=chunk.columns)
-                    else:
-                        front.update(chunk.F, chunk.ids, chunk.feasible)
-                        spool.write(chunk.columns)
-                    feasible += chunk.n_feasible
-                    bar.update(chunk.evaluated)
-            if spool is None:
-                rows = front.sorted_payload()
-                rows["pareto"] = np.ones(len(front), dtype=bool)
+        if pareto_only:
+            rows = front.sorted_payload()
+            if not rows:
+                rows = _split_keys(manifest.read(0), k)[3] if ranges else {}
+                rows = {name: column[:0] for name, column in rows.items()}
+            rows["pareto"] = np.ones(len(front), dtype=bool)
+            writer.write(rows)
+        else:
+            on_front = np.sort(front.ids)
+            for start, _ in ranges:
+                F, ids, ok, rows = _split_keys(manifest.read(start), k)
+                rows["pareto"] = np.isin(ids, on_front)
                 writer.write(rows)
-            else:
-                on_front = np.sort(front.ids)
-                offset = 0
-                for batch in spool.batches(chunk_size):
-                    n = len(batch["pareto"])
-                    batch["pareto"] = np.isin(offset + np.arange(n), on_front)
-                    writer.write(batch)
-                    offset += n
-        finally:
-            if spool is not None:
-                spool.discard()
         writer.close(feasible=feasible, pareto=len(front), pareto_only=pareto_only)
+    manifest.remove()
     return SweepSummary(
         out, total, writer.rows, feasible, len(front), time.perf_counter() - started
     )
+
+
+_ID, _FEASIBLE, _F = "__id", "__feasible", "__f"
+
+
+def _with_keys(chunk: _Chunk) -> Columns:
+    """A chunk's kept rows with their global row ids, objectives and feasibility attached."""
+    columns = dict(chunk.columns)
+    columns[_ID] = chunk.ids
+    columns[_FEASIBLE] = np.asarray(chunk.feasible, dtype=bool)
+    for i in range(chunk.F.shape[1]):
+        columns[f"{_F}{i}"] = np.asarray(chunk.F[:, i], dtype=np.float64)
+    return columns
+
+
+def _split_keys(columns: Columns, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Columns]:
+    """Undo :func:`_with_keys`: ``F``, ``ids``, ``feasible`` and the results columns."""
+    F = np.column_stack([columns[f"{_F}{i}"] for i in range(k)]) if k else np.empty((0, 0))
+    rows = {name: column for name, column in columns.items() if not name.startswith("__")}
+    return F.reshape(-1, k), columns[_ID], columns[_FEASIBLE], rows
 
 
 class _NoBar:
@@ -192,49 +250,35 @@ def _evaluate_range(
     )
 
 
-def _chunks(
-    problem: Problem, plan: _Plan, chunk_size: int, jobs: int, pareto_only: bool
-) -> Iterator[_Chunk]:
-    """Evaluated chunks in row order, in this process or in a pool of ``jobs`` processes.
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk task needs: how to rebuild the problem, the plan, what to keep."""
 
-    At most ``2 × jobs`` chunks are in flight, so memory stays bounded.
-    """
-    ranges = [(s, min(s + chunk_size, plan.total)) for s in range(0, plan.total, chunk_size)]
-    if jobs == 1 or len(ranges) == 1:
-        for start, stop in ranges:
-            yield _evaluate_range(problem, plan, start, stop, pareto_only)
-        return
-    recipe = (problem.space.path, problem.space.sha256, problem.workload, problem.describe())
-    with ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(recipe, plan),
-    ) as pool:
-        queue = iter(ranges)
-        pending: list[Future[_Chunk]] = [
-            pool.submit(_worker, start, stop, pareto_only)
-            for start, stop in itertools.islice(queue, 2 * jobs)
-        ]
-        while pending:
-            done = pending.pop(0).result()
-            for start, stop in itertools.islice(queue, 1):
-                pending.append(pool.submit(_worker, start, stop, pareto_only))
-            yield done
+    recipe: tuple[Path, str, Workload, dict[str, Any]]
+    plan: _Plan
+    pareto_only: bool
+    problem: Problem | None = None  # given in this process; rebuilt (once) elsewhere
 
 
-_STATE: dict[str, Any] = {}
+_PROBLEMS: dict[str, Problem] = {}
 
 
-def _init_worker(recipe: tuple[Path, str, Workload, dict[str, Any]], plan: _Plan) -> None:
-    path, sha256, workload, described = recipe
-    space = load_space(path)
-    if space.sha256 != sha256:
-        raise InputError(path, "", "the space file unchanged during the sweep", "a new version")
-    settings = load_settings().with_overrides(**described["settings"])
-    _STATE["problem"] = Problem(space, workload, settings)
-    _STATE["plan"] = plan
+def _task(job: _Job, item: tuple[int, int]) -> _Chunk:
+    """Evaluate one chunk (a task run by an executor, possibly in another process)."""
+    start, stop = item
+    return _evaluate_range(_problem_of(job), job.plan, start, stop, job.pareto_only)
 
 
-def _worker(start: int, stop: int, pareto_only: bool) -> _Chunk:
-    return _evaluate_range(_STATE["problem"], _STATE["plan"], start, stop, pareto_only)
+def _problem_of(job: _Job) -> Problem:
+    if job.problem is not None:
+        return job.problem
+    tune_malloc()
+    path, sha256, workload, described = job.recipe
+    key = json.dumps(described, sort_keys=True, default=str)
+    if key not in _PROBLEMS:
+        space = load_space(path)
+        if space.sha256 != sha256:
+            raise InputError(path, "", "the space file unchanged during the sweep", "a new version")
+        settings = load_settings().with_overrides(**described["settings"])
+        _PROBLEMS[key] = Problem(space, workload, settings)
+    return _PROBLEMS[key]

@@ -1,0 +1,286 @@
+"""Shared optuna studies: several worker processes, on one or many machines, add trials to one
+study in a storage until it holds exactly the requested number.
+
+Storages: any optuna database URL (``postgresql+psycopg://…``, ``sqlite:///…``), opened with
+heartbeats so a killed worker's RUNNING trials are failed and retried (re-queued with the same
+parameters) by the next worker; or ``journal:///path/file.log``, optuna's journal file storage
+(one machine), where each trial records its worker (host and pid) and a worker starting on
+that host fails and re-queues the RUNNING trials of workers no longer alive.
+
+Exact totals: a worker claims one trial at a time by asking the study (the storage numbers
+trials uniquely), then counts the live trials (COMPLETE, RUNNING, WAITING) numbered before its
+own; a claim past the target is failed at once (user attribute ``dse_excess``) and the worker
+stops. So the study ends with exactly ``total`` COMPLETE trials, and none left RUNNING.
+
+The study's user attributes name everything a worker needs (the problem description, sampler,
+population and batch sizes, seed): ``dse worker --storage URL --study NAME`` joins it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse.errors import InputError
+
+HEARTBEAT_S = int(os.environ.get("DSE_HEARTBEAT_S", "5"))
+GRACE_S = int(os.environ.get("DSE_GRACE_S", "15"))  # silence after which a trial is stale
+RETRIES = 3
+SETTINGS_ATTR = "dse_run"
+DESCRIBE_ATTR = "dse_describe"
+WORKER_ATTR = "dse_worker"
+EXCESS_ATTR = "dse_excess"
+
+
+def open_storage(url: str) -> Any:
+    """An optuna storage for ``url``: ``journal:///file.log`` or a database URL."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    quiet_optuna()
+    if url.startswith("journal://"):
+        path = url[len("journal://") :]
+        if not path.startswith("/"):
+            raise InputError("--storage", "", "journal:///absolute/path/file.log", url)
+        return JournalStorage(JournalFileBackend(path))
+    try:
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **_retry_callback()
+        )
+    except (ValueError, ImportError, KeyError) as error:
+        raise InputError(
+            "--storage", "", "an optuna storage URL such as sqlite:///study.db", url
+        ) from error
+    except Exception as error:  # database drivers raise their own error types
+        if type(error).__module__.split(".")[0] not in ("sqlalchemy", "optuna", "psycopg"):
+            raise
+        raise InputError(
+            "--storage", "", f"a usable optuna storage ({error.__class__.__name__})", url
+        ) from error
+
+
+def quiet_optuna() -> None:
+    """Silence optuna's notes on experimental or renamed heartbeat features (used as meant)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*deprecated in v4.9.0.*")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+
+def _retry_callback() -> dict[str, Any]:
+    """Retry (re-queue) a trial whose worker stopped beating, up to :data:`RETRIES` times."""
+    from optuna import storages
+
+    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+    if retry is not None:  # optuna >= 4.9
+        return {"heartbeat_stale_trial_callback": retry(max_retry=RETRIES)}
+    return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=RETRIES)}
+
+
+def live_states() -> tuple[Any, ...]:
+    from optuna.trial import TrialState
+
+    return (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+
+
+def count_live(study: Any) -> int:
+    """Trials that count towards the total: COMPLETE, RUNNING or WAITING."""
+    return len(study.get_trials(deepcopy=False, states=live_states()))
+
+
+def record_run(study: Any, problem: Any, sampler: str, pop: int, batch: int, seed: int) -> None:
+    """Name in the study's user attributes what a joining worker needs."""
+    described = problem.describe()
+    described["space"] = str(Path(problem.space.path).resolve())
+    study.set_user_attr(DESCRIBE_ATTR, json.dumps(described, sort_keys=True))
+    run = {"sampler": sampler, "pop_size": pop, "batch_size": batch, "seed": seed}
+    study.set_user_attr(SETTINGS_ATTR, json.dumps(run, sort_keys=True))
+
+
+def problem_of(study: Any, storage_url: str) -> tuple[Any, dict[str, Any]]:
+    """The problem and run settings a study recorded (see :func:`record_run`)."""
+    from dse.catalog.workloads import load_workload
+    from dse.search.problem import Problem
+    from dse.settings import load_settings
+    from dse.space import load_space
+
+    try:
+        described = json.loads(study.user_attrs[DESCRIBE_ATTR])
+        run = json.loads(study.user_attrs[SETTINGS_ATTR])
+    except KeyError:
+        raise InputError(
+            "--study", "", "a study started by dse search --engine optuna", study.study_name
+        ) from None
+    space = load_space(described["space"])
+    if space.sha256 != described["space_sha256"]:
+        raise InputError(
+            described["space"], "", "the space file the study started with", "a new version"
+        )
+    workload = load_workload(described["workload"]).with_changes(
+        precision=described["precision"], tokens=float(described["tokens"])
+    )
+    settings = load_settings().with_overrides(**described["settings"])
+    return Problem(space, workload, settings), run
+
+
+class _Heartbeat:
+    """Records heartbeats of this worker's RUNNING trials (database storages only)."""
+
+    def __init__(self, storage: Any) -> None:
+        from optuna.storages._heartbeat import BaseHeartbeat
+
+        self.storage = storage if isinstance(storage, BaseHeartbeat) else None
+        self.trials: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        if self.storage is not None:
+            self._thread.start()
+
+    def _beat(self) -> None:
+        storage = self.storage
+        while storage is not None and not self._stop.wait(HEARTBEAT_S):
+            for trial_id in list(self.trials):
+                storage.record_heartbeat(trial_id)
+
+    def add(self, trial_id: int) -> None:
+        self.trials.add(trial_id)
+        if self.storage is not None:
+            self.storage.record_heartbeat(trial_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_dead_workers_trials(study: Any) -> int:
+    """Journal storage: fail and re-queue RUNNING trials of dead workers on this host."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"dse_retry_of": trial.number})
+        failed += 1
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_worker(
+    storage_url: str,
+    study_name: str,
+    *,
+    evals: int | None = None,
+    total: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """Join the study and add trials, in batches, until it holds ``total`` trials (or this
+    worker added ``evals``); returns the number this worker completed."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from dse.search.optuna_engine import (
+        CONSTRAINTS_ATTR,
+        DESIGN_ATTR,
+        OptunaEngine,
+        _directions,
+        _named_constraints,
+        make_sampler,
+    )
+    from dse.search.problem import finite_constraints, finite_objectives
+
+    storage = open_storage(storage_url)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise InputError("--study", "", "the name of a study in the storage", study_name) from None
+    problem, run = problem_of(study, storage_url)
+    if evals is None and total is None:
+        raise InputError("--total", "", "--evals N or --total N", None)
+    target = total if total is not None else count_live(study) + int(evals or 0)
+    if evals is not None and total is not None:
+        target = min(total, count_live(study) + evals)
+    worker_seed = run["seed"] + os.getpid() if seed is None else seed
+    study.sampler = make_sampler(run["sampler"], worker_seed, run["pop_size"])
+    if [d.name.lower() for d in study.directions] != _directions(problem):
+        raise InputError("--study", "", "a study of this problem's objectives", study_name)
+    engine = OptunaEngine(run["sampler"], run["pop_size"], run["batch_size"])
+    free = engine.free_dimensions(problem)
+    dims = problem.space.dimensions
+    maximize = np.array([o.maximize for o in problem.space.objectives])
+    heart = _Heartbeat(storage)
+    if heart.storage is None:
+        fail_dead_workers_trials(study)
+    me = _worker_id()
+    done = 0
+    try:
+        while True:
+            if heart.storage is not None:
+                optuna.storages.fail_stale_trials(study)
+            trials = []
+            for _ in range(engine.batch_size):
+                if count_live(study) >= target:
+                    break
+                trial = study.ask()
+                heart.add(trial._trial_id)
+                trial.set_user_attr(WORKER_ATTR, me)
+                before = [
+                    t
+                    for t in study.get_trials(deepcopy=False, states=live_states())
+                    if t.number < trial.number
+                ]
+                if len(before) >= target:
+                    trial.set_user_attr(EXCESS_ATTR, True)
+                    study.tell(trial, state=TrialState.FAIL)
+                    heart.trials.discard(trial._trial_id)
+                    break
+                trials.append(trial)
+            if not trials:
+                break
+            params = [engine._suggest(trial, [dims[j] for j in free]) for trial in trials]
+            evaluation = problem.evaluate(engine._indices(problem, params, free))
+            values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
+            G = finite_constraints(evaluation.G)
+            names = list(evaluation.metrics.constraints)
+            for i, trial in enumerate(trials):
+                design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
+                trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
+                if _named_constraints():
+                    for constraint, value in zip(names, G[i].tolist(), strict=True):
+                        trial.set_constraint(constraint, value)
+                else:
+                    trial.set_user_attr(CONSTRAINTS_ATTR, G[i].tolist())
+                study.tell(trial, values=values[i].tolist())
+                heart.trials.discard(trial._trial_id)
+            done += len(trials)
+            if evals is not None and done >= evals:
+                break
+    finally:
+        heart.stop()
+    return done

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from dse.errors import InputError
-from dse.search.problem import Problem, finite_constraints, finite_objectives
+from dse.search.problem import Evaluation, Problem, finite_constraints, finite_objectives
 from dse.search.registry import Engine, Record
 from dse.space import Dimension
 
@@ -133,23 +134,9 @@ class OptunaEngine(Engine):
         if done:
             record(problem.evaluate(self._indices(problem, [t.params for t in done], free)))
         maximize = np.array([o.maximize for o in problem.space.objectives])
-        named = _named_constraints()
         while remaining > 0:
             trials = [study.ask() for _ in range(min(self.batch_size, remaining))]
-            params = [self._suggest(trial, [dims[j] for j in free]) for trial in trials]
-            evaluation = problem.evaluate(self._indices(problem, params, free))
-            values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
-            G = finite_constraints(evaluation.G)
-            names = list(evaluation.metrics.constraints)
-            for i, trial in enumerate(trials):
-                design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
-                trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
-                if named:
-                    for constraint, value in zip(names, G[i].tolist(), strict=True):
-                        trial.set_constraint(constraint, value)
-                else:
-                    trial.set_user_attr(CONSTRAINTS_ATTR, G[i].tolist())
-                study.tell(trial, values=values[i].tolist())
+            evaluation = self.evaluate_and_tell(study, problem, trials, dims, free, maximize)
             if kept is not None:
                 kept.add_trials(study.get_trials(deepcopy=False)[-len(trials) :])
             record(evaluation)
@@ -236,6 +223,37 @@ class OptunaEngine(Engine):
         if [d.name.lower() for d in study.directions] != directions:
             raise InputError("--study", "", f"a study with directions {directions}", name)
         return study
+
+    def evaluate_and_tell(
+        self,
+        study: Any,
+        problem: Problem,
+        trials: list[Any],
+        dims: Sequence[Dimension],
+        free: list[int],
+        maximize: np.ndarray,
+        on_told: Callable[[Any], None] | None = None,
+    ) -> Evaluation:
+        """Suggest every trial's design, evaluate the batch in one model call, store each
+        design and its constraints on its trial and tell the study its objectives."""
+        params = [self._suggest(trial, [dims[j] for j in free]) for trial in trials]
+        evaluation = problem.evaluate(self._indices(problem, params, free))
+        values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
+        G = finite_constraints(evaluation.G)
+        names = list(evaluation.metrics.constraints)
+        named = _named_constraints()
+        for i, trial in enumerate(trials):
+            design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
+            trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
+            if named:
+                for constraint, value in zip(names, G[i].tolist(), strict=True):
+                    trial.set_constraint(constraint, value)
+            else:
+                trial.set_user_attr(CONSTRAINTS_ATTR, G[i].tolist())
+            study.tell(trial, values=values[i].tolist())
+            if on_told is not None:
+                on_told(trial)
+        return evaluation
 
     @staticmethod
     def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:

@@ -206,14 +206,10 @@ def run_worker(
     from optuna.trial import TrialState
 
     from dse.search.optuna_engine import (
-        CONSTRAINTS_ATTR,
-        DESIGN_ATTR,
         OptunaEngine,
         _directions,
-        _named_constraints,
         make_sampler,
     )
-    from dse.search.problem import finite_constraints, finite_objectives
 
     storage = open_storage(storage_url)
     try:
@@ -263,21 +259,15 @@ def run_worker(
                 trials.append(trial)
             if not trials:
                 break
-            params = [engine._suggest(trial, [dims[j] for j in free]) for trial in trials]
-            evaluation = problem.evaluate(engine._indices(problem, params, free))
-            values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
-            G = finite_constraints(evaluation.G)
-            names = list(evaluation.metrics.constraints)
-            for i, trial in enumerate(trials):
-                design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
-                trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
-                if _named_constraints():
-                    for constraint, value in zip(names, G[i].tolist(), strict=True):
-                        trial.set_constraint(constraint, value)
-                else:
-                    trial.set_user_attr(CONSTRAINTS_ATTR, G[i].tolist())
-                study.tell(trial, values=values[i].tolist())
-                heart.trials.discard(trial._trial_id)
+            engine.evaluate_and_tell(
+                study,
+                problem,
+                trials,
+                dims,
+                free,
+                maximize,
+                on_told=lambda trial: heart.trials.discard(trial._trial_id),
+            )
             done += len(trials)
             if evals is not None and done >= evals:
                 break

@@ -212,36 +212,26 @@ def _plotly(
     hover_back = _hover(frame, background, shown)
     for col, (i, j) in enumerate(pairs, start=1):
         x, y = names[i], names[j]
-        fig.add_trace(
-            go.Scattergl(
-                x=frame[x].iloc[background],
-                y=frame[y].iloc[background],
-                mode="markers",
-                marker={"size": 3, "color": "lightgrey"},
-                name="feasible",
-                legendgroup="feasible",
-                showlegend=col == 1,
-                text=hover_back,
-                hoverinfo="text",
-            ),
-            row=1,
-            col=col,
+        layers = (
+            (background, 3, "lightgrey", "feasible", hover_back),
+            (front, 6, "crimson", "Pareto", hover_front),
         )
-        fig.add_trace(
-            go.Scattergl(
-                x=frame[x].iloc[front],
-                y=frame[y].iloc[front],
-                mode="markers",
-                marker={"size": 6, "color": "crimson"},
-                name="Pareto",
-                legendgroup="Pareto",
-                showlegend=col == 1,
-                text=hover_front,
-                hoverinfo="text",
-            ),
-            row=1,
-            col=col,
-        )
+        for rows, size, color, name, hover in layers:
+            fig.add_trace(
+                go.Scattergl(
+                    x=frame[x].iloc[rows],
+                    y=frame[y].iloc[rows],
+                    mode="markers",
+                    marker={"size": size, "color": color},
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    text=hover,
+                    hoverinfo="text",
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(title_text=_label(x, objectives[i].maximize), row=1, col=col)
         fig.update_yaxes(title_text=_label(y, objectives[j].maximize), row=1, col=col)
     rows = front[:MAX_LINES]

@@ -24,7 +24,7 @@ SETTINGS_SCHEMA = Table(
         "efficiency": Table(
             {
                 "gemm_efficiency_max": Field(positive=True, maximum=1.0),
-                "gemm_half_size": _NON_NEGATIVE,
+                "gemm_kernel_latency_us": _NON_NEGATIVE,
                 "attention_efficiency": Field(positive=True, maximum=1.0),
                 "elementwise_bytes_per_activation_byte": _NON_NEGATIVE,
                 "hbm_efficiency": Field(positive=True, maximum=1.0),
@@ -70,7 +70,7 @@ class Settings:
     """Every default of the training and economics models; see ``dse/defaults.toml``."""
 
     gemm_efficiency_max: float
-    gemm_half_size: float
+    gemm_kernel_latency_us: float
     attention_efficiency: float
     elementwise_bytes_per_activation_byte: float
     hbm_efficiency: float

@@ -42,8 +42,46 @@ def ring(bytes_: float, group: float, bandwidth: float, s: Settings) -> float:
     return (group - 1) / group * bytes_ / (bandwidth * s.collective_efficiency)
 
 
-def gemm_eff(x: float, s: Settings) -> float:
-    return s.gemm_efficiency_max * x / (x + s.gemm_half_size)
+OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
+
+
+def gemm(
+    m: float, n: float, k: float, chip: Chip, ob: float, s: Settings, groups: float = 1
+) -> float:
+    """Roofline time of ``groups`` GEMMs (m × k)·(k × n) as one kernel."""
+    flops = 2 * groups * m * n * k
+    bytes_ = groups * (ob * (m * k + k * n) + 2 * m * n)
+    hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
+    return max(flops / (s.gemm_efficiency_max * chip.gemm_flop_s), bytes_ / hbm) + (
+        s.gemm_kernel_latency_us * 1e-6
+    )
+
+
+def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> float:
+    """Forward + backward time of one layer's linear layers, averaged over dense and MoE layers."""
+    d, hd, tp = w.d_model, w.head_dim, plan.tp
+    ob = OPERAND_BYTES.get(w.precision, 2.0)
+    up = (w.ffn_matrices - 1) / tp
+    attention = gemm(tokens, (w.heads + 2 * w.kv_heads) * hd / tp, d, chip, ob, s) + gemm(
+        tokens, d, w.heads * hd / tp, chip, ob, s
+    )
+    dense = gemm(tokens, up * w.ffn_dim, d, chip, ob, s) + gemm(
+        tokens, d, w.ffn_dim / tp, chip, ob, s
+    )
+    if not w.is_moe:
+        return 3 * (attention + dense)
+    per_expert = tokens * w.experts_per_token * plan.ep / w.experts
+    local = w.experts / plan.ep
+    moe = (
+        gemm(tokens, w.experts, d, chip, ob, s)
+        + gemm(per_expert, up * w.moe_ffn_dim, d, chip, ob, s, local)
+        + gemm(per_expert, d, w.moe_ffn_dim / tp, chip, ob, s, local)
+    )
+    if w.shared_experts:
+        width = w.shared_experts * w.moe_ffn_dim
+        moe += gemm(tokens, up * width, d, chip, ob, s) + gemm(tokens, d, width / tp, chip, ob, s)
+    f = (w.layers - w.dense_layers) / w.layers
+    return 3 * (attention + (1 - f) * dense + f * moe)
 
 
 def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] | None:
@@ -103,26 +141,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     memory = static + activations
 
     # compute of one micro-batch on one stage
-    matmul, attention = flops_per_token(w)
-    logits = 6 * w.vocab_size * d
-    per_layer = (matmul - logits) / w.layers
-    dense_eff = gemm_eff(min(tokens, d / plan.tp), s)
-    stage_matmul = tokens * per_layer * layers / plan.tp
-    if w.is_moe:
-        active_expert = (
-            (w.layers - w.dense_layers)
-            * (w.experts_per_token + w.shared_experts)
-            * w.ffn_matrices
-            * d
-            * w.moe_ffn_dim
-        )
-        share = min(6 * active_expert / w.layers / max(per_layer, 1), 1)
-        expert_eff = gemm_eff(
-            min(tokens * w.experts_per_token * plan.ep / w.experts, w.moe_ffn_dim / plan.tp), s
-        )
-        t_matmul = stage_matmul * ((1 - share) / dense_eff + share / expert_eff) / chip.gemm_flop_s
-    else:
-        t_matmul = stage_matmul / (dense_eff * chip.gemm_flop_s)
+    _, attention = flops_per_token(w)
+    t_matmul = layers * linears(chip, w, tokens, plan, s)
     t_attention = (
         0.5
         * tokens
@@ -130,14 +150,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         / w.layers
         * layers
         / plan.tp
-        / (s.attention_efficiency * dense_eff * chip.attention_flop_s)
+        / (s.attention_efficiency * chip.attention_flop_s)
     )
-    t_logits = (
-        tokens
-        * logits
-        / plan.tp
-        / (gemm_eff(min(tokens, w.vocab_size / plan.tp), s) * chip.gemm_flop_s)
-    )
+    t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
     t_memory = s.elementwise_bytes_per_activation_byte * layers * layer / hbm
     redo = 4 / 3 if full else 1.0

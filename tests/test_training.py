@@ -21,18 +21,15 @@ from .reference_training import Chip, Plan, best_plan, step, training_days_and_m
 
 
 def test_gpt3_on_1024_a100_matches_the_megatron_projection(dse) -> None:
-    result = dse(
-        "evaluate",
-        "--chip",
-        "a100-80gb",
-        "--workload",
-        "gpt3-175b",
-        "--num-chips",
-        "1024",
-        "--format",
-        "json",
-    ).json()
-    assert abs(result["training_days"] / 34.0 - 1) <= 0.20  # Narayanan et al. 2021: 34 days
+    args = ("evaluate", "--chip", "a100-80gb", "--workload", "gpt3-175b", "--num-chips", "1024")
+    published_plan = ("--tp", "8", "--pp", "8", "--recompute", "full")
+    pinned = dse(*args, *published_plan, "--format", "json").json()
+    # Narayanan et al. 2021: 34 days with t=8, p=8 and full recomputation.
+    assert abs(pinned["training_days"] / 34.0 - 1) <= 0.20
+    result = dse(*args, "--format", "json").json()
+    # The free search may only improve on that plan: selective recomputation (Korthikanti et
+    # al. 2022) later ran 175B at 51.4 % MFU against 140 TFLOP/s HFU (~34 % MFU) in 2021.
+    assert result["training_days"] <= pinned["training_days"] * (1 + 1e-9)
     assert 0.3 <= result["mfu"] <= 0.6
     assert result["feasible"] is True
     assert result["memory_per_chip_gb"] <= 80

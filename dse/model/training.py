@@ -20,6 +20,8 @@ from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, GIGA, PICO, TERA
 
 FULL, SELECTIVE, NONE = 2, 1, 0
+OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
+"""Bytes per GEMM operand element in each training precision."""
 CHUNK_CELLS = 40_000
 """Design × plan cells evaluated at once: small enough that the temporaries stay in the CPU's
 caches (~2x faster than 400k cells on this project's machines), large enough to amortize
@@ -113,9 +115,65 @@ def _full_dynamic_power(
     return nominal * clock_ratio**exponent
 
 
-def gemm_efficiency(smallest_dim: FloatArray, settings: Settings) -> FloatArray:
-    """§2.3 Fraction of peak a matmul reaches: η_max · x / (x + x½), x its smallest dimension."""
-    return settings.gemm_efficiency_max * smallest_dim / (smallest_dim + settings.gemm_half_size)
+def gemm_time_s(
+    m: FloatArray | float,
+    n: FloatArray | float,
+    k: FloatArray | float,
+    rate: FloatArray,
+    hbm_b_s: FloatArray,
+    operand_bytes: float,
+    settings: Settings,
+    groups: FloatArray | float = 1.0,
+) -> FloatArray:
+    """§2.3 Time (s) of ``groups`` GEMMs C[m, n] = A[m, k]·B[k, n] run as one kernel: a roofline,
+    the larger of the FLOPs at the large-GEMM efficiency η and the bytes at HBM bandwidth, plus
+    a fixed kernel latency t₀ (launch, pipeline fill and drain).
+
+    ``operand_bytes`` per element of A and B (C is written in 16-bit). A grouped GEMM (MoE
+    experts) reads every group's weights once, so few tokens per expert make it memory-bound.
+    Fitted to 686 cuBLAS GEMMs on an H200 (data/measurements/h200/gemm.csv): median |error| 10 %.
+    """
+    flops = 2.0 * groups * m * n * k
+    bytes_ = groups * (operand_bytes * (m * k + k * n) + 2.0 * m * n)
+    compute = flops / (settings.gemm_efficiency_max * rate)
+    return np.maximum(compute, bytes_ / hbm_b_s) + settings.gemm_kernel_latency_us * 1e-6
+
+
+def layer_linear_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    tp: FloatArray,
+    ep: FloatArray,
+    rate: FloatArray,
+    hbm_b_s: FloatArray,
+    settings: Settings,
+) -> FloatArray:
+    """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
+    rank, averaged over dense and MoE layers: each linear runs three GEMMs of equal size
+    (forward Y = X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X)."""
+    d, hd = float(w.d_model), float(w.head_dim)
+    ob = OPERAND_BYTES.get(w.precision, 2.0)
+
+    def linear(k_in: object, n_out: object, groups: object = 1.0, m: object = tokens) -> FloatArray:
+        return gemm_time_s(m, n_out, k_in, rate, hbm_b_s, ob, settings, groups)  # type: ignore[arg-type]
+
+    up_width = (w.ffn_matrices - 1.0) / tp
+    attention = linear(d, (w.heads + 2.0 * w.kv_heads) * hd / tp) + linear(w.heads * hd / tp, d)
+    dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
+    if not w.is_moe:
+        return 3.0 * (attention + dense_mlp)
+    expert_tokens = tokens * w.experts_per_token * ep / w.experts
+    local_experts = w.experts / ep
+    moe_mlp = (
+        linear(d, w.experts, m=tokens)  # router
+        + linear(d, up_width * w.moe_ffn_dim, local_experts, expert_tokens)
+        + linear(w.moe_ffn_dim / tp, d, local_experts, expert_tokens)
+    )
+    if w.shared_experts:
+        shared = w.shared_experts * w.moe_ffn_dim
+        moe_mlp = moe_mlp + linear(d, up_width * shared) + linear(shared / tp, d)
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    return 3.0 * (attention + (1.0 - moe_fraction) * dense_mlp + moe_fraction * moe_mlp)
 
 
 def _ring_time(
@@ -246,38 +304,19 @@ def _evaluate_chunk(
 
     # ---- §2.2/§2.6 FLOPs and compute time of one micro-batch on one stage --------------------
     matmul_per_token, attention_per_token = flops_per_token(w)
-    logits_per_token = 6.0 * w.vocab_size * d
-    layer_matmul_per_token = (matmul_per_token - logits_per_token) / w.layers
-    expert_share = 0.0
-    if w.is_moe:
-        active_expert = (
-            (w.layers - w.dense_layers)
-            * (w.experts_per_token + w.shared_experts)
-            * w.ffn_matrices
-            * d
-            * w.moe_ffn_dim
-        )
-        expert_share = min(6.0 * active_expert / w.layers / max(layer_matmul_per_token, 1.0), 1.0)
     attention_layer_per_token = attention_per_token / w.layers
-    stage_matmul = tokens_mb * layer_matmul_per_token * layers_per_stage / tp
     stage_attention = tokens_mb * attention_layer_per_token * layers_per_stage / tp
-    logits = tokens_mb * logits_per_token / tp
     recompute_factor = np.where(rc == FULL, 4.0 / 3.0, 1.0)
     attention_recompute = np.where(rc == NONE, 1.0, 4.0 / 3.0)
 
-    dense_eff = gemm_efficiency(np.minimum(tokens_mb, d / tp), s)
-    if w.is_moe:
-        expert_tokens = tokens_mb * w.experts_per_token * ep / w.experts
-        expert_eff = gemm_efficiency(np.minimum(expert_tokens, w.moe_ffn_dim / tp), s)
-        matmul_time = (
-            stage_matmul * ((1 - expert_share) / dense_eff + expert_share / expert_eff) / gemm_rate
-        )
-    else:
-        matmul_time = stage_matmul / (dense_eff * gemm_rate)
+    matmul_time = layers_per_stage * layer_linear_time_s(
+        w, tokens_mb, tp, ep, gemm_rate, hbm_b_s, s
+    )
     # Causal attention computes half the score matrix; the model-FLOP convention counts it all.
-    attention_time = 0.5 * stage_attention / (s.attention_efficiency * dense_eff * attention_rate)
-    logits_eff = gemm_efficiency(np.minimum(tokens_mb, w.vocab_size / tp), s)
-    logits_time = logits / (logits_eff * gemm_rate)
+    attention_time = 0.5 * stage_attention / (s.attention_efficiency * attention_rate)
+    logits_time = 3.0 * gemm_time_s(
+        tokens_mb, w.vocab_size / tp, d, gemm_rate, hbm_b_s, OPERAND_BYTES["bf16"], s
+    )
     memory_time = s.elementwise_bytes_per_activation_byte * layers_per_stage * layer_b / hbm_b_s
     compute_mb = (
         matmul_time * recompute_factor

@@ -1,0 +1,86 @@
+"""The training model against what was measured on a GPU (data/measurements/, docs/model.md §2.3).
+
+The GEMM roofline and the compute time of whole transformer layers are checked against cuBLAS
+GEMMs and eager PyTorch layers timed on an H200 by benchmarks/device/. The H200 has the H100's
+tensor rate and 700 W limit, so the model's ``h200`` chip is the one compared.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dse.catalog.chips import load_chip
+from dse.catalog.workloads import load_workload, shape_params
+from dse.designs import from_chips
+from dse.model.plans import candidate_plans
+from dse.model.silicon import evaluate_silicon
+from dse.model.training import evaluate_training, gemm_time_s, precision_flop_s
+from dse.settings import load_settings
+from dse.units import TERA
+
+MEASURED = Path(__file__).resolve().parents[1] / "data" / "measurements" / "h200"
+WORKLOADS = {
+    "llama3-8b": "llama3.1-8b",
+    "llama3-70b": "llama3.1-70b",
+    "llama3-405b": "llama3.1-405b",
+    "gpt3-175b": "gpt3-175b",
+}
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with (MEASURED / name).open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def _h200():
+    designs = from_chips([load_chip("h200")], 8)
+    return designs, evaluate_silicon(designs)
+
+
+@pytest.mark.parametrize(("fmt", "operand_bytes"), [("bf16", 2.0), ("fp8", 1.0)])
+def test_gemm_roofline_predicts_measured_gemms(fmt: str, operand_bytes: float) -> None:
+    _, silicon = _h200()
+    settings = load_settings()
+    rate, _, _ = precision_flop_s(silicon, fmt)
+    hbm = silicon.hbm_bandwidth_tb_s * TERA * settings.hbm_efficiency
+    rows = [r for r in _rows("gemm.csv") if r["format"] == fmt]
+    m, n, k = (np.array([float(r[key]) for r in rows]) for key in ("m", "n", "k"))
+    measured = np.array([float(r["time_ms"]) for r in rows]) * 1e-3
+    model = gemm_time_s(m, n, k, rate, hbm, operand_bytes, settings)
+    errors = np.abs(model / measured - 1.0)
+    # 343 shapes from 256 to 16384 per dimension, launch-bound to power-throttled.
+    assert len(rows) == 343
+    assert float(np.median(errors)) <= 0.15
+    assert float(np.median(errors[2.0 * m * n * k > 1e11])) <= 0.15
+
+
+def test_layer_compute_time_matches_measured_layers() -> None:
+    designs, silicon = _h200()
+    settings = load_settings()
+    errors = []
+    for row in _rows("layer_step.csv"):
+        tp, mb, seq = int(row["tp"]), int(row["microbatch"]), int(row["seq_len"])
+        workload = load_workload(WORKLOADS[row["model"]]).with_changes(
+            layers=int(row["layers"]),
+            vocab_size=8,
+            seq_len=seq,
+            global_batch_tokens=float(mb * seq),
+            tokens=float(mb * seq),
+        )
+        total, active = shape_params(workload)
+        workload = workload.with_changes(total_params=total, active_params=active)
+        cluster = designs.replace(num_chips=float(tp))
+        plans = candidate_plans(
+            workload, tp=tp, pp=1, dp=1, microbatch=mb, recompute="none", zero_stage=1
+        )
+        training = evaluate_training(cluster, silicon, workload, plans, settings)
+        errors.append(float(training.compute_time_s[0]) / (float(row["sustained_ms"]) * 1e-3) - 1)
+    # Seven layer shapes (Llama 3 8B/70B/405B, GPT-3 175B at tp 1-8), timed at the power limit.
+    assert len(errors) == 7
+    assert max(abs(e) for e in errors) <= 0.20
+    assert abs(statistics.median(errors)) <= 0.10

@@ -8,6 +8,7 @@ them; projections and throughput benchmarks are steady-state and are compared at
 
 from __future__ import annotations
 
+import inspect
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,14 +16,25 @@ from typing import Any
 
 from dse.catalog._schema import Field, Table, check, read_toml
 from dse.catalog.chips import load_chip
-from dse.catalog.workloads import load_workload
+from dse.catalog.workloads import PRECISIONS, load_workload
 from dse.designs import from_chips
 from dse.model.evaluate import evaluate
-from dse.model.plans import RECOMPUTE, candidate_plans
+from dse.model.plans import RECOMPUTE, ZERO_STAGES, candidate_plans
 from dse.settings import Settings, load_settings
 
 RUNS_PATH = Path(__file__).with_name("validation_runs.toml")
-REPORTED = ("training_days", "chip_hours", "mfu", "energy_mwh")
+REPORTED = (
+    "training_days",
+    "chip_hours",
+    "mfu",
+    "energy_mwh",
+    "step_time_s",
+    "tokens_per_s_per_chip",
+)
+CONFIDENCE = ("high", "medium", "low")
+PLAN_KEYS = ("tp", "pp", "cp", "vp", "ep", "dp", "microbatch", "zero_stage")
+"""Plan facts a run may record. Those :func:`candidate_plans` cannot pin yet are kept as facts
+and left to the search."""
 
 _OPTIONAL_POSITIVE = Field(required=False, positive=True)
 RUN_SCHEMA = Table(
@@ -34,9 +46,17 @@ RUN_SCHEMA = Table(
         "num_chips": Field("int", positive=True),
         "run_type": Field("str", choices=("full_run", "projection", "throughput")),
         "source": Field("str"),
+        "quote": Field("str", required=False, default=""),
+        "confidence": Field("str", required=False, choices=CONFIDENCE),
+        "family": Field("str", required=False),
         "notes": Field("str", required=False, default=""),
         "workload_overrides": Table(
-            {"global_batch_tokens": _OPTIONAL_POSITIVE, "tokens": _OPTIONAL_POSITIVE},
+            {
+                "global_batch_tokens": _OPTIONAL_POSITIVE,
+                "tokens": _OPTIONAL_POSITIVE,
+                "seq_len": Field("int", required=False, positive=True),
+                "precision": Field("str", required=False, choices=PRECISIONS),
+            },
             required=False,
         ),
         "chip_overrides": Table(
@@ -45,11 +65,9 @@ RUN_SCHEMA = Table(
         ),
         "plan": Table(
             {
-                "tp": Field("int", required=False, positive=True),
-                "pp": Field("int", required=False, positive=True),
-                "microbatch": Field("int", required=False, positive=True),
+                **{k: Field("int", required=False, positive=True) for k in PLAN_KEYS},
+                "zero_stage": Field("int", required=False, minimum=0, maximum=3),
                 "recompute": Field("str", required=False, choices=RECOMPUTE),
-                "zero_stage": Field("int", required=False, positive=True),
             },
             required=False,
         ),
@@ -85,7 +103,10 @@ def load_runs(path: Path = RUNS_PATH) -> list[dict[str, Any]]:
 def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
     """Evaluate one run and compare each reported figure."""
     workload = load_workload(run["workload"])
-    overrides = {k: float(v) for k, v in run["workload_overrides"].items() if v is not None}
+    overrides = {k: v for k, v in run["workload_overrides"].items() if v is not None}
+    for key in ("global_batch_tokens", "tokens"):
+        if key in overrides:
+            overrides[key] = float(overrides[key])
     if overrides:
         workload = workload.with_changes(**overrides)
     chip = load_chip(run["chip"])
@@ -93,8 +114,7 @@ def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
     chip_facts = {k: v for k, v in run["chip_overrides"].items() if v is not None}
     if chip_facts:
         designs = designs.replace(**chip_facts)
-    plan = {k: v for k, v in run["plan"].items() if v is not None}
-    plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **plan)
+    plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"]))
     run_settings = settings if run["run_type"] == "full_run" else replace(settings, goodput=1.0)
     metrics = evaluate(designs, workload, run_settings, plans)
     out = []
@@ -102,18 +122,33 @@ def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
         reported = run["reported"][metric]
         if reported is None:
             continue
+        if metric == "tokens_per_s_per_chip":
+            step = float(metrics.columns["step_time_s"][0])
+            predicted = workload.global_batch_tokens / step / run["num_chips"]
+        else:
+            predicted = float(metrics.columns[metric][0])
         out.append(
             Comparison(
                 run=run["id"],
                 model=run["label"],
                 metric=metric,
-                predicted=float(metrics.columns[metric][0]),
+                predicted=predicted,
                 reported=float(reported),
                 run_type=run["run_type"],
                 source=run["source"],
             )
         )
     return out
+
+
+def pinnable(plan: dict[str, Any]) -> dict[str, Any]:
+    """The published plan facts the model can pin; the others (e.g. ``cp``, ``vp``, ZeRO-2) are
+    recorded in the run but left to the plan search."""
+    accepted = set(inspect.signature(candidate_plans).parameters)
+    pinned = {k: v for k, v in plan.items() if v is not None and k in accepted}
+    if pinned.get("zero_stage") not in (None, *ZERO_STAGES):
+        del pinned["zero_stage"]
+    return pinned
 
 
 def validate(settings: Settings | None = None, path: Path = RUNS_PATH) -> list[Comparison]:

@@ -16,11 +16,13 @@ from typing import Any
 
 from dse.catalog._schema import Field, Table, check, read_toml
 from dse.catalog.chips import load_chip
-from dse.catalog.workloads import PRECISIONS, load_workload
-from dse.designs import from_chips
-from dse.model.evaluate import evaluate
+from dse.catalog.workloads import PRECISIONS, Workload, load_workload, training_flops
+from dse.designs import Designs, from_chips
+from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import RECOMPUTE, ZERO_STAGES, candidate_plans
+from dse.model.silicon import evaluate_silicon
 from dse.settings import Settings, load_settings
+from dse.units import SECONDS_PER_DAY
 
 RUNS_PATH = Path(__file__).with_name("validation_runs.toml")
 REPORTED = (
@@ -87,10 +89,17 @@ class Comparison:
     reported: float
     run_type: str
     source: str
+    family: str = "unknown"
+    rule: float = float("nan")
+    """What "6·N·T at 40 % of the 16-bit peak" predicts for this figure (NaN for energy)."""
 
     @property
     def error(self) -> float:
         return self.predicted / self.reported - 1.0
+
+    @property
+    def rule_error(self) -> float:
+        return self.rule / self.reported - 1.0
 
 
 def load_runs(path: Path = RUNS_PATH) -> list[dict[str, Any]]:
@@ -117,6 +126,7 @@ def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
     plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"]))
     run_settings = settings if run["run_type"] == "full_run" else replace(settings, goodput=1.0)
     metrics = evaluate(designs, workload, run_settings, plans)
+    rule_ratio = _rule_ratio(metrics, designs, workload)
     out = []
     for metric in REPORTED:
         reported = run["reported"][metric]
@@ -136,9 +146,35 @@ def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
                 reported=float(reported),
                 run_type=run["run_type"],
                 source=run["source"],
+                family=chip.family,
+                rule=_rule_prediction(metric, predicted, rule_ratio),
             )
         )
     return out
+
+
+RULE_MFU = 0.4
+"""The one-line baseline: model FLOPs 6·N·T (plus attention) at 40 % of the 16-bit peak."""
+
+
+def _rule_ratio(metrics: Metrics, designs: Designs, workload: Workload) -> float:
+    """Rule time over model time for this run (time figures scale by it, throughputs by its
+    inverse): the run's model FLOPs at 40 % of the 16-bit peak of every chip of the cluster."""
+    silicon = evaluate_silicon(designs)
+    peak16 = float(max(silicon.peak_flop_s["bf16"][0], silicon.peak_flop_s["fp16"][0]))
+    rule_s = training_flops(workload) / (RULE_MFU * peak16 * float(designs.num_chips[0]))
+    model_s = float(metrics.columns["training_days"][0]) * SECONDS_PER_DAY
+    return rule_s / model_s if model_s > 0 else float("nan")
+
+
+def _rule_prediction(metric: str, predicted: float, ratio: float) -> float:
+    if metric in ("training_days", "chip_hours", "step_time_s"):
+        return predicted * ratio
+    if metric == "tokens_per_s_per_chip":
+        return predicted / ratio
+    if metric == "mfu":
+        return RULE_MFU
+    return float("nan")
 
 
 def pinnable(plan: dict[str, Any]) -> dict[str, Any]:
@@ -160,3 +196,9 @@ def validate(settings: Settings | None = None, path: Path = RUNS_PATH) -> list[C
 def median_abs_error(rows: list[Comparison]) -> float:
     """Median of |predicted / reported − 1| over all rows."""
     return statistics.median(abs(r.error) for r in rows) if rows else float("nan")
+
+
+def rule_median_abs_error(rows: list[Comparison]) -> float:
+    """Median |error| of the 40 %-of-peak rule over the rows it predicts (not energy)."""
+    errors = [abs(r.rule_error) for r in rows if r.rule == r.rule]
+    return statistics.median(errors) if errors else float("nan")

@@ -80,7 +80,9 @@ def test_layer_compute_time_matches_measured_layers() -> None:
         )
         training = evaluate_training(cluster, silicon, workload, plans, settings)
         errors.append(float(training.compute_time_s[0]) / (float(row["sustained_ms"]) * 1e-3) - 1)
-    # Seven layer shapes (Llama 3 8B/70B/405B, GPT-3 175B at tp 1-8), timed at the power limit.
+    # Seven layer shapes (Llama 3 8B/70B/405B, GPT-3 175B at tp 1-8), timed at the power limit
+    # in eager PyTorch. Production stacks fuse the memory-bound operators (Transformer Engine),
+    # so the model, calibrated on their runs, may be faster than eager layers, never much slower.
     assert len(errors) == 7
-    assert max(abs(e) for e in errors) <= 0.20
-    assert abs(statistics.median(errors)) <= 0.10
+    assert all(-0.20 <= e <= 0.10 for e in errors)
+    assert -0.15 <= statistics.median(errors) <= 0.05

@@ -8,20 +8,24 @@ from dataclasses import replace
 import pytest
 
 from dse.settings import load_settings
-from dse.validation import load_runs, median_abs_error, validate
+from dse.validation import compare_run, load_runs, median_abs_error, validate
 
 
 def test_validate_json_contract_and_accuracy(dse) -> None:
     data = dse("validate", "--format", "json").json()
-    assert set(data) == {"runs", "median_abs_error"}
+    assert set(data) == {"runs", "median_abs_error", "rule_median_abs_error"}
     rows = data["runs"]
     for row in rows:
         assert {"model", "metric", "predicted", "reported", "error"} <= set(row)
         assert row["error"] == pytest.approx(row["predicted"] / row["reported"] - 1)
     errors = [abs(r["error"]) for r in rows]
     assert data["median_abs_error"] == pytest.approx(statistics.median(errors))
-    assert data["median_abs_error"] <= 0.15
-    assert max(errors) <= 0.35
+    # Over 115 figures on 15 accelerators the model is no better than 25 %, and it must stay
+    # ahead of the one-line rule "6·N·T at 40 % of peak" on the same figures (issue 10).
+    assert data["median_abs_error"] <= 0.25
+    assert data["median_abs_error"] < data["rule_median_abs_error"]
+    ampere = [abs(r["error"]) for r in rows if r["family"] == "nvidia-ampere"]
+    assert len(ampere) >= 20 and statistics.median(ampere) <= 0.15
     metrics = {r["metric"] for r in rows}
     assert {"mfu", "energy_mwh", "training_days", "chip_hours"} <= metrics
     energy_runs = {r["run"] for r in rows if r["metric"] == "energy_mwh"}
@@ -49,3 +53,26 @@ def test_validation_uses_the_defaults_it_is_given() -> None:
 def test_table_output_names_the_median(dse) -> None:
     out = dse("validate").out
     assert "median |error|" in out and "PaLM 540B" in out
+
+
+def test_cross_validation_refits_without_the_left_out_group() -> None:
+    from dse.calibration import cross_validate, fit_goodput, summary
+
+    runs = [r for r in load_runs() if r["chip"] in ("a100-80gb", "tpu-v4", "h100-sxm")][:12]
+
+    def subset(settings):
+        return [row for run in runs for row in compare_run(run, settings)]
+
+    grid = {"elementwise_bytes_per_activation_byte": (8.0, 24.0)}
+    held, fitted = cross_validate("family", grid=grid, runs=subset)
+    assert len(held) == len(subset(load_settings()))
+    assert (
+        fitted["elementwise_bytes_per_activation_byte"]
+        in grid["elementwise_bytes_per_activation_byte"]
+    )
+    assert 0.5 <= fitted["goodput"] <= 1.0
+    rows = {s["family"]: s for s in summary(held)}
+    assert rows["all"]["figures"] == len(held)
+    assert all(0 <= rows["all"][k] < 10 for k in ("in_sample", "held_out", "rule_40pct"))
+    assert all(h.group == h.row.family for h in held)
+    assert fit_goodput([], 0.8) == 0.8

@@ -26,6 +26,7 @@ CHIP_SCHEMA = Table(
     {
         "name": Field("str"),
         "vendor": Field("str"),
+        "family": Field("str", required=False, default="unknown"),
         "year": Field("int", minimum=1990, maximum=2100),
         "source": Field("str"),
         "notes": Field("str", required=False, default=""),
@@ -85,6 +86,7 @@ class Chip:
     path: Path
     name: str
     vendor: str
+    family: str
     year: int
     source: str
     notes: str
@@ -147,6 +149,7 @@ def load_chip(name: str | Path) -> Chip:
         path=path,
         name=values["name"],
         vendor=values["vendor"],
+        family=values["family"],
         year=values["year"],
         source=values["source"],
         notes=values["notes"],

@@ -72,7 +72,17 @@ def problem_options(command: Any) -> Any:
                 show_default=True,
                 help="Random seed.",
             ),
-            click.option("--quiet", is_flag=True, help="No progress bar."),
+            click.option("--quiet", is_flag=True, help="No progress bar and no estimate line."),
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="Print the number of designs, estimated time and output size; write nothing.",
+            ),
+            click.option(
+                "--yes",
+                is_flag=True,
+                help="Run even above 50,000,000 designs or 10 GB of estimated output.",
+            ),
         ]
     ):
         command = option(command)
@@ -143,6 +153,8 @@ def sweep(
     workers: int | None,
     scheduler: str | None,
     restart: bool,
+    dry_run: bool,
+    yes: bool,
     fmt: str,
     **options: Any,
 ) -> None:
@@ -151,6 +163,7 @@ def sweep(
     SPACE is a catalog id (spaces/) or a path to a space TOML file. Every evaluated design is
     written with its metrics, constraints, feasibility and Pareto mark, unless --pareto-only.
     """
+    from dse.estimate import estimate_sweep
     from dse.export import check_suffix, provenance
     from dse.search import run_sweep
     from dse.search.executors import executor_for
@@ -159,6 +172,16 @@ def sweep(
     problem = _problem(space, workload, precision, tokens, options)
     if method != "grid" and samples is None:
         samples = 10_000
+    estimate = estimate_sweep(
+        problem,
+        out,
+        method=method,
+        samples=samples,
+        pareto_only=pareto_only,
+        parallel=workers or jobs,
+    )
+    if _stop_here(estimate, out, dry_run=dry_run, yes=yes, quiet=quiet, fmt=fmt):
+        return
     with executor_for(jobs=jobs, workers=workers, scheduler=scheduler) as executor:
         summary = run_sweep(
             problem,
@@ -247,6 +270,8 @@ def search(
     storage: str | None,
     study: str | None,
     workers: int | None,
+    dry_run: bool,
+    yes: bool,
     fmt: str,
     **options: Any,
 ) -> None:
@@ -255,6 +280,7 @@ def search(
     Writes every evaluated design to the results file and marks the Pareto set. With optuna,
     --storage and --study keep the study: running the command again adds --evals trials.
     """
+    from dse.estimate import estimate_search
     from dse.export import check_suffix, provenance
     from dse.search import create_engine, run_search
 
@@ -279,6 +305,11 @@ def search(
         )
     problem = _problem(space, workload, precision, tokens, options)
     chosen = create_engine(engine, **engine_options)
+    estimate = estimate_search(
+        problem, out, engine=engine, evals=evals, batch=batch_size or pop_size
+    )
+    if _stop_here(estimate, out, dry_run=dry_run, yes=yes, quiet=quiet, fmt=fmt):
+        return
     summary = run_search(
         problem,
         chosen,
@@ -297,6 +328,26 @@ def search(
     }
     record.update({k: v for k, v in summary.details.items() if v is not None})
     click.echo(render_record(record, fmt))
+
+
+def _stop_here(
+    estimate: Any, out: Path, *, dry_run: bool, yes: bool, quiet: bool, fmt: str
+) -> bool:
+    """State the run's estimate (on a terminal, like the progress bar); True for a dry run
+    (print it, write nothing). Refuses a run above the size limits unless ``yes``, or whose
+    ``out`` is not writable."""
+    from dse.estimate import check_limits
+    from dse.export import AtomicFile
+
+    if dry_run:
+        record = {**estimate.record(), "over_limit": estimate.over_limit(), "dry_run": True}
+        click.echo(render_record(record, fmt))
+        return True
+    AtomicFile(out).discard()
+    check_limits(estimate, yes)
+    if _progress(quiet):
+        click.echo(f"dse: {estimate.text()}", err=True)
+    return False
 
 
 @click.command()

@@ -87,12 +87,19 @@ def _column_names(records: Sequence[dict[str, Any]]) -> list[str]:
     return [f"{c} ({i + 1})" if ids.count(c) > 1 else c for i, c in enumerate(ids)]
 
 
+def check_plot_path(out: Path) -> str:
+    """The image format of ``out`` by its suffix (``.png``), or an :class:`InputError`."""
+    suffix = out.suffix.lower()
+    if suffix not in PLOT_SUFFIXES:
+        expected = f"a file name ending in one of {list(PLOT_SUFFIXES)}"
+        raise InputError("--plot", "", expected, str(out))
+    return suffix
+
+
 def plot_comparison(records: Sequence[dict[str, Any]], out: Path) -> None:
     """A grouped bar chart of ``ratio_to_first`` (one group per metric, one bar per design) to
     ``out`` (PNG, SVG or PDF by suffix), with the first design's level 1 marked."""
-    suffix = out.suffix.lower()
-    if suffix not in PLOT_SUFFIXES:
-        raise InputError("--plot", "", f"a file name ending in one of {list(PLOT_SUFFIXES)}", out)
+    suffix = check_plot_path(out)
     import matplotlib
 
     matplotlib.use("Agg")

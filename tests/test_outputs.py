@@ -142,3 +142,16 @@ def test_infeasible_verdict_and_reasons_come_first(dse: Callable[..., Any]) -> N
     record = dse(*args, "--format", "json").json()
     assert list(record)[:2] == ["feasible", "reasons"]
     assert record["feasible"] is False and record["reasons"]
+
+
+def test_units_follow_the_name_suffix() -> None:
+    from dse.units import unit_of
+
+    names = ["cost_usd", "energy_mwh", "training_days", "hbm_bandwidth_tb_s", "step_time_s", "mfu"]
+    assert [unit_of(n) for n in names] == ["USD", "MWh", "days", "TB/s", "s", "1"]
+
+
+def test_compare_checks_the_plot_file_first(dse: Callable[..., Any], tmp_path: Path) -> None:
+    result = dse(*COMPARE, "--num-chips", "8", "--plot", tmp_path / "chart.txt")
+    assert result.code == 2 and "--plot: expected a file name ending in" in result.err
+    assert list(tmp_path.iterdir()) == []

@@ -117,7 +117,7 @@ def evaluate(
 
 
 @click.command()
-@click.argument("chips", nargs=-1, required=True)
+@click.argument("chips", nargs=-1, required=True, metavar="CHIP|FILE...")
 @workload_option
 @num_chips_option
 @click.option(
@@ -154,9 +154,11 @@ def compare(
     Shows the verdict, key metrics, plan, time breakdown (s) and ratios to the first CHIP. JSON
     is a list with one 'dse evaluate' object per chip plus 'ratio_to_first'.
     """
+    from dse.compare import check_plot_path, comparison_rows, plot_comparison
     from dse.compare import compare as run_compare
-    from dse.compare import comparison_rows, plot_comparison
 
+    if plot_path is not None:
+        check_plot_path(plot_path)
     settings = settings_from(options)
     job = workload_with(load_workload(workload), tokens, precision)
     records = run_compare(chips, job, num_chips, settings)

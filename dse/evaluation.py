@@ -31,10 +31,16 @@ def evaluate_one(
     plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **pinned)
     metrics = evaluate(from_chips([chip], num_chips), workload, settings, plans)
     record = metrics.record(0)
+    plan = record["plan"]
+    assert isinstance(plan, dict)
     out: dict[str, Any] = {
+        "feasible": record["feasible"],
+        "reasons": infeasibility_reasons(metrics, 0),
+        "notes": [],
         "chip": chip.id,
         "workload": workload.id,
         "num_chips": num_chips,
+        "idle_chips": idle_chips(num_chips, plan),
         "precision": workload.precision,
         "tokens": workload.tokens,
         "training_flops": training_flops(workload),
@@ -49,8 +55,6 @@ def evaluate_one(
         "data_parallel_exposed": float(training.dp_exposed_time_s[0]),
         "bubble_fraction": float(training.bubble_fraction[0]),
     }
-    out["reasons"] = infeasibility_reasons(metrics, 0)
-    out["notes"] = []
     if "peak_tflop_s" in chip.published:
         # A shipped product is buildable by definition: a silicon limit it appears to break is
         # an error of the silicon model's estimate, reported as a note, not a design violation.
@@ -59,6 +63,11 @@ def evaluate_one(
         out["reasons"] = infeasibility_reasons(metrics, 0, skip=SILICON_LIMITS)
         out["feasible"] = not out["reasons"]
     return out
+
+
+def idle_chips(num_chips: int, plan: dict[str, Any]) -> int:
+    """Chips of the cluster that the plan leaves unused: ``num_chips − tp·pp·dp`` (chips)."""
+    return int(num_chips - plan["tp"] * plan["pp"] * plan["dp"])
 
 
 _SILICON_NOTE = (

@@ -8,12 +8,20 @@ point are all marked, and the result does not depend on row order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import moocore
 import numpy as np
 
 from dse.designs import FloatArray
+from dse.units import unit_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dse.space import Objective
 
 REFERENCE_MARGIN = 0.1
 """Default hypervolume reference: 10 % beyond the worst value of each objective (× 1.1 for a
@@ -92,3 +100,64 @@ class ParetoFront:
         """The payload of the front rows in global row order."""
         order = np.argsort(self.ids, kind="stable")
         return {name: column[order] for name, column in (self.payload or {}).items()}
+
+
+@dataclass(frozen=True)
+class ResultsFront:
+    """The Pareto front of a results table.
+
+    ``mask`` (n,) marks the front's rows, ``feasible`` (n,) the feasible ones; ``reference``
+    (k,) is the hypervolume reference point in the objectives' own units and directions;
+    ``hypervolume`` is in :attr:`hypervolume_unit`.
+    """
+
+    objectives: tuple[Objective, ...]
+    mask: np.ndarray
+    feasible: np.ndarray
+    reference: FloatArray
+    hypervolume: float
+    reference_given: bool
+
+    @property
+    def hypervolume_unit(self) -> str:
+        """The product of the objectives' units, e.g. ``USD·MWh·days``."""
+        return "·".join(unit_of(o.name) for o in self.objectives)
+
+    def reference_text(self) -> str:
+        """The reference point for a person: each objective's value and unit, and its basis."""
+        values = ", ".join(
+            f"{o.name} {v:.4g} {unit_of(o.name)}"
+            for o, v in zip(self.objectives, self.reference, strict=True)
+        )
+        basis = "given" if self.reference_given else "10% beyond the worst feasible value"
+        return f"{values} ({basis})"
+
+
+def results_front(
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective],
+    reference: Sequence[float] | np.ndarray | None = None,
+) -> ResultsFront:
+    """The non-dominated feasible rows of ``frame`` over ``objectives`` and their hypervolume up
+    to ``reference`` (objective units; default: :func:`reference_point` of the feasible rows)."""
+    from dse.space import objective_matrix
+
+    feasible = (
+        frame["feasible"].to_numpy(dtype=bool)
+        if "feasible" in frame
+        else np.ones(len(frame), dtype=bool)
+    )
+    F = objective_matrix({o.name: frame[o.name].to_numpy() for o in objectives}, objectives)
+    mask = nondominated(F, feasible)
+    signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
+    usable = feasible & np.all(np.isfinite(F), axis=1)
+    if reference is not None:
+        ref = signs * np.asarray(reference, dtype=np.float64)
+    elif usable.any():
+        ref = reference_point(F[usable])
+    else:
+        ref = np.full(len(objectives), np.nan)
+    volume = hypervolume(F[mask], ref) if mask.any() else 0.0
+    return ResultsFront(
+        tuple(objectives), mask, feasible, signs * ref, volume, reference is not None
+    )

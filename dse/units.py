@@ -27,3 +27,28 @@ GB_PER_GIB = 1.073741824
 W_PER_MW = 1e6
 WH_PER_MWH = 1e6
 KWH_PER_MWH = 1e3
+
+UNIT_SUFFIXES = (
+    ("_usd", "USD"),
+    ("_mwh", "MWh"),
+    ("_kwh", "kWh"),
+    ("_days", "days"),
+    ("_hours", "h"),
+    ("_tflop_s", "TFLOP/s"),
+    ("_tb_s", "TB/s"),
+    ("_gb_s", "GB/s"),
+    ("_s", "s"),
+    ("_mw", "MW"),
+    ("_w", "W"),
+    ("_gb", "GB"),
+    ("_mb", "MB"),
+    ("_mm2", "mm²"),
+    ("_ghz", "GHz"),
+)
+"""Name suffix → unit, most specific first (``_tb_s`` before ``_s``)."""
+
+
+def unit_of(name: str) -> str:
+    """The unit a column or metric name states by its suffix (``cost_usd`` → ``USD``); ``1``
+    for a dimensionless one (``mfu``)."""
+    return next((unit for suffix, unit in UNIT_SUFFIXES if name.endswith(suffix)), "1")

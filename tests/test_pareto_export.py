@@ -131,17 +131,19 @@ def test_pareto_command_writes_the_front_and_reports_hypervolume(
     assert meta["pareto_of"] == str(source)
 
     given = dse("pareto", source, "--ref", "2e6,200", "--minimize", "cost_usd", "--minimize",
-                "training_days", "--format", "json")  # fmt: skip
+                "training_days", "--out", tmp_path / "given.csv", "--format", "json")  # fmt: skip
     assert given.json()["hypervolume"] == pytest.approx(
         hypervolume(F[front], np.array([2e6, 200.0]))
     )
-    three = dse("pareto", source, "--format", "json")
-    assert three.code == 0 and three.json()["front"] == front.sum()
+    assert given.json()["hypervolume_unit"] == "USD·days"
+    three = dse("pareto", source, "--format", "json")  # without --out: the front's rows
+    assert three.code == 0 and len(three.json()) == front.sum()
+    assert "hypervolume:" in three.err and "USD·days" in three.err
 
     maximized = dse("pareto", source, "--minimize", "cost_usd", "--maximize", "energy_mwh",
                     "--format", "json")  # fmt: skip
     G = np.column_stack([data["cost_usd"], -data["energy_mwh"]])
-    assert maximized.json()["front"] == nondominated(G, data["feasible"]).sum()
+    assert len(maximized.json()) == nondominated(G, data["feasible"]).sum()
 
 
 def test_pareto_command_errors(dse: Callable[..., Any], tmp_path: Path) -> None:

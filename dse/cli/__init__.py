@@ -31,6 +31,7 @@ def _register_optional() -> None:
 
     cli.add_command(workloads.workloads)
     cli.add_command(evaluate.evaluate)
+    cli.add_command(evaluate.compare)
     cli.add_command(evaluate.validate)
     from dse.cli import search
 

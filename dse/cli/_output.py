@@ -64,6 +64,8 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list):
+        return "; ".join(_cell(v) for v in value) or "-"
     if isinstance(value, float):
         if value == 0:
             return "0"

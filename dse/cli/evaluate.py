@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -114,6 +115,57 @@ def evaluate(
     job = workload_with(load_workload(workload), tokens, precision)
     record = evaluate_one(chip, job, num_chips, settings, pinned)
     click.echo(render_record(record, fmt))
+
+
+@click.command()
+@click.argument("chips", nargs=-1, required=True, metavar="CHIP|FILE...")
+@workload_option
+@num_chips_option
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default=None,
+    help="Training number format (default: the workload's).",
+)
+@click.option(
+    "--tokens", type=float, default=None, help="Training tokens (default: the workload's)."
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the ratios to the first design as a grouped bar chart (FILE.png/.svg/.pdf).",
+)
+@settings_options
+@format_option
+def compare(
+    chips: tuple[str, ...],
+    workload: str,
+    num_chips: int,
+    precision: str | None,
+    tokens: float | None,
+    plot_path: Path | None,
+    fmt: str,
+    **options: Any,
+) -> None:
+    """Designs side by side: each CHIP (catalog id or chip TOML file) on the same workload and
+    cluster, at its best parallelism plan.
+
+    Shows the verdict, key metrics, plan, time breakdown (s) and ratios to the first CHIP. JSON
+    is a list with one 'dse evaluate' object per chip plus 'ratio_to_first'.
+    """
+    from dse.compare import check_plot_path, comparison_rows, plot_comparison
+    from dse.compare import compare as run_compare
+
+    if plot_path is not None:
+        check_plot_path(plot_path)
+    settings = settings_from(options)
+    job = workload_with(load_workload(workload), tokens, precision)
+    records = run_compare(chips, job, num_chips, settings)
+    if plot_path is not None:
+        plot_comparison(records, plot_path)
+    click.echo(render_rows(comparison_rows(records) if fmt == "table" else records, fmt))
 
 
 @click.command()

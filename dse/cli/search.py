@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from dse.catalog.workloads import PRECISIONS, Workload, load_workload
-from dse.cli._output import format_option, render_record
+from dse.cli._output import format_option, render_record, render_rows
 from dse.cli.evaluate import settings_from, settings_options, workload_with
 from dse.errors import InputError
 from dse.space import DEFAULT_OBJECTIVES, Objective, Space, load_space
@@ -72,7 +72,17 @@ def problem_options(command: Any) -> Any:
                 show_default=True,
                 help="Random seed.",
             ),
-            click.option("--quiet", is_flag=True, help="No progress bar."),
+            click.option("--quiet", is_flag=True, help="No progress bar and no estimate line."),
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="Print the number of designs, estimated time and output size; write nothing.",
+            ),
+            click.option(
+                "--yes",
+                is_flag=True,
+                help="Run even above 50,000,000 designs or 10 GB of estimated output.",
+            ),
         ]
     ):
         command = option(command)
@@ -143,6 +153,8 @@ def sweep(
     workers: int | None,
     scheduler: str | None,
     restart: bool,
+    dry_run: bool,
+    yes: bool,
     fmt: str,
     **options: Any,
 ) -> None:
@@ -151,6 +163,7 @@ def sweep(
     SPACE is a catalog id (spaces/) or a path to a space TOML file. Every evaluated design is
     written with its metrics, constraints, feasibility and Pareto mark, unless --pareto-only.
     """
+    from dse.estimate import estimate_sweep
     from dse.export import check_suffix, provenance
     from dse.search import run_sweep
     from dse.search.executors import executor_for
@@ -159,6 +172,16 @@ def sweep(
     problem = _problem(space, workload, precision, tokens, options)
     if method != "grid" and samples is None:
         samples = 10_000
+    estimate = estimate_sweep(
+        problem,
+        out,
+        method=method,
+        samples=samples,
+        pareto_only=pareto_only,
+        parallel=workers or jobs,
+    )
+    if _stop_here(estimate, out, dry_run=dry_run, yes=yes, quiet=quiet, fmt=fmt):
+        return
     with executor_for(jobs=jobs, workers=workers, scheduler=scheduler) as executor:
         summary = run_sweep(
             problem,
@@ -247,6 +270,8 @@ def search(
     storage: str | None,
     study: str | None,
     workers: int | None,
+    dry_run: bool,
+    yes: bool,
     fmt: str,
     **options: Any,
 ) -> None:
@@ -255,6 +280,7 @@ def search(
     Writes every evaluated design to the results file and marks the Pareto set. With optuna,
     --storage and --study keep the study: running the command again adds --evals trials.
     """
+    from dse.estimate import estimate_search
     from dse.export import check_suffix, provenance
     from dse.search import create_engine, run_search
 
@@ -279,6 +305,11 @@ def search(
         )
     problem = _problem(space, workload, precision, tokens, options)
     chosen = create_engine(engine, **engine_options)
+    estimate = estimate_search(
+        problem, out, engine=engine, evals=evals, batch=batch_size or pop_size
+    )
+    if _stop_here(estimate, out, dry_run=dry_run, yes=yes, quiet=quiet, fmt=fmt):
+        return
     summary = run_search(
         problem,
         chosen,
@@ -297,6 +328,26 @@ def search(
     }
     record.update({k: v for k, v in summary.details.items() if v is not None})
     click.echo(render_record(record, fmt))
+
+
+def _stop_here(
+    estimate: Any, out: Path, *, dry_run: bool, yes: bool, quiet: bool, fmt: str
+) -> bool:
+    """State the run's estimate (on a terminal, like the progress bar); True for a dry run
+    (print it, write nothing). Refuses a run above the size limits unless ``yes``, or whose
+    ``out`` is not writable."""
+    from dse.estimate import check_limits
+    from dse.export import AtomicFile
+
+    if dry_run:
+        record = {**estimate.record(), "over_limit": estimate.over_limit(), "dry_run": True}
+        click.echo(render_record(record, fmt))
+        return True
+    AtomicFile(out).discard()
+    check_limits(estimate, yes)
+    if _progress(quiet):
+        click.echo(f"dse: {estimate.text()}", err=True)
+    return False
 
 
 @click.command()
@@ -357,7 +408,10 @@ objective_options = [
 @click.command()
 @click.argument("results", type=_PATH)
 @click.option(
-    "--out", type=_PATH, default=None, help="Write the Pareto rows here (.csv/.parquet/.json)."
+    "--out",
+    type=_PATH,
+    default=None,
+    help="Write the Pareto rows here (.csv/.parquet/.json) instead of listing them.",
 )
 @click.option(
     "--ref",
@@ -376,33 +430,24 @@ def pareto(
     maximize: tuple[str, ...],
     fmt: str,
 ) -> None:
-    """The non-dominated feasible rows of a results file, their number and hypervolume."""
+    """The non-dominated feasible rows of a results file and their hypervolume.
+
+    Lists the front's rows (every column with --format json/csv; the varying design parameters,
+    objectives and plan as a table), then the hypervolume with its reference point and units
+    (on stderr for json/csv). With --out, writes the rows to a file and prints the summary.
+    """
     from dse.export import check_suffix, read_results, write_results
-    from dse.pareto import hypervolume, nondominated, reference_point
-    from dse.space import objective_matrix
+    from dse.pareto import results_front
 
     if out is not None:
         check_suffix(out)
     frame, meta = read_results(results)
     objectives = _objectives(meta, minimize, maximize)
     _check_columns(results, frame, objectives)
-    feasible = (
-        frame["feasible"].to_numpy(dtype=bool)
-        if "feasible" in frame
-        else np.ones(len(frame), dtype=bool)
-    )
-    F = objective_matrix({o.name: frame[o.name].to_numpy() for o in objectives}, objectives)
-    front = nondominated(F, feasible)
-    signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
-    if ref is not None:
-        reference = signs * _parse_ref(ref, len(objectives))
-    elif feasible.any():
-        reference = reference_point(F[feasible & np.all(np.isfinite(F), axis=1)])
-    else:
-        reference = np.full(len(objectives), np.nan)
-    volume = hypervolume(F[front], reference) if front.any() else 0.0
+    reference = None if ref is None else _parse_ref(ref, len(objectives))
+    front = results_front(frame, objectives, reference)
+    rows = frame[front.mask]
     if out is not None:
-        rows = frame[front].reset_index(drop=True)
         columns = {name: rows[name].to_numpy() for name in rows.columns}
         columns["pareto"] = np.ones(len(rows), dtype=bool)
         write_results(
@@ -412,22 +457,60 @@ def pareto(
                 **meta,
                 "pareto_of": str(results),
                 "objectives": [{"name": o.name, "maximize": o.maximize} for o in objectives],
-                "hypervolume": volume,
-                "reference": (signs * reference).tolist(),
+                "hypervolume": front.hypervolume,
+                "hypervolume_unit": front.hypervolume_unit,
+                "reference": front.reference.tolist(),
             },
         )
-    record = {
+        click.echo(render_record({**_front_summary(results, frame, front), "out": str(out)}, fmt))
+        return
+    if fmt == "table":
+        click.echo(render_rows(_front_table(rows, objectives), "table"))
+        click.echo("\n" + _front_text(frame, front))
+    else:
+        records = [{str(k): v for k, v in r.items()} for r in rows.to_dict(orient="records")]
+        click.echo(render_rows(records, fmt))
+        click.echo(_front_text(frame, front), err=True)
+
+
+def _front_summary(results: Path, frame: Any, front: Any) -> dict[str, Any]:
+    return {
         "input": str(results),
         "rows": len(frame),
-        "feasible": int(feasible.sum()),
-        "front": int(front.sum()),
-        "objectives": ", ".join(_objective_text(o) for o in objectives),
-        "reference": {o.name: float(v) for o, v in zip(objectives, signs * reference, strict=True)},
-        "hypervolume": volume,
+        "feasible": int(front.feasible.sum()),
+        "front": int(front.mask.sum()),
+        "objectives": ", ".join(_objective_text(o) for o in front.objectives),
+        "reference": {
+            o.name: float(v) for o, v in zip(front.objectives, front.reference, strict=True)
+        },
+        "reference_basis": "given" if front.reference_given else "10% beyond the worst feasible",
+        "hypervolume": front.hypervolume,
+        "hypervolume_unit": front.hypervolume_unit,
     }
-    if out is not None:
-        record["out"] = str(out)
-    click.echo(render_record(record, fmt))
+
+
+def _front_text(frame: Any, front: Any) -> str:
+    objectives = ", ".join(_objective_text(o) for o in front.objectives)
+    return (
+        f"front: {int(front.mask.sum()):,} of {len(frame):,} rows "
+        f"({int(front.feasible.sum()):,} feasible); objectives: {objectives}\n"
+        f"hypervolume: {front.hypervolume:.4g} {front.hypervolume_unit}\n"
+        f"reference point: {front.reference_text()}"
+    )
+
+
+def _front_table(rows: Any, objectives: tuple[Objective, ...]) -> list[dict[str, Any]]:
+    """The front for a person: its row number in the file, objectives, the design parameters
+    that vary over the front, and the plan."""
+    from dse.export import DESIGN_COLUMNS
+    from dse.model.evaluate import PLAN_COLUMNS
+
+    names = [o.name for o in objectives]
+    varying = [c for c in DESIGN_COLUMNS if c in rows and c not in names and rows[c].nunique() > 1]
+    plan = [c for c in PLAN_COLUMNS if c in rows and c not in names]
+    shown = rows[names + varying + plan]
+    records = shown.to_dict("records")
+    return [{"row": int(i), **r} for i, r in zip(rows.index, records, strict=True)]
 
 
 def _objective_text(objective: Objective) -> str:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import load_workload
 from dse.designs import from_chips
+from dse.files import read_toml
 from dse.model.evaluate import evaluate
 from dse.model.plans import RECOMPUTE, candidate_plans
 from dse.settings import Settings, load_settings

@@ -116,6 +116,8 @@ def check_input(path: str | Path, limit: int, expected: str = "a readable file")
         info = os.stat(path)
     except OSError as error:
         raise os_error(path, error, expected) from None
+    except ValueError:
+        raise InputError(path, "", expected, "a path with a NUL character") from None
     _check(path, info, limit, expected)
 
 

@@ -313,3 +313,11 @@ def test_damaged_manifest(dse: Callable[..., Any], small: Path, tmp_path: Path, 
     else:
         manifest.write_text('{"fingerprint": 1, "chunks": "x"}')
     one_line(dse("sweep", small, "--out", out, *SWEEP), str(manifest))
+
+
+def test_space_naming_a_workload_path_with_a_nul_character(
+    dse: Callable[..., Any], tmp_path: Path
+) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text('workload = "w\\u0000.toml"\n' + SMALL)
+    one_line(dse("sweep", space, "--out", tmp_path / "out.csv", *SWEEP[2:]), "workload")

@@ -325,9 +325,13 @@ class OutputLock:
                 raise InputError(
                     self.option, "", "an output whose lock can be taken", str(self.out)
                 )
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+            self._fd = fd
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError:
+                self.__exit__(None, None, None)
+                raise
         return self
 
     def _lock(self, fd: int) -> bool:

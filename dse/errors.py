@@ -34,8 +34,28 @@ class InputError(DseError):
         self.key = key
         self.expected = expected
         self.given = given
-        where = f"{self.source}: {key}" if key else self.source
-        super().__init__(f"{where}: expected {expected}, got {given!r}")
+        where = _shorten(f"{self.source}: {key}" if key else self.source)
+        super().__init__(f"{where}: expected {expected}, got {_shown(given)}")
+
+
+SHOWN_CHARS = 240
+"""Longest path or value (characters) an error message shows; longer ones are cut in the middle."""
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= SHOWN_CHARS:
+        return text
+    half = SHOWN_CHARS // 2
+    return f"{text[:half]}...{text[-half:]}"
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` on one line, cut to :data:`SHOWN_CHARS`; safe for any nesting."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a deeply nested {type(value).__name__}"
+    return _shorten(text.replace("\n", " "))
 
 
 class NotFoundError(DseError):
@@ -46,5 +66,5 @@ class NotFoundError(DseError):
         self.name = name
         shown = ", ".join(known)
         super().__init__(
-            f"unknown {kind} {name!r}: expected a catalog id ({shown}) or a path to a .toml file"
+            f"unknown {kind} {_shown(name)}: expected a catalog id ({shown}) or a path to a .toml file"
         )

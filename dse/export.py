@@ -19,6 +19,7 @@ import secrets
 import shlex
 import sys
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -30,6 +31,15 @@ from dse import __version__
 from dse.catalog.technology import load_technology
 from dse.designs import CATEGORICAL, Designs
 from dse.errors import InputError
+from dse.files import (
+    exists,
+    open_input,
+    parse_json,
+    read_json,
+    reason,
+    results_limit_bytes,
+    writing,
+)
 from dse.model.evaluate import PLAN_COLUMNS
 from dse.model.plans import RECOMPUTE
 from dse.space import INTEGER_PARAMETERS
@@ -44,6 +54,7 @@ DESIGN_COLUMNS = tuple(name for name in Designs.names() if name != "unit_price_u
 given price where a space fixes one, else the modeled one)."""
 
 Columns = dict[str, np.ndarray]
+WRITABLE = "room to write the results file (a writable folder with free space)"
 
 
 def results_columns(evaluation: Evaluation) -> Columns:
@@ -113,16 +124,17 @@ class AtomicFile:
         try:
             self.temp.open("xb").close()
         except OSError as error:
-            reason = error.strerror or type(error).__name__
             raise InputError(
-                option, "", "a path in a writable folder", f"{path} ({reason})"
+                option, "", "a path in a writable folder", f"{path} ({reason(error)})"
             ) from None
 
     def commit(self) -> None:
-        os.replace(self.temp, self.path)
+        with writing(self.path, "a writable file"):
+            os.replace(self.temp, self.path)
 
     def discard(self) -> None:
-        self.temp.unlink(missing_ok=True)
+        with suppress(OSError):
+            self.temp.unlink(missing_ok=True)
 
 
 class ResultsWriter:
@@ -143,7 +155,8 @@ class ResultsWriter:
         self._parquet: Any = None
         self._text: IO[str] | None = None
         if self.format != ".parquet":
-            self._text = self._file.temp.open("w", encoding="utf-8", newline="")
+            with writing(self.path, WRITABLE):
+                self._text = self._file.temp.open("w", encoding="utf-8", newline="")
 
     def __enter__(self) -> ResultsWriter:
         return self
@@ -163,6 +176,11 @@ class ResultsWriter:
     def write(self, columns: Mapping[str, np.ndarray]) -> None:
         """Append one batch (name → array of shape ``(n,)``, the same names every time)."""
         n = len(next(iter(columns.values())))
+        with writing(self.path, WRITABLE):
+            self._write(columns, n)
+        self.rows += n
+
+    def _write(self, columns: Mapping[str, np.ndarray], n: int) -> None:
         if self.format == ".parquet":
             self._write_parquet(columns)
         elif self.format == ".csv":
@@ -174,7 +192,6 @@ class ResultsWriter:
                 text = pd.DataFrame(columns).to_json(orient="records", double_precision=15)
                 self._text.write("[\n" if self.rows == 0 else ",\n")
                 self._text.write(text[1:-1].replace("},{", "},\n{"))
-        self.rows += n
 
     def _write_parquet(self, columns: Mapping[str, np.ndarray]) -> None:
         import pyarrow as pa
@@ -190,31 +207,37 @@ class ResultsWriter:
         self.meta.update(extra, rows=self.rows)
         self.closed = True
         try:
-            if self.format == ".parquet":
-                if self._parquet is None:
-                    raise ValueError("no columns were written")
-                self._parquet.add_key_value_metadata({METADATA_KEY: json.dumps(self.meta)})
-                self._parquet.close()
-            else:
-                assert self._text is not None and self._meta_file is not None
-                if self.format == ".json":
-                    self._text.write("[\n]\n" if self.rows == 0 else "\n]\n")
-                self._text.close()
-                self._meta_file.temp.write_text(json.dumps(self.meta, indent=2) + "\n")
-            self._file.commit()
-            if self._meta_file is not None:
-                self._meta_file.commit()
+            with writing(self.path, WRITABLE):
+                self._finish()
         except BaseException:
             self.abort()
             raise
 
+    def _finish(self) -> None:
+        if self.format == ".parquet":
+            if self._parquet is None:
+                raise ValueError("no columns were written")
+            self._parquet.add_key_value_metadata({METADATA_KEY: json.dumps(self.meta)})
+            self._parquet.close()
+        else:
+            assert self._text is not None and self._meta_file is not None
+            if self.format == ".json":
+                self._text.write("[\n]\n" if self.rows == 0 else "\n]\n")
+            self._text.close()
+            self._meta_file.temp.write_text(json.dumps(self.meta, indent=2) + "\n")
+        self._file.commit()
+        if self._meta_file is not None:
+            self._meta_file.commit()
+
     def abort(self) -> None:
         """Remove the temporary files; nothing appears under the output name."""
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
-        if self._text is not None and not self._text.closed:
-            self._text.close()
+        with suppress(OSError, ValueError):
+            if self._parquet is not None:
+                self._parquet.close()
+        self._parquet = None
+        with suppress(OSError, ValueError):
+            if self._text is not None and not self._text.closed:
+                self._text.close()
         self._file.discard()
         if self._meta_file is not None:
             self._meta_file.discard()
@@ -227,25 +250,73 @@ def write_results(path: Path, columns: Mapping[str, np.ndarray], meta: Mapping[s
 
 
 def read_results(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A results file (CSV, Parquet or JSON) and its provenance (empty when there is none)."""
+    """A results file (CSV, Parquet or JSON) and its provenance (empty when there is none).
+
+    The file is read through :func:`~dse.files.open_input` (regular files of at most
+    :func:`~dse.files.results_limit_bytes`); its columns and provenance are validated.
+    """
     path = Path(path)
     suffix = check_suffix(path, str(path))
-    if not path.is_file():
-        raise InputError(path, "", "an existing results file", "no such file")
-    try:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
+    expected = f"a readable {suffix} results file"
+    with open_input(path, results_limit_bytes(), "a results file") as handle:
+        try:
+            frame, meta = _read_table(handle, suffix, path)
+        except (ValueError, RecursionError) as error:
+            raise InputError(path, "", expected, _first_line(error)) from None
+    _check_names(frame, path)
+    if suffix == ".parquet":
+        return frame, check_meta(meta, path, f"metadata.{METADATA_KEY}")
+    sidecar = meta_path(path)
+    if not exists(sidecar):
+        return frame, {}
+    return frame, check_meta(read_json(sidecar, "a JSON object of provenance"), sidecar)
 
-            source = pq.ParquetFile(path)
-            raw = (source.metadata.metadata or {}).get(METADATA_KEY.encode())
-            meta = json.loads(raw) if raw else {}
-            return source.read().to_pandas(), meta
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_json(path, orient="records", dtype=False)
-        sidecar = meta_path(path)
-        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        return frame, meta
-    except (ValueError, OSError) as error:
-        raise InputError(path, "", f"a readable {suffix} results file", str(error)) from None
+
+def _read_table(handle: IO[bytes], suffix: str, path: Path) -> tuple[pd.DataFrame, Any]:
+    """The table in ``handle`` and, for Parquet, its provenance metadata (else None)."""
+    if suffix == ".csv":
+        return pd.read_csv(handle), None
+    if suffix == ".json":
+        return pd.read_json(handle, orient="records", dtype=False, convert_axes=False), None
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(handle)
+    raw = (source.metadata.metadata or {}).get(METADATA_KEY.encode())
+    meta = parse_json(raw, path, "JSON provenance metadata") if raw else {}
+    return source.read().to_pandas(), meta
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _check_names(frame: pd.DataFrame, path: Path) -> None:
+    unnamed = [name for name in frame.columns if not isinstance(name, str) or not name]
+    if unnamed:
+        raise InputError(
+            path, "", "a table of named columns (JSON: a list of objects)", f"columns {unnamed[:3]}"
+        )
+
+
+def check_meta(meta: Any, source: str | Path, prefix: str = "") -> dict[str, Any]:
+    """Validate a results file's provenance: a JSON object whose ``objectives``, if present,
+    is a list of ``{"name": column, "maximize": bool}`` objects."""
+    if not isinstance(meta, dict):
+        raise InputError(source, prefix, "a JSON object of provenance", type(meta).__name__)
+    objectives = meta.get("objectives")
+    if objectives is None:
+        return meta
+    key = f"{prefix}.objectives" if prefix else "objectives"
+    if not isinstance(objectives, list):
+        raise InputError(source, key, "a list of {name, maximize} objects", objectives)
+    for i, objective in enumerate(objectives):
+        item = f"{key}[{i}]"
+        if not isinstance(objective, dict):
+            raise InputError(source, item, "an object {name, maximize}", objective)
+        name = objective.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(source, f"{item}.name", "a column name", name or "nothing (missing)")
+        if not isinstance(objective.get("maximize", False), bool):
+            raise InputError(source, f"{item}.maximize", "true or false", objective["maximize"])
+    return meta

@@ -12,8 +12,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog._schema import Field, Table, check
 from dse.errors import InputError
+from dse.files import read_toml
 
 _FRACTION = Field(minimum=0.0, maximum=1.0)
 _POSITIVE = Field(positive=True)

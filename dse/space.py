@@ -24,12 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dse.catalog._paths import resolve
-from dse.catalog._schema import check, read_toml
+from dse.catalog._schema import check
 from dse.catalog.chips import load_chip
 from dse.catalog.technology import load_technology
 from dse.catalog.workloads import WORKLOAD_SCHEMA, Workload, build_workload, load_workload
 from dse.designs import CATEGORICAL, Designs, FloatArray, chip_columns
 from dse.errors import DseError, InputError
+from dse.files import MAX_TOML_BYTES, is_file, parse_toml, read_bytes
 from dse.model.evaluate import METRICS, Metrics
 
 IntArray = NDArray[np.int64]
@@ -245,7 +246,8 @@ def load_space(name: str | Path) -> Space:
     wrong: unknown keys or parameters, ``low > high``, ``step <= 0``, unknown node ids, ...
     """
     path = resolve("spaces", name)
-    data = read_toml(path)
+    raw = read_bytes(path, MAX_TOML_BYTES, "a TOML file")
+    data = parse_toml(raw, path)
     for key in data:
         if key not in _TOP_KEYS:
             raise InputError(path, key, f"one of the keys {sorted(_TOP_KEYS)}", key)
@@ -278,7 +280,7 @@ def load_space(name: str | Path) -> Space:
         id=path.stem,
         path=path,
         name=text["name"] or path.stem,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        sha256=hashlib.sha256(raw).hexdigest(),
         base_chip=chip.id,
         workload=_workload(data.get("workload"), path),
         dimensions=dimensions,
@@ -435,7 +437,7 @@ def _workload(value: Any, path: Path) -> Workload | None:
     if isinstance(value, str):
         relative = path.parent / value
         try:
-            return load_workload(relative if relative.is_file() else value)
+            return load_workload(relative if is_file(relative) else value)
         except DseError as error:
             raise InputError(path, "workload", "a catalog workload id or file", value) from error
     if isinstance(value, Mapping):

@@ -14,10 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import PRECISIONS, Workload, load_workload, training_flops
 from dse.designs import Designs, from_chips
+from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import RECOMPUTE, ZERO_STAGES, candidate_plans
 from dse.model.silicon import evaluate_silicon

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from dse.errors import NotFoundError
+from dse.files import exists, is_file
 
 
 def data_dir(kind: str) -> Path:
@@ -32,9 +33,9 @@ def resolve(kind: str, name: str | Path) -> Path:
     """
     text = str(name)
     candidate = data_dir(kind) / f"{text}.toml"
-    if "/" not in text and not text.endswith(".toml") and candidate.is_file():
+    if "/" not in text and not text.endswith(".toml") and is_file(candidate):
         return candidate
     path = Path(text).expanduser()
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or exists(path):
         return path
     raise NotFoundError(kind.rstrip("s"), text, catalog_ids(kind))

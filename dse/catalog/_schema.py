@@ -11,7 +11,6 @@ Python values; anything unknown, missing, of the wrong type or out of range rais
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,21 +54,6 @@ class Table:
     sourced: bool = False
     open_keys: bool = False  # a table of user-named entries, each checked against `entry`
     entry: Table | None = field(default=None)
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; unreadable or malformed files become an :class:`InputError`."""
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise InputError(path, "", "an existing TOML file", "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "", "a TOML file", "a directory") from None
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(path, "", "valid TOML", f"a syntax error ({error})") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "", "a UTF-8 text file", "undecodable bytes") from None
 
 
 def check(

@@ -12,9 +12,10 @@ from pathlib import Path
 from types import MappingProxyType
 
 from dse.catalog._paths import catalog_ids, resolve
-from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog._schema import Field, Table, check
 from dse.catalog.technology import load_technology
 from dse.errors import InputError
+from dse.files import read_toml
 
 FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp4")
 """Number formats the model knows, widest first. ``fp16`` stands in for 16-bit training on chips

@@ -13,7 +13,8 @@ from types import MappingProxyType
 from typing import Any
 
 from dse.catalog._paths import data_dir
-from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog._schema import Field, Table, check
+from dse.files import read_toml
 
 _POSITIVE = Field(positive=True)
 _FRACTION = Field(positive=True, maximum=1.0)

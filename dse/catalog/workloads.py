@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dse.catalog._paths import catalog_ids, resolve
-from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog._schema import Field, Table, check
 from dse.errors import InputError
+from dse.files import read_toml
 
 PRECISIONS = ("bf16", "fp8", "fp4")
 FFN_KINDS = ("swiglu", "gelu")

@@ -1,7 +1,8 @@
 """The ``dse`` command line: thin commands that parse, call the library and format.
 
-Errors from the library (:class:`~dse.errors.DseError`) become one line on stderr and exit
-status 2; Ctrl-C exits with 130. No Python traceback reaches the user for bad input.
+Errors from the library (:class:`~dse.errors.DseError`), and any ``OSError`` or
+``MemoryError`` the library did not name itself, become one line on stderr and exit status 2;
+Ctrl-C exits with 130. No Python traceback reaches the user for bad input.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import click
 from dse import __version__
 from dse.cli.chips import chips
 from dse.errors import DseError
+from dse.files import reason
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -66,4 +68,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        click.echo(f"dse: error: {where}{reason(error)}", err=True)
+        sys.exit(2)
+    except MemoryError:
+        click.echo(
+            "dse: error: out of memory (try fewer designs or a smaller --chunk-size)", err=True
+        )
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

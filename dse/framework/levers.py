@@ -42,11 +42,12 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from dse.catalog._schema import Field, Table, check, read_toml
+from dse.catalog._schema import Field, Table, check
 from dse.catalog.technology import Memory, Node, Technology, load_technology
 from dse.catalog.workloads import PRECISIONS, Workload
 from dse.designs import CATEGORICAL, Designs
 from dse.errors import InputError
+from dse.files import read_toml
 from dse.framework.moe import mixture_of_experts
 from dse.framework.state import State
 from dse.model.economics import unit_price

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,12 @@ import numpy as np
 
 from dse.errors import InputError
 from dse.export import Columns
+from dse.files import exists, is_file, open_input, read_json, results_limit_bytes, writing
 
 VERSION = 1
+MANIFEST = "a sweep manifest (or --restart to start over)"
+PART = "a sweep part file (or --restart to start over)"
+RECORDS = "room for the sweep's records (free space, then the same command resumes)"
 
 
 def manifest_path(out: Path) -> Path:
@@ -41,23 +46,26 @@ class Manifest:
         self.parts = parts_path(out)
         self.fingerprint = json.loads(json.dumps(dict(fingerprint), default=str))
         self.done: dict[int, dict[str, int]] = {}
+        if exists(self.parts) and not self.parts.is_dir():
+            raise InputError(
+                self.parts, "", "a folder of the sweep's part files, or nothing", "a file"
+            )
         if restart:
             self.remove()
-        if self.path.exists():
+        if exists(self.path):
             self._load()
-        elif self.parts.exists():
-            shutil.rmtree(self.parts)
-        self.parts.mkdir(parents=True, exist_ok=True)
+        else:
+            self._remove_parts()
+        with writing(self.parts, RECORDS):
+            self.parts.mkdir(parents=True, exist_ok=True)
 
     def _load(self) -> None:
+        data = read_json(self.path, MANIFEST)
         try:
-            data = json.loads(self.path.read_text())
-            recorded = data["fingerprint"]
-            done = {int(c["start"]): c for c in data["chunks"]}
-        except (OSError, ValueError, KeyError, TypeError):
-            raise InputError(
-                self.path, "", "a sweep manifest (or --restart to start over)", "unreadable"
-            ) from None
+            recorded = dict(data["fingerprint"])
+            done = {int(c["start"]): dict(c) for c in data["chunks"]}
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise InputError(self.path, "", MANIFEST, "unreadable") from None
         if recorded != self.fingerprint:
             differs = sorted(
                 k
@@ -70,7 +78,7 @@ class Manifest:
                 "the same command as the interrupted sweep (or --restart to start over)",
                 f"a different {', '.join(differs)}",
             )
-        self.done = {s: c for s, c in done.items() if self._part(s).exists()}
+        self.done = {s: c for s, c in done.items() if is_file(self._part(s))}
 
     def _part(self, start: int) -> Path:
         return self.parts / f"chunk-{start:014d}.parquet"
@@ -82,8 +90,13 @@ class Manifest:
 
         part = self._part(start)
         temp = part.with_name(part.name + ".tmp")
-        pq.write_table(pa.table(dict(columns)), temp)
-        os.replace(temp, part)
+        try:
+            with writing(part, RECORDS):
+                pq.write_table(pa.table(dict(columns)), temp)
+                os.replace(temp, part)
+        finally:
+            with suppress(OSError):
+                temp.unlink(missing_ok=True)
         self.done[start] = {"start": start, "stop": stop, "feasible": n_feasible}
         self._write()
 
@@ -94,14 +107,24 @@ class Manifest:
             "chunks": [self.done[s] for s in sorted(self.done)],
         }
         temp = self.path.with_name(self.path.name + ".tmp")
-        temp.write_text(json.dumps(data, indent=1))
-        os.replace(temp, self.path)
+        try:
+            with writing(self.path, RECORDS):
+                temp.write_text(json.dumps(data, indent=1))
+                os.replace(temp, self.path)
+        finally:
+            with suppress(OSError):
+                temp.unlink(missing_ok=True)
 
     def read(self, start: int) -> Columns:
         """The kept rows of the completed chunk starting at ``start``."""
         import pyarrow.parquet as pq
 
-        table = pq.read_table(self._part(start))
+        part = self._part(start)
+        with open_input(part, results_limit_bytes(), PART) as handle:
+            try:
+                table = pq.read_table(handle)
+            except ValueError:
+                raise InputError(part, "", PART, "a damaged Parquet file") from None
         return {
             name: np.asarray(table.column(name).to_numpy(zero_copy_only=False))
             for name in table.column_names
@@ -109,6 +132,11 @@ class Manifest:
 
     def remove(self) -> None:
         """Delete the manifest and the part files (after success, or with ``--restart``)."""
-        self.path.unlink(missing_ok=True)
-        if self.parts.exists():
-            shutil.rmtree(self.parts)
+        with writing(self.path, RECORDS):
+            self.path.unlink(missing_ok=True)
+        self._remove_parts()
+
+    def _remove_parts(self) -> None:
+        if self.parts.is_dir():
+            with writing(self.parts, RECORDS):
+                shutil.rmtree(self.parts)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from dse.errors import InputError
+from dse.files import check_input, exists
 
 HEARTBEAT_S = int(os.environ.get("DSE_HEARTBEAT_S", "5"))
 GRACE_S = int(os.environ.get("DSE_GRACE_S", "15"))  # silence after which a trial is stale
@@ -45,6 +47,7 @@ def open_storage(url: str) -> Any:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     quiet_optuna()
+    _check_storage_file(url)
     if url.startswith("journal://"):
         path = url[len("journal://") :]
         if not path.startswith("/"):
@@ -64,6 +67,16 @@ def open_storage(url: str) -> Any:
         raise InputError(
             "--storage", "", f"a usable optuna storage ({error.__class__.__name__})", url
         ) from error
+
+
+def _check_storage_file(url: str) -> None:
+    """Refuse a journal or SQLite storage whose file exists but is not a regular file (a FIFO
+    would block optuna forever)."""
+    for prefix in ("journal://", "sqlite:///"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :].split("?")[0]
+            if path and path != ":memory:" and exists(path):
+                check_input(path, sys.maxsize, "a regular file for the optuna storage")
 
 
 def quiet_optuna() -> None:

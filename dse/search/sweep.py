@@ -24,6 +24,7 @@ import numpy as np
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
 from dse.export import AtomicFile, Columns, ResultsWriter, check_suffix, results_columns
+from dse.files import OutputLock
 from dse.pareto import ParetoFront, nondominated
 from dse.search.executors import Executor, executor_for, tune_malloc
 from dse.search.problem import Problem
@@ -117,6 +118,7 @@ def run_sweep(
         lhs = problem.space.latin_hypercube(total, seed).astype(np.int32)
     plan = _Plan(method, total, seed, lhs)
     ranges = [(s, min(s + chunk_size, total)) for s in range(0, total, chunk_size)]
+    meta = {**meta, "method": method, "seed": seed, "samples": total}
     fingerprint = {
         "problem": problem.fingerprint(),
         "space_sha256": problem.space.sha256,
@@ -127,11 +129,30 @@ def run_sweep(
         "chunk_size": chunk_size,
         "pareto_only": pareto_only,
     }
-    manifest = Manifest(out, fingerprint, restart=restart)
+    with OutputLock(out):
+        manifest = Manifest(out, fingerprint, restart=restart)
+        front, feasible = _evaluate_chunks(
+            problem, manifest, plan, ranges, pareto_only, jobs, executor, progress
+        )
+        rows = _write_output(out, meta, manifest, front, ranges, feasible, pareto_only)
+        manifest.remove()
+    return SweepSummary(out, total, rows, feasible, len(front), time.perf_counter() - started)
+
+
+def _evaluate_chunks(
+    problem: Problem,
+    manifest: Manifest,
+    plan: _Plan,
+    ranges: list[tuple[int, int]],
+    pareto_only: bool,
+    jobs: int,
+    executor: Executor | None,
+    progress: bool,
+) -> tuple[ParetoFront, int]:
+    """Evaluate the chunks the manifest lacks, record each; the front and feasible count."""
     k = len(problem.space.objectives)
     front = ParetoFront(k)
     feasible = 0
-    meta = {**meta, "method": method, "seed": seed, "samples": total}
     own = executor is None
     runner = executor or executor_for(jobs=jobs)
     try:
@@ -144,7 +165,7 @@ def run_sweep(
         )
         job = _Job(recipe, plan, pareto_only, problem if runner.name == "inprocess" else None)
         results = runner.map(_task, job, todo)
-        with _progress_bar(total, progress) as bar:
+        with _progress_bar(plan.total, progress) as bar:
             for start, stop in ranges:
                 if start in manifest.done:
                     columns = manifest.read(start)
@@ -160,6 +181,20 @@ def run_sweep(
     finally:
         if own:
             runner.close()
+    return front, feasible
+
+
+def _write_output(
+    out: Path,
+    meta: dict[str, Any],
+    manifest: Manifest,
+    front: ParetoFront,
+    ranges: list[tuple[int, int]],
+    feasible: int,
+    pareto_only: bool,
+) -> int:
+    """Write the results file from the recorded chunks (atomically); the rows written."""
+    k = front.F.shape[1]
     with ResultsWriter(out, meta) as writer:
         if pareto_only:
             rows = front.sorted_payload()
@@ -171,14 +206,11 @@ def run_sweep(
         else:
             on_front = np.sort(front.ids)
             for start, _ in ranges:
-                F, ids, ok, rows = _split_keys(manifest.read(start), k)
+                _, ids, _, rows = _split_keys(manifest.read(start), k)
                 rows["pareto"] = np.isin(ids, on_front)
                 writer.write(rows)
         writer.close(feasible=feasible, pareto=len(front), pareto_only=pareto_only)
-    manifest.remove()
-    return SweepSummary(
-        out, total, writer.rows, feasible, len(front), time.perf_counter() - started
-    )
+    return writer.rows
 
 
 _ID, _FEASIBLE, _F = "__id", "__feasible", "__f"

@@ -283,7 +283,8 @@ def test_disk_full_while_writing_the_output_then_resume(
 ) -> None:
     out = tmp_path / "out.parquet"
     real = pq.ParquetWriter.write_table
-    monkeypatch.setattr(pq.ParquetWriter, "write_table", enospc_after(1, real))
+    # The size estimate writes one sample table, the sweep its part; then the output fails.
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", enospc_after(2, real))
     one_line(dse("sweep", small, "--out", out, *SWEEP), str(out), "no space left on device")
     assert not out.exists() and (tmp_path / "out.parquet.manifest.json").exists()
     assert not list(tmp_path.glob(".out.parquet.*"))

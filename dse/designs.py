@@ -27,8 +27,9 @@ CATEGORICAL = ("node", "hbm_generation")
 class Designs:
     """``n`` accelerator designs on their clusters, each field an array of shape ``(n,)``.
 
-    Per-package quantities count the whole package (all dies). ``unit_price_usd`` is NaN where
-    the price is to be modeled from the unit cost (see docs/model.md §3).
+    Per-package quantities count the whole package (all dies). ``unit_price_usd`` is an explicit
+    price (a space's or lever's); NaN, the usual case, prices the design at its modeled unit cost
+    times ``price_markup``, its vendor's (NaN: the default markup; docs/model.md §3.2).
     """
 
     node: NDArray[np.int64]
@@ -51,6 +52,8 @@ class Designs:
     scale_out_bandwidth_gb_s: FloatArray
     num_chips: FloatArray
     unit_price_usd: FloatArray
+    gemm_efficiency_scale: FloatArray
+    price_markup: FloatArray
 
     def __len__(self) -> int:
         return int(self.clock_ghz.shape[0])
@@ -104,8 +107,14 @@ class Designs:
         )
 
 
-def chip_columns(chip: Chip, technology: Technology | None = None) -> dict[str, float]:
-    """One chip's design parameters as a column → value mapping (cluster size excluded)."""
+def chip_columns(
+    chip: Chip, technology: Technology | None = None, *, with_markup: bool = True
+) -> dict[str, float]:
+    """One chip's design parameters as a column → value mapping (cluster size excluded).
+
+    The price is modeled (``unit_price_usd`` NaN) at the vendor's markup (dse/pricing.py);
+    ``with_markup=False`` leaves the markup NaN (used to compute the markups themselves).
+    """
     technology = technology or load_technology()
     row: dict[str, float] = {
         "node": technology.node_ids().index(chip.node),
@@ -122,17 +131,27 @@ def chip_columns(chip: Chip, technology: Technology | None = None) -> dict[str, 
         "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
         "scale_up_domain": chip.scale_up_domain,
         "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
-        "unit_price_usd": float(chip.published.get("unit_price_usd", np.nan)),  # type: ignore[arg-type]
+        "unit_price_usd": np.nan,
+        "gemm_efficiency_scale": technology.family(chip.family).gemm_efficiency_scale,
+        "price_markup": _markup(chip) if with_markup else np.nan,
     }
     for fmt in FORMATS:
         row[f"{fmt}_flops_per_cycle_per_unit"] = chip.flops_per_cycle(fmt)
     return row
 
 
-def from_chips(chips: Sequence[Chip], num_chips: float | Sequence[float] = 1.0) -> Designs:
+def _markup(chip: Chip) -> float:
+    from dse.pricing import vendor_markups
+
+    return vendor_markups().get(chip.vendor, np.nan)
+
+
+def from_chips(
+    chips: Sequence[Chip], num_chips: float | Sequence[float] = 1.0, *, with_markup: bool = True
+) -> Designs:
     """Designs for catalog chips, one point per chip, on clusters of ``num_chips``."""
     technology = load_technology()
-    rows = [chip_columns(chip, technology) for chip in chips]
+    rows = [chip_columns(chip, technology, with_markup=with_markup) for chip in chips]
     columns: dict[str, list[float]] = {name: [row[name] for row in rows] for name in rows[0]}
     counts = np.broadcast_to(np.asarray(num_chips, dtype=np.float64), (len(chips),))
     columns["num_chips"] = list(counts)

@@ -32,6 +32,7 @@ SETTINGS_SCHEMA = Table(
                 "collective_efficiency": Field(positive=True, maximum=1.0),
                 "dp_overlap": _FRACTION,
                 "tp_overlap": _FRACTION,
+                "moe_comm_overlap": _FRACTION,
                 "goodput": Field(positive=True, maximum=1.0),
                 "memory_reserve_fraction": Field(minimum=0.0, maximum=0.9),
                 "active_idle_power_fraction": _FRACTION,
@@ -78,6 +79,7 @@ class Settings:
     collective_efficiency: float
     dp_overlap: float
     tp_overlap: float
+    moe_comm_overlap: float
     goodput: float
     memory_reserve_fraction: float
     active_idle_power_fraction: float

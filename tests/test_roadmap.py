@@ -202,7 +202,9 @@ def test_analog_in_memory_cuts_chip_energy_not_host_energy(base, levers) -> None
 
 def test_modified_technology_path_matches_evaluate(base) -> None:
     shipped = load_technology()
-    copy = Technology(shipped.nodes, shipped.memories, shipped.silicon)  # not the cached one
+    copy = Technology(  # not the cached one
+        shipped.nodes, shipped.memories, shipped.silicon, shipped.families
+    )
     direct, composed = run(base), run(replace(base, technology=copy))
     for key in ("cost_usd", "energy_mwh", "training_days", "mfu"):
         assert getattr(composed, key) == pytest.approx(getattr(direct, key), rel=1e-12)

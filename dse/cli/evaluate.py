@@ -76,6 +76,19 @@ def workload_with(workload: Workload, tokens: float | None, precision: str | Non
 @click.option("--tp", type=click.IntRange(min=1), default=None, help="Pin tensor parallelism.")
 @click.option("--pp", type=click.IntRange(min=1), default=None, help="Pin pipeline parallelism.")
 @click.option("--dp", type=click.IntRange(min=1), default=None, help="Pin data parallelism.")
+@click.option(
+    "--cp",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin context parallelism (ring attention; 2·cp divides the sequence length).",
+)
+@click.option(
+    "--vp",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin virtual pipeline stages per pipeline rank (interleaved 1F1B; divides the layers "
+    "per stage).",
+)
 @click.option("--ep", type=click.IntRange(min=1), default=None, help="Pin expert parallelism.")
 @click.option(
     "--microbatch",
@@ -256,7 +269,12 @@ def _cross_validate(by: str, settings: Settings, fmt: str) -> None:
         for key in ("in_sample", "held_out", "rule_40pct"):
             family[key] = f"{family[key]:.1%}"
     click.echo(render_rows(families, "table"))
+    scales = fitted.pop("family_scales")
     click.echo(
         f"\nleft out one {by} at a time; fitted on all figures: "
         + ", ".join(f"{k} = {v:.3g}" for k, v in fitted.items())
+    )
+    click.echo(
+        "gemm_efficiency_scale per family: "
+        + ", ".join(f"{k} = {v:.3g}" for k, v in sorted(scales.items()))
     )

@@ -42,7 +42,7 @@ METRICS = (
     "unit_cost_usd",
     "unit_price_usd",
 )
-PLAN_COLUMNS = ("tp", "pp", "dp", "ep", "microbatch", "recompute", "zero_stage")
+PLAN_COLUMNS = ("tp", "pp", "vp", "cp", "dp", "ep", "microbatch", "recompute", "zero_stage")
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,8 @@ def evaluate(
         "microbatch": plans.microbatch[index].astype(np.int64),
         "recompute": plans.recompute[index].astype(np.int64),
         "zero_stage": plans.zero_stage[index].astype(np.int64),
+        "vp": plans.virtual_stages[index].astype(np.int64),
+        "cp": plans.context_parallel[index].astype(np.int64),
     }
     constraints = dict(silicon.constraints)
     usable_gb = training.memory_capacity_gb * (1.0 - settings.memory_reserve_fraction)

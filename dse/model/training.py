@@ -46,6 +46,7 @@ class Training:
     tp_comm_time_s: FloatArray
     pp_comm_time_s: FloatArray
     moe_comm_time_s: FloatArray
+    cp_comm_time_s: FloatArray
     dp_exposed_time_s: FloatArray
     optimizer_time_s: FloatArray
     bubble_fraction: FloatArray
@@ -122,11 +123,12 @@ def gemm_time_s(
     rate: FloatArray,
     hbm_b_s: FloatArray,
     operand_bytes: float,
+    efficiency: FloatArray | float,
     settings: Settings,
     groups: FloatArray | float = 1.0,
 ) -> FloatArray:
     """§2.3 Time (s) of ``groups`` GEMMs C[m, n] = A[m, k]·B[k, n] run as one kernel: a roofline,
-    the larger of the FLOPs at the large-GEMM efficiency η and the bytes at HBM bandwidth, plus
+    the larger of the FLOPs at the large-GEMM ``efficiency`` η and the bytes at HBM bandwidth, plus
     a fixed kernel latency t₀ (launch, pipeline fill and drain).
 
     ``operand_bytes`` per element of A and B (C is written in 16-bit). A grouped GEMM (MoE
@@ -135,7 +137,7 @@ def gemm_time_s(
     """
     flops = 2.0 * groups * m * n * k
     bytes_ = groups * (operand_bytes * (m * k + k * n) + 2.0 * m * n)
-    compute = flops / (settings.gemm_efficiency_max * rate)
+    compute = flops / (efficiency * rate)
     return np.maximum(compute, bytes_ / hbm_b_s) + settings.gemm_kernel_latency_us * 1e-6
 
 
@@ -146,6 +148,7 @@ def layer_linear_time_s(
     ep: FloatArray,
     rate: FloatArray,
     hbm_b_s: FloatArray,
+    efficiency: FloatArray | float,
     settings: Settings,
 ) -> FloatArray:
     """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
@@ -155,19 +158,22 @@ def layer_linear_time_s(
     ob = OPERAND_BYTES.get(w.precision, 2.0)
 
     def linear(k_in: object, n_out: object, groups: object = 1.0, m: object = tokens) -> FloatArray:
-        return gemm_time_s(m, n_out, k_in, rate, hbm_b_s, ob, settings, groups)  # type: ignore[arg-type]
+        return gemm_time_s(m, n_out, k_in, rate, hbm_b_s, ob, efficiency, settings, groups)  # type: ignore[arg-type]
 
     up_width = (w.ffn_matrices - 1.0) / tp
     attention = linear(d, (w.heads + 2.0 * w.kv_heads) * hd / tp) + linear(w.heads * hd / tp, d)
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return 3.0 * (attention + dense_mlp)
-    expert_tokens = tokens * w.experts_per_token * ep / w.experts
+    # Expert tensor parallelism 1: each rank routes its tokens/tp (sequence-parallel) tokens;
+    # the ep ranks' local experts see ep·(tokens/tp)·k/E tokens each, at full expert width.
+    expert_tokens = tokens / tp * w.experts_per_token * ep / w.experts
     local_experts = w.experts / ep
+    expert_up = (w.ffn_matrices - 1.0) * w.moe_ffn_dim
     moe_mlp = (
-        linear(d, w.experts, m=tokens)  # router
-        + linear(d, up_width * w.moe_ffn_dim, local_experts, expert_tokens)
-        + linear(w.moe_ffn_dim / tp, d, local_experts, expert_tokens)
+        linear(d, w.experts, m=tokens / tp)  # router
+        + linear(d, expert_up, local_experts, expert_tokens)
+        + linear(w.moe_ffn_dim, d, local_experts, expert_tokens)
     )
     if w.shared_experts:
         shared = w.shared_experts * w.moe_ffn_dim
@@ -181,6 +187,72 @@ def _ring_time(
 ) -> FloatArray:
     """Time of a ring all-gather or reduce-scatter of ``bytes_`` (the full buffer) over ``group``."""
     return (group - 1.0) / group * bytes_ / (bandwidth_b_s * settings.collective_efficiency)
+
+
+def overlapped(comm_s: FloatArray, compute_s: FloatArray, overlap: float) -> FloatArray:
+    """§2.7 Exposed time of communication overlapped with compute: a fraction ``overlap`` is
+    hidden, but never more than the compute it hides behind."""
+    return np.maximum(comm_s * (1.0 - overlap), comm_s - compute_s)
+
+
+def interleaved_in_flight(pp: FloatArray, vp: FloatArray) -> FloatArray:
+    """§2.5 Extra in-flight activations of the interleaved 1F1B schedule, relative to plain
+    1F1B: 1 + (p − 1)/(p·v) for v > 1 (Narayanan et al. 2021, Sec. 2.2)."""
+    return np.where(vp > 1, 1.0 + (pp - 1.0) / (pp * vp), 1.0)
+
+
+def all_to_all_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    ep: FloatArray,
+    domain: FloatArray,
+    up_b_s: FloatArray,
+    out_b_s: FloatArray,
+    settings: Settings,
+) -> FloatArray:
+    """§2.7 One MoE dispatch or combine all-to-all of ``tokens`` tokens per rank (s).
+
+    Each token goes to ``k`` experts spread evenly over the ``ep`` ranks of its expert group,
+    which is contiguous in rank order: copies for ranks in the own scale-up domain travel on
+    it, the others on the scale-out network, both at once. Node-limited routing
+    (``route_max_domains`` = M, DeepSeek-V3) sends a token to at most M other domains once each
+    and forwards it inside them on the scale-up links. fp8 training dispatches in fp8 and
+    combines in 16-bit (1.5 bytes per element on average, forward and backward together
+    1.75); 16-bit training moves 2 bytes.
+    """
+    k = float(w.experts_per_token)
+    element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
+    in_domain = np.minimum(ep, domain)
+    remote = k * (ep - in_domain) / ep
+    if w.route_max_domains:
+        remote = np.minimum(remote, float(w.route_max_domains))
+    local = k * (ep - 1.0) / ep - remote  # own domain, plus copies forwarded in remote ones
+    token_b = tokens * w.d_model * element_b
+    scale_up = token_b * np.maximum(local, 0.0) / up_b_s
+    scale_out = token_b * remote / out_b_s
+    return np.maximum(scale_up, scale_out) / settings.collective_efficiency
+
+
+def context_parallel_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    tp: FloatArray,
+    cp: FloatArray,
+    domain: FloatArray,
+    up_b_s: FloatArray,
+    out_b_s: FloatArray,
+    settings: Settings,
+) -> FloatArray:
+    """§2.7 Ring-attention K/V exchange of one layer, forward and backward (s).
+
+    Each of the ``cp`` ranks passes its K and V chunk (``tokens`` tokens, KV heads / tp) around
+    the ring, cp − 1 hops forward; the backward pass moves K, V and their gradients, twice the
+    forward bytes (Megatron-Core context parallelism; Liu et al. 2023, Ring Attention). The cp
+    group follows tp in rank order, so it stays on the scale-up links while tp·cp fits there.
+    """
+    kv_b = 2.0 * tokens * w.kv_heads * w.head_dim / tp * 2.0
+    bandwidth = np.where(tp * cp <= domain, up_b_s, out_b_s)
+    return 3.0 * (cp - 1.0) * kv_b / (bandwidth * settings.collective_efficiency)
 
 
 def evaluate_training(
@@ -221,6 +293,8 @@ def _evaluate_chunk(
     )
     rc = plans.recompute[None, :]
     fsdp = plans.zero_stage[None, :] == 3
+    vp = plans.virtual_stages[None, :]
+    cp = plans.context_parallel[None, :]
     # ---- design axis (n, 1) -----------------------------------------------------------------
     chips = col(designs.num_chips)
     domain = col(designs.scale_up_domain)
@@ -232,54 +306,57 @@ def _evaluate_chunk(
 
     # ---- §2.4 data parallelism and micro-batches ----------------------------------------------
     sequences = w.global_batch_sequences
-    model_parallel = tp * pp
-    dp_max = np.floor(chips / model_parallel)
+    model_parallel = tp * pp  # ranks that split the weights
+    replica = model_parallel * cp  # ranks that hold one copy of the model and its batch slice
+    dp_max = np.floor(chips / replica)
     dp_batch = np.floor(sequences / mb)  # replicas beyond this would have no micro-batch to run
     dp = (
         np.minimum(dp_max, dp_batch)
         if not plans.dp.any()
         else np.broadcast_to(plans.dp[None, :], dp_max.shape)
     )
-    dp = np.where(
-        dp >= ep, np.floor(dp / ep) * ep, 0.0
-    )  # expert groups tile the data-parallel ranks
-    valid = (dp >= 1.0) & (dp * model_parallel <= chips) & (dp * mb <= sequences)
+    # §2.4 MoE parallel folding: expert groups of ep ranks tile the tp·cp·dp ranks of a stage
+    # (expert tensor parallelism 1), so tp·cp·dp must be a multiple of ep.
+    dp_step = np.maximum(ep / (tp * cp), 1.0)
+    dp = np.where(dp >= dp_step, np.floor(dp / dp_step) * dp_step, 0.0)
+    valid = (dp >= 1.0) & (dp * replica <= chips) & (dp * mb <= sequences)
     if plans.tp_searched:
         valid &= tp <= np.maximum(domain, 1.0)
     dp_safe = np.maximum(dp, 1.0)
+    weight_dp = dp_safe * cp  # context-parallel ranks hold the same weights: they reduce too
     microbatches = sequences / (dp_safe * mb)
     layers_per_stage = np.ceil(w.layers / pp)
 
     # ---- §2.1 parameters on one chip ---------------------------------------------------------
     expert_params = w.expert_params
     shared_params = w.total_params - expert_params
-    params_chip = shared_params / model_parallel + expert_params / (model_parallel * ep)
-    optimizer_shards_shared = dp_safe if s.distributed_optimizer else 1.0
-    optimizer_shards_expert = np.maximum(dp_safe / ep, 1.0) if s.distributed_optimizer else 1.0
+    expert_dp = np.maximum(tp * weight_dp / ep, 1.0)  # replicas of each expert shard
+    params_chip = shared_params / model_parallel + expert_params / (pp * ep)
+    optimizer_shards_shared = weight_dp if s.distributed_optimizer else 1.0
+    optimizer_shards_expert = expert_dp if s.distributed_optimizer else 1.0
     optimizer_b = s.optimizer_bytes_per_param * (
         shared_params / model_parallel / optimizer_shards_shared
-        + expert_params / (model_parallel * ep) / optimizer_shards_expert
+        + expert_params / (pp * ep) / optimizer_shards_expert
     )
     replicated_b = params_chip * (s.weight_bytes_per_param + s.grad_bytes_per_param) + optimizer_b
     # ZeRO-3 / FSDP: everything sharded over the data-parallel ranks, two layers gathered at a time.
     per_state_b = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
     gathered_b = 2.0 * params_chip / layers_per_stage * s.weight_bytes_per_param
-    expert_dp = np.maximum(dp_safe / ep, 1.0)  # experts replicate over dp / ep ranks only
     sharded_params = (
-        shared_params / model_parallel / dp_safe + expert_params / (model_parallel * ep) / expert_dp
+        shared_params / model_parallel / weight_dp + expert_params / (pp * ep) / expert_dp
     )
     sharded_b = sharded_params * per_state_b + gathered_b
     static_b = np.where(fsdp, sharded_b, replicated_b)
     # The optimizer step reads and writes every state of the parameters this rank updates.
     optimizer_params = (
         shared_params / model_parallel / optimizer_shards_shared
-        + expert_params / (model_parallel * ep) / optimizer_shards_expert
+        + expert_params / (pp * ep) / optimizer_shards_expert
     )
     updated_params = np.where(fsdp, sharded_params, optimizer_params)
 
     # ---- §2.5 activations of one micro-batch in one layer (bytes, 16-bit, sequence-parallel) --
     d, hd, seq = float(w.d_model), float(w.head_dim), float(w.seq_len)
-    tokens_mb = mb * seq
+    tokens_mb = mb * seq / cp  # tokens of one micro-batch on one rank
     attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
     mlp_width = 6.0 if w.ffn_kind == "swiglu" else 4.0
     if w.is_moe:
@@ -295,7 +372,7 @@ def _evaluate_chunk(
     kept_layer_b = np.where(
         rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, 2.0 * tokens_mb * d / tp)
     )
-    in_flight = np.minimum(pp, microbatches)
+    in_flight = np.minimum(pp, microbatches) * interleaved_in_flight(pp, vp)
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
     working_b = np.where(rc == FULL, layer_b, 0.0)
     activation_b = in_flight * layers_per_stage * kept_layer_b + working_b + logits_b
@@ -309,13 +386,17 @@ def _evaluate_chunk(
     recompute_factor = np.where(rc == FULL, 4.0 / 3.0, 1.0)
     attention_recompute = np.where(rc == NONE, 1.0, 4.0 / 3.0)
 
+    # §2.3 the measured efficiencies, times the design's family scale, never above peak
+    family = col(designs.gemm_efficiency_scale)
+    gemm_eff = np.minimum(s.gemm_efficiency_max * family, 1.0)
+    attention_eff = np.minimum(s.attention_efficiency * family, 1.0)
     matmul_time = layers_per_stage * layer_linear_time_s(
-        w, tokens_mb, tp, ep, gemm_rate, hbm_b_s, s
+        w, tokens_mb, tp, ep, gemm_rate, hbm_b_s, gemm_eff, s
     )
     # Causal attention computes half the score matrix; the model-FLOP convention counts it all.
-    attention_time = 0.5 * stage_attention / (s.attention_efficiency * attention_rate)
+    attention_time = 0.5 * stage_attention / (attention_eff * attention_rate)
     logits_time = 3.0 * gemm_time_s(
-        tokens_mb, w.vocab_size / tp, d, gemm_rate, hbm_b_s, OPERAND_BYTES["bf16"], s
+        tokens_mb, w.vocab_size / tp, d, gemm_rate, hbm_b_s, OPERAND_BYTES["bf16"], gemm_eff, s
     )
     memory_time = s.elementwise_bytes_per_activation_byte * layers_per_stage * layer_b / hbm_b_s
     compute_mb = (
@@ -329,39 +410,46 @@ def _evaluate_chunk(
     tp_b_s = np.where(tp <= domain, up_b_s, out_b_s)
     activation_msg = tokens_mb * d * 2.0
     tp_collectives = np.where(rc == FULL, 12.0, 8.0) * layers_per_stage
-    tp_comm = np.where(tp > 1, tp_collectives * _ring_time(activation_msg, tp, tp_b_s, s), 0.0) * (
-        1.0 - s.tp_overlap
-    )
-    pp_b_s = np.where(model_parallel <= domain, up_b_s, out_b_s)
-    pp_comm = np.where(pp > 1, 2.0 * activation_msg / tp / pp_b_s, 0.0)
+    tp_all = np.where(tp > 1, tp_collectives * _ring_time(activation_msg, tp, tp_b_s, s), 0.0)
+    tp_comm = overlapped(tp_all, matmul_time * recompute_factor, s.tp_overlap)
+    # §2.7 rank order tp, (ep within) dp, pp (Megatron-Core's default): pipeline neighbours are
+    # tp·dp ranks apart, so they share a scale-up domain only when the whole job does.
+    pp_b_s = np.where(replica * dp_safe <= domain, up_b_s, out_b_s)
+    pp_comm = np.where(pp > 1, 2.0 * vp * activation_msg / tp / pp_b_s, 0.0)
     if w.is_moe:
-        ep_b_s = np.where(model_parallel * ep <= domain, up_b_s, out_b_s)
-        a2a_bytes = tokens_mb * w.experts_per_token * d * 2.0 / tp * (ep - 1.0) / ep
         a2a_count = np.where(rc == FULL, 6.0, 4.0) * layers_per_stage * moe_fraction
-        moe_comm = a2a_count * a2a_bytes / (ep_b_s * s.collective_efficiency)
+        moe_all = a2a_count * all_to_all_time_s(w, tokens_mb / tp, ep, domain, up_b_s, out_b_s, s)
+        moe_comm = overlapped(moe_all, compute_mb, s.moe_comm_overlap)
     else:
         moe_comm = np.zeros_like(pp_comm)
-    stage_mb = compute_mb + tp_comm + pp_comm + moe_comm
-    pipeline = (microbatches + pp - 1.0) * stage_mb
+    cp_comm: FloatArray | float = 0.0
+    if np.any(cp > 1):
+        cp_comm = overlapped(
+            layers_per_stage
+            * context_parallel_time_s(w, tokens_mb, tp, cp, domain, up_b_s, out_b_s, s),
+            attention_time * attention_recompute,
+            1.0,
+        )
+    stage_mb = compute_mb + tp_comm + pp_comm + moe_comm + cp_comm
+    pipeline = (microbatches + (pp - 1.0) / vp) * stage_mb
 
     # ---- §2.7 data-parallel gradient reduction, partly hidden behind the backward pass -------
     # Ranks of one data-parallel group that share a scale-up domain reduce there first and then
     # cross the scale-out network over their own NICs in parallel (hierarchical collectives).
-    dp_per_domain = np.clip(domain / model_parallel, 1.0, dp_safe)
-    dp_b_s = np.where(
-        model_parallel * dp_safe <= domain, up_b_s, np.minimum(up_b_s, out_b_s * dp_per_domain)
-    )
+    dp_per_domain = np.clip(domain / tp, 1.0, weight_dp)
+    dp_b_s = np.where(tp * weight_dp <= domain, up_b_s, np.minimum(up_b_s, out_b_s * dp_per_domain))
     shared_grad = shared_params / model_parallel * s.grad_reduce_bytes_per_param
-    expert_grad = expert_params / (model_parallel * ep) * s.grad_reduce_bytes_per_param
-    dp_comm = 2.0 * _ring_time(shared_grad, dp_safe, dp_b_s, s)
+    expert_grad = expert_params / (pp * ep) * s.grad_reduce_bytes_per_param
+    dp_comm = 2.0 * _ring_time(shared_grad, weight_dp, dp_b_s, s)
     if w.is_moe:
         dp_comm = dp_comm + 2.0 * _ring_time(expert_grad, expert_dp, dp_b_s, s)
     # FSDP gathers the weights for every micro-batch's forward and backward pass and
     # reduce-scatters gradients once per micro-batch, all prefetched behind compute.
     weights_b = params_chip * s.weight_bytes_per_param
+    grads_b = params_chip * s.grad_reduce_bytes_per_param
     fsdp_comm = 2.0 * microbatches * _ring_time(
-        weights_b, dp_safe, dp_b_s, s
-    ) + microbatches * _ring_time(params_chip * s.grad_reduce_bytes_per_param, dp_safe, dp_b_s, s)
+        weights_b, weight_dp, dp_b_s, s
+    ) + microbatches * _ring_time(grads_b, weight_dp, dp_b_s, s)
     hidden_behind = np.where(fsdp, pipeline, pipeline * 2.0 / 3.0)
     dp_comm = np.where(fsdp, fsdp_comm, dp_comm)
     dp_exposed = np.maximum(dp_comm * (1.0 - s.dp_overlap), dp_comm - hidden_behind)
@@ -384,7 +472,8 @@ def _evaluate_chunk(
 
     chosen_mb = pick(microbatches)
     chosen_pp = plans.pp[best]
-    chips_used = pick(dp_safe * model_parallel)
+    chosen_vp = plans.virtual_stages[best]
+    chips_used = pick(dp_safe * replica)
     tokens_step = sequences * seq
     model_flops_step = tokens_step * (matmul_per_token + attention_per_token)
     hardware_per_token = matmul_per_token * pick(recompute_factor) + attention_per_token * pick(
@@ -435,13 +524,14 @@ def _evaluate_chunk(
         chips_used=chips_used,
         microbatches=chosen_mb,
         step_time_s=step_s,
-        compute_time_s=(chosen_mb + chosen_pp - 1.0) * pick(compute_mb),
+        compute_time_s=(chosen_mb + (chosen_pp - 1.0) / chosen_vp) * pick(compute_mb),
         tp_comm_time_s=chosen_mb * pick(tp_comm),
         pp_comm_time_s=chosen_mb * pick(pp_comm),
         moe_comm_time_s=chosen_mb * pick(moe_comm),
+        cp_comm_time_s=chosen_mb * pick(np.asarray(cp_comm)),
         dp_exposed_time_s=pick(dp_exposed),
         optimizer_time_s=pick(optimizer_time),
-        bubble_fraction=(chosen_pp - 1.0) / (chosen_mb + chosen_pp - 1.0),
+        bubble_fraction=(chosen_pp - 1.0) / chosen_vp / (chosen_mb + (chosen_pp - 1.0) / chosen_vp),
         memory_per_chip_gb=pick(memory_b) / GIGA,
         memory_capacity_gb=silicon.hbm_capacity_gb[rows],
         model_flops_per_step=np.full(step_s.shape, model_flops_step),

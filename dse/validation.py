@@ -65,7 +65,16 @@ RUN_SCHEMA = Table(
             required=False,
         ),
         "chip_overrides": Table(
-            {"tdp_w": _OPTIONAL_POSITIVE, "scale_out_bandwidth_gb_s": _OPTIONAL_POSITIVE},
+            {
+                key: _OPTIONAL_POSITIVE
+                for key in (
+                    "tdp_w",
+                    "scale_out_bandwidth_gb_s",
+                    "hbm_stacks",
+                    "hbm_pin_rate_gbps",
+                    "hbm_stack_capacity_gb",
+                )
+            },
             required=False,
         ),
         "plan": Table(

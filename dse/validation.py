@@ -22,7 +22,7 @@ from dse.catalog.workloads import PRECISIONS, Workload, load_workload, training_
 from dse.designs import Designs, from_chips
 from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
-from dse.model.plans import RECOMPUTE, ZERO_STAGES, candidate_plans
+from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.settings import Settings, load_settings
 from dse.units import SECONDS_PER_DAY
@@ -82,6 +82,7 @@ RUN_SCHEMA = Table(
                 **{k: Field("int", required=False, positive=True) for k in PLAN_KEYS},
                 "zero_stage": Field("int", required=False, minimum=0, maximum=3),
                 "recompute": Field("str", required=False, choices=RECOMPUTE),
+                "schedule": Field("str", required=False, choices=SCHEDULES),
             },
             required=False,
         ),

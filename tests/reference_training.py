@@ -39,6 +39,7 @@ class Plan:
     zero_stage: int
     vp: int = 1
     cp: int = 1
+    dualpipe: int = 0
 
 
 def ring(bytes_: float, group: float, bandwidth: float, s: Settings) -> float:
@@ -121,6 +122,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             params * (s.weight_bytes_per_param + s.grad_bytes_per_param)
             + s.optimizer_bytes_per_param * updated
         )
+    if plan.dualpipe:
+        static += params * s.weight_bytes_per_param  # two copies of the weights
     d, hd, seq = w.d_model, w.head_dim, w.seq_len
     tokens = plan.microbatch * seq / plan.cp
     attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
@@ -144,7 +147,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         kept = layer
     interleave = 1 + (plan.pp - 1) / (plan.pp * plan.vp) if plan.vp > 1 else 1.0
     activations = (
-        min(plan.pp, m) * interleave * layers * kept
+        (min(plan.pp + 1, m) if plan.dualpipe else min(plan.pp, m) * interleave) * layers * kept
         + (layer if full else 0)
         + 4 * tokens * w.vocab_size / plan.tp
     )
@@ -191,13 +194,15 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         token_bytes = tokens / plan.tp * d * element
         one = max(token_bytes * max(local, 0) / up, token_bytes * remote / out)
         moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency
-        moe_comm = max(moe_all * (1 - s.moe_comm_overlap), moe_all - compute)
+        overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
+        moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
     kv = 2 * tokens * w.kv_heads * w.head_dim / plan.tp * 2
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
     cp_comm = max(cp_all - t_attention * (1.0 if none else 4 / 3), 0.0)
     stage = compute + tp_comm + pp_comm + moe_comm + cp_comm
-    pipeline = (m + (plan.pp - 1) / plan.vp) * stage
+    slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
+    pipeline = (m + slots) * stage
 
     # data parallelism
     per_domain = min(max(chip.domain / plan.tp, 1), wdp)

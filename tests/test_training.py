@@ -289,6 +289,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
             int(plans.zero_stage[k]),
             int(plans.virtual_stages[k]),
             int(plans.context_parallel[k]),
+            int(plans.dual_pipe[k]),
         )
         for k in range(len(plans))
     ]
@@ -386,7 +387,18 @@ def test_searched_plans_stay_within_each_designs_scale_up_domain() -> None:
         only_wide,
         **{
             f: getattr(only_wide, f)[keep]
-            for f in ("tp", "pp", "ep", "dp", "microbatch", "recompute", "zero_stage", "vp", "cp")
+            for f in (
+                "tp",
+                "pp",
+                "ep",
+                "dp",
+                "microbatch",
+                "recompute",
+                "zero_stage",
+                "vp",
+                "cp",
+                "dualpipe",
+            )
         },
     )
     assert not evaluate(mates.take(slice(0, 1)), workload, plans=beyond).training.fits[0]
@@ -483,3 +495,44 @@ def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:
     line = result.err.strip()
     assert "\n" not in line and "Traceback" not in line
     assert all(name in line for name in names)
+
+
+def test_dualpipe_hides_the_all_to_all_and_shrinks_the_bubble() -> None:
+    workload = load_workload("deepseek-v3")
+    designs = _cluster("h800", [2048.0])
+    plan = {"tp": 1, "pp": 16, "ep": 64, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    plain = _pinned(workload, designs, **plan, vp=1, schedule="1f1b")
+    dual = _pinned(workload, designs, **plan, schedule="dualpipe")
+    assert dual.training.moe_comm_time_s[0] < plain.training.moe_comm_time_s[0]
+    assert dual.training.bubble_fraction[0] < plain.training.bubble_fraction[0]
+    assert dual.columns["memory_per_chip_gb"][0] > plain.columns["memory_per_chip_gb"][0]
+    assert dual.record(0)["plan"]["schedule"] == "dualpipe"  # type: ignore[index]
+
+
+def test_deepseek_v3_with_its_published_plan_matches_its_gpu_hours(dse) -> None:
+    # DeepSeek-V3 report (arXiv:2412.19437): 2.664M H800 GPU-hours of pre-training with
+    # PP 16, EP 64, DualPipe, node-limited routing and fp8, one set of defaults (issue 9).
+    record = dse(
+        "evaluate",
+        "--chip",
+        "h800",
+        "--workload",
+        "deepseek-v3",
+        "--num-chips",
+        "2048",
+        "--tp",
+        "1",
+        "--pp",
+        "16",
+        "--ep",
+        "64",
+        "--schedule",
+        "dualpipe",
+        "--zero-stage",
+        "1",
+        "--goodput",
+        "1",
+        "--format",
+        "json",
+    ).json()
+    assert abs(record["chip_hours"] / 2.664e6 - 1) <= 0.20

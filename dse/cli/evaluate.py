@@ -20,7 +20,7 @@ from dse.cli._output import (
 )
 from dse.errors import InputError
 from dse.evaluation import evaluate_one
-from dse.model.plans import RECOMPUTE, ZERO_STAGES
+from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
 from dse.settings import Settings, load_settings
 from dse.validation import median_abs_error, rule_median_abs_error
 from dse.validation import validate as run_validation
@@ -76,6 +76,12 @@ def workload_with(workload: Workload, tokens: float | None, precision: str | Non
 @click.option("--tp", type=click.IntRange(min=1), default=None, help="Pin tensor parallelism.")
 @click.option("--pp", type=click.IntRange(min=1), default=None, help="Pin pipeline parallelism.")
 @click.option("--dp", type=click.IntRange(min=1), default=None, help="Pin data parallelism.")
+@click.option(
+    "--schedule",
+    type=click.Choice(list(SCHEDULES)),
+    default=None,
+    help="Pin the pipeline schedule: 1f1b (interleaved with --vp > 1) or dualpipe (MoE).",
+)
 @click.option(
     "--cp",
     type=click.IntRange(min=1),

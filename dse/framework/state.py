@@ -17,7 +17,7 @@ from dse.catalog.technology import Technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs
 from dse.model.evaluate import evaluate
-from dse.model.plans import RECOMPUTE, candidate_plans
+from dse.model.plans import RECOMPUTE, SCHEDULES, candidate_plans
 from dse.settings import Settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, WH_PER_MWH
 
@@ -125,6 +125,7 @@ def run(state: State) -> Outcome:
         "pp": int(plans.pp[index]),
         "vp": int(plans.virtual_stages[index]),
         "cp": int(plans.context_parallel[index]),
+        "schedule": SCHEDULES[int(plans.dual_pipe[index])],
         "dp": int(training.dp[0]),
         "ep": int(plans.ep[index]),
         "microbatch": int(plans.microbatch[index]),

@@ -29,6 +29,9 @@ TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
 MICROBATCH_CHOICES = (1, 2, 4, 8)
 VP_CHOICES = (1, 2, 4)
+SCHEDULES = ("1f1b", "dualpipe")
+"""Pipeline schedules: 1F1B (interleaved when vp > 1) and DeepSeek-V3's DualPipe
+(arXiv:2412.19437, Sec. 3.2.1), searched for MoE workloads only."""
 CP_CHOICES = (1, 2, 4, 8, 16)
 CP_SEARCHED_FROM_SEQ_LEN = 32768
 """Context parallelism is searched only for sequences this long; shorter ones pin ``cp``."""
@@ -54,12 +57,18 @@ class Plans:
     zero_stage: NDArray[np.float64]
     vp: NDArray[np.float64] | None = None
     cp: NDArray[np.float64] | None = None
+    dualpipe: NDArray[np.float64] | None = None
     tp_searched: bool = True
 
     @property
     def virtual_stages(self) -> NDArray[np.float64]:
         """``vp`` per plan, shape ``(k,)``: 1 (plain 1F1B) where not given."""
         return self.vp if self.vp is not None else np.ones_like(self.tp)
+
+    @property
+    def dual_pipe(self) -> NDArray[np.float64]:
+        """1 where the plan runs DualPipe, else 0; shape ``(k,)``."""
+        return self.dualpipe if self.dualpipe is not None else np.zeros_like(self.tp)
 
     @property
     def context_parallel(self) -> NDArray[np.float64]:
@@ -76,6 +85,7 @@ class Plans:
             "pp": int(self.pp[index]),
             "vp": int(self.virtual_stages[index]),
             "cp": int(self.context_parallel[index]),
+            "schedule": SCHEDULES[int(self.dual_pipe[index])],
             "ep": int(self.ep[index]),
             "microbatch": int(self.microbatch[index]),
             "recompute": RECOMPUTE[int(self.recompute[index])],
@@ -100,6 +110,7 @@ def candidate_plans(
     zero_stage: int | None = None,
     vp: int | None = None,
     cp: int | None = None,
+    schedule: str | None = None,
 ) -> Plans:
     """All plans worth trying for ``workload``, or the single pinned plan where all are given.
 
@@ -137,13 +148,23 @@ def candidate_plans(
     _check_vp(workload, pp, vp)
     _check_cp(workload, cp)
     vps = [vp] if vp else list(VP_CHOICES)
+    if schedule is not None and schedule not in SCHEDULES:
+        raise InputError("--schedule", "", f"one of {list(SCHEDULES)}", schedule)
+    if schedule == "dualpipe" and pp is not None and not _dualpipe_fits(pp, vp or 1, 1):
+        raise InputError(
+            "--schedule", "", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
+        )
+    searched = [0, 1] if workload.is_moe else [0]
+    duals = [SCHEDULES.index(schedule)] if schedule else searched
     cps = [cp] if cp else _searched_cp(workload)
     rows = [
         row
-        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps)
-        if (row[5] == 1 or row[1] == 1 or pp) and _vp_fits(workload, row[1], row[6])
+        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps, duals)
+        if (row[5] == 1 or row[1] == 1 or pp)
+        and _vp_fits(workload, row[1], row[6])
+        and _dualpipe_fits(row[1], row[6], row[8])
     ]
-    table = np.array(rows, dtype=np.float64).reshape(-1, 8)
+    table = np.array(rows, dtype=np.float64).reshape(-1, 9)
     return Plans(
         tp=table[:, 0],
         pp=table[:, 1],
@@ -154,8 +175,15 @@ def candidate_plans(
         zero_stage=table[:, 5],
         vp=table[:, 6],
         cp=table[:, 7],
+        dualpipe=table[:, 8],
         tp_searched=tp is None,
     )
+
+
+def _dualpipe_fits(pp: float, vp: float, dual: float) -> bool:
+    """DualPipe runs two pipelines in opposite directions: an even number of stages ≥ 2, no
+    interleaving."""
+    return not dual or (pp >= 2 and pp % 2 == 0 and vp == 1)
 
 
 def _searched_cp(workload: Workload) -> list[int]:

@@ -189,10 +189,19 @@ def _ring_time(
     return (group - 1.0) / group * bytes_ / (bandwidth_b_s * settings.collective_efficiency)
 
 
-def overlapped(comm_s: FloatArray, compute_s: FloatArray, overlap: float) -> FloatArray:
+def overlapped(
+    comm_s: FloatArray, compute_s: FloatArray, overlap: FloatArray | float
+) -> FloatArray:
     """§2.7 Exposed time of communication overlapped with compute: a fraction ``overlap`` is
     hidden, but never more than the compute it hides behind."""
     return np.maximum(comm_s * (1.0 - overlap), comm_s - compute_s)
+
+
+def pipeline_bubble_slots(pp: FloatArray, vp: FloatArray, dual: np.ndarray) -> FloatArray:
+    """§2.7 Idle stage slots per step: (p − 1)/v for (interleaved) 1F1B; for DualPipe
+    (p/2 − 1)·(F&B + B − 3W)/(F + B) ≈ (p/2 − 1)·2/3 with B = 2F and W = F (DeepSeek-V3
+    report, Sec. 3.2.1, Table 2)."""
+    return np.where(dual, np.maximum(pp / 2.0 - 1.0, 0.0) * 2.0 / 3.0, (pp - 1.0) / vp)
 
 
 def interleaved_in_flight(pp: FloatArray, vp: FloatArray) -> FloatArray:
@@ -295,6 +304,7 @@ def _evaluate_chunk(
     fsdp = plans.zero_stage[None, :] == 3
     vp = plans.virtual_stages[None, :]
     cp = plans.context_parallel[None, :]
+    dual = plans.dual_pipe[None, :] > 0
     # ---- design axis (n, 1) -----------------------------------------------------------------
     chips = col(designs.num_chips)
     domain = col(designs.scale_up_domain)
@@ -347,6 +357,8 @@ def _evaluate_chunk(
     )
     sharded_b = sharded_params * per_state_b + gathered_b
     static_b = np.where(fsdp, sharded_b, replicated_b)
+    # DualPipe keeps two copies of the stage's weights (DeepSeek-V3 report, Table 2).
+    static_b = static_b + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
     # The optimizer step reads and writes every state of the parameters this rank updates.
     optimizer_params = (
         shared_params / model_parallel / optimizer_shards_shared
@@ -372,7 +384,11 @@ def _evaluate_chunk(
     kept_layer_b = np.where(
         rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, 2.0 * tokens_mb * d / tp)
     )
-    in_flight = np.minimum(pp, microbatches) * interleaved_in_flight(pp, vp)
+    in_flight = np.where(
+        dual,
+        np.minimum(pp + 1.0, microbatches),  # DualPipe: PP + 1 micro-batches (Table 2)
+        np.minimum(pp, microbatches) * interleaved_in_flight(pp, vp),
+    )
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
     working_b = np.where(rc == FULL, layer_b, 0.0)
     activation_b = in_flight * layers_per_stage * kept_layer_b + working_b + logits_b
@@ -419,7 +435,8 @@ def _evaluate_chunk(
     if w.is_moe:
         a2a_count = np.where(rc == FULL, 6.0, 4.0) * layers_per_stage * moe_fraction
         moe_all = a2a_count * all_to_all_time_s(w, tokens_mb / tp, ep, domain, up_b_s, out_b_s, s)
-        moe_comm = overlapped(moe_all, compute_mb, s.moe_comm_overlap)
+        # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
+        moe_comm = overlapped(moe_all, compute_mb, np.where(dual, 1.0, s.moe_comm_overlap))
     else:
         moe_comm = np.zeros_like(pp_comm)
     cp_comm: FloatArray | float = 0.0
@@ -431,7 +448,8 @@ def _evaluate_chunk(
             1.0,
         )
     stage_mb = compute_mb + tp_comm + pp_comm + moe_comm + cp_comm
-    pipeline = (microbatches + (pp - 1.0) / vp) * stage_mb
+    bubble_slots = pipeline_bubble_slots(pp, vp, dual)
+    pipeline = (microbatches + bubble_slots) * stage_mb
 
     # ---- §2.7 data-parallel gradient reduction, partly hidden behind the backward pass -------
     # Ranks of one data-parallel group that share a scale-up domain reduce there first and then
@@ -471,8 +489,7 @@ def _evaluate_chunk(
         return np.take_along_axis(full, best[:, None], axis=1)[:, 0]
 
     chosen_mb = pick(microbatches)
-    chosen_pp = plans.pp[best]
-    chosen_vp = plans.virtual_stages[best]
+    chosen_slots = pick(np.broadcast_to(bubble_slots, step.shape))
     chips_used = pick(dp_safe * replica)
     tokens_step = sequences * seq
     model_flops_step = tokens_step * (matmul_per_token + attention_per_token)
@@ -524,14 +541,14 @@ def _evaluate_chunk(
         chips_used=chips_used,
         microbatches=chosen_mb,
         step_time_s=step_s,
-        compute_time_s=(chosen_mb + (chosen_pp - 1.0) / chosen_vp) * pick(compute_mb),
+        compute_time_s=(chosen_mb + chosen_slots) * pick(compute_mb),
         tp_comm_time_s=chosen_mb * pick(tp_comm),
         pp_comm_time_s=chosen_mb * pick(pp_comm),
         moe_comm_time_s=chosen_mb * pick(moe_comm),
         cp_comm_time_s=chosen_mb * pick(np.asarray(cp_comm)),
         dp_exposed_time_s=pick(dp_exposed),
         optimizer_time_s=pick(optimizer_time),
-        bubble_fraction=(chosen_pp - 1.0) / chosen_vp / (chosen_mb + (chosen_pp - 1.0) / chosen_vp),
+        bubble_fraction=chosen_slots / (chosen_mb + chosen_slots),
         memory_per_chip_gb=pick(memory_b) / GIGA,
         memory_capacity_gb=silicon.hbm_capacity_gb[rows],
         model_flops_per_step=np.full(step_s.shape, model_flops_step),

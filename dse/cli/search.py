@@ -532,16 +532,44 @@ def _parse_ref(text: str, k: int) -> np.ndarray:
 @click.option("--out", required=True, type=_PATH, help="FILE.png (or .svg/.pdf) or FILE.html.")
 @objective_options[0]
 @objective_options[1]
-def plot(results: Path, out: Path, minimize: tuple[str, ...], maximize: tuple[str, ...]) -> None:
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="CHIP",
+    help="Mark a catalog chip (id or chip TOML) evaluated on the file's workload (repeat).",
+)
+@click.option(
+    "--num-chips",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cluster size of the --reference chips (default: the file's, when it has one).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="HTML: inline plotly.js (about 4.8 MB) instead of writing plotly.min.js beside the file.",
+)
+def plot(
+    results: Path,
+    out: Path,
+    minimize: tuple[str, ...],
+    maximize: tuple[str, ...],
+    references: tuple[str, ...],
+    num_chips: int | None,
+    offline: bool,
+) -> None:
     """Pareto plots: pairwise objective projections and parallel coordinates.
 
-    PNG by matplotlib; HTML by plotly, interactive: hover a point to see its design.
+    PNG by matplotlib; HTML by plotly, interactive: hover a point to see its design. An HTML
+    file loads plotly.js from plotly.min.js in its folder (written once), unless --offline.
     """
     from dse.export import read_results
-    from dse.plot import plot_results
+    from dse.plot import plot_results, reference_markers
 
     frame, meta = read_results(results)
     objectives = _objectives(meta, minimize, maximize)
     _check_columns(results, frame, objectives)
-    size = plot_results(frame, objectives, out)
+    markers = reference_markers(references, meta, num_chips, frame)
+    size = plot_results(frame, objectives, out, markers, offline=offline)
     click.echo(f"{out}: {size} Pareto designs of {len(frame)} rows")

@@ -41,6 +41,7 @@ def _register_optional() -> None:
     cli.add_command(search.search)
     cli.add_command(search.pareto)
     cli.add_command(search.plot)
+    cli.add_command(search.report)
     cli.add_command(search.worker)
     from dse.cli import framework
 

@@ -573,3 +573,34 @@ def plot(
     markers = reference_markers(references, meta, num_chips, frame)
     size = plot_results(frame, objectives, out, markers, offline=offline)
     click.echo(f"{out}: {size} Pareto designs of {len(frame)} rows")
+
+
+@click.command()
+@click.argument("results", type=_PATH)
+@click.option("--out", required=True, type=_PATH, help="The report page, FILE.html.")
+@objective_options[0]
+@objective_options[1]
+def report(results: Path, out: Path, minimize: tuple[str, ...], maximize: tuple[str, ...]) -> None:
+    """One self-contained HTML page for a sweep or search results file.
+
+    Provenance, a summary with the hypervolume, the best design per objective, the front as a
+    sortable table, pairwise projections and parallel coordinates. plotly.js is inlined, so
+    the page opens anywhere without a network.
+    """
+    from dse.export import read_results
+    from dse.report import write_report
+
+    if out.suffix.lower() != ".html":
+        raise InputError("--out", "", "a file name ending in .html", str(out))
+    frame, meta = read_results(results)
+    objectives = _objectives(meta, minimize, maximize)
+    _check_columns(results, frame, objectives)
+    if len(objectives) < 2:
+        raise InputError(
+            "--minimize/--maximize", "", "at least two objectives to report", len(objectives)
+        )
+    front = write_report(frame, meta, objectives, results, out)
+    click.echo(
+        f"{out}: {int(front.mask.sum()):,} Pareto designs of {len(frame):,} rows "
+        f"({int(front.feasible.sum()):,} feasible)"
+    )

@@ -14,6 +14,20 @@ import numpy as np
 
 FORMATS = ("table", "json", "csv")
 
+_VERBOSITY = {"level": 0}
+"""-1 with ``dse -q``, 0 by default, 1 or more with ``dse -v``/``-vv`` (set by the group)."""
+
+
+def set_verbosity(level: int) -> None:
+    _VERBOSITY["level"] = level
+
+
+def verbosity() -> int:
+    """-1 quiet (results and errors only), 0 normal, >= 1 verbose (tracebacks of errors,
+    estimates even off a terminal)."""
+    return _VERBOSITY["level"]
+
+
 format_option = click.option(
     "--format",
     "fmt",

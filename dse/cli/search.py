@@ -10,7 +10,8 @@ import click
 import numpy as np
 
 from dse.catalog.workloads import PRECISIONS, Workload, load_workload
-from dse.cli._output import format_option, render_record, render_rows
+from dse.cli._help import GroupedCommand
+from dse.cli._output import format_option, render_record, render_rows, verbosity
 from dse.cli.evaluate import settings_from, settings_options, workload_with
 from dse.errors import InputError
 from dse.space import DEFAULT_OBJECTIVES, Objective, Space, load_space
@@ -42,7 +43,7 @@ def _workload(space: Space, name: str | None) -> Workload:
 
 
 def _progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
+    return not quiet and verbosity() >= 0 and sys.stderr.isatty()
 
 
 def problem_options(command: Any) -> Any:
@@ -89,7 +90,7 @@ def problem_options(command: Any) -> Any:
     return command
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @problem_options
 @click.option(
     "--method",
@@ -212,7 +213,7 @@ def sweep(
     )
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @problem_options
 @click.option(
     "--engine",
@@ -345,7 +346,7 @@ def _stop_here(
         return True
     AtomicFile(out).discard()
     check_limits(estimate, yes)
-    if _progress(quiet):
+    if _progress(quiet) or (not quiet and verbosity() >= 1):
         click.echo(f"dse: {estimate.text()}", err=True)
     return False
 

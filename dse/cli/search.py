@@ -491,13 +491,16 @@ def _front_summary(results: Path, frame: Any, front: Any) -> dict[str, Any]:
 
 
 def _front_text(frame: Any, front: Any) -> str:
+    import textwrap
+
     objectives = ", ".join(_objective_text(o) for o in front.objectives)
-    return (
+    lines = (
         f"front: {int(front.mask.sum()):,} of {len(frame):,} rows "
-        f"({int(front.feasible.sum()):,} feasible); objectives: {objectives}\n"
-        f"hypervolume: {front.hypervolume:.4g} {front.hypervolume_unit}\n"
-        f"reference point: {front.reference_text()}"
+        f"({int(front.feasible.sum()):,} feasible); objectives: {objectives}",
+        f"hypervolume: {front.hypervolume:.4g} {front.hypervolume_unit}",
+        f"reference point: {front.reference_text()}",
     )
+    return "\n".join(textwrap.fill(line, 100, subsequent_indent="  ") for line in lines)
 
 
 def _front_table(rows: Any, objectives: tuple[Objective, ...]) -> list[dict[str, Any]]:

@@ -116,7 +116,7 @@ def test_optuna_study_is_dashboard_ready(
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     out = tmp_path / "out.parquet"
     search(dse, space, out, "--engine", "optuna", "--sampler", sampler, "--storage", storage,
-           "--study", "dash", "--evals", "60", "--pop-size", "20")  # fmt: skip
+           "--study", "dash", "--evals", "30", "--pop-size", "10")  # fmt: skip
     study = optuna.load_study(study_name="dash", storage=storage)
     assert study.metric_names == OBJECTIVES
     trial = study.trials[0]

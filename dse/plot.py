@@ -318,6 +318,7 @@ def _matplotlib(
                     xytext=(7, 7),
                     textcoords="offset points",
                     fontsize=9,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0},
                     color="tab:blue",
                 )
         ax.set_xlabel(objective_title(objectives[i]), fontsize=11)

@@ -82,7 +82,7 @@ def test_report_renders_in_headless_chromium(report: Path) -> None:
               rows: values.length, sorted: values.every(function (v, i) {
                 return i === 0 || values[i - 1] <= v; })};
     })()"""
-    page = check_page(file_url(report), probe, height=1000)
+    page = check_page(file_url(report), probe, height=1000, settle_s=1.0)
     assert page.errors == []
     assert page.value["plots"] >= 2 and page.value["parcoords"] >= 1
     assert page.value["rows"] >= 2 and page.value["sorted"]

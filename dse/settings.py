@@ -144,6 +144,7 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "collective_efficiency": ("collective bus bandwidth over link bandwidth", "1"),
     "dp_overlap": ("fraction of the data-parallel gradient reduction hidden by compute", "1"),
     "tp_overlap": ("fraction of tensor-parallel communication hidden by compute", "1"),
+    "moe_comm_overlap": ("fraction of the MoE dispatch and combine all-to-all hidden", "1"),
     "goodput": ("productive fraction of wall time (failures, restarts, checkpoints)", "1"),
     "memory_reserve_fraction": ("HBM kept free for workspace and fragmentation", "1"),
     "active_idle_power_fraction": (
@@ -168,7 +169,20 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "system_overhead_fraction": ("servers, network, storage as a fraction of chip price", "1"),
     "price_to_cost_markup": ("chip price over manufacturing cost when none is published", "ratio"),
 }
-"""Each setting's meaning and unit, for help texts (``1`` is a fraction or dimensionless)."""
+"""Each setting's meaning and unit, for help texts (``1`` is a fraction or dimensionless). A
+setting missing here is described by its source note in ``dse/defaults.toml``."""
+
+
+def setting_help(name: str) -> tuple[str, str]:
+    """A setting's meaning and unit: from :data:`SETTING_HELP`, else the first clause of its
+    source note and the unit its name states."""
+    if name in SETTING_HELP:
+        return SETTING_HELP[name]
+    from dse.units import unit_of
+
+    note = setting_source(name).split("]", 1)[-1].strip()
+    meaning = note.split(";")[0].split(":")[0].split(" (")[0].strip() or name.replace("_", " ")
+    return meaning, unit_of(name)
 
 
 def setting_sections() -> dict[str, list[str]]:

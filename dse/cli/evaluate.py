@@ -23,10 +23,10 @@ from dse.errors import InputError
 from dse.evaluation import evaluate_one
 from dse.model.plans import RECOMPUTE, ZERO_STAGES
 from dse.settings import (
-    SETTING_HELP,
     Settings,
     load_settings,
     read_settings_file,
+    setting_help,
     setting_sections,
     setting_source,
 )
@@ -42,7 +42,7 @@ SETTINGS_HEADINGS = {
 
 
 def _setting_help(name: str, default: Any) -> str:
-    meaning, unit = SETTING_HELP[name]
+    meaning, unit = setting_help(name)
     tag = setting_source(name).split("]")[0].lstrip("[") if setting_source(name) else ""
     shown = ("on" if default else "off") if isinstance(default, bool) else f"{default:g}"
     unit_text = "" if unit in ("1", "on/off") else f", in {unit}"

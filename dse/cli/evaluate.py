@@ -10,6 +10,7 @@ import click
 
 from dse.calibration import GROUPINGS, cross_validate, summary
 from dse.catalog.workloads import PRECISIONS, Workload, load_workload
+from dse.cli._help import GroupedCommand, GroupedOption
 from dse.cli._output import (
     chip_option,
     format_option,
@@ -21,32 +22,87 @@ from dse.cli._output import (
 from dse.errors import InputError
 from dse.evaluation import evaluate_one
 from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
-from dse.settings import Settings, load_settings
+from dse.settings import (
+    Settings,
+    load_settings,
+    read_settings_file,
+    setting_help,
+    setting_sections,
+    setting_source,
+)
 from dse.validation import median_abs_error, rule_median_abs_error
 from dse.validation import validate as run_validation
 
+SETTINGS_HEADINGS = {
+    "efficiency": "Model settings: efficiency",
+    "memory": "Model settings: memory per parameter",
+    "cluster": "Model settings: cluster",
+    "economics": "Model settings: economics",
+}
+
+
+def _setting_help(name: str, default: Any) -> str:
+    meaning, unit = setting_help(name)
+    tag = setting_source(name).split("]")[0].lstrip("[") if setting_source(name) else ""
+    shown = ("on" if default else "off") if isinstance(default, bool) else f"{default:g}"
+    unit_text = "" if unit in ("1", "on/off") else f", in {unit}"
+    source = f" ({tag})" if tag else ""
+    return f"{meaning[0].upper()}{meaning[1:]}{unit_text}. [default: {shown}{source}]"
+
 
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one option per model default (``dse/defaults.toml``), e.g. ``--pue``."""
+    """Add one option per model default (``dse/defaults.toml``), e.g. ``--pue``, grouped by
+    section in ``--help`` with its meaning, unit and default, and ``--settings FILE.toml``."""
     defaults = load_settings()
-    for name in reversed(Settings.names()):
-        value = getattr(defaults, name)
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            command = click.option(
-                f"{flag}/--no-{flag[2:]}", name, default=None, help=f"Default: {value}."
-            )(command)
-        else:
-            command = click.option(
-                flag, name, type=float, default=None, help=f"Default: {value:g}."
-            )(command)
-    return command
+    sections = setting_sections()
+    for section in reversed(list(sections)):
+        group = SETTINGS_HEADINGS.get(section, f"Model settings: {section}")
+        for name in reversed(sections[section]):
+            value = getattr(defaults, name)
+            flag = "--" + name.replace("_", "-")
+            help_text = _setting_help(name, value)
+            if isinstance(value, bool):
+                command = click.option(
+                    f"{flag}/--no-{flag[2:]}",
+                    name,
+                    default=None,
+                    help=help_text,
+                    cls=GroupedOption,
+                    help_group=group,
+                )(command)
+            else:
+                command = click.option(
+                    flag,
+                    name,
+                    type=float,
+                    default=None,
+                    help=help_text,
+                    cls=GroupedOption,
+                    help_group=group,
+                )(command)
+    return click.option(
+        "--settings",
+        "settings_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE.toml",
+        help="Model settings from a TOML file: flat keys (pue = 1.2) or the sections of "
+        "dse/defaults.toml, where each default's source is; the options below override it. "
+        "Source tags: P published, E estimate, M measured, C calibrated.",
+        cls=GroupedOption,
+        help_group="Model settings",
+    )(command)
 
 
 def settings_from(options: dict[str, Any]) -> Settings:
-    """The defaults with the command line's settings applied (None means not given)."""
+    """The defaults, then a ``--settings`` file, then the command line's settings (None means
+    not given)."""
+    path = options.pop("settings_file", None)
     overrides = {k: options.pop(k) for k in Settings.names() if k in options}
-    return load_settings().with_overrides(**{k: v for k, v in overrides.items() if v is not None})
+    settings = load_settings()
+    if path is not None:
+        settings = settings.with_overrides(str(path), **read_settings_file(path))
+    return settings.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def workload_with(workload: Workload, tokens: float | None, precision: str | None) -> Workload:
@@ -60,7 +116,7 @@ def workload_with(workload: Workload, tokens: float | None, precision: str | Non
     return workload
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @chip_option
 @workload_option
 @num_chips_option
@@ -136,7 +192,7 @@ def evaluate(
     click.echo(render_record(record, fmt))
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("chips", nargs=-1, required=True, metavar="CHIP|FILE...")
 @workload_option
 @num_chips_option
@@ -187,7 +243,7 @@ def compare(
     click.echo(render_rows(comparison_rows(records) if fmt == "table" else records, fmt))
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @settings_options
 @click.option(
     "--cross-validate",

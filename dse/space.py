@@ -164,7 +164,7 @@ class Space:
 
     def decode(self, X: np.ndarray) -> Designs:
         """Level indices of shape ``(n, d)`` → ``n`` designs (all parameters filled in)."""
-        X = np.asarray(X, dtype=np.int64).reshape(-1, len(self.dimensions))
+        X = index_rows(X, len(self.dimensions))
         n = X.shape[0]
         if n and (np.any(X < 0) or np.any(self.radices[None, :] <= X)):
             raise ValueError("level index out of range")
@@ -239,6 +239,15 @@ class Space:
         ``max_silicon_area_mm2`` bounds the package.
         """
         return {c.column: c.g(metrics.columns[c.metric]) for c in self.constraints}
+
+
+def index_rows(X: np.ndarray, d: int) -> IntArray:
+    """Level indices as a matrix of shape ``(n, d)`` (also for a space with no dimensions,
+    where ``reshape(-1, 0)`` cannot tell ``n``)."""
+    X = np.asarray(X, dtype=np.int64)
+    if d == 0:
+        return X.reshape(X.shape[0] if X.ndim else 1, 0)
+    return X.reshape(-1, d)
 
 
 def load_space(name: str | Path) -> Space:

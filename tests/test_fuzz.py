@@ -202,11 +202,13 @@ NUMBERS = st.one_of(
     st.sampled_from([0, 1, -1, 0.5, 5e-324, 1e-300, 1e300, 2**63, 16, 17, 10**7]),
 )
 SCALARS = st.one_of(NUMBERS, st.booleans(), TEXT)
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
-    max_leaves=6,
-)
+
+
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3))
+
+
+VALUES = st.recursive(SCALARS, _nested, max_leaves=6)
 
 
 def _keys(document: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

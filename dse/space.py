@@ -329,7 +329,7 @@ def _category_ids(name: str) -> list[str]:
 def parameter_bounds(name: str) -> tuple[float, float]:
     """The physical range (inclusive) of design parameter ``name`` (see ``chips.BOUNDS``)."""
     if name.endswith("_flops_per_cycle_per_unit"):
-        return 0.0, BOUNDS["flops_per_cycle_per_unit"][1]  # 0: the chip lacks the format
+        return BOUNDS["flops_per_cycle_per_unit"]  # or exactly 0: the chip lacks the format
     return BOUNDS[name]
 
 
@@ -337,14 +337,15 @@ def _number(name: str, value: Any, path: Path, key: str) -> float:
     """One value of parameter ``name``: a number in the parameter's range."""
     whole = name in INTEGER_PARAMETERS
     low, high = parameter_bounds(name)
+    zero = name in ZERO_ALLOWED and low > 0
     rule = ("a whole number" if whole else "a number") + (
-        f" >= {shown_number(low)} and <= {shown_number(high)}"
+        f" >= {shown_number(low)} and <= {shown_number(high)}" + (", or 0" if zero else "")
     )
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InputError(path, key, rule, value)
-    if (whole and not float(value).is_integer()) or not low <= value <= high:
+    if whole and not float(value).is_integer():
         raise InputError(path, key, rule, value)
-    if value == 0 and name not in ZERO_ALLOWED:
+    if not (low <= value <= high or (zero and value == 0)):
         raise InputError(path, key, rule, value)
     return float(value)
 

@@ -187,6 +187,18 @@ def load_chip(name: str | Path) -> Chip:
             f"at least compute_units ({arch['compute_units']})",
             physical,
         )
+    rates = arch["flops_per_cycle_per_unit"]
+    wider = 0.0
+    for fmt in FORMATS:  # widest first: a narrower format is never slower than a wider one
+        if fmt in rates:
+            if rates[fmt] < wider:
+                raise InputError(
+                    path,
+                    f"architecture.flops_per_cycle_per_unit.{fmt}",
+                    f"at least the wider formats' rate ({wider:g})",
+                    rates[fmt],
+                )
+            wider = max(wider, rates[fmt])
     for key in ("compute_units", "sram_mb"):
         if arch[key] < arch["dies_per_package"]:
             raise InputError(path, f"architecture.{key}", "at least one per die", arch[key])

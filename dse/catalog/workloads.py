@@ -315,6 +315,13 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
             f"at least seq_len ({training['seq_len']})",
             training["global_batch_tokens"],
         )
+    if tokens < training["global_batch_tokens"]:
+        raise InputError(
+            source,
+            "training.tokens",
+            f"at least one global batch ({training['global_batch_tokens']:.4g} tokens)",
+            tokens,
+        )
     overridden = model["total_params"] is not None or model["active_params"] is not None
     return draft.with_changes(
         total_params=total, active_params=active, tokens=tokens, shape_only_params=not overridden

@@ -55,6 +55,13 @@ def workload_with(workload: Workload, tokens: float | None, precision: str | Non
         low, high = WORKLOAD_BOUNDS["tokens"]
         if not low <= tokens <= high:
             raise InputError("--tokens", "", f"a number >= {low:g} and <= {high:g}", tokens)
+        if tokens < workload.global_batch_tokens:
+            raise InputError(
+                "--tokens",
+                "",
+                f"at least one global batch of {workload.id} ({workload.global_batch_tokens:.4g})",
+                tokens,
+            )
         workload = workload.with_changes(tokens=float(tokens))
     if precision is not None:
         workload = workload.with_changes(precision=precision)

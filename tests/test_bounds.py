@@ -65,13 +65,17 @@ def test_absurd_chip_values_are_refused(
         ("vocab_size", "-5", ">= 1"),
         ("seq_len", "1e12", "<= 100,000,000"),
         ("tokens", "1e6", "at least one global batch"),
+        ("total_params", "7e12", "at most 1.25 x the count of the shape"),
     ],
 )
 def test_absurd_workload_values_are_refused(
     dse: Callable[..., Any], tmp_path: Path, key: str, value: str, rule: str
 ) -> None:
     path = tmp_path / "job.toml"
-    path.write_text(edited(WORKLOAD, key, value))
+    if key == "total_params":  # llama3.1-70b gives its shape only: add the key
+        path.write_text(edited(WORKLOAD, "vocab_size", f"128256\ntotal_params = {value}"))
+    else:
+        path.write_text(edited(WORKLOAD, key, value))
     result = dse("evaluate", "--chip", "h100-sxm", "--workload", path, "--num-chips", "64")
     section = "training" if key in ("seq_len", "tokens") else "model"
     one_line(result, str(path), f"{section}.{key}", rule)

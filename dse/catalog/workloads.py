@@ -89,6 +89,11 @@ WORKLOAD_SCHEMA = Table(
     }
 )
 
+MAX_PARAMS_OVER_SHAPE = 1.25
+"""Most a given parameter count may exceed the one the file's shape implies (the catalog's
+largest is 1.08, Gopher). More would count model FLOPs that the shape's matmuls never do
+(MFU > 1). A shape derived from ``total_params`` alone is exempt (its rounding)."""
+
 _SHAPE_KEYS = ("layers", "d_model", "heads", "ffn_dim", "vocab_size")
 
 
@@ -297,12 +302,25 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         precision=training["precision"],
         shape_only_params=True,
     )
-    total, active = shape_params(draft)
-    total = float(model["total_params"] or total)
+    shape_total, shape_active = shape_params(draft)
+    total = float(model["total_params"] or shape_total)
     if model["active_params"] is not None:
         active = float(model["active_params"])
     elif not experts:
         active = total
+    else:
+        active = shape_active
+    for key, count, derived in (
+        ("total_params", total, shape_total),
+        ("active_params", active, shape_active),
+    ):
+        if given and model[key] is not None and count > MAX_PARAMS_OVER_SHAPE * derived:
+            raise InputError(
+                source,
+                f"model.{key}",
+                f"at most {MAX_PARAMS_OVER_SHAPE:g} x the count of the shape ({derived:.4g})",
+                count,
+            )
     if active > total:
         raise InputError(
             source, "model.active_params", f"at most total_params ({total:.4g})", active

@@ -678,3 +678,12 @@ def test_space_without_dimensions_is_one_design(tmp_path: Path) -> None:
     outcome_of("regressions", "no dimensions", "sweep", path, "--workload", "llama3.1-70b",
                "--method", "random", "--samples", "4", "--out", out, "--quiet", results=out)  # fmt: skip
     assert COUNTS["regressions"]["success"] == 1, BAD.get("regressions")
+
+
+@pytest.mark.parametrize("text", ["[1.5, true]", '[{"cost_usd": 1}, 2]', "[false]"])
+def test_results_json_list_of_scalars_is_one_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(text)
+    for args in (["pareto", path], ["plot", path, "--out", tmp_path / "p.html"]):
+        outcome, _, detail = run_dse(*args)
+        assert outcome == "clean error", detail

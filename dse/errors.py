@@ -34,7 +34,7 @@ class InputError(DseError):
         self.key = key
         self.expected = expected
         self.given = given
-        where = _shorten(f"{self.source}: {key}" if key else self.source)
+        where = _shorten(_printable(f"{self.source}: {key}" if key else self.source))
         super().__init__(f"{where}: expected {expected}, got {_shown(given)}")
 
 
@@ -47,6 +47,14 @@ def _shorten(text: str) -> str:
         return text
     half = SHOWN_CHARS // 2
     return f"{text[:half]}...{text[-half:]}"
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped, so that a key or path
+    holding a line break (or form feed, or U+2028) still makes one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _shown(value: object) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 import click
 import numpy as np
 
+from dse.catalog.chips import BOUNDS
+
 FORMATS = ("table", "json", "csv")
 
 _VERBOSITY = {"level": 0}
@@ -43,7 +45,10 @@ workload_option = click.option(
     "--workload", required=True, help="Catalog id or path to a workload TOML file."
 )
 num_chips_option = click.option(
-    "--num-chips", required=True, type=click.IntRange(min=1), help="Chips in the cluster."
+    "--num-chips",
+    required=True,
+    type=click.IntRange(min=1, max=int(BOUNDS["num_chips"][1])),
+    help="Chips in the cluster.",
 )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dse.calibration import GROUPINGS, cross_validate, summary
-from dse.catalog.workloads import PRECISIONS, Workload, load_workload
+from dse.catalog.workloads import PRECISIONS, WORKLOAD_BOUNDS, Workload, load_workload
 from dse.cli._help import GroupedCommand, GroupedOption
 from dse.cli._output import (
     chip_option,
@@ -108,8 +108,16 @@ def settings_from(options: dict[str, Any]) -> Settings:
 def workload_with(workload: Workload, tokens: float | None, precision: str | None) -> Workload:
     """The workload with command-line overrides of its tokens and precision."""
     if tokens is not None:
-        if tokens <= 0:
-            raise InputError("--tokens", "", "a number > 0", tokens)
+        low, high = WORKLOAD_BOUNDS["tokens"]
+        if not low <= tokens <= high:
+            raise InputError("--tokens", "", f"a number >= {low:g} and <= {high:g}", tokens)
+        if tokens < workload.global_batch_tokens:
+            raise InputError(
+                "--tokens",
+                "",
+                f"at least one global batch of {workload.id} ({workload.global_batch_tokens:.4g})",
+                tokens,
+            )
         workload = workload.with_changes(tokens=float(tokens))
     if precision is not None:
         workload = workload.with_changes(precision=precision)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from dse.errors import InputError
+from dse.lifeline import die_with_parent
 
 Task = Callable[[Any, Any], Any]
 
@@ -59,7 +61,8 @@ class InProcess(Executor):
 _SHARED: dict[str, Any] = {}
 
 
-def _init_process(shared: Any) -> None:
+def _init_process(shared: Any, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     _SHARED["shared"] = shared
 
 
@@ -82,7 +85,7 @@ class Processes(Executor):
             max_workers=self.jobs,
             mp_context=get_context("spawn"),
             initializer=_init_process,
-            initargs=(shared,),
+            initargs=(shared, os.getpid()),
         ) as pool:
             queue = iter(items)
             pending: list[Future[Any]] = [
@@ -111,6 +114,8 @@ class Dask(Executor):
             raise InputError("--workers", "", "a whole number >= 1", workers)
         from distributed import Client, LocalCluster
 
+        from dse.search._dask_lifeline import Lifeline
+
         self.cluster: Any = None
         try:
             if workers is not None:
@@ -121,6 +126,7 @@ class Dask(Executor):
                     dashboard_address=":0",
                 )
                 self.client = Client(self.cluster)
+                self.client.register_plugin(Lifeline(os.getpid()), name="dse-lifeline")
             else:
                 self.client = Client(scheduler, timeout="20s")
         except OSError as error:

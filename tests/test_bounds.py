@@ -4,6 +4,7 @@ and designs anywhere in the declared box evaluate to finite metrics and constrai
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -158,11 +159,7 @@ def box_designs(n: int, seed: int) -> Designs:
     return Designs.from_columns(columns)
 
 
-@pytest.mark.parametrize("workload", ["llama3-8b", "llama3.1-70b", "gpt3-175b", "deepseek-v3"])
-def test_designs_across_the_declared_box_give_finite_metrics(workload: str) -> None:
-    """Dense (GPT-3), GQA (Llama 3) and MoE (DeepSeek-V3): metrics and ``G`` finite, MFU in
-    [0, 1], times and costs not negative."""
-    designs = box_designs(3000, seed=len(workload))
+def _assert_physical(designs: Designs, workload: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         metrics = evaluate(designs, load_workload(workload))
@@ -171,6 +168,24 @@ def test_designs_across_the_declared_box_give_finite_metrics(workload: str) -> N
     assert np.all((metrics.columns["mfu"] >= 0) & (metrics.columns["mfu"] <= 1))
     for name in ("training_days", "step_time_s", "cost_usd", "energy_mwh", "capex_usd"):
         assert np.all(metrics.columns[name] >= 0), name
+
+
+@pytest.mark.parametrize("workload", ["llama3-8b", "llama3.1-70b", "gpt3-175b", "deepseek-v3"])
+def test_designs_across_the_declared_box_give_finite_metrics(workload: str) -> None:
+    """Dense (GPT-3), GQA (Llama 3) and MoE (DeepSeek-V3): metrics and ``G`` finite, MFU in
+    [0, 1], times and costs not negative."""
+    _assert_physical(box_designs(3000, seed=len(workload)), workload)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("workload", ["llama3.1-70b", "gpt3-175b", "deepseek-v3"])
+def test_a_million_designs_across_the_box_give_finite_metrics(workload: str) -> None:
+    """The long profile: 10⁶ designs per workload kind (GQA, dense, MoE), in slices of 10⁵
+    (``DSE_BOX_DESIGNS`` sets the total)."""
+    total = int(os.environ.get("DSE_BOX_DESIGNS", "1000000"))
+    for start in range(0, total, 100_000):
+        n = min(100_000, total - start)
+        _assert_physical(box_designs(n, seed=start + len(workload)), workload)
 
 
 def test_a_narrow_format_slower_than_a_wide_one_is_refused(

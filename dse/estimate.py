@@ -20,9 +20,9 @@ from dse.search.sweep import sweep_total
 from dse.units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 MAX_DESIGNS = 50_000_000
-"""Designs above which a run needs confirmation (``--yes``)."""
+"""Designs above which a run needs confirmation (``confirm=True``)."""
 MAX_OUTPUT_BYTES = 10 * GIGA
-"""Estimated output size (bytes) above which a run needs confirmation (``--yes``)."""
+"""Estimated output size (bytes) above which a run needs confirmation (``confirm=True``)."""
 SAMPLE_DESIGNS = 1024
 """Designs timed to measure the model's rate (about 0.15 s at 7,000 designs/s)."""
 WARMUP_DESIGNS = 64
@@ -33,7 +33,19 @@ the model's time at the population's batch size. A database storage adds its own
 
 
 class TooLargeError(DseError):
-    """A run above the size limits that was not confirmed."""
+    """A run above the size limits that was not confirmed: ``estimate`` in words, the limits
+    it ``broke``."""
+
+    def __init__(self, estimate: str, broken: list[str]) -> None:
+        self.estimate = estimate
+        self.broken = broken
+        super().__init__(self.message("confirm=True"))
+
+    def message(self, confirm: str, dry_run: str | None = None) -> str:
+        """The refusal, naming how to ``confirm`` (and how to only estimate, if given)."""
+        text = f"refusing to start: {self.estimate}; that is {' and '.join(self.broken)}. "
+        text += f"Pass {confirm} to run it anyway"
+        return text + (f", or {dry_run} to only print the estimate." if dry_run else ".")
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ class Estimate:
         return broken
 
     def record(self) -> dict[str, Any]:
-        """The estimate as a plain record (``dse sweep --dry-run --format json``)."""
+        """The estimate as a plain record (what a dry run prints)."""
         return {**asdict(self), "time": _duration(self.seconds), "size": self.size_text()}
 
     def size_text(self) -> str:
@@ -89,10 +101,7 @@ def check_limits(estimate: Estimate, confirmed: bool) -> None:
     """Raise :class:`TooLargeError` with the estimate when the run is too large and unconfirmed."""
     broken = estimate.over_limit()
     if broken and not confirmed:
-        raise TooLargeError(
-            f"refusing to start: {estimate.text()}; that is {' and '.join(broken)}. "
-            "Pass --yes to run it anyway, or --dry-run to only print the estimate."
-        )
+        raise TooLargeError(estimate.text(), broken)
 
 
 def estimate_sweep(
@@ -125,7 +134,7 @@ def estimate_search(
 ) -> Estimate:
     """Estimate a search of ``evals`` evaluations in batches of ``batch`` designs by ``engine``."""
     if evals < 1:
-        raise InputError("--evals", "", "a whole number >= 1", evals)
+        raise InputError.for_argument("evals", "a whole number >= 1", evals)
     rate, per_row = measure(problem, out.suffix.lower(), min(evals, SAMPLE_DESIGNS), batch)
     seconds = evals * (1.0 / rate + ENGINE_OVERHEAD_S.get(engine, 0.0))
     return Estimate(

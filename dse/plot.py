@@ -33,11 +33,11 @@ def plot_results(frame: pd.DataFrame, objectives: Sequence[Objective], out: Path
     """Draw ``frame``'s Pareto set over ``objectives`` to ``out`` (by suffix); returns its size."""
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
-        raise InputError("--out", "", f"a file name ending in one of {list(SUFFIXES)}", str(out))
-    if len(objectives) < 2:
-        raise InputError(
-            "--minimize/--maximize", "", "at least two objectives to plot", len(objectives)
+        raise InputError.for_argument(
+            "out", f"a file name ending in one of {list(SUFFIXES)}", str(out)
         )
+    if len(objectives) < 2:
+        raise InputError("objectives", "", "at least two objectives to plot", len(objectives))
     feasible = (
         frame["feasible"].to_numpy(dtype=bool)
         if "feasible" in frame

@@ -25,7 +25,9 @@ _SCALING_PANELS = (
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise InputError("--plot", "", f"a file name ending in one of {list(SUFFIXES)}", str(path))
+        raise InputError.for_argument(
+            "plot", f"a file name ending in one of {list(SUFFIXES)}", str(path)
+        )
     return suffix
 
 

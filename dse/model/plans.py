@@ -95,22 +95,27 @@ def candidate_plans(
     rcs = [RECOMPUTE.index(recompute)] if recompute else list(range(len(RECOMPUTE)))
     zeros = [zero_stage] if zero_stage else list(ZERO_STAGES)
     if zero_stage is not None and zero_stage not in ZERO_STAGES:
-        raise InputError("--zero-stage", "", f"one of {list(ZERO_STAGES)}", zero_stage)
+        raise InputError.for_argument("zero_stage", f"one of {list(ZERO_STAGES)}", zero_stage)
     if tp is not None and (tp < 1 or workload.heads % tp):
-        raise InputError("--tp", "", f"a divisor of the attention heads ({workload.heads})", tp)
+        raise InputError.for_argument(
+            "tp", f"a divisor of the attention heads ({workload.heads})", tp
+        )
     if pp is not None and not 1 <= pp <= workload.layers:
-        raise InputError("--pp", "", f"a whole number from 1 to the layers ({workload.layers})", pp)
+        raise InputError.for_argument(
+            "pp", f"a whole number from 1 to the layers ({workload.layers})", pp
+        )
     if microbatch is not None and not 1 <= microbatch <= sequences:
-        raise InputError(
-            "--microbatch",
-            "",
+        raise InputError.for_argument(
+            "microbatch",
             f"a whole number from 1 to {sequences:g} (the global batch)",
             microbatch,
         )
     if ep is not None and (
         (not workload.is_moe and ep != 1) or (workload.is_moe and workload.experts % ep)
     ):
-        raise InputError("--ep", "", "a divisor of the number of experts (1 for dense models)", ep)
+        raise InputError.for_argument(
+            "ep", "a divisor of the number of experts (1 for dense models)", ep
+        )
     rows = [
         row
         for row in itertools.product(tps, pps, eps, mbs, rcs, zeros)

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from dse import api
 from dse.calibration import GROUPINGS, cross_validate, summary
-from dse.catalog.workloads import PRECISIONS, Workload, load_workload
+from dse.catalog.workloads import PRECISIONS
 from dse.cli._output import (
     chip_option,
     format_option,
@@ -18,8 +19,6 @@ from dse.cli._output import (
     render_rows,
     workload_option,
 )
-from dse.errors import InputError
-from dse.evaluation import evaluate_one
 from dse.model.plans import RECOMPUTE, ZERO_STAGES
 from dse.settings import Settings, load_settings
 from dse.validation import median_abs_error, rule_median_abs_error
@@ -43,21 +42,15 @@ def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def setting_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Remove the settings from a command's ``options``; those given, by name."""
+    overrides = {k: options.pop(k) for k in Settings.names() if k in options}
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
 def settings_from(options: dict[str, Any]) -> Settings:
     """The defaults with the command line's settings applied (None means not given)."""
-    overrides = {k: options.pop(k) for k in Settings.names() if k in options}
-    return load_settings().with_overrides(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def workload_with(workload: Workload, tokens: float | None, precision: str | None) -> Workload:
-    """The workload with command-line overrides of its tokens and precision."""
-    if tokens is not None:
-        if tokens <= 0:
-            raise InputError("--tokens", "", "a number > 0", tokens)
-        workload = workload.with_changes(tokens=float(tokens))
-    if precision is not None:
-        workload = workload.with_changes(precision=precision)
-    return workload
+    return api.settings_with(setting_options(options))
 
 
 @click.command()
@@ -108,13 +101,14 @@ def evaluate(
     Plans are searched over tp, pp, ep, micro-batch, recompute and ZeRO stage; any of them
     given on the command line is pinned instead.
     """
-    settings = settings_from(options)
-    pinned = {k: v for k, v in options.items() if v is not None}
-    if "zero_stage" in pinned:
-        pinned["zero_stage"] = int(pinned["zero_stage"])
-    job = workload_with(load_workload(workload), tokens, precision)
-    record = evaluate_one(chip, job, num_chips, settings, pinned)
-    click.echo(render_record(record, fmt))
+    settings = setting_options(options)
+    plan = {k: v for k, v in options.items() if v is not None}
+    if "zero_stage" in plan:
+        plan["zero_stage"] = int(plan["zero_stage"])
+    result = api.evaluate(
+        chip, workload, num_chips, precision=precision, tokens=tokens, plan=plan, **settings
+    )
+    click.echo(render_record(result.to_dict(), fmt))
 
 
 @click.command()
@@ -161,7 +155,7 @@ def compare(
     if plot_path is not None:
         check_plot_path(plot_path)
     settings = settings_from(options)
-    job = workload_with(load_workload(workload), tokens, precision)
+    job = api.workload_with(api.load_workload(workload), tokens=tokens, precision=precision)
     records = run_compare(chips, job, num_chips, settings)
     if plot_path is not None:
         plot_comparison(records, plot_path)

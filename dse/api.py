@@ -460,11 +460,13 @@ def sweep_to_file(
     confirm: bool = False,
     progress: bool = False,
     on_estimate: Callable[[Estimate], None] | None = None,
+    request: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> SweepSummary:
     """:func:`sweep` writing ``out`` without reading it back; returns what the sweep did.
 
-    ``on_estimate`` is called with the run's estimate before it starts.
+    ``on_estimate`` is called with the run's estimate before it starts; ``request`` is the
+    call the file's provenance records (default: this one, as a call of :func:`sweep`).
     """
     from dse.estimate import check_limits
     from dse.estimate import estimate_sweep as _estimate
@@ -474,7 +476,8 @@ def sweep_to_file(
     from dse.search.sweep import DEFAULT_CHUNK_SIZE
 
     arguments = dict(locals())
-    arguments.pop("on_estimate")
+    for name in ("on_estimate", "request"):
+        arguments.pop(name)
     for name in ("_estimate", "check_limits", "AtomicFile", "provenance", "run_sweep"):
         arguments.pop(name, None)
     for name in ("Executor", "executor_for", "DEFAULT_CHUNK_SIZE"):
@@ -492,7 +495,7 @@ def sweep_to_file(
     check_limits(estimate, confirm)
     if on_estimate is not None:
         on_estimate(estimate)
-    meta = provenance(_request("sweep", arguments), **job.describe())
+    meta = provenance(request or _request("sweep", arguments), **job.describe())
     if isinstance(executor, Executor):
         runner, own = executor, False
     else:
@@ -553,14 +556,15 @@ def sweep(
 
     kwargs = dict(locals())
     kwargs.pop("read_results")
+    request = _request("sweep", kwargs)
     kwargs.pop("out")
     kwargs.update(kwargs.pop("settings"))
     if out is not None:
-        sweep_to_file(out=out, **kwargs)
+        sweep_to_file(out=out, request=request, **kwargs)
         return _frame(*read_results(_output(out)))
     with tempfile.TemporaryDirectory(prefix="dse-sweep-") as folder:
         target = Path(folder) / "sweep.parquet"
-        sweep_to_file(out=target, **kwargs)
+        sweep_to_file(out=target, request=request, **kwargs)
         return _frame(*read_results(target))
 
 
@@ -604,9 +608,11 @@ def search_to_file(
     confirm: bool = False,
     progress: bool = False,
     on_estimate: Callable[[Estimate], None] | None = None,
+    request: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> SearchSummary:
-    """:func:`search` writing ``out`` without reading it back; returns what the search did."""
+    """:func:`search` writing ``out`` without reading it back; returns what the search did
+    (``on_estimate`` and ``request`` as for :func:`sweep_to_file`)."""
     from dse.estimate import check_limits
     from dse.estimate import estimate_search as _estimate
     from dse.export import AtomicFile, provenance
@@ -641,7 +647,7 @@ def search_to_file(
     check_limits(estimate, confirm)
     if on_estimate is not None:
         on_estimate(estimate)
-    meta = provenance(_request("search", arguments), **job.describe())
+    meta = provenance(request or _request("search", arguments), **job.describe())
     return run_search(job, chosen, target, meta, evals=evals, seed=seed, progress=progress)
 
 
@@ -679,14 +685,15 @@ def search(
 
     kwargs = dict(locals())
     kwargs.pop("read_results")
+    request = _request("search", kwargs)
     kwargs.pop("out")
     kwargs.update(kwargs.pop("settings"))
     if out is not None:
-        search_to_file(out=out, **kwargs)
+        search_to_file(out=out, request=request, **kwargs)
         return _frame(*read_results(_output(out)))
     with tempfile.TemporaryDirectory(prefix="dse-search-") as folder:
         target = Path(folder) / "search.parquet"
-        search_to_file(out=target, **kwargs)
+        search_to_file(out=target, request=request, **kwargs)
         return _frame(*read_results(target))
 
 

@@ -95,3 +95,19 @@ class NotFoundError(InputError):
         shown = ", ".join(known)
         self.expected = f"a catalog id ({shown}) or a path to a .toml file"
         DseError.__init__(self, f"unknown {kind} {_shown(name)}: expected {self.expected}")
+
+
+class TooLargeError(DseError):
+    """A run above the size limits that was not confirmed: ``estimate`` in words, the limits
+    it ``broke``."""
+
+    def __init__(self, estimate: str, broken: list[str]) -> None:
+        self.estimate = estimate
+        self.broken = broken
+        super().__init__(self.message("`confirm=True`"))
+
+    def message(self, confirm: str, dry_run: str | None = None) -> str:
+        """The refusal, naming how to ``confirm`` (and how to only estimate, if given)."""
+        text = f"refusing to start: {self.estimate}; that is {' and '.join(self.broken)}. "
+        text += f"Pass {confirm} to run it anyway"
+        return text + (f", or {dry_run} to only print the estimate." if dry_run else ".")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.errors import DseError, InputError
+from dse.errors import InputError, TooLargeError
 from dse.search.problem import Problem
 from dse.search.sweep import sweep_total
 from dse.units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR
@@ -30,22 +30,6 @@ ENGINE_OVERHEAD_S = {"pymoo": 0.3e-3, "optuna": 3.3e-3}
 """Engine time per evaluation (s) beside the model's, measured on a 2-core machine: pymoo
 NSGA-II 5,000 evaluations in 3.4 s and optuna NSGA-II (in memory) 1,000 trials in 3.7 s, less
 the model's time at the population's batch size. A database storage adds its own latency."""
-
-
-class TooLargeError(DseError):
-    """A run above the size limits that was not confirmed: ``estimate`` in words, the limits
-    it ``broke``."""
-
-    def __init__(self, estimate: str, broken: list[str]) -> None:
-        self.estimate = estimate
-        self.broken = broken
-        super().__init__(self.message("confirm=True"))
-
-    def message(self, confirm: str, dry_run: str | None = None) -> str:
-        """The refusal, naming how to ``confirm`` (and how to only estimate, if given)."""
-        text = f"refusing to start: {self.estimate}; that is {' and '.join(self.broken)}. "
-        text += f"Pass {confirm} to run it anyway"
-        return text + (f", or {dry_run} to only print the estimate." if dry_run else ".")
 
 
 @dataclass(frozen=True)

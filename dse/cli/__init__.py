@@ -16,7 +16,7 @@ import click
 
 from dse._version import __version__
 from dse.cli.chips import chips
-from dse.errors import DseError, InputError
+from dse.errors import DseError, InputError, TooLargeError
 from dse.files import reason
 
 
@@ -75,8 +75,6 @@ def flag(argument: str) -> str:
 
 def command_line_message(error: DseError) -> str:
     """The error's line as a user of the command line reads it (options, not arguments)."""
-    from dse.estimate import TooLargeError
-
     if isinstance(error, InputError) and error.argument is not None:
         text = error.message(flag(error.argument))
     elif isinstance(error, TooLargeError):

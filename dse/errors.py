@@ -111,3 +111,15 @@ class TooLargeError(DseError):
         text = f"refusing to start: {self.estimate}; that is {' and '.join(self.broken)}. "
         text += f"Pass {confirm} to run it anyway"
         return text + (f", or {dry_run} to only print the estimate." if dry_run else ".")
+
+
+class MissingExtraError(DseError, ImportError):
+    """An optional feature whose packages are not installed: names the extra to install."""
+
+    def __init__(self, extra: str, purpose: str, module: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"{purpose} needs the optional {extra!r} packages (module {module!r} is missing): "
+            f"pip install 'dse[{extra}]'"
+        )

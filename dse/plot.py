@@ -195,6 +195,9 @@ def _plotly(
     background: np.ndarray,
     path: Path,
 ) -> None:
+    from dse.extras import require
+
+    require("html", "an interactive HTML plot")
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 

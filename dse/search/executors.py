@@ -110,6 +110,9 @@ class Dask(Executor):
             )
         if workers is not None and workers < 1:
             raise InputError.for_argument("workers", "a whole number >= 1", workers)
+        from dse.extras import require
+
+        require("dask", "a Dask executor (workers or scheduler)")
         from distributed import Client, LocalCluster
 
         self.cluster: Any = None

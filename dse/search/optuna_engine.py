@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.errors import InputError
+from dse.errors import DseError, InputError
 from dse.search.problem import Evaluation, Problem, finite_constraints, finite_objectives
 from dse.search.registry import Engine, Record
 from dse.space import Dimension
@@ -207,7 +207,7 @@ class OptunaEngine(Engine):
                 directions=directions,
                 load_if_exists=True,
             )
-        except InputError:
+        except DseError:
             raise
         except (ValueError, ImportError, KeyError) as error:
             raise InputError.for_argument(

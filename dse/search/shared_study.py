@@ -53,6 +53,10 @@ def open_storage(url: str) -> Any:
         if not path.startswith("/"):
             raise InputError.for_argument("storage", "journal:///absolute/path/file.log", url)
         return JournalStorage(JournalFileBackend(path))
+    if url.startswith("postgresql"):
+        from dse.extras import require
+
+        require("postgres", "a PostgreSQL optuna storage")
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **_retry_callback()

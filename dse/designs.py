@@ -14,18 +14,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dse.catalog.chips import FORMATS, Chip
+from dse.catalog.chips import Chip
 from dse.catalog.technology import Technology, load_technology
+from dse.parameters import CATEGORICAL, chip_values
 
 FloatArray = NDArray[np.float64]
 
-CATEGORICAL = ("node", "hbm_generation")
-"""Design parameters stored as integer codes into the technology tables."""
+__all__ = ["CATEGORICAL", "Designs", "FloatArray", "chip_columns", "from_chips"]
 
 
 @dataclass(frozen=True)
 class Designs:
     """``n`` accelerator designs on their clusters, each field an array of shape ``(n,)``.
+
+    One field per declaration of :data:`dse.parameters.PARAMETERS`, in the same order.
 
     Per-package quantities count the whole package (all dies). ``unit_price_usd`` is NaN where
     the price is to be modeled from the unit cost (see docs/model.md §3).
@@ -105,28 +107,9 @@ class Designs:
 
 
 def chip_columns(chip: Chip, technology: Technology | None = None) -> dict[str, float]:
-    """One chip's design parameters as a column → value mapping (cluster size excluded)."""
-    technology = technology or load_technology()
-    row: dict[str, float] = {
-        "node": technology.node_ids().index(chip.node),
-        "dies_per_package": chip.dies_per_package,
-        "compute_units": chip.compute_units,
-        "spare_units": chip.compute_units_physical - chip.compute_units,
-        "clock_ghz": chip.clock_ghz,
-        "sram_mb": chip.sram_mb,
-        "tdp_w": chip.tdp_w,
-        "hbm_generation": technology.memory_ids().index(chip.hbm_generation),
-        "hbm_stacks": chip.hbm_stacks,
-        "hbm_pin_rate_gbps": chip.hbm_pin_rate_gbps,
-        "hbm_stack_capacity_gb": chip.hbm_stack_capacity_gb,
-        "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
-        "scale_up_domain": chip.scale_up_domain,
-        "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
-        "unit_price_usd": float(chip.published.get("unit_price_usd", np.nan)),  # type: ignore[arg-type]
-    }
-    for fmt in FORMATS:
-        row[f"{fmt}_flops_per_cycle_per_unit"] = chip.flops_per_cycle(fmt)
-    return row
+    """One chip's design parameters as a column → value mapping (cluster size excluded); see
+    :func:`dse.parameters.chip_values`."""
+    return chip_values(chip, technology)
 
 
 def from_chips(chips: Sequence[Chip], num_chips: float | Sequence[float] = 1.0) -> Designs:

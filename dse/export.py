@@ -28,7 +28,6 @@ import pandas as pd
 
 from dse._version import __version__
 from dse.catalog.technology import load_technology
-from dse.designs import CATEGORICAL, Designs
 from dse.errors import InputError
 from dse.files import (
     exists,
@@ -41,6 +40,7 @@ from dse.files import (
 )
 from dse.model.evaluate import PLAN_COLUMNS
 from dse.model.plans import RECOMPUTE
+from dse.parameters import CATEGORICAL, RESULTS, choices
 from dse.space import INTEGER_PARAMETERS
 
 if TYPE_CHECKING:
@@ -48,9 +48,10 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".csv", ".parquet", ".json")
 METADATA_KEY = "dse"
-DESIGN_COLUMNS = tuple(name for name in Designs.names() if name != "unit_price_usd")
-"""Design parameter columns of a results file. The price is the ``unit_price_usd`` metric (the
-given price where a space fixes one, else the modeled one)."""
+DESIGN_COLUMNS = RESULTS
+"""Design parameter columns of a results file (their declarations' ``in_results``): the price
+is the ``unit_price_usd`` metric (the given price where a space fixes one, else the modeled
+one)."""
 
 Columns = dict[str, np.ndarray]
 WRITABLE = "room to write the results file (a writable folder with free space)"
@@ -59,10 +60,7 @@ WRITABLE = "room to write the results file (a writable folder with free space)"
 def results_columns(evaluation: Evaluation) -> Columns:
     """A batch as results columns (name → array of shape ``(n,)``); ``pareto`` all False."""
     technology = load_technology()
-    ids = {
-        "node": np.array(technology.node_ids()),
-        "hbm_generation": np.array(technology.memory_ids()),
-    }
+    ids = {name: np.array(choices(name, technology)) for name in CATEGORICAL}
     designs, metrics = evaluation.designs, evaluation.metrics
     out: Columns = {}
     for name in DESIGN_COLUMNS:

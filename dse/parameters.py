@@ -36,7 +36,8 @@ class Parameter:
     ``in_results`` is False for a parameter whose results column is a metric of the same name.
     ``implies`` (categoricals only) maps other parameters to the attribute of the chosen table
     entry that gives their value where a space neither varies nor fixes them (an HBM generation
-    brings its pin rate and stack capacity).
+    brings its pin rate and stack capacity). ``shown`` is False for a parameter that a chip's
+    summary (``dse chips show``) presents through a derived figure instead.
     """
 
     name: str
@@ -49,6 +50,7 @@ class Parameter:
     chip_carries: bool = True
     in_results: bool = True
     implies: tuple[tuple[str, str], ...] = ()
+    shown: bool = True
 
     @property
     def categorical(self) -> bool:
@@ -79,6 +81,7 @@ def _flops(fmt: str) -> Parameter:
         f"dense {fmt} FLOPs per clock cycle per compute unit (0: the format is not supported)",
         zero_allowed=True,
         from_chip=lambda chip: chip.flops_per_cycle(fmt),
+        shown=False,  # as peak_tflop_s per format
     )
 
 

@@ -468,6 +468,7 @@ def sweep_to_file(
     ``on_estimate`` is called with the run's estimate before it starts; ``request`` is the
     call the file's provenance records (default: this one, as a call of :func:`sweep`).
     """
+    arguments = {k: v for k, v in locals().items() if k not in ("on_estimate", "request")}
     from dse.estimate import check_limits
     from dse.estimate import estimate_sweep as _estimate
     from dse.export import AtomicFile, provenance
@@ -475,13 +476,6 @@ def sweep_to_file(
     from dse.search.executors import Executor, executor_for
     from dse.search.sweep import DEFAULT_CHUNK_SIZE
 
-    arguments = dict(locals())
-    for name in ("on_estimate", "request"):
-        arguments.pop(name)
-    for name in ("_estimate", "check_limits", "AtomicFile", "provenance", "run_sweep"):
-        arguments.pop(name, None)
-    for name in ("Executor", "executor_for", "DEFAULT_CHUNK_SIZE"):
-        arguments.pop(name, None)
     _whole("seed", seed, minimum=0)
     _whole("jobs", jobs, minimum=1)
     target = _output(out)
@@ -552,10 +546,9 @@ def sweep(
     Runs above 50,000,000 designs or 10 GB of output need ``confirm=True``. ``settings``
     replace model defaults by name, as for :func:`evaluate`.
     """
+    kwargs = dict(locals())
     from dse.export import read_results
 
-    kwargs = dict(locals())
-    kwargs.pop("read_results")
     request = _request("sweep", kwargs)
     kwargs.pop("out")
     kwargs.update(kwargs.pop("settings"))
@@ -681,10 +674,9 @@ def search(
     Returns every evaluated design with its ``pareto`` mark, row for row what ``dse search``
     writes (to ``out`` too, when given). ``settings`` replace model defaults by name.
     """
+    kwargs = dict(locals())
     from dse.export import read_results
 
-    kwargs = dict(locals())
-    kwargs.pop("read_results")
     request = _request("search", kwargs)
     kwargs.pop("out")
     kwargs.update(kwargs.pop("settings"))

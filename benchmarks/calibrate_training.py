@@ -2,7 +2,8 @@
 
 The throughput constants (dse.calibration.GRID) are fitted on the steady-state figures, goodput
 on the full runs' GPU-hours and days; then each chip family and each source is left out in turn
-and predicted with constants fitted on the rest. Prints the fitted values (copy them into
+and predicted with constants fitted on the rest. Writes the leave-one-source-out errors to
+dse/validation_residuals.csv (the prediction intervals, dse/intervals.py). Prints the fitted values (copy them into
 dse/defaults.toml by hand, so that the change is reviewed) and the error table per family:
 in-sample, held out, and the "6·N·T at 40 % of peak" rule on the same figures.
 
@@ -13,13 +14,17 @@ from __future__ import annotations
 
 import time
 
-from dse.calibration import cross_validate, summary
+from dse.calibration import cross_validate, summary, write_residuals
+from dse.intervals import RESIDUALS_PATH
 
 
 def main() -> None:
     for by in ("family", "source"):
         start = time.perf_counter()
         rows, fitted = cross_validate(by)
+        if by == "source":
+            write_residuals(rows, RESIDUALS_PATH)
+            print(f"wrote the held-out errors behind the prediction intervals: {RESIDUALS_PATH}")
         print(f"leave one {by} out ({time.perf_counter() - start:.0f} s); fitted on all: {fitted}")
         print(
             f"  {'family':18s} {'figures':>7s} {'in-sample':>10s} {'held out':>9s} {'40% rule':>9s}"

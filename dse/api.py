@@ -38,7 +38,7 @@ from dse.catalog.workloads import load_workload as _load_workload
 from dse.errors import InputError
 from dse.evaluation import evaluate_one, plain
 from dse.model.evaluate import PLAN_COLUMNS
-from dse.model.plans import RECOMPUTE, ZERO_STAGES
+from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
 from dse.settings import Settings, load_settings
 from dse.space import DEFAULT_OBJECTIVES, Objective, Space
 from dse.space import load_space as _load_space
@@ -104,10 +104,12 @@ class Evaluation:
     """One chip on one cluster for one workload, at its best (or pinned) parallelism plan.
 
     Every metric is an attribute in the unit its name states (``training_days``,
-    ``energy_mwh``, ``cost_usd``, ...); ``plan`` maps ``tp``, ``pp``, ``dp``, ``ep``,
-    ``microbatch``, ``recompute`` and ``zero_stage`` to the chosen values; ``breakdown_s``
-    splits a training step (s) into compute, each kind of communication and the bubble;
-    ``constraints`` holds the ``g_*`` values (``<= 0`` holds). :meth:`to_dict` is exactly the
+    ``energy_mwh``, ``cost_usd``, ...); ``plan`` maps ``tp``, ``pp``, ``vp``, ``cp``, ``dp``,
+    ``ep``, ``microbatch``, ``recompute``, ``zero_stage`` and ``schedule`` to the chosen values;
+    ``breakdown_s`` splits a training step (s) into compute, each kind of communication, the
+    optimizer and the bubble; ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
+    ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics;
+    ``idle_chips`` counts the chips the plan leaves unused. :meth:`to_dict` is exactly the
     JSON that ``dse evaluate`` prints. Metrics the model adds later are attributes too.
     """
 
@@ -143,6 +145,7 @@ class Evaluation:
     plan: Mapping[str, Any]
     constraints: Mapping[str, float]
     breakdown_s: Mapping[str, float]
+    interval: Mapping[str, list[float]]
     record: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -156,7 +159,7 @@ class Evaluation:
             value = record.get(name)
             if name in ("reasons", "notes"):
                 value = tuple(value or ())
-            elif name in ("plan", "constraints", "breakdown_s"):
+            elif name in ("plan", "constraints", "breakdown_s", "interval"):
                 value = MappingProxyType(dict(value or {}))
             elif value is None and name not in ("chip", "workload", "precision"):
                 value = math.nan
@@ -176,11 +179,15 @@ class Evaluation:
 
     def to_row(self) -> dict[str, Any]:
         """One flat row: metrics, plan (``tp``, ``pp``, ...), ``g_*`` constraints and the
-        breakdown as ``breakdown_s.<part>``; reasons and notes joined by ``"; "``."""
+        breakdown as ``breakdown_s.<part>``; intervals as ``interval.<metric>.low``/``.high``;
+        reasons and notes joined by ``"; "``."""
         row: dict[str, Any] = {}
         for key, value in self.to_dict().items():
             if key in ("plan", "constraints"):
                 row.update(value)
+            elif key == "interval":
+                for metric, (low, high) in value.items():
+                    row[f"interval.{metric}.low"], row[f"interval.{metric}.high"] = low, high
             elif isinstance(value, dict):
                 row.update({f"{key}.{k}": v for k, v in value.items()})
             elif isinstance(value, list):
@@ -243,8 +250,9 @@ def evaluate(
 
     ``chip`` and ``workload`` are catalog ids, paths to TOML files or loaded records;
     ``precision`` (``"bf16"``, ``"fp8"``, ``"fp4"``) and ``tokens`` replace the workload's;
-    ``plan`` pins any of ``tp``, ``pp``, ``dp``, ``ep``, ``microbatch``, ``recompute``
-    (``"none"``, ``"selective"``, ``"full"``) and ``zero_stage`` instead of searching them;
+    ``plan`` pins any of ``tp``, ``pp``, ``vp``, ``cp``, ``dp``, ``ep``, ``microbatch``,
+    ``recompute`` (``"none"``, ``"selective"``, ``"full"``), ``zero_stage`` and ``schedule``
+    (``"1f1b"``, ``"dualpipe"``) instead of searching them;
     ``settings`` replace model defaults by name (``pue=1.3``, ``electricity_usd_per_kwh=0.12``;
     see ``dse/defaults.toml``).
 
@@ -300,7 +308,8 @@ PLAN_KEYS = tuple(k for k in PLAN_COLUMNS)
 
 def _plan(plan: Mapping[str, Any] | None) -> dict[str, Any]:
     """The pinned plan, checked: keys among :data:`PLAN_KEYS`, whole numbers >= 1 (``recompute``
-    one of :data:`~dse.model.plans.RECOMPUTE`, ``zero_stage`` one of the ZeRO stages)."""
+    one of :data:`~dse.model.plans.RECOMPUTE`, ``schedule`` one of
+    :data:`~dse.model.plans.SCHEDULES`, ``zero_stage`` one of the ZeRO stages)."""
     if plan is None:
         return {}
     if not isinstance(plan, Mapping):
@@ -313,6 +322,10 @@ def _plan(plan: Mapping[str, Any] | None) -> dict[str, Any]:
         if key == "recompute":
             if value not in RECOMPUTE:
                 raise InputError.for_argument(argument, f"one of {list(RECOMPUTE)}", value)
+            pinned[key] = value
+        elif key == "schedule":
+            if value not in SCHEDULES:
+                raise InputError.for_argument(argument, f"one of {list(SCHEDULES)}", value)
             pinned[key] = value
         elif key == "zero_stage":
             if isinstance(value, bool) or value not in ZERO_STAGES:

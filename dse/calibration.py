@@ -5,6 +5,8 @@ Two layers, each fitted on its own data:
 - the throughput model's calibrated constants (``GRID``) on the steady-state figures
   (throughput benchmarks and projections: step time, tokens/s, MFU), by grid search on the mean
   |ln(predicted / reported)|;
+- each chip family's ``gemm_efficiency_scale`` (chips/technology/families.toml) on that
+  family's steady-state figures, given the constants above; Hopper's is measured, not fitted;
 - the run overhead (``goodput``) on the time figures of full runs (GPU-hours or days, which
   include failures, restarts and evaluations), in closed form: the median log ratio.
 
@@ -20,19 +22,29 @@ import itertools
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from dse.intervals import time_log_error
 from dse.settings import Settings, load_settings
 from dse.validation import Comparison, validate
 
 GRID: dict[str, tuple[float, ...]] = {
-    "elementwise_bytes_per_activation_byte": (8.0, 12.0, 16.0, 24.0),
-    "collective_efficiency": (0.5, 0.75),
+    "elementwise_bytes_per_activation_byte": (6.0, 8.0, 12.0, 16.0),
     "dp_overlap": (0.5, 0.9),
+    "tp_overlap": (0.0, 0.5, 0.9),
+    "moe_comm_overlap": (0.0, 0.5, 0.9),
 }
 """The throughput model's [C] constants and the values searched (dse/defaults.toml sources)."""
 
 GOODPUT_RANGE = (0.5, 1.0)
+FAMILY_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3)
+"""Values searched for each family's gemm_efficiency_scale (chips/technology/families.toml)."""
+MIN_RUNS_PER_FAMILY = 3
+"""A family's scale is fitted only on at least this many runs; never on one published run."""
+FIXED_FAMILIES = ("nvidia-hopper",)
+"""Families whose efficiencies were measured, not fitted."""
 FULL_RUN_TIME = ("training_days", "chip_hours")
 
 GROUPINGS: dict[str, Callable[[Comparison], str]] = {
@@ -96,49 +108,125 @@ def grid_settings(base: Settings, grid: Mapping[str, Sequence[float]] = GRID) ->
     ]
 
 
-def _fit(
-    tables: Sequence[list[Comparison]], keep: Sequence[bool], assumed: float
-) -> tuple[int, float]:
-    """Index of the best grid setting on the kept rows, and the goodput fitted at it."""
-    losses = [_throughput_loss([r for r, k in zip(t, keep, strict=True) if k]) for t in tables]
-    best = min(range(len(tables)), key=losses.__getitem__)
-    kept = [r for r, k in zip(tables[best], keep, strict=True) if k]
-    return best, fit_goodput(kept, assumed)
+Runs = Callable[[Settings, Mapping[str, float] | None], list[Comparison]]
+
+
+def _validate(settings: Settings, family_scales: Mapping[str, float] | None) -> list[Comparison]:
+    return validate(settings, family_scales=family_scales)
+
+
+class _Tables:
+    """Every figure predicted at each grid setting (family scales 1) and, lazily, at each
+    family scale for a chosen setting: the cross-validation only chooses among them."""
+
+    def __init__(self, settings: list[Settings], runs: Runs, families: Sequence[str]) -> None:
+        self.settings, self.runs, self.families = settings, runs, list(families)
+        unit = dict.fromkeys(self.families, 1.0)
+        self.grid = [runs(s, unit) for s in settings]
+        self._scaled: dict[int, dict[float, list[Comparison]]] = {}
+
+    def scaled(self, index: int) -> dict[float, list[Comparison]]:
+        if index not in self._scaled:
+            self._scaled[index] = {
+                v: self.runs(self.settings[index], dict.fromkeys(self.families, v))
+                for v in FAMILY_SCALES
+            }
+        return self._scaled[index]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    setting: int
+    scales: dict[str, float]
+    goodput: float
+
+
+def _fit(tables: _Tables, keep: Sequence[bool], assumed: float) -> _Fit:
+    """Stage 1: the grid setting on the kept steady-state figures (family scales 1); stage 2:
+    each family's scale on its own kept figures; stage 3: goodput on the kept full runs."""
+    losses = [_throughput_loss([r for r, k in zip(t, keep, strict=True) if k]) for t in tables.grid]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    scaled = tables.scaled(best)
+    scales: dict[str, float] = {}
+    for family in tables.families:
+        if family in FIXED_FAMILIES:
+            scales[family] = 1.0
+            continue
+        members = [i for i, r in enumerate(tables.grid[best]) if keep[i] and r.family == family]
+        steady = [i for i in members if not _is_overhead_row(tables.grid[best][i])]
+        if len({tables.grid[best][i].run for i in steady}) < MIN_RUNS_PER_FAMILY:
+            scales[family] = 1.0
+            continue
+        scales[family] = min(
+            FAMILY_SCALES, key=lambda v: _throughput_loss([scaled[v][i] for i in steady])
+        )
+    rows = _rows_at(tables, best, scales)
+    kept = [r for r, k in zip(rows, keep, strict=True) if k]
+    return _Fit(best, scales, fit_goodput(kept, assumed))
+
+
+def _rows_at(tables: _Tables, setting: int, scales: Mapping[str, float]) -> list[Comparison]:
+    """Each figure predicted at ``setting`` with its family's scale."""
+    scaled = tables.scaled(setting)
+    return [
+        scaled[scales.get(r.family, 1.0)][i] if scales.get(r.family, 1.0) != 1.0 else r
+        for i, r in enumerate(tables.grid[setting])
+    ]
 
 
 def cross_validate(
     by: str = "family",
     base: Settings | None = None,
     grid: Mapping[str, Sequence[float]] = GRID,
-    runs: Callable[[Settings], list[Comparison]] = validate,
-) -> tuple[list[HeldOut], dict[str, float]]:
+    runs: Runs = _validate,
+) -> tuple[list[HeldOut], dict[str, Any]]:
     """Leave-one-group-out predictions of every published figure, and the in-sample fit.
 
     ``by`` names the grouping (``source``, ``family`` or ``run``). Returns one
-    :class:`HeldOut` per figure and the constants fitted on all figures (the grid values and
-    ``goodput``).
+    :class:`HeldOut` per figure and the constants fitted on all figures: the grid values,
+    ``goodput`` and ``family_scales`` (a held-out family gets scale 1, the measured Hopper
+    value, since nothing of it is known).
     """
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {sorted(GROUPINGS)}, got {by!r}")
     base = base or load_settings()
     settings = grid_settings(base, grid)
-    tables = [runs(s) for s in settings]
-    reference = tables[0]
+    families = sorted({r.family for r in runs(settings[0], None)})
+    tables = _Tables(settings, runs, families)
+    reference = tables.grid[0]
     groups = [GROUPINGS[by](r) for r in reference]
     assumed = base.goodput
-    best, goodput = _fit(tables, [True] * len(reference), assumed)
-    in_sample = [_with_goodput(r, assumed, goodput) for r in tables[best]]
+    everything = _fit(tables, [True] * len(reference), assumed)
+    in_sample = [
+        _with_goodput(r, assumed, everything.goodput)
+        for r in _rows_at(tables, everything.setting, everything.scales)
+    ]
     out = []
     for group in sorted(set(groups)):
-        keep = [g != group for g in groups]
-        fold_best, fold_goodput = _fit(tables, keep, assumed)
+        fold = _fit(tables, [g != group for g in groups], assumed)
+        rows = _rows_at(tables, fold.setting, fold.scales)
         for i, g in enumerate(groups):
             if g == group:
-                row = tables[fold_best][i]
-                held = _with_goodput(row, assumed, fold_goodput)
-                out.append(HeldOut(replace(reference[i]), in_sample[i], held, group))
-    fitted = {k: float(getattr(settings[best], k)) for k in grid} | {"goodput": goodput}
+                held = _with_goodput(rows[i], assumed, fold.goodput)
+                out.append(HeldOut(reference[i], in_sample[i], held, group))
+    chosen = settings[everything.setting]
+    fitted: dict[str, Any] = {k: float(getattr(chosen, k)) for k in grid}
+    fitted["goodput"] = everything.goodput
+    fitted["family_scales"] = everything.scales
     return out, fitted
+
+
+def write_residuals(rows: Sequence[HeldOut], path: Path) -> None:
+    """The held-out errors behind the prediction intervals (dse/intervals.py), as CSV."""
+    lines = ["run,metric,family,run_type,moe,time_log_error"]
+    for h in rows:
+        r = h.row
+        e = time_log_error(r.metric, h.held_out, r.reported)
+        moe = "true" if r.moe else "false"
+        lines.append(f"{r.run},{r.metric},{r.family},{r.run_type},{moe},{e:.6f}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
 
 
 def median_abs(errors: Sequence[float]) -> float:

@@ -29,8 +29,9 @@ class Designs:
 
     One field per declaration of :data:`dse.parameters.PARAMETERS`, in the same order.
 
-    Per-package quantities count the whole package (all dies). ``unit_price_usd`` is NaN where
-    the price is to be modeled from the unit cost (see docs/model.md §3).
+    Per-package quantities count the whole package (all dies). ``unit_price_usd`` is an explicit
+    price (a space's or lever's); NaN, the usual case, prices the design at its modeled unit cost
+    times ``price_markup``, its vendor's (NaN: the default markup; docs/model.md §3.2).
     """
 
     node: NDArray[np.int64]
@@ -53,6 +54,8 @@ class Designs:
     scale_out_bandwidth_gb_s: FloatArray
     num_chips: FloatArray
     unit_price_usd: FloatArray
+    gemm_efficiency_scale: FloatArray
+    price_markup: FloatArray
 
     def __len__(self) -> int:
         return int(self.clock_ghz.shape[0])
@@ -106,16 +109,24 @@ class Designs:
         )
 
 
-def chip_columns(chip: Chip, technology: Technology | None = None) -> dict[str, float]:
+def chip_columns(
+    chip: Chip, technology: Technology | None = None, *, with_markup: bool = True
+) -> dict[str, float]:
     """One chip's design parameters as a column → value mapping (cluster size excluded); see
-    :func:`dse.parameters.chip_values`."""
-    return chip_values(chip, technology)
+    :func:`dse.parameters.chip_values`.
+
+    The price is modeled (``unit_price_usd`` NaN) at the vendor's markup (dse/pricing.py);
+    ``with_markup=False`` leaves the markup NaN (used to compute the markups themselves).
+    """
+    return chip_values(chip, technology, with_markup=with_markup)
 
 
-def from_chips(chips: Sequence[Chip], num_chips: float | Sequence[float] = 1.0) -> Designs:
+def from_chips(
+    chips: Sequence[Chip], num_chips: float | Sequence[float] = 1.0, *, with_markup: bool = True
+) -> Designs:
     """Designs for catalog chips, one point per chip, on clusters of ``num_chips``."""
     technology = load_technology()
-    rows = [chip_columns(chip, technology) for chip in chips]
+    rows = [chip_columns(chip, technology, with_markup=with_markup) for chip in chips]
     columns: dict[str, list[float]] = {name: [row[name] for row in rows] for name in rows[0]}
     counts = np.broadcast_to(np.asarray(num_chips, dtype=np.float64), (len(chips),))
     columns["num_chips"] = list(counts)

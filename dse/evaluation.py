@@ -13,9 +13,21 @@ from dse.catalog.chips import Chip, load_chip
 from dse.catalog.workloads import Workload, training_flops
 from dse.designs import from_chips
 from dse.errors import InputError
+from dse.intervals import INTERVAL_METRICS, interval
 from dse.model.evaluate import SILICON_LIMITS, evaluate, infeasibility_reasons
 from dse.model.plans import candidate_plans
 from dse.settings import Settings
+
+
+def prediction_intervals(record: dict[str, Any], moe: bool) -> dict[str, list[float]]:
+    """80 % intervals (docs/model.md §4): step time and MFU as steady-state throughput, the run's
+    days, chip-hours, energy and cost as a full run (goodput included)."""
+    out = {}
+    for metric in INTERVAL_METRICS:
+        full_run = metric not in ("step_time_s", "mfu")
+        low, high = interval(metric, float(record[metric]), full_run=full_run, moe=moe)
+        out[metric] = [low, high]
+    return out
 
 
 def evaluate_one(
@@ -58,9 +70,12 @@ def evaluate_one(
         "tensor_parallel": float(training.tp_comm_time_s[0]),
         "pipeline_p2p": float(training.pp_comm_time_s[0]),
         "expert_all_to_all": float(training.moe_comm_time_s[0]),
+        "context_parallel": float(training.cp_comm_time_s[0]),
         "data_parallel_exposed": float(training.dp_exposed_time_s[0]),
+        "optimizer": float(training.optimizer_time_s[0]),
         "bubble_fraction": float(training.bubble_fraction[0]),
     }
+    out["interval"] = prediction_intervals(out, workload.is_moe)
     if "peak_tflop_s" in chip.published:
         # A shipped product is buildable by definition: a silicon limit it appears to break is
         # an error of the silicon model's estimate, reported as a note, not a design violation.

@@ -39,7 +39,7 @@ from dse.files import (
     writing,
 )
 from dse.model.evaluate import PLAN_COLUMNS
-from dse.model.plans import RECOMPUTE
+from dse.model.plans import RECOMPUTE, SCHEDULES
 from dse.parameters import CATEGORICAL, RESULTS, choices
 from dse.space import INTEGER_PARAMETERS
 
@@ -75,6 +75,7 @@ def results_columns(evaluation: Evaluation) -> Columns:
     for name in PLAN_COLUMNS:
         out[name] = metrics.plan[name]
     out["recompute"] = np.array(RECOMPUTE)[metrics.plan["recompute"]]
+    out["schedule"] = np.array(SCHEDULES)[metrics.plan["schedule"]]
     out.update(metrics.constraints)
     out["feasible"] = np.asarray(evaluation.feasible, dtype=bool)
     out["pareto"] = np.zeros(len(evaluation), dtype=bool)

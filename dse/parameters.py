@@ -32,7 +32,8 @@ class Parameter:
     ``kind`` is ``"int"`` (whole numbers), ``"float"`` or ``"category"`` (an id from the
     technology table ``table``, stored as its index). Numbers are ``> 0`` unless
     ``zero_allowed``. ``from_chip`` gives a catalog chip's value (default: the chip's attribute
-    of the same name; None for parameters chips do not carry, such as the cluster size).
+    of the same name; it is given the chip and the technology tables; None for parameters chips
+    do not carry, such as the cluster size).
     ``in_results`` is False for a parameter whose results column is a metric of the same name.
     ``implies`` (categoricals only) maps other parameters to the attribute of the chosen table
     entry that gives their value where a space neither varies nor fixes them (an HBM generation
@@ -46,7 +47,7 @@ class Parameter:
     description: str
     zero_allowed: bool = False
     table: str | None = None
-    from_chip: Callable[[Chip], float | str] | None = None
+    from_chip: Callable[[Chip, Technology], float | str] | None = None
     chip_carries: bool = True
     in_results: bool = True
     implies: tuple[tuple[str, str], ...] = ()
@@ -65,10 +66,12 @@ class Parameter:
         number = "a whole number" if self.whole else "a number"
         return number + (" >= 0" if self.zero_allowed else " > 0")
 
-    def chip_value(self, chip: Chip) -> float | str:
+    def chip_value(self, chip: Chip, technology: Technology | None = None) -> float | str:
         """The value of this parameter for a catalog chip (a category by its id)."""
         if self.from_chip is not None:
-            return self.from_chip(chip)
+            from dse.catalog.technology import load_technology
+
+            return self.from_chip(chip, technology or load_technology())
         value: float | str = getattr(chip, self.name)
         return value
 
@@ -80,13 +83,23 @@ def _flops(fmt: str) -> Parameter:
         "float",
         f"dense {fmt} FLOPs per clock cycle per compute unit (0: the format is not supported)",
         zero_allowed=True,
-        from_chip=lambda chip: chip.flops_per_cycle(fmt),
+        from_chip=lambda chip, _: chip.flops_per_cycle(fmt),
         shown=False,  # as peak_tflop_s per format
     )
 
 
-def _published_price(chip: Chip) -> float:
-    return float(chip.published.get("unit_price_usd", float("nan")))  # type: ignore[arg-type]
+def _modeled_price(chip: Chip, technology: Technology) -> float:
+    return float("nan")  # catalog chips are priced as unit cost x markup (docs/model.md §3.2)
+
+
+def _gemm_efficiency_scale(chip: Chip, technology: Technology) -> float:
+    return technology.family(chip.family).gemm_efficiency_scale
+
+
+def _vendor_markup(chip: Chip, technology: Technology) -> float:
+    from dse.pricing import vendor_markups
+
+    return vendor_markups().get(chip.vendor, float("nan"))
 
 
 PARAMETERS: tuple[Parameter, ...] = (
@@ -99,7 +112,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "int",
         "physical compute units beyond the enabled ones, harvested for yield",
         zero_allowed=True,
-        from_chip=lambda chip: chip.compute_units_physical - chip.compute_units,
+        from_chip=lambda chip, _: chip.compute_units_physical - chip.compute_units,
     ),
     Parameter("clock_ghz", "GHz", "float", "sustained compute clock"),
     Parameter("sram_mb", "MB", "float", "on-chip SRAM per package"),
@@ -130,9 +143,24 @@ PARAMETERS: tuple[Parameter, ...] = (
         "unit_price_usd",
         "USD",
         "float",
-        "price of one chip (NaN: modeled from the unit cost)",
-        from_chip=_published_price,
+        "explicit price of one chip (NaN, the usual case: unit cost x price_markup)",
+        from_chip=_modeled_price,
         in_results=False,
+    ),
+    Parameter(
+        "gemm_efficiency_scale",
+        "",
+        "float",
+        "GEMM efficiency of the chip's architecture family relative to the reference "
+        "(chips/technology/families.toml)",
+        from_chip=_gemm_efficiency_scale,
+    ),
+    Parameter(
+        "price_markup",
+        "",
+        "float",
+        "price over modeled unit cost, the vendor's (dse/pricing.py; NaN: the default markup)",
+        from_chip=_vendor_markup,
     ),
 )
 """Every design parameter, in the column order of :class:`~dse.designs.Designs`."""
@@ -169,9 +197,12 @@ def implied(name: str, parameter: str, technology: Technology | None = None) -> 
     return [float(getattr(entry, attribute)) for entry in table.values()]
 
 
-def chip_values(chip: Chip, technology: Technology | None = None) -> dict[str, float]:
+def chip_values(
+    chip: Chip, technology: Technology | None = None, *, with_markup: bool = True
+) -> dict[str, float]:
     """A catalog chip's design parameters as column → value (categories as codes); the
-    parameters chips do not carry (the cluster size) are left out."""
+    parameters chips do not carry (the cluster size) are left out. ``with_markup=False``
+    leaves ``price_markup`` NaN (dse/pricing.py computes the markups from such rows)."""
     from dse.catalog.technology import load_technology
 
     technology = technology or load_technology()
@@ -179,7 +210,10 @@ def chip_values(chip: Chip, technology: Technology | None = None) -> dict[str, f
     for p in PARAMETERS:
         if not p.chip_carries:
             continue
-        value = p.chip_value(chip)
+        if p.name == "price_markup" and not with_markup:
+            row[p.name] = float("nan")
+            continue
+        value = p.chip_value(chip, technology)
         row[p.name] = float(
             choices(p.name, technology).index(str(value)) if p.categorical else value
         )

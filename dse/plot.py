@@ -3,14 +3,21 @@
 PNG (or SVG/PDF) by matplotlib with the Agg back end; interactive HTML by plotly, where
 hovering a point shows its design parameters. Pareto points are highlighted; other feasible
 points are drawn in grey (a random subset when there are very many); infeasible ones are left
-out.
+out. Axis titles name the quantity and its unit ("training time (days)"); log axes carry short
+labels (``2M``, ``5M``, ``10M``) at 1-2-5 steps, or decades only over a wide range, so they do not
+overlap. Reference points (e.g. a catalog chip evaluated on the same workload) are marked.
+
+An HTML plot loads plotly.js from ``plotly.min.js`` beside it (written once per folder), or
+inlines it with ``offline``.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +26,7 @@ from dse.errors import InputError
 from dse.export import DESIGN_COLUMNS, AtomicFile
 from dse.pareto import nondominated
 from dse.space import Objective, objective_matrix
+from dse.units import UNIT_SUFFIXES, unit_of
 
 SUFFIXES = (".png", ".svg", ".pdf", ".html")
 MAX_BACKGROUND_POINTS = 20_000
@@ -27,17 +35,166 @@ MAX_HTML_BACKGROUND_POINTS = 2_000
 """The same for HTML, where every point carries its hover text."""
 MAX_LINES = 2_000
 """Most Pareto points drawn as lines in the parallel-coordinates view."""
+PLOTLY_JS = "plotly.min.js"
+"""plotly.js written beside an HTML plot (``include_plotlyjs='directory'``)."""
+
+QUANTITIES = {
+    "training_days": "training time",
+    "cost_usd": "cost",
+    "energy_mwh": "energy",
+    "chip_hours": "chip-hours",
+    "capex_usd": "hardware cost",
+    "step_time_s": "step time",
+    "mfu": "MFU",
+    "avg_chip_power_w": "average chip power",
+    "cluster_power_mw": "cluster power",
+    "memory_per_chip_gb": "memory per chip",
+    "unit_cost_usd": "unit cost",
+    "unit_price_usd": "unit price",
+    "num_chips": "chips",
+    "die_area_mm2": "die area",
+    "tdp_w": "TDP",
+}
+"""Readable names of common columns; others read their name with spaces."""
 
 
-def plot_results(frame: pd.DataFrame, objectives: Sequence[Objective], out: Path) -> int:
-    """Draw ``frame``'s Pareto set over ``objectives`` to ``out`` (by suffix); returns its size."""
+@dataclass(frozen=True)
+class Marker:
+    """A point drawn on every projection, e.g. a catalog chip's evaluated design.
+
+    ``values`` maps objective names to the point's values (a missing or non-finite value leaves
+    the marker out of that projection)."""
+
+    label: str
+    values: dict[str, float]
+
+
+def axis_title(name: str) -> str:
+    """A column's axis title: its quantity and unit, e.g. ``training time (days)``."""
+    quantity = QUANTITIES.get(name)
+    unit = unit_of(name)
+    if quantity is None:
+        suffix = next((s for s, u in UNIT_SUFFIXES if name.endswith(s)), "")
+        quantity = name[: len(name) - len(suffix)].replace("_", " ")
+    if name == "mfu":
+        return "MFU (fraction of peak)"
+    return quantity if unit == "1" else f"{quantity} ({unit})"
+
+
+def objective_title(objective: Objective) -> str:
+    """An objective's axis title; a maximized one says so (minimizing is the default)."""
+    title = axis_title(objective.name)
+    return f"{title}, higher is better" if objective.maximize else title
+
+
+def compact(value: float) -> str:
+    """A tick label: three significant digits at most, with k/M/B/T (``2.5M``, ``40k``)."""
+    if not np.isfinite(value):
+        return ""
+    magnitude = abs(value)
+    for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if magnitude >= factor:
+            return f"{value / factor:.3g}{suffix}"
+    if magnitude >= 1 or magnitude == 0:
+        return f"{value:.3g}"
+    return f"{value:.2g}"
+
+
+def _log_scale(values: np.ndarray) -> bool:
+    values = values[np.isfinite(values)]
+    return bool(len(values) and values.min() > 0 and values.max() / values.min() > 20)
+
+
+def reference_markers(
+    references: Sequence[str], meta: dict[str, Any], num_chips: int | None, frame: pd.DataFrame
+) -> list[Marker]:
+    """Each chip evaluated (best plan) on the results file's workload, tokens, precision and
+    settings, on ``num_chips`` chips (default: the file's cluster size when it has one)."""
+    from dse.catalog.workloads import load_workload
+    from dse.evaluation import evaluate_one
+    from dse.settings import load_settings
+
+    if not references:
+        return []
+    if not meta.get("workload"):
+        raise InputError.for_argument(
+            "references", "a results file whose provenance names a workload", "none"
+        )
+    if num_chips is None:
+        sizes: list[Any] = list(frame["num_chips"].unique()) if "num_chips" in frame else []
+        if len(sizes) != 1:
+            raise InputError.for_argument(
+                "num_chips", "a cluster size for `references` (the results vary num_chips)", "none"
+            )
+        num_chips = int(sizes[0])
+    workload = load_workload(meta["workload"])
+    changes: dict[str, Any] = {}
+    if meta.get("tokens"):
+        changes["tokens"] = float(meta["tokens"])
+    if meta.get("precision"):
+        changes["precision"] = meta["precision"]
+    workload = workload.with_changes(**changes) if changes else workload
+    settings = load_settings().with_overrides(
+        "results file settings", **(meta.get("settings") or {})
+    )
+    markers = []
+    for chip in references:
+        record = evaluate_one(chip, workload, num_chips, settings)
+        values = {
+            k: float(v)
+            for k, v in record.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        label = f"{record['chip']} x {num_chips:,}" + (
+            "" if record["feasible"] else " (infeasible)"
+        )
+        markers.append(Marker(label, values))
+    return markers
+
+
+def plot_results(
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective],
+    out: Path,
+    markers: Sequence[Marker] = (),
+    offline: bool = False,
+) -> int:
+    """Draw ``frame``'s Pareto set over ``objectives`` to ``out`` (by suffix); returns its size.
+
+    ``markers`` are drawn on every projection; an HTML file loads plotly.js from
+    :data:`PLOTLY_JS` beside it, or inlines it when ``offline``."""
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
         raise InputError.for_argument(
             "out", f"a file name ending in one of {list(SUFFIXES)}", str(out)
         )
     if len(objectives) < 2:
-        raise InputError("objectives", "", "at least two objectives to plot", len(objectives))
+        raise InputError.for_argument(
+            "objectives", "at least two objectives to plot", len(objectives)
+        )
+    limit = MAX_HTML_BACKGROUND_POINTS if suffix == ".html" else MAX_BACKGROUND_POINTS
+    front, background = split_front(frame, objectives, limit)
+    target = AtomicFile(out)
+    try:
+        if suffix == ".html":
+            fig = plotly_figure(frame, objectives, front, background, markers)
+            fig.write_html(
+                target.temp, include_plotlyjs=True if offline else "directory", full_html=True
+            )
+        else:
+            _matplotlib(frame, objectives, front, background, markers, target.temp, suffix[1:])
+        target.commit()
+    except BaseException:
+        target.discard()
+        raise
+    return len(front)
+
+
+def split_front(
+    frame: pd.DataFrame, objectives: Sequence[Objective], limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of the feasible front (sorted by the first objective) and of at most
+    ``limit`` other feasible rows (a seeded random subset)."""
     feasible = (
         frame["feasible"].to_numpy(dtype=bool)
         if "feasible" in frame
@@ -46,28 +203,12 @@ def plot_results(frame: pd.DataFrame, objectives: Sequence[Objective], out: Path
     F = objective_matrix({o.name: frame[o.name].to_numpy() for o in objectives}, objectives)
     pareto = nondominated(F, feasible)
     background = np.flatnonzero(feasible & ~pareto)
-    limit = MAX_HTML_BACKGROUND_POINTS if suffix == ".html" else MAX_BACKGROUND_POINTS
     if len(background) > limit:
         rng = np.random.default_rng(0)
         background = np.sort(rng.choice(background, limit, replace=False))
     front = np.flatnonzero(pareto)
     first = np.argsort(frame[objectives[0].name].to_numpy()[front], kind="stable")
-    front = front[first]
-    target = AtomicFile(out)
-    try:
-        if suffix == ".html":
-            _plotly(frame, objectives, front, background, target.temp)
-        else:
-            _matplotlib(frame, objectives, front, background, target.temp, suffix[1:])
-        target.commit()
-    except BaseException:
-        target.discard()
-        raise
-    return len(front)
-
-
-def _label(name: str, maximize: bool) -> str:
-    return f"{name} ({'max' if maximize else 'min'})"
+    return front[first], background
 
 
 def _axes_columns(
@@ -92,11 +233,36 @@ def _numeric(column: pd.Series) -> tuple[np.ndarray, list[str] | None]:
     return codes.to_numpy(dtype=np.float64), labels
 
 
+def _log_ticks(ax: Any, axis: str, values: np.ndarray) -> None:
+    """Log scale with short labels at 1-2-5 steps (decades only over more than three decades)
+    and no minor labels, so that labels never crowd."""
+    from matplotlib import ticker
+
+    finite = values[np.isfinite(values) & (values > 0)]
+    decades = np.log10(finite.max() / finite.min()) if len(finite) else 0.0
+    subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0)
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_locator(ticker.LogLocator(base=10.0, subs=subs, numticks=12))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
+    target.set_minor_locator(ticker.LogLocator(base=10.0, subs=[float(k) for k in range(2, 10)]))
+    target.set_minor_formatter(ticker.NullFormatter())
+
+
+def _linear_ticks(ax: Any, axis: str) -> None:
+    from matplotlib import ticker
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(ticker.MaxNLocator(nbins=6))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
+
+
 def _matplotlib(
     frame: pd.DataFrame,
     objectives: Sequence[Objective],
     front: np.ndarray,
     background: np.ndarray,
+    markers: Sequence[Marker],
     path: Path,
     fmt: str,
 ) -> None:
@@ -107,22 +273,66 @@ def _matplotlib(
     from matplotlib.collections import LineCollection
 
     pairs = list(itertools.combinations(range(len(objectives)), 2))
-    fig = plt.figure(figsize=(max(5.0 * len(pairs), 10.0), 9.0), layout="constrained")
+    fig = plt.figure(figsize=(max(5.0 * len(pairs), 10.0), 9.5), layout="constrained")
     grid = fig.add_gridspec(2, len(pairs), height_ratios=[1.0, 0.9])
+    symbols = ("*", "D", "P", "X", "s", "^")
     for col, (i, j) in enumerate(pairs):
         ax = fig.add_subplot(grid[0, col])
         x, y = objectives[i].name, objectives[j].name
         ax.scatter(
-            frame[x].iloc[background], frame[y].iloc[background], s=3, c="0.75", label="feasible"
+            frame[x].iloc[background],
+            frame[y].iloc[background],
+            s=4,
+            c="0.78",
+            label="other feasible designs",
+            rasterized=True,
         )
-        ax.scatter(frame[x].iloc[front], frame[y].iloc[front], s=14, c="tab:red", label="Pareto")
-        ax.set_xlabel(_label(x, objectives[i].maximize))
-        ax.set_ylabel(_label(y, objectives[j].maximize))
-        for name, setter in ((x, ax.set_xscale), (y, ax.set_yscale)):
-            values = frame[name].iloc[np.concatenate([front, background])]
-            if len(values) and values.min() > 0 and values.max() / values.min() > 20:
-                setter("log")
-        ax.grid(alpha=0.3)
+        ax.plot(
+            frame[x].iloc[front],
+            frame[y].iloc[front],
+            "o",
+            ms=4.5,
+            c="tab:red",
+            mec="darkred",
+            mew=0.4,
+            label=f"Pareto front ({len(front)})",
+        )
+        for k, marker in enumerate(markers):
+            px, py = marker.values.get(x, np.nan), marker.values.get(y, np.nan)
+            if np.isfinite(px) and np.isfinite(py):
+                ax.plot(
+                    px,
+                    py,
+                    symbols[k % len(symbols)],
+                    ms=13,
+                    c="tab:blue",
+                    mec="black",
+                    mew=0.8,
+                    label=marker.label,
+                    zorder=5,
+                )
+                ax.annotate(
+                    marker.label,
+                    (px, py),
+                    xytext=(7, 7),
+                    textcoords="offset points",
+                    fontsize=9,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0},
+                    color="tab:blue",
+                )
+        ax.set_xlabel(objective_title(objectives[i]), fontsize=11)
+        ax.set_ylabel(objective_title(objectives[j]), fontsize=11)
+        shown = np.concatenate([front, background])
+        for name, axis in ((x, "x"), (y, "y")):
+            values = frame[name].iloc[shown].to_numpy(dtype=np.float64)
+            extra = [m.values.get(name, np.nan) for m in markers]
+            values = np.concatenate([values, np.asarray(extra, dtype=np.float64)])
+            if _log_scale(values):
+                _log_ticks(ax, axis, values)
+            else:
+                _linear_ticks(ax, axis)
+        ax.tick_params(labelsize=10)
+        ax.grid(alpha=0.3, which="major")
         if col == 0:
             ax.legend(loc="best", fontsize="small")
     ax = fig.add_subplot(grid[1, :])
@@ -136,24 +346,17 @@ def _matplotlib(
             scaled.append(
                 (numbers - low) / (high - low) if high > low else np.full_like(numbers, 0.5)
             )
-            top = labels[-1] if labels else f"{high:.4g}"
-            bottom = labels[0] if labels else f"{low:.4g}"
-            ax.annotate(
-                top,
-                (len(scaled) - 1, 1.0),
-                xytext=(0, 4),
-                textcoords="offset points",
-                ha="center",
-                fontsize=7,
-            )
-            ax.annotate(
-                bottom,
-                (len(scaled) - 1, 0.0),
-                xytext=(0, -10),
-                textcoords="offset points",
-                ha="center",
-                fontsize=7,
-            )
+            top = labels[-1] if labels else compact(high)
+            bottom = labels[0] if labels else compact(low)
+            for text, level, offset in ((top, 1.0, 4), (bottom, 0.0, -12)):
+                ax.annotate(
+                    text,
+                    (len(scaled) - 1, level),
+                    xytext=(0, offset),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=8,
+                )
         matrix = np.column_stack(scaled)
         positions = np.arange(len(columns))
         segments = [np.column_stack([positions, row]) for row in matrix]
@@ -161,13 +364,19 @@ def _matplotlib(
         lines = LineCollection(segments, array=color, cmap="viridis", linewidths=0.8, alpha=0.6)
         ax.add_collection(lines)
         ax.set_xlim(-0.3, len(columns) - 0.7)
-        ax.set_ylim(-0.08, 1.08)
-        ax.set_xticks(positions, columns, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(-0.1, 1.1)
+        ax.set_xticks(
+            positions, [axis_title(c) for c in columns], rotation=25, ha="right", fontsize=9
+        )
         ax.set_yticks([])
         for position in positions:
             ax.axvline(float(position), color="0.6", linewidth=0.6)
-        fig.colorbar(lines, ax=ax, label=f"{objectives[0].name} (scaled)")
-    ax.set_title(f"Pareto set: {len(front)} designs (parallel coordinates, each axis min..max)")
+        fig.colorbar(
+            lines,
+            ax=ax,
+            label=f"{axis_title(objectives[0].name)}: 0 lowest, 1 highest on the front",
+        )
+    ax.set_title(f"Pareto front: {len(front)} designs (parallel coordinates, each axis min to max)")
     fig.savefig(path, format=fmt, dpi=120)
     plt.close(fig)
 
@@ -188,36 +397,43 @@ def _hover(frame: pd.DataFrame, rows: np.ndarray, columns: Sequence[str]) -> np.
     return np.asarray(["<br>".join(parts) for parts in zip(*lines, strict=True)], dtype=object)
 
 
-def _plotly(
+def _plotly_axis(values: np.ndarray) -> dict[str, Any]:
+    """Axis settings: log with 1-2-5 (or decade) labels over a wide range, SI-short labels."""
+    if not _log_scale(values):
+        return {"type": "linear", "tickformat": "~s"}
+    finite = values[np.isfinite(values) & (values > 0)]
+    decades = np.log10(finite.max() / finite.min())
+    return {"type": "log", "dtick": 1 if decades > 3 else "D2", "tickformat": "~s"}
+
+
+def add_projections(
+    fig: Any,
     frame: pd.DataFrame,
     objectives: Sequence[Objective],
     front: np.ndarray,
     background: np.ndarray,
-    path: Path,
+    markers: Sequence[Marker] = (),
+    row: int = 1,
 ) -> None:
+    """Scatter plots of each pair of objectives on ``fig``'s subplot ``row`` (one column per
+    pair): other feasible designs in grey, the front in red, ``markers`` as blue stars."""
     from dse.extras import require
 
     require("html", "an interactive HTML plot")
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     pairs = list(itertools.combinations(range(len(objectives)), 2))
-    specs: list[list[dict[str, object] | None]] = [
-        [{"type": "xy"} for _ in pairs],
-        [{"type": "domain", "colspan": len(pairs)}] + [None] * (len(pairs) - 1),
-    ]
-    fig = make_subplots(rows=2, cols=len(pairs), specs=specs, vertical_spacing=0.18)
     names = [o.name for o in objectives]
     everything = np.concatenate([front, background])
     shown = _axes_columns(frame, objectives, everything) if len(everything) else names
-    extra = [c for c in ("tp", "pp", "dp", "mfu") if c in frame]
+    extra = [c for c in ("tp", "pp", "dp", "mfu") if c in frame and c not in shown]
     hover_front = _hover(frame, front, shown + extra)
     hover_back = _hover(frame, background, shown)
     for col, (i, j) in enumerate(pairs, start=1):
         x, y = names[i], names[j]
         layers = (
-            (background, 3, "lightgrey", "feasible", hover_back),
-            (front, 6, "crimson", "Pareto", hover_front),
+            (background, 4, "lightgrey", "other feasible designs", hover_back),
+            (front, 7, "crimson", f"Pareto front ({len(front)})", hover_front),
         )
         for rows, size, color, name, hover in layers:
             fig.add_trace(
@@ -232,35 +448,108 @@ def _plotly(
                     text=hover,
                     hoverinfo="text",
                 ),
-                row=1,
+                row=row,
                 col=col,
             )
-        fig.update_xaxes(title_text=_label(x, objectives[i].maximize), row=1, col=col)
-        fig.update_yaxes(title_text=_label(y, objectives[j].maximize), row=1, col=col)
+        for marker in markers:
+            px, py = marker.values.get(x, np.nan), marker.values.get(y, np.nan)
+            if not (np.isfinite(px) and np.isfinite(py)):
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[px],
+                    y=[py],
+                    mode="markers+text",
+                    marker={
+                        "size": 16,
+                        "color": "royalblue",
+                        "symbol": "star",
+                        "line": {"width": 1, "color": "black"},
+                    },
+                    text=[marker.label],
+                    textposition="top right",
+                    name=marker.label,
+                    legendgroup=marker.label,
+                    showlegend=col == 1,
+                    hovertext=[marker.label],
+                    hoverinfo="text+x+y",
+                ),
+                row=row,
+                col=col,
+            )
+        for name, axis_of, update in ((x, i, fig.update_xaxes), (y, j, fig.update_yaxes)):
+            values = frame[name].iloc[everything].to_numpy(dtype=np.float64)
+            values = np.concatenate([values, [m.values.get(name, np.nan) for m in markers]])
+            update(
+                title_text=objective_title(objectives[axis_of]),
+                row=row,
+                col=col,
+                **_plotly_axis(values),
+            )
+
+
+def parcoords_trace(frame: pd.DataFrame, objectives: Sequence[Objective], front: np.ndarray) -> Any:
+    """The front as parallel coordinates: varying design parameters, then the objectives,
+    coloured by the first objective; None for an empty front."""
+    import plotly.graph_objects as go
+
     rows = front[:MAX_LINES]
-    if len(rows):
-        dimensions = []
-        for name in _axes_columns(frame, objectives, rows):
-            values, labels = _numeric(frame[name].iloc[rows])
-            axis: dict[str, object] = {"label": name, "values": values}
-            if labels is not None:
-                axis.update(tickvals=list(range(len(labels))), ticktext=labels)
-            dimensions.append(axis)
-        fig.add_trace(
-            go.Parcoords(
-                line={
-                    "color": frame[names[0]].iloc[rows],
-                    "colorscale": "Viridis",
-                    "showscale": True,
-                },
-                dimensions=dimensions,
-            ),
-            row=2,
-            col=1,
-        )
-    fig.update_layout(
-        title=f"Pareto set: {len(front)} designs (hover a point for its design)",
-        height=900,
-        width=max(450 * len(pairs), 1000),
+    if not len(rows):
+        return None
+    dimensions = []
+    for name in _axes_columns(frame, objectives, rows):
+        values, labels = _numeric(frame[name].iloc[rows])
+        axis: dict[str, object] = {"label": axis_title(name), "values": values}
+        if labels is not None:
+            axis.update(tickvals=list(range(len(labels))), ticktext=labels)
+        dimensions.append(axis)
+    first = objectives[0].name
+    return go.Parcoords(
+        line={
+            "color": frame[first].iloc[rows],
+            "colorscale": "Viridis",
+            "showscale": True,
+            "colorbar": {"title": {"text": axis_title(first)}, "len": 0.4, "y": 0.2},
+        },
+        dimensions=dimensions,
+        labelangle=-20,
+        labelside="bottom",
+        labelfont={"size": 11},
     )
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+
+
+def plotly_figure(
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective],
+    front: np.ndarray,
+    background: np.ndarray,
+    markers: Sequence[Marker] = (),
+) -> Any:
+    """The projections above the front's parallel coordinates, as one plotly figure."""
+    from dse.extras import require
+
+    require("html", "an interactive HTML plot")
+    from plotly.subplots import make_subplots
+
+    pairs = list(itertools.combinations(range(len(objectives)), 2))
+    specs: list[list[dict[str, object] | None]] = [
+        [{"type": "xy"} for _ in pairs],
+        [{"type": "domain", "colspan": len(pairs)}] + [None] * (len(pairs) - 1),
+    ]
+    fig = make_subplots(rows=2, cols=len(pairs), specs=specs, vertical_spacing=0.2)
+    add_projections(fig, frame, objectives, front, background, markers)
+    trace = parcoords_trace(frame, objectives, front)
+    if trace is not None:
+        fig.add_trace(trace, row=2, col=1)
+    axes = len(trace.dimensions) if trace is not None else 0
+    fig.update_layout(
+        title={
+            "text": f"Pareto front: {len(front)} designs (hover a point for its design)",
+            "y": 0.99,
+        },
+        height=950,
+        width=max(450 * len(pairs), 75 * axes, 1000),
+        legend={"orientation": "h", "y": 1.02, "x": 0.0, "yanchor": "bottom"},
+        margin={"b": 120},
+    )
+    return fig

@@ -7,8 +7,10 @@ from typing import Any
 from dse.catalog.chips import FORMATS, Chip
 from dse.catalog.workloads import Workload, flops_per_token, training_flops
 from dse.designs import from_chips
+from dse.model.economics import unit_price
 from dse.model.silicon import evaluate_silicon
 from dse.parameters import PARAMETERS
+from dse.settings import load_settings
 from dse.units import TERA
 
 
@@ -18,7 +20,8 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
     ``die_area_mm2`` is the published total silicon per package (None when unpublished);
     ``die_area_model_mm2`` is the model's estimate of the same quantity.
     """
-    s = evaluate_silicon(from_chips([chip]))
+    designs = from_chips([chip])
+    s = evaluate_silicon(designs)
     formats = [fmt for fmt in FORMATS if chip.flops_per_cycle(fmt) > 0]
     published = chip.published
     summary: dict[str, Any] = {
@@ -49,7 +52,9 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
         "hbm_cost_usd": float(s.hbm_cost_usd[0]),
         "interposer_cost_usd": float(s.interposer_cost_usd[0]),
         "unit_cost_usd": float(s.unit_cost_usd[0]),
-        "unit_price_usd": published.get("unit_price_usd"),
+        "unit_price_usd": float(unit_price(designs, s, load_settings())[0]),
+        "published_price_usd": published.get("unit_price_usd"),
+        "price_markup": float(designs.price_markup[0]),
         "power_density_w_per_mm2": float(s.power_density_w_per_mm2[0]),
         "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
         "scale_up_domain": chip.scale_up_domain,

@@ -32,6 +32,7 @@ SETTINGS_SCHEMA = Table(
                 "collective_efficiency": Field(positive=True, maximum=1.0),
                 "dp_overlap": _FRACTION,
                 "tp_overlap": _FRACTION,
+                "moe_comm_overlap": _FRACTION,
                 "goodput": Field(positive=True, maximum=1.0),
                 "memory_reserve_fraction": Field(minimum=0.0, maximum=0.9),
                 "active_idle_power_fraction": _FRACTION,
@@ -78,6 +79,7 @@ class Settings:
     collective_efficiency: float
     dp_overlap: float
     tp_overlap: float
+    moe_comm_overlap: float
     goodput: float
     memory_reserve_fraction: float
     active_idle_power_fraction: float
@@ -130,3 +132,94 @@ def load_settings(path: Path = DEFAULTS_PATH) -> Settings:
         sources.update(section.pop("sources"))
         flat.update(section)
     return Settings(**flat, sources=MappingProxyType(sources))
+
+
+SETTING_HELP: dict[str, tuple[str, str]] = {
+    "gemm_efficiency_max": ("fraction of the sustained tensor rate compute-bound GEMMs reach", "1"),
+    "gemm_kernel_latency_us": ("fixed time of one GEMM kernel (launch, fill, drain)", "µs"),
+    "attention_efficiency": ("FlashAttention forward+backward over the sustained rate", "1"),
+    "elementwise_bytes_per_activation_byte": (
+        "HBM bytes moved by memory-bound operators per stored activation byte",
+        "bytes/byte",
+    ),
+    "hbm_efficiency": ("achieved over peak HBM bandwidth", "1"),
+    "collective_efficiency": ("collective bus bandwidth over link bandwidth", "1"),
+    "dp_overlap": ("fraction of the data-parallel gradient reduction hidden by compute", "1"),
+    "tp_overlap": ("fraction of tensor-parallel communication hidden by compute", "1"),
+    "moe_comm_overlap": ("fraction of the MoE dispatch and combine all-to-all hidden", "1"),
+    "goodput": ("productive fraction of wall time (failures, restarts, checkpoints)", "1"),
+    "memory_reserve_fraction": ("HBM kept free for workspace and fragmentation", "1"),
+    "active_idle_power_fraction": (
+        "power of a busy chip between tensor operations, over full-load power",
+        "1",
+    ),
+    "weight_bytes_per_param": ("weights in HBM", "bytes/param"),
+    "grad_bytes_per_param": ("gradients in HBM", "bytes/param"),
+    "optimizer_bytes_per_param": (
+        "optimizer state (Adam: master weights + moments)",
+        "bytes/param",
+    ),
+    "distributed_optimizer": ("shard the optimizer state over data-parallel ranks", "on/off"),
+    "grad_reduce_bytes_per_param": (
+        "gradient bytes sent in the data-parallel reduction",
+        "bytes/param",
+    ),
+    "host_power_w_per_chip": ("host CPUs, memory, NICs, fans, switches per accelerator", "W"),
+    "pue": ("power usage effectiveness: facility power over IT power", "ratio >= 1"),
+    "electricity_usd_per_kwh": ("electricity price", "USD/kWh"),
+    "service_life_years": ("hardware depreciation period (cost amortized over the run)", "years"),
+    "system_overhead_fraction": ("servers, network, storage as a fraction of chip price", "1"),
+    "price_to_cost_markup": ("chip price over manufacturing cost when none is published", "ratio"),
+}
+"""Each setting's meaning and unit, for help texts (``1`` is a fraction or dimensionless). A
+setting missing here is described by its source note in ``dse/defaults.toml``."""
+
+
+def setting_help(name: str) -> tuple[str, str]:
+    """A setting's meaning and unit: from :data:`SETTING_HELP`, else the first clause of its
+    source note and the unit its name states."""
+    if name in SETTING_HELP:
+        return SETTING_HELP[name]
+    from dse.units import unit_of
+
+    note = setting_source(name).split("]", 1)[-1].strip()
+    meaning = note.split(";")[0].split(":")[0].split(" (")[0].strip() or name.replace("_", " ")
+    return meaning, unit_of(name)
+
+
+def setting_sections() -> dict[str, list[str]]:
+    """The settings by section of ``dse/defaults.toml`` (efficiency, memory, cluster,
+    economics), in file order."""
+    return {
+        section: list(table.fields)
+        for section, table in SETTINGS_SCHEMA.fields.items()
+        if isinstance(table, Table)
+    }
+
+
+def setting_source(name: str) -> str:
+    """The source note of a setting from ``dse/defaults.toml`` (with its [P]/[E]/[M]/[C] tag)."""
+    return str(load_settings().sources.get(name, ""))
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML file, flat (``pue = 1.2``) or in the sections of
+    ``dse/defaults.toml`` (``[cluster] pue = 1.2``); ``sources`` tables are ignored. Unknown
+    keys are errors naming the file and key; values are checked like the defaults'."""
+    values = read_toml(Path(path))
+    flat: dict[str, Any] = {}
+    sections = setting_sections()
+    for key, value in values.items():
+        if isinstance(value, dict):
+            if key not in sections:
+                raise InputError(path, key, f"a setting or a section of {list(sections)}", key)
+            for name, inner in value.items():
+                if name == "sources":
+                    continue
+                if name not in sections[key]:
+                    raise InputError(path, f"{key}.{name}", f"a setting of [{key}]", name)
+                flat[name] = inner
+        else:
+            flat[key] = value
+    load_settings().with_overrides(str(path), **flat)  # checks names and values
+    return flat

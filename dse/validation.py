@@ -9,7 +9,9 @@ them; projections and throughput benchmarks are steady-state and are compared at
 from __future__ import annotations
 
 import inspect
+import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from dse.catalog.workloads import PRECISIONS, Workload, load_workload, training_
 from dse.designs import Designs, from_chips
 from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
-from dse.model.plans import RECOMPUTE, ZERO_STAGES, candidate_plans
+from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.settings import Settings, load_settings
 from dse.units import SECONDS_PER_DAY
@@ -63,7 +65,16 @@ RUN_SCHEMA = Table(
             required=False,
         ),
         "chip_overrides": Table(
-            {"tdp_w": _OPTIONAL_POSITIVE, "scale_out_bandwidth_gb_s": _OPTIONAL_POSITIVE},
+            {
+                key: _OPTIONAL_POSITIVE
+                for key in (
+                    "tdp_w",
+                    "scale_out_bandwidth_gb_s",
+                    "hbm_stacks",
+                    "hbm_pin_rate_gbps",
+                    "hbm_stack_capacity_gb",
+                )
+            },
             required=False,
         ),
         "plan": Table(
@@ -71,6 +82,7 @@ RUN_SCHEMA = Table(
                 **{k: Field("int", required=False, positive=True) for k in PLAN_KEYS},
                 "zero_stage": Field("int", required=False, minimum=0, maximum=3),
                 "recompute": Field("str", required=False, choices=RECOMPUTE),
+                "schedule": Field("str", required=False, choices=SCHEDULES),
             },
             required=False,
         ),
@@ -91,6 +103,7 @@ class Comparison:
     run_type: str
     source: str
     family: str = "unknown"
+    moe: bool = False
     rule: float = float("nan")
     """What "6·N·T at 40 % of the 16-bit peak" predicts for this figure (NaN for energy)."""
 
@@ -110,8 +123,11 @@ def load_runs(path: Path = RUNS_PATH) -> list[dict[str, Any]]:
     return [check(run, RUN_SCHEMA, path, f"run[{i}]") for i, run in enumerate(runs)]
 
 
-def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
-    """Evaluate one run and compare each reported figure."""
+def compare_run(
+    run: dict[str, Any], settings: Settings, family_scales: Mapping[str, float] | None = None
+) -> list[Comparison]:
+    """Evaluate one run and compare each reported figure. ``family_scales`` replaces the
+    ``gemm_efficiency_scale`` of chip families (chips/technology/families.toml) for calibration."""
     workload = load_workload(run["workload"])
     overrides = {k: v for k, v in run["workload_overrides"].items() if v is not None}
     for key in ("global_batch_tokens", "tokens"):
@@ -124,7 +140,11 @@ def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
     chip_facts = {k: v for k, v in run["chip_overrides"].items() if v is not None}
     if chip_facts:
         designs = designs.replace(**chip_facts)
-    plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"]))
+    if family_scales and chip.family in family_scales:
+        designs = designs.replace(gemm_efficiency_scale=family_scales[chip.family])
+    plans = candidate_plans(
+        workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"], workload)
+    )
     run_settings = settings if run["run_type"] == "full_run" else replace(settings, goodput=1.0)
     metrics = evaluate(designs, workload, run_settings, plans)
     rule_ratio = _rule_ratio(metrics, designs, workload)
@@ -148,6 +168,7 @@ def compare_run(run: dict[str, Any], settings: Settings) -> list[Comparison]:
                 run_type=run["run_type"],
                 source=run["source"],
                 family=chip.family,
+                moe=workload.is_moe,
                 rule=_rule_prediction(metric, predicted, rule_ratio),
             )
         )
@@ -178,20 +199,29 @@ def _rule_prediction(metric: str, predicted: float, ratio: float) -> float:
     return float("nan")
 
 
-def pinnable(plan: dict[str, Any]) -> dict[str, Any]:
-    """The published plan facts the model can pin; the others (e.g. ``cp``, ``vp``, ZeRO-2) are
-    recorded in the run but left to the plan search."""
+def pinnable(plan: dict[str, Any], workload: Workload | None = None) -> dict[str, Any]:
+    """The published plan facts the model can pin; the others (e.g. ``cp``, ZeRO-2, a ``vp``
+    over a custom uneven layer layout) are recorded in the run but left to the plan search."""
     accepted = set(inspect.signature(candidate_plans).parameters)
     pinned = {k: v for k, v in plan.items() if v is not None and k in accepted}
     if pinned.get("zero_stage") not in (None, *ZERO_STAGES):
         del pinned["zero_stage"]
+    vp, pp = pinned.get("vp"), pinned.get("pp", 1)
+    if workload is not None and vp is not None and vp > 1:
+        per_stage = math.ceil(workload.layers / pp)
+        if pp <= 1 or per_stage % vp:
+            del pinned["vp"]
     return pinned
 
 
-def validate(settings: Settings | None = None, path: Path = RUNS_PATH) -> list[Comparison]:
+def validate(
+    settings: Settings | None = None,
+    path: Path = RUNS_PATH,
+    family_scales: Mapping[str, float] | None = None,
+) -> list[Comparison]:
     """Every published figure of every run against the model, with one set of defaults."""
     settings = settings or load_settings()
-    return [row for run in load_runs(path) for row in compare_run(run, settings)]
+    return [row for run in load_runs(path) for row in compare_run(run, settings, family_scales)]
 
 
 def median_abs_error(rows: list[Comparison]) -> float:

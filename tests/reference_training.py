@@ -26,6 +26,7 @@ class Chip:
     gemm_flop_s: float  # sustained, training precision
     attention_flop_s: float  # sustained, 16-bit
     peak_flop_s: float  # nominal, training precision
+    family_scale: float = 1.0  # the family's gemm_efficiency_scale
 
 
 @dataclass
@@ -36,6 +37,9 @@ class Plan:
     microbatch: int
     recompute: str
     zero_stage: int
+    vp: int = 1
+    cp: int = 1
+    dualpipe: int = 0
 
 
 def ring(bytes_: float, group: float, bandwidth: float, s: Settings) -> float:
@@ -52,7 +56,8 @@ def gemm(
     flops = 2 * groups * m * n * k
     bytes_ = groups * (ob * (m * k + k * n) + 2 * m * n)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
-    return max(flops / (s.gemm_efficiency_max * chip.gemm_flop_s), bytes_ / hbm) + (
+    efficiency = min(s.gemm_efficiency_max * chip.family_scale, 1.0)
+    return max(flops / (efficiency * chip.gemm_flop_s), bytes_ / hbm) + (
         s.gemm_kernel_latency_us * 1e-6
     )
 
@@ -70,12 +75,12 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
     )
     if not w.is_moe:
         return 3 * (attention + dense)
-    per_expert = tokens * w.experts_per_token * plan.ep / w.experts
+    per_expert = tokens / tp * w.experts_per_token * plan.ep / w.experts
     local = w.experts / plan.ep
     moe = (
-        gemm(tokens, w.experts, d, chip, ob, s)
-        + gemm(per_expert, up * w.moe_ffn_dim, d, chip, ob, s, local)
-        + gemm(per_expert, d, w.moe_ffn_dim / tp, chip, ob, s, local)
+        gemm(tokens / tp, w.experts, d, chip, ob, s)
+        + gemm(per_expert, (w.ffn_matrices - 1) * w.moe_ffn_dim, d, chip, ob, s, local)
+        + gemm(per_expert, d, w.moe_ffn_dim, chip, ob, s, local)
     )
     if w.shared_experts:
         width = w.shared_experts * w.moe_ffn_dim
@@ -88,9 +93,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     """Step time and memory of one plan; None when the plan cannot run at all."""
     sequences = w.global_batch_sequences
     mp = plan.tp * plan.pp
-    dp = min(math.floor(chip.num_chips / mp), math.floor(sequences / plan.microbatch))
-    dp = math.floor(dp / plan.ep) * plan.ep if dp >= plan.ep else 0
-    if dp < 1 or dp * mp > chip.num_chips or dp * plan.microbatch > sequences:
+    replica = mp * plan.cp
+    dp = min(math.floor(chip.num_chips / replica), math.floor(sequences / plan.microbatch))
+    fold = max(plan.ep / (plan.tp * plan.cp), 1)  # ep ranks tile tp·cp·dp (expert TP 1)
+    dp = math.floor(dp / fold) * fold if dp >= fold else 0
+    if dp < 1 or dp * replica > chip.num_chips or dp * plan.microbatch > sequences:
         return None
     m = sequences / (dp * plan.microbatch)
     layers = math.ceil(w.layers / plan.pp)
@@ -99,21 +106,26 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # memory
     experts = w.expert_params
     shared = w.total_params - experts
-    params = shared / mp + experts / (mp * plan.ep)
+    local_experts = experts / (plan.pp * plan.ep)
+    wdp = dp * plan.cp  # ranks holding the same weights
+    expert_dp = max(plan.tp * wdp / plan.ep, 1)
+    params = shared / mp + local_experts
     states = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
     if plan.zero_stage == 3:
-        updated = shared / mp / dp + experts / (mp * plan.ep) / max(dp / plan.ep, 1)
+        updated = shared / mp / wdp + local_experts / expert_dp
         static = updated * states + 2 * params / layers * s.weight_bytes_per_param
     else:
-        shards = dp if s.distributed_optimizer else 1
-        expert_shards = max(dp / plan.ep, 1) if s.distributed_optimizer else 1
-        updated = shared / mp / shards + experts / (mp * plan.ep) / expert_shards
+        shards = wdp if s.distributed_optimizer else 1
+        expert_shards = expert_dp if s.distributed_optimizer else 1
+        updated = shared / mp / shards + local_experts / expert_shards
         static = (
             params * (s.weight_bytes_per_param + s.grad_bytes_per_param)
             + s.optimizer_bytes_per_param * updated
         )
+    if plan.dualpipe:
+        static += params * s.weight_bytes_per_param  # two copies of the weights
     d, hd, seq = w.d_model, w.head_dim, w.seq_len
-    tokens = plan.microbatch * seq
+    tokens = plan.microbatch * seq / plan.cp
     attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
     width = 6 if w.ffn_kind == "swiglu" else 4
     if w.is_moe:
@@ -133,8 +145,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         kept = 2 * tokens * d / plan.tp
     else:
         kept = layer
+    interleave = 1 + (plan.pp - 1) / (plan.pp * plan.vp) if plan.vp > 1 else 1.0
     activations = (
-        min(plan.pp, m) * layers * kept
+        (min(plan.pp + 1, m) if plan.dualpipe else min(plan.pp, m) * interleave) * layers * kept
         + (layer if full else 0)
         + 4 * tokens * w.vocab_size / plan.tp
     )
@@ -150,7 +163,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         / w.layers
         * layers
         / plan.tp
-        / (s.attention_efficiency * chip.attention_flop_s)
+        / (min(s.attention_efficiency * chip.family_scale, 1.0) * chip.attention_flop_s)
     )
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
@@ -165,40 +178,46 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     tp_comm = 0.0
     if plan.tp > 1:
         bw = up if plan.tp <= chip.domain else out
-        tp_comm = (12 if full else 8) * layers * ring(message, plan.tp, bw, s) * (1 - s.tp_overlap)
-    pp_comm = 2 * message / plan.tp / (up if mp <= chip.domain else out) if plan.pp > 1 else 0.0
+        tp_all = (12 if full else 8) * layers * ring(message, plan.tp, bw, s)
+        tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
+    pp_bw = up if replica * dp <= chip.domain else out
+    pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0
     moe_comm = 0.0
     if w.is_moe:
-        bw = up if mp * plan.ep <= chip.domain else out
-        moe_comm = (
-            (6 if full else 4)
-            * layers
-            * f
-            * tokens
-            * w.experts_per_token
-            * d
-            * 2
-            / plan.tp
-            * (plan.ep - 1)
-            / plan.ep
-            / (bw * s.collective_efficiency)
-        )
-    pipeline = (m + plan.pp - 1) * (compute + tp_comm + pp_comm + moe_comm)
+        k = w.experts_per_token
+        element = 1.75 if w.precision in ("fp8", "fp4") else 2.0
+        in_domain = min(plan.ep, chip.domain)
+        remote = k * (plan.ep - in_domain) / plan.ep
+        if w.route_max_domains:
+            remote = min(remote, w.route_max_domains)
+        local = k * (plan.ep - 1) / plan.ep - remote
+        token_bytes = tokens / plan.tp * d * element
+        one = max(token_bytes * max(local, 0) / up, token_bytes * remote / out)
+        moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency
+        overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
+        moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
+    kv = 2 * tokens * w.kv_heads * w.head_dim / plan.tp * 2
+    cp_bw = up if plan.tp * plan.cp <= chip.domain else out
+    cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
+    cp_comm = max(cp_all - t_attention * (1.0 if none else 4 / 3), 0.0)
+    stage = compute + tp_comm + pp_comm + moe_comm + cp_comm
+    slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
+    pipeline = (m + slots) * stage
 
     # data parallelism
-    per_domain = min(max(chip.domain / mp, 1), dp)
-    dp_bw = up if mp * dp <= chip.domain else min(up, out * per_domain)
+    per_domain = min(max(chip.domain / plan.tp, 1), wdp)
+    dp_bw = up if plan.tp * wdp <= chip.domain else min(up, out * per_domain)
     if plan.zero_stage == 3:
-        comm = 2 * m * ring(params * s.weight_bytes_per_param, dp, dp_bw, s) + m * ring(
-            params * s.grad_reduce_bytes_per_param, dp, dp_bw, s
+        comm = 2 * m * ring(params * s.weight_bytes_per_param, wdp, dp_bw, s) + m * ring(
+            params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s
         )
         hidden = pipeline
     else:
-        comm = 2 * ring(shared / mp * s.grad_reduce_bytes_per_param, dp, dp_bw, s)
+        comm = 2 * ring(shared / mp * s.grad_reduce_bytes_per_param, wdp, dp_bw, s)
         if w.is_moe:
             comm += 2 * ring(
-                experts / (mp * plan.ep) * s.grad_reduce_bytes_per_param,
-                max(dp / plan.ep, 1),
+                local_experts * s.grad_reduce_bytes_per_param,
+                expert_dp,
                 dp_bw,
                 s,
             )
@@ -236,6 +255,6 @@ def training_days_and_mfu(
     tokens_step = w.global_batch_sequences * w.seq_len
     steps = w.tokens / tokens_step
     days = steps * result["step_time_s"] / s.goodput / 86400
-    used = result["dp"] * plan.tp * plan.pp
+    used = result["dp"] * plan.tp * plan.pp * plan.cp
     mfu = tokens_step * (matmul + attention) / (result["step_time_s"] * used * chip.peak_flop_s)
     return days, mfu

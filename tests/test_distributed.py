@@ -227,7 +227,7 @@ def test_dead_workers_running_trial_is_retried_not_lost(
     dead.wait()
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     orphan = study.ask()  # a trial its worker started and never finished: killed
-    orphan.suggest_int("compute_units_level", 0, 2)
+    orphan.suggest_int("compute_units", 96, 160, step=32)  # as dse suggests it
     orphan.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{dead.pid}")
     subprocess.run([sys.executable, "-m", "dse", "worker", "--storage", url, "--study", name,
                     "--total", "20"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
@@ -235,7 +235,7 @@ def test_dead_workers_running_trial_is_retried_not_lost(
     assert held[orphan.number].state == TrialState.FAIL
     retried = [t for t in held.values() if t.user_attrs.get("dse_retry_of") == orphan.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
-    assert retried[0].params["compute_units_level"] == orphan.params["compute_units_level"]
+    assert retried[0].params["compute_units"] == orphan.params["compute_units"]
     check_exact(url, name, 20)
 
 
@@ -253,7 +253,7 @@ def test_stale_trial_in_postgres_is_retried_by_heartbeat(
     storage = open_storage(url)
     study = optuna.load_study(study_name=name, storage=storage)
     orphan = study.ask()  # its worker beat once, then was killed
-    orphan.suggest_int("compute_units_level", 0, 2)
+    orphan.suggest_int("compute_units", 96, 160, step=32)  # as dse suggests it
     storage.record_heartbeat(orphan._trial_id)
     time.sleep(2.5)
     env = {**os.environ, "DSE_HEARTBEAT_S": "1", "DSE_GRACE_S": "2"}
@@ -263,5 +263,5 @@ def test_stale_trial_in_postgres_is_retried_by_heartbeat(
     assert held[orphan.number].state == TrialState.FAIL
     retried = [t for t in held.values() if t.system_attrs.get("failed_trial") == orphan.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
-    assert retried[0].params["compute_units_level"] == orphan.params["compute_units_level"]
+    assert retried[0].params["compute_units"] == orphan.params["compute_units"]
     check_exact(url, name, 20)

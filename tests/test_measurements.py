@@ -51,7 +51,7 @@ def test_gemm_roofline_predicts_measured_gemms(fmt: str, operand_bytes: float) -
     rows = [r for r in _rows("gemm.csv") if r["format"] == fmt]
     m, n, k = (np.array([float(r[key]) for r in rows]) for key in ("m", "n", "k"))
     measured = np.array([float(r["time_ms"]) for r in rows]) * 1e-3
-    model = gemm_time_s(m, n, k, rate, hbm, operand_bytes, settings)
+    model = gemm_time_s(m, n, k, rate, hbm, operand_bytes, settings.gemm_efficiency_max, settings)
     errors = np.abs(model / measured - 1.0)
     # 343 shapes from 256 to 16384 per dimension, launch-bound to power-throttled.
     assert len(rows) == 343

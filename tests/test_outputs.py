@@ -111,7 +111,10 @@ def test_pareto_lists_exactly_the_rows_marked_pareto(
     table = dse("pareto", sweep)
     lines = table.out.splitlines()
     assert lines[0].split()[:4] == ["row", "cost_usd", "energy_mwh", "training_days"]
-    body = [line.split()[0] for line in lines[2 : 2 + len(marked)]]
+    assert lines[1].split()[:3] == ["USD", "MWh", "days"]  # units under the names
+    assert set(lines[2]) == {"─"}
+    assert all(len(line) <= 100 for line in lines)
+    body = [line.split()[0] for line in lines[3 : 3 + len(marked)]]
     assert [int(i) for i in body] == list(np.flatnonzero(frame["pareto"]))
     assert "reference point: cost_usd" in table.out and "USD·MWh·days" in table.out
     csv = dse("pareto", sweep, "--format", "csv")
@@ -155,3 +158,20 @@ def test_compare_checks_the_plot_file_first(dse: Callable[..., Any], tmp_path: P
     result = dse(*COMPARE, "--num-chips", "8", "--plot", tmp_path / "chart.txt")
     assert result.code == 2 and "--plot: expected a file name ending in" in result.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tables_fit_100_columns_with_one_number_format_per_column() -> None:
+    from dse.cli._output import render_rows
+
+    rows = [
+        {"name": "a", "cost_usd": 1234567.891, "mfu": 0.41234, "num_chips": 1024, "year": 2024},
+        {"name": "b", "cost_usd": 98765.4, "mfu": 0.5, "num_chips": 16384, "year": 2025},
+        {f"extra_{i}_metric_w": 1.0 * i for i in range(20)},
+    ]
+    text = render_rows(rows, "table")
+    lines = text.splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    assert "more columns: extra_" in text and "--format csv or json has them all" in text
+    assert "1,234,568" in text and "98,765" in text  # same decimals in one column
+    assert "0.4123" in text and "0.5000" in text
+    assert "16,384" in text and " 1,024" in text and "2024" in text and "2,024" not in text

@@ -104,6 +104,43 @@ def test_optuna_study_resumes_and_grows(
     assert hypervolume(fronts[1], reference) >= hypervolume(fronts[0], reference)
 
 
+@pytest.mark.parametrize("sampler", ["nsga2", "random"])
+def test_optuna_study_is_dashboard_ready(
+    dse: Callable[..., Any], space: Path, tmp_path: Path, sampler: str
+) -> None:
+    """What optuna-dashboard reads: metric names, real parameter values in proper
+    distributions, and constraints, so that only feasible designs count as best."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    out = tmp_path / "out.parquet"
+    search(dse, space, out, "--engine", "optuna", "--sampler", sampler, "--storage", storage,
+           "--study", "dash", "--evals", "30", "--pop-size", "10")  # fmt: skip
+    study = optuna.load_study(study_name="dash", storage=storage)
+    assert study.metric_names == OBJECTIVES
+    trial = study.trials[0]
+    assert not any(name.endswith("_level") for name in trial.params)
+    assert trial.distributions["compute_units"] == IntDistribution(96, 192, step=16)
+    assert trial.distributions["clock_ghz"] == FloatDistribution(1.4, 2.2, step=0.2)
+    assert trial.distributions["hbm_stacks"] == IntDistribution(4, 8)
+    assert trial.distributions["num_chips"] == CategoricalDistribution(
+        [1024, 2048, 4096, 8192, 16384]
+    )
+    assert trial.distributions["node"] == CategoricalDistribution(["n5", "n4", "n3", "n2"])
+    frame, _ = read_results(out)
+    for t in study.trials:
+        row = frame.iloc[t.number]
+        assert t.params["compute_units"] == row["compute_units"]
+        assert t.params["clock_ghz"] == pytest.approx(row["clock_ghz"])
+        assert t.params["num_chips"] == row["num_chips"] and t.params["node"] == row["node"]
+        assert isinstance(t.system_attrs["constraints"], list)
+        assert (max(t.system_attrs["constraints"]) <= 0) == row["feasible"]
+    best = study.best_trials
+    assert best and all(max(t.system_attrs["constraints"]) <= 0 for t in best)
+    assert len(best) == int(frame["pareto"].sum())
+
+
 def test_optuna_study_of_another_problem_is_refused(
     dse: Callable[..., Any], space: Path, tmp_path: Path
 ) -> None:

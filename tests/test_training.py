@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -242,16 +243,30 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         gemm_flop_s=float(gemm[i]),
         attention_flop_s=float(attention[i]),
         peak_flop_s=float(peak[i]),
+        family_scale=float(designs.gemm_efficiency_scale[i]),
     )
 
 
 @pytest.mark.parametrize(
-    "workload_id", ["llama3.1-70b", "gpt3-175b", "mixtral-8x7b", "llama3.1-8b"]
+    ("workload_id", "overlap", "seq_len"),
+    [
+        ("llama3.1-70b", 0.0, None),
+        ("gpt3-175b", 0.6, None),
+        ("mixtral-8x7b", 0.0, None),
+        ("mixtral-8x7b", 0.6, None),
+        ("deepseek-v3", 0.5, None),
+        ("llama3.1-8b", 0.0, None),
+        ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
+    ],
 )
-def test_vectorized_plan_search_agrees_with_scalar_reference(workload_id: str) -> None:
+def test_vectorized_plan_search_agrees_with_scalar_reference(
+    workload_id: str, overlap: float, seq_len: int | None
+) -> None:
     rng = np.random.default_rng(11)
     workload = load_workload(workload_id)
-    settings = load_settings()
+    if seq_len:
+        workload = workload.with_changes(seq_len=seq_len)
+    settings = load_settings().with_overrides(tp_overlap=overlap, moe_comm_overlap=overlap)
     n = 12
     base = from_chips([load_chip("h100-sxm")] * n)
     designs = base.replace(
@@ -260,6 +275,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(workload_id: str) -
         hbm_stack_capacity_gb=rng.uniform(12, 48, n),
         scale_out_bandwidth_gb_s=rng.uniform(10, 100, n),
         compute_units=rng.integers(60, 200, n).astype(float),
+        gemm_efficiency_scale=rng.uniform(0.7, 1.4, n),
     )
     plans = candidate_plans(workload, max_tp=8)
     metrics = evaluate(designs, workload, settings, plans)
@@ -271,6 +287,9 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(workload_id: str) -
             int(plans.microbatch[k]),
             RECOMPUTE[int(plans.recompute[k])],
             int(plans.zero_stage[k]),
+            int(plans.virtual_stages[k]),
+            int(plans.context_parallel[k]),
+            int(plans.dual_pipe[k]),
         )
         for k in range(len(plans))
     ]
@@ -306,7 +325,8 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
             1,
         )
         if plan.pp > 1 and rng.random() < 0.5:
-            pass
+            per_stage = -(-workload.layers // plan.pp)
+            plan.vp = int(rng.choice([v for v in (1, 2, 4, 5) if per_stage % v == 0]))
         elif rng.random() < 0.5:
             plan = Plan(plan.tp, 1, 1, plan.microbatch, plan.recompute, 3)
         expected = step(chip, workload, plan, settings)
@@ -317,6 +337,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
             microbatch=plan.microbatch,
             recompute=plan.recompute,
             zero_stage=plan.zero_stage,
+            vp=plan.vp,
         )
         metrics = evaluate(designs, workload, settings, pinned)
         if expected is None:
@@ -336,8 +357,9 @@ def test_energy_and_cost_follow_their_equations() -> None:
     designs = _cluster("h100-sxm", [1024.0])
     m = evaluate(designs, workload, settings)
     hours = m.columns["training_days"][0] * 24
-    price = load_chip("h100-sxm").published["unit_price_usd"]
-    capex = 1024 * price * (1 + settings.system_overhead_fraction)  # type: ignore[operator]
+    # One price basis (§3.2): modeled unit cost × the vendor's markup.
+    price = m.columns["unit_cost_usd"][0] * designs.price_markup[0]
+    capex = 1024 * price * (1 + settings.system_overhead_fraction)
     assert m.columns["capex_usd"][0] == pytest.approx(capex)
     hardware = capex * hours / (settings.service_life_years * 365.25 * 24)
     electricity = m.columns["energy_mwh"][0] * 1000 * settings.electricity_usd_per_kwh
@@ -365,7 +387,18 @@ def test_searched_plans_stay_within_each_designs_scale_up_domain() -> None:
         only_wide,
         **{
             f: getattr(only_wide, f)[keep]
-            for f in ("tp", "pp", "ep", "dp", "microbatch", "recompute", "zero_stage")
+            for f in (
+                "tp",
+                "pp",
+                "ep",
+                "dp",
+                "microbatch",
+                "recompute",
+                "zero_stage",
+                "vp",
+                "cp",
+                "dualpipe",
+            )
         },
     )
     assert not evaluate(mates.take(slice(0, 1)), workload, plans=beyond).training.fits[0]
@@ -404,3 +437,102 @@ def test_shipped_chips_are_not_failed_by_silicon_estimates(dse, tmp_path) -> Non
         "json",
     ).json()
     assert design["feasible"] is False and any("reticle" in r for r in design["reasons"])
+
+
+def _pinned(workload, designs, settings=None, **plan):
+    return evaluate(designs, workload, settings, candidate_plans(workload, **plan))
+
+
+def test_interleaving_shrinks_the_bubble() -> None:
+    workload = load_workload("llama3.1-70b")
+    designs = _cluster("h100-sxm", [1024.0])
+    plan = {"tp": 8, "pp": 8, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    plain = _pinned(workload, designs, **plan, vp=1).training
+    interleaved = _pinned(workload, designs, **plan, vp=5).training
+    assert interleaved.bubble_fraction[0] < plain.bubble_fraction[0]
+    assert interleaved.pp_comm_time_s[0] > plain.pp_comm_time_s[0]  # v× more p2p
+
+
+def test_context_parallelism_shrinks_activation_memory() -> None:
+    workload = load_workload("llama3.1-8b").with_changes(seq_len=65536)
+    designs = _cluster("h100-sxm", [1024.0])
+    plan = {"tp": 8, "pp": 1, "microbatch": 1, "recompute": "selective", "zero_stage": 1}
+    memory = [
+        _pinned(workload, designs, **plan, cp=cp).columns["memory_per_chip_gb"][0]
+        for cp in (1, 2, 4, 8)
+    ]
+    assert all(b < a for a, b in itertools.pairwise(memory))
+
+
+@pytest.mark.parametrize("key", ["tp_overlap", "moe_comm_overlap", "dp_overlap"])
+def test_overlap_never_makes_a_step_slower(key: str) -> None:
+    workload = load_workload("mixtral-8x7b")
+    designs = _cluster("h100-sxm", [64.0, 512.0, 4096.0])
+    times = [
+        evaluate(designs, workload, load_settings().with_overrides(**{key: o})).columns[
+            "step_time_s"
+        ]
+        for o in (0.0, 0.3, 0.6, 0.9)
+    ]
+    for slower, faster in itertools.pairwise(times):
+        assert np.all(faster <= slower * (1 + 1e-12))
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (("--cp", "3"), ("--cp", "sequence length", "8192")),
+        (("--pp", "8", "--vp", "3"), ("--vp", "layers per pipeline stage", "10")),
+        (("--ep", "3"), ("--ep", "experts")),
+    ],
+)
+def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:
+    workload = "mixtral-8x7b" if "--ep" in args else "llama3.1-70b"
+    result = dse(
+        "evaluate", "--chip", "h100-sxm", "--workload", workload, "--num-chips", "64", *args
+    )
+    assert result.code == 2
+    line = result.err.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert all(name in line for name in names)
+
+
+def test_dualpipe_hides_the_all_to_all_and_shrinks_the_bubble() -> None:
+    workload = load_workload("deepseek-v3")
+    designs = _cluster("h800", [2048.0])
+    plan = {"tp": 1, "pp": 16, "ep": 64, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    plain = _pinned(workload, designs, **plan, vp=1, schedule="1f1b")
+    dual = _pinned(workload, designs, **plan, schedule="dualpipe")
+    assert dual.training.moe_comm_time_s[0] < plain.training.moe_comm_time_s[0]
+    assert dual.training.bubble_fraction[0] < plain.training.bubble_fraction[0]
+    assert dual.columns["memory_per_chip_gb"][0] > plain.columns["memory_per_chip_gb"][0]
+    assert dual.record(0)["plan"]["schedule"] == "dualpipe"  # type: ignore[index]
+
+
+def test_deepseek_v3_with_its_published_plan_matches_its_gpu_hours(dse) -> None:
+    # DeepSeek-V3 report (arXiv:2412.19437): 2.664M H800 GPU-hours of pre-training with
+    # PP 16, EP 64, DualPipe, node-limited routing and fp8, one set of defaults (issue 9).
+    record = dse(
+        "evaluate",
+        "--chip",
+        "h800",
+        "--workload",
+        "deepseek-v3",
+        "--num-chips",
+        "2048",
+        "--tp",
+        "1",
+        "--pp",
+        "16",
+        "--ep",
+        "64",
+        "--schedule",
+        "dualpipe",
+        "--zero-stage",
+        "1",
+        "--goodput",
+        "1",
+        "--format",
+        "json",
+    ).json()
+    assert abs(record["chip_hours"] / 2.664e6 - 1) <= 0.20

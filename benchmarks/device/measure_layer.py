@@ -28,6 +28,10 @@ from torch import nn
 from triton.testing import do_bench
 
 OUT = Path(os.environ.get("OUT", "/tmp/gpu_measurements"))
+COMPILE = os.environ.get("DSE_COMPILE") == "1"
+"""With DSE_COMPILE=1 the blocks run through torch.compile, which fuses the memory-bound
+operators (norms, SwiGLU, residual adds) as production stacks do; results go to
+layer_step_compiled.csv."""
 DEV, DTYPE, TERA = torch.device("cuda"), torch.bfloat16, 1e12
 LAYERS = 4
 
@@ -92,6 +96,8 @@ def measure(name: str, tp: int, mb: int) -> dict[str, object]:
     blocks = nn.Sequential(
         *(Block(d, ffn // tp, heads // tp, max(kv // tp, 1), hd, swiglu) for _ in range(LAYERS))
     ).to(DEV, DTYPE)
+    if COMPILE:
+        blocks = torch.compile(blocks)
     x = torch.randn(mb, seq, d, device=DEV, dtype=DTYPE, requires_grad=True)
     grad = torch.randn_like(x)
 
@@ -126,6 +132,7 @@ def measure(name: str, tp: int, mb: int) -> dict[str, object]:
         "avg_power_w": sum(p for p, _ in steady) / max(len(steady), 1),
         "avg_sm_clock_mhz": sum(c for _, c in steady) / max(len(steady), 1),
         "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9,
+        "mode": "torch.compile" if COMPILE else "eager",
     }
     return row
 
@@ -133,7 +140,9 @@ def measure(name: str, tp: int, mb: int) -> dict[str, object]:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, tp, mb in CONFIGS:
+    configs = CONFIGS[::2] if COMPILE else CONFIGS  # compiling takes a while: every other one
+    name_out = "layer_step_compiled.csv" if COMPILE else "layer_step.csv"
+    for name, tp, mb in configs:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         try:
@@ -142,7 +151,7 @@ def main() -> None:
             print(f"{name} tp{tp} mb{mb}: failed: {exc!r}", flush=True)
             continue
         print(rows[-1], flush=True)
-        with (OUT / "layer_step.csv").open("w", newline="") as fh:
+        with (OUT / name_out).open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)

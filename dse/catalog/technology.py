@@ -49,6 +49,8 @@ MEMORY_SCHEMA = Table(
     sourced=True,
 )
 
+FAMILY_SCHEMA = Table({"gemm_efficiency_scale": Field(positive=True, maximum=2.0)}, sourced=True)
+
 SILICON_SCHEMA = Table(
     {
         "wafer": Table(
@@ -138,13 +140,28 @@ class Memory:
         return self.pins_per_stack * self.pin_rate_gbps / 8.0
 
 
+@dataclass(frozen=True)
+class Family:
+    """One architecture family; fields as in ``chips/technology/families.toml``."""
+
+    id: str
+    gemm_efficiency_scale: float
+    sources: MappingProxyType[str, str]
+
+
 @dataclass(frozen=True, eq=False)
 class Technology:
-    """All technology tables: nodes and memories by id (in file order), silicon constants."""
+    """All technology tables: nodes, memories and families by id (in file order), silicon
+    constants."""
 
     nodes: MappingProxyType[str, Node]
     memories: MappingProxyType[str, Memory]
     silicon: MappingProxyType[str, Any]
+    families: MappingProxyType[str, Family]
+
+    def family(self, family_id: str) -> Family:
+        """A family by id; unknown ids get the ``unknown`` family's values."""
+        return self.families.get(family_id) or self.families["unknown"]
 
     def node_ids(self) -> list[str]:
         return list(self.nodes)
@@ -171,6 +188,13 @@ def load_technology(folder: Path | None = None) -> Technology:
         for key, values in _entries(folder / "memory.toml", MEMORY_SCHEMA).items()
     }
     silicon = check(read_toml(folder / "silicon.toml"), SILICON_SCHEMA, folder / "silicon.toml")
+    families = {
+        key: Family(id=key, **{**values, "sources": MappingProxyType(values["sources"])})
+        for key, values in _entries(folder / "families.toml", FAMILY_SCHEMA).items()
+    }
     return Technology(
-        MappingProxyType(nodes), MappingProxyType(memories), MappingProxyType(silicon)
+        MappingProxyType(nodes),
+        MappingProxyType(memories),
+        MappingProxyType(silicon),
+        MappingProxyType(families),
     )

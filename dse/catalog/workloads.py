@@ -46,6 +46,7 @@ WORKLOAD_SCHEMA = Table(
                 "shared_experts": Field("int", required=False, default=0, minimum=0),
                 "moe_ffn_dim": _COUNT,
                 "dense_layers": Field("int", required=False, default=0, minimum=0),
+                "route_max_domains": Field("int", required=False, default=0, minimum=0),
                 "total_params": Field(required=False, positive=True),
                 "active_params": Field(required=False, positive=True),
             }
@@ -90,6 +91,9 @@ class Workload:
     shared_experts: int
     moe_ffn_dim: int
     dense_layers: int
+    route_max_domains: int
+    """Node-limited routing: a token's experts lie in at most this many scale-up domains
+    (DeepSeek-V3: 4 nodes); 0 = unlimited."""
     total_params: float
     active_params: float
     tokens: float
@@ -261,6 +265,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         shared_experts=model["shared_experts"] if experts else 0,
         moe_ffn_dim=model["moe_ffn_dim"] or 0,
         dense_layers=model["dense_layers"] if experts else 0,
+        route_max_domains=model["route_max_domains"] if experts else 0,
         total_params=0.0,
         active_params=0.0,
         tokens=0.0,

@@ -2,19 +2,24 @@
 
 Errors from the library (:class:`~dse.errors.DseError`), and any ``OSError`` or
 ``MemoryError`` the library did not name itself, become one line on stderr and exit status 2;
-Ctrl-C exits with 130. No Python traceback reaches the user for bad input. The library names
-bad arguments in Python terms (``num_chips``); this is the one place that turns them into the
-command line's options (``--num-chips``).
+Ctrl-C exits with 130. No Python traceback reaches the user for bad input, unless ``dse -v``
+asks for it. ``dse -q`` leaves only results and errors (no progress bars, estimates or notes).
+The library names bad arguments in Python terms (``num_chips``); this is the one place that
+turns them into the command line's options (``--num-chips``).
+
+Shell completion (bash, zsh, fish) comes from click: ``eval "$(_DSE_COMPLETE=bash_source dse)"``.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import traceback
 
 import click
 
 from dse._version import __version__
+from dse.cli._output import set_verbosity, verbosity
 from dse.cli.chips import chips
 from dse.errors import DseError, InputError, TooLargeError
 from dse.files import reason
@@ -22,8 +27,21 @@ from dse.files import reason
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="dse")
-def cli() -> None:
-    """Design-space exploration of AI accelerators for training large language models."""
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More detail: the estimate line off a terminal, and a traceback with each error.",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Results and errors only: no progress bars or estimates."
+)
+def cli(verbose: int, quiet: bool) -> None:
+    """Design-space exploration of AI accelerators for training large language models.
+
+    Shell completion: eval "$(_DSE_COMPLETE=bash_source dse)" (zsh_source, fish_source).
+    """
+    set_verbosity(-1 if quiet else verbose)
 
 
 cli.add_command(chips)
@@ -44,6 +62,7 @@ def _register_optional() -> None:
     cli.add_command(search.search)
     cli.add_command(search.pareto)
     cli.add_command(search.plot)
+    cli.add_command(search.report)
     cli.add_command(search.worker)
     from dse.cli import framework
 
@@ -62,6 +81,7 @@ FLAGS = {
     "objectives": "--minimize/--maximize",
     "confirm": "--yes",
     "options": "--engine",
+    "references": "--reference",
 }
 """Library arguments whose command-line option is not ``--`` + the name with dashes."""
 
@@ -91,9 +111,11 @@ _MENTION = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)(?:=True)?`")
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and of ``python -m dse``."""
     _register_optional()
+    set_verbosity(0)
     try:
         code = cli.main(args=argv, prog_name="dse", standalone_mode=False)
     except DseError as error:
+        _traceback()
         click.echo(f"dse: error: {command_line_message(error)}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
@@ -109,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)
     except OSError as error:
+        _traceback()
         where = f"{error.filename}: " if error.filename else ""
         click.echo(f"dse: error: {where}{reason(error)}", err=True)
         sys.exit(2)
@@ -118,3 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _traceback() -> None:
+    """With ``dse -v``, the Python traceback of the error being handled, on stderr."""
+    if verbosity() >= 1:
+        click.echo(traceback.format_exc().rstrip(), err=True)

@@ -11,6 +11,7 @@ import click
 from dse import api
 from dse.calibration import GROUPINGS, cross_validate, summary
 from dse.catalog.workloads import PRECISIONS
+from dse.cli._help import GroupedCommand, GroupedOption
 from dse.cli._output import (
     chip_option,
     format_option,
@@ -19,41 +20,96 @@ from dse.cli._output import (
     render_rows,
     workload_option,
 )
-from dse.model.plans import RECOMPUTE, ZERO_STAGES
-from dse.settings import Settings, load_settings
+from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
+from dse.settings import (
+    Settings,
+    load_settings,
+    read_settings_file,
+    setting_help,
+    setting_sections,
+    setting_source,
+)
 from dse.validation import median_abs_error, rule_median_abs_error
 from dse.validation import validate as run_validation
 
+SETTINGS_HEADINGS = {
+    "efficiency": "Model settings: efficiency",
+    "memory": "Model settings: memory per parameter",
+    "cluster": "Model settings: cluster",
+    "economics": "Model settings: economics",
+}
+
+
+def _setting_help(name: str, default: Any) -> str:
+    meaning, unit = setting_help(name)
+    tag = setting_source(name).split("]")[0].lstrip("[") if setting_source(name) else ""
+    shown = ("on" if default else "off") if isinstance(default, bool) else f"{default:g}"
+    unit_text = "" if unit in ("1", "on/off") else f", in {unit}"
+    source = f" ({tag})" if tag else ""
+    return f"{meaning[0].upper()}{meaning[1:]}{unit_text}. [default: {shown}{source}]"
+
 
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one option per model default (``dse/defaults.toml``), e.g. ``--pue``."""
+    """Add one option per model default (``dse/defaults.toml``), e.g. ``--pue``, grouped by
+    section in ``--help`` with its meaning, unit and default, and ``--settings FILE.toml``."""
     defaults = load_settings()
-    for name in reversed(Settings.names()):
-        value = getattr(defaults, name)
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            command = click.option(
-                f"{flag}/--no-{flag[2:]}", name, default=None, help=f"Default: {value}."
-            )(command)
-        else:
-            command = click.option(
-                flag, name, type=float, default=None, help=f"Default: {value:g}."
-            )(command)
-    return command
+    sections = setting_sections()
+    for section in reversed(list(sections)):
+        group = SETTINGS_HEADINGS.get(section, f"Model settings: {section}")
+        for name in reversed(sections[section]):
+            value = getattr(defaults, name)
+            flag = "--" + name.replace("_", "-")
+            help_text = _setting_help(name, value)
+            if isinstance(value, bool):
+                command = click.option(
+                    f"{flag}/--no-{flag[2:]}",
+                    name,
+                    default=None,
+                    help=help_text,
+                    cls=GroupedOption,
+                    help_group=group,
+                )(command)
+            else:
+                command = click.option(
+                    flag,
+                    name,
+                    type=float,
+                    default=None,
+                    help=help_text,
+                    cls=GroupedOption,
+                    help_group=group,
+                )(command)
+    return click.option(
+        "--settings",
+        "settings_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE.toml",
+        help="Model settings from a TOML file: flat keys (pue = 1.2) or the sections of "
+        "dse/defaults.toml, where each default's source is; the options below override it. "
+        "Source tags: P published, E estimate, M measured, C calibrated.",
+        cls=GroupedOption,
+        help_group="Model settings",
+    )(command)
 
 
 def setting_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Remove the settings from a command's ``options``; those given, by name."""
+    """Remove the settings (and ``--settings FILE``) from a command's ``options``; those given,
+    by name: the file's first, then the command line's over them."""
+    path = options.pop("settings_file", None)
     overrides = {k: options.pop(k) for k in Settings.names() if k in options}
-    return {k: v for k, v in overrides.items() if v is not None}
+    given = read_settings_file(path) if path is not None else {}
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    return given
 
 
 def settings_from(options: dict[str, Any]) -> Settings:
-    """The defaults with the command line's settings applied (None means not given)."""
+    """The defaults, then a ``--settings`` file, then the command line's settings (None means
+    not given)."""
     return api.settings_with(setting_options(options))
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @chip_option
 @workload_option
 @num_chips_option
@@ -69,6 +125,25 @@ def settings_from(options: dict[str, Any]) -> Settings:
 @click.option("--tp", type=click.IntRange(min=1), default=None, help="Pin tensor parallelism.")
 @click.option("--pp", type=click.IntRange(min=1), default=None, help="Pin pipeline parallelism.")
 @click.option("--dp", type=click.IntRange(min=1), default=None, help="Pin data parallelism.")
+@click.option(
+    "--schedule",
+    type=click.Choice(list(SCHEDULES)),
+    default=None,
+    help="Pin the pipeline schedule: 1f1b (interleaved with --vp > 1) or dualpipe (MoE).",
+)
+@click.option(
+    "--cp",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin context parallelism (ring attention; 2·cp divides the sequence length).",
+)
+@click.option(
+    "--vp",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin virtual pipeline stages per pipeline rank (interleaved 1F1B; divides the layers "
+    "per stage).",
+)
 @click.option("--ep", type=click.IntRange(min=1), default=None, help="Pin expert parallelism.")
 @click.option(
     "--microbatch",
@@ -98,8 +173,8 @@ def evaluate(
 ) -> None:
     """One design on one cluster: the best parallelism plan and all metrics.
 
-    Plans are searched over tp, pp, ep, micro-batch, recompute and ZeRO stage; any of them
-    given on the command line is pinned instead.
+    Plans are searched over tp, pp, vp, cp, ep, micro-batch, recompute, ZeRO stage and
+    pipeline schedule; any of them given on the command line is pinned instead.
     """
     settings = setting_options(options)
     plan = {k: v for k, v in options.items() if v is not None}
@@ -111,7 +186,7 @@ def evaluate(
     click.echo(render_record(result.to_dict(), fmt))
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("chips", nargs=-1, required=True, metavar="CHIP|FILE...")
 @workload_option
 @num_chips_option
@@ -162,7 +237,7 @@ def compare(
     click.echo(render_rows(comparison_rows(records) if fmt == "table" else records, fmt))
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @settings_options
 @click.option(
     "--cross-validate",
@@ -250,7 +325,12 @@ def _cross_validate(by: str, settings: Settings, fmt: str) -> None:
         for key in ("in_sample", "held_out", "rule_40pct"):
             family[key] = f"{family[key]:.1%}"
     click.echo(render_rows(families, "table"))
+    scales = fitted.pop("family_scales")
     click.echo(
         f"\nleft out one {by} at a time; fitted on all figures: "
         + ", ".join(f"{k} = {v:.3g}" for k, v in fitted.items())
+    )
+    click.echo(
+        "gemm_efficiency_scale per family: "
+        + ", ".join(f"{k} = {v:.3g}" for k, v in sorted(scales.items()))
     )

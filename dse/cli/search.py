@@ -12,7 +12,8 @@ import numpy as np
 
 from dse import api
 from dse.catalog.workloads import PRECISIONS
-from dse.cli._output import format_option, render_record, render_rows
+from dse.cli._help import GroupedCommand
+from dse.cli._output import format_option, render_record, render_rows, verbosity
 from dse.cli.evaluate import setting_options, settings_options
 from dse.errors import InputError
 from dse.space import Objective
@@ -50,14 +51,14 @@ def _executor_names() -> list[str]:
 
 
 def _progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
+    return not quiet and verbosity() >= 0 and sys.stderr.isatty()
 
 
 def _announce(quiet: bool) -> Callable[[Any], None]:
-    """Print a run's estimate on a terminal (like the progress bar)."""
+    """Print a run's estimate on a terminal (like the progress bar), or anywhere with ``-v``."""
 
     def show(estimate: Any) -> None:
-        if _progress(quiet):
+        if _progress(quiet) or (not quiet and verbosity() >= 1):
             click.echo(f"dse: {estimate.text()}", err=True)
 
     return show
@@ -112,7 +113,7 @@ def problem_options(command: Any) -> Any:
     return command
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @problem_options
 @click.option(
     "--method",
@@ -243,7 +244,7 @@ def sweep(
     )
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @problem_options
 @click.option(
     "--engine",
@@ -477,13 +478,16 @@ def _front_summary(results: Path, frame: Any, front: Any) -> dict[str, Any]:
 
 
 def _front_text(frame: Any, front: Any) -> str:
+    import textwrap
+
     objectives = ", ".join(_objective_text(o) for o in front.objectives)
-    return (
+    lines = (
         f"front: {int(front.mask.sum()):,} of {len(frame):,} rows "
-        f"({int(front.feasible.sum()):,} feasible); objectives: {objectives}\n"
-        f"hypervolume: {front.hypervolume:.4g} {front.hypervolume_unit}\n"
-        f"reference point: {front.reference_text()}"
+        f"({int(front.feasible.sum()):,} feasible); objectives: {objectives}",
+        f"hypervolume: {front.hypervolume:.4g} {front.hypervolume_unit}",
+        f"reference point: {front.reference_text()}",
     )
+    return "\n".join(textwrap.fill(line, 100, subsequent_indent="  ") for line in lines)
 
 
 def _front_table(rows: Any, objectives: tuple[Objective, ...]) -> list[dict[str, Any]]:
@@ -519,15 +523,74 @@ def _parse_ref(text: str, k: int) -> list[float]:
 @click.option("--out", required=True, type=_PATH, help="FILE.png (or .svg/.pdf) or FILE.html.")
 @objective_options[0]
 @objective_options[1]
-def plot(results: Path, out: Path, minimize: tuple[str, ...], maximize: tuple[str, ...]) -> None:
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="CHIP",
+    help="Mark a catalog chip (id or chip TOML) evaluated on the file's workload (repeat).",
+)
+@click.option(
+    "--num-chips",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cluster size of the --reference chips (default: the file's, when it has one).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="HTML: inline plotly.js (about 4.8 MB) instead of writing plotly.min.js beside the file.",
+)
+def plot(
+    results: Path,
+    out: Path,
+    minimize: tuple[str, ...],
+    maximize: tuple[str, ...],
+    references: tuple[str, ...],
+    num_chips: int | None,
+    offline: bool,
+) -> None:
     """Pareto plots: pairwise objective projections and parallel coordinates.
 
-    PNG by matplotlib; HTML by plotly, interactive: hover a point to see its design.
+    PNG by matplotlib; HTML by plotly, interactive: hover a point to see its design. An HTML
+    file loads plotly.js from plotly.min.js in its folder (written once), unless --offline.
     """
-    from dse.plot import plot_results
+    from dse.plot import plot_results, reference_markers
 
     frame = api.load_results(results)
     objectives = api.objectives_of(frame, minimize, maximize)
     api.check_objectives(frame, objectives, results)
-    size = plot_results(frame, objectives, out)
+    markers = reference_markers(references, frame.attrs["dse"], num_chips, frame)
+    size = plot_results(frame, objectives, out, markers, offline=offline)
     click.echo(f"{out}: {size} Pareto designs of {len(frame)} rows")
+
+
+@click.command()
+@click.argument("results", type=_PATH)
+@click.option("--out", required=True, type=_PATH, help="The report page, FILE.html.")
+@objective_options[0]
+@objective_options[1]
+def report(results: Path, out: Path, minimize: tuple[str, ...], maximize: tuple[str, ...]) -> None:
+    """One self-contained HTML page for a sweep or search results file.
+
+    Provenance, a summary with the hypervolume, the best design per objective, the front as a
+    sortable table, pairwise projections and parallel coordinates. plotly.js is inlined, so
+    the page opens anywhere without a network.
+    """
+    from dse.report import write_report
+
+    if out.suffix.lower() != ".html":
+        raise InputError("--out", "", "a file name ending in .html", str(out))
+    frame = api.load_results(results)
+    meta = frame.attrs["dse"]
+    objectives = api.objectives_of(frame, minimize, maximize)
+    api.check_objectives(frame, objectives, results)
+    if len(objectives) < 2:
+        raise InputError(
+            "--minimize/--maximize", "", "at least two objectives to report", len(objectives)
+        )
+    front = write_report(frame, meta, objectives, results, out)
+    click.echo(
+        f"{out}: {int(front.mask.sum()):,} Pareto designs of {len(frame):,} rows "
+        f"({int(front.feasible.sum()):,} feasible)"
+    )

@@ -368,8 +368,12 @@ def _apply_technology(state: State, change: Change, name: str) -> Technology:
         )
 
     if table == "node":
-        return Technology(scaled(technology.nodes), technology.memories, technology.silicon)
-    return Technology(technology.nodes, scaled(technology.memories), technology.silicon)
+        return Technology(
+            scaled(technology.nodes), technology.memories, technology.silicon, technology.families
+        )
+    return Technology(
+        technology.nodes, scaled(technology.memories), technology.silicon, technology.families
+    )
 
 
 def _show(value: object) -> str:

@@ -101,7 +101,7 @@ def scaling_plot(
         fig.update_xaxes(type="log", title_text="total parameters P", **cell)
         fig.update_yaxes(type="log", title_text=label, **cell)
     fig.update_layout(title=title, height=800)
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    fig.write_html(path, include_plotlyjs="directory", full_html=True)  # plotly.min.js beside it
     return path
 
 
@@ -175,5 +175,5 @@ def roadmap_plot(result: Roadmap, path: str | Path) -> Path:
         fig.add_bar(x=levers, y=values, name=f"{label} factor", row=1, col=2)
     fig.add_scatter(x=levers, y=nominal, mode="markers", name="nominal", row=1, col=2)
     fig.update_layout(barmode="group", height=600)
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    fig.write_html(path, include_plotlyjs="directory", full_html=True)  # plotly.min.js beside it
     return path

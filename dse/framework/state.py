@@ -17,7 +17,7 @@ from dse.catalog.technology import Technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs
 from dse.model.evaluate import evaluate
-from dse.model.plans import RECOMPUTE, candidate_plans
+from dse.model.plans import RECOMPUTE, SCHEDULES, candidate_plans
 from dse.settings import Settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, WH_PER_MWH
 
@@ -90,12 +90,13 @@ def run(state: State) -> Outcome:
     index = int(training.plan_index[0])
 
     steps = float(training.steps[0])
-    # The pipeline runs (microbatches + pp − 1) stage slots; the pp − 1 extra ones are the bubble.
+    # The pipeline runs (microbatches + (pp − 1)/vp) stage slots; the extra ones are the bubble.
     bubble = float(training.bubble_fraction[0])
     comm = {
         "tensor-parallel comm": float(training.tp_comm_time_s[0]),
         "pipeline comm": float(training.pp_comm_time_s[0]),
         "expert all-to-all": float(training.moe_comm_time_s[0]),
+        "context-parallel comm": float(training.cp_comm_time_s[0]),
     }
     compute_s = float(training.compute_time_s[0])
     pipeline_s = compute_s + sum(comm.values()) / (1.0 - bubble)
@@ -122,6 +123,9 @@ def run(state: State) -> Outcome:
     plan: dict[str, object] = {
         "tp": int(plans.tp[index]),
         "pp": int(plans.pp[index]),
+        "vp": int(plans.virtual_stages[index]),
+        "cp": int(plans.context_parallel[index]),
+        "schedule": SCHEDULES[int(plans.dual_pipe[index])],
         "dp": int(training.dp[0]),
         "ep": int(plans.ep[index]),
         "microbatch": int(plans.microbatch[index]),

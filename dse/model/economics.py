@@ -27,8 +27,12 @@ class Economics:
 
 
 def unit_price(designs: Designs, silicon: Silicon, settings: Settings) -> FloatArray:
-    """§3.2 Price of one chip: its market price where known, else unit cost × markup."""
-    modeled = silicon.unit_cost_usd * settings.price_to_cost_markup
+    """§3.2 Price of one chip: modeled unit cost × its vendor's markup (the default markup
+    where the vendor publishes no price), unless the design gives a price explicitly."""
+    markup = np.where(
+        np.isfinite(designs.price_markup), designs.price_markup, settings.price_to_cost_markup
+    )
+    modeled = silicon.unit_cost_usd * markup
     return np.where(np.isfinite(designs.unit_price_usd), designs.unit_price_usd, modeled)
 
 

@@ -15,7 +15,7 @@ from dse.catalog.technology import Technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
 from dse.model.economics import Economics, evaluate_economics
-from dse.model.plans import RECOMPUTE, Plans, candidate_plans
+from dse.model.plans import RECOMPUTE, SCHEDULES, Plans, candidate_plans
 from dse.model.silicon import Silicon, evaluate_silicon
 from dse.model.training import Training, evaluate_training
 from dse.settings import Settings, load_settings
@@ -42,7 +42,20 @@ METRICS = (
     "unit_cost_usd",
     "unit_price_usd",
 )
-PLAN_COLUMNS = ("tp", "pp", "dp", "ep", "microbatch", "recompute", "zero_stage")
+PLAN_COLUMNS = (
+    "tp",
+    "pp",
+    "vp",
+    "cp",
+    "dp",
+    "ep",
+    "microbatch",
+    "recompute",
+    "zero_stage",
+    "schedule",
+)
+"""The plan columns of a results file; ``recompute`` and ``schedule`` as codes into
+:data:`~dse.model.plans.RECOMPUTE` and :data:`~dse.model.plans.SCHEDULES`."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +96,12 @@ class Metrics:
     def record(self, i: int) -> dict[str, object]:
         """Design ``i`` as a plain record: metrics, ``plan`` object, constraints, ``feasible``."""
         out: dict[str, object] = {name: float(values[i]) for name, values in self.columns.items()}
-        plan = {name: int(values[i]) for name, values in self.plan.items() if name != "recompute"}
-        plan["recompute"] = RECOMPUTE[int(self.plan["recompute"][i])]  # type: ignore[assignment]
+        coded = ("recompute", "schedule")
+        plan: dict[str, object] = {
+            name: int(values[i]) for name, values in self.plan.items() if name not in coded
+        }
+        plan["recompute"] = RECOMPUTE[int(self.plan["recompute"][i])]
+        plan["schedule"] = SCHEDULES[int(self.plan["schedule"][i])]
         out["plan"] = plan
         out["feasible"] = bool(self.feasible[i])
         out["constraints"] = {name: float(values[i]) for name, values in self.constraints.items()}
@@ -147,6 +164,9 @@ def evaluate(
         "microbatch": plans.microbatch[index].astype(np.int64),
         "recompute": plans.recompute[index].astype(np.int64),
         "zero_stage": plans.zero_stage[index].astype(np.int64),
+        "vp": plans.virtual_stages[index].astype(np.int64),
+        "cp": plans.context_parallel[index].astype(np.int64),
+        "schedule": plans.dual_pipe[index].astype(np.int64),
     }
     constraints = dict(silicon.constraints)
     usable_gb = training.memory_capacity_gb * (1.0 - settings.memory_reserve_fraction)

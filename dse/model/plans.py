@@ -12,6 +12,7 @@ plans are enumerated once per workload, never per design.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,14 @@ Korthikanti et al. 2022); recompute whole layers from their inputs."""
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
 MICROBATCH_CHOICES = (1, 2, 4, 8)
+VP_CHOICES = (1, 2, 4)
+SCHEDULES = ("1f1b", "dualpipe")
+"""Pipeline schedules: 1F1B (interleaved when vp > 1) and DeepSeek-V3's DualPipe
+(arXiv:2412.19437, Sec. 3.2.1), searched for MoE workloads only."""
+CP_CHOICES = (1, 2, 4, 8, 16)
+CP_SEARCHED_FROM_SEQ_LEN = 32768
+"""Context parallelism is searched only for sequences this long; shorter ones pin ``cp``."""
+"""Virtual pipeline stages per pipeline rank searched (interleaved 1F1B, Narayanan et al. 2021)."""
 ZERO_STAGES = (1, 3)
 
 
@@ -46,7 +55,25 @@ class Plans:
     microbatch: NDArray[np.float64]
     recompute: NDArray[np.int64]
     zero_stage: NDArray[np.float64]
+    vp: NDArray[np.float64] | None = None
+    cp: NDArray[np.float64] | None = None
+    dualpipe: NDArray[np.float64] | None = None
     tp_searched: bool = True
+
+    @property
+    def virtual_stages(self) -> NDArray[np.float64]:
+        """``vp`` per plan, shape ``(k,)``: 1 (plain 1F1B) where not given."""
+        return self.vp if self.vp is not None else np.ones_like(self.tp)
+
+    @property
+    def dual_pipe(self) -> NDArray[np.float64]:
+        """1 where the plan runs DualPipe, else 0; shape ``(k,)``."""
+        return self.dualpipe if self.dualpipe is not None else np.zeros_like(self.tp)
+
+    @property
+    def context_parallel(self) -> NDArray[np.float64]:
+        """``cp`` per plan, shape ``(k,)``: 1 (no context parallelism) where not given."""
+        return self.cp if self.cp is not None else np.ones_like(self.tp)
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -56,6 +83,9 @@ class Plans:
         return {
             "tp": int(self.tp[index]),
             "pp": int(self.pp[index]),
+            "vp": int(self.virtual_stages[index]),
+            "cp": int(self.context_parallel[index]),
+            "schedule": SCHEDULES[int(self.dual_pipe[index])],
             "ep": int(self.ep[index]),
             "microbatch": int(self.microbatch[index]),
             "recompute": RECOMPUTE[int(self.recompute[index])],
@@ -78,12 +108,16 @@ def candidate_plans(
     microbatch: int | None = None,
     recompute: str | None = None,
     zero_stage: int | None = None,
+    vp: int | None = None,
+    cp: int | None = None,
+    schedule: str | None = None,
 ) -> Plans:
     """All plans worth trying for ``workload``, or the single pinned plan where all are given.
 
     Rules that hold for every design: ``tp`` divides the attention heads and stays ≤ ``max_tp``
     (the largest scale-up domain of the designs), ``pp`` ≤ layers, ``ep`` divides the number of
-    experts, the micro-batch fits in the global batch. Pinned values replace their axis.
+    experts, the micro-batch fits in the global batch, ``vp`` > 1 only with pipeline stages
+    and dividing the layers per stage. Pinned values replace their axis.
     """
     sequences = workload.global_batch_sequences
     tps = [tp] if tp else [v for v in TP_CHOICES if v <= max_tp and workload.heads % v == 0]
@@ -116,12 +150,26 @@ def candidate_plans(
         raise InputError.for_argument(
             "ep", "a divisor of the number of experts (1 for dense models)", ep
         )
+    _check_vp(workload, pp, vp)
+    _check_cp(workload, cp)
+    vps = [vp] if vp else list(VP_CHOICES)
+    if schedule is not None and schedule not in SCHEDULES:
+        raise InputError.for_argument("schedule", f"one of {list(SCHEDULES)}", schedule)
+    if schedule == "dualpipe" and pp is not None and not _dualpipe_fits(pp, vp or 1, 1):
+        raise InputError.for_argument(
+            "schedule", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
+        )
+    searched = [0, 1] if workload.is_moe else [0]
+    duals = [SCHEDULES.index(schedule)] if schedule else searched
+    cps = [cp] if cp else _searched_cp(workload)
     rows = [
         row
-        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros)
-        if row[5] == 1 or row[1] == 1 or pp
+        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps, duals)
+        if (row[5] == 1 or row[1] == 1 or pp)
+        and _vp_fits(workload, row[1], row[6])
+        and _dualpipe_fits(row[1], row[6], row[8])
     ]
-    table = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    table = np.array(rows, dtype=np.float64).reshape(-1, 9)
     return Plans(
         tp=table[:, 0],
         pp=table[:, 1],
@@ -130,5 +178,52 @@ def candidate_plans(
         microbatch=table[:, 3],
         recompute=table[:, 4].astype(np.int64),
         zero_stage=table[:, 5],
+        vp=table[:, 6],
+        cp=table[:, 7],
+        dualpipe=table[:, 8],
         tp_searched=tp is None,
     )
+
+
+def _dualpipe_fits(pp: float, vp: float, dual: float) -> bool:
+    """DualPipe runs two pipelines in opposite directions: an even number of stages ≥ 2, no
+    interleaving."""
+    return not dual or (pp >= 2 and pp % 2 == 0 and vp == 1)
+
+
+def _searched_cp(workload: Workload) -> list[int]:
+    """Context parallelism splits each sequence into 2·cp load-balanced chunks (Megatron-Core)."""
+    if workload.seq_len < CP_SEARCHED_FROM_SEQ_LEN:
+        return [1]
+    return [c for c in CP_CHOICES if workload.seq_len % (2 * c) == 0]
+
+
+def _check_cp(workload: Workload, cp: int | None) -> None:
+    if cp is not None and (cp < 1 or (cp > 1 and workload.seq_len % (2 * cp))):
+        raise InputError.for_argument(
+            "cp",
+            f"1, or a whole number c with 2·c dividing the sequence length ({workload.seq_len})",
+            cp,
+        )
+
+
+def _vp_fits(workload: Workload, pp: float, vp: float) -> bool:
+    """Interleaving needs pipeline stages, and each stage's layers split into ``vp`` chunks."""
+    if vp == 1:
+        return True
+    return pp > 1 and math.ceil(workload.layers / pp) % vp == 0
+
+
+def _check_vp(workload: Workload, pp: int | None, vp: int | None) -> None:
+    if vp is None:
+        return
+    if vp < 1:
+        raise InputError.for_argument("vp", "a whole number >= 1", vp)
+    if vp > 1 and pp is not None and not _vp_fits(workload, pp, vp):
+        per_stage = math.ceil(workload.layers / pp)
+        raise InputError.for_argument(
+            "vp",
+            f"a divisor of the layers per pipeline stage ({per_stage} = ceil({workload.layers}"
+            f" / pp {pp})), with pp > 1",
+            vp,
+        )

@@ -1,10 +1,13 @@
 """optuna engine: named samplers, batched ask/tell, persistent and resumable studies.
 
 Each batch of trials is asked for, decoded into index rows, evaluated by the model in one call
-and told back. A dimension listed as ``choices`` is a categorical parameter named after it (its
-values as given); a ``low``/``high`` dimension is an integer parameter ``<name>_level`` holding
-the level index. Each trial keeps its ``design`` (the varying parameters' values) and its
-``constraints`` (the ``G`` row, read by the sampler's ``constraints_func``) as user attributes.
+and told back. Every parameter holds the design's real value under the dimension's name, so
+optuna-dashboard shows ``compute_units 192``: a ``low``/``high`` dimension with evenly spaced
+levels is an integer or float distribution with that step; a dimension listed as ``choices``, or
+one whose levels are not evenly spaced (``log = true``), is categorical over its values. The
+study's metric names are the objective columns (``cost_usd``, ...). Each trial keeps its
+``design`` as a user attribute and its ``G`` row (``<= 0`` feasible) as optuna's ``constraints``
+system attribute, which optuna's samplers, ``Study.best_trials`` and optuna-dashboard read.
 
 With ``storage`` (any optuna URL, e.g. ``sqlite:///study.db``) and ``study`` the study persists:
 running the same command again adds ``evals`` trials, and the results file covers all of the
@@ -32,17 +35,49 @@ DESIGN_ATTR = "design"
 PROBLEM_ATTR = "dse_problem"
 
 
+LEVEL_SUFFIX = "_level"
+"""Parameters of studies made before real values were stored: ``<name>_level`` (an index)."""
+
+
 def _constraints(trial: Any) -> list[float]:
-    """optuna < 5 ``constraints_func``: the trial's ``G`` row (``<= 0`` feasible)."""
-    return list(trial.user_attrs[CONSTRAINTS_ATTR])
+    """optuna < 5 ``constraints_func``: the trial's ``G`` row (``<= 0`` feasible), stored as
+    its ``constraints`` system attribute before it is told."""
+    return list(trial.system_attrs[CONSTRAINTS_ATTR])
 
 
 def _named_constraints() -> bool:
-    """Whether this optuna sets constraints on the trial (``Trial.set_constraint``, optuna 5),
-    which its samplers read; older versions take a ``constraints_func``."""
+    """Whether this optuna reads constraints from the trial itself (optuna 5, which
+    deprecates ``constraints_func``); older versions take a ``constraints_func``."""
     import optuna
 
     return hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def _evenly_spaced(values: np.ndarray) -> bool:
+    if len(values) < 2:
+        return True
+    steps = np.diff(values)
+    return bool(np.allclose(steps, steps[0], rtol=1e-9, atol=0.0) and steps[0] > 0)
+
+
+def distribution(dim: Dimension) -> Any:
+    """The optuna distribution of a dimension's real values (see the module's notes)."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    values = dim.values
+    if dim.choices or dim.labels is not None or not _evenly_spaced(values):
+        return CategoricalDistribution(_choices(dim))
+    # Twelve significant digits: 0.1, not 0.10000000000000009, so that optuna finds the
+    # range a whole number of steps.
+    low, high = (float(f"{v:.12g}") for v in (values[0], values[-1]))
+    step = float(f"{values[1] - values[0]:.12g}") if len(values) > 1 else 1.0
+    if all(isinstance(dim.label(i), int) for i in range(dim.levels)) and step == round(step):
+        return IntDistribution(int(low), int(high), step=int(step))
+    return FloatDistribution(low, high, step=step if len(values) > 1 else None)
 
 
 def make_sampler(name: str, seed: int, population_size: int) -> Any:
@@ -65,12 +100,25 @@ def _directions(problem: Problem) -> list[Any]:
     return ["maximize" if o.maximize else "minimize" for o in problem.space.objectives]
 
 
-def _parameter(dim: Dimension) -> str:
-    return dim.name if dim.choices else f"{dim.name}_level"
-
-
 def _choices(dim: Dimension) -> list[Any]:
     return [dim.label(i) for i in range(dim.levels)]
+
+
+def _level(dim: Dimension, params: dict[str, Any]) -> int:
+    """The level index of a trial's value of ``dim`` (nearest level for a number)."""
+    if dim.name not in params and f"{dim.name}{LEVEL_SUFFIX}" in params:
+        return int(params[f"{dim.name}{LEVEL_SUFFIX}"])
+    value = params[dim.name]
+    if isinstance(value, str):
+        return _choices(dim).index(value)
+    return int(np.argmin(np.abs(dim.values - float(value))))
+
+
+def set_metric_names(study: Any, problem: Problem) -> None:
+    """Name the study's objectives after their columns (shown by optuna-dashboard)."""
+    names = [o.name for o in problem.space.objectives]
+    if getattr(study, "metric_names", None) != names:
+        study.set_metric_names(names)
 
 
 class OptunaEngine(Engine):
@@ -121,6 +169,7 @@ class OptunaEngine(Engine):
             sampler=make_sampler(self.sampler, seed, self.pop_size),
             directions=directions,
         )
+        set_metric_names(study, problem)
         remaining = evals
         if kept is not None:
             from dse.search.shared_study import record_run
@@ -236,6 +285,7 @@ class OptunaEngine(Engine):
             )
         if [d.name.lower() for d in study.directions] != directions:
             raise InputError.for_argument("study", f"a study with directions {directions}", name)
+        set_metric_names(study, problem)
         return study
 
     def evaluate_and_tell(
@@ -254,16 +304,12 @@ class OptunaEngine(Engine):
         evaluation = problem.evaluate(self._indices(problem, params, free))
         values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
         G = finite_constraints(evaluation.G)
-        names = list(evaluation.metrics.constraints)
-        named = _named_constraints()
         for i, trial in enumerate(trials):
             design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
             trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
-            if named:
-                for constraint, value in zip(names, G[i].tolist(), strict=True):
-                    trial.set_constraint(constraint, value)
-            else:
-                trial.set_user_attr(CONSTRAINTS_ATTR, G[i].tolist())
+            # The list form of optuna's constraints attribute: read by every optuna version's
+            # samplers and best_trials, and by optuna-dashboard.
+            trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, G[i].tolist())
             study.tell(trial, values=values[i].tolist())
             if on_told is not None:
                 on_told(trial)
@@ -271,13 +317,21 @@ class OptunaEngine(Engine):
 
     @staticmethod
     def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
-        params = {}
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+
+        params: dict[str, Any] = {}
         for dim in dims:
-            name = _parameter(dim)
-            if dim.choices:
-                params[name] = trial.suggest_categorical(name, _choices(dim))
+            found = distribution(dim)
+            if isinstance(found, CategoricalDistribution):
+                params[dim.name] = trial.suggest_categorical(dim.name, found.choices)
+            elif isinstance(found, IntDistribution):
+                params[dim.name] = trial.suggest_int(
+                    dim.name, found.low, found.high, step=found.step
+                )
             else:
-                params[name] = trial.suggest_int(name, 0, dim.levels - 1)
+                params[dim.name] = trial.suggest_float(
+                    dim.name, found.low, found.high, step=found.step
+                )
         return params
 
     @staticmethod
@@ -286,10 +340,5 @@ class OptunaEngine(Engine):
         X = np.zeros((len(params), problem.n_var), dtype=np.int64)
         for j in free:
             dim = problem.space.dimensions[j]
-            name = _parameter(dim)
-            if dim.choices:
-                lookup = {value: i for i, value in enumerate(_choices(dim))}
-                X[:, j] = [lookup[p[name]] for p in params]
-            else:
-                X[:, j] = [p[name] for p in params]
+            X[:, j] = [_level(dim, p) for p in params]
         return X

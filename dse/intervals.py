@@ -1,0 +1,66 @@
+"""80 % prediction intervals from the model's cross-validated errors (docs/model.md §4).
+
+``dse/validation_residuals.csv`` holds the held-out log errors of every published figure
+(:func:`dse.calibration.cross_validate` by source, written by
+benchmarks/calibrate_training.py), in the sign of time: e = ln(predicted time / reported time),
+so a figure the model predicts too slow has e > 0 whether it was published as a time, a
+throughput or an MFU. A prediction's interval
+is the range the reported value fell in for 80 % of comparable runs: the 10th and 90th
+percentiles of e over the runs of the same kind (steady-state throughput or full run; dense or
+MoE), pooled over all runs where a kind has fewer than ``MIN_RESIDUALS``. This is split
+conformal prediction on the held-out errors; it covers the model's error on runs like the
+published ones, not the uncertainty of the technology constants of a hypothetical chip.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+RESIDUALS_PATH = Path(__file__).with_name("validation_residuals.csv")
+QUANTILES = (0.1, 0.9)
+MIN_RESIDUALS = 10
+TIME_LIKE = ("training_days", "chip_hours", "step_time_s", "energy_mwh", "cost_usd")
+SPEED_LIKE = ("mfu",)
+INTERVAL_METRICS = TIME_LIKE + SPEED_LIKE
+"""Metrics that get an interval. Energy and cost scale with the training time."""
+
+
+@cache
+def residuals(path: Path = RESIDUALS_PATH) -> tuple[tuple[bool, bool, float], ...]:
+    """(full_run, moe, e) of every held-out figure."""
+    with path.open(newline="") as fh:
+        return tuple(
+            (row["run_type"] == "full_run", row["moe"] == "true", float(row["time_log_error"]))
+            for row in csv.DictReader(fh)
+        )
+
+
+def log_error_band(
+    full_run: bool, moe: bool, rows: tuple[tuple[bool, bool, float], ...] | None = None
+) -> tuple[float, float]:
+    """The 10th and 90th percentiles of e for runs of this kind (pooled when too few), over
+    ``rows`` (full_run, moe, e) or the shipped residuals."""
+    rows = residuals() if rows is None else rows
+    same = [e for f, m, e in rows if f == full_run and m == moe]
+    pool = same if len(same) >= MIN_RESIDUALS else [e for *_, e in rows]
+    low, high = np.quantile(pool, QUANTILES)
+    return float(low), float(high)
+
+
+def interval(metric: str, value: float, *, full_run: bool, moe: bool) -> tuple[float, float]:
+    """80 % interval of ``metric`` around the model's ``value``: where the reported value of a
+    comparable run fell. Time-like metrics: value·e^(−q90) … value·e^(−q10); MFU inversely."""
+    low, high = log_error_band(full_run, moe)
+    if metric in SPEED_LIKE:
+        return value * float(np.exp(low)), value * float(np.exp(high))
+    return value * float(np.exp(-high)), value * float(np.exp(-low))
+
+
+def time_log_error(metric: str, predicted: float, reported: float) -> float:
+    """ln(predicted / reported) in the sign of time (throughputs and MFU flip)."""
+    e = float(np.log(predicted / reported))
+    return -e if metric in ("mfu", "tokens_per_s_per_chip") else e

@@ -1,0 +1,156 @@
+"""§2.7 Communication: tensor, pipeline, context and expert parallelism per micro-batch, and
+the data-parallel gradient reduction per step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.catalog.workloads import Workload
+from dse.designs import FloatArray
+from dse.model.training.compute import Compute
+from dse.model.training.grid import FULL, Grid
+from dse.model.training.memory import Memory
+from dse.model.training.parallelism import Layout
+from dse.settings import Settings
+
+
+def ring_time(
+    bytes_: FloatArray, group: FloatArray, bandwidth_b_s: FloatArray, settings: Settings
+) -> FloatArray:
+    """Time of a ring all-gather or reduce-scatter of ``bytes_`` (the full buffer) over ``group``."""
+    return (group - 1.0) / group * bytes_ / (bandwidth_b_s * settings.collective_efficiency)
+
+
+def overlapped(
+    comm_s: FloatArray, compute_s: FloatArray, overlap: FloatArray | float
+) -> FloatArray:
+    """§2.7 Exposed time of communication overlapped with compute: a fraction ``overlap`` is
+    hidden, but never more than the compute it hides behind."""
+    return np.maximum(comm_s * (1.0 - overlap), comm_s - compute_s)
+
+
+def all_to_all_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    ep: FloatArray,
+    domain: FloatArray,
+    up_b_s: FloatArray,
+    out_b_s: FloatArray,
+    settings: Settings,
+) -> FloatArray:
+    """§2.7 One MoE dispatch or combine all-to-all of ``tokens`` tokens per rank (s).
+
+    Each token goes to ``k`` experts spread evenly over the ``ep`` ranks of its expert group,
+    which is contiguous in rank order: copies for ranks in the own scale-up domain travel on
+    it, the others on the scale-out network, both at once. Node-limited routing
+    (``route_max_domains`` = M, DeepSeek-V3) sends a token to at most M other domains once each
+    and forwards it inside them on the scale-up links. fp8 training dispatches in fp8 and
+    combines in 16-bit (1.75 bytes per element forward and backward together); 16-bit
+    training moves 2 bytes.
+    """
+    k = float(w.experts_per_token)
+    element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
+    in_domain = np.minimum(ep, domain)
+    remote = k * (ep - in_domain) / ep
+    if w.route_max_domains:
+        remote = np.minimum(remote, float(w.route_max_domains))
+    local = k * (ep - 1.0) / ep - remote  # own domain, plus copies forwarded in remote ones
+    token_b = tokens * w.d_model * element_b
+    scale_up = token_b * np.maximum(local, 0.0) / up_b_s
+    scale_out = token_b * remote / out_b_s
+    return np.maximum(scale_up, scale_out) / settings.collective_efficiency
+
+
+def context_parallel_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    tp: FloatArray,
+    cp: FloatArray,
+    domain: FloatArray,
+    up_b_s: FloatArray,
+    out_b_s: FloatArray,
+    settings: Settings,
+) -> FloatArray:
+    """§2.7 Ring-attention K/V exchange of one layer, forward and backward (s).
+
+    Each of the ``cp`` ranks passes its K and V chunk (``tokens`` tokens, KV heads / tp) around
+    the ring, cp − 1 hops forward; the backward pass moves K, V and their gradients, twice the
+    forward bytes (Megatron-Core context parallelism; Liu et al. 2023, Ring Attention). The cp
+    group follows tp in rank order, so it stays on the scale-up links while tp·cp fits there.
+    """
+    kv_b = 2.0 * tokens * w.kv_heads * w.head_dim / tp * 2.0
+    bandwidth = np.where(tp * cp <= domain, up_b_s, out_b_s)
+    return 3.0 * (cp - 1.0) * kv_b / (bandwidth * settings.collective_efficiency)
+
+
+@dataclass(frozen=True)
+class StageCommunication:
+    """Exposed seconds per micro-batch on one stage, ``(n, k)`` (``cp_s`` may be a scalar 0)."""
+
+    tp_s: FloatArray
+    pp_s: FloatArray
+    moe_s: FloatArray
+    cp_s: FloatArray | float
+
+
+def stage_communication(
+    g: Grid, lay: Layout, comp: Compute, w: Workload, s: Settings
+) -> StageCommunication:
+    """§2.7 TP collectives, pipeline p2p, MoE all-to-all and ring attention of one micro-batch,
+    each with the overlap its stack achieves."""
+    activation_msg = lay.tokens_mb * w.d_model * 2.0
+    tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, g.out_b_s)
+    tp_collectives = np.where(g.rc == FULL, 12.0, 8.0) * lay.layers_per_stage
+    tp_all = np.where(g.tp > 1, tp_collectives * ring_time(activation_msg, g.tp, tp_b_s, s), 0.0)
+    tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap)
+    # Rank order tp, cp, (ep within) dp, pp (Megatron-Core's default): pipeline neighbours are
+    # tp·cp·dp ranks apart, so they share a scale-up domain only when the whole job does.
+    pp_b_s = np.where(lay.replica * lay.dp <= g.domain, g.up_b_s, g.out_b_s)
+    pp_s = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
+    moe_s = np.zeros_like(pp_s)
+    if w.is_moe:
+        moe_fraction = (w.layers - w.dense_layers) / w.layers
+        count = np.where(g.rc == FULL, 6.0, 4.0) * lay.layers_per_stage * moe_fraction
+        one = all_to_all_time_s(w, lay.tokens_mb / g.tp, g.ep, g.domain, g.up_b_s, g.out_b_s, s)
+        # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
+        moe_s = overlapped(count * one, comp.total_s, np.where(g.dual, 1.0, s.moe_comm_overlap))
+    cp_s: FloatArray | float = 0.0
+    if np.any(g.cp > 1):
+        ring = context_parallel_time_s(
+            w, lay.tokens_mb, g.tp, g.cp, g.domain, g.up_b_s, g.out_b_s, s
+        )
+        cp_s = overlapped(lay.layers_per_stage * ring, comp.attention_s * comp.attention_redo, 1.0)
+    return StageCommunication(tp_s, pp_s, moe_s, cp_s)
+
+
+def data_parallel_exposed_s(
+    g: Grid, lay: Layout, mem: Memory, pipeline_s: FloatArray, w: Workload, s: Settings
+) -> FloatArray:
+    """§2.7 The gradient reduction (ZeRO-1) or weight gathers and gradient reduce-scatters
+    (FSDP) of one step, hierarchical over the scale-up domain, minus what hides behind the
+    backward pass (s)."""
+    # DP ranks sharing a scale-up domain reduce there first, then cross the scale-out network
+    # over their own NICs in parallel (hierarchical collectives).
+    per_domain = np.clip(g.domain / g.tp, 1.0, lay.weight_dp)
+    dp_b_s = np.where(
+        g.tp * lay.weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
+    )
+    experts = w.expert_params
+    shared_grad = (w.total_params - experts) / lay.model_parallel * s.grad_reduce_bytes_per_param
+    zero1 = 2.0 * ring_time(shared_grad, lay.weight_dp, dp_b_s, s)
+    if w.is_moe:
+        expert_grad = experts / (g.pp * g.ep) * s.grad_reduce_bytes_per_param
+        zero1 = zero1 + 2.0 * ring_time(expert_grad, lay.expert_dp, dp_b_s, s)
+    # FSDP gathers the weights for every micro-batch's forward and backward pass and
+    # reduce-scatters gradients once per micro-batch, all prefetched behind compute.
+    weights_b = mem.params_chip * s.weight_bytes_per_param
+    grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
+    fsdp = lay.microbatches * (
+        2.0 * ring_time(weights_b, lay.weight_dp, dp_b_s, s)
+        + ring_time(grads_b, lay.weight_dp, dp_b_s, s)
+    )
+    hidden = np.where(g.fsdp, pipeline_s, pipeline_s * 2.0 / 3.0)
+    comm = np.where(g.fsdp, fsdp, zero1)
+    return np.maximum(comm * (1.0 - s.dp_overlap), comm - hidden)

@@ -1,0 +1,126 @@
+"""§2.3 and §2.6 Compute time of one micro-batch on one pipeline stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.catalog.workloads import Workload, flops_per_token
+from dse.designs import FloatArray
+from dse.model.training.grid import FULL, NONE, Grid
+from dse.model.training.parallelism import Layout
+from dse.settings import Settings
+
+OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
+"""Bytes per GEMM operand element in each training precision."""
+
+
+def gemm_time_s(
+    m: FloatArray | float,
+    n: FloatArray | float,
+    k: FloatArray | float,
+    rate: FloatArray,
+    hbm_b_s: FloatArray,
+    operand_bytes: float,
+    efficiency: FloatArray | float,
+    settings: Settings,
+    groups: FloatArray | float = 1.0,
+) -> FloatArray:
+    """§2.3 Time (s) of ``groups`` GEMMs C[m, n] = A[m, k]·B[k, n] run as one kernel: a roofline,
+    the larger of the FLOPs at the large-GEMM ``efficiency`` η and the bytes at HBM bandwidth,
+    plus a fixed kernel latency t₀ (launch, pipeline fill and drain).
+
+    ``operand_bytes`` per element of A and B (C is written in 16-bit). A grouped GEMM (MoE
+    experts) reads every group's weights once, so few tokens per expert make it memory-bound.
+    Fitted to 686 cuBLAS GEMMs on an H200 (data/measurements/h200/gemm.csv): median |error| 10 %.
+    """
+    flops = 2.0 * groups * m * n * k
+    bytes_ = groups * (operand_bytes * (m * k + k * n) + 2.0 * m * n)
+    compute = flops / (efficiency * rate)
+    return np.maximum(compute, bytes_ / hbm_b_s) + settings.gemm_kernel_latency_us * 1e-6
+
+
+def layer_linear_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    tp: FloatArray,
+    ep: FloatArray,
+    rate: FloatArray,
+    hbm_b_s: FloatArray,
+    efficiency: FloatArray | float,
+    settings: Settings,
+) -> FloatArray:
+    """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
+    rank, averaged over dense and MoE layers: each linear runs three GEMMs of equal size
+    (forward Y = X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X)."""
+    d, hd = float(w.d_model), float(w.head_dim)
+    ob = OPERAND_BYTES.get(w.precision, 2.0)
+
+    def linear(k_in: object, n_out: object, groups: object = 1.0, m: object = tokens) -> FloatArray:
+        return gemm_time_s(m, n_out, k_in, rate, hbm_b_s, ob, efficiency, settings, groups)  # type: ignore[arg-type]
+
+    up_width = (w.ffn_matrices - 1.0) / tp
+    attention = linear(d, (w.heads + 2.0 * w.kv_heads) * hd / tp) + linear(w.heads * hd / tp, d)
+    dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
+    if not w.is_moe:
+        return 3.0 * (attention + dense_mlp)
+    # Expert tensor parallelism 1: each rank routes its tokens/tp (sequence-parallel) tokens;
+    # the ep ranks' local experts see ep·(tokens/tp)·k/E tokens each, at full expert width.
+    expert_tokens = tokens / tp * w.experts_per_token * ep / w.experts
+    local_experts = w.experts / ep
+    expert_up = (w.ffn_matrices - 1.0) * w.moe_ffn_dim
+    moe_mlp = (
+        linear(d, w.experts, m=tokens / tp)  # router
+        + linear(d, expert_up, local_experts, expert_tokens)
+        + linear(w.moe_ffn_dim, d, local_experts, expert_tokens)
+    )
+    if w.shared_experts:
+        shared = w.shared_experts * w.moe_ffn_dim
+        moe_mlp = moe_mlp + linear(d, up_width * shared) + linear(shared / tp, d)
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    return 3.0 * (attention + (1.0 - moe_fraction) * dense_mlp + moe_fraction * moe_mlp)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Seconds per micro-batch on one stage, ``(n, k)``: the linear layers (``matmul_s``) and
+    attention (``attention_s``) once, and everything with recomputation (``total_s``); the
+    recompute factors of the matmuls and of attention."""
+
+    matmul_s: FloatArray
+    attention_s: FloatArray
+    total_s: FloatArray
+    matmul_redo: FloatArray
+    attention_redo: FloatArray
+
+
+def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings) -> Compute:
+    """§2.6 ``T_comp = ρ·T_mm + ρ_att·T_att + ρ·T_mem + T_logit``."""
+    _, attention_per_token = flops_per_token(w)
+    stage_attention = lay.tokens_mb * attention_per_token / w.layers * lay.layers_per_stage / g.tp
+    matmul_redo = np.where(g.rc == FULL, 4.0 / 3.0, 1.0)
+    attention_redo = np.where(g.rc == NONE, 1.0, 4.0 / 3.0)
+    # §2.3 the measured efficiencies, times the design's family scale, never above peak
+    gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
+    attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
+    matmul_s = lay.layers_per_stage * layer_linear_time_s(
+        w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, gemm_eff, s
+    )
+    # Causal attention computes half the score matrix; the model-FLOP convention counts it all.
+    attention_s = 0.5 * stage_attention / (attention_eff * g.attention_rate)
+    logits_s = 3.0 * gemm_time_s(
+        lay.tokens_mb,
+        w.vocab_size / g.tp,
+        float(w.d_model),
+        g.gemm_rate,
+        g.hbm_b_s,
+        OPERAND_BYTES["bf16"],
+        gemm_eff,
+        s,
+    )
+    memory_s = s.elementwise_bytes_per_activation_byte * lay.layers_per_stage * layer_b / g.hbm_b_s
+    total = (
+        matmul_s * matmul_redo + attention_s * attention_redo + memory_s * matmul_redo + logits_s
+    )
+    return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo)

@@ -1,0 +1,117 @@
+"""The (designs × plans) grid of the training model (docs/model.md §2).
+
+Design quantities are arrays of shape ``(n, 1)``, plan quantities ``(1, k)``; every mechanism
+broadcasts them to ``(n, k)``. :class:`Grid` gathers both for one chunk of designs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.designs import Designs, FloatArray
+from dse.model.plans import Plans
+from dse.model.silicon import Silicon
+from dse.settings import Settings
+from dse.units import GIGA, TERA
+
+FULL, SELECTIVE, NONE = 2, 1, 0
+"""Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
+
+
+def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """§2.3 Sustained matmul rate (FLOP/s) in the training precision, the 16-bit rate used for
+    attention, and the nominal peak used for MFU; all shape ``(n,)``.
+
+    16-bit training uses bf16 or, on chips without it, fp16. fp8/fp4 training runs the linear
+    layers in that format where the chip has it and falls back to 16-bit where it has not.
+    """
+    # A design whose TDP cannot even feed its static power sustains no clock at all; 1 FLOP/s
+    # keeps its times finite (and huge) rather than infinite.
+    sixteen = np.maximum(silicon.sustained_flop_s("bf16"), silicon.sustained_flop_s("fp16"))
+    sixteen = np.maximum(sixteen, 1.0)
+    sixteen_peak = np.maximum(silicon.peak_flop_s["bf16"], silicon.peak_flop_s["fp16"])
+    if precision == "bf16":
+        return sixteen, sixteen, sixteen_peak
+    low = silicon.sustained_flop_s(precision)
+    low_peak = silicon.peak_flop_s[precision]
+    return np.where(low > 0, low, sixteen), sixteen, np.where(low_peak > 0, low_peak, sixteen_peak)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One chunk of designs (``rows``) against every candidate plan.
+
+    Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code,
+    FSDP and DualPipe flags. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
+    link bandwidths per direction and achieved HBM bandwidth (bytes/s), usable HBM (bytes),
+    sustained matmul / attention rates and nominal peak (FLOP/s), family efficiency scale.
+    """
+
+    rows: slice
+    tp: FloatArray
+    pp: FloatArray
+    ep: FloatArray
+    mb: FloatArray
+    vp: FloatArray
+    cp: FloatArray
+    rc: np.ndarray
+    fsdp: np.ndarray
+    dual: np.ndarray
+    pinned_dp: FloatArray | None
+    tp_searched: bool
+    chips: FloatArray
+    domain: FloatArray
+    up_b_s: FloatArray
+    out_b_s: FloatArray
+    hbm_b_s: FloatArray
+    capacity_b: FloatArray
+    gemm_rate: FloatArray
+    attention_rate: FloatArray
+    peak_rate: FloatArray
+    family_scale: FloatArray
+
+
+def build_grid(
+    designs: Designs,
+    silicon: Silicon,
+    precision: str,
+    plans: Plans,
+    settings: Settings,
+    rows: slice,
+) -> Grid:
+    """The plan axis of ``plans`` and the design axis of ``designs[rows]``."""
+
+    def col(array: np.ndarray) -> FloatArray:
+        return array[rows][:, None]
+
+    def plan(array: np.ndarray) -> np.ndarray:
+        return array[None, :]
+
+    s = settings
+    gemm, attention, peak = (col(r) for r in precision_flop_s(silicon, precision))
+    return Grid(
+        rows=rows,
+        tp=plan(plans.tp),
+        pp=plan(plans.pp),
+        ep=plan(plans.ep),
+        mb=plan(plans.microbatch),
+        vp=plan(plans.virtual_stages),
+        cp=plan(plans.context_parallel),
+        rc=plan(plans.recompute),
+        fsdp=plan(plans.zero_stage) == 3,
+        dual=plan(plans.dual_pipe) > 0,
+        pinned_dp=plan(plans.dp) if plans.dp.any() else None,
+        tp_searched=plans.tp_searched,
+        chips=col(designs.num_chips),
+        domain=col(designs.scale_up_domain),
+        up_b_s=col(designs.scale_up_bandwidth_gb_s) * GIGA / 2.0,
+        out_b_s=col(designs.scale_out_bandwidth_gb_s) * GIGA,
+        hbm_b_s=col(silicon.hbm_bandwidth_tb_s) * TERA * s.hbm_efficiency,
+        capacity_b=col(silicon.hbm_capacity_gb) * GIGA * (1.0 - s.memory_reserve_fraction),
+        gemm_rate=gemm,
+        attention_rate=attention,
+        peak_rate=peak,
+        family_scale=col(designs.gemm_efficiency_scale),
+    )

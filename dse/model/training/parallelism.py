@@ -1,0 +1,61 @@
+"""§2.4 Data parallelism, micro-batches and which plans can run at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.catalog.workloads import Workload
+from dse.designs import FloatArray
+from dse.model.training.grid import Grid
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a plan tiles each design's cluster; arrays broadcast to ``(n, k)``.
+
+    ``dp`` replicas of ``replica = tp·pp·cp`` ranks; ``weight_dp = dp·cp`` ranks hold the same
+    weights; each expert shard is replicated over ``expert_dp`` ranks; ``tokens_mb`` is one
+    micro-batch's tokens on one rank.
+    """
+
+    valid: np.ndarray
+    dp: FloatArray
+    weight_dp: FloatArray
+    expert_dp: FloatArray
+    model_parallel: FloatArray
+    replica: FloatArray
+    microbatches: FloatArray
+    layers_per_stage: FloatArray
+    tokens_mb: FloatArray
+
+
+def layout(g: Grid, w: Workload) -> Layout:
+    """§2.4 ``D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋)`` rounded so that the expert groups tile the ranks."""
+    sequences = w.global_batch_sequences
+    model_parallel = g.tp * g.pp
+    replica = model_parallel * g.cp
+    dp_max = np.floor(g.chips / replica)
+    dp_batch = np.floor(sequences / g.mb)  # replicas beyond this would have no micro-batch
+    dp = np.minimum(dp_max, dp_batch) if g.pinned_dp is None else g.pinned_dp + 0.0 * dp_max
+    # MoE parallel folding: expert groups of ep ranks tile the tp·cp·dp ranks of a stage
+    # (expert tensor parallelism 1), so tp·cp·dp must be a multiple of ep.
+    dp_step = np.maximum(g.ep / (g.tp * g.cp), 1.0)
+    dp = np.where(dp >= dp_step, np.floor(dp / dp_step) * dp_step, 0.0)
+    valid = (dp >= 1.0) & (dp * replica <= g.chips) & (dp * g.mb <= sequences)
+    if g.tp_searched:
+        valid &= g.tp <= np.maximum(g.domain, 1.0)
+    dp_safe = np.maximum(dp, 1.0)
+    weight_dp = dp_safe * g.cp
+    return Layout(
+        valid=valid,
+        dp=dp_safe,
+        weight_dp=weight_dp,
+        expert_dp=np.maximum(g.tp * weight_dp / g.ep, 1.0),
+        model_parallel=model_parallel,
+        replica=replica,
+        microbatches=sequences / (dp_safe * g.mb),
+        layers_per_stage=np.ceil(w.layers / g.pp),
+        tokens_mb=g.mb * float(w.seq_len) / g.cp,
+    )

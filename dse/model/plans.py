@@ -31,10 +31,13 @@ MICROBATCH_CHOICES = (1, 2, 4, 8)
 VP_CHOICES = (1, 2, 4)
 SCHEDULES = ("1f1b", "dualpipe")
 """Pipeline schedules: 1F1B (interleaved when vp > 1) and DeepSeek-V3's DualPipe
-(arXiv:2412.19437, Sec. 3.2.1), searched for MoE workloads only."""
+(arXiv:2412.19437, Sec. 3.2.1). The search tries 1F1B; DualPipe is evaluated when pinned
+(``schedule="dualpipe"``), which keeps the MoE plan space small enough to sweep."""
 CP_CHOICES = (1, 2, 4, 8, 16)
-CP_SEARCHED_FROM_SEQ_LEN = 32768
-"""Context parallelism is searched only for sequences this long; shorter ones pin ``cp``."""
+CP_SEARCHED_FROM_SEQ_LEN = 65536
+"""Context parallelism is searched only for sequences this long (pin ``cp`` for shorter ones),
+and only down to ``CP_MIN_TOKENS_PER_RANK`` tokens of the sequence per rank."""
+CP_MIN_TOKENS_PER_RANK = 8192
 """Virtual pipeline stages per pipeline rank searched (interleaved 1F1B, Narayanan et al. 2021)."""
 ZERO_STAGES = (1, 3)
 
@@ -159,14 +162,14 @@ def candidate_plans(
         raise InputError.for_argument(
             "schedule", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
         )
-    searched = [0, 1] if workload.is_moe else [0]
-    duals = [SCHEDULES.index(schedule)] if schedule else searched
+    duals = [SCHEDULES.index(schedule)] if schedule else [0]
     cps = [cp] if cp else _searched_cp(workload)
     rows = [
         row
         for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps, duals)
         if (row[5] == 1 or row[1] == 1 or pp)
         and _vp_fits(workload, row[1], row[6])
+        and (vp is not None or _vp_searched(row[1], row[6]))
         and _dualpipe_fits(row[1], row[6], row[8])
     ]
     table = np.array(rows, dtype=np.float64).reshape(-1, 9)
@@ -195,7 +198,11 @@ def _searched_cp(workload: Workload) -> list[int]:
     """Context parallelism splits each sequence into 2·cp load-balanced chunks (Megatron-Core)."""
     if workload.seq_len < CP_SEARCHED_FROM_SEQ_LEN:
         return [1]
-    return [c for c in CP_CHOICES if workload.seq_len % (2 * c) == 0]
+    return [
+        c
+        for c in CP_CHOICES
+        if workload.seq_len % (2 * c) == 0 and workload.seq_len / c >= CP_MIN_TOKENS_PER_RANK
+    ]
 
 
 def _check_cp(workload: Workload, cp: int | None) -> None:
@@ -212,6 +219,11 @@ def _vp_fits(workload: Workload, pp: float, vp: float) -> bool:
     if vp == 1:
         return True
     return pp > 1 and math.ceil(workload.layers / pp) % vp == 0
+
+
+def _vp_searched(pp: float, vp: float) -> bool:
+    """The search interleaves only pipelines of 4 or more stages, where the bubble matters."""
+    return vp == 1 or pp >= 4
 
 
 def _check_vp(workload: Workload, pp: int | None, vp: int | None) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from dse.catalog.chips import Chip
 from dse.catalog.chips import load_chip as _load_chip
-from dse.catalog.workloads import PRECISIONS, Workload
+from dse.catalog.workloads import PRECISIONS, WORKLOAD_BOUNDS, Workload
 from dse.catalog.workloads import load_workload as _load_workload
 from dse.errors import InputError
 from dse.evaluation import evaluate_one, plain
@@ -343,13 +343,20 @@ def workload_with(
 ) -> Workload:
     """``workload`` with its training ``tokens`` and number format ``precision`` replaced."""
     if tokens is not None:
+        low, high = WORKLOAD_BOUNDS["tokens"]
         if (
             isinstance(tokens, bool)
             or not isinstance(tokens, numbers.Real)
             or not math.isfinite(tokens)
-            or tokens <= 0
+            or not low <= tokens <= high
         ):
-            raise InputError.for_argument("tokens", "a number of tokens > 0", tokens)
+            raise InputError.for_argument("tokens", f"a number >= {low:g} and <= {high:g}", tokens)
+        if tokens < workload.global_batch_tokens:
+            raise InputError.for_argument(
+                "tokens",
+                f"at least one global batch of {workload.id} ({workload.global_batch_tokens:.4g})",
+                tokens,
+            )
         workload = workload.with_changes(tokens=float(tokens))
     if precision is not None:
         if precision not in PRECISIONS:

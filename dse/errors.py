@@ -50,7 +50,7 @@ class InputError(DseError, ValueError):
         self.expected = expected
         self.given = given
         self.argument = argument
-        where = _shorten(f"{self.source}: {key}" if key else self.source)
+        where = _shorten(_printable(f"{self.source}: {key}" if key else self.source))
         super().__init__(f"{where}: expected {expected}, got {_shown(given)}")
 
     @classmethod
@@ -61,7 +61,9 @@ class InputError(DseError, ValueError):
 
     def message(self, where: str) -> str:
         """The error's line with its source shown as ``where`` (e.g. a command-line option)."""
-        place = _shorten(f"{where}: {self.key}" if self.key and not self.argument else where)
+        place = _shorten(
+            _printable(f"{where}: {self.key}" if self.key and not self.argument else where)
+        )
         return f"{place}: expected {self.expected}, got {_shown(self.given)}"
 
 
@@ -74,6 +76,14 @@ def _shorten(text: str) -> str:
         return text
     half = SHOWN_CHARS // 2
     return f"{text[:half]}...{text[-half:]}"
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped, so that a key or path
+    holding a line break (or form feed, or U+2028) still makes one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _shown(value: object) -> str:

@@ -294,7 +294,7 @@ def read_results(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
             frame, meta = _read_table(handle, suffix, path)
         except InputError:
             raise
-        except (ValueError, RecursionError) as error:
+        except (ValueError, TypeError, RecursionError) as error:  # TypeError: JSON [1.5, true]
             raise InputError(path, "", expected, _first_line(error)) from None
     _check_names(frame, path)
     if suffix == ".parquet":

@@ -30,8 +30,8 @@ class Parameter:
     """A design parameter.
 
     ``kind`` is ``"int"`` (whole numbers), ``"float"`` or ``"category"`` (an id from the
-    technology table ``table``, stored as its index). Numbers are ``> 0`` unless
-    ``zero_allowed``. ``from_chip`` gives a catalog chip's value (default: the chip's attribute
+    technology table ``table``, stored as its index). Numbers lie in :meth:`bounds`; where
+    ``zero_allowed``, 0 is allowed too. ``from_chip`` gives a catalog chip's value (default: the chip's attribute
     of the same name; it is given the chip and the technology tables; None for parameters chips
     do not carry, such as the cluster size).
     ``in_results`` is False for a parameter whose results column is a metric of the same name.
@@ -61,10 +61,23 @@ class Parameter:
     def whole(self) -> bool:
         return self.kind == "int"
 
+    def bounds(self) -> tuple[float, float]:
+        """The physical range (inclusive) of a number (``dse.catalog.chips.BOUNDS``); a
+        number format's FLOPs per cycle may also be exactly 0 (the chip lacks the format)."""
+        from dse.catalog.chips import BOUNDS
+
+        if self.name.endswith("_flops_per_cycle_per_unit"):
+            return BOUNDS["flops_per_cycle_per_unit"]
+        return BOUNDS[self.name]
+
     def rule(self) -> str:
-        """The rule a value obeys, in words (``"a whole number > 0"``)."""
+        """The rule a value obeys, in words (``"a whole number >= 1 and <= 16"``)."""
+        from dse.catalog._schema import shown_number
+
+        low, high = self.bounds()
         number = "a whole number" if self.whole else "a number"
-        return number + (" >= 0" if self.zero_allowed else " > 0")
+        zero = ", or 0" if self.zero_allowed and low > 0 else ""
+        return f"{number} >= {shown_number(low)} and <= {shown_number(high)}{zero}"
 
     def chip_value(self, chip: Chip, technology: Technology | None = None) -> float | str:
         """The value of this parameter for a catalog chip (a category by its id)."""

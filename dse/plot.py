@@ -381,17 +381,19 @@ def _matplotlib(
     plt.close(fig)
 
 
+def _shown(value: object) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _hover(frame: pd.DataFrame, rows: np.ndarray, columns: Sequence[str]) -> np.ndarray:
     """One hover text per row: ``name: value`` lines of the given columns."""
     part = frame.iloc[rows]
     lines = []
     for name in columns:
-        values = part[name]
-        if pd.api.types.is_float_dtype(values):
-            shown = values.map(lambda v: f"{v:.4g}").to_numpy(dtype=object)
-        else:
-            shown = values.astype(str).to_numpy(dtype=object)
-        lines.append(f"{name}: " + shown)
+        # One value at a time: a hand-edited column may mix numbers, text and missing values.
+        lines.append(np.array([f"{name}: {_shown(v)}" for v in part[name].tolist()], dtype=object))
     if not lines:
         return np.full(len(rows), "", dtype=object)
     return np.asarray(["<br>".join(parts) for parts in zip(*lines, strict=True)], dtype=object)

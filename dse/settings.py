@@ -17,23 +17,23 @@ from dse.errors import InputError
 from dse.files import read_toml
 
 _FRACTION = Field(minimum=0.0, maximum=1.0)
-_POSITIVE = Field(positive=True)
-_NON_NEGATIVE = Field(minimum=0.0)
+_EFFICIENCY = Field(minimum=0.01, maximum=1.0)  # below 1 %, times would be absurd, not useful
+_BYTES_PER_PARAM = Field(minimum=0.0, maximum=64.0)
 
 SETTINGS_SCHEMA = Table(
     {
         "efficiency": Table(
             {
-                "gemm_efficiency_max": Field(positive=True, maximum=1.0),
-                "gemm_kernel_latency_us": _NON_NEGATIVE,
-                "attention_efficiency": Field(positive=True, maximum=1.0),
-                "elementwise_bytes_per_activation_byte": _NON_NEGATIVE,
-                "hbm_efficiency": Field(positive=True, maximum=1.0),
-                "collective_efficiency": Field(positive=True, maximum=1.0),
+                "gemm_efficiency_max": _EFFICIENCY,
+                "gemm_kernel_latency_us": Field(minimum=0.0, maximum=1e6),
+                "attention_efficiency": _EFFICIENCY,
+                "elementwise_bytes_per_activation_byte": Field(minimum=0.0, maximum=1000.0),
+                "hbm_efficiency": _EFFICIENCY,
+                "collective_efficiency": _EFFICIENCY,
                 "dp_overlap": _FRACTION,
                 "tp_overlap": _FRACTION,
                 "moe_comm_overlap": _FRACTION,
-                "goodput": Field(positive=True, maximum=1.0),
+                "goodput": _EFFICIENCY,
                 "memory_reserve_fraction": Field(minimum=0.0, maximum=0.9),
                 "active_idle_power_fraction": _FRACTION,
             },
@@ -41,23 +41,27 @@ SETTINGS_SCHEMA = Table(
         ),
         "memory": Table(
             {
-                "weight_bytes_per_param": _POSITIVE,
-                "grad_bytes_per_param": _NON_NEGATIVE,
-                "optimizer_bytes_per_param": _NON_NEGATIVE,
+                "weight_bytes_per_param": Field(minimum=0.1, maximum=64.0),
+                "grad_bytes_per_param": _BYTES_PER_PARAM,
+                "optimizer_bytes_per_param": _BYTES_PER_PARAM,
                 "distributed_optimizer": Field("bool"),
-                "grad_reduce_bytes_per_param": _POSITIVE,
+                "grad_reduce_bytes_per_param": Field(minimum=0.1, maximum=64.0),
             },
             sourced=True,
         ),
         "cluster": Table(
-            {"host_power_w_per_chip": _NON_NEGATIVE, "pue": Field(minimum=1.0)}, sourced=True
+            {
+                "host_power_w_per_chip": Field(minimum=0.0, maximum=100_000.0),
+                "pue": Field(minimum=1.0, maximum=10.0),
+            },
+            sourced=True,
         ),
         "economics": Table(
             {
-                "electricity_usd_per_kwh": _NON_NEGATIVE,
-                "service_life_years": _POSITIVE,
-                "system_overhead_fraction": _NON_NEGATIVE,
-                "price_to_cost_markup": _POSITIVE,
+                "electricity_usd_per_kwh": Field(minimum=0.0, maximum=100.0),
+                "service_life_years": Field(minimum=0.1, maximum=100.0),
+                "system_overhead_fraction": Field(minimum=0.0, maximum=100.0),
+                "price_to_cost_markup": Field(minimum=0.01, maximum=1000.0),
             },
             sourced=True,
         ),

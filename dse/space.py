@@ -41,6 +41,8 @@ DEFAULT_LEVELS = 11
 """Levels of a real-valued ``low``/``high`` dimension given neither ``step`` nor ``levels``."""
 MAX_LEVELS = 10_000_000
 """Most levels one dimension may have (a guard against a tiny ``step``)."""
+CONSTRAINT_LIMITS = (1e-12, 1e30)
+"""Smallest and largest limit of a constraint (beyond them ``g`` would overflow)."""
 RANDOM_BLOCK = 65_536
 """Random samples are drawn in blocks of this many rows, each from its own seeded stream, so
 that any index range of the sample sequence can be produced without the rows before it."""
@@ -157,7 +159,7 @@ class Space:
 
     def decode(self, X: np.ndarray) -> Designs:
         """Level indices of shape ``(n, d)`` → ``n`` designs (all parameters filled in)."""
-        X = np.asarray(X, dtype=np.int64).reshape(-1, len(self.dimensions))
+        X = index_rows(X, len(self.dimensions))
         n = X.shape[0]
         if n and (np.any(X < 0) or np.any(self.radices[None, :] <= X)):
             raise ValueError("level index out of range")
@@ -229,6 +231,15 @@ class Space:
         ``max_silicon_area_mm2`` bounds the package.
         """
         return {c.column: c.g(metrics.columns[c.metric]) for c in self.constraints}
+
+
+def index_rows(X: np.ndarray, d: int) -> IntArray:
+    """Level indices as a matrix of shape ``(n, d)`` (also for a space with no dimensions,
+    where ``reshape(-1, 0)`` cannot tell ``n``)."""
+    X = np.asarray(X, dtype=np.int64)
+    if d == 0:
+        return X.reshape(X.shape[0] if X.ndim else 1, 0)
+    return X.reshape(-1, d)
 
 
 def load_space(name: str | Path) -> Space:
@@ -306,15 +317,22 @@ def _category_ids(name: str) -> list[str]:
     return parameters.choices(name)
 
 
+def parameter_bounds(name: str) -> tuple[float, float]:
+    """The physical range (inclusive) of design parameter ``name`` (its declaration's)."""
+    return parameters.BY_NAME[name].bounds()
+
+
 def _number(name: str, value: Any, path: Path, key: str) -> float:
     """One value of parameter ``name``: a number in the parameter's range."""
     whole = name in INTEGER_PARAMETERS
+    low, high = parameter_bounds(name)
+    zero = name in ZERO_ALLOWED and low > 0
     rule = parameters.BY_NAME[name].rule()
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InputError(path, key, rule, value)
-    if (whole and not float(value).is_integer()) or value < 0:
+    if whole and not float(value).is_integer():
         raise InputError(path, key, rule, value)
-    if value == 0 and name not in ZERO_ALLOWED:
+    if not (low <= value <= high or (zero and value == 0)):
         raise InputError(path, key, rule, value)
     return float(value)
 
@@ -376,7 +394,10 @@ def _range_values(
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, int | float) or not step > 0:
             raise InputError(path, f"{key}.step", "a number > 0", step)
-        count = math.floor((high - low) / step + 1e-9) + 1
+        steps = (high - low) / step
+        if not steps < MAX_LEVELS:  # also a step so small that the count overflows
+            raise InputError(path, key, f"at most {MAX_LEVELS:,} levels", f"step = {step!r}")
+        count = math.floor(steps + 1e-9) + 1
     elif levels is not None:
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
             raise InputError(path, f"{key}.levels", "a whole number >= 1", levels)
@@ -446,8 +467,12 @@ def _constraints(table: Mapping[str, Any], path: Path) -> tuple[Constraint, ...]
                 f"max_<metric> or min_<metric> with a metric of {list(METRICS)}",
                 key,
             )
-        if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
-            raise InputError(path, f"constraints.{key}", "a number > 0", limit)
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int | float)
+            or not CONSTRAINT_LIMITS[0] <= limit <= CONSTRAINT_LIMITS[1]
+        ):
+            raise InputError(path, f"constraints.{key}", "a number >= 1e-12 and <= 1e+30", limit)
         out.append(Constraint(key, metric, float(limit), kind == "max"))
     return tuple(out)
 

@@ -142,9 +142,9 @@ def _write(tmp_path: Path, text: str) -> Path:
         (
             lambda t: t.replace("clock_ghz = 1.83", "clock_ghz = -1.83"),
             "architecture.clock_ghz",
-            "> 0",
+            ">= 0.1 and <= 10",
         ),
-        (lambda t: t.replace("tdp_w = 700\n", "tdp_w = 0\n", 1), "architecture.tdp_w", "> 0"),
+        (lambda t: t.replace("tdp_w = 700\n", "tdp_w = 0\n", 1), "architecture.tdp_w", ">= 1"),
         (
             lambda t: t.replace("compute_units = 132", "compute_unitz = 132"),
             "architecture.compute_unitz",

@@ -184,7 +184,7 @@ def test_workload_in_space_file(tmp_path: Path) -> None:
         (
             "[dimensions]\nclock_ghz = { low = 0, high = 2, log = true }",
             "dimensions.clock_ghz.low",
-            "> 0",
+            ">= 0.1",
         ),
         (
             "[dimensions]\ncompute_units = { low = 1.5, high = 2 }",
@@ -200,7 +200,7 @@ def test_workload_in_space_file(tmp_path: Path) -> None:
         ),
         ('[fixed]\nhbm_generation = "hbm9"', "fixed.hbm_generation", "one of"),
         ("[constraints]\nmax_speed = 3", "constraints.max_speed", "max_<metric>"),
-        ("[constraints]\nmax_training_days = -1", "constraints.max_training_days", "> 0"),
+        ("[constraints]\nmax_training_days = -1", "constraints.max_training_days", ">= 1e-12"),
         ('[objectives]\nminimize = ["cost"]', "objectives.minimize", "metrics"),
         ('base_chip = "h999"', "base_chip", "catalog chip"),
         ("colour = 1", "colour", "one of the keys"),

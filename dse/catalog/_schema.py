@@ -183,13 +183,20 @@ def _describe(spec: Field) -> str:
         return "a non-empty string"
     noun = "a whole number" if spec.kind == "int" else "a number"
     rules = []
-    if spec.positive:
+    if spec.positive and not (spec.minimum is not None and spec.minimum > 0):
         rules.append("> 0")
     if spec.minimum is not None:
-        rules.append(f">= {spec.minimum:g}")
+        rules.append(f">= {shown_number(spec.minimum)}")
     if spec.maximum is not None:
-        rules.append(f"<= {spec.maximum:g}")
+        rules.append(f"<= {shown_number(spec.maximum)}")
     return f"{noun} {' and '.join(rules)}".strip()
+
+
+def shown_number(value: float) -> str:
+    """A bound as a person reads it: ``10,000`` or ``0.1`` or ``1e+09``."""
+    if float(value).is_integer() and abs(value) < 1e9:
+        return f"{int(value):,}"
+    return f"{value:g}"
 
 
 def _join(prefix: str, key: str) -> str:

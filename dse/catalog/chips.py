@@ -21,7 +21,50 @@ FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp4")
 """Number formats the model knows, widest first. ``fp16`` stands in for 16-bit training on chips
 without bf16 (V100)."""
 
-_POSITIVE = Field(positive=True)
+BOUNDS: dict[str, tuple[float, float]] = {
+    "dies_per_package": (1, 64),
+    "compute_units": (1, 1_000_000),  # Cerebras WSE-3: 900,000 cores
+    "spare_units": (0, 1_000_000),
+    "clock_ghz": (0.1, 10.0),
+    "sram_mb": (0.01, 100_000.0),  # WSE-3: 44 GB
+    "tdp_w": (1.0, 100_000.0),  # WSE-3: 23 kW
+    "flops_per_cycle_per_unit": (1.0, 1_000_000.0),
+    "hbm_stacks": (1, 16),
+    "hbm_pin_rate_gbps": (0.1, 100.0),
+    "hbm_stack_capacity_gb": (0.1, 1024.0),
+    "scale_up_bandwidth_gb_s": (0.1, 1_000_000.0),
+    "scale_up_domain": (1, 1_000_000),
+    "scale_out_bandwidth_gb_s": (0.01, 1_000_000.0),
+    "num_chips": (1, 10_000_000),
+    "unit_price_usd": (1.0, 1e9),
+    # Design parameters that chip files do not give (from the chip's family and vendor):
+    "gemm_efficiency_scale": (0.5, 1.2),  # beyond the fitted families (0.8-1.15)
+    "price_markup": (0.1, 100.0),
+}
+"""Physical range (inclusive) of each architecture and cluster parameter, in its unit: what
+a chip file, a space's ``[fixed]`` values and its dimensions may hold. Far beyond any chip
+built, well short of values that make the model's arithmetic overflow."""
+
+_PUBLISHED_MAX = {
+    "die_area_mm2": 100_000.0,
+    "transistors_b": 100_000.0,
+    "peak_tflop_s": 1e7,
+    "hbm_bandwidth_tb_s": 1000.0,
+    "hbm_capacity_gb": 100_000.0,
+    "tdp_w": 100_000.0,
+    "unit_price_usd": 1e9,
+}
+
+
+def _bounded(name: str, kind: str = "number", required: bool = True) -> Field:
+    low, high = BOUNDS[name]
+    return Field(kind, required=required, minimum=low, maximum=high)
+
+
+def _published(name: str, kind: str = "number") -> Field:
+    choices = FORMATS if kind == "numbers" else None
+    return Field(kind, required=False, positive=True, maximum=_PUBLISHED_MAX[name], choices=choices)
+
 
 CHIP_SCHEMA = Table(
     {
@@ -34,39 +77,44 @@ CHIP_SCHEMA = Table(
         "architecture": Table(
             {
                 "node": Field("str"),
-                "dies_per_package": Field("int", positive=True),
-                "compute_units": Field("int", positive=True),
-                "compute_units_physical": Field("int", required=False, positive=True),
-                "clock_ghz": _POSITIVE,
-                "sram_mb": _POSITIVE,
-                "tdp_w": _POSITIVE,
-                "flops_per_cycle_per_unit": Field("numbers", positive=True, choices=FORMATS),
+                "dies_per_package": _bounded("dies_per_package", "int"),
+                "compute_units": _bounded("compute_units", "int"),
+                "compute_units_physical": _bounded("compute_units", "int", required=False),
+                "clock_ghz": _bounded("clock_ghz"),
+                "sram_mb": _bounded("sram_mb"),
+                "tdp_w": _bounded("tdp_w"),
+                "flops_per_cycle_per_unit": Field(
+                    "numbers",
+                    minimum=BOUNDS["flops_per_cycle_per_unit"][0],
+                    maximum=BOUNDS["flops_per_cycle_per_unit"][1],
+                    choices=FORMATS,
+                ),
             }
         ),
         "memory": Table(
             {
                 "hbm_generation": Field("str"),
-                "hbm_stacks": Field("int", positive=True),
-                "hbm_pin_rate_gbps": Field(required=False, positive=True),
-                "hbm_stack_capacity_gb": Field(required=False, positive=True),
+                "hbm_stacks": _bounded("hbm_stacks", "int"),
+                "hbm_pin_rate_gbps": _bounded("hbm_pin_rate_gbps", required=False),
+                "hbm_stack_capacity_gb": _bounded("hbm_stack_capacity_gb", required=False),
             }
         ),
         "interconnect": Table(
             {
-                "scale_up_bandwidth_gb_s": _POSITIVE,
-                "scale_up_domain": Field("int", positive=True),
-                "scale_out_bandwidth_gb_s": _POSITIVE,
+                "scale_up_bandwidth_gb_s": _bounded("scale_up_bandwidth_gb_s"),
+                "scale_up_domain": _bounded("scale_up_domain", "int"),
+                "scale_out_bandwidth_gb_s": _bounded("scale_out_bandwidth_gb_s"),
             }
         ),
         "published": Table(
             {
-                "die_area_mm2": Field(required=False, positive=True),
-                "transistors_b": Field(required=False, positive=True),
-                "peak_tflop_s": Field("numbers", required=False, positive=True, choices=FORMATS),
-                "hbm_bandwidth_tb_s": Field(required=False, positive=True),
-                "hbm_capacity_gb": Field(required=False, positive=True),
-                "tdp_w": Field(required=False, positive=True),
-                "unit_price_usd": Field(required=False, positive=True),
+                "die_area_mm2": _published("die_area_mm2"),
+                "transistors_b": _published("transistors_b"),
+                "peak_tflop_s": _published("peak_tflop_s", "numbers"),
+                "hbm_bandwidth_tb_s": _published("hbm_bandwidth_tb_s"),
+                "hbm_capacity_gb": _published("hbm_capacity_gb"),
+                "tdp_w": _published("tdp_w"),
+                "unit_price_usd": _published("unit_price_usd"),
                 "price_note": Field("str", required=False, default=""),
             },
             required=False,
@@ -142,6 +190,18 @@ def load_chip(name: str | Path) -> Chip:
             f"at least compute_units ({arch['compute_units']})",
             physical,
         )
+    rates = arch["flops_per_cycle_per_unit"]
+    wider = 0.0
+    for fmt in FORMATS:  # widest first: a narrower format is never slower than a wider one
+        if fmt in rates:
+            if rates[fmt] < wider:
+                raise InputError(
+                    path,
+                    f"architecture.flops_per_cycle_per_unit.{fmt}",
+                    f"at least the wider formats' rate ({wider:g})",
+                    rates[fmt],
+                )
+            wider = max(wider, rates[fmt])
     for key in ("compute_units", "sram_mb"):
         if arch[key] < arch["dies_per_package"]:
             raise InputError(path, f"architecture.{key}", "at least one per die", arch[key])

@@ -23,7 +23,36 @@ STANDARD_ASPECT_RATIO = 128.0
 """d_model / layers of the standard shape for parameter-count-only workloads (GPT-3: 12288/96)."""
 STANDARD_HEAD_DIM = 128
 
-_COUNT = Field("int", required=False, positive=True)
+WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
+    "layers": (1, 10_000),
+    "d_model": (1, 1_000_000),
+    "heads": (1, 100_000),
+    "kv_heads": (1, 100_000),
+    "head_dim": (1, 100_000),
+    "ffn_dim": (1, 10_000_000),
+    "vocab_size": (1, 100_000_000),
+    "experts": (1, 100_000),
+    "experts_per_token": (1, 100_000),
+    "shared_experts": (0, 100_000),
+    "moe_ffn_dim": (1, 10_000_000),
+    "dense_layers": (0, 10_000),
+    "route_max_domains": (0, 100_000),
+    "total_params": (1.0, 1e16),
+    "active_params": (1.0, 1e16),
+    "tokens": (1.0, 1e18),
+    "seq_len": (1, 100_000_000),
+    "global_batch_tokens": (1.0, 1e12),
+}
+"""Physical range (inclusive) of each number of a workload file: far beyond any model trained
+(10,000 layers, 10¹⁶ parameters, 10¹⁸ tokens), short of overflowing the model's arithmetic."""
+
+
+def _count(name: str, **options: object) -> Field:
+    low, high = WORKLOAD_BOUNDS[name]
+    kind = "number" if isinstance(low, float) else "int"
+    settings: dict[str, object] = {"required": False, **options}
+    return Field(kind, minimum=low, maximum=high, **settings)  # type: ignore[arg-type]
+
 
 WORKLOAD_SCHEMA = Table(
     {
@@ -32,35 +61,40 @@ WORKLOAD_SCHEMA = Table(
         "notes": Field("str", required=False, default=""),
         "model": Table(
             {
-                "layers": _COUNT,
-                "d_model": _COUNT,
-                "heads": _COUNT,
-                "kv_heads": _COUNT,
-                "head_dim": _COUNT,
-                "ffn_dim": _COUNT,
+                "layers": _count("layers"),
+                "d_model": _count("d_model"),
+                "heads": _count("heads"),
+                "kv_heads": _count("kv_heads"),
+                "head_dim": _count("head_dim"),
+                "ffn_dim": _count("ffn_dim"),
                 "ffn_kind": Field("str", required=False, default="gelu", choices=FFN_KINDS),
-                "vocab_size": _COUNT,
+                "vocab_size": _count("vocab_size"),
                 "tied_embeddings": Field("bool", required=False, default=False),
-                "experts": _COUNT,
-                "experts_per_token": _COUNT,
-                "shared_experts": Field("int", required=False, default=0, minimum=0),
-                "moe_ffn_dim": _COUNT,
-                "dense_layers": Field("int", required=False, default=0, minimum=0),
-                "route_max_domains": Field("int", required=False, default=0, minimum=0),
-                "total_params": Field(required=False, positive=True),
-                "active_params": Field(required=False, positive=True),
+                "experts": _count("experts"),
+                "experts_per_token": _count("experts_per_token"),
+                "shared_experts": _count("shared_experts", default=0),
+                "moe_ffn_dim": _count("moe_ffn_dim"),
+                "dense_layers": _count("dense_layers", default=0),
+                "route_max_domains": _count("route_max_domains", default=0),
+                "total_params": _count("total_params"),
+                "active_params": _count("active_params"),
             }
         ),
         "training": Table(
             {
-                "tokens": Field(required=False, positive=True),
-                "seq_len": Field("int", positive=True),
-                "global_batch_tokens": Field(positive=True),
+                "tokens": _count("tokens"),
+                "seq_len": _count("seq_len", required=True),
+                "global_batch_tokens": _count("global_batch_tokens", required=True),
                 "precision": Field("str", required=False, default="bf16", choices=PRECISIONS),
             }
         ),
     }
 )
+
+MAX_PARAMS_OVER_SHAPE = 1.25
+"""Most a given parameter count may exceed the one the file's shape implies (the catalog's
+largest is 1.08, Gopher). More would count model FLOPs that the shape's matmuls never do
+(MFU > 1). A shape derived from ``total_params`` alone is exempt (its rounding)."""
 
 _SHAPE_KEYS = ("layers", "d_model", "heads", "ffn_dim", "vocab_size")
 
@@ -274,12 +308,25 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         precision=training["precision"],
         shape_only_params=True,
     )
-    total, active = shape_params(draft)
-    total = float(model["total_params"] or total)
+    shape_total, shape_active = shape_params(draft)
+    total = float(model["total_params"] or shape_total)
     if model["active_params"] is not None:
         active = float(model["active_params"])
     elif not experts:
         active = total
+    else:
+        active = shape_active
+    for key, count, derived in (
+        ("total_params", total, shape_total),
+        ("active_params", active, shape_active),
+    ):
+        if given and model[key] is not None and count > MAX_PARAMS_OVER_SHAPE * derived:
+            raise InputError(
+                source,
+                f"model.{key}",
+                f"at most {MAX_PARAMS_OVER_SHAPE:g} x the count of the shape ({derived:.4g})",
+                count,
+            )
     if active > total:
         raise InputError(
             source, "model.active_params", f"at most total_params ({total:.4g})", active
@@ -291,6 +338,13 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
             "training.global_batch_tokens",
             f"at least seq_len ({training['seq_len']})",
             training["global_batch_tokens"],
+        )
+    if tokens < training["global_batch_tokens"]:
+        raise InputError(
+            source,
+            "training.tokens",
+            f"at least one global batch ({training['global_batch_tokens']:.4g} tokens)",
+            tokens,
         )
     overridden = model["total_params"] is not None or model["active_params"] is not None
     return draft.with_changes(

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from dse.catalog.chips import BOUNDS
 from dse.evaluation import plain
 
 FORMATS = ("table", "json", "csv")
@@ -44,7 +45,10 @@ workload_option = click.option(
     "--workload", required=True, help="Catalog id or path to a workload TOML file."
 )
 num_chips_option = click.option(
-    "--num-chips", required=True, type=click.IntRange(min=1), help="Chips in the cluster."
+    "--num-chips",
+    required=True,
+    type=click.IntRange(min=1, max=int(BOUNDS["num_chips"][1])),
+    help="Chips in the cluster.",
 )
 
 

@@ -377,8 +377,10 @@ def worker(
     The study names its space, workload, settings and sampler; the space file must be at the
     same path on this machine.
     """
+    from dse.lifeline import die_with_parent_from_env
     from dse.search.shared_study import run_worker
 
+    die_with_parent_from_env()
     added = run_worker(storage, study, evals=evals, total=total, seed=seed)
     click.echo(render_record({"study": study, "added": added}, fmt))
 

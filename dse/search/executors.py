@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import inspect
 import itertools
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from dse.errors import InputError
+from dse.lifeline import die_with_parent
 
 Task = Callable[[Any, Any], Any]
 
@@ -60,7 +62,8 @@ class InProcess(Executor):
 _SHARED: dict[str, Any] = {}
 
 
-def _init_process(shared: Any) -> None:
+def _init_process(shared: Any, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     _SHARED["shared"] = shared
 
 
@@ -83,7 +86,7 @@ class Processes(Executor):
             max_workers=self.jobs,
             mp_context=get_context("spawn"),
             initializer=_init_process,
-            initargs=(shared,),
+            initargs=(shared, os.getpid()),
         ) as pool:
             queue = iter(items)
             pending: list[Future[Any]] = [
@@ -115,6 +118,8 @@ class Dask(Executor):
         require("dask", "a Dask executor (workers or scheduler)")
         from distributed import Client, LocalCluster
 
+        from dse.search._dask_lifeline import Lifeline
+
         self.cluster: Any = None
         try:
             if workers is not None:
@@ -125,6 +130,7 @@ class Dask(Executor):
                     dashboard_address=":0",
                 )
                 self.client = Client(self.cluster)
+                self.client.register_plugin(Lifeline(os.getpid()), name="dse-lifeline")
             else:
                 self.client = Client(scheduler, timeout="20s")
         except OSError as error:

@@ -33,6 +33,33 @@ SAMPLERS = ("nsga2", "tpe", "random")
 CONSTRAINTS_ATTR = "constraints"
 DESIGN_ATTR = "design"
 PROBLEM_ATTR = "dse_problem"
+TARGET_ATTR = "dse_target"
+"""Study attribute: the unfinished run's ``{"target": trials, "evals": N}`` (``null`` when the
+last run finished), so that the same command after a kill completes that run."""
+
+
+def _target(study: Any, evals: int) -> tuple[int, bool]:
+    """The number of trials this run fills the study up to, and whether it resumes a killed run
+    of the same ``evals`` (then its target stands); else ``evals`` more than it holds."""
+    from optuna.trial import TrialState
+
+    from dse.search.shared_study import count_live
+
+    try:
+        pending = json.loads(str(study.user_attrs.get(TARGET_ATTR, "null")))
+    except ValueError:
+        pending = None
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if (
+        isinstance(pending, dict)
+        and pending.get("evals") == evals
+        and isinstance(pending.get("target"), int)
+        and complete < pending["target"]
+    ):
+        return int(pending["target"]), True
+    target = count_live(study) + evals
+    study.set_user_attr(TARGET_ATTR, json.dumps({"target": target, "evals": evals}))
+    return target, False
 
 
 LEVEL_SUFFIX = "_level"
@@ -171,13 +198,18 @@ class OptunaEngine(Engine):
         )
         set_metric_names(study, problem)
         remaining = evals
+        resumed = False
         if kept is not None:
-            from dse.search.shared_study import record_run
+            from dse.search.shared_study import count_live, fail_dead_workers_trials, record_run
 
             record_run(kept, problem, self.sampler, self.pop_size, self.batch_size, seed)
-        if kept is not None and self.workers:
-            self._run_workers(problem, kept, evals, seed)
-            remaining = 0
+            fail_dead_workers_trials(kept)
+            target, resumed = _target(kept, evals)
+            if self.workers:
+                self._run_workers(problem, kept, target, seed)
+                remaining = 0
+            else:
+                remaining = max(target - count_live(kept), 0)
         done: list[Any] = []
         if kept is not None:
             done = kept.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -192,6 +224,8 @@ class OptunaEngine(Engine):
                 kept.add_trials(study.get_trials(deepcopy=False)[-len(trials) :])
             record(evaluation)
             remaining -= len(trials)
+        if kept is not None:
+            kept.set_user_attr(TARGET_ATTR, json.dumps(None))
         return {
             "sampler": self.sampler,
             "pop_size": self.pop_size,
@@ -200,18 +234,19 @@ class OptunaEngine(Engine):
             "study": name,
             "trials": len(study.trials),
             "trials_before": len(done),
+            "resumed": resumed,
             "workers": self.workers,
         }
 
-    def _run_workers(self, problem: Problem, kept: Any, evals: int, seed: int) -> None:
-        """Add ``evals`` trials to the stored study with ``workers`` processes, each running
-        :func:`~dse.search.shared_study.run_worker` (spawned, so nothing is inherited)."""
+    def _run_workers(self, problem: Problem, kept: Any, target: int, seed: int) -> None:
+        """Fill the stored study up to ``target`` trials with ``workers`` processes, each
+        running :func:`~dse.search.shared_study.run_worker` (spawned, so nothing is inherited;
+        in this process group, each dying with this process)."""
         from multiprocessing import get_context
 
-        from dse.search.shared_study import count_live, worker_process
+        from dse.search.shared_study import worker_process
 
         assert self.storage is not None and self.workers is not None
-        target = count_live(kept) + evals
         context = get_context("spawn")
         procs = [
             context.Process(

@@ -18,7 +18,7 @@ from dse.designs import Designs, FloatArray
 from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import Plans, candidate_plans
 from dse.settings import Settings, load_settings
-from dse.space import IntArray, Space, objective_matrix
+from dse.space import IntArray, Space, index_rows, objective_matrix
 
 INFEASIBLE_G = 1e6
 """Stand-in for a non-finite constraint value handed to an optimizer (still ``> 0``)."""
@@ -67,7 +67,7 @@ class Problem:
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
         """Evaluate index rows of shape ``(n, d)`` in one model call."""
-        X = np.asarray(X, dtype=np.int64).reshape(-1, self.n_var)
+        X = index_rows(X, self.n_var)
         designs = self.space.decode(X)
         metrics = evaluate(designs, self.workload, self.settings, self.plans)
         metrics = metrics.with_constraints(self.space.constraint_values(metrics))

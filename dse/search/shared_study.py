@@ -177,26 +177,68 @@ class _Heartbeat:
         self._stop.set()
 
 
+def _settle(study: Any, target: int) -> bool:
+    """At the target: whether some live trial belonged to a dead worker (now failed and
+    re-queued, so there is work again). Waits while a trial names no worker yet, up to
+    :data:`GRACE_S`, since one from a killed worker must be retried too."""
+    import time
+
+    from optuna.trial import TrialState
+
+    deadline = time.monotonic() + GRACE_S + 1
+    while True:
+        if fail_dead_workers_trials(study, GRACE_S):
+            return True
+        complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        if complete >= target or not ownerless_running(study) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def fail_dead_workers_trials(study: Any) -> int:
-    """Journal storage: fail and re-queue RUNNING trials of dead workers on this host."""
+def fail_dead_workers_trials(study: Any, ownerless_after_s: float | None = None) -> int:
+    """Fail and re-queue (same parameters) the RUNNING trials whose worker died: its recorded
+    pid on this host is gone, or (with ``ownerless_after_s``) it never recorded itself and the
+    trial started longer ago than that. Any storage (SQLite, PostgreSQL, journal); returns the
+    number failed."""
+    import datetime
+
     from optuna.trial import TrialState
 
     host = socket.gethostname()
+    now = datetime.datetime.now()
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
-        name, _, pid = owner.rpartition(":")
-        if name != host or not pid.isdigit() or _alive(int(pid)):
+        if owner:
+            name, _, pid = owner.rpartition(":")
+            if name != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+        else:
+            started = trial.datetime_start
+            if ownerless_after_s is None or started is None:
+                continue
+            if (now - started).total_seconds() < ownerless_after_s:
+                continue
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except RuntimeError:  # finished (or failed by another worker) meanwhile
             continue
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         if trial.params:
             study.enqueue_trial(trial.params, user_attrs={"dse_retry_of": trial.number})
         failed += 1
     return failed
+
+
+def ownerless_running(study: Any) -> int:
+    """RUNNING trials that name no worker yet (claimed a moment ago, or by a killed worker)."""
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return sum(1 for t in running if WORKER_ATTR not in t.user_attrs)
 
 
 def _alive(pid: int) -> bool:
@@ -250,8 +292,7 @@ def run_worker(
     dims = problem.space.dimensions
     maximize = np.array([o.maximize for o in problem.space.objectives])
     heart = _Heartbeat(storage)
-    if heart.storage is None:
-        fail_dead_workers_trials(study)
+    fail_dead_workers_trials(study, GRACE_S)
     me = _worker_id()
     done = 0
     try:
@@ -277,6 +318,8 @@ def run_worker(
                     break
                 trials.append(trial)
             if not trials:
+                if _settle(study, target):
+                    continue
                 break
             engine.evaluate_and_tell(
                 study,
@@ -298,9 +341,12 @@ def run_worker(
 def worker_process(storage_url: str, study_name: str, total: int, seed: int) -> None:
     """Body of a worker process started by the optuna engine: :func:`run_worker` until the
     study holds ``total`` trials; a :class:`~dse.errors.DseError` becomes one line on stderr
-    and exit status 2."""
+    and exit status 2. The process dies with the one that started it
+    (:func:`dse.lifeline.die_with_parent`)."""
     from dse.errors import DseError
+    from dse.lifeline import die_with_parent
 
+    die_with_parent()
     try:
         run_worker(storage_url, study_name, total=total, seed=seed)
     except DseError as error:

@@ -536,3 +536,15 @@ def test_deepseek_v3_with_its_published_plan_matches_its_gpu_hours(dse) -> None:
         "json",
     ).json()
     assert abs(record["chip_hours"] / 2.664e6 - 1) <= 0.20
+
+
+def test_a_format_slower_than_16_bit_trains_in_16_bit() -> None:
+    # A design whose fp8 units are slower than its bf16 ones trains its fp8 workload in bf16:
+    # the same step time as bf16 training, and MFU against the 16-bit peak, never above 1.
+    fp8 = load_workload("llama3.1-70b").with_changes(precision="fp8", seq_len=131072)
+    bf16 = fp8.with_changes(precision="bf16")
+    designs = _cluster("h100-sxm", [1024.0]).replace(fp8_flops_per_cycle_per_unit=16.0)
+    slow = evaluate(designs, fp8)
+    plain = evaluate(designs, bf16)
+    assert 0 < slow.columns["mfu"][0] <= 1
+    assert slow.columns["step_time_s"][0] == pytest.approx(plain.columns["step_time_s"][0])

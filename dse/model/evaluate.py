@@ -129,8 +129,8 @@ def evaluate(
     training = evaluate_training(designs, silicon, workload, plans, settings)
     economics = evaluate_economics(designs, silicon, training, settings)
     precision = workload.precision
-    peak = np.where(
-        silicon.peak_flop_s[precision] > 0,
+    # The training format's peak, or the 16-bit one where the format is missing or slower.
+    peak = np.maximum(
         silicon.peak_flop_s[precision],
         np.maximum(silicon.peak_flop_s["bf16"], silicon.peak_flop_s["fp16"]),
     )

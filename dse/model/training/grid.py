@@ -25,7 +25,8 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
     attention, and the nominal peak used for MFU; all shape ``(n,)``.
 
     16-bit training uses bf16 or, on chips without it, fp16. fp8/fp4 training runs the linear
-    layers in that format where the chip has it and falls back to 16-bit where it has not.
+    layers in that format where the chip has it and falls back to 16-bit where it has not, or
+    where the format would be slower than 16-bit (no framework trains in a slower format).
     """
     # A design whose TDP cannot even feed its static power sustains no clock at all; 1 FLOP/s
     # keeps its times finite (and huge) rather than infinite.
@@ -36,7 +37,7 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
         return sixteen, sixteen, sixteen_peak
     low = silicon.sustained_flop_s(precision)
     low_peak = silicon.peak_flop_s[precision]
-    return np.where(low > 0, low, sixteen), sixteen, np.where(low_peak > 0, low_peak, sixteen_peak)
+    return np.maximum(low, sixteen), sixteen, np.maximum(low_peak, sixteen_peak)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ def _executed_format(
     fallback_clock = np.where(sixteen == 0, clock["bf16"], clock["fp16"])
     if precision == "bf16":
         return fallback_energy, fallback_clock
-    has = silicon.peak_flop_s[precision][rows] > 0
+    sixteen_peak = np.maximum(silicon.peak_flop_s["bf16"][rows], silicon.peak_flop_s["fp16"][rows])
+    has = silicon.peak_flop_s[precision][rows] >= np.maximum(sixteen_peak, 1e-300)
     return np.where(has, energy[precision], fallback_energy), np.where(
         has, clock[precision], fallback_clock
     )
@@ -42,7 +43,11 @@ def _full_dynamic_power(
     nominal = sixteen
     if precision != "bf16":
         own = silicon.compute_power_peak_w[precision][rows]
-        nominal = np.where(own > 0, own, sixteen)
+        sixteen_peak = np.maximum(
+            silicon.peak_flop_s["bf16"][rows], silicon.peak_flop_s["fp16"][rows]
+        )
+        runs_own = (own > 0) & (silicon.peak_flop_s[precision][rows] >= sixteen_peak)
+        nominal = np.where(runs_own, own, sixteen)
     return nominal * clock_ratio**exponent
 
 

@@ -47,7 +47,7 @@ def compare(
     each with ``ratio_to_first``: :data:`RATIO_METRICS` divided by the first chip's (None where
     either is missing, infinite or the first is zero)."""
     if not chips:
-        raise InputError("CHIP", "", "at least one chip id or chip TOML file", "nothing")
+        raise InputError.for_argument("chips", "at least one chip id or chip TOML file", "nothing")
     settings = settings or load_settings()
     records = [evaluate_one(chip, workload, num_chips, settings) for chip in chips]
     first = records[0]
@@ -92,7 +92,7 @@ def check_plot_path(out: Path) -> str:
     suffix = out.suffix.lower()
     if suffix not in PLOT_SUFFIXES:
         expected = f"a file name ending in one of {list(PLOT_SUFFIXES)}"
-        raise InputError("--plot", "", expected, str(out))
+        raise InputError.for_argument("plot_path", expected, str(out))
     return suffix
 
 
@@ -121,7 +121,7 @@ def plot_comparison(records: Sequence[dict[str, Any]], out: Path) -> None:
     ax.set_title(f"{workload} on {records[0]['num_chips']:,} chips, relative to {names[0]}")
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
-    target = AtomicFile(out, "--plot")
+    target = AtomicFile(out, "plot_path")
     try:
         fig.savefig(target.temp, format=suffix[1:], dpi=150)
         target.commit()

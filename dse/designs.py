@@ -14,18 +14,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dse.catalog.chips import FORMATS, Chip
+from dse.catalog.chips import Chip
 from dse.catalog.technology import Technology, load_technology
+from dse.parameters import CATEGORICAL, chip_values
 
 FloatArray = NDArray[np.float64]
 
-CATEGORICAL = ("node", "hbm_generation")
-"""Design parameters stored as integer codes into the technology tables."""
+__all__ = ["CATEGORICAL", "Designs", "FloatArray", "chip_columns", "from_chips"]
 
 
 @dataclass(frozen=True)
 class Designs:
     """``n`` accelerator designs on their clusters, each field an array of shape ``(n,)``.
+
+    One field per declaration of :data:`dse.parameters.PARAMETERS`, in the same order.
 
     Per-package quantities count the whole package (all dies). ``unit_price_usd`` is an explicit
     price (a space's or lever's); NaN, the usual case, prices the design at its modeled unit cost
@@ -110,40 +112,13 @@ class Designs:
 def chip_columns(
     chip: Chip, technology: Technology | None = None, *, with_markup: bool = True
 ) -> dict[str, float]:
-    """One chip's design parameters as a column → value mapping (cluster size excluded).
+    """One chip's design parameters as a column → value mapping (cluster size excluded); see
+    :func:`dse.parameters.chip_values`.
 
     The price is modeled (``unit_price_usd`` NaN) at the vendor's markup (dse/pricing.py);
     ``with_markup=False`` leaves the markup NaN (used to compute the markups themselves).
     """
-    technology = technology or load_technology()
-    row: dict[str, float] = {
-        "node": technology.node_ids().index(chip.node),
-        "dies_per_package": chip.dies_per_package,
-        "compute_units": chip.compute_units,
-        "spare_units": chip.compute_units_physical - chip.compute_units,
-        "clock_ghz": chip.clock_ghz,
-        "sram_mb": chip.sram_mb,
-        "tdp_w": chip.tdp_w,
-        "hbm_generation": technology.memory_ids().index(chip.hbm_generation),
-        "hbm_stacks": chip.hbm_stacks,
-        "hbm_pin_rate_gbps": chip.hbm_pin_rate_gbps,
-        "hbm_stack_capacity_gb": chip.hbm_stack_capacity_gb,
-        "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
-        "scale_up_domain": chip.scale_up_domain,
-        "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
-        "unit_price_usd": np.nan,
-        "gemm_efficiency_scale": technology.family(chip.family).gemm_efficiency_scale,
-        "price_markup": _markup(chip) if with_markup else np.nan,
-    }
-    for fmt in FORMATS:
-        row[f"{fmt}_flops_per_cycle_per_unit"] = chip.flops_per_cycle(fmt)
-    return row
-
-
-def _markup(chip: Chip) -> float:
-    from dse.pricing import vendor_markups
-
-    return vendor_markups().get(chip.vendor, np.nan)
+    return chip_values(chip, technology, with_markup=with_markup)
 
 
 def from_chips(

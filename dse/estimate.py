@@ -14,15 +14,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.errors import DseError, InputError
+from dse.errors import InputError, TooLargeError
 from dse.search.problem import Problem
 from dse.search.sweep import sweep_total
 from dse.units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 MAX_DESIGNS = 50_000_000
-"""Designs above which a run needs confirmation (``--yes``)."""
+"""Designs above which a run needs confirmation (``confirm=True``)."""
 MAX_OUTPUT_BYTES = 10 * GIGA
-"""Estimated output size (bytes) above which a run needs confirmation (``--yes``)."""
+"""Estimated output size (bytes) above which a run needs confirmation (``confirm=True``)."""
 SAMPLE_DESIGNS = 1024
 """Designs timed to measure the model's rate (about 0.15 s at 7,000 designs/s)."""
 WARMUP_DESIGNS = 64
@@ -30,10 +30,6 @@ ENGINE_OVERHEAD_S = {"pymoo": 0.3e-3, "optuna": 3.3e-3}
 """Engine time per evaluation (s) beside the model's, measured on a 2-core machine: pymoo
 NSGA-II 5,000 evaluations in 3.4 s and optuna NSGA-II (in memory) 1,000 trials in 3.7 s, less
 the model's time at the population's batch size. A database storage adds its own latency."""
-
-
-class TooLargeError(DseError):
-    """A run above the size limits that was not confirmed."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +61,7 @@ class Estimate:
         return broken
 
     def record(self) -> dict[str, Any]:
-        """The estimate as a plain record (``dse sweep --dry-run --format json``)."""
+        """The estimate as a plain record (what a dry run prints)."""
         return {**asdict(self), "time": _duration(self.seconds), "size": self.size_text()}
 
     def size_text(self) -> str:
@@ -89,10 +85,7 @@ def check_limits(estimate: Estimate, confirmed: bool) -> None:
     """Raise :class:`TooLargeError` with the estimate when the run is too large and unconfirmed."""
     broken = estimate.over_limit()
     if broken and not confirmed:
-        raise TooLargeError(
-            f"refusing to start: {estimate.text()}; that is {' and '.join(broken)}. "
-            "Pass --yes to run it anyway, or --dry-run to only print the estimate."
-        )
+        raise TooLargeError(estimate.text(), broken)
 
 
 def estimate_sweep(
@@ -125,7 +118,7 @@ def estimate_search(
 ) -> Estimate:
     """Estimate a search of ``evals`` evaluations in batches of ``batch`` designs by ``engine``."""
     if evals < 1:
-        raise InputError("--evals", "", "a whole number >= 1", evals)
+        raise InputError.for_argument("evals", "a whole number >= 1", evals)
     rate, per_row = measure(problem, out.suffix.lower(), min(evals, SAMPLE_DESIGNS), batch)
     seconds = evals * (1.0 / rate + ENGINE_OVERHEAD_S.get(engine, 0.0))
     return Estimate(

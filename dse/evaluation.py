@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dse.catalog.chips import load_chip
+import numpy as np
+
+from dse.catalog.chips import Chip, load_chip
 from dse.catalog.workloads import Workload, training_flops
 from dse.designs import from_chips
 from dse.errors import InputError
@@ -27,19 +31,21 @@ def prediction_intervals(record: dict[str, Any], moe: bool) -> dict[str, list[fl
 
 
 def evaluate_one(
-    chip_name: str | Path,
+    chip_name: str | Path | Chip,
     workload: Workload,
     num_chips: int,
     settings: Settings,
     pinned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """All metrics of ``workload`` on ``num_chips`` of one chip, at the best (or pinned) plan."""
-    chip = load_chip(chip_name)
+    chip = chip_name if isinstance(chip_name, Chip) else load_chip(chip_name)
     pinned = dict(pinned or {})
     dp = pinned.get("dp")
     tp, pp = pinned.get("tp") or 1, pinned.get("pp") or 1
     if dp is not None and dp * tp * pp > num_chips:
-        raise InputError("--dp", "", f"dp x tp x pp <= --num-chips ({num_chips})", dp * tp * pp)
+        raise InputError.for_argument(
+            "dp", f"dp x tp x pp <= `num_chips` ({num_chips})", dp * tp * pp
+        )
     plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **pinned)
     metrics = evaluate(from_chips([chip], num_chips), workload, settings, plans)
     record = metrics.record(0)
@@ -89,3 +95,18 @@ _SILICON_NOTE = (
     "{limit} > 0 by the model's estimate, but {chip} is a shipped product (published datasheet), "
     "so the silicon limits are not enforced for it"
 )
+
+
+def plain(value: Any) -> Any:
+    """Numpy scalars and arrays → plain Python values that JSON understands; NaN → None."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -15,9 +15,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import platform
 import secrets
-import shlex
-import sys
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -27,9 +26,8 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dse import __version__
+from dse._version import __version__
 from dse.catalog.technology import load_technology
-from dse.designs import CATEGORICAL, Designs
 from dse.errors import InputError
 from dse.files import (
     exists,
@@ -42,6 +40,7 @@ from dse.files import (
 )
 from dse.model.evaluate import PLAN_COLUMNS
 from dse.model.plans import RECOMPUTE, SCHEDULES
+from dse.parameters import CATEGORICAL, RESULTS, choices
 from dse.space import INTEGER_PARAMETERS
 
 if TYPE_CHECKING:
@@ -49,9 +48,10 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".csv", ".parquet", ".json")
 METADATA_KEY = "dse"
-DESIGN_COLUMNS = tuple(name for name in Designs.names() if name != "unit_price_usd")
-"""Design parameter columns of a results file. The price is the ``unit_price_usd`` metric (the
-given price where a space fixes one, else the modeled one)."""
+DESIGN_COLUMNS = RESULTS
+"""Design parameter columns of a results file (their declarations' ``in_results``): the price
+is the ``unit_price_usd`` metric (the given price where a space fixes one, else the modeled
+one)."""
 
 Columns = dict[str, np.ndarray]
 WRITABLE = "room to write the results file (a writable folder with free space)"
@@ -60,10 +60,7 @@ WRITABLE = "room to write the results file (a writable folder with free space)"
 def results_columns(evaluation: Evaluation) -> Columns:
     """A batch as results columns (name → array of shape ``(n,)``); ``pareto`` all False."""
     technology = load_technology()
-    ids = {
-        "node": np.array(technology.node_ids()),
-        "hbm_generation": np.array(technology.memory_ids()),
-    }
+    ids = {name: np.array(choices(name, technology)) for name in CATEGORICAL}
     designs, metrics = evaluation.designs, evaluation.metrics
     out: Columns = {}
     for name in DESIGN_COLUMNS:
@@ -90,22 +87,51 @@ def concat_columns(parts: list[Columns]) -> Columns:
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def provenance(**fields: Any) -> dict[str, Any]:
-    """Provenance record: the given fields plus package version, time and command line."""
+def provenance(request: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """Provenance record: the given fields, the ``request`` that produced the file (the API
+    function and its arguments, as JSON values), the versions of the packages that decide the
+    numbers, and the time."""
     return {
         **fields,
+        "request": json.loads(json.dumps(dict(request or {}), default=str)),
+        "versions": versions(),
         "dse_version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": shlex.join(["dse", *sys.argv[1:]]),
     }
 
 
-def check_suffix(path: Path, option: str = "--out") -> str:
+VERSIONED = ("numpy", "pandas", "pymoo", "optuna", "moocore", "pyarrow")
+"""Distributions whose versions a results file records beside dse's."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, dse and the :data:`VERSIONED` distributions (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "dse": __version__}
+    for name in VERSIONED:
+        with suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def check_suffix(path: Path, option: str = "out") -> str:
     """The file format of ``path`` from its suffix, or an :class:`InputError`."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise InputError(option, "", f"a file name ending in one of {list(SUFFIXES)}", str(path))
+        raise InputError(
+            option,
+            "",
+            f"a file name ending in one of {list(SUFFIXES)}",
+            str(path),
+            argument=_argument(option),
+        )
     return suffix
+
+
+def _argument(option: str) -> str | None:
+    """``option`` when it names a function argument (``"out"``) rather than a file."""
+    return option if option.isidentifier() else None
 
 
 def meta_path(path: Path) -> Path:
@@ -119,14 +145,18 @@ class AtomicFile:
     Creating it checks that the folder is writable, so a long run fails before it starts.
     """
 
-    def __init__(self, path: Path, option: str = "--out") -> None:
+    def __init__(self, path: Path, option: str = "out") -> None:
         self.path = Path(path)
         self.temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         try:
             self.temp.open("xb").close()
         except OSError as error:
             raise InputError(
-                option, "", "a path in a writable folder", f"{path} ({reason(error)})"
+                option,
+                "",
+                "a path in a writable folder",
+                f"{path} ({reason(error)})",
+                argument=_argument(option),
             ) from None
 
     def commit(self) -> None:
@@ -262,6 +292,8 @@ def read_results(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     with open_input(path, results_limit_bytes(), "a results file") as handle:
         try:
             frame, meta = _read_table(handle, suffix, path)
+        except InputError:
+            raise
         except (ValueError, TypeError, RecursionError) as error:  # TypeError: JSON [1.5, true]
             raise InputError(path, "", expected, _first_line(error)) from None
     _check_names(frame, path)

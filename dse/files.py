@@ -309,7 +309,7 @@ class OutputLock:
     its holder dies, so a killed run never leaves a stale lock behind.
     """
 
-    def __init__(self, out: Path, option: str = "--out") -> None:
+    def __init__(self, out: Path, option: str = "out") -> None:
         self.out = Path(out)
         self.path = lock_path(self.out)
         self.option = option
@@ -323,7 +323,11 @@ class OutputLock:
                     break
             else:
                 raise InputError(
-                    self.option, "", "an output whose lock can be taken", str(self.out)
+                    self.option,
+                    "",
+                    "an output whose lock can be taken",
+                    str(self.out),
+                    argument=self.option,
                 )
             self._fd = fd
             try:
@@ -346,6 +350,7 @@ class OutputLock:
                 "",
                 "an output no other dse run is writing",
                 f"{self.out} (in use by process {holder}; lock {self.path.name})",
+                argument=self.option,
             ) from None
         try:
             here = os.stat(self.path)

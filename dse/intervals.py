@@ -1,9 +1,10 @@
 """80 % prediction intervals from the model's cross-validated errors (docs/model.md §4).
 
 ``dse/validation_residuals.csv`` holds the held-out log errors of every published figure
-(``dse validate --cross-validate source``, written by benchmarks/calibrate_training.py), in the
-sign of time: e = ln(predicted time / reported time), so a figure the model predicts too slow
-has e > 0 whether it was published as a time, a throughput or an MFU. A prediction's interval
+(:func:`dse.calibration.cross_validate` by source, written by
+benchmarks/calibrate_training.py), in the sign of time: e = ln(predicted time / reported time),
+so a figure the model predicts too slow has e > 0 whether it was published as a time, a
+throughput or an MFU. A prediction's interval
 is the range the reported value fell in for 80 % of comparable runs: the 10th and 90th
 percentiles of e over the runs of the same kind (steady-state throughput or full run; dense or
 MoE), pooled over all runs where a kind has fewer than ``MIN_RESIDUALS``. This is split

@@ -1,7 +1,7 @@
 """Child processes that die with their parent.
 
-A worker process started by ``dse`` (``--jobs`` pool processes, Dask ``--workers``, the
-optuna engine's ``dse worker`` processes) calls :func:`die_with_parent` first, so that killing
+A worker process started by ``dse`` (process-pool workers of a sweep, local Dask workers, the
+optuna engine's worker processes) calls :func:`die_with_parent` first, so that killing
 the ``dse`` process, even with SIGKILL, leaves none of its workers behind. On Linux the kernel
 sends the child SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon
 thread polls the parent's pid. Either way a parent that died before the call is noticed at once.

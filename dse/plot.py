@@ -106,7 +106,7 @@ def _log_scale(values: np.ndarray) -> bool:
 
 
 def reference_markers(
-    chips: Sequence[str], meta: dict[str, Any], num_chips: int | None, frame: pd.DataFrame
+    references: Sequence[str], meta: dict[str, Any], num_chips: int | None, frame: pd.DataFrame
 ) -> list[Marker]:
     """Each chip evaluated (best plan) on the results file's workload, tokens, precision and
     settings, on ``num_chips`` chips (default: the file's cluster size when it has one)."""
@@ -114,20 +114,17 @@ def reference_markers(
     from dse.evaluation import evaluate_one
     from dse.settings import load_settings
 
-    if not chips:
+    if not references:
         return []
     if not meta.get("workload"):
-        raise InputError(
-            "--reference", "", "a results file whose provenance names a workload", "none"
+        raise InputError.for_argument(
+            "references", "a results file whose provenance names a workload", "none"
         )
     if num_chips is None:
         sizes: list[Any] = list(frame["num_chips"].unique()) if "num_chips" in frame else []
         if len(sizes) != 1:
-            raise InputError(
-                "--num-chips",
-                "",
-                "a cluster size for --reference (the results vary num_chips)",
-                "none",
+            raise InputError.for_argument(
+                "num_chips", "a cluster size for `references` (the results vary num_chips)", "none"
             )
         num_chips = int(sizes[0])
     workload = load_workload(meta["workload"])
@@ -141,7 +138,7 @@ def reference_markers(
         "results file settings", **(meta.get("settings") or {})
     )
     markers = []
-    for chip in chips:
+    for chip in references:
         record = evaluate_one(chip, workload, num_chips, settings)
         values = {
             k: float(v)
@@ -168,10 +165,12 @@ def plot_results(
     :data:`PLOTLY_JS` beside it, or inlines it when ``offline``."""
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
-        raise InputError("--out", "", f"a file name ending in one of {list(SUFFIXES)}", str(out))
+        raise InputError.for_argument(
+            "out", f"a file name ending in one of {list(SUFFIXES)}", str(out)
+        )
     if len(objectives) < 2:
-        raise InputError(
-            "--minimize/--maximize", "", "at least two objectives to plot", len(objectives)
+        raise InputError.for_argument(
+            "objectives", "at least two objectives to plot", len(objectives)
         )
     limit = MAX_HTML_BACKGROUND_POINTS if suffix == ".html" else MAX_BACKGROUND_POINTS
     front, background = split_front(frame, objectives, limit)
@@ -420,6 +419,9 @@ def add_projections(
 ) -> None:
     """Scatter plots of each pair of objectives on ``fig``'s subplot ``row`` (one column per
     pair): other feasible designs in grey, the front in red, ``markers`` as blue stars."""
+    from dse.extras import require
+
+    require("html", "an interactive HTML plot")
     import plotly.graph_objects as go
 
     pairs = list(itertools.combinations(range(len(objectives)), 2))
@@ -526,6 +528,9 @@ def plotly_figure(
     markers: Sequence[Marker] = (),
 ) -> Any:
     """The projections above the front's parallel coordinates, as one plotly figure."""
+    from dse.extras import require
+
+    require("html", "an interactive HTML plot")
     from plotly.subplots import make_subplots
 
     pairs = list(itertools.combinations(range(len(objectives)), 2))

@@ -103,6 +103,9 @@ def render_report(
     front: ResultsFront,
 ) -> str:
     """The report as one HTML document (plotly.js inlined)."""
+    from dse.extras import require
+
+    require("html", "an HTML report")
     from plotly.offline import get_plotlyjs
 
     rows, background = split_front(frame, objectives, MAX_HTML_BACKGROUND_POINTS)

@@ -9,6 +9,7 @@ from dse.catalog.workloads import Workload, flops_per_token, training_flops
 from dse.designs import from_chips
 from dse.model.economics import unit_price
 from dse.model.silicon import evaluate_silicon
+from dse.parameters import PARAMETERS
 from dse.settings import load_settings
 from dse.units import TERA
 
@@ -23,7 +24,7 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
     s = evaluate_silicon(designs)
     formats = [fmt for fmt in FORMATS if chip.flops_per_cycle(fmt) > 0]
     published = chip.published
-    return {
+    summary: dict[str, Any] = {
         "id": chip.id,
         "name": chip.name,
         "vendor": chip.vendor,
@@ -60,9 +61,14 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
         "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
         "within_silicon_limits": bool(all(g[0] <= 0 for g in s.constraints.values())),
         "constraints": {name: float(g[0]) for name, g in s.constraints.items()},
-        "published": dict(published),
-        "source": chip.source,
     }
+    # Every declared chip parameter appears, also those added after this list was written.
+    for p in PARAMETERS:
+        if p.chip_carries and p.shown and p.name not in summary:
+            summary[p.name] = p.chip_value(chip)
+    summary["published"] = dict(published)
+    summary["source"] = chip.source
+    return summary
 
 
 def workload_summary(workload: Workload) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from dse import parameters
 from dse.catalog._paths import resolve
-from dse.catalog._schema import check, shown_number
-from dse.catalog.chips import BOUNDS, load_chip
-from dse.catalog.technology import load_technology
+from dse.catalog._schema import check
+from dse.catalog.chips import load_chip
 from dse.catalog.workloads import WORKLOAD_SCHEMA, Workload, build_workload, load_workload
 from dse.designs import CATEGORICAL, Designs, FloatArray, chip_columns
 from dse.errors import DseError, InputError
@@ -47,17 +47,12 @@ RANDOM_BLOCK = 65_536
 """Random samples are drawn in blocks of this many rows, each from its own seeded stream, so
 that any index range of the sample sequence can be produced without the rows before it."""
 
-INTEGER_PARAMETERS = frozenset(
-    {"compute_units", "spare_units", "hbm_stacks", "dies_per_package", "scale_up_domain"}
-    | {"num_chips"}
-)
-"""Parameters that take whole numbers."""
-ZERO_ALLOWED = frozenset(
-    {"spare_units"} | {f"{fmt}_flops_per_cycle_per_unit" for fmt in ("bf16", "fp16", "fp8", "fp4")}
-)
+INTEGER_PARAMETERS = parameters.INTEGER
+"""Parameters that take whole numbers (from their declarations)."""
+ZERO_ALLOWED = parameters.ZERO_ALLOWED
 """Parameters that may be 0 (no spare units; a number format the chip lacks). All others > 0."""
-PARAMETERS: tuple[str, ...] = tuple(Designs.names())
-"""Every parameter a space may vary or fix: the columns of :class:`~dse.designs.Designs`."""
+PARAMETERS: tuple[str, ...] = parameters.NAMES
+"""Every parameter a space may vary or fix: the declared design parameters."""
 
 _TOP_KEYS = (
     "name",
@@ -171,18 +166,15 @@ class Space:
         columns: dict[str, Any] = {name: np.full(n, value) for name, value in self.base.items()}
         for j, dim in enumerate(self.dimensions):
             columns[dim.name] = dim.values[X[:, j]]
-        varied = set(self.names)
-        if "hbm_generation" in varied | self.fixed:
-            # The chosen generation's pin rate and stack capacity unless those are given.
-            memories = list(load_technology().memories.values())
-            codes = np.asarray(columns["hbm_generation"], dtype=np.int64)
-            for column, attribute in (
-                ("hbm_pin_rate_gbps", "pin_rate_gbps"),
-                ("hbm_stack_capacity_gb", "stack_capacity_gb"),
-            ):
-                if column not in varied | self.fixed:
-                    table = np.array([getattr(m, attribute) for m in memories])
-                    columns[column] = table[codes]
+        given = set(self.names) | self.fixed
+        for name in CATEGORICAL:
+            if name not in given:
+                continue
+            # The chosen entry's values of the parameters it implies, unless those are given.
+            codes = np.asarray(columns[name], dtype=np.int64)
+            for column, _ in parameters.BY_NAME[name].implies:
+                if column not in given:
+                    columns[column] = np.array(parameters.implied(name, column))[codes]
         return Designs.from_columns(columns)
 
     def grid(self, start: int, stop: int) -> IntArray:
@@ -322,15 +314,12 @@ def _check_parameter(name: str, path: Path, key: str) -> None:
 
 
 def _category_ids(name: str) -> list[str]:
-    technology = load_technology()
-    return technology.node_ids() if name == "node" else technology.memory_ids()
+    return parameters.choices(name)
 
 
 def parameter_bounds(name: str) -> tuple[float, float]:
-    """The physical range (inclusive) of design parameter ``name`` (see ``chips.BOUNDS``)."""
-    if name.endswith("_flops_per_cycle_per_unit"):
-        return BOUNDS["flops_per_cycle_per_unit"]  # or exactly 0: the chip lacks the format
-    return BOUNDS[name]
+    """The physical range (inclusive) of design parameter ``name`` (its declaration's)."""
+    return parameters.BY_NAME[name].bounds()
 
 
 def _number(name: str, value: Any, path: Path, key: str) -> float:
@@ -338,9 +327,7 @@ def _number(name: str, value: Any, path: Path, key: str) -> float:
     whole = name in INTEGER_PARAMETERS
     low, high = parameter_bounds(name)
     zero = name in ZERO_ALLOWED and low > 0
-    rule = ("a whole number" if whole else "a number") + (
-        f" >= {shown_number(low)} and <= {shown_number(high)}" + (", or 0" if zero else "")
-    )
+    rule = parameters.BY_NAME[name].rule()
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InputError(path, key, rule, value)
     if whole and not float(value).is_integer():

@@ -37,3 +37,9 @@ def dse(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def dse_cli(dse: Callable[..., Result]) -> Callable[..., Result]:
+    """The ``dse`` fixture under a name that leaves ``dse`` free for the package."""
+    return dse

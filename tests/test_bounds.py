@@ -112,7 +112,7 @@ def test_absurd_space_values_are_refused(
         ("--tokens", "1e300", "--tokens"),
         ("--tokens", "nan", "--tokens"),
         ("--num-chips", "100000000000", "--num-chips"),
-        ("--hbm-efficiency", "1e-320", "hbm_efficiency"),
+        ("--hbm-efficiency", "1e-320", "--hbm-efficiency: expected"),
         ("--pue", "1e308", "pue"),
     ],
 )

@@ -78,7 +78,12 @@ def test_random_sweep_of_shipped_space_marks_exactly_the_front(
     assert meta["workload"] == "llama3.1-70b" and meta["method"] == "random"
     assert meta["seed"] == 1 and meta["samples"] == 3000 and meta["rows"] == 3000
     assert len(meta["space_sha256"]) == 64 and meta["dse_version"]
-    assert meta["command"].startswith("dse ")
+    request = meta["request"]  # the API call the command made, not the command line
+    assert request["function"] == "dse.sweep" and request["arguments"]["seed"] == 1
+    assert request["arguments"]["samples"] == 3000 and request["arguments"]["space"].endswith(
+        "accelerator.toml"
+    )
+    assert meta["versions"]["dse"] == meta["dse_version"] and "numpy" in meta["versions"]
 
 
 def test_rows_do_not_depend_on_chunk_size(

@@ -37,8 +37,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "scale_out_bandwidth_gb_s": (0.01, 1_000_000.0),
     "num_chips": (1, 10_000_000),
     "unit_price_usd": (1.0, 1e9),
-    "gemm_efficiency_scale": (0.1, 1.2),  # families.toml; the fit searches 0.6-1.2
-    "price_markup": (0.1, 1000.0),  # price over modeled unit cost
+    # Design parameters that chip files do not give (from the chip's family and vendor):
+    "gemm_efficiency_scale": (0.5, 1.2),  # families.toml; the fit searches 0.6-1.2
+    "price_markup": (0.1, 100.0),  # price over modeled unit cost
 }
 """Physical range (inclusive) of each architecture and cluster parameter, in its unit: what
 a chip file, a space's ``[fixed]`` values and its dimensions may hold. Far beyond any chip

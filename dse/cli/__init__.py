@@ -4,21 +4,24 @@ Errors from the library (:class:`~dse.errors.DseError`), and any ``OSError`` or
 ``MemoryError`` the library did not name itself, become one line on stderr and exit status 2;
 Ctrl-C exits with 130. No Python traceback reaches the user for bad input, unless ``dse -v``
 asks for it. ``dse -q`` leaves only results and errors (no progress bars, estimates or notes).
+The library names bad arguments in Python terms (``num_chips``); this is the one place that
+turns them into the command line's options (``--num-chips``).
 
 Shell completion (bash, zsh, fish) comes from click: ``eval "$(_DSE_COMPLETE=bash_source dse)"``.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 
 import click
 
-from dse import __version__
+from dse._version import __version__
 from dse.cli._output import set_verbosity, verbosity
 from dse.cli.chips import chips
-from dse.errors import DseError
+from dse.errors import DseError, InputError, TooLargeError
 from dse.files import reason
 
 
@@ -67,6 +70,44 @@ def _register_optional() -> None:
     cli.add_command(framework.roadmap)
 
 
+FLAGS = {
+    "start": "--from",
+    "stop": "--to",
+    "plot_path": "--plot",
+    "chips": "CHIP",
+    "space": "SPACE",
+    "df": "RESULTS",
+    "path": "RESULTS",
+    "objectives": "--minimize/--maximize",
+    "confirm": "--yes",
+    "options": "--engine",
+    "references": "--reference",
+}
+"""Library arguments whose command-line option is not ``--`` + the name with dashes."""
+
+
+def flag(argument: str) -> str:
+    """The command-line option of a library argument: ``num_chips`` → ``--num-chips``,
+    ``plan.zero_stage`` → ``--zero-stage`` (a pinned plan's options are flat)."""
+    name = argument.removeprefix("plan.")
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def command_line_message(error: DseError) -> str:
+    """The error's line as a user of the command line reads it (options, not arguments)."""
+    if isinstance(error, InputError) and error.argument is not None:
+        text = error.message(flag(error.argument))
+    elif isinstance(error, TooLargeError):
+        text = error.message("--yes", "--dry-run")
+    else:
+        text = str(error)
+    # Other arguments a message names are in backticks: `num_chips`, `restart=True`.
+    return _MENTION.sub(lambda m: flag(m.group(1)), text)
+
+
+_MENTION = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)(?:=True)?`")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and of ``python -m dse``."""
     _register_optional()
@@ -75,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="dse", standalone_mode=False)
     except DseError as error:
         _traceback()
-        click.echo(f"dse: error: {error}", err=True)
+        click.echo(f"dse: error: {command_line_message(error)}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("dse: interrupted", err=True)

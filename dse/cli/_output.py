@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
-import numpy as np
 
 from dse.catalog.chips import BOUNDS
+from dse.evaluation import plain
 
 FORMATS = ("table", "json", "csv")
 
@@ -50,21 +50,6 @@ num_chips_option = click.option(
     type=click.IntRange(min=1, max=int(BOUNDS["num_chips"][1])),
     help="Chips in the cluster.",
 )
-
-
-def plain(value: Any) -> Any:
-    """Numpy scalars and arrays → plain Python values that JSON understands; NaN → None."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return plain(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

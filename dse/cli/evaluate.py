@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from dse import api
 from dse.calibration import GROUPINGS, cross_validate, summary
-from dse.catalog.workloads import PRECISIONS, WORKLOAD_BOUNDS, Workload, load_workload
+from dse.catalog.workloads import PRECISIONS
 from dse.cli._help import GroupedCommand, GroupedOption
 from dse.cli._output import (
     chip_option,
@@ -19,8 +20,6 @@ from dse.cli._output import (
     render_rows,
     workload_option,
 )
-from dse.errors import InputError
-from dse.evaluation import evaluate_one
 from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
 from dse.settings import (
     Settings,
@@ -94,34 +93,20 @@ def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def setting_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Remove the settings (and ``--settings FILE``) from a command's ``options``; those given,
+    by name: the file's first, then the command line's over them."""
+    path = options.pop("settings_file", None)
+    overrides = {k: options.pop(k) for k in Settings.names() if k in options}
+    given = read_settings_file(path) if path is not None else {}
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    return given
+
+
 def settings_from(options: dict[str, Any]) -> Settings:
     """The defaults, then a ``--settings`` file, then the command line's settings (None means
     not given)."""
-    path = options.pop("settings_file", None)
-    overrides = {k: options.pop(k) for k in Settings.names() if k in options}
-    settings = load_settings()
-    if path is not None:
-        settings = settings.with_overrides(str(path), **read_settings_file(path))
-    return settings.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def workload_with(workload: Workload, tokens: float | None, precision: str | None) -> Workload:
-    """The workload with command-line overrides of its tokens and precision."""
-    if tokens is not None:
-        low, high = WORKLOAD_BOUNDS["tokens"]
-        if not low <= tokens <= high:
-            raise InputError("--tokens", "", f"a number >= {low:g} and <= {high:g}", tokens)
-        if tokens < workload.global_batch_tokens:
-            raise InputError(
-                "--tokens",
-                "",
-                f"at least one global batch of {workload.id} ({workload.global_batch_tokens:.4g})",
-                tokens,
-            )
-        workload = workload.with_changes(tokens=float(tokens))
-    if precision is not None:
-        workload = workload.with_changes(precision=precision)
-    return workload
+    return api.settings_with(setting_options(options))
 
 
 @click.command(cls=GroupedCommand)
@@ -188,16 +173,17 @@ def evaluate(
 ) -> None:
     """One design on one cluster: the best parallelism plan and all metrics.
 
-    Plans are searched over tp, pp, ep, micro-batch, recompute and ZeRO stage; any of them
-    given on the command line is pinned instead.
+    Plans are searched over tp, pp, vp, cp, ep, micro-batch, recompute, ZeRO stage and
+    pipeline schedule; any of them given on the command line is pinned instead.
     """
-    settings = settings_from(options)
-    pinned = {k: v for k, v in options.items() if v is not None}
-    if "zero_stage" in pinned:
-        pinned["zero_stage"] = int(pinned["zero_stage"])
-    job = workload_with(load_workload(workload), tokens, precision)
-    record = evaluate_one(chip, job, num_chips, settings, pinned)
-    click.echo(render_record(record, fmt))
+    settings = setting_options(options)
+    plan = {k: v for k, v in options.items() if v is not None}
+    if "zero_stage" in plan:
+        plan["zero_stage"] = int(plan["zero_stage"])
+    result = api.evaluate(
+        chip, workload, num_chips, precision=precision, tokens=tokens, plan=plan, **settings
+    )
+    click.echo(render_record(result.to_dict(), fmt))
 
 
 @click.command(cls=GroupedCommand)
@@ -244,7 +230,7 @@ def compare(
     if plot_path is not None:
         check_plot_path(plot_path)
     settings = settings_from(options)
-    job = workload_with(load_workload(workload), tokens, precision)
+    job = api.workload_with(api.load_workload(workload), tokens=tokens, precision=precision)
     records = run_compare(chips, job, num_chips, settings)
     if plot_path is not None:
         plot_comparison(records, plot_path)

@@ -3,47 +3,70 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from dse.catalog.workloads import PRECISIONS, Workload, load_workload
+from dse import api
+from dse.catalog.workloads import PRECISIONS
 from dse.cli._help import GroupedCommand
 from dse.cli._output import format_option, render_record, render_rows, verbosity
-from dse.cli.evaluate import settings_from, settings_options, workload_with
+from dse.cli.evaluate import setting_options, settings_options
 from dse.errors import InputError
-from dse.space import DEFAULT_OBJECTIVES, Objective, Space, load_space
+from dse.space import Objective
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
 
-def _problem(
-    space_name: str,
-    workload: str | None,
-    precision: str | None,
-    tokens: float | None,
-    options: dict[str, Any],
-) -> Any:
-    from dse.search import Problem
+class RegistryChoice(click.Choice):
+    """A choice among the names a registry holds when the command runs (not when it is
+    defined), so engines registered later, or by entry points, are accepted and listed."""
 
-    settings = settings_from(options)
-    space = load_space(space_name)
-    job = _workload(space, workload)
-    return Problem(space, workload_with(job, tokens, precision), settings)
+    def __init__(self, names: Callable[[], list[str]]) -> None:
+        self._names = names
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        return self._names()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
 
 
-def _workload(space: Space, name: str | None) -> Workload:
-    if name is not None:
-        return load_workload(name)
-    if space.workload is None:
-        raise InputError("--workload", "", "a workload id (the space names none)", "nothing")
-    return space.workload
+def _engine_names() -> list[str]:
+    from dse.search.registry import engine_names  # imported when parsing: a fast start
+
+    return engine_names()
+
+
+def _executor_names() -> list[str]:
+    from dse.search.executors import executor_names
+
+    return executor_names()
 
 
 def _progress(quiet: bool) -> bool:
     return not quiet and verbosity() >= 0 and sys.stderr.isatty()
+
+
+def _announce(quiet: bool) -> Callable[[Any], None]:
+    """Print a run's estimate on a terminal (like the progress bar), or anywhere with ``-v``."""
+
+    def show(estimate: Any) -> None:
+        if _progress(quiet) or (not quiet and verbosity() >= 1):
+            click.echo(f"dse: {estimate.text()}", err=True)
+
+    return show
+
+
+def _dry_run(estimate: Any, fmt: str) -> None:
+    record = {**estimate.record(), "over_limit": estimate.over_limit(), "dry_run": True}
+    click.echo(render_record(record, fmt))
 
 
 def problem_options(command: Any) -> Any:
@@ -132,6 +155,12 @@ def problem_options(command: Any) -> Any:
     help="Evaluate on a running Dask cluster (e.g. tcp://HOST:8786).",
 )
 @click.option(
+    "--executor",
+    type=RegistryChoice(_executor_names),
+    default=None,
+    help="Where chunks run, by name (default: from --jobs, --workers or --scheduler).",
+)
+@click.option(
     "--restart",
     is_flag=True,
     help="Discard an interrupted run's records (OUT.manifest.json, OUT.parts/) and start over.",
@@ -153,6 +182,7 @@ def sweep(
     jobs: int,
     workers: int | None,
     scheduler: str | None,
+    executor: str | None,
     restart: bool,
     dry_run: bool,
     yes: bool,
@@ -164,39 +194,40 @@ def sweep(
     SPACE is a catalog id (spaces/) or a path to a space TOML file. Every evaluated design is
     written with its metrics, constraints, feasibility and Pareto mark, unless --pareto-only.
     """
-    from dse.estimate import estimate_sweep
-    from dse.export import check_suffix, provenance
-    from dse.search import run_sweep
-    from dse.search.executors import executor_for
-
-    check_suffix(out)
-    problem = _problem(space, workload, precision, tokens, options)
-    if method != "grid" and samples is None:
-        samples = 10_000
-    estimate = estimate_sweep(
-        problem,
-        out,
-        method=method,
-        samples=samples,
-        pareto_only=pareto_only,
-        parallel=workers or jobs,
-    )
-    if _stop_here(estimate, out, dry_run=dry_run, yes=yes, quiet=quiet, fmt=fmt):
-        return
-    with executor_for(jobs=jobs, workers=workers, scheduler=scheduler) as executor:
-        summary = run_sweep(
-            problem,
-            out,
-            provenance(**problem.describe()),
+    settings = setting_options(options)
+    problem = {"precision": precision, "tokens": tokens, **settings}
+    if dry_run:
+        estimate = api.estimate_sweep(
+            space,
+            workload,
             method=method,
             samples=samples,
-            seed=seed,
-            chunk_size=chunk_size,
             pareto_only=pareto_only,
-            executor=executor,
-            restart=restart,
-            progress=_progress(quiet),
+            parallel=workers or jobs,
+            out=out,
+            **problem,
         )
+        _dry_run(estimate, fmt)
+        return
+    summary = api.sweep_to_file(
+        space,
+        workload,
+        out=out,
+        method=method,
+        samples=samples,
+        seed=seed,
+        pareto_only=pareto_only,
+        chunk_size=chunk_size,
+        jobs=jobs,
+        workers=workers,
+        scheduler=scheduler,
+        executor=executor,
+        restart=restart,
+        confirm=yes,
+        progress=_progress(quiet),
+        on_estimate=_announce(quiet),
+        **problem,
+    )
     click.echo(
         render_record(
             {
@@ -217,10 +248,10 @@ def sweep(
 @problem_options
 @click.option(
     "--engine",
-    type=click.Choice(["pymoo", "optuna"]),
-    default="pymoo",
+    type=RegistryChoice(_engine_names),
+    default=api.DEFAULT_ENGINE,
     show_default=True,
-    help="Optimizer library.",
+    help="Search engine: pymoo, optuna or any registered engine.",
 )
 @click.option("--evals", type=int, default=1000, show_default=True, help="Design evaluations.")
 @click.option(
@@ -233,7 +264,7 @@ def sweep(
     default=None,
     help="optuna: nsga2 (default), tpe, random.",
 )
-@click.option("--pop-size", type=int, default=64, show_default=True, help="Population size.")
+@click.option("--pop-size", type=int, default=None, help="Population size (default 64).")
 @click.option(
     "--batch-size",
     type=int,
@@ -266,7 +297,7 @@ def search(
     evals: int,
     algorithm: str | None,
     sampler: str | None,
-    pop_size: int,
+    pop_size: int | None,
     batch_size: int | None,
     storage: str | None,
     study: str | None,
@@ -281,44 +312,41 @@ def search(
     Writes every evaluated design to the results file and marks the Pareto set. With optuna,
     --storage and --study keep the study: running the command again adds --evals trials.
     """
-    from dse.estimate import estimate_search
-    from dse.export import check_suffix, provenance
-    from dse.search import create_engine, run_search
-
-    check_suffix(out)
-    engine_options: dict[str, Any] = {"pop_size": pop_size}
-    if engine == "pymoo":
-        for flag, value in (
-            ("--sampler", sampler),
-            ("--batch-size", batch_size),
-            ("--storage", storage),
-            ("--study", study),
-            ("--workers", workers),
-        ):
-            if value is not None:
-                raise InputError(flag, "", "only with --engine optuna", value)
-        engine_options["algorithm"] = algorithm
-    else:
-        if algorithm is not None:
-            raise InputError("--algorithm", "", "only with --engine pymoo", algorithm)
-        engine_options.update(
-            sampler=sampler, batch_size=batch_size, storage=storage, study=study, workers=workers
+    engine_options = {
+        "algorithm": algorithm,
+        "sampler": sampler,
+        "pop_size": pop_size,
+        "batch_size": batch_size,
+        "workers": workers,
+    }
+    settings = setting_options(options)
+    problem = {"precision": precision, "tokens": tokens, **settings}
+    if dry_run:
+        estimate = api.estimate_search(
+            space,
+            workload,
+            engine=engine,
+            evals=evals,
+            batch=batch_size or pop_size or 64,
+            out=out,
+            **problem,
         )
-    problem = _problem(space, workload, precision, tokens, options)
-    chosen = create_engine(engine, **engine_options)
-    estimate = estimate_search(
-        problem, out, engine=engine, evals=evals, batch=batch_size or pop_size
-    )
-    if _stop_here(estimate, out, dry_run=dry_run, yes=yes, quiet=quiet, fmt=fmt):
+        _dry_run(estimate, fmt)
         return
-    summary = run_search(
-        problem,
-        chosen,
-        out,
-        provenance(**problem.describe()),
+    summary = api.search_to_file(
+        space,
+        workload,
+        out=out,
+        engine=engine,
         evals=evals,
         seed=seed,
+        storage=storage,
+        study=study,
+        options=engine_options,
+        confirm=yes,
         progress=_progress(quiet),
+        on_estimate=_announce(quiet),
+        **problem,
     )
     record: dict[str, Any] = {
         "out": str(summary.path),
@@ -329,26 +357,6 @@ def search(
     }
     record.update({k: v for k, v in summary.details.items() if v is not None})
     click.echo(render_record(record, fmt))
-
-
-def _stop_here(
-    estimate: Any, out: Path, *, dry_run: bool, yes: bool, quiet: bool, fmt: str
-) -> bool:
-    """State the run's estimate (on a terminal, like the progress bar); True for a dry run
-    (print it, write nothing). Refuses a run above the size limits unless ``yes``, or whose
-    ``out`` is not writable."""
-    from dse.estimate import check_limits
-    from dse.export import AtomicFile
-
-    if dry_run:
-        record = {**estimate.record(), "over_limit": estimate.over_limit(), "dry_run": True}
-        click.echo(render_record(record, fmt))
-        return True
-    AtomicFile(out).discard()
-    check_limits(estimate, yes)
-    if _progress(quiet) or (not quiet and verbosity() >= 1):
-        click.echo(f"dse: {estimate.text()}", err=True)
-    return False
 
 
 @click.command()
@@ -375,27 +383,6 @@ def worker(
     die_with_parent_from_env()
     added = run_worker(storage, study, evals=evals, total=total, seed=seed)
     click.echo(render_record({"study": study, "added": added}, fmt))
-
-
-def _objectives(
-    meta: dict[str, Any], minimize: tuple[str, ...], maximize: tuple[str, ...]
-) -> tuple[Objective, ...]:
-    """Objectives from the options, else the file's provenance, else the default three."""
-    if minimize or maximize:
-        return tuple(Objective(n) for n in minimize) + tuple(Objective(n, True) for n in maximize)
-    if meta.get("objectives"):
-        return tuple(Objective(o["name"], bool(o.get("maximize"))) for o in meta["objectives"])
-    return tuple(Objective(n) for n in DEFAULT_OBJECTIVES)
-
-
-def _check_columns(source: Path, frame: Any, objectives: tuple[Objective, ...]) -> None:
-    import pandas as pd
-
-    for o in objectives:
-        if o.name not in frame:
-            raise InputError(source, o.name, "an objective column of the results file", o.name)
-        if not pd.api.types.is_numeric_dtype(frame[o.name]):
-            raise InputError(source, o.name, "a numeric column", str(frame[o.name].dtype))
 
 
 objective_options = [
@@ -439,16 +426,16 @@ def pareto(
     objectives and plan as a table), then the hypervolume with its reference point and units
     (on stderr for json/csv). With --out, writes the rows to a file and prints the summary.
     """
-    from dse.export import check_suffix, read_results, write_results
-    from dse.pareto import results_front
+    from dse.export import check_suffix, write_results
 
     if out is not None:
         check_suffix(out)
-    frame, meta = read_results(results)
-    objectives = _objectives(meta, minimize, maximize)
-    _check_columns(results, frame, objectives)
+    frame = api.load_results(results)
+    meta = frame.attrs["dse"]
+    objectives = api.objectives_of(frame, minimize, maximize)
+    api.check_objectives(frame, objectives, results)
     reference = None if ref is None else _parse_ref(ref, len(objectives))
-    front = results_front(frame, objectives, reference)
+    front = api.front(frame, objectives, reference)
     rows = frame[front.mask]
     if out is not None:
         columns = {name: rows[name].to_numpy() for name in rows.columns}
@@ -523,9 +510,9 @@ def _objective_text(objective: Objective) -> str:
     return f"{'max' if objective.maximize else 'min'} {objective.name}"
 
 
-def _parse_ref(text: str, k: int) -> np.ndarray:
+def _parse_ref(text: str, k: int) -> list[float]:
     try:
-        values = np.array([float(part) for part in text.split(",")])
+        values = [float(part) for part in text.split(",")]
     except ValueError:
         raise InputError("--ref", "", f"{k} comma-separated numbers", text) from None
     if len(values) != k or not np.all(np.isfinite(values)):
@@ -570,13 +557,12 @@ def plot(
     PNG by matplotlib; HTML by plotly, interactive: hover a point to see its design. An HTML
     file loads plotly.js from plotly.min.js in its folder (written once), unless --offline.
     """
-    from dse.export import read_results
     from dse.plot import plot_results, reference_markers
 
-    frame, meta = read_results(results)
-    objectives = _objectives(meta, minimize, maximize)
-    _check_columns(results, frame, objectives)
-    markers = reference_markers(references, meta, num_chips, frame)
+    frame = api.load_results(results)
+    objectives = api.objectives_of(frame, minimize, maximize)
+    api.check_objectives(frame, objectives, results)
+    markers = reference_markers(references, frame.attrs["dse"], num_chips, frame)
     size = plot_results(frame, objectives, out, markers, offline=offline)
     click.echo(f"{out}: {size} Pareto designs of {len(frame)} rows")
 
@@ -593,14 +579,14 @@ def report(results: Path, out: Path, minimize: tuple[str, ...], maximize: tuple[
     sortable table, pairwise projections and parallel coordinates. plotly.js is inlined, so
     the page opens anywhere without a network.
     """
-    from dse.export import read_results
     from dse.report import write_report
 
     if out.suffix.lower() != ".html":
         raise InputError("--out", "", "a file name ending in .html", str(out))
-    frame, meta = read_results(results)
-    objectives = _objectives(meta, minimize, maximize)
-    _check_columns(results, frame, objectives)
+    frame = api.load_results(results)
+    meta = frame.attrs["dse"]
+    objectives = api.objectives_of(frame, minimize, maximize)
+    api.check_objectives(frame, objectives, results)
     if len(objectives) < 2:
         raise InputError(
             "--minimize/--maximize", "", "at least two objectives to report", len(objectives)

@@ -52,6 +52,7 @@ from dse.framework.moe import mixture_of_experts
 from dse.framework.state import State
 from dse.model.economics import unit_price
 from dse.model.silicon import evaluate_silicon
+from dse.parameters import choices
 from dse.settings import Settings, load_settings
 
 LEVERS_PATH = Path(__file__).resolve().parents[1] / "levers.toml"
@@ -175,9 +176,7 @@ def _rule(target: str) -> _Rule | None:
         return _Rule(_NUMERIC_OPS)
     if space == "design" and name in Designs.names():
         if name in CATEGORICAL:
-            technology = load_technology()
-            ids = technology.node_ids() if name == "node" else technology.memory_ids()
-            return _Rule(("set", "next"), choices=tuple(ids))
+            return _Rule(("set", "next"), choices=tuple(choices(name)))
         return _Rule(_NUMERIC_OPS + (("rated",) if name in _RATED else ()))
     table, _, column = name.partition(".")
     if space == "technology" and column in _technology_numbers(table):
@@ -290,8 +289,7 @@ def read_target(state: State, target: str) -> object:
 
 
 def _category_ids(state: State, name: str) -> list[str]:
-    technology = state.technology or load_technology()
-    return technology.node_ids() if name == "node" else technology.memory_ids()
+    return choices(name, state.technology)
 
 
 def _number(current: float, change: Change) -> float:

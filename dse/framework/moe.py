@@ -2,7 +2,7 @@
 
 The paper's MoE rule is C_MoE ≈ 120·P²/K: a Mixture of Experts with ``P`` total parameters
 trains with the FLOPs of ``P / K`` active ones. :func:`mixture_of_experts` builds such a
-workload from a dense one, and is shared by ``dse scaling --moe-k`` and the roadmap's
+workload from a dense one, and is shared by the scaling analysis (``moe_k``) and the roadmap's
 ``model_partitioning`` lever.
 
 Construction (documented assumption, fine-grained experts as in DeepSeekMoE, arXiv:2401.06066):
@@ -72,6 +72,7 @@ def mixture_of_experts(
             f"K below {largest:.3g} for {workload.id} (attention and embeddings, "
             f"{shared:.0%} of its parameters, are active for every token)",
             k,
+            argument=source if isinstance(source, str) and source.isidentifier() else None,
         )
     experts = max(round(GRANULARITY * experts_share), 1)
     per_token = min(max(round(GRANULARITY * active_share), 1), experts)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dse.errors import InputError
+from dse.extras import require
 from dse.framework.roadmap import Roadmap
 from dse.framework.scaling import ScalingRow
 
@@ -25,7 +26,9 @@ _SCALING_PANELS = (
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise InputError("--plot", "", f"a file name ending in one of {list(SUFFIXES)}", str(path))
+        raise InputError.for_argument(
+            "plot", f"a file name ending in one of {list(SUFFIXES)}", str(path)
+        )
     return suffix
 
 
@@ -70,6 +73,7 @@ def scaling_plot(
         fig.savefig(path, dpi=120, format=suffix[1:])
         plt.close(fig)
         return path
+    require("html", "an interactive HTML plot")
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=2, subplot_titles=[label for _, label in _SCALING_PANELS])
@@ -154,6 +158,7 @@ def roadmap_plot(result: Roadmap, path: str | Path) -> Path:
         fig.savefig(path, dpi=120, format=suffix[1:])
         plt.close(fig)
         return path
+    require("html", "an interactive HTML plot")
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title, "modeled factor vs nominal"])

@@ -88,11 +88,11 @@ class ScalingRow:
 def model_sizes(start: float, stop: float, points: int) -> np.ndarray:
     """``points`` parameter counts log-spaced from ``start`` to ``stop``, shape ``(points,)``."""
     if not start > 0:
-        raise InputError("--from", "", "a parameter count > 0", start)
+        raise InputError.for_argument("start", "a parameter count > 0", start)
     if not stop >= start:
-        raise InputError("--to", "", f"a parameter count >= --from ({start:g})", stop)
+        raise InputError.for_argument("stop", f"a parameter count >= `start` ({start:g})", stop)
     if points < 1:
-        raise InputError("--points", "", "a whole number >= 1", points)
+        raise InputError.for_argument("points", "a whole number >= 1", points)
     return np.geomspace(start, stop, points)
 
 
@@ -122,7 +122,7 @@ def parameter_workload(
     exactly; tokens = 20·P (total) and the batch for C = 120·P²/K, as in C_MoE ≈ 120·P²/K.
     """
     if not moe_k >= 1.0:
-        raise InputError("--moe-k", "", "K = total / active parameters >= 1", moe_k)
+        raise InputError.for_argument("moe_k", "K = total / active parameters >= 1", moe_k)
     flops = PAPER_FLOPS_PER_PARAM_SQUARED * total_params**2 / moe_k
     name = f"{total_params:.3g} parameters" + (f", MoE K={moe_k:g}" if moe_k > 1 else "")
     raw = {
@@ -138,7 +138,7 @@ def parameter_workload(
     dense = build_workload(f"params-{total_params:.3g}", check(raw, WORKLOAD_SCHEMA, name), name)
     if moe_k == 1.0:
         return dense
-    moe = mixture_of_experts(dense, moe_k, total_params, source="--moe-k")
+    moe = mixture_of_experts(dense, moe_k, total_params, source="moe_k")
     return moe.with_changes(tokens=CHINCHILLA_TOKENS_PER_PARAM * float(total_params))
 
 
@@ -210,13 +210,13 @@ def cost_of_scale(
     """One :class:`ScalingRow` per model size: on ``num_chips`` when given, else on the
     smallest cluster that finishes within ``days`` (default :data:`DEFAULT_DAYS`)."""
     if days is not None and num_chips is not None:
-        raise InputError("--days", "", "either --days or --num-chips, not both", days)
+        raise InputError.for_argument("days", "either `days` or `num_chips`, not both", days)
     if days is not None and not days > 0:
-        raise InputError("--days", "", "a number of days > 0", days)
+        raise InputError.for_argument("days", "a number of days > 0", days)
     if num_chips is not None and num_chips < 1:
-        raise InputError("--num-chips", "", "a whole number >= 1", num_chips)
+        raise InputError.for_argument("num_chips", "a whole number >= 1", num_chips)
     if not max_power_mw > 0:
-        raise InputError("--max-power-mw", "", "a power in MW > 0", max_power_mw)
+        raise InputError.for_argument("max_power_mw", "a power in MW > 0", max_power_mw)
     settings = settings or load_settings()
     deadline = DEFAULT_DAYS if days is None and num_chips is None else days
     rows = []

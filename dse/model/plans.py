@@ -132,30 +132,35 @@ def candidate_plans(
     rcs = [RECOMPUTE.index(recompute)] if recompute else list(range(len(RECOMPUTE)))
     zeros = [zero_stage] if zero_stage else list(ZERO_STAGES)
     if zero_stage is not None and zero_stage not in ZERO_STAGES:
-        raise InputError("--zero-stage", "", f"one of {list(ZERO_STAGES)}", zero_stage)
+        raise InputError.for_argument("zero_stage", f"one of {list(ZERO_STAGES)}", zero_stage)
     if tp is not None and (tp < 1 or workload.heads % tp):
-        raise InputError("--tp", "", f"a divisor of the attention heads ({workload.heads})", tp)
+        raise InputError.for_argument(
+            "tp", f"a divisor of the attention heads ({workload.heads})", tp
+        )
     if pp is not None and not 1 <= pp <= workload.layers:
-        raise InputError("--pp", "", f"a whole number from 1 to the layers ({workload.layers})", pp)
+        raise InputError.for_argument(
+            "pp", f"a whole number from 1 to the layers ({workload.layers})", pp
+        )
     if microbatch is not None and not 1 <= microbatch <= sequences:
-        raise InputError(
-            "--microbatch",
-            "",
+        raise InputError.for_argument(
+            "microbatch",
             f"a whole number from 1 to {sequences:g} (the global batch)",
             microbatch,
         )
     if ep is not None and (
         (not workload.is_moe and ep != 1) or (workload.is_moe and workload.experts % ep)
     ):
-        raise InputError("--ep", "", "a divisor of the number of experts (1 for dense models)", ep)
+        raise InputError.for_argument(
+            "ep", "a divisor of the number of experts (1 for dense models)", ep
+        )
     _check_vp(workload, pp, vp)
     _check_cp(workload, cp)
     vps = [vp] if vp else list(VP_CHOICES)
     if schedule is not None and schedule not in SCHEDULES:
-        raise InputError("--schedule", "", f"one of {list(SCHEDULES)}", schedule)
+        raise InputError.for_argument("schedule", f"one of {list(SCHEDULES)}", schedule)
     if schedule == "dualpipe" and pp is not None and not _dualpipe_fits(pp, vp or 1, 1):
-        raise InputError(
-            "--schedule", "", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
+        raise InputError.for_argument(
+            "schedule", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
         )
     duals = [SCHEDULES.index(schedule)] if schedule else [0]
     cps = [cp] if cp else _searched_cp(workload)
@@ -202,9 +207,8 @@ def _searched_cp(workload: Workload) -> list[int]:
 
 def _check_cp(workload: Workload, cp: int | None) -> None:
     if cp is not None and (cp < 1 or (cp > 1 and workload.seq_len % (2 * cp))):
-        raise InputError(
-            "--cp",
-            "",
+        raise InputError.for_argument(
+            "cp",
             f"1, or a whole number c with 2·c dividing the sequence length ({workload.seq_len})",
             cp,
         )
@@ -226,12 +230,11 @@ def _check_vp(workload: Workload, pp: int | None, vp: int | None) -> None:
     if vp is None:
         return
     if vp < 1:
-        raise InputError("--vp", "", "a whole number >= 1", vp)
+        raise InputError.for_argument("vp", "a whole number >= 1", vp)
     if vp > 1 and pp is not None and not _vp_fits(workload, pp, vp):
         per_stage = math.ceil(workload.layers / pp)
-        raise InputError(
-            "--vp",
-            "",
+        raise InputError.for_argument(
+            "vp",
             f"a divisor of the layers per pipeline stage ({per_stage} = ceil({workload.layers}"
             f" / pp {pp})), with pp > 1",
             vp,

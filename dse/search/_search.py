@@ -40,7 +40,7 @@ def run_search(
 ) -> SearchSummary:
     """Run ``engine`` for ``evals`` evaluations and write every evaluated design to ``out``."""
     if evals < 1:
-        raise InputError("--evals", "", "a whole number >= 1", evals)
+        raise InputError.for_argument("evals", "a whole number >= 1", evals)
     started = time.perf_counter()
     parts: list[Columns] = []
     bar = _bar(evals, progress)

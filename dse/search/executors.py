@@ -5,15 +5,16 @@ each call a ``shared`` object that is sent once (the sweep's recipe and plan), a
 results in item order, keeping at most a bounded window of tasks in flight. Executors by name:
 
 * ``inprocess``: in this process, one item after another (the default; no extra processes);
-* ``processes``: a pool of ``jobs`` spawned processes on this machine (``--jobs N``);
-* ``dask``: Dask distributed, either a local cluster of ``workers`` processes (``--workers N``)
-  or a running cluster at ``scheduler`` (``--scheduler tcp://HOST:PORT``). A task lost with a
+* ``processes``: a pool of ``jobs`` spawned processes on this machine (``jobs=N``);
+* ``dask``: Dask distributed, either a local cluster of ``workers`` processes (``workers=N``)
+  or a running cluster at ``scheduler`` (``scheduler="tcp://HOST:PORT"``). A task lost with a
   killed worker is rescheduled by Dask on another worker.
 """
 
 from __future__ import annotations
 
 import ctypes
+import inspect
 import itertools
 import os
 import sys
@@ -77,7 +78,7 @@ class Processes(Executor):
 
     def __init__(self, jobs: int = 2) -> None:
         if jobs < 1:
-            raise InputError("--jobs", "", "a whole number >= 1", jobs)
+            raise InputError.for_argument("jobs", "a whole number >= 1", jobs)
         self.jobs = jobs
 
     def map(self, task: Task, shared: Any, items: Iterable[Any]) -> Iterator[Any]:
@@ -107,11 +108,14 @@ class Dask(Executor):
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
         if (workers is None) == (scheduler is None):
-            raise InputError(
-                "--workers", "", "either --workers N or --scheduler URL", (workers, scheduler)
+            raise InputError.for_argument(
+                "workers", "either `workers` or `scheduler`", (workers, scheduler)
             )
         if workers is not None and workers < 1:
-            raise InputError("--workers", "", "a whole number >= 1", workers)
+            raise InputError.for_argument("workers", "a whole number >= 1", workers)
+        from dse.extras import require
+
+        require("dask", "a Dask executor (workers or scheduler)")
         from distributed import Client, LocalCluster
 
         from dse.search._dask_lifeline import Lifeline
@@ -130,8 +134,8 @@ class Dask(Executor):
             else:
                 self.client = Client(scheduler, timeout="20s")
         except OSError as error:
-            raise InputError(
-                "--scheduler", "", "the address of a running Dask scheduler", scheduler
+            raise InputError.for_argument(
+                "scheduler", "the address of a running Dask scheduler", scheduler
             ) from error
         self.window = 2 * max(1, self._threads())
 
@@ -184,27 +188,47 @@ EXECUTORS: dict[str, Callable[..., Executor]] = {
 }
 
 
+def executor_names() -> list[str]:
+    """The registered executors' names."""
+    return sorted(EXECUTORS)
+
+
 def make_executor(name: str, **options: Any) -> Executor:
     """The executor registered as ``name``, built with ``options``."""
     try:
         factory = EXECUTORS[name]
     except KeyError:
-        raise InputError("--executor", "", f"one of {sorted(EXECUTORS)}", name) from None
+        raise InputError.for_argument("executor", f"one of {executor_names()}", name) from None
     return factory(**options)
 
 
 def executor_for(
-    jobs: int = 1, workers: int | None = None, scheduler: str | None = None
+    jobs: int = 1,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    name: str | None = None,
 ) -> Executor:
-    """The executor the command-line options ask for (at most one of them)."""
+    """The executor called ``name`` with the options it takes among ``jobs``, ``workers`` and
+    ``scheduler``; without a name, the one those options ask for (at most one of them)."""
+    if name is not None:
+        given = {"jobs": jobs if jobs != 1 else None, "workers": workers, "scheduler": scheduler}
+        factory = EXECUTORS.get(name)
+        takes = set(inspect.signature(factory).parameters) if factory is not None else set()
+        for option, value in given.items():
+            if value is not None and option not in takes:
+                expected = f"only with an executor that takes it (not {name!r})"
+                raise InputError.for_argument(option, expected, value)
+        return make_executor(name, **{k: v for k, v in given.items() if v is not None})
     if workers is not None and scheduler is not None:
-        raise InputError("--workers", "", "either --workers or --scheduler, not both", workers)
+        raise InputError.for_argument(
+            "workers", "either `workers` or `scheduler`, not both", workers
+        )
     if (workers is not None or scheduler is not None) and jobs != 1:
-        raise InputError("--jobs", "", "no --jobs with --workers or --scheduler", jobs)
+        raise InputError.for_argument("jobs", "no `jobs` with `workers` or `scheduler`", jobs)
     if workers is not None or scheduler is not None:
         return make_executor("dask", workers=workers, scheduler=scheduler)
     if jobs > 1:
         return make_executor("processes", jobs=jobs)
     if jobs < 1:
-        raise InputError("--jobs", "", "a whole number >= 1", jobs)
+        raise InputError.for_argument("jobs", "a whole number >= 1", jobs)
     return make_executor("inprocess")

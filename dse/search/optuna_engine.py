@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.errors import InputError
+from dse.errors import DseError, InputError
 from dse.search.problem import Evaluation, Problem, finite_constraints, finite_objectives
 from dse.search.registry import Engine, Record
 from dse.space import Dimension
@@ -40,7 +40,7 @@ last run finished), so that the same command after a kill completes that run."""
 
 def _target(study: Any, evals: int) -> tuple[int, bool]:
     """The number of trials this run fills the study up to, and whether it resumes a killed run
-    of the same ``--evals`` (then its target stands); else ``evals`` more than it holds."""
+    of the same ``evals`` (then its target stands); else ``evals`` more than it holds."""
     from optuna.trial import TrialState
 
     from dse.search.shared_study import count_live
@@ -120,7 +120,7 @@ def make_sampler(name: str, seed: int, population_size: int) -> Any:
         return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise InputError("--sampler", "", f"one of {list(SAMPLERS)}", name)
+    raise InputError.for_argument("sampler", f"one of {list(SAMPLERS)}", name)
 
 
 def _directions(problem: Problem) -> list[Any]:
@@ -164,17 +164,19 @@ class OptunaEngine(Engine):
     ) -> None:
         self.sampler = sampler or "nsga2"
         if self.sampler not in SAMPLERS:
-            raise InputError("--sampler", "", f"one of {list(SAMPLERS)}", self.sampler)
+            raise InputError.for_argument("sampler", f"one of {list(SAMPLERS)}", self.sampler)
         if pop_size < 2:
-            raise InputError("--pop-size", "", "a whole number >= 2", pop_size)
+            raise InputError.for_argument("pop_size", "a whole number >= 2", pop_size)
         self.pop_size = pop_size
         self.batch_size = batch_size or pop_size
         if self.batch_size < 1:
-            raise InputError("--batch-size", "", "a whole number >= 1", batch_size)
+            raise InputError.for_argument("batch_size", "a whole number >= 1", batch_size)
         self.storage = storage
         self.study_name = study
         if workers is not None and (workers < 1 or storage is None):
-            raise InputError("--workers", "", "a whole number >= 1, with --storage", workers)
+            raise InputError.for_argument(
+                "workers", "a whole number >= 1, with a `storage`", workers
+            )
         self.workers = workers
 
     def run(self, problem: Problem, evals: int, seed: int, record: Record) -> dict[str, Any]:
@@ -237,24 +239,36 @@ class OptunaEngine(Engine):
         }
 
     def _run_workers(self, problem: Problem, kept: Any, target: int, seed: int) -> None:
-        """Fill the stored study up to ``target`` trials with ``workers`` ``dse worker``
-        processes (in this process group, each dying with this process)."""
-        import subprocess
-        import sys
+        """Fill the stored study up to ``target`` trials with ``workers`` processes, each
+        running :func:`~dse.search.shared_study.run_worker` (spawned, so nothing is inherited;
+        in this process group, each dying with this process)."""
+        from multiprocessing import get_context
 
-        from dse.lifeline import child_env
+        from dse.search.shared_study import worker_process
 
         assert self.storage is not None and self.workers is not None
-        command = [sys.executable, "-m", "dse", "worker", "--storage", self.storage]
-        command += ["--study", kept.study_name, "--total", str(target)]
-        quiet = subprocess.DEVNULL
+        context = get_context("spawn")
         procs = [
-            subprocess.Popen([*command, "--seed", str(seed + i)], stdout=quiet, env=child_env())
+            context.Process(
+                target=worker_process,
+                args=(self.storage, kept.study_name, target, seed + i),
+                name=f"dse-worker-{i}",
+            )
             for i in range(self.workers)
         ]
-        codes = [proc.wait() for proc in procs]
+        try:
+            for proc in procs:
+                proc.start()
+            for proc in procs:
+                proc.join()
+        finally:
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join()
+        codes = [proc.exitcode for proc in procs]
         if any(codes):
-            raise InputError("--workers", "", "dse worker processes that succeed", codes)
+            raise InputError.for_argument("workers", "worker processes that succeed", codes)
 
     def _default_name(self, problem: Problem) -> str:
         return self.study_name or f"dse-{problem.space.id}-{problem.workload.id}"
@@ -277,16 +291,17 @@ class OptunaEngine(Engine):
                 directions=directions,
                 load_if_exists=True,
             )
+        except DseError:
+            raise
         except (ValueError, ImportError, KeyError) as error:
-            raise InputError(
-                "--storage", "", "an optuna storage URL such as sqlite:///study.db", self.storage
+            raise InputError.for_argument(
+                "storage", "an optuna storage URL such as sqlite:///study.db", self.storage
             ) from error
         except Exception as error:  # storage back ends raise their own error types
             if type(error).__module__.split(".")[0] not in ("sqlalchemy", "optuna"):
                 raise
-            raise InputError(
-                "--storage",
-                "",
+            raise InputError.for_argument(
+                "storage",
                 f"a usable optuna storage ({error.__class__.__name__})",
                 self.storage,
             ) from error
@@ -297,15 +312,14 @@ class OptunaEngine(Engine):
             study.set_user_attr("dse_space", str(space.path))
             study.set_user_attr("dse_workload", workload.id)
         elif known != fingerprint:
-            raise InputError(
-                "--study",
-                "",
+            raise InputError.for_argument(
+                "study",
                 f"a study of this space and workload ({space.id}, {workload.id}) or a new name",
                 f"{name!r} of {study.user_attrs.get('dse_space')}, "
                 f"{study.user_attrs.get('dse_workload')} (different problem)",
             )
         if [d.name.lower() for d in study.directions] != directions:
-            raise InputError("--study", "", f"a study with directions {directions}", name)
+            raise InputError.for_argument("study", f"a study with directions {directions}", name)
         set_metric_names(study, problem)
         return study
 

@@ -91,7 +91,7 @@ def make_algorithm(name: str, pop_size: int, n_obj: int) -> Any:
         from pymoo.algorithms.moo.spea2 import SPEA2
 
         return SPEA2(pop_size=pop_size, **operators)
-    raise InputError("--algorithm", "", f"one of {list(ALGORITHMS)}", name)
+    raise InputError.for_argument("algorithm", f"one of {list(ALGORITHMS)}", name)
 
 
 class PymooEngine(Engine):
@@ -102,9 +102,9 @@ class PymooEngine(Engine):
     def __init__(self, algorithm: str | None = None, pop_size: int = 64) -> None:
         self.algorithm = algorithm or "nsga2"
         if self.algorithm not in ALGORITHMS:
-            raise InputError("--algorithm", "", f"one of {list(ALGORITHMS)}", self.algorithm)
+            raise InputError.for_argument("algorithm", f"one of {list(ALGORITHMS)}", self.algorithm)
         if pop_size < 2:
-            raise InputError("--pop-size", "", "a whole number >= 2", pop_size)
+            raise InputError.for_argument("pop_size", "a whole number >= 2", pop_size)
         self.pop_size = pop_size
 
     def run(self, problem: Problem, evals: int, seed: int, record: Record) -> dict[str, Any]:

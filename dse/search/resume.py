@@ -2,7 +2,7 @@
 
 Beside the output ``OUT`` a sweep keeps ``OUT.manifest.json`` (the command's fingerprint and
 the completed chunks with their counts) and ``OUT.parts/`` (each completed chunk's kept rows:
-all of them, or its Pareto set with ``--pareto-only``). A part is moved into place before the
+all of them, or its Pareto set with ``pareto_only``). A part is moved into place before the
 manifest names it, and the manifest is replaced atomically after each chunk, so a sweep
 interrupted at any moment (Ctrl-C, SIGKILL) resumes with the same command and evaluates each
 remaining chunk once. On success both are removed.
@@ -25,8 +25,8 @@ from dse.export import Columns
 from dse.files import exists, is_file, open_input, read_json, results_limit_bytes, writing
 
 VERSION = 1
-MANIFEST = "a sweep manifest (or --restart to start over)"
-PART = "a sweep part file (or --restart to start over)"
+MANIFEST = "a sweep manifest (or `restart=True` to start over)"
+PART = "a sweep part file (or `restart=True` to start over)"
 RECORDS = "room for the sweep's records (free space, then the same command resumes)"
 
 
@@ -75,7 +75,7 @@ class Manifest:
             raise InputError(
                 self.path,
                 "fingerprint",
-                "the same command as the interrupted sweep (or --restart to start over)",
+                "the same request as the interrupted sweep (or `restart=True` to start over)",
                 f"a different {', '.join(differs)}",
             )
         self.done = {s: c for s, c in done.items() if is_file(self._part(s))}
@@ -131,7 +131,7 @@ class Manifest:
         }
 
     def remove(self) -> None:
-        """Delete the manifest and the part files (after success, or with ``--restart``)."""
+        """Delete the manifest and the part files (after success, or with ``restart``)."""
         with writing(self.path, RECORDS):
             self.path.unlink(missing_ok=True)
         self._remove_parts()

@@ -13,7 +13,7 @@ own; a claim past the target is failed at once (user attribute ``dse_excess``) a
 stops. So the study ends with exactly ``total`` COMPLETE trials, and none left RUNNING.
 
 The study's user attributes name everything a worker needs (the problem description, sampler,
-population and batch sizes, seed): ``dse worker --storage URL --study NAME`` joins it.
+population and batch sizes, seed): ``run_worker(storage, study)`` joins it.
 """
 
 from __future__ import annotations
@@ -51,21 +51,25 @@ def open_storage(url: str) -> Any:
     if url.startswith("journal://"):
         path = url[len("journal://") :]
         if not path.startswith("/"):
-            raise InputError("--storage", "", "journal:///absolute/path/file.log", url)
+            raise InputError.for_argument("storage", "journal:///absolute/path/file.log", url)
         return JournalStorage(JournalFileBackend(path))
+    if url.startswith("postgresql"):
+        from dse.extras import require
+
+        require("postgres", "a PostgreSQL optuna storage")
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **_retry_callback()
         )
     except (ValueError, ImportError, KeyError) as error:
-        raise InputError(
-            "--storage", "", "an optuna storage URL such as sqlite:///study.db", url
+        raise InputError.for_argument(
+            "storage", "an optuna storage URL such as sqlite:///study.db", url
         ) from error
     except Exception as error:  # database drivers raise their own error types
         if type(error).__module__.split(".")[0] not in ("sqlalchemy", "optuna", "psycopg"):
             raise
-        raise InputError(
-            "--storage", "", f"a usable optuna storage ({error.__class__.__name__})", url
+        raise InputError.for_argument(
+            "storage", f"a usable optuna storage ({error.__class__.__name__})", url
         ) from error
 
 
@@ -130,8 +134,8 @@ def problem_of(study: Any, storage_url: str) -> tuple[Any, dict[str, Any]]:
         described = json.loads(study.user_attrs[DESCRIBE_ATTR])
         run = json.loads(study.user_attrs[SETTINGS_ATTR])
     except KeyError:
-        raise InputError(
-            "--study", "", "a study started by dse search --engine optuna", study.study_name
+        raise InputError.for_argument(
+            "study", "a study started by an optuna search with a storage", study.study_name
         ) from None
     space = load_space(described["space"])
     if space.sha256 != described["space_sha256"]:
@@ -270,17 +274,19 @@ def run_worker(
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        raise InputError("--study", "", "the name of a study in the storage", study_name) from None
+        raise InputError.for_argument(
+            "study", "the name of a study in the storage", study_name
+        ) from None
     problem, run = problem_of(study, storage_url)
     if evals is None and total is None:
-        raise InputError("--total", "", "--evals N or --total N", None)
+        raise InputError.for_argument("total", "`evals` or `total` (a whole number >= 1)", None)
     target = total if total is not None else count_live(study) + int(evals or 0)
     if evals is not None and total is not None:
         target = min(total, count_live(study) + evals)
     worker_seed = run["seed"] + os.getpid() if seed is None else seed
     study.sampler = make_sampler(run["sampler"], worker_seed, run["pop_size"])
     if [d.name.lower() for d in study.directions] != _directions(problem):
-        raise InputError("--study", "", "a study of this problem's objectives", study_name)
+        raise InputError.for_argument("study", "a study of this problem's objectives", study_name)
     engine = OptunaEngine(run["sampler"], run["pop_size"], run["batch_size"])
     free = engine.free_dimensions(problem)
     dims = problem.space.dimensions
@@ -330,3 +336,19 @@ def run_worker(
     finally:
         heart.stop()
     return done
+
+
+def worker_process(storage_url: str, study_name: str, total: int, seed: int) -> None:
+    """Body of a worker process started by the optuna engine: :func:`run_worker` until the
+    study holds ``total`` trials; a :class:`~dse.errors.DseError` becomes one line on stderr
+    and exit status 2. The process dies with the one that started it
+    (:func:`dse.lifeline.die_with_parent`)."""
+    from dse.errors import DseError
+    from dse.lifeline import die_with_parent
+
+    die_with_parent()
+    try:
+        run_worker(storage_url, study_name, total=total, seed=seed)
+    except DseError as error:
+        print(f"dse worker: error: {error}", file=sys.stderr)
+        sys.exit(2)

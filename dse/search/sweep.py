@@ -69,18 +69,17 @@ class _Plan:
 def sweep_total(problem: Problem, method: str, samples: int | None) -> int:
     """Number of design points a sweep evaluates (the grid size for ``grid``)."""
     if method not in METHODS:
-        raise InputError("--method", "", f"one of {list(METHODS)}", method)
+        raise InputError.for_argument("method", f"one of {list(METHODS)}", method)
     if method == "grid":
         if samples is not None:
-            raise InputError(
-                "--samples",
-                "",
-                "no --samples with --method grid (it evaluates every point)",
+            raise InputError.for_argument(
+                "samples",
+                "no `samples` with method 'grid' (it evaluates every point)",
                 samples,
             )
         return problem.space.size
     if samples is None or samples < 1:
-        raise InputError("--samples", "", "a whole number >= 1", samples)
+        raise InputError.for_argument("samples", "a whole number >= 1", samples)
     return samples
 
 
@@ -108,9 +107,9 @@ def run_sweep(
     started = time.perf_counter()
     total = sweep_total(problem, method, samples)
     if chunk_size < 1:
-        raise InputError("--chunk-size", "", "a whole number >= 1", chunk_size)
+        raise InputError.for_argument("chunk_size", "a whole number >= 1", chunk_size)
     if jobs < 1:
-        raise InputError("--jobs", "", "a whole number >= 1", jobs)
+        raise InputError.for_argument("jobs", "a whole number >= 1", jobs)
     check_suffix(out)
     AtomicFile(out).discard()  # fails early, with a clear error, where out is not writable
     lhs = None

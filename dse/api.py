@@ -566,24 +566,29 @@ def sweep(
     Runs above 50,000,000 designs or 10 GB of output need ``confirm=True``. ``settings``
     replace model defaults by name, as for :func:`evaluate`.
     """
-    kwargs = dict(locals())
-    from dse.export import read_results
-
-    request = _request("sweep", kwargs)
-    kwargs.pop("out")
-    kwargs.update(kwargs.pop("settings"))
-    if out is not None:
-        sweep_to_file(out=out, request=request, **kwargs)
-        return _frame(*read_results(_output(out)))
-    with tempfile.TemporaryDirectory(prefix="dse-sweep-") as folder:
-        target = Path(folder) / "sweep.parquet"
-        sweep_to_file(out=target, request=request, **kwargs)
-        return _frame(*read_results(target))
+    return _run_to_frame("sweep", sweep_to_file, dict(locals()))
 
 
 def _frame(frame: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     frame.attrs["dse"] = meta
     return frame
+
+
+def _run_to_frame(name: str, write: Callable[..., Any], kwargs: dict[str, Any]) -> pd.DataFrame:
+    """Run ``write`` (a sweep or search to a file) for the API call ``name`` and read its rows
+    back: into ``kwargs["out"]`` when given, else through a temporary Parquet file."""
+    from dse.export import read_results
+
+    request = _request(name, kwargs)
+    out = kwargs.pop("out")
+    kwargs.update(kwargs.pop("settings"))
+    if out is not None:
+        write(out=out, request=request, **kwargs)
+        return _frame(*read_results(_output(out)))
+    with tempfile.TemporaryDirectory(prefix=f"dse-{name}-") as folder:
+        target = Path(folder) / f"{name}.parquet"
+        write(out=target, request=request, **kwargs)
+        return _frame(*read_results(target))
 
 
 def estimate_search(
@@ -694,19 +699,7 @@ def search(
     Returns every evaluated design with its ``pareto`` mark, row for row what ``dse search``
     writes (to ``out`` too, when given). ``settings`` replace model defaults by name.
     """
-    kwargs = dict(locals())
-    from dse.export import read_results
-
-    request = _request("search", kwargs)
-    kwargs.pop("out")
-    kwargs.update(kwargs.pop("settings"))
-    if out is not None:
-        search_to_file(out=out, request=request, **kwargs)
-        return _frame(*read_results(_output(out)))
-    with tempfile.TemporaryDirectory(prefix="dse-search-") as folder:
-        target = Path(folder) / "search.parquet"
-        search_to_file(out=target, request=request, **kwargs)
-        return _frame(*read_results(target))
+    return _run_to_frame("search", search_to_file, dict(locals()))
 
 
 # ---- fronts ------------------------------------------------------------------------------

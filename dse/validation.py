@@ -183,7 +183,7 @@ def _rule_ratio(metrics: Metrics, designs: Designs, workload: Workload) -> float
     """Rule time over model time for this run (time figures scale by it, throughputs by its
     inverse): the run's model FLOPs at 40 % of the 16-bit peak of every chip of the cluster."""
     silicon = evaluate_silicon(designs)
-    peak16 = float(max(silicon.peak_flop_s["bf16"][0], silicon.peak_flop_s["fp16"][0]))
+    peak16 = float(silicon.sixteen_bit_peak_flop_s[0])
     rule_s = training_flops(workload) / (RULE_MFU * peak16 * float(designs.num_chips[0]))
     model_s = float(metrics.columns["training_days"][0]) * SECONDS_PER_DAY
     return rule_s / model_s if model_s > 0 else float("nan")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from dse.catalog.chips import BOUNDS
+from dse.catalog.workloads import PRECISIONS
 from dse.evaluation import plain
 
 FORMATS = ("table", "json", "csv")
@@ -43,6 +44,15 @@ format_option = click.option(
 chip_option = click.option("--chip", required=True, help="Catalog id or path to a chip TOML file.")
 workload_option = click.option(
     "--workload", required=True, help="Catalog id or path to a workload TOML file."
+)
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default=None,
+    help="Training number format (default: the workload's).",
+)
+tokens_option = click.option(
+    "--tokens", type=float, default=None, help="Training tokens (default: the workload's)."
 )
 num_chips_option = click.option(
     "--num-chips",

@@ -10,14 +10,15 @@ import click
 
 from dse import api
 from dse.calibration import GROUPINGS, cross_validate, summary
-from dse.catalog.workloads import PRECISIONS
 from dse.cli._help import GroupedCommand, GroupedOption
 from dse.cli._output import (
     chip_option,
     format_option,
     num_chips_option,
+    precision_option,
     render_record,
     render_rows,
+    tokens_option,
     workload_option,
 )
 from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
@@ -113,15 +114,8 @@ def settings_from(options: dict[str, Any]) -> Settings:
 @chip_option
 @workload_option
 @num_chips_option
-@click.option(
-    "--precision",
-    type=click.Choice(PRECISIONS),
-    default=None,
-    help="Training number format (default: the workload's).",
-)
-@click.option(
-    "--tokens", type=float, default=None, help="Training tokens (default: the workload's)."
-)
+@precision_option
+@tokens_option
 @click.option("--tp", type=click.IntRange(min=1), default=None, help="Pin tensor parallelism.")
 @click.option("--pp", type=click.IntRange(min=1), default=None, help="Pin pipeline parallelism.")
 @click.option("--dp", type=click.IntRange(min=1), default=None, help="Pin data parallelism.")
@@ -190,15 +184,8 @@ def evaluate(
 @click.argument("chips", nargs=-1, required=True, metavar="CHIP|FILE...")
 @workload_option
 @num_chips_option
-@click.option(
-    "--precision",
-    type=click.Choice(PRECISIONS),
-    default=None,
-    help="Training number format (default: the workload's).",
-)
-@click.option(
-    "--tokens", type=float, default=None, help="Training tokens (default: the workload's)."
-)
+@precision_option
+@tokens_option
 @click.option(
     "--plot",
     "plot_path",

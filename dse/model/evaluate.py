@@ -17,7 +17,7 @@ from dse.designs import Designs, FloatArray
 from dse.model.economics import Economics, evaluate_economics
 from dse.model.plans import RECOMPUTE, SCHEDULES, Plans, candidate_plans
 from dse.model.silicon import Silicon, evaluate_silicon
-from dse.model.training import Training, evaluate_training
+from dse.model.training import Training, evaluate_training, precision_flop_s
 from dse.settings import Settings, load_settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -130,10 +130,7 @@ def evaluate(
     economics = evaluate_economics(designs, silicon, training, settings)
     precision = workload.precision
     # The training format's peak, or the 16-bit one where the format is missing or slower.
-    peak = np.maximum(
-        silicon.peak_flop_s[precision],
-        np.maximum(silicon.peak_flop_s["bf16"], silicon.peak_flop_s["fp16"]),
-    )
+    peak = precision_flop_s(silicon, precision)[2]
     columns = {
         "training_days": training.training_time_s / SECONDS_PER_DAY,
         "chip_hours": training.training_time_s / SECONDS_PER_HOUR * designs.num_chips,

@@ -85,6 +85,11 @@ class Silicon:
     constraints: dict[str, FloatArray]
     dvfs_exponent: float  # dynamic power ∝ clock^exponent (technology table, §1.7)
 
+    @property
+    def sixteen_bit_peak_flop_s(self) -> FloatArray:
+        """Dense 16-bit peak FLOP/s: bf16, or fp16 where the chip lacks bf16; shape ``(n,)``."""
+        return np.maximum(self.peak_flop_s["bf16"], self.peak_flop_s["fp16"])
+
     def sustained_flop_s(self, fmt: str) -> FloatArray:
         """Dense FLOP/s in ``fmt`` at the sustained (TDP-limited) clock, shape ``(n,)``."""
         return self.peak_flop_s[fmt] * self.sustained_clock_ghz[fmt] / self.clock_ghz

@@ -32,7 +32,7 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
     # keeps its times finite (and huge) rather than infinite.
     sixteen = np.maximum(silicon.sustained_flop_s("bf16"), silicon.sustained_flop_s("fp16"))
     sixteen = np.maximum(sixteen, 1.0)
-    sixteen_peak = np.maximum(silicon.peak_flop_s["bf16"], silicon.peak_flop_s["fp16"])
+    sixteen_peak = silicon.sixteen_bit_peak_flop_s
     if precision == "bf16":
         return sixteen, sixteen, sixteen_peak
     low = silicon.sustained_flop_s(precision)

@@ -24,7 +24,7 @@ def _executed_format(
     fallback_clock = np.where(sixteen == 0, clock["bf16"], clock["fp16"])
     if precision == "bf16":
         return fallback_energy, fallback_clock
-    sixteen_peak = np.maximum(silicon.peak_flop_s["bf16"][rows], silicon.peak_flop_s["fp16"][rows])
+    sixteen_peak = silicon.sixteen_bit_peak_flop_s[rows]
     has = silicon.peak_flop_s[precision][rows] >= np.maximum(sixteen_peak, 1e-300)
     return np.where(has, energy[precision], fallback_energy), np.where(
         has, clock[precision], fallback_clock
@@ -43,9 +43,7 @@ def _full_dynamic_power(
     nominal = sixteen
     if precision != "bf16":
         own = silicon.compute_power_peak_w[precision][rows]
-        sixteen_peak = np.maximum(
-            silicon.peak_flop_s["bf16"][rows], silicon.peak_flop_s["fp16"][rows]
-        )
+        sixteen_peak = silicon.sixteen_bit_peak_flop_s[rows]
         runs_own = (own > 0) & (silicon.peak_flop_s[precision][rows] >= sixteen_peak)
         nominal = np.where(runs_own, own, sixteen)
     return nominal * clock_ratio**exponent

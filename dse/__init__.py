@@ -28,7 +28,9 @@ from dse.api import (
     load_space,
     load_workload,
     pareto,
+    robust,
     search,
+    sensitivity,
     sweep,
 )
 from dse.errors import DseError, InputError, NotFoundError
@@ -45,7 +47,9 @@ __all__ = [
     "load_space",
     "load_workload",
     "pareto",
+    "robust",
     "search",
+    "sensitivity",
     "sweep",
 ]
 

@@ -789,3 +789,135 @@ def load_results(path: str | Path) -> pd.DataFrame:
     if not isinstance(path, str | Path):
         raise InputError.for_argument("path", "a file path (str or Path)", path)
     return _frame(*read_results(path))
+
+
+# ---- uncertainty -------------------------------------------------------------------------
+
+
+def _uncertainty_file(uncertainty: str | Path | None) -> Path | None:
+    if uncertainty is None:
+        return None
+    if not isinstance(uncertainty, str | Path):
+        raise InputError.for_argument(
+            "uncertainty", "a path to a TOML file (str or Path)", uncertainty
+        )
+    return Path(uncertainty)
+
+
+def sensitivity(
+    space: SpaceLike,
+    workload: WorkloadLike | None = None,
+    *,
+    samples: int = 512,
+    seed: int = 0,
+    method: str = "sobol",
+    scale: str = "log",
+    constants: bool = True,
+    uncertainty: str | Path | None = None,
+    precision: str | None = None,
+    tokens: float | None = None,
+    **settings: Any,
+) -> pd.DataFrame:
+    """Global sensitivity of the space's objectives to its dimensions and to the uncertain
+    constants (``tech.<table>.<key>``, ``settings.<key>``; chips/technology/uncertainty.toml).
+
+    ``method="sobol"``: Saltelli samples of ``samples`` base points (a power of two; the model
+    runs ``samples × (factors + 2)`` times), first-order and total indices with 95 % bootstrap
+    half-widths (columns ``first_order``, ``first_order_conf``, ``total``, ``total_conf``).
+    ``method="morris"``: ``samples`` trajectories, columns ``mu_star``, ``mu_star_conf``,
+    ``sigma``. One row per objective and factor; ``scale="log"`` analyses log10 of the
+    objectives. ``constants=False`` analyses the dimensions alone; ``uncertainty`` replaces the
+    distributions file; ``settings`` replace model defaults by name (such a setting is then
+    known, not drawn). The same ``seed`` gives the same indices. Run figures in
+    ``attrs["dse_sensitivity"]``.
+    """
+    from dse.uncertainty.sensitivity import run_sensitivity
+
+    _whole("seed", seed, minimum=0)
+    job = problem(space, workload, precision=precision, tokens=tokens, settings=settings)
+    return run_sensitivity(
+        job,
+        samples=samples,
+        seed=seed,
+        method=method,
+        scale=scale,
+        constants=constants,
+        uncertainty=_uncertainty_file(uncertainty),
+    )
+
+
+def robust(
+    results: str | Path | pd.DataFrame,
+    *,
+    samples: int = 200,
+    seed: int = 0,
+    out: str | Path | None = None,
+    spread_scale: float = 1.0,
+    uncertainty: str | Path | None = None,
+    minimize: Sequence[str] = (),
+    maximize: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The rows of a results file (a path, or a frame from :func:`sweep`, :func:`search`,
+    :func:`pareto` or :func:`load_results`) re-evaluated under ``samples`` joint draws of the
+    uncertain constants, each draw searching the plan again.
+
+    Adds ``p_pareto`` (share of draws in which the row is feasible and non-dominated among the
+    rows), ``p_feasible`` and ``<objective>_p10``/``_p50``/``_p90``. The space, workload and
+    settings come from the file's provenance, the objectives too unless ``minimize`` /
+    ``maximize`` name them. ``spread_scale`` multiplies every spread (0: every constant
+    certain, which reproduces the file); ``uncertainty`` replaces the distributions file. With
+    ``out`` the rows are written there too (atomically, with provenance). The summary
+    (p_pareto spread, draws) is in ``attrs["dse_robust"]``.
+    """
+    import pandas as pd
+
+    from dse.export import AtomicFile, write_results
+    from dse.uncertainty.robust import robust_meta, run_robust
+
+    _whole("seed", seed, minimum=0)
+    if (
+        isinstance(spread_scale, bool)
+        or not isinstance(spread_scale, numbers.Real)
+        or not 0.0 <= spread_scale <= 10.0
+    ):
+        raise InputError.for_argument("spread_scale", "a number >= 0 and <= 10", spread_scale)
+    if isinstance(results, pd.DataFrame):
+        frame, source = results, "df"
+    else:
+        frame, source = load_results(results), str(results)
+    target = None if out is None else _output(out)
+    if target is not None:
+        AtomicFile(target).discard()  # fails early where out is not writable
+    meta = dict(frame.attrs.get("dse") or {})
+    if not meta.get("space") or not meta.get("workload"):
+        expected = "the provenance of a dse sweep, search or pareto file (space and workload)"
+        raise InputError(source, "provenance", expected, "none")
+    space_ref: str | Path = meta["space"]
+    if not Path(str(space_ref)).is_file() and meta.get("space_id"):
+        space_ref = meta["space_id"]
+    job = problem(
+        space_ref,
+        meta["workload"],
+        precision=meta.get("precision"),
+        tokens=meta.get("tokens"),
+        settings=meta.get("settings") or {},
+    )
+    chosen = objectives_of(frame, minimize, maximize)
+    check_objectives(frame, chosen, source)
+    rows, summary = run_robust(
+        frame.reset_index(drop=True),
+        job,
+        chosen,
+        samples=samples,
+        seed=seed,
+        scale=float(spread_scale),
+        uncertainty=_uncertainty_file(uncertainty),
+        source=source,
+    )
+    rows.index = frame.index
+    written = robust_meta(meta, summary, source)
+    if target is not None:
+        write_results(target, {str(c): rows[c].to_numpy() for c in rows.columns}, written)
+    rows.attrs["dse"] = written
+    rows.attrs["dse_robust"] = summary
+    return rows

@@ -12,6 +12,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from dse.catalog._schema import Field, Table, check
 from dse.errors import InputError
 from dse.files import read_toml
@@ -115,6 +117,18 @@ class Settings:
             flat = {key: value}
             check(flat, Table({key: spec}), source, "")
         return replace(self, **changes)
+
+    def at_rows(self, rows: slice, *, column: bool = False) -> Settings:
+        """These settings for the designs ``rows`` of a batch. Settings given per design
+        (arrays of shape ``(n,)``, as ``dse sensitivity`` and ``dse robust`` draw them) are cut
+        to the rows, as a column ``(rows, 1)`` for the (designs × plans) grid when ``column``;
+        plain values pass unchanged."""
+        changes: dict[str, Any] = {}
+        for name in self.names():
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray) and value.ndim:
+                changes[name] = value[rows][:, None] if column else value[rows]
+        return replace(self, **changes) if changes else self
 
 
 def _field_spec(name: str) -> Field | None:

@@ -16,7 +16,7 @@ from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
 from dse.model.economics import Economics, evaluate_economics
 from dse.model.plans import RECOMPUTE, SCHEDULES, Plans, candidate_plans
-from dse.model.silicon import Silicon, evaluate_silicon
+from dse.model.silicon import Silicon, TechArrays, evaluate_silicon
 from dse.model.training import Training, evaluate_training, precision_flop_s
 from dse.settings import Settings, load_settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
@@ -114,12 +114,14 @@ def evaluate(
     settings: Settings | None = None,
     plans: Plans | None = None,
     extra_constraints: dict[str, FloatArray] | None = None,
-    technology: Technology | None = None,
+    technology: Technology | TechArrays | None = None,
 ) -> Metrics:
     """Evaluate every design on its cluster for ``workload``; plans searched unless given.
 
     ``technology`` replaces the shipped technology tables (e.g. a lever that changes energy per
-    FLOP); the default is :func:`~dse.catalog.technology.load_technology`.
+    FLOP), or tables laid out per design; the default is
+    :func:`~dse.catalog.technology.load_technology`. Settings may hold arrays of shape ``(n,)``
+    (one value per design, as ``dse sensitivity`` and ``dse robust`` draw them).
     """
     settings = settings or load_settings()
     if plans is None:

@@ -83,7 +83,7 @@ class Silicon:
     hbm_energy_pj_per_bit: FloatArray
     power_density_w_per_mm2: FloatArray
     constraints: dict[str, FloatArray]
-    dvfs_exponent: float  # dynamic power ∝ clock^exponent (technology table, §1.7)
+    dvfs_exponent: float | FloatArray  # dynamic power ∝ clock^exponent (§1.7); (n,) when drawn
 
     @property
     def sixteen_bit_peak_flop_s(self) -> FloatArray:
@@ -201,9 +201,15 @@ def die_yield(
     )
 
 
-def evaluate_silicon(designs: Designs, technology: Technology | None = None) -> Silicon:
-    """Run the whole silicon model (§1.1–§1.8) on ``designs``."""
-    tech = _tech_arrays(technology or load_technology())
+def evaluate_silicon(
+    designs: Designs, technology: Technology | TechArrays | None = None
+) -> Silicon:
+    """Run the whole silicon model (§1.1–§1.8) on ``designs``; ``technology`` may be tables
+    already laid out per design (dse/uncertainty/perturb.py)."""
+    if isinstance(technology, TechArrays):
+        tech = technology
+    else:
+        tech = _tech_arrays(technology or load_technology())
     peaks = peak_flop_s(designs)
     bandwidth_tb_s, capacity_gb = hbm(designs, tech)
     unit_mm2, die_mm2 = die_area(designs, tech)
@@ -285,5 +291,5 @@ def evaluate_silicon(designs: Designs, technology: Technology | None = None) -> 
         hbm_energy_pj_per_bit=hbm_pj_per_bit,
         power_density_w_per_mm2=density,
         constraints=constraints,
-        dvfs_exponent=float(power["dvfs_exponent"]),
+        dvfs_exponent=power["dvfs_exponent"],
     )

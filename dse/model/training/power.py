@@ -32,7 +32,11 @@ def _executed_format(
 
 
 def _full_dynamic_power(
-    silicon: Silicon, precision: str, rows: slice, clock_ratio: FloatArray, exponent: float
+    silicon: Silicon,
+    precision: str,
+    rows: slice,
+    clock_ratio: FloatArray,
+    exponent: float | FloatArray,
 ) -> FloatArray:
     """§3.1 Tensor power at full load in the executed format and the sustained clock (W)."""
     sixteen = np.where(
@@ -71,7 +75,9 @@ def average_power_w(
     attention_flops = 0.5 * tokens_step * attention_per_token * attention_redo / chips_used
     matmul_pj, matmul_clock = _executed_format(silicon, w.precision, rows)
     attention_pj, attention_clock = _executed_format(silicon, "bf16", rows)
-    exponent = silicon.dvfs_exponent - 1.0
+    exponent = np.asarray(silicon.dvfs_exponent, dtype=np.float64) - 1.0
+    if exponent.ndim:  # one exponent per design (drawn constants)
+        exponent = exponent[rows]
     compute_w = (
         (
             matmul_flops * matmul_pj * matmul_clock**exponent

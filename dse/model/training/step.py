@@ -90,6 +90,10 @@ def _evaluate_chunk(
     designs: Designs, silicon: Silicon, w: Workload, plans: Plans, s: Settings, rows: slice
 ) -> Training:
     """Every plan's step time and memory for ``designs[rows]``, then the chosen plan's results."""
+    # Settings given per design (drawn constants) as columns (n, 1) of the (designs × plans)
+    # grid, and as rows (n,) where the chosen plan's results use them.
+    row_s = s.at_rows(rows)
+    s = s.at_rows(rows, column=True)
     g = build_grid(designs, silicon, w.precision, plans, s, rows)
     lay = layout(g, w)
     mem = memory(g, lay, w, s)
@@ -114,13 +118,13 @@ def _evaluate_chunk(
     chips_used = pick(lay.dp * lay.replica)
     step = pick(step_s)
     matmul_redo, attention_redo = pick(comp.matmul_redo), pick(comp.attention_redo)
-    hbm_bytes = s.elementwise_bytes_per_activation_byte * pick(
+    hbm_bytes = row_s.elementwise_bytes_per_activation_byte * pick(
         mem.layer_b * lay.layers_per_stage
     ) * chosen_mb + 2.0 * pick(mem.static_b)
     power = average_power_w(
         silicon,
         w,
-        s,
+        row_s,
         rows,
         step_s=step,
         chips_used=chips_used,
@@ -151,7 +155,7 @@ def _evaluate_chunk(
         model_flops_per_step=np.full(step.shape, flops[0]),
         hardware_flops_per_step=flops[1],
         steps=np.full(step.shape, steps),
-        training_time_s=steps * step / s.goodput,
+        training_time_s=steps * step / row_s.goodput,
         mfu=flops[0] / (step * chips_used * peak),
         hfu=flops[1] / (step * chips_used * peak),
         fits=any_fit,

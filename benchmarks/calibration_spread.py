@@ -1,0 +1,50 @@
+"""The spread of the calibrated [C] constants over the cross-validation folds.
+
+Refits the calibration (dse/calibration.py) leaving out one source (or family) at a time and
+prints, per constant, the values the folds chose: their minimum, maximum and standard
+deviation. chips/technology/uncertainty.toml takes the ranges of the [C] constants from here.
+
+    python benchmarks/calibration_spread.py [source|family|run]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+
+from dse.calibration import (
+    GROUPINGS,
+    _fit,
+    _Tables,
+    _validate,
+    grid_settings,
+)
+from dse.settings import load_settings
+
+
+def main(by: str = "source") -> None:
+    base = load_settings()
+    settings = grid_settings(base)
+    families = sorted({r.family for r in _validate(settings[0], None)})
+    tables = _Tables(settings, _validate, families)
+    groups = [GROUPINGS[by](r) for r in tables.grid[0]]
+    values: dict[str, list[float]] = {}
+    for group in sorted(set(groups)):
+        fold = _fit(tables, [g != group for g in groups], base.goodput)
+        chosen = settings[fold.setting]
+        for key in ("elementwise_bytes_per_activation_byte", "dp_overlap", "tp_overlap"):
+            values.setdefault(key, []).append(float(getattr(chosen, key)))
+        values.setdefault("moe_comm_overlap", []).append(chosen.moe_comm_overlap)
+        values.setdefault("goodput", []).append(fold.goodput)
+        for family, scale in fold.scales.items():
+            values.setdefault(f"families.{family}", []).append(scale)
+    print(f"{len(set(groups))} folds, left out by {by}")
+    for key, vs in values.items():
+        print(
+            f"{key:45s} min {min(vs):.4g}  max {max(vs):.4g}  "
+            f"sd {statistics.pstdev(vs):.3g}  mean {statistics.fmean(vs):.4g}"
+        )
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -814,6 +814,7 @@ def sensitivity(
     scale: str = "log",
     constants: bool = True,
     uncertainty: str | Path | None = None,
+    plot_path: str | Path | None = None,
     precision: str | None = None,
     tokens: float | None = None,
     **settings: Any,
@@ -829,13 +830,17 @@ def sensitivity(
     objectives. ``constants=False`` analyses the dimensions alone; ``uncertainty`` replaces the
     distributions file; ``settings`` replace model defaults by name (such a setting is then
     known, not drawn). The same ``seed`` gives the same indices. Run figures in
-    ``attrs["dse_sensitivity"]``.
+    ``attrs["dse_sensitivity"]``. ``plot_path`` (.png, .svg, .pdf) draws the largest indices
+    of each objective as bars.
     """
+    from dse.uncertainty.plots import check_image, plot_sensitivity
     from dse.uncertainty.sensitivity import run_sensitivity
 
     _whole("seed", seed, minimum=0)
+    if plot_path is not None:
+        check_image(Path(plot_path))
     job = problem(space, workload, precision=precision, tokens=tokens, settings=settings)
-    return run_sensitivity(
+    frame = run_sensitivity(
         job,
         samples=samples,
         seed=seed,
@@ -844,6 +849,9 @@ def sensitivity(
         constants=constants,
         uncertainty=_uncertainty_file(uncertainty),
     )
+    if plot_path is not None:
+        plot_sensitivity(frame, Path(plot_path))
+    return frame
 
 
 def robust(
@@ -854,6 +862,7 @@ def robust(
     out: str | Path | None = None,
     spread_scale: float = 1.0,
     uncertainty: str | Path | None = None,
+    plot_path: str | Path | None = None,
     minimize: Sequence[str] = (),
     maximize: Sequence[str] = (),
 ) -> pd.DataFrame:
@@ -867,13 +876,18 @@ def robust(
     ``maximize`` name them. ``spread_scale`` multiplies every spread (0: every constant
     certain, which reproduces the file); ``uncertainty`` replaces the distributions file. With
     ``out`` the rows are written there too (atomically, with provenance). The summary
-    (p_pareto spread, draws) is in ``attrs["dse_robust"]``.
+    (p_pareto spread, draws) is in ``attrs["dse_robust"]``. ``plot_path`` (.png, .svg, .pdf)
+    draws the rows' medians with their 10-90 % ranges in the plane of the first two
+    objectives, coloured by ``p_pareto``.
     """
     import pandas as pd
 
     from dse.export import AtomicFile, write_results
+    from dse.uncertainty.plots import check_image, plot_robust
     from dse.uncertainty.robust import robust_meta, run_robust
 
+    if plot_path is not None:
+        check_image(Path(plot_path))
     _whole("seed", seed, minimum=0)
     if (
         isinstance(spread_scale, bool)
@@ -920,4 +934,6 @@ def robust(
         write_results(target, {str(c): rows[c].to_numpy() for c in rows.columns}, written)
     rows.attrs["dse"] = written
     rows.attrs["dse_robust"] = summary
+    if plot_path is not None:
+        plot_robust(rows, chosen, Path(plot_path))
     return rows

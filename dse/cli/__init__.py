@@ -64,6 +64,10 @@ def _register_optional() -> None:
     cli.add_command(search.plot)
     cli.add_command(search.report)
     cli.add_command(search.worker)
+    from dse.cli import uncertainty
+
+    cli.add_command(uncertainty.sensitivity)
+    cli.add_command(uncertainty.robust)
     from dse.cli import framework
 
     cli.add_command(framework.scaling)

@@ -125,15 +125,17 @@ def sensitivity(
         click.echo(render_record(sensitivity_record(frame, meta), "json"))
         return
     if fmt == "csv":
-        click.echo(render_rows(frame.to_dict("records"), "csv"))
+        records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+        click.echo(render_rows(records, "csv"))
         return
     key = "total" if method == "sobol" else "mu_star"
-    rows = []
+    rows: list[dict[str, Any]] = []
     for _, part in frame.groupby("objective", sort=False):
-        rows.extend(part.sort_values(key, ascending=False).head(TABLE_FACTORS).to_dict("records"))
+        top = part.sort_values(key, ascending=False).head(TABLE_FACTORS)
+        rows.extend({str(k): v for k, v in r.items()} for r in top.to_dict("records"))
     click.echo(render_rows([_row(r) for r in rows], "table"))
     click.echo(
-        f"\n{meta['method']} on {meta['scale']} objectives: {meta['factors']} factors "
+        f"\n{meta['method']} on {meta['scale']} objectives: {meta['factor_count']} factors "
         f"({meta['design_factors']} dimensions, {meta['constant_factors']} constants), "
         f"{meta['evaluations']:,} evaluations in {meta['seconds']} s; "
         f"{meta['feasible_share']:.0%} of them feasible"

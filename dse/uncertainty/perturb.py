@@ -100,7 +100,8 @@ def perturbed(
     rows = np.arange(n, dtype=np.int64)
     designs = designs.replace(node=rows, hbm_generation=rows, **columns)
     tech = TechArrays(node=node, memory=memory, silicon=silicon)
-    return designs, tech, replace(settings, **setting_values)
+    # Settings hold arrays of shape (n,) here: the model broadcasts them per design.
+    return designs, tech, replace(settings, **setting_values)  # type: ignore[arg-type]
 
 
 def evaluate_drawn(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,7 +33,7 @@ def check_image(path: Path, option: str = "plot_path") -> str:
     return suffix[1:]
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +110,7 @@ def plot_robust(frame: pd.DataFrame, objectives: Sequence[Objective], path: Path
     _save(fig, plt, path, fmt)
 
 
-def _save(fig, plt, path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def _save(fig: Any, plt: Any, path: Path, fmt: str) -> None:
     target = AtomicFile(Path(path), "plot")
     try:
         fig.savefig(target.temp, format=fmt, dpi=150)

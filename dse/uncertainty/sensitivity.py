@@ -203,7 +203,7 @@ def run_sensitivity(
         "scale": scale,
         "samples": samples,
         "seed": seed,
-        "factors": len(factors),
+        "factor_count": len(factors),
         "design_factors": d,
         "constant_factors": len(uncertain),
         "evaluations": int(U.shape[0]),

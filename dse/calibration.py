@@ -31,15 +31,16 @@ from dse.settings import Settings, load_settings
 from dse.validation import Comparison, validate
 
 GRID: dict[str, tuple[float, ...]] = {
-    "elementwise_bytes_per_activation_byte": (6.0, 8.0, 12.0, 16.0),
+    "elementwise_bytes_per_activation_byte": (8.0, 12.0, 16.0, 20.0),
     "dp_overlap": (0.5, 0.9),
-    "tp_overlap": (0.0, 0.5, 0.9),
-    "moe_comm_overlap": (0.0, 0.5, 0.9),
+    "tp_overlap": (0.5, 0.9),
+    "moe_comm_overlap": (0.0, 0.5),
+    "moe_kernel_overhead_us": (0.0, 15.0, 30.0, 45.0),
 }
 """The throughput model's [C] constants and the values searched (dse/defaults.toml sources)."""
 
 GOODPUT_RANGE = (0.5, 1.0)
-FAMILY_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
+FAMILY_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 """Values searched for each family's gemm_efficiency_scale (chips/technology/families.toml)."""
 MIN_RUNS_PER_FAMILY = 3
 """A family's scale is fitted only on at least this many runs; never on one published run."""

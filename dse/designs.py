@@ -55,6 +55,7 @@ class Designs:
     num_chips: FloatArray
     unit_price_usd: FloatArray
     gemm_efficiency_scale: FloatArray
+    energy_per_flop_scale: FloatArray
     price_markup: FloatArray
 
     def __len__(self) -> int:

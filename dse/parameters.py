@@ -38,7 +38,9 @@ class Parameter:
     ``implies`` (categoricals only) maps other parameters to the attribute of the chosen table
     entry that gives their value where a space neither varies nor fixes them (an HBM generation
     brings its pin rate and stack capacity). ``shown`` is False for a parameter that a chip's
-    summary (``dse chips show``) presents through a derived figure instead.
+    summary (``dse chips show``) presents through a derived figure instead. ``derived`` marks a
+    value a catalog chip gets through the silicon model from its other parameters (its
+    ``from_chip`` evaluates the chip); while it is being derived the chip carries 1.0.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Parameter:
     in_results: bool = True
     implies: tuple[tuple[str, str], ...] = ()
     shown: bool = True
+    derived: bool = False
 
     @property
     def categorical(self) -> bool:
@@ -107,6 +110,12 @@ def _modeled_price(chip: Chip, technology: Technology) -> float:
 
 def _gemm_efficiency_scale(chip: Chip, technology: Technology) -> float:
     return technology.family(chip.family).gemm_efficiency_scale
+
+
+def _energy_per_flop_scale(chip: Chip, technology: Technology) -> float:
+    from dse.model.silicon import tdp_energy_scale
+
+    return float(tdp_energy_scale(chip, technology))
 
 
 def _vendor_markup(chip: Chip, technology: Technology) -> float:
@@ -169,6 +178,15 @@ PARAMETERS: tuple[Parameter, ...] = (
         from_chip=_gemm_efficiency_scale,
     ),
     Parameter(
+        "energy_per_flop_scale",
+        "",
+        "float",
+        "tensor-unit energy per FLOP relative to the process node's (chips/technology/nodes.toml);"
+        " a catalog chip's makes its datasheet dense peak draw exactly its TDP (docs/model.md §1.7)",
+        from_chip=_energy_per_flop_scale,
+        derived=True,
+    ),
+    Parameter(
         "price_markup",
         "",
         "float",
@@ -211,11 +229,16 @@ def implied(name: str, parameter: str, technology: Technology | None = None) -> 
 
 
 def chip_values(
-    chip: Chip, technology: Technology | None = None, *, with_markup: bool = True
+    chip: Chip,
+    technology: Technology | None = None,
+    *,
+    with_markup: bool = True,
+    derived: bool = True,
 ) -> dict[str, float]:
     """A catalog chip's design parameters as column → value (categories as codes); the
     parameters chips do not carry (the cluster size) are left out. ``with_markup=False``
-    leaves ``price_markup`` NaN (dse/pricing.py computes the markups from such rows)."""
+    leaves ``price_markup`` NaN (dse/pricing.py computes the markups from such rows);
+    ``derived=False`` gives the derived parameters 1.0 (used to derive them)."""
     from dse.catalog.technology import load_technology
 
     technology = technology or load_technology()
@@ -225,6 +248,9 @@ def chip_values(
             continue
         if p.name == "price_markup" and not with_markup:
             row[p.name] = float("nan")
+            continue
+        if p.derived and not derived:
+            row[p.name] = 1.0
             continue
         value = p.chip_value(chip, technology)
         row[p.name] = float(

@@ -35,6 +35,7 @@ SETTINGS_SCHEMA = Table(
                 "dp_overlap": _FRACTION,
                 "tp_overlap": _FRACTION,
                 "moe_comm_overlap": _FRACTION,
+                "moe_kernel_overhead_us": Field(minimum=0.0, maximum=1e4),
                 "goodput": _EFFICIENCY,
                 "memory_reserve_fraction": Field(minimum=0.0, maximum=0.9),
                 "active_idle_power_fraction": _FRACTION,
@@ -86,6 +87,7 @@ class Settings:
     dp_overlap: float
     tp_overlap: float
     moe_comm_overlap: float
+    moe_kernel_overhead_us: float
     goodput: float
     memory_reserve_fraction: float
     active_idle_power_fraction: float
@@ -165,6 +167,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "dp_overlap": ("fraction of the data-parallel gradient reduction hidden by compute", "1"),
     "tp_overlap": ("fraction of tensor-parallel communication hidden by compute", "1"),
     "moe_comm_overlap": ("fraction of the MoE dispatch and combine all-to-all hidden", "1"),
+    "moe_kernel_overhead_us": (
+        "exposed host time of each kernel of a MoE layer (the dispatcher syncs the host)",
+        "µs",
+    ),
     "goodput": ("productive fraction of wall time (failures, restarts, checkpoints)", "1"),
     "memory_reserve_fraction": ("HBM kept free for workspace and fragmentation", "1"),
     "active_idle_power_fraction": (

@@ -105,7 +105,7 @@ def silicon(row: dict[str, Any], tech: Technology) -> dict[str, float]:
         * 1e-12
         * power["full_load_hbm_utilization"]
     )
-    compute = peak["bf16"] * node.energy_bf16_pj_per_flop * 1e-12
+    compute = peak["bf16"] * node.energy_bf16_pj_per_flop * row["energy_per_flop_scale"] * 1e-12
     headroom = row["tdp_w"] - static - hbm_full
     ratio = (
         1.0

@@ -169,7 +169,18 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
     t_memory = s.elementwise_bytes_per_activation_byte * layers * layer / hbm
     redo = 4 / 3 if full else 1.0
-    compute = t_matmul * redo + t_attention * (1.0 if none else 4 / 3) + t_memory * redo + t_logits
+    # the MoE layers' fixed kernel cost: 60 kernels per layer, 6 per local expert (§2.6)
+    t_moe = 0.0
+    if w.is_moe:
+        moe_layers = layers * (w.layers - w.dense_layers) / w.layers
+        t_moe = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
+    compute = (
+        t_matmul * redo
+        + t_attention * (1.0 if none else 4 / 3)
+        + t_memory * redo
+        + t_logits
+        + t_moe * redo
+    )
 
     # communication of one micro-batch on one stage
     up = chip.scale_up_gb_s * 1e9 / 2

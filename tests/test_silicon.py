@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dse.catalog.chips import load_chip
+from dse.catalog.chips import chip_ids, load_chip
 from dse.catalog.technology import load_technology
 from dse.designs import Designs, from_chips
 from dse.model.silicon import evaluate_silicon
@@ -54,6 +54,7 @@ def random_designs(n: int, seed: int) -> Designs:
         clock_ghz=rng.uniform(0.8, 2.4, n),
         sram_mb=rng.uniform(16, 400, n),
         tdp_w=rng.uniform(200, 1500, n),
+        energy_per_flop_scale=rng.uniform(0.3, 2.0, n),
         bf16_flops_per_cycle_per_unit=rng.choice([0, 1024, 2048, 4096], n),
         fp16_flops_per_cycle_per_unit=rng.choice([0, 1024, 4096], n),
         fp8_flops_per_cycle_per_unit=rng.choice([0, 4096, 8192], n),
@@ -97,6 +98,48 @@ def test_tdp_limits_the_sustained_clock() -> None:
     clocks = evaluate_silicon(designs).sustained_clock_ghz["bf16"]
     assert clocks[0] == pytest.approx(1.83)
     assert clocks[0] > clocks[1] > clocks[2] > 0
+
+
+@pytest.mark.parametrize("chip_id", chip_ids())
+def test_no_catalog_chip_is_throttled_below_its_datasheet(chip_id: str) -> None:
+    """§1.7: a catalog chip's energy per FLOP is the one at which its datasheet peak draws its
+    TDP, so every format it has runs at the datasheet clock, and the most power-hungry one
+    draws exactly the TDP."""
+    designs = one(chip_id)
+    s = evaluate_silicon(designs)
+    formats = [f for f in s.peak_flop_s if s.peak_flop_s[f][0] > 0]
+    for fmt in formats:
+        assert s.sustained_clock_ghz[fmt][0] == pytest.approx(designs.clock_ghz[0], rel=1e-9)
+    hungriest = max(s.full_load_power_w[f][0] for f in formats)
+    assert hungriest == pytest.approx(designs.tdp_w[0], rel=1e-9)
+
+
+def test_no_catalog_chip_runs_slower_than_its_published_benchmarks() -> None:
+    """The model's sustained rate of each chip is at least what its published throughput
+    benchmarks achieved (MFU x 16-bit peak, dse validate)."""
+    from dse.validation import load_runs
+
+    for run in load_runs():
+        mfu = run["reported"].get("mfu")
+        if not mfu or run["chip_overrides"]:
+            continue
+        s = evaluate_silicon(one(run["chip"]))
+        fmt = "bf16" if s.peak_flop_s["bf16"][0] > 0 else "fp16"
+        achieved = mfu * s.peak_flop_s[fmt][0]
+        assert s.sustained_flop_s(fmt)[0] >= achieved, run["id"]
+
+
+def test_architecture_energy_follows_a_design_to_other_nodes_and_tdps() -> None:
+    """A design derived from a chip keeps its architecture's energy per FLOP: moved to a newer
+    node it needs less energy; given more compute at the same TDP it throttles."""
+    ids = load_technology().node_ids()
+    b200 = one("b200")
+    assert b200.energy_per_flop_scale[0] < one("a100-80gb").energy_per_flop_scale[0]
+    base = evaluate_silicon(b200)
+    shrunk = evaluate_silicon(b200.replace(node=ids.index("n3")))
+    assert shrunk.energy_pj_per_flop["bf16"][0] < base.energy_pj_per_flop["bf16"][0]
+    wider = evaluate_silicon(b200.replace(compute_units=2 * b200.compute_units[0]))
+    assert wider.sustained_clock_ghz["bf16"][0] < b200.clock_ghz[0]
 
 
 def test_more_units_more_area_and_cost_and_spares_raise_yield() -> None:

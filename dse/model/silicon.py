@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.special import betainc
 
-from dse.catalog.chips import FORMATS
+from dse.catalog.chips import FORMATS, Chip
 from dse.catalog.technology import Technology, load_technology
 from dse.designs import Designs, FloatArray
 from dse.units import BITS_PER_BYTE, GIGA, MM2_PER_CM2, PICO, TERA
@@ -251,7 +251,10 @@ def evaluate_silicon(
     clocks: dict[str, FloatArray] = {}
     headroom_w = designs.tdp_w - static_w - hbm_full_w
     for fmt in FORMATS:
-        energy[fmt] = tech.node[f"energy_{_ENERGY_KEY[fmt]}_pj_per_flop"][designs.node]
+        energy[fmt] = (
+            tech.node[f"energy_{_ENERGY_KEY[fmt]}_pj_per_flop"][designs.node]
+            * designs.energy_per_flop_scale
+        )
         compute_w[fmt] = peaks[fmt] * energy[fmt] * PICO
         full_w[fmt] = static_w + hbm_full_w + compute_w[fmt]
         ratio = np.clip(headroom_w / np.maximum(compute_w[fmt], 1e-12), 0.0, None) ** (
@@ -293,3 +296,30 @@ def evaluate_silicon(
         constraints=constraints,
         dvfs_exponent=power["dvfs_exponent"],
     )
+
+
+def tdp_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
+    """The energy-per-FLOP scale at which a catalog chip's datasheet dense peak draws exactly
+    its TDP (docs/model.md §1.7), over the node's energy per FLOP.
+
+    The node tables give one energy per FLOP per process node; the architectures differ
+    (systolic arrays move fewer operands than SIMT cores, Blackwell's tensor cores less than
+    Hopper's), and the vendor's TDP says by how much: the scale is the largest over the chip's
+    formats at which none of them exceeds the TDP at its peak rate, so that no catalog chip is
+    throttled below its datasheet. Designs derived from the chip keep it.
+    """
+    from dse.parameters import chip_values
+
+    technology = technology or load_technology()
+    row = chip_values(chip, technology, with_markup=False, derived=False)
+    designs = Designs.from_columns(
+        {name: [value] for name, value in {**row, "num_chips": 1.0}.items()}
+    )
+    silicon = evaluate_silicon(designs, technology)
+    headroom_w = designs.tdp_w - silicon.static_power_w - silicon.hbm_power_full_w
+    scales = [
+        headroom_w / silicon.compute_power_peak_w[fmt]
+        for fmt in FORMATS
+        if silicon.compute_power_peak_w[fmt][0] > 0
+    ]
+    return float(np.min(scales)) if scales else 1.0

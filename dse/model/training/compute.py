@@ -14,6 +14,14 @@ from dse.settings import Settings
 
 OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 """Bytes per GEMM operand element in each training precision."""
+MOE_LAYER_KERNELS = 60.0
+"""[E] Kernels of one MoE layer's forward and backward besides the experts' GEMMs: router GEMM,
+softmax/sigmoid, top-k and auxiliary loss; token permutation (sort, gather) and unpermutation;
+the dispatch and combine all-to-alls with their token-count exchange (Megatron-Core
+``MoEAlltoAllTokenDispatcher``), each with its backward."""
+MOE_EXPERT_KERNELS = 6.0
+"""[E] GEMM kernels per local expert per layer: fc1 and fc2, each forward, input gradient and
+weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert)."""
 
 
 def gemm_time_s(
@@ -121,6 +129,29 @@ def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings)
     )
     memory_s = s.elementwise_bytes_per_activation_byte * lay.layers_per_stage * layer_b / g.hbm_b_s
     total = (
-        matmul_s * matmul_redo + attention_s * attention_redo + memory_s * matmul_redo + logits_s
+        matmul_s * matmul_redo
+        + attention_s * attention_redo
+        + memory_s * matmul_redo
+        + logits_s
+        + moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * matmul_redo
     )
     return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo)
+
+
+def moe_overhead_s(
+    w: Workload, layers_per_stage: FloatArray, ep: FloatArray, s: Settings
+) -> FloatArray | float:
+    """§2.6 Exposed fixed time (s) of the MoE layers of one stage for one micro-batch, forward
+    and backward: ``(K_layer + K_expert·E/ep)·t_k`` per MoE layer.
+
+    The expert dispatcher synchronizes host and device in every MoE layer (the host needs the
+    tokens per expert to size the buffers), so the host cannot queue kernels ahead of the GPU
+    and each kernel costs at least its host time ``t_k`` (``moe_kernel_overhead_us``, [C]),
+    however few tokens it processes. This is why fine-grained MoE (many small experts per
+    rank) trains far below its FLOP rate at small micro-batches.
+    """
+    if not w.is_moe:
+        return 0.0
+    moe_layers = layers_per_stage * (w.layers - w.dense_layers) / w.layers
+    kernels = MOE_LAYER_KERNELS + MOE_EXPERT_KERNELS * w.experts / ep
+    return moe_layers * kernels * s.moe_kernel_overhead_us * 1e-6

@@ -13,6 +13,7 @@ import statistics
 import sys
 
 from dse.calibration import (
+    GRID,
     GROUPINGS,
     _fit,
     _Tables,
@@ -32,9 +33,8 @@ def main(by: str = "source") -> None:
     for group in sorted(set(groups)):
         fold = _fit(tables, [g != group for g in groups], base.goodput)
         chosen = settings[fold.setting]
-        for key in ("elementwise_bytes_per_activation_byte", "dp_overlap", "tp_overlap"):
+        for key in GRID:
             values.setdefault(key, []).append(float(getattr(chosen, key)))
-        values.setdefault("moe_comm_overlap", []).append(chosen.moe_comm_overlap)
         values.setdefault("goodput", []).append(fold.goodput)
         for family, scale in fold.scales.items():
             values.setdefault(f"families.{family}", []).append(scale)

@@ -93,6 +93,7 @@ def test_every_distribution_holds_its_value_and_has_a_reason() -> None:
         ),
         ("[settings]\ngoodput = { sigma = 0.1, reason = '' }", "reason", "a non-empty string"),
         ("[other]\nx = 1", "other", "one of the tables"),
+        ("[settings]\ngoodput = { plus_minus = -1, reason = 'x' }", "plus_minus", "a number >= 0"),
     ],
 )
 def test_bad_uncertainty_files_name_file_key_and_rule(
@@ -104,6 +105,14 @@ def test_bad_uncertainty_files_name_file_key_and_rule(
         load_uncertainty(path)
     message = str(caught.value)
     assert str(path) in message and key in message and expected in message
+
+
+def test_plus_minus_follows_the_value_within_its_bounds() -> None:
+    by_name = {u.name: u for u in load_uncertainty()}
+    overlap = by_name["settings.moe_comm_overlap"]  # 0 ± 0.25 in [0, 1]
+    assert (overlap.low, overlap.high) == (0.0, pytest.approx(overlap.value + 0.25))
+    goodput = by_name["settings.goodput"]
+    assert goodput.low < load_settings().goodput < goodput.high
 
 
 def test_bad_uncertainty_file_is_one_line_on_the_command_line(
@@ -129,7 +138,7 @@ def test_nominal_constants_reproduce_the_model_exactly() -> None:
     draws = {u.name: np.full(len(designs), u.value) for u in constants}
     outcome = evaluate_drawn(
         designs, draws, job.workload, job.settings, job.plans, job.space.objectives, job.space,
-        "nvidia-hopper",
+        dse.load_chip("h100-sxm"),
     )  # fmt: skip
     np.testing.assert_array_equal(outcome.F, reference.F)
     np.testing.assert_array_equal(outcome.feasible, reference.feasible)

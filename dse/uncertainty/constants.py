@@ -5,7 +5,8 @@ A constant is named as the sensitivity analysis reports it: ``tech.<table>.<key>
 technology table (a node, an HBM generation, a section of silicon.toml, an architecture family)
 and ``settings.<key>`` for a model default of ``dse/defaults.toml``. Its distribution is
 log-normal around the file's value (``sigma``: standard deviation of the logarithm, median the
-value) or uniform on ``[low, high]``; draws are clipped to the bounds the value's own file is
+value) or uniform on ``[low, high]`` (or on ``value ± plus_minus``, which follows the value when
+a recalibration moves it); draws are clipped to the bounds the value's own file is
 checked against.
 """
 
@@ -148,11 +149,14 @@ def _entry(
     name: str, spec: Any, value: float, bounds: tuple[float | None, float | None], path: Path
 ) -> Uncertain:
     """One entry ``{sigma, reason}`` or ``{low, high, reason}``, checked."""
-    shapes = 'a table {sigma = s, reason = "..."} or {low = a, high = b, reason = "..."}'
+    shapes = (
+        'a table {sigma = s, reason = "..."}, {low = a, high = b, reason = "..."} or '
+        '{plus_minus = d, reason = "..."}'
+    )
     if not isinstance(spec, dict):
         raise InputError(path, name, shapes, spec)
     keys = set(spec)
-    if keys not in ({"sigma", "reason"}, {"low", "high", "reason"}):
+    if keys not in ({"sigma", "reason"}, {"low", "high", "reason"}, {"plus_minus", "reason"}):
         raise InputError(path, name, shapes, f"keys {sorted(keys)}")
     reason = spec["reason"]
     if not isinstance(reason, str) or not reason.strip():
@@ -165,6 +169,16 @@ def _entry(
             expected = "a range (low, high): a log-normal sigma needs a value > 0"
             raise InputError(path, name, expected, f"sigma with value {value:g}")
         return Uncertain(name, value, reason, sigma=float(sigma), bounds=bounds)
+    if "plus_minus" in spec:
+        width = spec["plus_minus"]
+        if not _number(width) or width < 0:
+            raise InputError(path, f"{name}.plus_minus", "a number >= 0", width)
+        # Around whatever the value is now (a recalibration moves the value, not the spread),
+        # within the key's bounds.
+        lower, upper = bounds
+        low = value - width if lower is None else max(value - width, lower)
+        high = value + width if upper is None else min(value + width, upper)
+        return Uncertain(name, value, reason, low=float(low), high=float(high), bounds=bounds)
     low, high = spec["low"], spec["high"]
     for key, given in (("low", low), ("high", high)):
         if not _number(given):

@@ -14,12 +14,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from dse.catalog.chips import FORMATS, Chip
 from dse.catalog.technology import Technology, load_technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
 from dse.model.evaluate import evaluate
 from dse.model.plans import Plans
-from dse.model.silicon import TechArrays, _tech_arrays
+from dse.model.silicon import TechArrays, _tech_arrays, evaluate_silicon, tdp_energy_scale
+from dse.parameters import chip_values
 from dse.settings import Settings
 from dse.space import Objective, Space, objective_matrix
 
@@ -55,13 +57,20 @@ def perturbed(
     designs: Designs,
     draws: Mapping[str, FloatArray],
     settings: Settings,
-    family: str | None = None,
+    base_chip: Chip | None = None,
     technology: Technology | None = None,
 ) -> tuple[Designs, TechArrays, Settings]:
     """Designs, per-row technology tables and settings for ``draws`` (constant name → values of
-    shape ``(n,)``). ``family`` is the designs' architecture family (their base chip's): a
-    family constant applies to rows whose ``gemm_efficiency_scale`` is still that family's."""
+    shape ``(n,)``).
+
+    ``base_chip`` is the chip the designs derive from. Its family's constants apply to rows
+    whose ``gemm_efficiency_scale`` is still the family's. Its ``energy_per_flop_scale`` is
+    derived from its TDP under the node tables (docs/model.md §1.7), so it is derived again
+    under each row's draw, for the rows that keep it: the TDP stays the anchor, and an
+    uncertain node energy moves a design only relative to the base chip's node.
+    """
     technology = technology or load_technology()
+    family = base_chip.family if base_chip is not None else None
     base = _tech_arrays(technology)
     n = len(designs)
     node = {k: v[designs.node] for k, v in base.node.items()}
@@ -97,11 +106,37 @@ def perturbed(
             columns["gemm_efficiency_scale"] = np.where(follows, values, current)
         else:
             silicon[table][key] = values
+    if base_chip is not None and draws:
+        nominal = tdp_energy_scale(base_chip, technology)
+        follows = designs.energy_per_flop_scale == nominal
+        if follows.any():
+            columns["energy_per_flop_scale"] = np.where(
+                follows, _drawn_energy_scale(base_chip, draws, settings, technology), nominal
+            )
     rows = np.arange(n, dtype=np.int64)
     designs = designs.replace(node=rows, hbm_generation=rows, **columns)
     tech = TechArrays(node=node, memory=memory, silicon=silicon)
     # Settings hold arrays of shape (n,) here: the model broadcasts them per design.
     return designs, tech, replace(settings, **setting_values)  # type: ignore[arg-type]
+
+
+def _drawn_energy_scale(
+    chip: Chip, draws: Mapping[str, FloatArray], settings: Settings, technology: Technology
+) -> FloatArray:
+    """``chip``'s TDP-derived energy-per-FLOP scale (:func:`~dse.model.silicon.tdp_energy_scale`)
+    under each row's draw, shape ``(n,)``."""
+    n = len(next(iter(draws.values())))
+    row = chip_values(chip, technology, with_markup=False, derived=False)
+    own = Designs.from_columns({k: np.full(n, v) for k, v in {**row, "num_chips": 1.0}.items()})
+    drawn, tech, _ = perturbed(own, draws, settings, None, technology)
+    silicon = evaluate_silicon(drawn, tech)
+    headroom_w = drawn.tdp_w - silicon.static_power_w - silicon.hbm_power_full_w
+    scales = [
+        headroom_w / silicon.compute_power_peak_w[fmt]
+        for fmt in FORMATS
+        if silicon.compute_power_peak_w[fmt][0] > 0
+    ]
+    return np.min(scales, axis=0) if scales else np.ones(n)
 
 
 def evaluate_drawn(
@@ -112,7 +147,7 @@ def evaluate_drawn(
     plans: Plans,
     objectives: Sequence[Objective],
     space: Space | None = None,
-    family: str | None = None,
+    base_chip: Chip | None = None,
 ) -> Outcome:
     """Evaluate row ``i`` of ``designs`` under the constants ``draws[name][i]``, in calls of
     :data:`ROWS_PER_CALL` rows; the space's constraints join the model's."""
@@ -121,7 +156,7 @@ def evaluate_drawn(
     for start in range(0, max(n, 1), ROWS_PER_CALL):
         rows = slice(start, min(start + ROWS_PER_CALL, n))
         local = {name: np.asarray(v)[rows] for name, v in draws.items()}
-        drawn, tech, model = perturbed(designs.take(rows), local, settings, family)
+        drawn, tech, model = perturbed(designs.take(rows), local, settings, base_chip)
         metrics = evaluate(drawn, workload, model, plans, technology=tech)
         if space is not None:
             metrics = metrics.with_constraints(space.constraint_values(metrics))

@@ -26,7 +26,7 @@ from dse.search.problem import Problem
 from dse.space import Objective
 from dse.uncertainty.constants import uncertain_constants
 from dse.uncertainty.perturb import evaluate_drawn
-from dse.uncertainty.sensitivity import _family, space_scope
+from dse.uncertainty.sensitivity import base_chip, space_scope
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,7 +107,7 @@ def run_robust(
         job.plans,
         objectives,
         job.space,
-        _family(job.space),
+        base_chip(job.space),
     )
     k = len(objectives)
     F = outcome.F.reshape(samples, n, k)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dse.catalog.chips import load_chip
+from dse.catalog.chips import Chip, load_chip
 from dse.catalog.technology import load_technology
 from dse.errors import InputError
 from dse.search.problem import Problem
@@ -43,11 +43,14 @@ class Factor:
     describe: str
 
 
-def space_scope(space: Space) -> tuple[set[str], set[str], set[str] | None]:
-    """The node ids, HBM generations and architecture family the space's designs can take
-    (the family set is empty where the space sets ``gemm_efficiency_scale`` itself)."""
+def space_scope(space: Space) -> tuple[set[str], set[str], set[str]]:
+    """The node ids, HBM generations and architecture family whose constants can change the
+    space's designs: those its designs can take, and its base chip's (whose TDP anchors the
+    designs' energy per FLOP). The family set is empty where the space sets
+    ``gemm_efficiency_scale`` itself."""
     technology = load_technology()
     node_ids, memory_ids = list(technology.nodes), list(technology.memories)
+    base = load_chip(space.base_chip)
 
     def reachable(name: str, ids: list[str]) -> set[str]:
         for dim in space.dimensions:
@@ -57,8 +60,10 @@ def space_scope(space: Space) -> tuple[set[str], set[str], set[str] | None]:
 
     family: set[str] = set()
     if "gemm_efficiency_scale" not in set(space.names) | space.fixed:
-        family = {load_chip(space.base_chip).family}
-    return reachable("node", node_ids), reachable("hbm_generation", memory_ids), family
+        family = {base.family}
+    nodes = reachable("node", node_ids) | {base.node}
+    memories = reachable("hbm_generation", memory_ids) | {base.hbm_generation}
+    return nodes, memories, family
 
 
 def space_constants(
@@ -77,9 +82,9 @@ def space_constants(
     )
 
 
-def _family(space: Space) -> str | None:
-    families = space_scope(space)[2]
-    return next(iter(families)) if families else None
+def base_chip(space: Space) -> Chip:
+    """The catalog chip the space's designs derive from."""
+    return load_chip(space.base_chip)
 
 
 def run_sensitivity(
@@ -143,7 +148,7 @@ def run_sensitivity(
         job.plans,
         space.objectives,
         space,
-        _family(space),
+        base_chip(space),
     )
     rows: list[dict[str, Any]] = []
     for objective in space.objectives:

@@ -358,3 +358,23 @@ def test_robust_needs_provenance(dse_cli: Callable[..., Any], tmp_path: Path) ->
     result = dse_cli("robust", bare, "--out", tmp_path / "o.csv")
     assert result.code == 2 and "provenance" in result.err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_the_base_chips_tdp_anchors_drawn_node_energy() -> None:
+    """The base chip's energy-per-FLOP scale is derived from its TDP, so doubling its node's
+    energy per FLOP changes nothing on that node and halves the others relative to it."""
+    job = dse.api.problem("accelerator", WORKLOAD)
+    designs = job.space.decode(job.space.random(0, 400, 7))
+    n4 = load_technology().nodes["n4"]
+    keys = ("energy_bf16_pj_per_flop", "energy_fp8_pj_per_flop", "energy_fp4_pj_per_flop")
+    draws = {f"tech.n4.{k}": np.full(len(designs), 2.0 * getattr(n4, k)) for k in keys}
+    base = dse.load_chip("h100-sxm")
+    args = (job.workload, job.settings, job.plans, job.space.objectives, job.space, base)
+    doubled = evaluate_drawn(designs, draws, *args)
+    nominal = evaluate_drawn(designs, {k: v / 2.0 for k, v in draws.items()}, *args)
+    on_n4 = designs.node == list(load_technology().nodes).index("n4")
+    assert on_n4.any() and (~on_n4).any()
+    np.testing.assert_allclose(doubled.F[on_n4], nominal.F[on_n4], rtol=1e-9)
+    energy = [o.name for o in job.space.objectives].index("energy_mwh")
+    assert np.all(doubled.F[~on_n4, energy] <= nominal.F[~on_n4, energy] * (1 + 1e-12))
+    assert np.any(doubled.F[~on_n4, energy] < nominal.F[~on_n4, energy] * 0.99)

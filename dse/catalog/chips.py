@@ -38,7 +38,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "num_chips": (1, 10_000_000),
     "unit_price_usd": (1.0, 1e9),
     # Design parameters that chip files do not give (from the chip's family and vendor):
-    "gemm_efficiency_scale": (0.5, 1.35),  # families.toml; the fit searches 0.6-1.2
+    "gemm_efficiency_scale": (0.5, 1.2),  # families.toml; the fit searches 0.6-1.2
     "energy_per_flop_scale": (0.05, 5.0),  # over the node's; catalog chips' span 0.4-2
     "price_markup": (0.1, 100.0),  # price over modeled unit cost
 }

@@ -78,6 +78,8 @@ def workload_summary(workload: Workload) -> dict[str, Any]:
         "tokens_per_param": workload.tokens / workload.total_params,
         "seq_len": workload.seq_len,
         "global_batch_tokens": workload.global_batch_tokens,
+        # "default": the file gives none (GPT-3's batch for the size, docs/catalog.md)
+        "global_batch_source": "default" if workload.global_batch_default else "file",
         "precision": workload.precision,
         "training_flops": flops,
         "flops_per_token": matmul + attention,

@@ -370,13 +370,8 @@ def _apply_technology(state: State, change: Change, name: str) -> Technology:
             {k: replace(e, **{column: getattr(e, column) * factor}) for k, e in entries.items()}
         )
 
-    if table == "node":
-        return Technology(
-            scaled(technology.nodes), technology.memories, technology.silicon, technology.families
-        )
-    return Technology(
-        technology.nodes, scaled(technology.memories), technology.silicon, technology.families
-    )
+    attribute = _TABLE_ATTRIBUTES[table]
+    return replace(technology, **{attribute: scaled(getattr(technology, attribute))})
 
 
 def _show(value: object) -> str:

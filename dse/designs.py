@@ -40,7 +40,7 @@ class Designs(_Columns):
     """``n`` accelerator designs on their clusters, each field an array of shape ``(n,)``.
 
     One field per declaration of :data:`dse.parameters.PARAMETERS`, in the same order
-    (``designs.tdp_w``); categoricals are ``int64`` codes, the rest ``float64``.
+    (``designs.<name>``); categoricals are ``int64`` codes, the rest ``float64``.
 
     Per-package quantities count the whole package (all dies). ``unit_price_usd`` is an explicit
     price (a space's or lever's); NaN, the usual case, prices the design at its modeled unit cost

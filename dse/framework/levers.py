@@ -26,8 +26,9 @@ op                      effect
 ``at_most``             cap at ``value``
 ``next``                categorical design columns: the ``value``-th next entry (default 1) of the
                         technology table (the next process node or HBM generation)
-``rated``               ``design.hbm_pin_rate_gbps`` / ``design.hbm_stack_capacity_gb``: the rated
-                        value of the design's HBM generation
+``rated``               a design column that a categorical implies (its declaration's
+                        ``implies``): the rated value of the design's entry (an HBM generation's
+                        pin rate or stack capacity)
 ======================  =========================================================================
 """
 

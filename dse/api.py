@@ -179,7 +179,7 @@ class Evaluation:
 
     def to_row(self) -> dict[str, Any]:
         """One flat row: metrics, plan (``tp``, ``pp``, ...), ``g_*`` constraints and the
-        breakdown as ``breakdown_s.<part>``; intervals as ``interval.<metric>.low``/``.high``;
+        breakdown as ``breakdown_s.<part>``; intervals as ``<metric>_low``/``<metric>_high`` (as in results files);
         reasons and notes joined by ``"; "``."""
         row: dict[str, Any] = {}
         for key, value in self.to_dict().items():
@@ -187,7 +187,7 @@ class Evaluation:
                 row.update(value)
             elif key == "interval":
                 for metric, (low, high) in value.items():
-                    row[f"interval.{metric}.low"], row[f"interval.{metric}.high"] = low, high
+                    row[f"{metric}_low"], row[f"{metric}_high"] = low, high
             elif isinstance(value, dict):
                 row.update({f"{key}.{k}": v for k, v in value.items()})
             elif isinstance(value, list):

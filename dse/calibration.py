@@ -40,7 +40,7 @@ GRID: dict[str, tuple[float, ...]] = {
 """The throughput model's [C] constants and the values searched (dse/defaults.toml sources)."""
 
 GOODPUT_RANGE = (0.5, 1.0)
-FAMILY_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
+FAMILY_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 """Values searched for each family's gemm_efficiency_scale (chips/technology/families.toml)."""
 MIN_RUNS_PER_FAMILY = 3
 """A family's scale is fitted only on at least this many runs; never on one published run."""

@@ -8,63 +8,52 @@ tables' id lists, so the whole struct stays numeric.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import make_dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dse.catalog.chips import Chip
 from dse.catalog.technology import Technology, load_technology
-from dse.parameters import CATEGORICAL, chip_values
+from dse.parameters import CATEGORICAL, FLOPS_GROUP, NAMES, PARAMETERS, chip_values, group_member
 
 FloatArray = NDArray[np.float64]
 
 __all__ = ["CATEGORICAL", "Designs", "FloatArray", "chip_columns", "from_chips"]
 
+if TYPE_CHECKING:
 
-@dataclass(frozen=True)
-class Designs:
+    class _Columns:
+        def __init__(self, **columns: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...  # one array per declared parameter
+
+else:
+    _Columns = make_dataclass(
+        "_Columns", [(p.name, np.ndarray) for p in PARAMETERS], frozen=True, eq=False
+    )
+    _Columns.__module__ = __name__
+
+
+class Designs(_Columns):
     """``n`` accelerator designs on their clusters, each field an array of shape ``(n,)``.
 
-    One field per declaration of :data:`dse.parameters.PARAMETERS`, in the same order.
+    One field per declaration of :data:`dse.parameters.PARAMETERS`, in the same order
+    (``designs.<name>``); categoricals are ``int64`` codes, the rest ``float64``.
 
     Per-package quantities count the whole package (all dies). ``unit_price_usd`` is an explicit
     price (a space's or lever's); NaN, the usual case, prices the design at its modeled unit cost
     times ``price_markup``, its vendor's (NaN: the default markup; docs/model.md §3.2).
     """
 
-    node: NDArray[np.int64]
-    dies_per_package: FloatArray
-    compute_units: FloatArray
-    spare_units: FloatArray
-    clock_ghz: FloatArray
-    sram_mb: FloatArray
-    tdp_w: FloatArray
-    bf16_flops_per_cycle_per_unit: FloatArray
-    fp16_flops_per_cycle_per_unit: FloatArray
-    fp8_flops_per_cycle_per_unit: FloatArray
-    fp4_flops_per_cycle_per_unit: FloatArray
-    hbm_generation: NDArray[np.int64]
-    hbm_stacks: FloatArray
-    hbm_pin_rate_gbps: FloatArray
-    hbm_stack_capacity_gb: FloatArray
-    scale_up_bandwidth_gb_s: FloatArray
-    scale_up_domain: FloatArray
-    scale_out_bandwidth_gb_s: FloatArray
-    num_chips: FloatArray
-    unit_price_usd: FloatArray
-    gemm_efficiency_scale: FloatArray
-    energy_per_flop_scale: FloatArray
-    price_markup: FloatArray
-
     def __len__(self) -> int:
-        return int(self.clock_ghz.shape[0])
+        return int(getattr(self, PARAMETERS[0].name).shape[0])
 
     @classmethod
     def names(cls) -> list[str]:
         """Column names in order."""
-        return [f.name for f in fields(cls)]
+        return list(NAMES)
 
     def columns(self) -> dict[str, np.ndarray]:
         """The columns by name (views, not copies)."""
@@ -72,7 +61,7 @@ class Designs:
 
     def flops_per_cycle(self, fmt: str) -> FloatArray:
         """Dense FLOPs per cycle per unit in number format ``fmt``, shape ``(n,)``."""
-        column: FloatArray = getattr(self, f"{fmt}_flops_per_cycle_per_unit")
+        column: FloatArray = getattr(self, group_member(FLOPS_GROUP, fmt).name)
         return column
 
     def replace(self, **changes: np.ndarray | float) -> Designs:

@@ -9,25 +9,25 @@ from typing import Any
 
 import numpy as np
 
+from dse import intervals
 from dse.catalog.chips import Chip, load_chip
 from dse.catalog.workloads import Workload, training_flops
 from dse.designs import from_chips
 from dse.errors import InputError
-from dse.intervals import INTERVAL_METRICS, interval
+from dse.intervals import INTERVAL_METRICS
 from dse.model.evaluate import SILICON_LIMITS, evaluate, infeasibility_reasons
 from dse.model.plans import candidate_plans
 from dse.settings import Settings
 
 
 def prediction_intervals(record: dict[str, Any], moe: bool) -> dict[str, list[float]]:
-    """80 % intervals (docs/model.md §4): step time and MFU as steady-state throughput, the run's
-    days, chip-hours, energy and cost as a full run (goodput included)."""
-    out = {}
-    for metric in INTERVAL_METRICS:
-        full_run = metric not in ("step_time_s", "mfu")
-        low, high = interval(metric, float(record[metric]), full_run=full_run, moe=moe)
-        out[metric] = [low, high]
-    return out
+    """80 % intervals (docs/model.md §4) of one record's metrics, ``metric → [low, high]``;
+    the same computation as a results row's ``<metric>_low``/``_high`` columns."""
+    columns = {metric: np.array([float(record[metric])]) for metric in INTERVAL_METRICS}
+    return {
+        metric: [float(low[0]), float(high[0])]
+        for metric, (low, high) in intervals.prediction_intervals(columns, moe=moe).items()
+    }
 
 
 def evaluate_one(

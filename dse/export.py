@@ -1,8 +1,10 @@
 """Results files: one row per design point, written in batches, atomically, with provenance.
 
 Columns, in order: the design parameters (categoricals by id, e.g. ``node = "n3"``), the metric
-columns of ``dse evaluate`` (plan flattened as ``tp``, ``pp``, ``dp``, ``ep``, ``microbatch``,
-``recompute``, ``zero_stage``), the ``g_*`` constraint columns, ``feasible`` and ``pareto``.
+columns of ``dse evaluate``, their 80 % prediction intervals (``<metric>_low``/``<metric>_high``
+for :data:`~dse.intervals.INTERVAL_METRICS`, dse/intervals.py; not objectives), the plan
+(flattened as ``tp``, ``pp``, ``dp``, ``ep``, ``microbatch``, ``recompute``, ``zero_stage``),
+the ``g_*`` constraint columns, ``feasible`` and ``pareto``.
 
 The format follows the suffix: ``.csv``, ``.parquet`` or ``.json`` (a list of records). Provenance
 (a JSON object) travels as Parquet key-value metadata under the key ``dse``, or in a
@@ -38,6 +40,7 @@ from dse.files import (
     results_limit_bytes,
     writing,
 )
+from dse.intervals import interval_columns
 from dse.model.evaluate import PLAN_COLUMNS
 from dse.model.plans import RECOMPUTE, SCHEDULES
 from dse.parameters import CATEGORICAL, RESULTS, choices
@@ -72,6 +75,7 @@ def results_columns(evaluation: Evaluation) -> Columns:
         else:
             out[name] = column
     out.update(metrics.columns)
+    out.update(interval_columns(metrics.columns, moe=evaluation.moe))
     for name in PLAN_COLUMNS:
         out[name] = metrics.plan[name]
     out["recompute"] = np.array(RECOMPUTE)[metrics.plan["recompute"]]

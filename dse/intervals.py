@@ -15,10 +15,12 @@ published ones, not the uncertainty of the technology constants of a hypothetica
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 RESIDUALS_PATH = Path(__file__).with_name("validation_residuals.csv")
 QUANTILES = (0.1, 0.9)
@@ -27,6 +29,13 @@ TIME_LIKE = ("training_days", "chip_hours", "step_time_s", "energy_mwh", "cost_u
 SPEED_LIKE = ("mfu",)
 INTERVAL_METRICS = TIME_LIKE + SPEED_LIKE
 """Metrics that get an interval. Energy and cost scale with the training time."""
+THROUGHPUT_METRICS = ("step_time_s", "mfu")
+"""Metrics whose interval is that of steady-state throughput; the others (days, chip-hours,
+energy, cost) are a full run's, goodput included."""
+INTERVAL_COLUMNS: tuple[str, ...] = tuple(
+    f"{metric}_{side}" for metric in INTERVAL_METRICS for side in ("low", "high")
+)
+"""Results columns of the intervals, ``<metric>_low`` and ``<metric>_high``, in this order."""
 
 
 @cache
@@ -54,10 +63,48 @@ def log_error_band(
 def interval(metric: str, value: float, *, full_run: bool, moe: bool) -> tuple[float, float]:
     """80 % interval of ``metric`` around the model's ``value``: where the reported value of a
     comparable run fell. Time-like metrics: value·e^(−q90) … value·e^(−q10); MFU inversely."""
-    low, high = log_error_band(full_run, moe)
+    low, high = interval_arrays(metric, np.array([value]), full_run=full_run, moe=moe)
+    return float(low[0]), float(high[0])
+
+
+def interval_arrays(
+    metric: str, values: ArrayLike, *, full_run: bool, moe: bool | ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`interval` over an array of model values, shape ``(n,)``; ``moe`` is one flag
+    for all or one per value."""
+    values = np.asarray(values, dtype=np.float64)
+    kind = np.broadcast_to(np.asarray(moe, dtype=bool), values.shape)
+    bands = {flag: log_error_band(full_run, flag) for flag in (False, True)}
+    q10 = np.where(kind, bands[True][0], bands[False][0])
+    q90 = np.where(kind, bands[True][1], bands[False][1])
     if metric in SPEED_LIKE:
-        return value * float(np.exp(low)), value * float(np.exp(high))
-    return value * float(np.exp(-high)), value * float(np.exp(-low))
+        return values * np.exp(q10), values * np.exp(q90)
+    return values * np.exp(-q90), values * np.exp(-q10)
+
+
+def prediction_intervals(
+    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike
+) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """80 % intervals of every :data:`INTERVAL_METRICS` column, ``metric → (low, high)``, each
+    of shape ``(n,)``: step time and MFU as steady-state throughput, the run's days,
+    chip-hours, energy and cost as a full run (goodput included)."""
+    return {
+        metric: interval_arrays(
+            metric, columns[metric], full_run=metric not in THROUGHPUT_METRICS, moe=moe
+        )
+        for metric in INTERVAL_METRICS
+    }
+
+
+def interval_columns(
+    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike
+) -> dict[str, NDArray[np.float64]]:
+    """The :data:`INTERVAL_COLUMNS` of results rows (``training_days_low``, ...) from their
+    metric columns, for a workload that is a Mixture of Experts (``moe``) or not."""
+    out: dict[str, NDArray[np.float64]] = {}
+    for metric, (low, high) in prediction_intervals(columns, moe=moe).items():
+        out[f"{metric}_low"], out[f"{metric}_high"] = low, high
+    return out
 
 
 def time_log_error(metric: str, predicted: float, reported: float) -> float:

@@ -1,22 +1,22 @@
-"""One declaration per design parameter: name, unit, kind, what 0 means, categorical table.
+"""One declaration per design parameter: name, unit, kind, bounds, chip-file key, categorical table.
 
 Everything that handles parameters generically reads these declarations instead of naming
-parameters: which columns are whole numbers or categorical codes (:class:`~dse.designs.Designs`,
-results files), how a catalog chip gives its value (:func:`chip_values`), what a space may vary
-and which values it accepts (:mod:`dse.space`), which ids a categorical takes (:func:`choices`)
-and what a lever may target. A categorical parameter is stored as an integer code into the
-technology table it names (``nodes``, ``memories``), whatever the parameter.
+parameters: the chip file schema and the :class:`~dse.catalog.chips.Chip` record
+(:mod:`dse.catalog.chips`), the columns of :class:`~dse.designs.Designs` and of results files,
+what a space may vary and which values it accepts (:mod:`dse.space`), which ids a categorical
+takes (:func:`choices`), what a lever may target, ``dse chips show`` and the chip-key table of
+docs/catalog.md (:func:`dse.catalog.chips.key_table`, checked by the tests). A categorical
+parameter is stored as an integer code into the technology table it names (``nodes``,
+``memories``), whatever the parameter.
 
-Adding a parameter is a declaration here, its column in :class:`~dse.designs.Designs` (checked
-against this list by the tests), its key in the chip schema when chips carry it, and the
-physics that reads it.
+Adding a parameter is a declaration here and the physics that reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from dse.catalog.chips import Chip
@@ -24,36 +24,74 @@ if TYPE_CHECKING:
 
 Kind = Literal["int", "float", "category"]
 
+FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp4")
+"""Number formats the model knows, widest first. ``fp16`` stands in for 16-bit training on chips
+without bf16 (V100)."""
+
+PER_DIE = "dies_per_package"
+"""The parameter that ``per_die`` parameters are at least (one per die)."""
+
+FLOPS_GROUP = "flops_per_cycle_per_unit"
+"""The chip file's table of dense FLOPs per cycle per unit, keyed by number format."""
+
+SECTIONS: tuple[str, ...] = ("architecture", "memory", "interconnect")
+"""Tables of a chip file that hold design parameters, in file order."""
+
 
 @dataclass(frozen=True)
 class Parameter:
     """A design parameter.
 
     ``kind`` is ``"int"`` (whole numbers), ``"float"`` or ``"category"`` (an id from the
-    technology table ``table``, stored as its index). Numbers lie in :meth:`bounds`; where
-    ``zero_allowed``, 0 is allowed too. ``from_chip`` gives a catalog chip's value (default: the chip's attribute
-    of the same name; it is given the chip and the technology tables; None for parameters chips
-    do not carry, such as the cluster size).
+    technology table ``table``, stored as its index). Numbers lie in ``low``–``high`` (inclusive,
+    in ``unit``: the physical range a chip file, a space's ``[fixed]`` values and its dimensions
+    may hold; far beyond any chip built, well short of values that overflow the model); where
+    ``zero_allowed``, 0 is allowed too.
+
+    Chip files: ``section`` is the table of a chip file that gives the value (None: chip files do
+    not; ``from_chip`` then gives a catalog chip's value, or the parameter is a cluster's, see
+    ``chip_carries``). ``key`` is its key there when not ``name``: a dotted key
+    (``group.member``) is an entry of a sub-table of numbers; a plain one is a file value that
+    ``from_file`` turns into the parameter, given the value (None when absent) and the section's
+    other values, raising ``ValueError(rule)`` when they disagree; ``key_bounds`` bounds that
+    file value and ``key_default`` names the key of the section whose value it takes when absent. ``required`` is False for a key a file may omit (``default``, a categorical's
+    ``implies`` or ``key_default`` then supplies it). ``per_die``: at least one per die. ``notes`` extend the
+    description in docs/catalog.md.
+
     ``in_results`` is False for a parameter whose results column is a metric of the same name.
     ``implies`` (categoricals only) maps other parameters to the attribute of the chosen table
     entry that gives their value where a space neither varies nor fixes them (an HBM generation
     brings its pin rate and stack capacity). ``shown`` is False for a parameter that a chip's
-    summary (``dse chips show``) presents through a derived figure instead. ``derived`` marks a
-    value a catalog chip gets through the silicon model from its other parameters (its
-    ``from_chip`` evaluates the chip); while it is being derived the chip carries 1.0.
+    summary (``dse chips show``) presents through a derived figure instead; ``listed`` puts it
+    in ``dse chips list``; ``label`` is its name on plot axes. ``derived`` marks a value a
+    catalog chip gets through the silicon model from its other parameters (its ``from_chip``
+    evaluates the chip); while it is being derived the chip carries 1.0.
     """
 
     name: str
     unit: str
     kind: Kind
     description: str
+    low: float = 0.0
+    high: float = 0.0
     zero_allowed: bool = False
     table: str | None = None
+    section: str | None = None
+    key: str = ""
+    required: bool = True
+    default: float | None = None
+    from_file: Callable[[Any, Mapping[str, Any]], float] | None = None
+    key_bounds: tuple[float, float] | None = None
+    key_default: str = ""
+    per_die: bool = False
+    notes: str = ""
     from_chip: Callable[[Chip, Technology], float | str] | None = None
     chip_carries: bool = True
     in_results: bool = True
     implies: tuple[tuple[str, str], ...] = ()
     shown: bool = True
+    listed: bool = False
+    label: str = ""
     derived: bool = False
 
     @property
@@ -64,14 +102,21 @@ class Parameter:
     def whole(self) -> bool:
         return self.kind == "int"
 
-    def bounds(self) -> tuple[float, float]:
-        """The physical range (inclusive) of a number (``dse.catalog.chips.BOUNDS``); a
-        number format's FLOPs per cycle may also be exactly 0 (the chip lacks the format)."""
-        from dse.catalog.chips import BOUNDS
+    @property
+    def file_key(self) -> str:
+        """The key of this parameter in its chip file section (``name`` unless ``key``)."""
+        return self.key or self.name
 
-        if self.name.endswith("_flops_per_cycle_per_unit"):
-            return BOUNDS["flops_per_cycle_per_unit"]
-        return BOUNDS[self.name]
+    @property
+    def group(self) -> tuple[str, str] | None:
+        """``(sub-table, entry)`` for a parameter given as an entry of a table of numbers."""
+        table, dot, member = self.file_key.partition(".")
+        return (table, member) if dot else None
+
+    def bounds(self) -> tuple[float, float]:
+        """The physical range (inclusive) of a number; a parameter that ``zero_allowed`` may
+        also be exactly 0 (a number format's FLOPs per cycle: the chip lacks the format)."""
+        return (self.low, self.high)
 
     def rule(self) -> str:
         """The rule a value obeys, in words (``"a whole number >= 1 and <= 16"``)."""
@@ -98,10 +143,21 @@ def _flops(fmt: str) -> Parameter:
         "FLOP/cycle",
         "float",
         f"dense {fmt} FLOPs per clock cycle per compute unit (0: the format is not supported)",
+        1.0,
+        1_000_000.0,
         zero_allowed=True,
-        from_chip=lambda chip, _: chip.flops_per_cycle(fmt),
+        section="architecture",
+        key=f"{FLOPS_GROUP}.{fmt}",
+        required=False,
         shown=False,  # as peak_tflop_s per format
     )
+
+
+def _spare_units(physical: Any, section: Mapping[str, Any]) -> float:
+    units = section["compute_units"]
+    if physical < units:
+        raise ValueError(f"at least compute_units ({units})")
+    return float(physical - units)
 
 
 def _modeled_price(chip: Chip, technology: Technology) -> float:
@@ -125,47 +181,172 @@ def _vendor_markup(chip: Chip, technology: Technology) -> float:
 
 
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("node", "", "category", "process node (technology table nodes)", table="nodes"),
-    Parameter("dies_per_package", "dies", "int", "compute dies in the package"),
-    Parameter("compute_units", "units", "int", "enabled compute units (SMs, cores) per package"),
+    Parameter(
+        "node",
+        "",
+        "category",
+        "process node of the logic dies (technology table nodes)",
+        table="nodes",
+        section="architecture",
+        listed=True,
+    ),
+    Parameter(
+        "dies_per_package",
+        "dies",
+        "int",
+        "logic (compute) dies in the package",
+        1,
+        64,
+        section="architecture",
+    ),
+    Parameter(
+        "compute_units",
+        "units",
+        "int",
+        "enabled compute units (SMs, CUs, MXUs, TPCs/MMEs, ...) per package",
+        1,
+        1_000_000,  # Cerebras WSE-3: 900,000 cores
+        section="architecture",
+        per_die=True,
+    ),
     Parameter(
         "spare_units",
         "units",
         "int",
-        "physical compute units beyond the enabled ones, harvested for yield",
+        "physical compute units beyond the enabled ones, harvested for yield (model §1.5)",
+        0,
+        1_000_000,
         zero_allowed=True,
-        from_chip=lambda chip, _: chip.compute_units_physical - chip.compute_units,
+        section="architecture",
+        key="compute_units_physical",
+        required=False,
+        from_file=_spare_units,
+        key_bounds=(1, 1_000_000),
+        key_default="compute_units",
+        notes="a chip file gives the physical units; the difference is the spares",
     ),
-    Parameter("clock_ghz", "GHz", "float", "sustained compute clock"),
-    Parameter("sram_mb", "MB", "float", "on-chip SRAM per package"),
-    Parameter("tdp_w", "W", "float", "thermal design power of the package"),
-    _flops("bf16"),
-    _flops("fp16"),
-    _flops("fp8"),
-    _flops("fp4"),
+    Parameter(
+        "clock_ghz",
+        "GHz",
+        "float",
+        "sustained compute clock",
+        0.1,
+        10.0,
+        section="architecture",
+        notes="the clock of the dense tensor peak (not necessarily the marketing boost clock)",
+    ),
+    Parameter(
+        "sram_mb",
+        "MB",
+        "float",
+        "on-chip SRAM per package (caches, scratchpads, register files)",
+        0.01,
+        100_000.0,  # WSE-3: 44 GB
+        section="architecture",
+        per_die=True,
+    ),
+    Parameter(
+        "tdp_w",
+        "W",
+        "float",
+        "thermal design power of the package",
+        1.0,
+        100_000.0,  # WSE-3: 23 kW
+        section="architecture",
+        notes="the model throttles the clock to it (model §1.7)",
+        listed=True,
+        label="TDP",
+    ),
+    *(_flops(fmt) for fmt in FORMATS),
     Parameter(
         "hbm_generation",
         "",
         "category",
         "HBM generation (technology table memories)",
         table="memories",
+        section="memory",
         implies=(
             ("hbm_pin_rate_gbps", "pin_rate_gbps"),
             ("hbm_stack_capacity_gb", "stack_capacity_gb"),
         ),
     ),
-    Parameter("hbm_stacks", "stacks", "int", "HBM stacks per package"),
-    Parameter("hbm_pin_rate_gbps", "Gb/s", "float", "HBM data rate per pin"),
-    Parameter("hbm_stack_capacity_gb", "GB", "float", "capacity of one HBM stack"),
-    Parameter("scale_up_bandwidth_gb_s", "GB/s", "float", "scale-up link bandwidth per chip"),
-    Parameter("scale_up_domain", "chips", "int", "chips in one scale-up (NVLink-like) domain"),
-    Parameter("scale_out_bandwidth_gb_s", "GB/s", "float", "scale-out network bandwidth per chip"),
-    Parameter("num_chips", "chips", "int", "chips in the training cluster", chip_carries=False),
+    Parameter(
+        "hbm_stacks",
+        "stacks",
+        "int",
+        "active HBM stacks per package",
+        1,
+        16,
+        section="memory",
+    ),
+    Parameter(
+        "hbm_pin_rate_gbps",
+        "Gb/s",
+        "float",
+        "HBM data rate per pin",
+        0.1,
+        100.0,
+        section="memory",
+        required=False,
+        notes="set it to reproduce the datasheet bandwidth",
+    ),
+    Parameter(
+        "hbm_stack_capacity_gb",
+        "GB",
+        "float",
+        "capacity of one HBM stack",
+        0.1,
+        1024.0,
+        section="memory",
+        required=False,
+    ),
+    Parameter(
+        "scale_up_bandwidth_gb_s",
+        "GB/s",
+        "float",
+        "scale-up link bandwidth per chip",
+        0.1,
+        1_000_000.0,
+        section="interconnect",
+        notes="**both directions together** (NVLink4: 900 = 450 each way)",
+    ),
+    Parameter(
+        "scale_up_domain",
+        "chips",
+        "int",
+        "chips in one scale-up (NVLink-like) domain",
+        1,
+        1_000_000,
+        section="interconnect",
+        notes="HGX: 8; TPU pod: 4096",
+    ),
+    Parameter(
+        "scale_out_bandwidth_gb_s",
+        "GB/s",
+        "float",
+        "scale-out network bandwidth per chip",
+        0.01,
+        1_000_000.0,
+        section="interconnect",
+        notes="**each direction** (one 400 Gb/s NIC per GPU = 50)",
+    ),
+    Parameter(
+        "num_chips",
+        "chips",
+        "int",
+        "chips in the training cluster",
+        1,
+        10_000_000,
+        chip_carries=False,
+        label="chips",
+    ),
     Parameter(
         "unit_price_usd",
         "USD",
         "float",
         "explicit price of one chip (NaN, the usual case: unit cost x price_markup)",
+        1.0,
+        1e9,
         from_chip=_modeled_price,
         in_results=False,
     ),
@@ -175,6 +356,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         "float",
         "GEMM efficiency of the chip's architecture family relative to the reference "
         "(chips/technology/families.toml)",
+        0.5,
+        1.2,  # families.toml; the fit searches 0.6-1.2
         from_chip=_gemm_efficiency_scale,
     ),
     Parameter(
@@ -183,6 +366,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         "float",
         "tensor-unit energy per FLOP relative to the process node's (chips/technology/nodes.toml);"
         " a catalog chip's makes its datasheet dense peak draw exactly its TDP (docs/model.md §1.7)",
+        0.05,
+        5.0,  # catalog chips' span 0.4-2
         from_chip=_energy_per_flop_scale,
         derived=True,
     ),
@@ -191,6 +376,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         "",
         "float",
         "price over modeled unit cost, the vendor's (dse/pricing.py; NaN: the default markup)",
+        0.1,
+        100.0,
         from_chip=_vendor_markup,
     ),
 )
@@ -206,6 +393,35 @@ ZERO_ALLOWED: frozenset[str] = frozenset(p.name for p in PARAMETERS if p.zero_al
 """Parameters that may be 0; all other numbers are > 0."""
 RESULTS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.in_results)
 """Design parameter columns of a results file."""
+IN_CHIP_FILES: tuple[Parameter, ...] = tuple(p for p in PARAMETERS if p.section is not None)
+"""Parameters a chip file gives, in declaration order."""
+
+
+def implied_by(name: str) -> tuple[Parameter, str] | None:
+    """The categorical whose table entry implies parameter ``name``, and the entry's attribute
+    (an HBM generation's rated pin rate); None when no categorical implies it."""
+    for p in PARAMETERS:
+        for implied_name, attribute in p.implies:
+            if implied_name == name:
+                return p, attribute
+    return None
+
+
+def group_member(group: str, member: str) -> Parameter:
+    """The parameter given as entry ``member`` of the chip file's table of numbers ``group``
+    (``group_member("flops_per_cycle_per_unit", "fp8")``)."""
+    for p in IN_CHIP_FILES:
+        if p.group == (group, member):
+            return p
+    raise KeyError(f"{group}.{member}")
+
+
+def by_table(table: str) -> Parameter:
+    """The categorical parameter coded into the technology table ``table`` (``"nodes"``)."""
+    for p in PARAMETERS:
+        if p.table == table:
+            return p
+    raise KeyError(table)
 
 
 def choices(name: str, technology: Technology | None = None) -> list[str]:

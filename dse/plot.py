@@ -24,6 +24,7 @@ import pandas as pd
 
 from dse.errors import InputError
 from dse.export import DESIGN_COLUMNS, AtomicFile
+from dse.parameters import PARAMETERS
 from dse.pareto import nondominated
 from dse.space import Objective, objective_matrix
 from dse.units import UNIT_SUFFIXES, unit_of
@@ -51,9 +52,8 @@ QUANTITIES = {
     "memory_per_chip_gb": "memory per chip",
     "unit_cost_usd": "unit cost",
     "unit_price_usd": "unit price",
-    "num_chips": "chips",
     "die_area_mm2": "die area",
-    "tdp_w": "TDP",
+    **{p.name: p.label for p in PARAMETERS if p.label},
 }
 """Readable names of common columns; others read their name with spaces."""
 

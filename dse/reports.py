@@ -29,43 +29,36 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
         "name": chip.name,
         "vendor": chip.vendor,
         "year": chip.year,
-        "node": chip.node,
-        "dies_per_package": chip.dies_per_package,
-        "compute_units": chip.compute_units,
-        "compute_units_physical": chip.compute_units_physical,
-        "clock_ghz": chip.clock_ghz,
-        "peak_tflop_s": {fmt: float(s.peak_flop_s[fmt][0]) / TERA for fmt in formats},
-        "sustained_tflop_s": {fmt: float(s.sustained_flop_s(fmt)[0]) / TERA for fmt in formats},
-        "sram_mb": chip.sram_mb,
-        "hbm_generation": chip.hbm_generation,
-        "hbm_stacks": chip.hbm_stacks,
-        "hbm_bandwidth_tb_s": float(s.hbm_bandwidth_tb_s[0]),
-        "hbm_capacity_gb": float(s.hbm_capacity_gb[0]),
-        "tdp_w": chip.tdp_w,
-        "full_load_power_w": float(s.full_load_power_w[formats[0]][0]),
-        "die_area_mm2": published.get("die_area_mm2"),
-        "die_area_model_mm2": float(s.silicon_area_mm2[0]),
-        "die_area_per_die_model_mm2": float(s.die_area_mm2[0]),
-        "dies_per_wafer": float(s.dies_per_wafer[0]),
-        "die_yield": float(s.die_yield[0]),
-        "die_cost_usd": float(s.die_cost_usd[0]),
-        "hbm_cost_usd": float(s.hbm_cost_usd[0]),
-        "interposer_cost_usd": float(s.interposer_cost_usd[0]),
-        "unit_cost_usd": float(s.unit_cost_usd[0]),
-        "unit_price_usd": float(unit_price(designs, s, load_settings())[0]),
-        "published_price_usd": published.get("unit_price_usd"),
-        "price_markup": float(designs.price_markup[0]),
-        "power_density_w_per_mm2": float(s.power_density_w_per_mm2[0]),
-        "scale_up_bandwidth_gb_s": chip.scale_up_bandwidth_gb_s,
-        "scale_up_domain": chip.scale_up_domain,
-        "scale_out_bandwidth_gb_s": chip.scale_out_bandwidth_gb_s,
-        "within_silicon_limits": bool(all(g[0] <= 0 for g in s.constraints.values())),
-        "constraints": {name: float(g[0]) for name, g in s.constraints.items()},
     }
-    # Every declared chip parameter appears, also those added after this list was written.
+    # Every declared chip parameter, as the chip file gives it and as the model's column.
     for p in PARAMETERS:
-        if p.chip_carries and p.shown and p.name not in summary:
+        if p.chip_carries and p.shown:
+            if p.file_key != p.name and p.group is None:
+                summary[p.file_key] = chip.file_value(p.file_key)
             summary[p.name] = p.chip_value(chip)
+    summary.update(
+        {
+            "peak_tflop_s": {fmt: float(s.peak_flop_s[fmt][0]) / TERA for fmt in formats},
+            "sustained_tflop_s": {fmt: float(s.sustained_flop_s(fmt)[0]) / TERA for fmt in formats},
+            "hbm_bandwidth_tb_s": float(s.hbm_bandwidth_tb_s[0]),
+            "hbm_capacity_gb": float(s.hbm_capacity_gb[0]),
+            "full_load_power_w": float(s.full_load_power_w[formats[0]][0]),
+            "die_area_mm2": published.get("die_area_mm2"),
+            "die_area_model_mm2": float(s.silicon_area_mm2[0]),
+            "die_area_per_die_model_mm2": float(s.die_area_mm2[0]),
+            "dies_per_wafer": float(s.dies_per_wafer[0]),
+            "die_yield": float(s.die_yield[0]),
+            "die_cost_usd": float(s.die_cost_usd[0]),
+            "hbm_cost_usd": float(s.hbm_cost_usd[0]),
+            "interposer_cost_usd": float(s.interposer_cost_usd[0]),
+            "unit_cost_usd": float(s.unit_cost_usd[0]),
+            "unit_price_usd": float(unit_price(designs, s, load_settings())[0]),
+            "published_price_usd": published.get("unit_price_usd"),
+            "power_density_w_per_mm2": float(s.power_density_w_per_mm2[0]),
+            "within_silicon_limits": bool(all(g[0] <= 0 for g in s.constraints.values())),
+            "constraints": {name: float(g[0]) for name, g in s.constraints.items()},
+        }
+    )
     summary["published"] = dict(published)
     summary["source"] = chip.source
     return summary
@@ -85,6 +78,8 @@ def workload_summary(workload: Workload) -> dict[str, Any]:
         "tokens_per_param": workload.tokens / workload.total_params,
         "seq_len": workload.seq_len,
         "global_batch_tokens": workload.global_batch_tokens,
+        # "default": the file gives none (GPT-3's batch for the size, docs/catalog.md)
+        "global_batch_source": "default" if workload.global_batch_default else "file",
         "precision": workload.precision,
         "training_flops": flops,
         "flops_per_token": matmul + attention,

@@ -24,6 +24,7 @@ from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES, candidate_plans
 from dse.model.silicon import evaluate_silicon
+from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
 from dse.units import SECONDS_PER_DAY
 
@@ -65,15 +66,12 @@ RUN_SCHEMA = Table(
             required=False,
         ),
         "chip_overrides": Table(
-            {
-                key: _OPTIONAL_POSITIVE
-                for key in (
-                    "tdp_w",
-                    "scale_out_bandwidth_gb_s",
-                    "hbm_stacks",
-                    "hbm_pin_rate_gbps",
-                    "hbm_stack_capacity_gb",
+            {  # any number a chip file gives, within its declared bounds
+                p.name: Field(
+                    "int" if p.whole else "number", required=False, minimum=p.low, maximum=p.high
                 )
+                for p in IN_CHIP_FILES
+                if not p.categorical
             },
             required=False,
         ),

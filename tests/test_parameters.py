@@ -3,6 +3,7 @@ categorical tables all follow the declarations."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_categoricals_come_from_their_technology_tables() -> None:
     chip = load_chip("h100-sxm")
     values = parameters.chip_values(chip)
     assert parameters.choices("node")[int(values["node"])] == chip.node
-    assert values["spare_units"] == chip.compute_units_physical - chip.compute_units
+    assert values["spare_units"] == chip.file_value("compute_units_physical") - chip.compute_units
     designs = from_chips([chip], 1024)
     assert designs.compute_units[0] == chip.compute_units and designs.num_chips[0] == 1024
 
@@ -61,3 +62,52 @@ def test_plumbing_names_no_single_parameter() -> None:
     for module in ("space.py", "export.py", "designs.py"):
         text = (ROOT / "dse" / module).read_text()
         assert '"hbm_generation"' not in text and '"node"' not in text, module
+
+
+def test_chip_schema_record_and_docs_follow_the_declarations() -> None:
+    """The chip file schema, the Chip record and docs/catalog.md's key table derive from the
+    declarations: every parameter a chip file gives has its key, its attribute and its row."""
+    from dse.catalog.chips import CHIP_SCHEMA, key_table
+
+    chip = load_chip("h100-sxm")
+    for p in parameters.IN_CHIP_FILES:
+        assert p.section is not None
+        section = CHIP_SCHEMA.fields[p.section]
+        key = p.group[0] if p.group else p.file_key
+        assert key in section.fields, p.name  # type: ignore[union-attr]
+        assert hasattr(chip, p.name), p.name
+    docs = (ROOT / "docs" / "catalog.md").read_text()
+    assert key_table() in docs, "paste dse.catalog.chips.key_table() into docs/catalog.md"
+
+
+def test_plumbing_names_no_chip_parameter() -> None:
+    """A chip parameter's name appears in its declaration and the physics, not in plumbing."""
+    plumbing = [
+        "designs.py",
+        "catalog/chips.py",
+        "space.py",
+        "export.py",
+        "reports.py",
+        "plot.py",
+        "framework/levers.py",
+        *(f"cli/{p.name}" for p in (ROOT / "dse" / "cli").glob("*.py")),
+    ]
+    from dse.catalog.chips import CHIP_SCHEMA
+
+    # Metric columns of the same name (unit_price_usd) are not the parameter.
+    names = {p.name for p in parameters.PARAMETERS if p.chip_carries and p.in_results}
+    published = set(CHIP_SCHEMA.fields["published"].fields)  # type: ignore[union-attr]
+    allowed = {
+        "catalog/chips.py": published,  # datasheet figures of the same name (tdp_w)
+        "framework/levers.py": {"node"},  # levers.toml's table name: technology.node.*
+    }
+    for module in plumbing:
+        tree = ast.parse((ROOT / "dse" / module).read_text())
+        for node in ast.walk(tree):
+            used = {
+                ast.Attribute: lambda n: n.attr,
+                ast.Constant: lambda n: n.value,
+                ast.keyword: lambda n: n.arg,
+                ast.Name: lambda n: n.id,
+            }.get(type(node), lambda n: None)(node)
+            assert used not in names or used in allowed.get(module, ()), (module, used)

@@ -115,7 +115,8 @@ def test_headline_roadmap(dse) -> None:
         assert "vs nominal 2x" in step["note"]
         assert any(word in step["note"] for word in ("unchanged", "grew", "shrank:")), step["note"]
     formats = next(s for s in steps if s["lever"] == "data_formats")
-    assert "tensor-parallel comm" in formats["note"].split("unchanged:")[1]
+    # fp8 halves GEMM time, not the 16-bit gradients and activations that the network carries
+    assert "comm" in formats["note"].split("unchanged:")[1]
     reduction = next(s for s in steps if s["lever"] == "data_reduction")
     assert "meets it" in reduction["note"]
 

@@ -15,6 +15,7 @@ import pytest
 
 from dse.designs import Designs
 from dse.export import read_results
+from dse.intervals import INTERVAL_COLUMNS
 from dse.model.evaluate import METRICS, PLAN_COLUMNS
 from dse.search.problem import Problem
 
@@ -64,7 +65,9 @@ def test_random_sweep_of_shipped_space_marks_exactly_the_front(
     assert len(frame) == summary["rows"] == 3000
     design = [c for c in Designs.names() if c != "unit_price_usd"]
     constraints = [c for c in frame.columns if c.startswith("g_")]
-    expected = design + list(METRICS) + list(PLAN_COLUMNS) + constraints + ["feasible", "pareto"]
+    intervals = list(INTERVAL_COLUMNS)
+    plan = list(PLAN_COLUMNS)
+    expected = design + list(METRICS) + intervals + plan + constraints + ["feasible", "pareto"]
     assert list(frame.columns) == expected
     assert {"g_max_die_area_mm2", "g_max_cluster_power_mw", "g_max_training_days"} <= set(
         constraints

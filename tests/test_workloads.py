@@ -89,3 +89,47 @@ def test_workloads_show_json_contract(dse) -> None:
     for key in ("name", "total_params", "active_params", "tokens", "seq_len", "training_flops"):
         assert key in data
     assert data["training_flops"] == pytest.approx(6 * 405e9 * 15.6e12, rel=0.15)
+
+
+NO_BATCH = 'name = "W"\nsource = "test"\n[model]\ntotal_params = {params}\n[training]\n{training}\n'
+
+
+@pytest.mark.parametrize(
+    ("params", "training", "batch"),
+    [
+        # GPT-3 Table 2.1 (arXiv:2005.14165): the largest GPT-3 model no larger than P.
+        ("7e10", "seq_len = 4096", 488 * 4096),  # 13B's 2M tokens, whole sequences
+        ("4e11", "seq_len = 2048", 1562 * 2048),  # 175B's 3.2M
+        ("1e8", "seq_len = 2048", 244 * 2048),  # below 125M: the smallest's 0.5M
+        ("1e9", "seq_len = 2048", 244 * 2048),  # 760M's 0.5M
+        ("3e9", "seq_len = 1000", 1000 * 1000),  # 2.7B's 1M
+        ("1e9", "seq_len = 1024\ntokens = 1e5", 97 * 1024),  # at most the run's tokens
+    ],
+)
+def test_a_workload_without_a_batch_gets_the_documented_default(
+    dse, tmp_path: Path, params: str, training: str, batch: int
+) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(NO_BATCH.format(params=params, training=training))
+    w = load_workload(path)
+    assert w.global_batch_tokens == batch and w.global_batch_default
+    shown = dse("workloads", "show", path, "--format", "json").json()
+    assert shown["global_batch_tokens"] == batch and shown["global_batch_source"] == "default"
+    table = dse("workloads", "show", path).out
+    assert any(line.split() == ["global_batch_source", "default"] for line in table.splitlines())
+    assert not w.with_changes(global_batch_tokens=4e6).global_batch_default
+
+
+def test_a_published_batch_is_the_files(dse) -> None:
+    shown = dse("workloads", "show", "llama3.1-405b", "--format", "json").json()
+    assert shown["global_batch_tokens"] == 16e6 and shown["global_batch_source"] == "file"
+    assert not load_workload("llama3.1-405b").global_batch_default
+
+
+def test_a_workload_without_a_batch_evaluates(tmp_path: Path) -> None:
+    import dse as api
+
+    path = tmp_path / "w.toml"
+    path.write_text(NO_BATCH.format(params="7e10", training="seq_len = 4096"))
+    result = api.evaluate("h100-sxm", path, num_chips=1024)
+    assert result.feasible and result.training_days > 0

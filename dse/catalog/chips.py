@@ -7,44 +7,39 @@ enters the model (as the chip's price, docs/model.md §3.2); the rest are for ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import make_dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from dse.catalog._paths import catalog_ids, resolve
-from dse.catalog._schema import Field, Table, check
-from dse.catalog.technology import load_technology
+from dse.catalog._schema import Field, Table, check, shown_number
+from dse.catalog.technology import Technology, load_technology
 from dse.errors import InputError
 from dse.files import read_toml
+from dse.parameters import (
+    FLOPS_GROUP,
+    FORMATS,
+    IN_CHIP_FILES,
+    PARAMETERS,
+    PER_DIE,
+    SECTIONS,
+    Parameter,
+    choices,
+    group_member,
+    implied_by,
+)
 
-FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp4")
-"""Number formats the model knows, widest first. ``fp16`` stands in for 16-bit training on chips
-without bf16 (V100)."""
+__all__ = ["BOUNDS", "CHIP_SCHEMA", "FORMATS", "Chip", "chip_ids", "key_table", "load_chip"]
 
 BOUNDS: dict[str, tuple[float, float]] = {
-    "dies_per_package": (1, 64),
-    "compute_units": (1, 1_000_000),  # Cerebras WSE-3: 900,000 cores
-    "spare_units": (0, 1_000_000),
-    "clock_ghz": (0.1, 10.0),
-    "sram_mb": (0.01, 100_000.0),  # WSE-3: 44 GB
-    "tdp_w": (1.0, 100_000.0),  # WSE-3: 23 kW
-    "flops_per_cycle_per_unit": (1.0, 1_000_000.0),
-    "hbm_stacks": (1, 16),
-    "hbm_pin_rate_gbps": (0.1, 100.0),
-    "hbm_stack_capacity_gb": (0.1, 1024.0),
-    "scale_up_bandwidth_gb_s": (0.1, 1_000_000.0),
-    "scale_up_domain": (1, 1_000_000),
-    "scale_out_bandwidth_gb_s": (0.01, 1_000_000.0),
-    "num_chips": (1, 10_000_000),
-    "unit_price_usd": (1.0, 1e9),
-    # Design parameters that chip files do not give (from the chip's family and vendor):
-    "gemm_efficiency_scale": (0.5, 1.35),  # families.toml; the fit searches 0.6-1.3
-    "energy_per_flop_scale": (0.05, 5.0),  # over the node's; catalog chips' span 0.4-2
-    "price_markup": (0.1, 100.0),  # price over modeled unit cost
+    **{p.name: p.bounds() for p in PARAMETERS if not p.categorical},
+    **{p.group[0]: p.bounds() for p in IN_CHIP_FILES if p.group},
 }
-"""Physical range (inclusive) of each architecture and cluster parameter, in its unit: what
-a chip file, a space's ``[fixed]`` values and its dimensions may hold. Far beyond any chip
-built, well short of values that make the model's arithmetic overflow."""
+"""Physical range (inclusive) of each architecture and cluster parameter, in its unit (from the
+declarations in :mod:`dse.parameters`; a table of numbers by its table name): what a chip file,
+a space's ``[fixed]`` values and its dimensions may hold."""
 
 _PUBLISHED_MAX = {
     "die_area_mm2": 100_000.0,
@@ -57,14 +52,41 @@ _PUBLISHED_MAX = {
 }
 
 
-def _bounded(name: str, kind: str = "number", required: bool = True) -> Field:
-    low, high = BOUNDS[name]
-    return Field(kind, required=required, minimum=low, maximum=high)
-
-
 def _published(name: str, kind: str = "number") -> Field:
     choices = FORMATS if kind == "numbers" else None
     return Field(kind, required=False, positive=True, maximum=_PUBLISHED_MAX[name], choices=choices)
+
+
+def _field(p: Parameter) -> Field:
+    if p.categorical:
+        return Field("str", required=p.required)
+    low, high = p.key_bounds or p.bounds()
+    kind = "int" if p.whole else "number"
+    return Field(kind, required=p.required and not p.key_default, minimum=low, maximum=high)
+
+
+def _members(group: str) -> tuple[Parameter, ...]:
+    return tuple(p for p in IN_CHIP_FILES if p.group is not None and p.group[0] == group)
+
+
+def _section_schema(section: str) -> Table:
+    """The chip file table ``section``, one key per declared parameter it holds."""
+    fields: dict[str, Field | Table] = {}
+    for p in IN_CHIP_FILES:
+        if p.section != section:
+            continue
+        if p.group is None:
+            fields[p.file_key] = _field(p)
+        elif p.group[0] not in fields:  # one table of numbers for all its members
+            members = _members(p.group[0])
+            low, high = p.bounds()
+            fields[p.group[0]] = Field(
+                "numbers",
+                minimum=low,
+                maximum=high,
+                choices=tuple(m.group[1] for m in members if m.group),
+            )
+    return Table(fields)
 
 
 CHIP_SCHEMA = Table(
@@ -75,38 +97,7 @@ CHIP_SCHEMA = Table(
         "year": Field("int", minimum=1990, maximum=2100),
         "source": Field("str"),
         "notes": Field("str", required=False, default=""),
-        "architecture": Table(
-            {
-                "node": Field("str"),
-                "dies_per_package": _bounded("dies_per_package", "int"),
-                "compute_units": _bounded("compute_units", "int"),
-                "compute_units_physical": _bounded("compute_units", "int", required=False),
-                "clock_ghz": _bounded("clock_ghz"),
-                "sram_mb": _bounded("sram_mb"),
-                "tdp_w": _bounded("tdp_w"),
-                "flops_per_cycle_per_unit": Field(
-                    "numbers",
-                    minimum=BOUNDS["flops_per_cycle_per_unit"][0],
-                    maximum=BOUNDS["flops_per_cycle_per_unit"][1],
-                    choices=FORMATS,
-                ),
-            }
-        ),
-        "memory": Table(
-            {
-                "hbm_generation": Field("str"),
-                "hbm_stacks": _bounded("hbm_stacks", "int"),
-                "hbm_pin_rate_gbps": _bounded("hbm_pin_rate_gbps", required=False),
-                "hbm_stack_capacity_gb": _bounded("hbm_stack_capacity_gb", required=False),
-            }
-        ),
-        "interconnect": Table(
-            {
-                "scale_up_bandwidth_gb_s": _bounded("scale_up_bandwidth_gb_s"),
-                "scale_up_domain": _bounded("scale_up_domain", "int"),
-                "scale_out_bandwidth_gb_s": _bounded("scale_out_bandwidth_gb_s"),
-            }
-        ),
+        **{section: _section_schema(section) for section in SECTIONS},
         "published": Table(
             {
                 "die_area_mm2": _published("die_area_mm2"),
@@ -122,44 +113,86 @@ CHIP_SCHEMA = Table(
         ),
     }
 )
+"""The chip file schema: metadata, one key per declared design parameter in its section, and
+the published figures."""
 
 
-@dataclass(frozen=True)
-class Chip:
-    """One accelerator package: architecture parameters plus published figures.
+class _ChipMethods:
+    """Accessors shared by every :class:`Chip`."""
+
+    file_values: Mapping[str, Any]
+
+    def flops_per_cycle(self, fmt: str) -> float:
+        """Dense FLOPs per cycle per unit in ``fmt``; 0 when the chip lacks the format."""
+        return float(getattr(self, group_member(FLOPS_GROUP, fmt).name))
+
+    @property
+    def flops_per_cycle_per_unit(self) -> Mapping[str, float]:
+        """The formats the chip supports → dense FLOPs per cycle per unit."""
+        return {fmt: self.flops_per_cycle(fmt) for fmt in FORMATS if self.flops_per_cycle(fmt)}
+
+    def file_value(self, key: str) -> Any:
+        """A parameter's value as the chip file gives it (defaults filled in), by file key."""
+        return self.file_values[key]
+
+
+_METADATA: tuple[tuple[str, type], ...] = (
+    ("id", str),
+    ("path", Path),
+    ("name", str),
+    ("vendor", str),
+    ("family", str),
+    ("year", int),
+    ("source", str),
+    ("notes", str),
+)
+_TYPES: dict[str, type] = {"int": int, "float": float, "category": str}
+
+if TYPE_CHECKING:
+
+    class Chip(_ChipMethods):
+        """One accelerator package (see the runtime class below)."""
+
+        id: str
+        path: Path
+        name: str
+        vendor: str
+        family: str
+        year: int
+        source: str
+        notes: str
+        published: MappingProxyType[str, object]
+        file_values: MappingProxyType[str, Any]
+
+        def __init__(self, **values: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...  # one attribute per declared parameter
+
+else:
+    Chip = make_dataclass(
+        "Chip",
+        [
+            *_METADATA,
+            *((p.name, _TYPES[p.kind]) for p in IN_CHIP_FILES),
+            ("published", MappingProxyType),
+            ("file_values", MappingProxyType),
+        ],
+        bases=(_ChipMethods,),
+        frozen=True,
+        namespace={
+            "__doc__": """One accelerator package: architecture parameters plus published figures.
+
+    Metadata (``id``, ``path``, ``name``, ``vendor``, ``family``, ``year``, ``source``,
+    ``notes``), one attribute per design parameter a chip file gives (declared in
+    :mod:`dse.parameters`: ``chip.tdp_w``; categoricals by id, number formats the chip lacks
+    0), ``published`` figures and ``file_values`` (the file's keys, defaults filled in).
 
     All per-package quantities (compute units, SRAM, HBM stacks) count the whole package; the
     silicon model divides by ``dies_per_package`` where it needs per-die figures.
     """
-
-    id: str
-    path: Path
-    name: str
-    vendor: str
-    family: str
-    year: int
-    source: str
-    notes: str
-    node: str
-    dies_per_package: int
-    compute_units: int
-    compute_units_physical: int
-    clock_ghz: float
-    sram_mb: float
-    tdp_w: float
-    flops_per_cycle_per_unit: MappingProxyType[str, float]
-    hbm_generation: str
-    hbm_stacks: int
-    hbm_pin_rate_gbps: float
-    hbm_stack_capacity_gb: float
-    scale_up_bandwidth_gb_s: float
-    scale_up_domain: int
-    scale_out_bandwidth_gb_s: float
-    published: MappingProxyType[str, object]
-
-    def flops_per_cycle(self, fmt: str) -> float:
-        """Dense FLOPs per cycle per unit in ``fmt``; 0 when the chip lacks the format."""
-        return float(self.flops_per_cycle_per_unit.get(fmt, 0.0))
+        },
+    )
+    Chip.__module__ = __name__  # for pickling (make_dataclass's module= needs Python 3.12)
 
 
 def chip_ids() -> list[str]:
@@ -171,70 +204,132 @@ def load_chip(name: str | Path) -> Chip:
     """Load a chip by catalog id or TOML path, validated against the schema and the technology."""
     path = resolve("chips", name)
     values = check(read_toml(path), CHIP_SCHEMA, path)
-    arch, memory, links = values["architecture"], values["memory"], values["interconnect"]
     technology = load_technology()
-    if arch["node"] not in technology.nodes:
-        raise InputError(path, "architecture.node", f"one of {technology.node_ids()}", arch["node"])
-    generation = technology.memories.get(memory["hbm_generation"])
-    if generation is None:
-        raise InputError(
-            path,
-            "memory.hbm_generation",
-            f"one of {technology.memory_ids()}",
-            memory["hbm_generation"],
-        )
-    physical = arch["compute_units_physical"] or arch["compute_units"]
-    if physical < arch["compute_units"]:
-        raise InputError(
-            path,
-            "architecture.compute_units_physical",
-            f"at least compute_units ({arch['compute_units']})",
-            physical,
-        )
-    rates = arch["flops_per_cycle_per_unit"]
-    wider = 0.0
-    for fmt in FORMATS:  # widest first: a narrower format is never slower than a wider one
-        if fmt in rates:
-            if rates[fmt] < wider:
-                raise InputError(
-                    path,
-                    f"architecture.flops_per_cycle_per_unit.{fmt}",
-                    f"at least the wider formats' rate ({wider:g})",
-                    rates[fmt],
-                )
-            wider = max(wider, rates[fmt])
-    for key in ("compute_units", "sram_mb"):
-        if arch[key] < arch["dies_per_package"]:
-            raise InputError(path, f"architecture.{key}", "at least one per die", arch[key])
+    parameters: dict[str, Any] = {}
+    file_values: dict[str, Any] = {}
+    for p in IN_CHIP_FILES:
+        assert p.section is not None
+        section = values[p.section]
+        key = f"{p.section}.{p.file_key}"
+        if p.group is not None:
+            parameters[p.name] = float(section[p.group[0]].get(p.group[1], 0.0))
+            continue
+        raw = section[p.file_key]
+        if raw is None and p.key_default:
+            raw = section[p.key_default]
+        if raw is None and p.default is not None:
+            raw = p.default
+        if raw is None:  # a value the categorical implies (an HBM generation's pin rate)
+            raw = _implied(p, parameters, technology)
+        file_values[p.file_key] = raw
+        if p.categorical and raw not in choices(p.name, technology):
+            raise InputError(path, key, f"one of {choices(p.name, technology)}", raw)
+        if p.per_die and raw < section[PER_DIE]:
+            raise InputError(path, key, "at least one per die", raw)
+        if p.from_file is not None:
+            try:
+                raw = p.from_file(raw, section)
+            except ValueError as rule:
+                raise InputError(path, key, str(rule), raw) from None
+        parameters[p.name] = _TYPES[p.kind](raw)
+    _check_formats(path, parameters)
     return Chip(
         id=path.stem,
         path=path,
-        name=values["name"],
-        vendor=values["vendor"],
-        family=values["family"],
-        year=values["year"],
-        source=values["source"],
-        notes=values["notes"],
-        node=arch["node"],
-        dies_per_package=arch["dies_per_package"],
-        compute_units=arch["compute_units"],
-        compute_units_physical=physical,
-        clock_ghz=float(arch["clock_ghz"]),
-        sram_mb=float(arch["sram_mb"]),
-        tdp_w=float(arch["tdp_w"]),
-        flops_per_cycle_per_unit=MappingProxyType(
-            {fmt: float(v) for fmt, v in arch["flops_per_cycle_per_unit"].items()}
-        ),
-        hbm_generation=memory["hbm_generation"],
-        hbm_stacks=memory["hbm_stacks"],
-        hbm_pin_rate_gbps=float(memory["hbm_pin_rate_gbps"] or generation.pin_rate_gbps),
-        hbm_stack_capacity_gb=float(
-            memory["hbm_stack_capacity_gb"] or generation.stack_capacity_gb
-        ),
-        scale_up_bandwidth_gb_s=float(links["scale_up_bandwidth_gb_s"]),
-        scale_up_domain=links["scale_up_domain"],
-        scale_out_bandwidth_gb_s=float(links["scale_out_bandwidth_gb_s"]),
+        **{name: values[name] for name, _ in _METADATA if name in values},
+        **parameters,
         published=MappingProxyType(
             {k: v for k, v in values["published"].items() if v not in (None, "")}
         ),
+        file_values=MappingProxyType(file_values),
     )
+
+
+def _implied(p: Parameter, parameters: Mapping[str, Any], technology: Technology) -> Any:
+    source = implied_by(p.name)
+    if source is None:
+        raise AssertionError(f"{p.name}: optional in chip files but implied by no categorical")
+    categorical, attribute = source
+    entry = getattr(technology, categorical.table or "")[parameters[categorical.name]]
+    return getattr(entry, attribute)
+
+
+def _check_formats(path: Path, parameters: Mapping[str, Any]) -> None:
+    """A narrower number format is never slower than a wider one."""
+    wider = 0.0
+    for fmt in FORMATS:  # widest first
+        p = group_member(FLOPS_GROUP, fmt)
+        rate = parameters[p.name]
+        if rate:
+            if rate < wider:
+                raise InputError(
+                    path,
+                    f"{p.section}.{p.file_key}",
+                    f"at least the wider formats' rate ({wider:g})",
+                    rate,
+                )
+            wider = max(wider, rate)
+
+
+def key_table() -> str:
+    """The rows of docs/catalog.md's chip-key table for the declared parameters, section by
+    section (markdown; the tests check that the page holds them)."""
+    technology = load_technology()
+    rows: list[str] = []
+    for section in SECTIONS:
+        rows.append(f"| **`[{section}]`** | | yes | table | |")
+        done: set[str] = set()
+        for p in IN_CHIP_FILES:
+            if p.section != section:
+                continue
+            if p.group is not None:
+                if p.group[0] in done:
+                    continue
+                done.add(p.group[0])
+                members = _members(p.group[0])
+                formats = ", ".join(f"`{m.group[1]}`" for m in members if m.group)
+                names = ", ".join(f"`{m.name}`" for m in members)
+                low, high = (shown_number(b) for b in p.bounds())
+                rows.append(
+                    f"| `[{section}.{p.group[0]}]` | {p.unit} | yes | table; keys from "
+                    f"{formats}; each {low}–{high}; at least one | dense FLOPs per clock "
+                    f"cycle per compute unit, design parameters {names}; a format that is "
+                    "absent is not supported (0) |"
+                )
+                continue
+            rows.append(
+                f"| `{p.file_key}` | {p.unit or '–'} | {_required(p)} | {_rule(p, technology)} "
+                f"| {_meaning(p)} |"
+            )
+    return "\n".join(rows)
+
+
+def _required(p: Parameter) -> str:
+    if p.required and not p.key_default:
+        return "yes"
+    if p.key_default:
+        return f"no (= `{p.key_default}`)"
+    if p.default is not None:
+        return f"no ({shown_number(p.default)})"
+    source = implied_by(p.name)
+    attribute = source[1] if source else "?"
+    return f"no (generation's `{attribute}`)" if source else "no"
+
+
+def _rule(p: Parameter, technology: Technology) -> str:
+    if p.categorical:
+        ids = ", ".join(f"`{i}`" for i in choices(p.name, technology))
+        return f"an id of technology table `{p.table}` ({ids})"
+    low, high = (shown_number(b) for b in (p.key_bounds or p.bounds()))
+    rule = f"{'whole number ' if p.whole else ''}{low}–{high}"
+    if p.per_die:
+        rule += f", ≥ `{PER_DIE}`"
+    if p.key_default:
+        rule += f", ≥ `{p.key_default}`"
+    return rule
+
+
+def _meaning(p: Parameter) -> str:
+    name = "" if p.file_key == p.name else f"design parameter `{p.name}`: "
+    notes = f"; {p.notes}" if p.notes else ""
+    return f"{name}{p.description}{notes}"

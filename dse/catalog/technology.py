@@ -49,7 +49,7 @@ MEMORY_SCHEMA = Table(
     sourced=True,
 )
 
-FAMILY_SCHEMA = Table({"gemm_efficiency_scale": Field(minimum=0.5, maximum=1.35)}, sourced=True)
+FAMILY_SCHEMA = Table({"gemm_efficiency_scale": Field(minimum=0.5, maximum=1.2)}, sourced=True)
 
 SILICON_SCHEMA = Table(
     {

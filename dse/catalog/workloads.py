@@ -3,10 +3,13 @@
 A :class:`Workload` is a transformer's shape plus its training run. Parameter counts follow
 from the shape (§2.1) unless the file overrides them; a workload given by ``total_params``
 alone gets a standard shape (d_model = 128 × layers, 12·L·d² ≈ P) and ``tokens = 20 × P``.
+A workload without ``global_batch_tokens`` gets GPT-3's batch for its size
+(:data:`DEFAULT_BATCH_TOKENS`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,21 @@ CHINCHILLA_TOKENS_PER_PARAM = 20.0
 STANDARD_ASPECT_RATIO = 128.0
 """d_model / layers of the standard shape for parameter-count-only workloads (GPT-3: 12288/96)."""
 STANDARD_HEAD_DIM = 128
+DEFAULT_BATCH_TOKENS: tuple[tuple[float, float], ...] = (
+    (125e6, 0.5e6),
+    (350e6, 0.5e6),
+    (760e6, 0.5e6),
+    (1.3e9, 1e6),
+    (2.7e9, 1e6),
+    (6.7e9, 2e6),
+    (13e9, 2e6),
+    (175e9, 3.2e6),
+)
+"""(parameters, global batch in tokens) of the GPT-3 models: Brown et al. 2020, 'Language
+Models are Few-Shot Learners', arXiv:2005.14165, Table 2.1 ("Batch Size" column, in tokens).
+A workload that publishes no ``global_batch_tokens`` trains on the batch of the largest GPT-3
+model no larger than its ``total_params`` (the smallest's below 125M; 3.2M tokens from 175B
+up), rounded down to whole sequences (:func:`default_batch_tokens`)."""
 
 WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "layers": (1, 10_000),
@@ -84,7 +102,7 @@ WORKLOAD_SCHEMA = Table(
             {
                 "tokens": _count("tokens"),
                 "seq_len": _count("seq_len", required=True),
-                "global_batch_tokens": _count("global_batch_tokens", required=True),
+                "global_batch_tokens": _count("global_batch_tokens"),
                 "precision": Field("str", required=False, default="bf16", choices=PRECISIONS),
             }
         ),
@@ -135,6 +153,9 @@ class Workload:
     global_batch_tokens: float
     precision: str
     shape_only_params: bool  # True when the counts came from the shape, not an override
+    global_batch_default: bool = False
+    """True when the file gives no ``global_batch_tokens`` and the batch is the documented
+    default (:data:`DEFAULT_BATCH_TOKENS`)."""
 
     @property
     def is_moe(self) -> bool:
@@ -166,6 +187,8 @@ class Workload:
     def with_changes(self, **changes: object) -> Workload:
         """A copy with some fields replaced (used by levers and command-line overrides)."""
         values = dict(vars(self))
+        if "global_batch_tokens" in changes:  # a batch given is no longer the default
+            values["global_batch_default"] = False
         values.update(changes)
         return Workload(**values)
 
@@ -304,7 +327,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         active_params=0.0,
         tokens=0.0,
         seq_len=training["seq_len"],
-        global_batch_tokens=float(training["global_batch_tokens"]),
+        global_batch_tokens=float(training["global_batch_tokens"] or training["seq_len"]),
         precision=training["precision"],
         shape_only_params=True,
     )
@@ -332,6 +355,12 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
             source, "model.active_params", f"at most total_params ({total:.4g})", active
         )
     tokens = float(training["tokens"] or CHINCHILLA_TOKENS_PER_PARAM * total)
+    defaulted = training["global_batch_tokens"] is None
+    if defaulted:
+        training = {
+            **training,
+            "global_batch_tokens": default_batch_tokens(total, training["seq_len"], tokens),
+        }
     if training["global_batch_tokens"] < training["seq_len"]:
         raise InputError(
             source,
@@ -348,8 +377,25 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         )
     overridden = model["total_params"] is not None or model["active_params"] is not None
     return draft.with_changes(
-        total_params=total, active_params=active, tokens=tokens, shape_only_params=not overridden
+        total_params=total,
+        active_params=active,
+        tokens=tokens,
+        shape_only_params=not overridden,
+        global_batch_tokens=float(training["global_batch_tokens"]),
+        global_batch_default=defaulted,
     )
+
+
+def default_batch_tokens(total_params: float, seq_len: int, tokens: float = math.inf) -> float:
+    """The global batch (tokens) of a workload that publishes none: GPT-3's batch for its size
+    (:data:`DEFAULT_BATCH_TOKENS`), at most the run's ``tokens``, rounded to a whole number of
+    ``seq_len`` sequences (rounded down), at least one."""
+    batch = DEFAULT_BATCH_TOKENS[0][1]
+    for params, size in DEFAULT_BATCH_TOKENS:
+        if total_params >= params:
+            batch = size
+    batch = min(batch, tokens)
+    return float(max(math.floor(batch / seq_len), 1) * seq_len)
 
 
 def flops_per_token(w: Workload) -> tuple[float, float]:

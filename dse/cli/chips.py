@@ -6,6 +6,7 @@ import click
 
 from dse.catalog.chips import chip_ids, load_chip
 from dse.cli._output import format_option, render_record, render_rows
+from dse.parameters import PARAMETERS
 from dse.reports import chip_summary
 
 
@@ -27,14 +28,13 @@ def list_chips(fmt: str) -> None:
                 "id": chip.id,
                 "name": chip.name,
                 "year": chip.year,
-                "node": chip.node,
+                **{p.name: p.chip_value(chip) for p in PARAMETERS if p.listed},
                 "bf16_tflop_s": summary["peak_tflop_s"].get(
                     "bf16", summary["peak_tflop_s"].get("fp16")
                 ),
                 "fp8_tflop_s": summary["peak_tflop_s"].get("fp8"),
                 "hbm_gb": summary["hbm_capacity_gb"],
                 "hbm_tb_s": summary["hbm_bandwidth_tb_s"],
-                "tdp_w": chip.tdp_w,
                 "unit_cost_usd": summary["unit_cost_usd"],
             }
         )

@@ -26,8 +26,9 @@ op                      effect
 ``at_most``             cap at ``value``
 ``next``                categorical design columns: the ``value``-th next entry (default 1) of the
                         technology table (the next process node or HBM generation)
-``rated``               ``design.hbm_pin_rate_gbps`` / ``design.hbm_stack_capacity_gb``: the rated
-                        value of the design's HBM generation
+``rated``               a design column that a categorical implies (its declaration's
+                        ``implies``): the rated value of the design's entry (an HBM generation's
+                        pin rate or stack capacity)
 ======================  =========================================================================
 """
 
@@ -52,7 +53,7 @@ from dse.framework.moe import mixture_of_experts
 from dse.framework.state import State
 from dse.model.economics import unit_price
 from dse.model.silicon import evaluate_silicon
-from dse.parameters import choices
+from dse.parameters import by_table, choices, implied_by
 from dse.settings import Settings, load_settings
 
 LEVERS_PATH = Path(__file__).resolve().parents[1] / "levers.toml"
@@ -62,7 +63,8 @@ KINDS = ("evolutionary", "revolutionary")
 OPS = ("set", "scale", "at_most", "next", "rated")
 WORKLOAD_TARGETS = ("tokens", "active_params", "global_batch_tokens", "precision", "moe_k")
 TECHNOLOGY_TABLES: dict[str, type] = {"node": Node, "memory": Memory}
-_RATED = {"hbm_pin_rate_gbps": "pin_rate_gbps", "hbm_stack_capacity_gb": "stack_capacity_gb"}
+_TABLE_ATTRIBUTES = {"node": "nodes", "memory": "memories"}
+"""A lever's technology table name → the :class:`~dse.catalog.technology.Technology` table."""
 _NUMERIC_OPS = ("set", "scale", "at_most")
 
 LEVER_SCHEMA = Table(
@@ -177,7 +179,7 @@ def _rule(target: str) -> _Rule | None:
     if space == "design" and name in Designs.names():
         if name in CATEGORICAL:
             return _Rule(("set", "next"), choices=tuple(choices(name)))
-        return _Rule(_NUMERIC_OPS + (("rated",) if name in _RATED else ()))
+        return _Rule(_NUMERIC_OPS + (("rated",) if implied_by(name) else ()))
     table, _, column = name.partition(".")
     if space == "technology" and column in _technology_numbers(table):
         return _Rule(("scale",))
@@ -281,10 +283,9 @@ def read_target(state: State, target: str) -> object:
     # A technology target reads the entry the design uses (its node or HBM generation).
     table, _, column = name.partition(".")
     technology = state.technology or load_technology()
-    if table == "node":
-        entry: Any = list(technology.nodes.values())[int(state.designs.node[0])]
-    else:
-        entry = list(technology.memories.values())[int(state.designs.hbm_generation[0])]
+    attribute = _TABLE_ATTRIBUTES[table]
+    code = int(getattr(state.designs, by_table(attribute).name)[0])
+    entry: Any = list(getattr(technology, attribute).values())[code]
     return getattr(entry, column)
 
 
@@ -345,10 +346,13 @@ def _apply_design(state: State, change: Change, name: str, path: Path, key: str)
                     path, key, f"a newer {name} than {ids[-1]} in the technology tables", ids[-1]
                 )
         return designs.replace(**{name: code})
-    if change.op == "rated":
-        technology = state.technology or load_technology()
-        memory = list(technology.memories.values())[int(designs.hbm_generation[0])]
-        return designs.replace(**{name: float(getattr(memory, _RATED[name]))})
+    rated = implied_by(name)
+    if change.op == "rated" and rated is not None:
+        categorical, attribute = rated
+        code = int(getattr(designs, categorical.name)[0])
+        entry = choices(categorical.name, state.technology)[code]
+        table = getattr(state.technology or load_technology(), categorical.table or "")
+        return designs.replace(**{name: float(getattr(table[entry], attribute))})
     current = float(getattr(designs, name)[0])
     if name == "unit_price_usd" and not math.isfinite(current):
         # A chip without a market price is priced at unit cost × markup: make that explicit first.
@@ -367,13 +371,8 @@ def _apply_technology(state: State, change: Change, name: str) -> Technology:
             {k: replace(e, **{column: getattr(e, column) * factor}) for k, e in entries.items()}
         )
 
-    if table == "node":
-        return Technology(
-            scaled(technology.nodes), technology.memories, technology.silicon, technology.families
-        )
-    return Technology(
-        technology.nodes, scaled(technology.memories), technology.silicon, technology.families
-    )
+    attribute = _TABLE_ATTRIBUTES[table]
+    return replace(technology, **{attribute: scaled(getattr(technology, attribute))})
 
 
 def _show(value: object) -> str:

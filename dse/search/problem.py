@@ -30,7 +30,8 @@ class Evaluation:
 
     ``X`` (n, d) level indices; ``F`` (n, k) objectives to minimize (maximized ones negated);
     ``G`` (n, m) constraints, ``<= 0`` feasible, model constraints then the space's; ``feasible``
-    (n,) their conjunction (and finite objectives).
+    (n,) their conjunction (and finite objectives). ``moe``: the workload is a Mixture of
+    Experts (its prediction intervals are those of MoE runs).
     """
 
     X: IntArray
@@ -39,6 +40,7 @@ class Evaluation:
     F: FloatArray
     G: FloatArray
     feasible: np.ndarray
+    moe: bool
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -73,7 +75,7 @@ class Problem:
         metrics = metrics.with_constraints(self.space.constraint_values(metrics))
         F = objective_matrix(metrics.columns, self.space.objectives)
         feasible = metrics.feasible & np.all(np.isfinite(F), axis=1)
-        return Evaluation(X, designs, metrics, F, metrics.G, feasible)
+        return Evaluation(X, designs, metrics, F, metrics.G, feasible, self.workload.is_moe)
 
     def fingerprint(self) -> str:
         """A hash of everything that decides the results: space file, workload, settings."""

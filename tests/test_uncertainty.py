@@ -378,3 +378,10 @@ def test_the_base_chips_tdp_anchors_drawn_node_energy() -> None:
     energy = [o.name for o in job.space.objectives].index("energy_mwh")
     assert np.all(doubled.F[~on_n4, energy] <= nominal.F[~on_n4, energy] * (1 + 1e-12))
     assert np.any(doubled.F[~on_n4, energy] < nominal.F[~on_n4, energy] * 0.99)
+
+
+def test_robust_takes_a_front_dataframe_with_its_provenance() -> None:
+    front = dse.pareto(dse.sweep("accelerator", WORKLOAD, samples=300, seed=2))
+    rows = dse.robust(front, samples=4, seed=1, spread_scale=0)
+    assert list(rows.index) == list(front.index)
+    assert (rows["p_pareto"] == 1.0).all()

@@ -204,7 +204,12 @@ def test_analog_in_memory_cuts_chip_energy_not_host_energy(base, levers) -> None
 def test_modified_technology_path_matches_evaluate(base) -> None:
     shipped = load_technology()
     copy = Technology(  # not the cached one
-        shipped.nodes, shipped.memories, shipped.silicon, shipped.families
+        shipped.nodes,
+        shipped.memories,
+        shipped.silicon,
+        shipped.families,
+        shipped.analog_cells,
+        shipped.min_training_bits,
     )
     direct, composed = run(base), run(replace(base, technology=copy))
     for key in ("cost_usd", "energy_mwh", "training_days", "mfu"):

@@ -156,6 +156,10 @@ class Workload:
     global_batch_default: bool = False
     """True when the file gives no ``global_batch_tokens`` and the batch is the documented
     default (:data:`DEFAULT_BATCH_TOKENS`)."""
+    digital_linear_gemms: float = 3.0
+    """GEMMs per linear layer and micro-batch that run on the digital tensor units: 3 (forward,
+    input gradient, weight gradient); 1 on designs whose analog tiles run the forward and the
+    input gradient (docs/model.md §2.9). Set by the model, never by a workload file."""
 
     @property
     def is_moe(self) -> bool:

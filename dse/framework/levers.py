@@ -372,7 +372,8 @@ def _apply_technology(state: State, change: Change, name: str) -> Technology:
         )
 
     attribute = _TABLE_ATTRIBUTES[table]
-    return replace(technology, **{attribute: scaled(getattr(technology, attribute))})
+    changes: dict[str, Any] = {attribute: scaled(getattr(technology, attribute))}
+    return replace(technology, **changes)
 
 
 def _show(value: object) -> str:

@@ -1,0 +1,82 @@
+"""Analog in-memory compute tiles (docs/model.md §1.9, §2.9)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dse.catalog.chips import load_chip
+from dse.catalog.technology import load_technology
+from dse.catalog.workloads import load_workload
+from dse.designs import Designs, from_chips
+from dse.model.evaluate import evaluate
+from dse.model.silicon import evaluate_silicon
+from dse.parameters import choices
+
+
+def _designs(cells: list[str], tiles: list[int], node: str = "n4", chips: int = 1024) -> Designs:
+    base = from_chips([load_chip("h100-sxm")] * len(cells), chips)
+    codes = [choices("analog_cell").index(c) for c in cells]
+    return base.replace(
+        analog_cell=np.array(codes),
+        analog_tiles=np.array(tiles, dtype=float),
+        node=np.full(len(cells), choices("node").index(node)),
+    )
+
+
+def test_every_cell_has_sources_and_a_digital_entry_first() -> None:
+    cells = load_technology().analog_cells
+    assert next(iter(cells)) == "none" and cells["none"].rows == 0
+    for cell in cells.values():
+        for key in ("rows", "mvm_latency_ns", "mac_energy_fj", "endurance_cycles"):
+            assert cell.sources[key].startswith("["), (cell.id, key)
+
+
+def test_ibm_hermes_reproduced_from_its_paper() -> None:
+    """IBM HERMES, 64 PCM cores of 256 x 256 in 14 nm (Le Gallo et al., Nat. Electron. 6, 680
+    (2023)): 63.1 TOPS at 9.76 TOPS/W for 8-bit MVMs (one-phase read). The tile's figures come
+    from the HERMES core paper (Khaddam-Aljameh et al., JSSC 2022: 10.5 TOPS/W, 1.59 TOPS/mm2);
+    the chip-level efficiency is an independent check. Within 10 %."""
+    s = evaluate_silicon(_designs(["pcm"], [64], node="n16"))
+    tops = s.analog.peak_flop_s[0] / 1e12
+    tops_per_w = 1.0 / (s.analog.energy_pj_per_flop[0] * 1e-12) / 1e12
+    assert tops == pytest.approx(63.1, rel=0.10)
+    assert tops_per_w == pytest.approx(9.76, rel=0.10)
+    # 64 cores at the core paper's 1.59 TOPS/mm2 (0.986 TOPS each): 39.7 mm2 of AIMC cores.
+    assert s.analog.area_mm2[0] == pytest.approx(64 * 0.986 / 1.59, rel=0.10)
+    assert s.analog.weight_capacity[0] == 64 * 256 * 256
+
+
+def test_tiles_add_area_capacity_and_peak() -> None:
+    s = evaluate_silicon(_designs(["none", "pcm", "pcm", "none"], [0, 1000, 2000, 5000]))
+    assert s.analog.area_mm2[0] == 0 and s.analog.area_mm2[3] == 0  # "none" has no tiles
+    assert s.analog.area_mm2[2] == pytest.approx(2 * s.analog.area_mm2[1])
+    assert s.die_area_mm2[1] == pytest.approx(s.die_area_mm2[0] + s.analog.area_mm2[1])
+    assert s.analog.weight_capacity[2] == 2000 * 65536
+    assert s.unit_cost_usd[2] > s.unit_cost_usd[1] > s.unit_cost_usd[0]
+
+
+def test_digital_designs_are_unchanged_by_the_analog_parameters() -> None:
+    w = load_workload("llama3.1-8b")
+    plain = evaluate(_designs(["none"], [0]), w)
+    mixed = evaluate(_designs(["none", "pcm"], [0, 4000]), w)
+    for name, values in plain.columns.items():
+        assert mixed.columns[name][0] == values[0], name
+    assert mixed.constraints["g_endurance"][0] == -1.0
+    assert mixed.constraints["g_precision"][0] == -1.0
+
+
+def test_analog_design_runs_matmuls_in_the_arrays() -> None:
+    w = load_workload("llama3.1-70b")
+    m = evaluate(_designs(["none", "pcm", "rram", "sram-cim"], [0, 2000, 2000, 20000]), w)
+    energy = m.columns["energy_mwh"]
+    # The forward and input-gradient matmuls at ~0.1 pJ/FLOP instead of the node's digital
+    # energy: less energy per run.
+    assert energy[1] < energy[0] and energy[2] < energy[0]
+    assert m.columns["peak_tflop_s"][1] > m.columns["peak_tflop_s"][0]
+    g = m.constraints["g_endurance"]
+    # 70B over 32 chips per replica overflows the arrays: reprogrammed every step; RRAM's 1e6
+    # cycles do not last the run, PCM's 1e8 do.
+    assert g[2] > 0 > g[1]
+    assert g[2] == pytest.approx((g[1] + 1.0) * 100 - 1.0)
+    assert np.all(m.constraints["g_precision"][1:] == 0.0)

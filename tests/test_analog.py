@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,39 @@ def test_analog_design_runs_matmuls_in_the_arrays() -> None:
     assert g[2] > 0 > g[1]
     assert g[2] == pytest.approx((g[1] + 1.0) * 100 - 1.0)
     assert np.all(m.constraints["g_precision"][1:] == 0.0)
+
+
+def test_training_algorithms_scale_the_matmul_flops(tmp_path: Path) -> None:
+    """docs/model.md §2.10: FLOPs per token relative to backprop's 3 GEMMs per linear layer."""
+    from dse.catalog.workloads import (
+        ALGORITHMS,
+        flops_per_token,
+        training_algorithms,
+        with_algorithm,
+    )
+
+    assert tuple(training_algorithms()) == ALGORITHMS
+    w = load_workload("llama3.1-8b")
+    assert w.training_algorithm == "backprop" and w.linear_gemms == 3.0
+    base = flops_per_token(w)
+    ff = with_algorithm(w, "forward_forward")
+    eqprop = with_algorithm(w, "equilibrium_propagation")
+    assert flops_per_token(ff)[0] == pytest.approx(base[0] * 4 / 3)
+    assert flops_per_token(eqprop)[0] == pytest.approx(base[0] * 26 / 3)
+    assert eqprop.analog_linear_gemms == 24 and eqprop.input_gradient_gemms == 0
+    # A workload file names its algorithm under [training].
+    original = Path(__file__).parents[1] / "workloads" / "llama3.1-8b.toml"
+    body = original.read_text().replace("[training]", '[training]\nalgorithm = "forward_forward"')
+    (tmp_path / "ff.toml").write_text(body)
+    assert load_workload(tmp_path / "ff.toml").linear_gemms == 4.0
+
+
+def test_backprop_free_training_on_analog_tiles() -> None:
+    """Equilibrium propagation's relaxation passes run in the arrays: on an analog design the
+    digital units keep only the two weight updates per linear layer."""
+    from dse.catalog.workloads import with_algorithm
+
+    w = with_algorithm(load_workload("llama3.1-8b"), "equilibrium_propagation")
+    m = evaluate(_designs(["none", "pcm"], [0, 4000]), w)
+    assert np.all(np.isfinite(m.columns["cost_usd"]))
+    assert m.columns["energy_mwh"][1] < m.columns["energy_mwh"][0]

@@ -37,15 +37,11 @@ from dse.model.training.step import Training
 from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, PICO, TERA
 
-ANALOG_LINEAR_GEMMS = 2.0
-"""GEMMs of each linear layer in the analog tiles: forward and input gradient."""
-LINEAR_GEMMS = 3.0
-"""GEMMs of each linear layer in backpropagation (forward, input and weight gradients)."""
-
 
 def digital_view(w: Workload) -> Workload:
-    """The workload as the digital units of an analog design see it: one GEMM per linear."""
-    return replace(w, digital_linear_gemms=LINEAR_GEMMS - ANALOG_LINEAR_GEMMS)
+    """The workload as the digital units of an analog design see it: the weight updates of
+    each linear layer (backprop: one GEMM of three)."""
+    return replace(w, analog_linear=True)
 
 
 def take(value: Any, index: np.ndarray) -> Any:
@@ -105,9 +101,8 @@ def analog_training(
     redo = np.where(plans.recompute[index] == FULL, 4.0 / 3.0, 1.0)
     matmul_per_token, _ = flops_per_token(w)
     tokens_step = w.global_batch_sequences * w.seq_len
-    analog_flops = (
-        ANALOG_LINEAR_GEMMS / LINEAR_GEMMS * tokens_step * matmul_per_token * redo / t.chips_used
-    )
+    analog_share = w.analog_linear_gemms / w.linear_gemms
+    analog_flops = analog_share * tokens_step * matmul_per_token * redo / t.chips_used
     resident = weights_per_chip(w, tp, pp, ep)
     overflow = resident / an.weight_capacity
     used = np.minimum(overflow, 1.0)

@@ -325,7 +325,7 @@ def evaluate_silicon(designs: Designs, technology: Technology | None = None) -> 
             * designs.energy_per_flop_scale
         )
         compute_w[fmt] = peaks[fmt] * energy[fmt] * PICO
-        full_w[fmt] = static_w + hbm_full_w + compute_w[fmt]
+        full_w[fmt] = static_w + hbm_full_w + compute_w[fmt] + analog.full_load_power_w
         ratio = np.clip(headroom_w / np.maximum(compute_w[fmt], 1e-12), 0.0, None) ** (
             1.0 / power["dvfs_exponent"]
         )
@@ -386,7 +386,12 @@ def tdp_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
         {name: [value] for name, value in {**row, "num_chips": 1.0}.items()}
     )
     silicon = evaluate_silicon(designs, technology)
-    headroom_w = designs.tdp_w - silicon.static_power_w - silicon.hbm_power_full_w
+    headroom_w = (
+        designs.tdp_w
+        - silicon.static_power_w
+        - silicon.hbm_power_full_w
+        - silicon.analog.full_load_power_w
+    )
     scales = [
         headroom_w / silicon.compute_power_peak_w[fmt]
         for fmt in FORMATS

@@ -118,3 +118,27 @@ def test_backprop_free_training_on_analog_tiles() -> None:
     m = evaluate(_designs(["none", "pcm"], [0, 4000]), w)
     assert np.all(np.isfinite(m.columns["cost_usd"]))
     assert m.columns["energy_mwh"][1] < m.columns["energy_mwh"][0]
+
+
+def test_aimc_space_has_feasible_analog_designs_and_endurance_binds() -> None:
+    """spaces/aimc.toml (docs/framework.md §4): hybrids are feasible; RRAM's endurance
+    excludes its designs with tiles."""
+    import dse
+
+    df = dse.sweep("aimc", "llama3.1-70b", method="random", samples=600, seed=1)
+    analog = (df["analog_tiles"] > 0) & (df["analog_cell"].astype(str) != "none")
+    assert (df["feasible"] & analog).any() and (df["feasible"] & ~analog).any()
+    rram = analog & (df["analog_cell"].astype(str) == "rram")
+    assert rram.any() and (df.loc[rram, "g_endurance"] > 0).all()
+    assert (df.loc[~analog, "g_endurance"] == -1.0).all()
+
+
+def test_analog_design_beside_h100() -> None:
+    """``dse compare h100-sxm aimc-sram-cim-n2``: the hybrid trains Llama 3.1 70B faster and
+    cheaper on the same cluster (docs/framework.md §4)."""
+    from dse.compare import compare
+
+    h100, hybrid = compare(["h100-sxm", "aimc-sram-cim-n2"], load_workload("llama3.1-70b"), 4096)
+    assert hybrid["feasible"] and hybrid["peak_tflop_s"] > 5 * h100["peak_tflop_s"]
+    assert hybrid["ratio_to_first"]["cost_usd"] < 0.7
+    assert hybrid["ratio_to_first"]["energy_mwh"] < 0.5

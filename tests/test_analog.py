@@ -142,3 +142,49 @@ def test_analog_design_beside_h100() -> None:
     assert hybrid["feasible"] and hybrid["peak_tflop_s"] > 5 * h100["peak_tflop_s"]
     assert hybrid["ratio_to_first"]["cost_usd"] < 0.7
     assert hybrid["ratio_to_first"]["energy_mwh"] < 0.5
+
+
+def test_analog_step_matches_a_scalar_reference() -> None:
+    """STYLE 5: the vectorized §2.9 composition against a plain per-design reading of
+    docs/model.md §2.9, on random designs of spaces/aimc.toml."""
+    from dse.catalog.workloads import flops_per_token
+    from dse.model.plans import candidate_plans
+    from dse.model.training import evaluate_training
+    from dse.model.training.analog import digital_view, take
+    from dse.settings import load_settings
+    from dse.space import load_space
+
+    space = load_space("aimc")
+    designs = space.decode(space.random(0, 300, seed=3))
+    silicon = evaluate_silicon(designs)
+    keep = np.flatnonzero(silicon.analog.present)[:40]
+    designs, silicon = designs.take(keep), take(silicon, keep)
+    assert len(designs) == 40
+    w, s = load_workload("llama3.1-70b"), load_settings()
+    plans = candidate_plans(w, max_tp=int(np.max(designs.scale_up_domain)))
+    digital = evaluate_training(designs, silicon, digital_view(w), plans, s)
+    metrics = evaluate(designs, w, s, plans)
+    matmul, _ = flops_per_token(w)
+    tokens = w.global_batch_sequences * w.seq_len
+    for i in range(len(designs)):
+        a = silicon.analog
+        k = int(digital.plan_index[i])
+        tp, pp, ep = plans.tp[k], plans.pp[k], plans.ep[k]
+        redo = 4.0 / 3.0 if plans.recompute[k] == 2 else 1.0
+        flops = 2.0 / 3.0 * tokens * matmul * redo / digital.chips_used[i]
+        resident = (w.total_params - w.expert_params) / (tp * pp) + w.expert_params / (pp * ep)
+        capacity = a.weight_capacity[i]
+        rate = a.peak_flop_s[i] * min(1.0, resident / capacity)
+        analog_s = flops / rate / (1.0 - digital.bubble_fraction[i])
+        writes = 1.0 if resident <= capacity else 2.0 * resident / capacity
+        stream_s = (
+            min(resident, capacity)
+            * a.effective_bits[i]
+            / 8.0
+            / (silicon.hbm_bandwidth_tb_s[i] * 1e12 * s.hbm_efficiency)
+        )
+        write_s = writes * max(a.rows[i] * a.row_write_s[i], stream_s)
+        step = digital.step_time_s[i] + analog_s + write_s
+        assert metrics.columns["step_time_s"][i] == pytest.approx(step, rel=1e-9)
+        endurance = digital.steps[i] * writes / a.endurance_cycles[i] - 1.0
+        assert metrics.constraints["g_endurance"][i] == pytest.approx(endurance, rel=1e-9)

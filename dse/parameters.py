@@ -79,7 +79,7 @@ class Parameter:
     section: str | None = None
     key: str = ""
     required: bool = True
-    default: float | None = None
+    default: float | str | None = None
     from_file: Callable[[Any, Mapping[str, Any]], float] | None = None
     key_bounds: tuple[float, float] | None = None
     key_default: str = ""
@@ -258,6 +258,31 @@ PARAMETERS: tuple[Parameter, ...] = (
         label="TDP",
     ),
     *(_flops(fmt) for fmt in FORMATS),
+    Parameter(
+        "analog_cell",
+        "",
+        "category",
+        "cell technology of the analog in-memory compute tiles (technology table analog_cells;"
+        " none: digital only)",
+        table="analog_cells",
+        section="architecture",
+        required=False,
+        default="none",
+        notes="the tiles run the forward and input-gradient matmuls (docs/model.md §2.9)",
+    ),
+    Parameter(
+        "analog_tiles",
+        "tiles",
+        "int",
+        "analog crossbar tiles per package, each rows x cols weights of its cell's table entry",
+        1,
+        10_000_000,
+        zero_allowed=True,
+        section="architecture",
+        required=False,
+        default=0.0,
+        notes="0: no analog arrays; weight capacity = tiles x rows x cols",
+    ),
     Parameter(
         "hbm_generation",
         "",

@@ -17,8 +17,9 @@ import pytest
 from dse.catalog.chips import BOUNDS
 from dse.catalog.technology import load_technology
 from dse.catalog.workloads import WORKLOAD_BOUNDS, load_workload
-from dse.designs import Designs
+from dse.designs import CATEGORICAL, Designs
 from dse.model.evaluate import evaluate
+from dse.parameters import choices
 from dse.space import INTEGER_PARAMETERS, PARAMETERS, ZERO_ALLOWED, parameter_bounds
 from tests.test_hostile_inputs import one_line
 
@@ -125,7 +126,7 @@ def test_absurd_command_line_values_are_refused(
 
 def test_every_space_parameter_has_bounds() -> None:
     for name in PARAMETERS:
-        if name in ("node", "hbm_generation"):
+        if name in CATEGORICAL:
             continue
         low, high = parameter_bounds(name)
         assert 0 <= low < high < 1e10, name
@@ -141,9 +142,8 @@ def box_designs(n: int, seed: int) -> Designs:
     technology = load_technology()
     columns: dict[str, np.ndarray] = {}
     for name in PARAMETERS:
-        if name in ("node", "hbm_generation"):
-            ids = technology.node_ids() if name == "node" else technology.memory_ids()
-            columns[name] = rng.integers(0, len(ids), n)
+        if name in CATEGORICAL:
+            columns[name] = rng.integers(0, len(choices(name, technology)), n)
             continue
         low, high = parameter_bounds(name)
         values = np.exp(rng.uniform(np.log(max(low, 1e-3)), np.log(high), n))

@@ -29,8 +29,9 @@ def test_designs_has_one_column_per_declaration() -> None:
 
 def test_categoricals_come_from_their_technology_tables() -> None:
     technology = load_technology()
-    assert parameters.CATEGORICAL == ("node", "hbm_generation")
+    assert parameters.CATEGORICAL == ("node", "analog_cell", "hbm_generation")
     assert parameters.choices("node") == technology.node_ids()
+    assert parameters.choices("analog_cell") == list(technology.analog_cells)
     assert parameters.choices("hbm_generation") == technology.memory_ids()
     chip = load_chip("h100-sxm")
     values = parameters.chip_values(chip)

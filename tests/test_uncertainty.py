@@ -170,11 +170,10 @@ def test_drawn_rows_match_one_model_call_per_draw() -> None:
         silicon = {k: dict(v) for k, v in technology.silicon.items()}
         silicon["yield"]["systematic_yield"] = float(draws["tech.yield.systematic_yield"][i])
         silicon["power"]["dvfs_exponent"] = float(draws["tech.power.dvfs_exponent"][i])
-        alone = type(technology)(
+        alone = replace(
+            technology,
             nodes=type(technology.nodes)(nodes),  # type: ignore[arg-type]
-            memories=technology.memories,
             silicon=type(technology.silicon)(silicon),  # type: ignore[arg-type]
-            families=technology.families,
         )
         settings = job.settings.with_overrides(goodput=float(draws["settings.goodput"][i]))
         metrics = evaluate(designs.take([i]), job.workload, settings, job.plans, technology=alone)

@@ -309,6 +309,8 @@ def _required(p: Parameter) -> str:
         return "yes"
     if p.key_default:
         return f"no (= `{p.key_default}`)"
+    if isinstance(p.default, str):
+        return f"no (`{p.default}`)"
     if p.default is not None:
         return f"no ({shown_number(p.default)})"
     source = implied_by(p.name)

@@ -14,6 +14,7 @@ from typing import Any
 
 from dse.catalog._paths import data_dir
 from dse.catalog._schema import Field, Table, check
+from dse.errors import InputError
 from dse.files import read_toml
 
 _POSITIVE = Field(positive=True)
@@ -47,6 +48,29 @@ MEMORY_SCHEMA = Table(
         "phy_area_mm2": _POSITIVE,
     },
     sourced=True,
+)
+
+ANALOG_SCHEMA = Table(
+    {
+        "name": Field("str"),
+        "reference_node": Field("str"),
+        "rows": Field("int", minimum=0),
+        "cols": Field("int", minimum=0),
+        "devices_per_weight": Field("int", minimum=0),
+        "effective_bits": Field(minimum=1.0, maximum=32.0),
+        "mvm_latency_ns": _POSITIVE,
+        "mac_energy_fj": Field(minimum=0.0),
+        "tile_area_mm2": Field(minimum=0.0),
+        "row_write_us": Field(minimum=0.0),
+        "write_energy_pj": Field(minimum=0.0),
+        "endurance_cycles": _POSITIVE,
+    },
+    sourced=True,
+)
+MIN_TRAINING_BITS_SCHEMA = Table({"value": Field(minimum=1.0, maximum=32.0)}, sourced=True)
+ANALOG_FILE_SCHEMA = Table(
+    {"min_training_bits": MIN_TRAINING_BITS_SCHEMA},
+    open_keys=False,
 )
 
 FAMILY_SCHEMA = Table({"gemm_efficiency_scale": Field(minimum=0.5, maximum=1.2)}, sourced=True)
@@ -141,6 +165,27 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class AnalogCell:
+    """One analog in-memory compute cell technology and its tile; fields as in
+    ``chips/technology/analog.toml`` (docs/model.md §1.9)."""
+
+    id: str
+    name: str
+    reference_node: str
+    rows: int
+    cols: int
+    devices_per_weight: int
+    effective_bits: float
+    mvm_latency_ns: float
+    mac_energy_fj: float
+    tile_area_mm2: float
+    row_write_us: float
+    write_energy_pj: float
+    endurance_cycles: float
+    sources: MappingProxyType[str, str]
+
+
+@dataclass(frozen=True)
 class Family:
     """One architecture family; fields as in ``chips/technology/families.toml``."""
 
@@ -158,6 +203,9 @@ class Technology:
     memories: MappingProxyType[str, Memory]
     silicon: MappingProxyType[str, Any]
     families: MappingProxyType[str, Family]
+    analog_cells: MappingProxyType[str, AnalogCell]
+    min_training_bits: float
+    """Fewest effective bits of an analog matmul that training tolerates (analog.toml)."""
 
     def family(self, family_id: str) -> Family:
         """A family by id; unknown ids get the ``unknown`` family's values."""
@@ -192,9 +240,29 @@ def load_technology(folder: Path | None = None) -> Technology:
         key: Family(id=key, **{**values, "sources": MappingProxyType(values["sources"])})
         for key, values in _entries(folder / "families.toml", FAMILY_SCHEMA).items()
     }
+    analog_path = folder / "analog.toml"
+    analog_data = dict(read_toml(analog_path))
+    bits = check(
+        {"min_training_bits": analog_data.pop("min_training_bits", None) or {}},
+        ANALOG_FILE_SCHEMA,
+        analog_path,
+    )["min_training_bits"]["value"]
+    analog_cells = {
+        key: AnalogCell(id=key, **{**values, "sources": MappingProxyType(values["sources"])})
+        for key, values in check(
+            analog_data, Table({}, open_keys=True, entry=ANALOG_SCHEMA), analog_path
+        ).items()
+    }
+    for key, cell in analog_cells.items():
+        if cell.reference_node not in nodes:
+            raise InputError(
+                analog_path, f"{key}.reference_node", f"one of {list(nodes)}", cell.reference_node
+            )
     return Technology(
         MappingProxyType(nodes),
         MappingProxyType(memories),
         MappingProxyType(silicon),
         MappingProxyType(families),
+        MappingProxyType(analog_cells),
+        float(bits),
     )

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from dse.catalog._paths import catalog_ids, resolve
 from dse.catalog._schema import Field, Table, check
@@ -19,6 +21,30 @@ from dse.errors import InputError
 from dse.files import read_toml
 
 PRECISIONS = ("bf16", "fp8", "fp4")
+ALGORITHMS_PATH = Path(__file__).parents[1] / "algorithms.toml"
+ALGORITHMS = ("backprop", "forward_forward", "equilibrium_propagation")
+"""Ids of the training algorithms (``dse/algorithms.toml``, checked by the tests)."""
+ALGORITHM_SCHEMA = Table(
+    {
+        "name": Field("str"),
+        "forward_gemms": Field(minimum=0.0, maximum=10_000.0),
+        "input_gradient_gemms": Field(minimum=0.0, maximum=10_000.0),
+        "weight_gradient_gemms": Field(minimum=0.0, maximum=10_000.0),
+    },
+    sourced=True,
+)
+
+_ALGORITHM_GEMMS = ("forward_gemms", "input_gradient_gemms", "weight_gradient_gemms")
+
+
+@cache
+def training_algorithms() -> dict[str, dict[str, float | str]]:
+    """The training algorithms of ``dse/algorithms.toml`` by id (docs/model.md §2.10):
+    GEMMs per linear layer and token as multiples of one forward GEMM."""
+    data = read_toml(ALGORITHMS_PATH)
+    return check(data, Table({}, open_keys=True, entry=ALGORITHM_SCHEMA), ALGORITHMS_PATH)
+
+
 FFN_KINDS = ("swiglu", "gelu")
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 """Compute-optimal tokens per parameter (Hoffmann et al. 2022, arXiv:2203.15556)."""
@@ -104,6 +130,12 @@ WORKLOAD_SCHEMA = Table(
                 "seq_len": _count("seq_len", required=True),
                 "global_batch_tokens": _count("global_batch_tokens"),
                 "precision": Field("str", required=False, default="bf16", choices=PRECISIONS),
+                "algorithm": Field(
+                    "str",
+                    required=False,
+                    default="backprop",
+                    choices=ALGORITHMS,
+                ),
             }
         ),
     }
@@ -156,6 +188,34 @@ class Workload:
     global_batch_default: bool = False
     """True when the file gives no ``global_batch_tokens`` and the batch is the documented
     default (:data:`DEFAULT_BATCH_TOKENS`)."""
+    training_algorithm: str = "backprop"
+    """``dse/algorithms.toml`` id (docs/model.md §2.10)."""
+    forward_gemms: float = 1.0
+    """Forward-type GEMMs per linear layer and token (forward pass, relaxation iterations)."""
+    input_gradient_gemms: float = 1.0
+    """Input-gradient GEMMs per linear layer and token (0 without backpropagation)."""
+    weight_gradient_gemms: float = 1.0
+    """Weight-update GEMMs per linear layer and token."""
+    analog_linear: bool = False
+    """True for the view of an analog design's digital units: the forward-type and
+    input-gradient GEMMs run in the analog tiles (docs/model.md §2.9). Set by the model only."""
+
+    @property
+    def linear_gemms(self) -> float:
+        """GEMMs per linear layer and token of the training algorithm (backprop: 3)."""
+        return self.forward_gemms + self.input_gradient_gemms + self.weight_gradient_gemms
+
+    @property
+    def analog_linear_gemms(self) -> float:
+        """GEMMs per linear layer and token that analog tiles can run (forward and input
+        gradient)."""
+        return self.forward_gemms + self.input_gradient_gemms
+
+    @property
+    def digital_linear_gemms(self) -> float:
+        """GEMMs per linear layer and token on the digital units: all of them, or the weight
+        updates alone on an analog design (§2.9)."""
+        return self.weight_gradient_gemms if self.analog_linear else self.linear_gemms
 
     @property
     def is_moe(self) -> bool:
@@ -191,6 +251,16 @@ class Workload:
             values["global_batch_default"] = False
         values.update(changes)
         return Workload(**values)
+
+
+def with_algorithm(w: Workload, algorithm: str) -> Workload:
+    """``w`` trained with ``algorithm`` (an id of ``dse/algorithms.toml``, §2.10)."""
+    return w.with_changes(training_algorithm=algorithm, **_algorithm_gemms(algorithm))
+
+
+def _algorithm_gemms(algorithm: str) -> dict[str, Any]:
+    entry = training_algorithms()[algorithm]
+    return {key: float(entry[key]) for key in _ALGORITHM_GEMMS}
 
 
 def shape_params(w: Workload) -> tuple[float, float]:
@@ -330,6 +400,8 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         global_batch_tokens=float(training["global_batch_tokens"] or training["seq_len"]),
         precision=training["precision"],
         shape_only_params=True,
+        training_algorithm=training["algorithm"],
+        **_algorithm_gemms(training["algorithm"]),
     )
     shape_total, shape_active = shape_params(draft)
     total = float(model["total_params"] or shape_total)
@@ -402,12 +474,16 @@ def flops_per_token(w: Workload) -> tuple[float, float]:
     """§2.2 Model FLOPs per training token: (matmul part, attention part).
 
     Matmuls: 6 FLOPs per active parameter that a matmul touches (the input-embedding lookup
-    is no matmul, so untied models drop V·d). Attention scores: 12·L·H·hd·s (PaLM's
+    is no matmul, so untied models drop V·d), times the training algorithm's GEMMs per linear
+    layer over backpropagation's 3 (§2.10). Attention scores: 12·L·H·hd·s (PaLM's
     convention, arXiv:2204.02311 App. B: QKᵀ and AV over the full sequence, ×3 for backward).
     """
     lookup = 0.0 if w.tied_embeddings else w.vocab_size * w.d_model
-    matmul = 6.0 * max(w.active_params - lookup, 0.0)
-    attention = 12.0 * w.layers * w.heads * w.head_dim * w.seq_len
+    # §2.10 other training algorithms: their GEMMs per linear layer over backprop's three
+    # (attention scores are recomputed with every pass).
+    passes = w.linear_gemms / 3.0
+    matmul = 6.0 * max(w.active_params - lookup, 0.0) * passes
+    attention = 12.0 * w.layers * w.heads * w.head_dim * w.seq_len * passes
     return matmul, attention
 
 

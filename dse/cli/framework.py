@@ -214,6 +214,11 @@ def roadmap(
         )
         for step in steps:
             click.echo(f"{step['lever']}: {step['note']}")
+        # The revolutionary levers rest on assumptions no published run checks: print them.
+        for step in steps:
+            if step["kind"] == "revolutionary":
+                infeasible = "" if step["feasible"] else " [infeasible design]"
+                click.echo(f"\n{step['lever']} assumes{infeasible}: {step['assumption']}")
     if plot:
         from dse.framework.plots import roadmap_plot
 

@@ -9,7 +9,8 @@ tables. A change is one operation on one named target, with its ``source``:
 target              what it names
 ==================  =====================================================================
 ``workload.F``      a workload field: ``tokens``, ``active_params``, ``global_batch_tokens``,
-                    ``precision``, or ``moe_k`` (K = total / active parameters; see
+                    ``precision``, ``training_algorithm`` (an id of ``dse/algorithms.toml``),
+                    or ``moe_k`` (K = total / active parameters; see
                     :mod:`dse.framework.moe`)
 ``settings.F``      any model default of ``dse/defaults.toml`` (``goodput``, ``dp_overlap``…)
 ``design.F``        any design column (``node``, ``hbm_generation``, ``unit_price_usd``…)
@@ -45,7 +46,7 @@ import numpy as np
 
 from dse.catalog._schema import Field, Table, check
 from dse.catalog.technology import Memory, Node, Technology, load_technology
-from dse.catalog.workloads import PRECISIONS, Workload
+from dse.catalog.workloads import PRECISIONS, Workload, training_algorithms, with_algorithm
 from dse.designs import CATEGORICAL, Designs
 from dse.errors import InputError
 from dse.files import read_toml
@@ -61,7 +62,14 @@ LEVERS_PATH = Path(__file__).resolve().parents[1] / "levers.toml"
 
 KINDS = ("evolutionary", "revolutionary")
 OPS = ("set", "scale", "at_most", "next", "rated")
-WORKLOAD_TARGETS = ("tokens", "active_params", "global_batch_tokens", "precision", "moe_k")
+WORKLOAD_TARGETS = (
+    "tokens",
+    "active_params",
+    "global_batch_tokens",
+    "precision",
+    "moe_k",
+    "training_algorithm",
+)
 TECHNOLOGY_TABLES: dict[str, type] = {"node": Node, "memory": Memory}
 _TABLE_ATTRIBUTES = {"node": "nodes", "memory": "memories"}
 """A lever's technology table name → the :class:`~dse.catalog.technology.Technology` table."""
@@ -171,6 +179,8 @@ def _rule(target: str) -> _Rule | None:
     """The rule of ``target``, or None when no such target exists."""
     space, _, name = target.partition(".")
     if space == "workload" and name in WORKLOAD_TARGETS:
+        if name == "training_algorithm":
+            return _Rule(("set",), choices=tuple(training_algorithms()))
         return _Rule(("set",), choices=PRECISIONS) if name == "precision" else _Rule(_NUMERIC_OPS)
     if space == "settings" and name in Settings.names():
         if isinstance(getattr(load_settings(), name), bool):
@@ -318,6 +328,8 @@ def _apply(state: State, change: Change, path: Path, key: str) -> State:
 def _apply_workload(w: Workload, change: Change, name: str, path: Path, key: str) -> Workload:
     if name == "precision":
         return w.with_changes(precision=change.value)
+    if name == "training_algorithm":
+        return with_algorithm(w, str(change.value))
     if name == "moe_k":
         return mixture_of_experts(w, _number(w.moe_k, change), source=f"{path}: {key}")
     value = _number(getattr(w, name), change)
@@ -372,7 +384,8 @@ def _apply_technology(state: State, change: Change, name: str) -> Technology:
         )
 
     attribute = _TABLE_ATTRIBUTES[table]
-    return replace(technology, **{attribute: scaled(getattr(technology, attribute))})
+    changes: dict[str, Any] = {attribute: scaled(getattr(technology, attribute))}
+    return replace(technology, **changes)
 
 
 def _show(value: object) -> str:

@@ -11,13 +11,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dse.catalog.technology import Technology
+from dse.catalog.technology import Technology, load_technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
 from dse.model.economics import Economics, evaluate_economics
 from dse.model.plans import RECOMPUTE, SCHEDULES, Plans, candidate_plans
 from dse.model.silicon import Silicon, TechArrays, evaluate_silicon
 from dse.model.training import Training, evaluate_training, precision_flop_s
+from dse.model.training.analog import analog_training, digital_view, merge, take
 from dse.settings import Settings, load_settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -128,7 +129,11 @@ def evaluate(
         max_tp = int(np.max(designs.scale_up_domain)) if len(designs) else 8
         plans = candidate_plans(workload, max_tp=max(max_tp, 1))
     silicon = evaluate_silicon(designs, technology)
-    training = evaluate_training(designs, silicon, workload, plans, settings)
+    training = _training(designs, silicon, workload, plans, settings)
+    tables = technology if isinstance(technology, Technology) else load_technology()
+    training, analog_constraints = analog_training(
+        designs, silicon, training, plans, workload, settings, tables
+    )
     economics = evaluate_economics(designs, silicon, training, settings)
     precision = workload.precision
     # The training format's peak, or the 16-bit one where the format is missing or slower.
@@ -145,7 +150,7 @@ def evaluate(
         "avg_chip_power_w": training.avg_chip_power_w,
         "cluster_power_mw": economics.cluster_power_mw,
         "memory_per_chip_gb": training.memory_per_chip_gb,
-        "peak_tflop_s": peak / 1e12,
+        "peak_tflop_s": (peak + silicon.analog.peak_flop_s) / 1e12,
         "hbm_bandwidth_tb_s": silicon.hbm_bandwidth_tb_s,
         "hbm_capacity_gb": silicon.hbm_capacity_gb,
         "die_area_mm2": silicon.die_area_mm2,
@@ -172,10 +177,30 @@ def evaluate(
     over = training.memory_per_chip_gb / usable_gb - 1.0
     # No plan at all can run (e.g. fewer chips than one model replica needs): infeasible too.
     constraints["g_memory"] = np.where(training.fits, over, np.maximum(over, 1e-6))
+    constraints.update(analog_constraints)
     constraints.update(extra_constraints or {})
     G = np.column_stack(list(constraints.values()))
     feasible = np.all(G <= 0.0, axis=1) & np.all(np.isfinite(G), axis=1)
     return Metrics(columns, plan, constraints, feasible, silicon, training, economics)
+
+
+def _training(
+    designs: Designs, silicon: Silicon, workload: Workload, plans: Plans, settings: Settings
+) -> Training:
+    """The plan search (§2); designs with analog tiles search theirs on the digital view of the
+    workload (§2.9), each group vectorized."""
+    analog = silicon.analog.present
+    if not analog.any():
+        return evaluate_training(designs, silicon, workload, plans, settings)
+    parts = []
+    for rows, view in ((~analog, workload), (analog, digital_view(workload))):
+        index = np.flatnonzero(rows)
+        if index.size:
+            part = evaluate_training(
+                designs.take(index), take(silicon, index), view, plans, settings
+            )
+            parts.append((index, part))
+    return merge(parts, len(designs))
 
 
 SILICON_LIMITS = ("g_die_area", "g_power_density", "g_tdp_headroom")
@@ -190,6 +215,8 @@ def infeasibility_reasons(metrics: Metrics, i: int, skip: tuple[str, ...] = ()) 
         "g_power_density": "TDP per mm² of silicon exceeds the cooling limit",
         "g_tdp_headroom": "static and memory power alone exceed the TDP",
         "g_memory": "no parallelism plan fits the model in HBM on these chips",
+        "g_endurance": "the run's weight writes exceed the analog cells' endurance",
+        "g_precision": "the analog cells' effective bits are below what training tolerates",
     }
     return [
         text.get(name, f"{name} > 0")

@@ -31,6 +31,7 @@ class TechArrays:
     node: dict[str, FloatArray]
     memory: dict[str, FloatArray]
     silicon: Any
+    analog: dict[str, FloatArray]
 
 
 @cache
@@ -50,7 +51,16 @@ def _tech_arrays(technology: Technology) -> TechArrays:
         k: np.array([float(getattr(m, k)) for m in technology.memories.values()])
         for k in memory_keys
     }
-    return TechArrays(node=node, memory=memory, silicon=technology.silicon)
+    cells = list(technology.analog_cells.values())
+    analog_keys = [
+        k for k in vars(cells[0]) if k not in ("id", "name", "sources", "reference_node")
+    ]
+    analog = {k: np.array([float(getattr(c, k)) for c in cells]) for k in analog_keys}
+    # The node a tile's area was published at, as its SRAM bitcell area (the area's scale).
+    analog["reference_bitcell_um2"] = np.array(
+        [technology.nodes[c.reference_node].sram_bitcell_um2 for c in cells]
+    )
+    return TechArrays(node=node, memory=memory, silicon=technology.silicon, analog=analog)
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class Silicon:
     power_density_w_per_mm2: FloatArray
     constraints: dict[str, FloatArray]
     dvfs_exponent: float | FloatArray  # dynamic power ∝ clock^exponent (§1.7); (n,) when drawn
+    analog: Analog  # the analog in-memory tiles (§1.9)
 
     @property
     def sixteen_bit_peak_flop_s(self) -> FloatArray:
@@ -93,6 +104,67 @@ class Silicon:
     def sustained_flop_s(self, fmt: str) -> FloatArray:
         """Dense FLOP/s in ``fmt`` at the sustained (TDP-limited) clock, shape ``(n,)``."""
         return self.peak_flop_s[fmt] * self.sustained_clock_ghz[fmt] / self.clock_ghz
+
+
+@dataclass(frozen=True)
+class Analog:
+    """§1.9 The analog in-memory compute tiles of ``n`` designs; arrays of shape ``(n,)``.
+
+    ``weight_capacity`` counts weights (tiles × rows × cols); ``peak_flop_s`` is 2 FLOPs per
+    MAC of every tile at once; energies include the converters. Designs without tiles have
+    zeros (and ``present`` False).
+    """
+
+    present: np.ndarray
+    tiles: FloatArray
+    area_mm2: FloatArray
+    weight_capacity: FloatArray
+    peak_flop_s: FloatArray
+    energy_pj_per_flop: FloatArray
+    full_load_power_w: FloatArray
+    rows: FloatArray
+    devices_per_weight: FloatArray
+    row_write_s: FloatArray
+    write_energy_pj: FloatArray
+    endurance_cycles: FloatArray
+    effective_bits: FloatArray
+
+
+def analog_tiles(designs: Designs, tech: TechArrays) -> Analog:
+    """§1.9 Area, weight capacity, peak MAC rate and energies of the analog tiles.
+
+    A tile's area scales from its published node with the SRAM bitcell area (crossbar and
+    pitch-matched converters shrink like memory); its MVM latency and MAC energy do not scale
+    (converter-limited). Peak = tiles × rows × cols MACs per MVM latency.
+    """
+    cell = designs.analog_cell
+    a = tech.analog
+    tiles = designs.analog_tiles * (a["rows"][cell] > 0)
+    weights_per_tile = a["rows"][cell] * a["cols"][cell]
+    area = (
+        tiles
+        * a["tile_area_mm2"][cell]
+        * tech.node["sram_bitcell_um2"][designs.node]
+        / a["reference_bitcell_um2"][cell]
+    )
+    macs_per_s = tiles * weights_per_tile / (a["mvm_latency_ns"][cell] * 1e-9)
+    energy_pj = a["mac_energy_fj"][cell] * 1e-3 / 2.0  # per FLOP: 2 FLOPs per MAC
+    peak = 2.0 * macs_per_s
+    return Analog(
+        present=tiles > 0,
+        tiles=tiles,
+        area_mm2=area,
+        weight_capacity=tiles * weights_per_tile,
+        peak_flop_s=peak,
+        energy_pj_per_flop=energy_pj,
+        full_load_power_w=peak * energy_pj * PICO,
+        rows=a["rows"][cell],
+        devices_per_weight=a["devices_per_weight"][cell],
+        row_write_s=a["row_write_us"][cell] * 1e-6,
+        write_energy_pj=a["write_energy_pj"][cell],
+        endurance_cycles=a["endurance_cycles"][cell],
+        effective_bits=a["effective_bits"][cell],
+    )
 
 
 def peak_flop_s(designs: Designs) -> dict[str, FloatArray]:
@@ -148,7 +220,8 @@ def die_area(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray
     phy_mm2 = designs.hbm_stacks / dies * tech.memory["phy_area_mm2"][designs.hbm_generation]
     uncore_mm2 = area["uncore_mm2_at_n7"] / scale
     io_mm2 = area["io_base_mm2"] + area["serdes_mm2_per_gb_s"] * (serdes_gb_s(designs)) / dies
-    return unit_mm2, units_per_die * unit_mm2 + sram_mm2 + phy_mm2 + uncore_mm2 + io_mm2
+    die_mm2 = units_per_die * unit_mm2 + sram_mm2 + phy_mm2 + uncore_mm2 + io_mm2
+    return unit_mm2, die_mm2 + analog_tiles(designs, tech).area_mm2 / dies
 
 
 def serdes_gb_s(designs: Designs) -> FloatArray:
@@ -213,6 +286,7 @@ def evaluate_silicon(
     peaks = peak_flop_s(designs)
     bandwidth_tb_s, capacity_gb = hbm(designs, tech)
     unit_mm2, die_mm2 = die_area(designs, tech)
+    analog = analog_tiles(designs, tech)
     dies = designs.dies_per_package
     silicon_mm2 = die_mm2 * dies
 
@@ -249,14 +323,15 @@ def evaluate_silicon(
     compute_w: dict[str, FloatArray] = {}
     full_w: dict[str, FloatArray] = {}
     clocks: dict[str, FloatArray] = {}
-    headroom_w = designs.tdp_w - static_w - hbm_full_w
+    # The analog tiles run at their fixed rate: their full-load power comes off the headroom.
+    headroom_w = designs.tdp_w - static_w - hbm_full_w - analog.full_load_power_w
     for fmt in FORMATS:
         energy[fmt] = (
             tech.node[f"energy_{_ENERGY_KEY[fmt]}_pj_per_flop"][designs.node]
             * designs.energy_per_flop_scale
         )
         compute_w[fmt] = peaks[fmt] * energy[fmt] * PICO
-        full_w[fmt] = static_w + hbm_full_w + compute_w[fmt]
+        full_w[fmt] = static_w + hbm_full_w + compute_w[fmt] + analog.full_load_power_w
         ratio = np.clip(headroom_w / np.maximum(compute_w[fmt], 1e-12), 0.0, None) ** (
             1.0 / power["dvfs_exponent"]
         )
@@ -295,6 +370,7 @@ def evaluate_silicon(
         power_density_w_per_mm2=density,
         constraints=constraints,
         dvfs_exponent=power["dvfs_exponent"],
+        analog=analog,
     )
 
 
@@ -316,7 +392,12 @@ def tdp_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
         {name: [value] for name, value in {**row, "num_chips": 1.0}.items()}
     )
     silicon = evaluate_silicon(designs, technology)
-    headroom_w = designs.tdp_w - silicon.static_power_w - silicon.hbm_power_full_w
+    headroom_w = (
+        designs.tdp_w
+        - silicon.static_power_w
+        - silicon.hbm_power_full_w
+        - silicon.analog.full_load_power_w
+    )
     scales = [
         headroom_w / silicon.compute_power_peak_w[fmt]
         for fmt in FORMATS

@@ -115,7 +115,7 @@ def perturbed(
             )
     rows = np.arange(n, dtype=np.int64)
     designs = designs.replace(node=rows, hbm_generation=rows, **columns)
-    tech = TechArrays(node=node, memory=memory, silicon=silicon)
+    tech = TechArrays(node=node, memory=memory, silicon=silicon, analog=base.analog)
     # Settings hold arrays of shape (n,) here: the model broadcasts them per design.
     return designs, tech, replace(settings, **setting_values)  # type: ignore[arg-type]
 

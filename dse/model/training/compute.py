@@ -61,7 +61,9 @@ def layer_linear_time_s(
 ) -> FloatArray:
     """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
     rank, averaged over dense and MoE layers: each linear runs three GEMMs of equal size
-    (forward Y = X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X)."""
+    (forward Y = X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X), of which
+    ``w.digital_linear_gemms`` on the digital units (§2.9: analog tiles run the first two)."""
+    gemms = w.digital_linear_gemms
     d, hd = float(w.d_model), float(w.head_dim)
     ob = OPERAND_BYTES.get(w.precision, 2.0)
 
@@ -72,7 +74,7 @@ def layer_linear_time_s(
     attention = linear(d, (w.heads + 2.0 * w.kv_heads) * hd / tp) + linear(w.heads * hd / tp, d)
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
-        return 3.0 * (attention + dense_mlp)
+        return gemms * (attention + dense_mlp)
     # Expert tensor parallelism 1: each rank routes its tokens/tp (sequence-parallel) tokens;
     # the ep ranks' local experts see ep·(tokens/tp)·k/E tokens each, at full expert width.
     expert_tokens = tokens / tp * w.experts_per_token * ep / w.experts
@@ -87,7 +89,7 @@ def layer_linear_time_s(
         shared = w.shared_experts * w.moe_ffn_dim
         moe_mlp = moe_mlp + linear(d, up_width * shared) + linear(shared / tp, d)
     moe_fraction = (w.layers - w.dense_layers) / w.layers
-    return 3.0 * (attention + (1.0 - moe_fraction) * dense_mlp + moe_fraction * moe_mlp)
+    return gemms * (attention + (1.0 - moe_fraction) * dense_mlp + moe_fraction * moe_mlp)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings)
     )
     # Causal attention computes half the score matrix; the model-FLOP convention counts it all.
     attention_s = 0.5 * stage_attention / (attention_eff * g.attention_rate)
-    logits_s = 3.0 * gemm_time_s(
+    logits_s = w.digital_linear_gemms * gemm_time_s(
         lay.tokens_mb,
         w.vocab_size / g.tp,
         float(w.d_model),

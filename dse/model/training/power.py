@@ -71,7 +71,9 @@ def average_power_w(
     the score matrix) in 16-bit."""
     matmul_per_token, attention_per_token = flops_per_token(w)
     tokens_step = w.global_batch_sequences * w.seq_len
-    matmul_flops = tokens_step * matmul_per_token * matmul_redo / chips_used
+    # §2.9 on analog designs only the weight-gradient third of the matmuls runs digitally.
+    digital_share = w.digital_linear_gemms / w.linear_gemms
+    matmul_flops = tokens_step * matmul_per_token * digital_share * matmul_redo / chips_used
     attention_flops = 0.5 * tokens_step * attention_per_token * attention_redo / chips_used
     matmul_pj, matmul_clock = _executed_format(silicon, w.precision, rows)
     attention_pj, attention_clock = _executed_format(silicon, "bf16", rows)

@@ -1,0 +1,142 @@
+"""§2.9 Training on designs with analog in-memory compute (AIMC) tiles; arrays ``(n,)``.
+
+What runs where (docs/model.md §2.9):
+
+* the analog tiles run the forward and the input-gradient matmul of every weight layer (two of
+  its three GEMMs), weights stationary in the arrays;
+* the digital tensor units run the weight-gradient GEMM, attention scores, nonlinearities,
+  normalization and the optimizer, from a digital master copy of the weights, gradients and
+  optimizer state in HBM (memory is counted as on a digital chip);
+* after every optimizer step the updated weights are programmed into the arrays (one write per
+  cell per step); where a chip's share of the weights exceeds its arrays' capacity, the arrays
+  are rewritten twice per step (forward and backward pass) for every capacity's worth of weights
+  they hold in turn, assuming a schedule that runs all micro-batches of a step through one
+  resident set before the next (optimistic);
+* tiles hold only the weights of their chip's pipeline stage and tensor shard, so only the
+  tiles holding weights compute: the analog rate is peak × min(1, weights per chip / capacity).
+
+The digital part is the ordinary plan search on a workload view whose linear layers run one GEMM
+digitally (:func:`digital_view`); this module adds the analog time, the weight writes and their
+energy to the chosen plan, and the endurance and precision constraints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from dse.catalog.technology import Technology
+from dse.catalog.workloads import Workload, flops_per_token
+from dse.designs import Designs, FloatArray
+from dse.model.plans import Plans
+from dse.model.silicon import Silicon
+from dse.model.training.grid import FULL, precision_flop_s
+from dse.model.training.step import Training
+from dse.settings import Settings
+from dse.units import BITS_PER_BYTE, PICO, TERA
+
+
+def digital_view(w: Workload) -> Workload:
+    """The workload as the digital units of an analog design see it: the weight updates of
+    each linear layer (backprop: one GEMM of three)."""
+    return replace(w, analog_linear=True)
+
+
+def take(value: Any, index: np.ndarray) -> Any:
+    """``value`` (a result dataclass, dict of arrays or array of shape ``(n,)``) at ``index``."""
+    if isinstance(value, np.ndarray):
+        return value[index]
+    if isinstance(value, dict):
+        return {k: take(v, index) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(
+            value, **{f.name: take(getattr(value, f.name), index) for f in fields(value)}
+        )
+    return value
+
+
+def merge(parts: list[tuple[np.ndarray, Training]], n: int) -> Training:
+    """One :class:`Training` of ``n`` rows from parts evaluated on disjoint row ``index``es."""
+    out: dict[str, np.ndarray] = {}
+    for f in fields(Training):
+        first = getattr(parts[0][1], f.name)
+        column = np.empty(n, dtype=first.dtype)
+        for index, part in parts:
+            column[index] = getattr(part, f.name)
+        out[f.name] = column
+    return Training(**out)
+
+
+def weights_per_chip(w: Workload, tp: FloatArray, pp: FloatArray, ep: FloatArray) -> FloatArray:
+    """§2.9 Weights one chip's arrays must hold: its tensor shard of its pipeline stage, the
+    routed experts sharded by expert parallelism (expert tensor parallelism 1)."""
+    experts = w.expert_params
+    return (w.total_params - experts) / (tp * pp) + experts / (pp * ep)
+
+
+def analog_training(
+    designs: Designs,
+    silicon: Silicon,
+    training: Training,
+    plans: Plans,
+    w: Workload,
+    settings: Settings,
+    technology: Technology,
+) -> tuple[Training, dict[str, FloatArray]]:
+    """§2.9 ``training`` with the analog time, writes and energy added on designs with tiles,
+    and the constraints ``g_endurance`` and ``g_precision`` (−1 on digital designs)."""
+    a = silicon.analog
+    n = len(designs)
+    g_endurance = np.full(n, -1.0)
+    g_precision = np.full(n, -1.0)
+    rows = np.flatnonzero(a.present)
+    if rows.size == 0:
+        return training, {"g_endurance": g_endurance, "g_precision": g_precision}
+    t = take(training, rows)
+    an = take(a, rows)
+    index = t.plan_index
+    tp, pp, ep = plans.tp[index], plans.pp[index], plans.ep[index]
+    redo = np.where(plans.recompute[index] == FULL, 4.0 / 3.0, 1.0)
+    matmul_per_token, _ = flops_per_token(w)
+    tokens_step = w.global_batch_sequences * w.seq_len
+    analog_share = w.analog_linear_gemms / w.linear_gemms
+    analog_flops = analog_share * tokens_step * matmul_per_token * redo / t.chips_used
+    resident = weights_per_chip(w, tp, pp, ep)
+    overflow = resident / an.weight_capacity
+    used = np.minimum(overflow, 1.0)
+    # Pipeline bubbles stretch the arrays' time like the digital units'.
+    analog_s = analog_flops / (an.peak_flop_s * used) / (1.0 - t.bubble_fraction)
+    writes_per_step = np.where(overflow <= 1.0, 1.0, 2.0 * overflow)
+    held = np.minimum(resident, an.weight_capacity)
+    # Programming is row-serial in each tile (all tiles in parallel), and the weights come
+    # from HBM at the cells' effective bits.
+    hbm_b_s = silicon.hbm_bandwidth_tb_s[rows] * TERA * settings.hbm_efficiency
+    write_s = writes_per_step * np.maximum(
+        an.rows * an.row_write_s, held * an.effective_bits / BITS_PER_BYTE / hbm_b_s
+    )
+    cells = held * an.devices_per_weight
+    write_j = writes_per_step * cells * an.write_energy_pj * PICO
+    analog_j = analog_flops * an.energy_pj_per_flop * PICO
+    extra_s = analog_s + write_s
+    step = t.step_time_s + extra_s
+    static_w = silicon.static_power_w[rows]
+    power = (t.avg_chip_power_w * t.step_time_s + static_w * extra_s + analog_j + write_j) / step
+    power = np.minimum(power, designs.tdp_w[rows])
+    digital_peak = precision_flop_s(take(silicon, rows), w.precision)[2]
+    peak_ratio = digital_peak / (digital_peak + an.peak_flop_s)
+    slower = t.step_time_s / step
+    adjusted = replace(
+        t,
+        step_time_s=step,
+        compute_time_s=t.compute_time_s + extra_s,
+        training_time_s=t.steps * step / settings.goodput,
+        mfu=t.mfu * slower * peak_ratio,
+        hfu=t.hfu * slower * peak_ratio,
+        avg_chip_power_w=power,
+    )
+    out = merge([(np.flatnonzero(~a.present), take(training, ~a.present)), (rows, adjusted)], n)
+    g_endurance[rows] = t.steps * writes_per_step / an.endurance_cycles - 1.0
+    g_precision[rows] = technology.min_training_bits / an.effective_bits - 1.0
+    return out, {"g_endurance": g_endurance, "g_precision": g_precision}

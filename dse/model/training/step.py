@@ -72,16 +72,42 @@ class Training:
 
 
 def evaluate_training(
-    designs: Designs, silicon: Silicon, workload: Workload, plans: Plans, settings: Settings
+    designs: Designs,
+    silicon: Silicon,
+    workload: Workload,
+    plans: Plans,
+    settings: Settings,
+    *,
+    exhaustive: bool = False,
 ) -> Training:
-    """Search the plans for every design and return the results at the fastest plan that fits."""
+    """Search the plans for every design and return the results at the fastest plan that fits.
+
+    The bounded search (:mod:`dse.model.training.plan_search`) skips the plans that cannot
+    win; ``exhaustive=True`` evaluates every plan (the reference; same results).
+    """
+    from dse.model.training.plan_search import MIN_PLANS, SEARCH_CHUNK_CELLS, plan_bounds
+    from dse.model.training.plan_search import search_chunk
+
     n = len(designs)
-    chunk = max(MIN_CHUNK_DESIGNS, CHUNK_CELLS // max(len(plans), 1))
-    starts = range(0, n, chunk) if n else range(1)
-    parts = [
-        _evaluate_chunk(designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n)))
-        for a in starts
-    ]
+    if exhaustive or len(plans) < MIN_PLANS:
+        chunk = max(MIN_CHUNK_DESIGNS, CHUNK_CELLS // max(len(plans), 1))
+        starts = range(0, n, chunk) if n else range(1)
+        parts = [
+            _evaluate_chunk(
+                designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n))
+            )
+            for a in starts
+        ]
+    else:
+        bounds = plan_bounds(plans, workload, settings)
+        chunk = max(MIN_CHUNK_DESIGNS, SEARCH_CHUNK_CELLS // len(plans))
+        starts = range(0, n, chunk) if n else range(1)
+        parts = [
+            search_chunk(
+                designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n)), bounds
+            )
+            for a in starts
+        ]
     return Training(
         **{
             name: np.concatenate([getattr(p, name) for p in parts])

@@ -1,0 +1,209 @@
+"""§2.4 The plan search, bounded: the fastest plan that fits without evaluating every plan.
+
+The exhaustive search (:func:`dse.model.training.step.evaluate_training` with
+``exhaustive=True``) evaluates all ``n × k`` (design, plan) cells. This one evaluates only the
+cells that could still win, and returns the same plan:
+
+1. A lower bound of every cell's step time from a few numbers per plan and per design: the
+   matmul, attention and memory-bound work of one micro-batch on one stage at the sustained
+   rates and the *largest* efficiencies (no roofline, no kernel latency), plus the
+   tensor-parallel, pipeline and MoE traffic that no overlap can hide at the faster of the
+   links, times the fewest micro-batches the cluster allows (``B·t·p·c / (b·N)``, at least 1)
+   plus the bubble. The plan part is a ``(J, k)`` matrix computed once per workload, the design
+   part an ``(n, J)`` matrix: the bound is one matrix product and a few element-wise passes.
+   Cells that cannot run at all (a replica larger than the cluster, tp beyond the scale-up
+   domain) get an infinite bound.
+2. Rounds. Per design, a threshold starts at 1.25× its smallest bound; the model evaluates
+   exactly (:func:`~dse.model.training.step.step_model`, on the gathered cells only) every cell
+   whose bound is within the threshold. Once a plan that fits is known, the threshold becomes
+   the best step time that fits; while none is known it grows 4× (at least to the next bound).
+   A design is done when no cell with a bound ≤ its threshold is left.
+3. The choice runs on the ``(n, k)`` matrices of evaluated cells (infinite where not
+   evaluated) with the exhaustive search's own :func:`~dse.model.training.step._choose`.
+
+Why it is exact: a skipped cell's bound exceeds the best step time that fits, so its step time
+does too; every cell that ties with the best is evaluated (``≤``), so ``argmin`` breaks ties
+by the lowest plan index as before; a design with no plan that fits evaluates every cell that
+can run, so the least-memory fallback is the same. Bounds are scaled by ``1 − 1e-9`` against
+rounding. The results are then computed at the chosen cells by the same code as the
+exhaustive search, so every metric is identical, and no design's result depends on the
+designs evaluated with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dse.catalog.workloads import Workload, flops_per_token
+from dse.designs import Designs, FloatArray
+from dse.model.plans import Plans
+from dse.model.silicon import Silicon
+from dse.model.training.collectives import ring_time
+from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
+from dse.model.training.grid import FULL, NONE, Grid, build_grid
+from dse.model.training.memory import _per_token_layer_bytes
+from dse.model.training.schedule import pipeline_bubble_slots
+from dse.model.training.step import CHUNK_CELLS, Training, _choose, chosen_results, step_model
+from dse.settings import Settings
+
+BOUND_MARGIN = 1e-9
+"""Relative slack taken off every lower bound so that rounding never lets it pass the exact
+step time it bounds."""
+FIRST_THRESHOLD = 1.25
+"""The first round evaluates the cells whose bound is within this factor of the design's
+smallest bound."""
+GROWTH = 4.0
+"""Factor by which the threshold of a design without a plan that fits grows per round."""
+SEARCH_CHUNK_CELLS = 2_000_000
+"""Design × plan cells whose bounds are held at once (a few ``(n, k)`` matrices)."""
+MIN_PLANS = 8
+"""Fewer candidate plans than this go to the exhaustive search (nothing to prune)."""
+
+
+@dataclass(frozen=True)
+class PlanBounds:
+    """The plan side of the lower bound, once per (workload, plans, settings).
+
+    ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
+    features of :func:`_design_features`; ``replica_batches`` ``(k,)``: ``B·t·p·c / b``
+    (micro-batches per replica times the cluster size); ``slots`` ``(k,)``: bubble slots;
+    ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run.
+    """
+
+    coefficients: FloatArray
+    replica_batches: FloatArray
+    slots: FloatArray
+    replica: FloatArray
+    tp: FloatArray
+
+
+def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
+    """The plan-only parts of the step-time lower bound (§2.3, §2.6, §2.7)."""
+    tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
+    vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
+    dual = plans.dual_pipe > 0
+    layers_per_stage = np.ceil(w.layers / pp)
+    tokens_mb = mb * float(w.seq_len) / cp
+    matmul_redo = np.where(rc == FULL, 4.0 / 3.0, 1.0)
+    attention_redo = np.where(rc == NONE, 1.0, 4.0 / 3.0)
+    # FLOPs of the linear layers and the logits: the GEMM roofline at unit rate and efficiency,
+    # infinite bandwidth and no kernel latency.
+    no_latency = replace(s, gemm_kernel_latency_us=0.0)
+    unit, unbounded = np.ones_like(tp), np.full_like(tp, np.inf)
+    linear_flops = layers_per_stage * layer_linear_time_s(
+        w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency
+    )
+    logits_flops = 3.0 * gemm_time_s(
+        tokens_mb, w.vocab_size / tp, float(w.d_model), unit, unbounded,
+        OPERAND_BYTES["bf16"], 1.0, no_latency,
+    )  # fmt: skip
+    _, attention_per_token = flops_per_token(w)
+    attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
+    per_token_b, moe_fraction = _per_token_layer_bytes(w)
+    layer_b = tokens_mb * per_token_b / tp
+    memory_bytes = s.elementwise_bytes_per_activation_byte * layers_per_stage * layer_b
+    # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
+    message_b = tokens_mb * w.d_model * 2.0
+    tp_collectives = np.where(rc == FULL, 12.0, 8.0) * layers_per_stage
+    tp_bytes = np.where(tp > 1, tp_collectives * ring_time(message_b, tp, unit, s), 0.0)
+    pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
+    link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
+    # MoE all-to-all: max(a/up, b/out) >= (a + b)/(up + out), a + b >= k·(ep − 1)/ep copies.
+    moe_bytes = np.zeros_like(tp)
+    if w.is_moe:
+        count = np.where(rc == FULL, 6.0, 4.0) * layers_per_stage * moe_fraction
+        element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
+        copies = float(w.experts_per_token) * (ep - 1.0) / ep
+        one_b = tokens_mb / tp * w.d_model * element_b * copies / s.collective_efficiency
+        moe_bytes = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
+    coefficients = np.stack(
+        [
+            linear_flops * matmul_redo + logits_flops,
+            attention_flops * attention_redo,
+            memory_bytes * matmul_redo,
+            link_bytes,
+            moe_bytes,
+        ]
+    )
+    replica = tp * pp * cp
+    return PlanBounds(
+        coefficients=np.maximum(coefficients, 0.0),
+        replica_batches=float(w.global_batch_sequences) * replica / mb,
+        slots=pipeline_bubble_slots(pp, vp, dual),
+        replica=replica,
+        tp=tp,
+    )
+
+
+def _design_features(g: Grid, s: Settings) -> FloatArray:
+    """``(n, J)`` design side of the bound: seconds per FLOP of matmuls and of attention at the
+    largest efficiency, per HBM byte, per byte on the faster link, per byte on both links."""
+    gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
+    attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
+    return np.hstack(
+        [
+            1.0 / (gemm_eff * g.gemm_rate),
+            1.0 / (attention_eff * g.attention_rate),
+            1.0 / g.hbm_b_s,
+            1.0 / np.maximum(g.up_b_s, g.out_b_s),
+            1.0 / (g.up_b_s + g.out_b_s),
+        ]
+    )
+
+
+def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
+    """``(n, k)`` lower bounds of the step time (s); infinite where the plan cannot run."""
+    stage = _design_features(g, s) @ bounds.coefficients
+    microbatches = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
+    microbatches += bounds.slots
+    stage *= microbatches
+    stage *= 1.0 - BOUND_MARGIN
+    cannot_run = bounds.replica[None, :] > g.chips
+    if g.tp_searched:
+        cannot_run |= bounds.tp[None, :] > np.maximum(g.domain, 1.0)
+    stage[cannot_run] = np.inf
+    return stage
+
+
+def search_chunk(
+    designs: Designs,
+    silicon: Silicon,
+    w: Workload,
+    plans: Plans,
+    s: Settings,
+    rows: slice,
+    bounds: PlanBounds,
+) -> Training:
+    """The bounded search of ``designs[rows]`` (module docstring) and the results at the
+    chosen plans."""
+    g = build_grid(designs, silicon, w.precision, plans, s, rows)
+    lb = step_lower_bound(g, bounds, s)
+    n, k = lb.shape
+    step = np.full((n, k), np.inf)
+    over = np.full((n, k), np.inf)
+    fits = np.zeros((n, k), bool)
+    valid = np.zeros((n, k), bool)
+    done = np.isinf(lb)  # evaluated, or cannot run
+    threshold = np.min(lb, axis=1) * FIRST_THRESHOLD
+    piece = max(CHUNK_CELLS, 1)
+    while True:
+        design, plan = np.nonzero((lb <= threshold[:, None]) & ~done)
+        if design.size == 0:
+            break
+        done[design, plan] = True
+        for a in range(0, design.size, piece):
+            d, p = design[a : a + piece], plan[a : a + piece]
+            m = step_model(g.cells(d, p), w, s)
+            step[d, p] = m.step_s
+            fits[d, p] = m.fits
+            valid[d, p] = m.lay.valid
+            over[d, p] = m.over
+        best = np.min(np.where(fits, step, np.inf), axis=1)
+        pending = np.min(np.where(done, np.inf, lb), axis=1)
+        threshold = np.where(
+            np.isfinite(best), best, np.maximum(threshold * GROWTH, pending)
+        )
+    chosen, any_fit = _choose(step, fits, valid, over)
+    return chosen_results(designs, silicon, w, s, g, chosen, any_fit)

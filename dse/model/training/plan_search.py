@@ -33,6 +33,7 @@ designs evaluated with it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import ModuleType
 
 import numpy as np
 
@@ -60,6 +61,10 @@ SEARCH_CHUNK_CELLS = 2_000_000
 """Design × plan cells whose bounds are held at once (a few ``(n, k)`` matrices)."""
 MIN_PLANS = 8
 """Fewer candidate plans than this go to the exhaustive search (nothing to prune)."""
+COMPILED_MIN_DESIGNS = 512
+"""Chunks of at least this many designs keep the search's books with the numba kernels of
+:mod:`dse.model.training._kernels` (when numba is installed); smaller ones, such as
+``dse evaluate``'s single design, with numpy and without importing numba."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,10 @@ def search_chunk(
     """The bounded search of ``designs[rows]`` (module docstring) and the results at the
     chosen plans."""
     g = build_grid(designs, silicon, w.precision, plans, s, rows)
+    kernels = _compiled_kernels() if g.chips.shape[0] >= COMPILED_MIN_DESIGNS else None
+    if kernels is not None:
+        chosen, any_fit = _search_compiled(g, w, s, bounds, kernels)
+        return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
     lb = step_lower_bound(g, bounds, s)
     n, k = lb.shape
     step = np.full((n, k), np.inf)
@@ -207,3 +216,59 @@ def search_chunk(
         )
     chosen, any_fit = _choose(step, fits, valid, over)
     return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
+
+
+def _compiled_kernels() -> ModuleType | None:
+    """The numba kernels, or None where numba is not installed."""
+    try:
+        from dse.model.training import _kernels
+    except ImportError:  # pragma: no cover - numba is a dependency; the numpy path remains
+        return None
+    return _kernels
+
+
+def _search_compiled(
+    g: Grid, w: Workload, s: Settings, bounds: PlanBounds, kernels: ModuleType
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
+    the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
+    mask is built. Returns the chosen plan per design and whether it fits."""
+    lb, least = kernels.lower_bounds(
+        _design_features(g, s),
+        bounds.coefficients,
+        bounds.replica_batches,
+        bounds.slots,
+        bounds.replica,
+        bounds.tp,
+        np.ascontiguousarray(g.chips[:, 0]),
+        np.ascontiguousarray(g.domain[:, 0]),
+        g.tp_searched,
+        1.0 - BOUND_MARGIN,
+    )
+    n, k = lb.shape
+    best_s = np.full(n, np.inf)
+    best_plan = np.full(n, k, np.int64)
+    least_over = np.full(n, np.inf)
+    least_plan = np.zeros(n, np.int64)
+    low = np.full(n, -np.inf)
+    high = least * FIRST_THRESHOLD
+    piece = max(CHUNK_CELLS, 1)
+    while True:
+        design, plan, above = kernels.select(lb, low, high)
+        if design.size == 0:
+            break
+        for a in range(0, design.size, piece):
+            d, p = design[a : a + piece], plan[a : a + piece]
+            m = step_model(g.cells(d, p), w, s)
+            kernels.update(
+                d, p,
+                np.ascontiguousarray(np.broadcast_to(m.step_s, d.shape), dtype=np.float64),
+                np.ascontiguousarray(np.broadcast_to(m.fits, d.shape)),
+                np.ascontiguousarray(np.broadcast_to(m.lay.valid, d.shape)),
+                np.ascontiguousarray(np.broadcast_to(m.over, d.shape), dtype=np.float64),
+                best_s, best_plan, least_over, least_plan,
+            )  # fmt: skip
+        found = np.isfinite(best_s)
+        low, high = high, np.where(found, best_s, np.maximum(high * GROWTH, above))
+    any_fit = np.isfinite(best_s)
+    return np.where(any_fit, best_plan, least_plan), any_fit

@@ -1,0 +1,111 @@
+"""numba kernels of the bounded plan search's bookkeeping (dse.model.training.plan_search).
+
+Imported only for chunks large enough to repay numba's import and (cached) compilation; the
+physics stays in the numpy mechanisms. Each kernel loops over designs, so no ``(n, k)``
+temporaries are made beyond the matrix of bounds itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def lower_bounds(
+    features: np.ndarray,
+    coefficients: np.ndarray,
+    replica_batches: np.ndarray,
+    slots: np.ndarray,
+    replica: np.ndarray,
+    tp: np.ndarray,
+    chips: np.ndarray,
+    domain: np.ndarray,
+    tp_searched: bool,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, k)`` step-time bounds (infinite where the plan cannot run) and each row's least."""
+    n, j_terms = features.shape
+    k = coefficients.shape[1]
+    bounds = np.empty((n, k))
+    least = np.full(n, np.inf)
+    for i in range(n):
+        top_tp = max(domain[i], 1.0)
+        inverse_chips = 1.0 / chips[i]
+        for p in range(k):
+            if replica[p] > chips[i] or (tp_searched and tp[p] > top_tp):
+                bounds[i, p] = np.inf
+                continue
+            stage = 0.0
+            for j in range(j_terms):
+                stage += features[i, j] * coefficients[j, p]
+            value = stage * (max(inverse_chips * replica_batches[p], 1.0) + slots[p]) * scale
+            bounds[i, p] = value
+            if value < least[i]:
+                least[i] = value
+    return bounds, least
+
+
+@njit(cache=True, nogil=True)
+def select(
+    bounds: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells with ``low < bound <= high`` (finite) of their row, row-major; and each row's
+    least finite bound above ``high`` (infinite when none)."""
+    n, k = bounds.shape
+    count = 0
+    above = np.full(n, np.inf)
+    for i in range(n):
+        lo, hi = low[i], high[i]
+        for p in range(k):
+            v = bounds[i, p]
+            if v == np.inf:
+                continue
+            if v > hi:
+                if v < above[i]:
+                    above[i] = v
+            elif v > lo:
+                count += 1
+    design = np.empty(count, np.int64)
+    plan = np.empty(count, np.int64)
+    c = 0
+    for i in range(n):
+        lo, hi = low[i], high[i]
+        if hi <= lo:
+            continue
+        for p in range(k):
+            v = bounds[i, p]
+            if lo < v <= hi and v != np.inf:
+                design[c] = i
+                plan[c] = p
+                c += 1
+    return design, plan, above
+
+
+@njit(cache=True, nogil=True)
+def update(
+    design: np.ndarray,
+    plan: np.ndarray,
+    step_s: np.ndarray,
+    fits: np.ndarray,
+    valid: np.ndarray,
+    over: np.ndarray,
+    best_s: np.ndarray,
+    best_plan: np.ndarray,
+    least_over: np.ndarray,
+    least_plan: np.ndarray,
+) -> None:
+    """Fold evaluated cells into each design's best plan that fits and its valid plan needing
+    least memory; ties go to the lower plan index, as ``argmin`` breaks them."""
+    for c in range(design.shape[0]):
+        i, p = design[c], plan[c]
+        if fits[c]:
+            s = step_s[c]
+            if s < best_s[i] or (s == best_s[i] and p < best_plan[i]):
+                best_s[i] = s
+                best_plan[i] = p
+        if valid[c]:
+            o = over[c]
+            if o < least_over[i] or (o == least_over[i] and p < least_plan[i]):
+                least_over[i] = o
+                least_plan[i] = p

@@ -115,18 +115,24 @@ def evaluate(
     plans: Plans | None = None,
     extra_constraints: dict[str, FloatArray] | None = None,
     technology: Technology | None = None,
+    *,
+    exhaustive: bool = False,
 ) -> Metrics:
     """Evaluate every design on its cluster for ``workload``; plans searched unless given.
 
     ``technology`` replaces the shipped technology tables (e.g. a lever that changes energy per
-    FLOP); the default is :func:`~dse.catalog.technology.load_technology`.
+    FLOP); the default is :func:`~dse.catalog.technology.load_technology`. ``exhaustive``
+    evaluates every plan for every design instead of the bounded search (same results; the
+    reference in the tests).
     """
     settings = settings or load_settings()
     if plans is None:
         max_tp = int(np.max(designs.scale_up_domain)) if len(designs) else 8
         plans = candidate_plans(workload, max_tp=max(max_tp, 1))
     silicon = evaluate_silicon(designs, technology)
-    training = evaluate_training(designs, silicon, workload, plans, settings)
+    training = evaluate_training(
+        designs, silicon, workload, plans, settings, exhaustive=exhaustive
+    )
     economics = evaluate_economics(designs, silicon, training, settings)
     precision = workload.precision
     # The training format's peak, or the 16-bit one where the format is missing or slower.

@@ -98,9 +98,7 @@ def test_ties_between_plans_go_to_the_lower_plan_index() -> None:
     single = candidate_plans(w, max_tp=8)
     doubled = type(single)(
         **{
-            name: (
-                np.concatenate([value, value]) if isinstance(value, np.ndarray) else value
-            )
+            name: (np.concatenate([value, value]) if isinstance(value, np.ndarray) else value)
             for name, value in vars(single).items()
         }
     )

@@ -85,8 +85,12 @@ def evaluate_training(
     The bounded search (:mod:`dse.model.training.plan_search`) skips the plans that cannot
     win; ``exhaustive=True`` evaluates every plan (the reference; same results).
     """
-    from dse.model.training.plan_search import MIN_PLANS, SEARCH_CHUNK_CELLS, plan_bounds
-    from dse.model.training.plan_search import search_chunk
+    from dse.model.training.plan_search import (
+        MIN_PLANS,
+        SEARCH_CHUNK_CELLS,
+        plan_bounds,
+        search_chunk,
+    )
 
     n = len(designs)
     if exhaustive or len(plans) < MIN_PLANS:

@@ -13,11 +13,15 @@ cells that could still win, and returns the same plan:
    part an ``(n, J)`` matrix: the bound is one matrix product and a few element-wise passes.
    Cells that cannot run at all (a replica larger than the cluster, tp beyond the scale-up
    domain) get an infinite bound.
-2. Rounds. Per design, a threshold starts at 1.25× its smallest bound; the model evaluates
-   exactly (:func:`~dse.model.training.step.step_model`, on the gathered cells only) every cell
-   whose bound is within the threshold. Once a plan that fits is known, the threshold becomes
-   the best step time that fits; while none is known it grows 4× (at least to the next bound).
-   A design is done when no cell with a bound ≤ its threshold is left.
+2. Rounds. Per design, a threshold starts at 1.15× its smallest bound; every cell whose bound
+   is within the threshold is evaluated exactly on the gathered cells only — memory first
+   (:func:`~dse.model.training.step.fit_model`), then the step time
+   (:func:`~dse.model.training.step.step_model`) of the cells that fit. Once a plan that fits
+   is known, the threshold becomes the best step time that fits; while none is known it
+   doubles (at least to the next bound). A design is done when no cell with a bound ≤ its
+   threshold is left. Large chunks keep these books with numba kernels
+   (:mod:`dse.model.training._kernels`); small ones, such as ``dse evaluate``'s one design,
+   with numpy, without importing numba.
 3. The choice runs on the ``(n, k)`` matrices of evaluated cells (infinite where not
    evaluated) with the exhaustive search's own :func:`~dse.model.training.step._choose`.
 
@@ -46,16 +50,23 @@ from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_
 from dse.model.training.grid import FULL, NONE, Grid, build_grid
 from dse.model.training.memory import _per_token_layer_bytes
 from dse.model.training.schedule import pipeline_bubble_slots
-from dse.model.training.step import CHUNK_CELLS, Training, _choose, chosen_results, step_model
+from dse.model.training.step import (
+    CHUNK_CELLS,
+    Training,
+    _choose,
+    chosen_results,
+    fit_model,
+    step_model,
+)
 from dse.settings import Settings
 
 BOUND_MARGIN = 1e-9
 """Relative slack taken off every lower bound so that rounding never lets it pass the exact
 step time it bounds."""
-FIRST_THRESHOLD = 1.25
+FIRST_THRESHOLD = 1.15
 """The first round evaluates the cells whose bound is within this factor of the design's
 smallest bound."""
-GROWTH = 4.0
+GROWTH = 2.0
 """Factor by which the threshold of a design without a plan that fits grows per round."""
 SEARCH_CHUNK_CELLS = 2_000_000
 """Design × plan cells whose bounds are held at once (a few ``(n, k)`` matrices)."""
@@ -257,13 +268,17 @@ def _search_compiled(
             break
         for a in range(0, design.size, piece):
             d, p = design[a : a + piece], plan[a : a + piece]
-            m = step_model(g.cells(d, p), w, s)
+            # Memory first: only the cells that fit need their step time.
+            lay, mem, fits = fit_model(g.cells(d, p), w, s)
+            step_s = np.full(d.shape, np.inf)
+            if fits.any():
+                step_s[fits] = step_model(g.cells(d[fits], p[fits]), w, s).step_s
+            over = mem.total_b / g.capacity_b[d, 0]
             kernels.update(
-                d, p,
-                np.ascontiguousarray(np.broadcast_to(m.step_s, d.shape), dtype=np.float64),
-                np.ascontiguousarray(np.broadcast_to(m.fits, d.shape)),
-                np.ascontiguousarray(np.broadcast_to(m.lay.valid, d.shape)),
-                np.ascontiguousarray(np.broadcast_to(m.over, d.shape), dtype=np.float64),
+                d, p, step_s,
+                np.ascontiguousarray(np.broadcast_to(fits, d.shape)),
+                np.ascontiguousarray(np.broadcast_to(lay.valid, d.shape)),
+                np.ascontiguousarray(np.broadcast_to(over, d.shape), dtype=np.float64),
                 best_s, best_plan, least_over, least_plan,
             )  # fmt: skip
         found = np.isfinite(best_s)

@@ -141,10 +141,16 @@ class StepModel:
         return self.mem.total_b / self.capacity_b
 
 
-def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
-    """§2.4–§2.8 Step time, memory and fit of every cell of ``g``."""
+def fit_model(g: Grid, w: Workload, s: Settings) -> tuple[Layout, Memory, np.ndarray]:
+    """§2.4, §2.1, §2.5 Layout, memory per chip and whether the plan runs and fits, per cell."""
     lay = layout(g, w)
     mem = memory(g, lay, w, s)
+    return lay, mem, lay.valid & (mem.total_b <= g.capacity_b)
+
+
+def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
+    """§2.4–§2.8 Step time, memory and fit of every cell of ``g``."""
+    lay, mem, fits = fit_model(g, w, s)
     comp = compute(g, lay, mem.layer_b, w, s)
     comm = stage_communication(g, lay, comp, w, s)
     stage_s = comp.total_s + comm.tp_s + comm.pp_s + comm.moe_s + comm.cp_s
@@ -154,7 +160,6 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     # The optimizer step reads and writes every state of the parameters this rank updates.
     optimizer_s = 2.0 * mem.updated_params * state_bytes_per_param(s) / g.hbm_b_s
     step_s = pipeline_s + dp_s + optimizer_s
-    fits = lay.valid & (mem.total_b <= g.capacity_b)
     return StepModel(lay, mem, comp, comm, slots, dp_s, optimizer_s, step_s, fits, g.capacity_b)
 
 

@@ -22,8 +22,10 @@ cells that could still win, and returns the same plan:
    threshold is left. Large chunks keep these books with numba kernels
    (:mod:`dse.model.training._kernels`); small ones, such as ``dse evaluate``'s one design,
    with numpy, without importing numba.
-3. The choice runs on the ``(n, k)`` matrices of evaluated cells (infinite where not
-   evaluated) with the exhaustive search's own :func:`~dse.model.training.step._choose`.
+3. The choice: the fastest evaluated plan that fits, ties to the lower plan index, else the
+   valid plan needing least memory — with the exhaustive search's own
+   :func:`~dse.model.training.step._choose` on ``(n, k)`` matrices of the evaluated cells
+   (numpy books), or folded cell by cell with the same tie rule (:func:`_kernels.update`).
 
 Why it is exact: a skipped cell's bound exceeds the best step time that fits, so its step time
 does too; every cell that ties with the best is evaluated (``≤``), so ``argmin`` breaks ties

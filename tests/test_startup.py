@@ -13,24 +13,17 @@ HEAVY = ("scipy", "matplotlib", "plotly", "optuna", "pymoo", "dask", "numba", "p
 """Packages ``dse --help`` and ``dse evaluate`` must leave unimported."""
 
 
+EVALUATE = ["evaluate", "--chip", "h100-sxm", "--num-chips"]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["--help"],
         ["evaluate", "--help"],
-        ["evaluate", "--chip", "h100-sxm", "--workload", "llama3.1-405b", "--num-chips", "16384"],
-        [
-            "evaluate",
-            "--chip",
-            "h100-sxm",
-            "--workload",
-            "mixtral-8x7b",
-            "--num-chips",
-            "512",
-            "--format",
-            "json",
-        ],
-    ],  # fmt: skip
+        [*EVALUATE, "16384", "--workload", "llama3.1-405b"],
+        [*EVALUATE, "512", "--workload", "mixtral-8x7b", "--format", "json"],
+    ],
 )
 def test_command_imports_no_heavy_package(argv: list[str]) -> None:
     code = (

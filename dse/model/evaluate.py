@@ -130,9 +130,7 @@ def evaluate(
         max_tp = int(np.max(designs.scale_up_domain)) if len(designs) else 8
         plans = candidate_plans(workload, max_tp=max(max_tp, 1))
     silicon = evaluate_silicon(designs, technology)
-    training = evaluate_training(
-        designs, silicon, workload, plans, settings, exhaustive=exhaustive
-    )
+    training = evaluate_training(designs, silicon, workload, plans, settings, exhaustive=exhaustive)
     economics = evaluate_economics(designs, silicon, training, settings)
     precision = workload.precision
     # The training format's peak, or the 16-bit one where the format is missing or slower.

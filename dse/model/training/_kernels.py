@@ -23,27 +23,48 @@ def lower_bounds(
     domain: np.ndarray,
     tp_searched: bool,
     scale: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, k)`` step-time bounds (infinite where the plan cannot run) and each row's least."""
+    first: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(n, k)`` step-time bounds (infinite where the plan cannot run); the first round's
+    threshold per row (``first`` × its least bound); the cells within it, row-major (design,
+    plan); and each row's least bound above the threshold (infinite when none)."""
     n, j_terms = features.shape
     k = coefficients.shape[1]
     bounds = np.empty((n, k))
-    least = np.full(n, np.inf)
+    high = np.empty(n)
+    above = np.full(n, np.inf)
+    design = np.empty(n * k, np.int64)
+    plan = np.empty(n * k, np.int64)
+    count = 0
     for i in range(n):
-        top_tp = max(domain[i], 1.0)
-        inverse_chips = 1.0 / chips[i]
+        row = bounds[i]
+        f0 = features[i, 0]
         for p in range(k):
-            if replica[p] > chips[i] or (tp_searched and tp[p] > top_tp):
-                bounds[i, p] = np.inf
-                continue
-            stage = 0.0
-            for j in range(j_terms):
-                stage += features[i, j] * coefficients[j, p]
-            value = stage * (max(inverse_chips * replica_batches[p], 1.0) + slots[p]) * scale
-            bounds[i, p] = value
-            if value < least[i]:
-                least[i] = value
-    return bounds, least
+            row[p] = f0 * coefficients[0, p]
+        for j in range(1, j_terms):
+            f = features[i, j]
+            for p in range(k):
+                row[p] += f * coefficients[j, p]
+        top_tp = max(domain[i], 1.0) if tp_searched else np.inf
+        inverse_chips = 1.0 / chips[i]
+        low = np.inf
+        for p in range(k):
+            value = row[p] * (max(inverse_chips * replica_batches[p], 1.0) + slots[p]) * scale
+            if replica[p] > chips[i] or tp[p] > top_tp:
+                value = np.inf
+            row[p] = value
+            low = min(low, value)
+        hi = low * first
+        high[i] = hi
+        for p in range(k):
+            v = row[p]
+            if v <= hi and v != np.inf:
+                design[count] = i
+                plan[count] = p
+                count += 1
+            elif v != np.inf and v < above[i]:
+                above[i] = v
+    return bounds, high, design[:count].copy(), plan[:count].copy(), above
 
 
 @njit(cache=True, nogil=True)
@@ -51,12 +72,14 @@ def select(
     bounds: np.ndarray, low: np.ndarray, high: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The cells with ``low < bound <= high`` (finite) of their row, row-major; and each row's
-    least finite bound above ``high`` (infinite when none)."""
+    least finite bound above ``high`` (infinite when none, or when ``high <= low``)."""
     n, k = bounds.shape
     count = 0
     above = np.full(n, np.inf)
     for i in range(n):
         lo, hi = low[i], high[i]
+        if not hi > lo:
+            continue
         for p in range(k):
             v = bounds[i, p]
             if v == np.inf:

@@ -49,7 +49,7 @@ from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import ring_time
 from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
-from dse.model.training.grid import FULL, NONE, Grid, build_grid
+from dse.model.training.grid import FIT_FIELDS, FULL, NONE, Grid, build_grid
 from dse.model.training.memory import _per_token_layer_bytes
 from dse.model.training.schedule import pipeline_bubble_slots
 from dse.model.training.step import (
@@ -244,7 +244,7 @@ def _search_compiled(
     """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
     the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
     mask is built. Returns the chosen plan per design and whether it fits."""
-    lb, least = kernels.lower_bounds(
+    lb, high, design, plan, above = kernels.lower_bounds(
         _design_features(g, s),
         bounds.coefficients,
         bounds.replica_batches,
@@ -255,23 +255,19 @@ def _search_compiled(
         np.ascontiguousarray(g.domain[:, 0]),
         g.tp_searched,
         1.0 - BOUND_MARGIN,
+        FIRST_THRESHOLD,
     )
     n, k = lb.shape
     best_s = np.full(n, np.inf)
     best_plan = np.full(n, k, np.int64)
     least_over = np.full(n, np.inf)
     least_plan = np.zeros(n, np.int64)
-    low = np.full(n, -np.inf)
-    high = least * FIRST_THRESHOLD
     piece = max(CHUNK_CELLS, 1)
-    while True:
-        design, plan, above = kernels.select(lb, low, high)
-        if design.size == 0:
-            break
+    while design.size:
         for a in range(0, design.size, piece):
             d, p = design[a : a + piece], plan[a : a + piece]
             # Memory first: only the cells that fit need their step time.
-            lay, mem, fits = fit_model(g.cells(d, p), w, s)
+            lay, mem, fits = fit_model(g.cells(d, p, FIT_FIELDS), w, s)
             step_s = np.full(d.shape, np.inf)
             if fits.any():
                 step_s[fits] = step_model(g.cells(d[fits], p[fits]), w, s).step_s
@@ -285,5 +281,6 @@ def _search_compiled(
             )  # fmt: skip
         found = np.isfinite(best_s)
         low, high = high, np.where(found, best_s, np.maximum(high * GROWTH, above))
+        design, plan, above = kernels.select(lb, low, high)
     any_fit = np.isfinite(best_s)
     return np.where(any_fit, best_plan, least_plan), any_fit

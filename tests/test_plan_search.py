@@ -118,8 +118,9 @@ def test_results_do_not_depend_on_the_other_designs_of_the_batch() -> None:
         np.testing.assert_array_equal(values, batch.columns[name][picked], err_msg=name)
 
 
-def test_the_bound_never_exceeds_the_step_time() -> None:
+def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> None:
     from dse.model.silicon import evaluate_silicon
+    from dse.model.training import _kernels
     from dse.model.training.grid import build_grid
     from dse.model.training.step import step_model
     from dse.settings import load_settings
@@ -132,12 +133,34 @@ def test_the_bound_never_exceeds_the_step_time() -> None:
         grid = build_grid(
             designs, evaluate_silicon(designs), w.precision, plans, settings, slice(0, 200)
         )
-        bound = plan_search.step_lower_bound(
-            grid, plan_search.plan_bounds(plans, w, settings), settings
-        )
+        bounds = plan_search.plan_bounds(plans, w, settings)
         model = step_model(grid, w, settings)
         runs = model.lay.valid
+        # numpy: step time only
+        bound = plan_search.step_lower_bound(grid, bounds, settings)
         assert np.isfinite(bound[runs]).all()
         assert (bound[runs] <= model.step_s[runs]).all()
-        # Tight enough to prune: the best plan's bound is a sizeable share of its step time.
+        # Tight enough to prune: a sizeable share of the step time.
         assert np.median((bound / model.step_s)[runs]) > 0.2
+        # numba: step time, and infinite only where the plan cannot run or cannot fit.
+        compiled = _kernels.lower_bounds(
+            plan_search._design_features(grid, settings),
+            bounds.coefficients,
+            bounds.replica_batches,
+            bounds.slots,
+            bounds.replica,
+            bounds.tp,
+            np.ascontiguousarray(grid.chips[:, 0]),
+            np.ascontiguousarray(grid.domain[:, 0]),
+            grid.tp_searched,
+            1.0 - plan_search.BOUND_MARGIN,
+            plan_search.FIRST_THRESHOLD,
+            bounds.memory,
+            np.ascontiguousarray(grid.capacity_b[:, 0]),
+        )[0]
+        fits = model.fits
+        assert fits.any() and (runs & ~fits).any()
+        assert np.isfinite(compiled[fits]).all()
+        assert (compiled[fits] <= model.step_s[fits]).all()
+        # The memory bound prunes most plans that do not fit.
+        assert np.isinf(compiled[runs & ~fits]).mean() > 0.5

@@ -24,8 +24,11 @@ def lower_bounds(
     tp_searched: bool,
     scale: float,
     first: float,
+    memory: np.ndarray,
+    capacity_b: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(n, k)`` step-time bounds (infinite where the plan cannot run); the first round's
+    """``(n, k)`` step-time bounds (infinite where the plan cannot run, or cannot fit by the
+    memory bound of plan_search.memory_bounds: memory first); the first round's
     threshold per row (``first`` × its least bound); the cells within it, row-major (design,
     plan); and each row's least bound above the threshold (infinite when none)."""
     n, j_terms = features.shape
@@ -48,12 +51,22 @@ def lower_bounds(
         top_tp = max(domain[i], 1.0) if tp_searched else np.inf
         inverse_chips = 1.0 / chips[i]
         low = np.inf
+        capacity = capacity_b[i]
+        chips_i = chips[i]
         for p in range(k):
-            value = row[p] * (max(inverse_chips * replica_batches[p], 1.0) + slots[p]) * scale
-            if replica[p] > chips[i] or tp[p] > top_tp:
-                value = np.inf
-            row[p] = value
-            low = min(low, value)
+            fewest = max(inverse_chips * replica_batches[p], 1.0)
+            value = row[p] * (fewest + slots[p]) * scale
+            shards = fewest * memory[5, p]  # 1 / (c·D_hi)
+            least_b = (
+                memory[0, p]
+                + memory[1, p] * shards
+                + memory[2, p] * min(shards * memory[6, p], 1.0)
+                + min(memory[4, p], fewest) * memory[3, p]
+            )
+            cannot = (replica[p] > chips_i) | (tp[p] > top_tp) | (least_b * scale > capacity)
+            row[p] = np.inf if cannot else value
+        for p in range(k):
+            low = min(low, row[p])
         hi = low * first
         high[i] = hi
         for p in range(k):

@@ -73,31 +73,21 @@ class Grid:
     peak_rate: FloatArray
     family_scale: FloatArray
 
-    def cells(
-        self, design: np.ndarray, plan: np.ndarray, only: frozenset[str] | None = None
-    ) -> Grid:
+    def cells(self, design: np.ndarray, plan: np.ndarray) -> Grid:
         """The grid of the cells ``(design[i], plan[i])`` only: every array becomes shape
         ``(m,)`` (``design`` indexes this grid's rows, ``plan`` its plans), so the mechanisms
-        evaluate exactly those cells, element by element, with the same arithmetic. With
-        ``only``, the other arrays become None (for mechanisms that do not read them)."""
+        evaluate exactly those cells, element by element, with the same arithmetic."""
         changes: dict[str, object] = {}
         for field in fields(self):
             value = getattr(self, field.name)
             if not isinstance(value, np.ndarray):
                 continue
-            if only is not None and field.name not in only:
-                changes[field.name] = None
-            elif field.name in PLAN_FIELDS:
-                changes[field.name] = value[0, plan]
-            else:
-                changes[field.name] = value[design, 0]
+            changes[field.name] = value[0, plan] if field.name in PLAN_FIELDS else value[design, 0]
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
 PLAN_FIELDS = frozenset(("tp", "pp", "ep", "mb", "vp", "cp", "rc", "fsdp", "dual", "pinned_dp"))
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
-FIT_FIELDS = PLAN_FIELDS | {"chips", "domain", "capacity_b"}
-"""The fields that layout and memory read (:func:`dse.model.training.step.fit_model`)."""
 
 
 def build_grid(

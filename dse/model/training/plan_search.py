@@ -10,14 +10,14 @@ cells that could still win, and returns the same plan:
    tensor-parallel, pipeline and MoE traffic that no overlap can hide at the faster of the
    links, times the fewest micro-batches the cluster allows (``B·t·p·c / (b·N)``, at least 1)
    plus the bubble. The plan part is a ``(J, k)`` matrix computed once per workload, the design
-   part an ``(n, J)`` matrix: the bound is one matrix product and a few element-wise passes.
-   Cells that cannot run at all (a replica larger than the cluster, tp beyond the scale-up
-   domain) get an infinite bound.
+   part an ``(n, J)`` matrix. Cells that cannot run at all (a replica larger than the cluster,
+   tp beyond the scale-up domain) get an infinite bound; so do, memory first, cells whose
+   lower bound of memory per chip (:func:`memory_bounds`: the most shards and the fewest
+   micro-batches in flight the cluster allows) exceeds the design's HBM (numba books only).
 2. Rounds. Per design, a threshold starts at 1.15× its smallest bound; every cell whose bound
-   is within the threshold is evaluated exactly on the gathered cells only — memory first
-   (:func:`~dse.model.training.step.fit_model`), then the step time
-   (:func:`~dse.model.training.step.step_model`) of the cells that fit. Once a plan that fits
-   is known, the threshold becomes the best step time that fits; while none is known it
+   is within the threshold is evaluated exactly
+   (:func:`~dse.model.training.step.step_model`) on the gathered cells only. Once a plan that
+   fits is known, the threshold becomes the best step time that fits; while none is known it
    doubles (at least to the next bound). A design is done when no cell with a bound ≤ its
    threshold is left. Large chunks keep these books with numba kernels
    (:mod:`dse.model.training._kernels`); small ones, such as ``dse evaluate``'s one design,
@@ -26,6 +26,8 @@ cells that could still win, and returns the same plan:
    valid plan needing least memory — with the exhaustive search's own
    :func:`~dse.model.training.step._choose` on ``(n, k)`` matrices of the evaluated cells
    (numpy books), or folded cell by cell with the same tie rule (:func:`_kernels.update`).
+   A design where nothing fits then evaluates every plan that runs, including those the
+   memory bound skipped, for the least-memory fallback.
 
 Why it is exact: a skipped cell's bound exceeds the best step time that fits, so its step time
 does too; every cell that ties with the best is evaluated (``≤``), so ``argmin`` breaks ties
@@ -49,15 +51,14 @@ from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import ring_time
 from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
-from dse.model.training.grid import FIT_FIELDS, FULL, NONE, Grid, build_grid
+from dse.model.training.grid import FULL, NONE, SELECTIVE, Grid, build_grid
 from dse.model.training.memory import _per_token_layer_bytes
-from dse.model.training.schedule import pipeline_bubble_slots
+from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
     CHUNK_CELLS,
     Training,
     _choose,
     chosen_results,
-    fit_model,
     step_model,
 )
 from dse.settings import Settings
@@ -87,7 +88,8 @@ class PlanBounds:
     ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
     features of :func:`_design_features`; ``replica_batches`` ``(k,)``: ``B·t·p·c / b``
     (micro-batches per replica times the cluster size); ``slots`` ``(k,)``: bubble slots;
-    ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run.
+    ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run. ``memory`` ``(7, k)``: the
+    plan side of the memory lower bound (:func:`memory_bounds`).
     """
 
     coefficients: FloatArray
@@ -95,6 +97,7 @@ class PlanBounds:
     slots: FloatArray
     replica: FloatArray
     tp: FloatArray
+    memory: FloatArray
 
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
@@ -152,7 +155,59 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         slots=pipeline_bubble_slots(pp, vp, dual),
         replica=replica,
         tp=tp,
+        memory=memory_bounds(plans, w, s),
     )
+
+
+def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
+    """§2.1, §2.5 The plan side of a lower bound of the memory per chip, ``(7, k)``.
+
+    Memory falls as data parallelism grows (more shards, fewer micro-batches in flight), and
+    ``D ≤ D_hi = min(N/(t·p·c), B/b)``; with ``m_lo = B/(b·D_hi)`` the fewest micro-batches::
+
+        M ≥ fixed + weight/(c·D_hi) + expert/max(t·c·D_hi/e, 1) + min(cap, m_lo)·stored
+
+    where ``1/(c·D_hi) = m_lo·b/(c·B)``. Rows: fixed, weight, expert, stored (activation bytes
+    per micro-batch in flight), cap (most micro-batches in flight), ``b/(c·B)``, ``e/t``.
+    """
+    tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
+    vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
+    fsdp, dual = plans.zero_stage == 3, plans.dual_pipe > 0
+    layers_per_stage = np.ceil(w.layers / pp)
+    experts = w.expert_params
+    shared = (w.total_params - experts) / (tp * pp)
+    local_experts = experts / (pp * ep)
+    params_chip = shared + local_experts
+    weights_grads = s.weight_bytes_per_param + s.grad_bytes_per_param
+    per_state = weights_grads + s.optimizer_bytes_per_param
+    if s.distributed_optimizer:
+        fixed = params_chip * weights_grads
+        weight, expert = (
+            s.optimizer_bytes_per_param * shared,
+            s.optimizer_bytes_per_param * (local_experts),
+        )
+    else:
+        fixed = params_chip * weights_grads + s.optimizer_bytes_per_param * params_chip
+        weight, expert = np.zeros_like(tp), np.zeros_like(tp)
+    gathered = 2.0 * params_chip / layers_per_stage * s.weight_bytes_per_param
+    fixed = np.where(fsdp, gathered, fixed)
+    weight = np.where(fsdp, per_state * shared, weight)
+    expert = np.where(fsdp, per_state * local_experts, expert)
+    fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
+    # Activations (§2.5), as memory.memory computes them.
+    tokens_mb = mb * float(w.seq_len) / cp
+    per_token_b, _ = _per_token_layer_bytes(w)
+    layer_b = tokens_mb * per_token_b / tp
+    scores_b = 5.0 * w.heads * float(w.seq_len) * tokens_mb / tp
+    input_b = 2.0 * tokens_mb * float(w.d_model) / tp
+    kept = np.where(rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, input_b))
+    logits_b = 4.0 * tokens_mb * w.vocab_size / tp
+    working_b = np.where(rc == FULL, layer_b, 0.0)
+    stored = layers_per_stage * kept * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    cap = np.where(dual, pp + 1.0, pp)
+    fixed = fixed + working_b + logits_b
+    shards = mb / (cp * float(w.global_batch_sequences))
+    return np.stack([fixed, weight, expert, stored, cap, shards, ep / tp])
 
 
 def _design_features(g: Grid, s: Settings) -> FloatArray:
@@ -256,6 +311,8 @@ def _search_compiled(
         g.tp_searched,
         1.0 - BOUND_MARGIN,
         FIRST_THRESHOLD,
+        bounds.memory,
+        np.ascontiguousarray(g.capacity_b[:, 0]),
     )
     n, k = lb.shape
     best_s = np.full(n, np.inf)
@@ -263,24 +320,33 @@ def _search_compiled(
     least_over = np.full(n, np.inf)
     least_plan = np.zeros(n, np.int64)
     piece = max(CHUNK_CELLS, 1)
-    while design.size:
+
+    def fold(design: np.ndarray, plan: np.ndarray) -> None:
         for a in range(0, design.size, piece):
             d, p = design[a : a + piece], plan[a : a + piece]
-            # Memory first: only the cells that fit need their step time.
-            lay, mem, fits = fit_model(g.cells(d, p, FIT_FIELDS), w, s)
-            step_s = np.full(d.shape, np.inf)
-            if fits.any():
-                step_s[fits] = step_model(g.cells(d[fits], p[fits]), w, s).step_s
-            over = mem.total_b / g.capacity_b[d, 0]
+            m = step_model(g.cells(d, p), w, s)
             kernels.update(
-                d, p, step_s,
-                np.ascontiguousarray(np.broadcast_to(fits, d.shape)),
-                np.ascontiguousarray(np.broadcast_to(lay.valid, d.shape)),
-                np.ascontiguousarray(np.broadcast_to(over, d.shape), dtype=np.float64),
+                d, p,
+                *(
+                    np.ascontiguousarray(np.broadcast_to(v, d.shape))
+                    for v in (m.step_s, m.fits, m.lay.valid, m.over)
+                ),
                 best_s, best_plan, least_over, least_plan,
             )  # fmt: skip
+
+    while design.size:
+        fold(design, plan)
         found = np.isfinite(best_s)
         low, high = high, np.where(found, best_s, np.maximum(high * GROWTH, above))
         design, plan, above = kernels.select(lb, low, high)
+    # No plan fits: the least-memory fallback needs every plan that runs, including those the
+    # memory bound skipped.
+    lost = np.flatnonzero(~np.isfinite(best_s))
+    if lost.size:
+        runs = bounds.replica[None, :] <= g.chips[lost]
+        if g.tp_searched:
+            runs &= bounds.tp[None, :] <= np.maximum(g.domain[lost], 1.0)
+        rows, plan = np.nonzero(runs)
+        fold(lost[rows], plan)
     any_fit = np.isfinite(best_s)
     return np.where(any_fit, best_plan, least_plan), any_fit

@@ -143,7 +143,8 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> No
         # Tight enough to prune: a sizeable share of the step time.
         assert np.median((bound / model.step_s)[runs]) > 0.2
         # numba: step time, and infinite only where the plan cannot run or cannot fit.
-        compiled = _kernels.lower_bounds(
+        compiled = np.empty((grid.chips.shape[0], len(plans)))
+        _kernels.lower_bounds(
             plan_search._design_features(grid, settings),
             bounds.coefficients,
             bounds.replica_batches,
@@ -157,7 +158,8 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> No
             plan_search.FIRST_THRESHOLD,
             bounds.memory,
             np.ascontiguousarray(grid.capacity_b[:, 0]),
-        )[0]
+            compiled,
+        )
         fits = model.fits
         assert fits.any() and (runs & ~fits).any()
         assert np.isfinite(compiled[fits]).all()

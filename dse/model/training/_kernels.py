@@ -26,14 +26,15 @@ def lower_bounds(
     first: float,
     memory: np.ndarray,
     capacity_b: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    bounds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(n, k)`` step-time bounds (infinite where the plan cannot run, or cannot fit by the
     memory bound of plan_search.memory_bounds: memory first); the first round's
     threshold per row (``first`` × its least bound); the cells within it, row-major (design,
-    plan); and each row's least bound above the threshold (infinite when none)."""
+    plan); and each row's least bound above the threshold (infinite when none). ``bounds``
+    is the ``(n, k)`` output, reused between calls: fresh pages cost more than the bounds."""
     n, j_terms = features.shape
     k = coefficients.shape[1]
-    bounds = np.empty((n, k))
     high = np.empty(n)
     above = np.full(n, np.inf)
     design = np.empty(n * k, np.int64)
@@ -77,7 +78,7 @@ def lower_bounds(
                 count += 1
             elif v != np.inf and v < above[i]:
                 above[i] = v
-    return bounds, high, design[:count].copy(), plan[:count].copy(), above
+    return high, design[:count].copy(), plan[:count].copy(), above
 
 
 @njit(cache=True, nogil=True)

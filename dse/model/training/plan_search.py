@@ -40,6 +40,7 @@ designs evaluated with it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from types import ModuleType
 
@@ -284,6 +285,18 @@ def search_chunk(
     return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> FloatArray:
+    """A float buffer of at least ``size`` elements, kept per thread between chunks and calls."""
+    buffer: FloatArray | None = getattr(_SCRATCH, "bounds", None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(max(size, SEARCH_CHUNK_CELLS))
+        _SCRATCH.bounds = buffer
+    return buffer[:size]
+
+
 def _compiled_kernels() -> ModuleType | None:
     """The numba kernels, or None where numba is not installed."""
     try:
@@ -299,7 +312,9 @@ def _search_compiled(
     """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
     the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
     mask is built. Returns the chosen plan per design and whether it fits."""
-    lb, high, design, plan, above = kernels.lower_bounds(
+    n, k = g.chips.shape[0], bounds.tp.shape[0]
+    lb = _scratch(n * k).reshape(n, k)
+    high, design, plan, above = kernels.lower_bounds(
         _design_features(g, s),
         bounds.coefficients,
         bounds.replica_batches,
@@ -313,8 +328,8 @@ def _search_compiled(
         FIRST_THRESHOLD,
         bounds.memory,
         np.ascontiguousarray(g.capacity_b[:, 0]),
+        lb,
     )
-    n, k = lb.shape
     best_s = np.full(n, np.inf)
     best_plan = np.full(n, k, np.int64)
     least_over = np.full(n, np.inf)

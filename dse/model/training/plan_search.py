@@ -121,6 +121,13 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         tokens_mb, w.vocab_size / tp, float(w.d_model), unit, unbounded,
         OPERAND_BYTES["bf16"], 1.0, no_latency,
     )  # fmt: skip
+    # Kernel latency of those GEMMs: the same roofline at infinite rate and bandwidth.
+    latency_s = layers_per_stage * matmul_redo * layer_linear_time_s(
+        w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s
+    ) + 3.0 * gemm_time_s(
+        tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
+        OPERAND_BYTES["bf16"], 1.0, s,
+    )  # fmt: skip
     _, attention_per_token = flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
     per_token_b, moe_fraction = _per_token_layer_bytes(w)
@@ -147,6 +154,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
             memory_bytes * matmul_redo,
             link_bytes,
             moe_bytes,
+            latency_s,
         ]
     )
     replica = tp * pp * cp
@@ -213,7 +221,8 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
 
 def _design_features(g: Grid, s: Settings) -> FloatArray:
     """``(n, J)`` design side of the bound: seconds per FLOP of matmuls and of attention at the
-    largest efficiency, per HBM byte, per byte on the faster link, per byte on both links."""
+    largest efficiency, per HBM byte, per byte on the faster link, per byte on both links; 1
+    (for the kernel latencies)."""
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
     return np.hstack(
@@ -223,6 +232,7 @@ def _design_features(g: Grid, s: Settings) -> FloatArray:
             1.0 / g.hbm_b_s,
             1.0 / np.maximum(g.up_b_s, g.out_b_s),
             1.0 / (g.up_b_s + g.out_b_s),
+            np.ones_like(g.chips),
         ]
     )
 

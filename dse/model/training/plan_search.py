@@ -19,9 +19,9 @@ cells that could still win, and returns the same plan:
    (:func:`~dse.model.training.step.step_model`) on the gathered cells only. Once a plan that
    fits is known, the threshold becomes the best step time that fits; while none is known it
    doubles (at least to the next bound). A design is done when no cell with a bound ≤ its
-   threshold is left. Large chunks keep these books with numba kernels
-   (:mod:`dse.model.training._kernels`); small ones, such as ``dse evaluate``'s one design,
-   with numpy, without importing numba.
+   threshold is left. numba kernels (:mod:`dse.model.training._kernels`) keep these books;
+   without numba, numpy does. Fewer than :data:`MIN_CELLS` cells (``dse evaluate``'s one
+   design) go to the exhaustive search, which is as fast there and imports no numba.
 3. The choice: the fastest evaluated plan that fits, ties to the lower plan index, else the
    valid plan needing least memory — with the exhaustive search's own
    :func:`~dse.model.training.step._choose` on ``(n, k)`` matrices of the evaluated cells
@@ -76,10 +76,9 @@ SEARCH_CHUNK_CELLS = 2_000_000
 """Design × plan cells whose bounds are held at once (a few ``(n, k)`` matrices)."""
 MIN_PLANS = 8
 """Fewer candidate plans than this go to the exhaustive search (nothing to prune)."""
-COMPILED_MIN_DESIGNS = 512
-"""Chunks of at least this many designs keep the search's books with the numba kernels of
-:mod:`dse.model.training._kernels` (when numba is installed); smaller ones, such as
-``dse evaluate``'s single design, with numpy and without importing numba."""
+MIN_CELLS = 10_000
+"""Fewer design × plan cells than this go to the exhaustive search too: for a handful of
+designs (``dse evaluate``, ``dse compare``) it is as fast, and needs no numba import."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +262,7 @@ def search_chunk(
     """The bounded search of ``designs[rows]`` (module docstring) and the results at the
     chosen plans."""
     g = build_grid(designs, silicon, w.precision, plans, s, rows)
-    kernels = _compiled_kernels() if g.chips.shape[0] >= COMPILED_MIN_DESIGNS else None
+    kernels = _compiled_kernels()
     if kernels is not None:
         chosen, any_fit = _search_compiled(g, w, s, bounds, kernels)
         return chosen_results(designs, silicon, w, s, g, chosen, any_fit)

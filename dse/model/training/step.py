@@ -86,6 +86,7 @@ def evaluate_training(
     win; ``exhaustive=True`` evaluates every plan (the reference; same results).
     """
     from dse.model.training.plan_search import (
+        MIN_CELLS,
         MIN_PLANS,
         SEARCH_CHUNK_CELLS,
         plan_bounds,
@@ -93,7 +94,7 @@ def evaluate_training(
     )
 
     n = len(designs)
-    if exhaustive or len(plans) < MIN_PLANS:
+    if exhaustive or len(plans) < MIN_PLANS or n * len(plans) < MIN_CELLS:
         chunk = max(MIN_CHUNK_DESIGNS, CHUNK_CELLS // max(len(plans), 1))
         starts = range(0, n, chunk) if n else range(1)
         parts = [

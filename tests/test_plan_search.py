@@ -170,3 +170,24 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> No
         assert (compiled[fits] <= model.step_s[fits]).all()
         # The memory bound prunes most plans that do not fit.
         assert np.isinf(compiled[runs & ~fits]).mean() > 0.5
+
+
+@pytest.mark.parametrize(
+    ("workload", "pinned"),
+    [
+        ("llama3.1-70b", {"tp": 8}),  # tp pinned: no scale-up-domain rule
+        ("llama3.1-70b", {"dp": 16}),  # dp pinned instead of derived
+        ("mixtral-8x7b", {"recompute": "full"}),
+        ("deepseek-v3", {"schedule": "dualpipe"}),
+    ],
+)
+def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(
+    workload: str, pinned: dict[str, object]
+) -> None:
+    w = load_workload(workload)
+    plans = candidate_plans(w, max_tp=72, **pinned)  # type: ignore[arg-type]
+    assert len(plans) >= plan_search.MIN_PLANS
+    designs = _random_designs(600, seed=len(pinned) + len(workload))
+    _assert_same(
+        evaluate(designs, w, plans=plans), evaluate(designs, w, plans=plans, exhaustive=True)
+    )

@@ -27,16 +27,15 @@ def lower_bounds(
     memory: np.ndarray,
     capacity_b: np.ndarray,
     bounds: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(n, k)`` step-time bounds (infinite where the plan cannot run, or cannot fit by the
-    memory bound of plan_search.memory_bounds: memory first); the first round's
-    threshold per row (``first`` × its least bound); the cells within it, row-major (design,
-    plan); and each row's least bound above the threshold (infinite when none). ``bounds``
-    is the ``(n, k)`` output, reused between calls: fresh pages cost more than the bounds."""
+    memory bound of plan_search.memory_bounds: memory first); the first round's threshold per
+    row (``first`` × its least bound); and the cells within it, row-major (design, plan).
+    ``bounds`` is the ``(n, k)`` output, reused between calls: fresh pages cost more than the
+    bounds themselves."""
     n, j_terms = features.shape
     k = coefficients.shape[1]
     high = np.empty(n)
-    above = np.full(n, np.inf)
     design = np.empty(n * k, np.int64)
     plan = np.empty(n * k, np.int64)
     count = 0
@@ -70,45 +69,35 @@ def lower_bounds(
             low = min(low, row[p])
         hi = low * first
         high[i] = hi
+        if hi == np.inf:
+            continue
         for p in range(k):
-            v = row[p]
-            if v <= hi and v != np.inf:
+            if row[p] <= hi:
                 design[count] = i
                 plan[count] = p
                 count += 1
-            elif v != np.inf and v < above[i]:
-                above[i] = v
-    return high, design[:count].copy(), plan[:count].copy(), above
+    return high, design[:count].copy(), plan[:count].copy()
 
 
 @njit(cache=True, nogil=True)
-def select(
-    bounds: np.ndarray, low: np.ndarray, high: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The cells with ``low < bound <= high`` (finite) of their row, row-major; and each row's
-    least finite bound above ``high`` (infinite when none, or when ``high <= low``)."""
+def select(bounds: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cells with ``low < bound <= high`` (finite) of their row, row-major."""
     n, k = bounds.shape
     count = 0
-    above = np.full(n, np.inf)
     for i in range(n):
         lo, hi = low[i], high[i]
         if not hi > lo:
             continue
         for p in range(k):
             v = bounds[i, p]
-            if v == np.inf:
-                continue
-            if v > hi:
-                if v < above[i]:
-                    above[i] = v
-            elif v > lo:
+            if lo < v <= hi and v != np.inf:
                 count += 1
     design = np.empty(count, np.int64)
     plan = np.empty(count, np.int64)
     c = 0
     for i in range(n):
         lo, hi = low[i], high[i]
-        if hi <= lo:
+        if not hi > lo:
             continue
         for p in range(k):
             v = bounds[i, p]
@@ -116,7 +105,7 @@ def select(
                 design[c] = i
                 plan[c] = p
                 c += 1
-    return design, plan, above
+    return design, plan
 
 
 @njit(cache=True, nogil=True)

@@ -15,13 +15,13 @@ cells that could still win, and returns the same plan:
    lower bound of memory per chip (:func:`memory_bounds`: the most shards and the fewest
    micro-batches in flight the cluster allows) exceeds the design's HBM (numba books only).
 2. Rounds. Per design, a threshold starts at 1.15× its smallest bound; every cell whose bound
-   is within the threshold is evaluated exactly
-   (:func:`~dse.model.training.step.step_model`) on the gathered cells only. Once a plan that
-   fits is known, the threshold becomes the best step time that fits; while none is known it
-   doubles (at least to the next bound). A design is done when no cell with a bound ≤ its
-   threshold is left. numba kernels (:mod:`dse.model.training._kernels`) keep these books;
-   without numba, numpy does. Fewer than :data:`MIN_CELLS` cells (``dse evaluate``'s one
-   design) go to the exhaustive search, which is as fast there and imports no numba.
+   is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
+   on the gathered cells only. Once a plan that fits is known, the threshold becomes the best
+   step time that fits; while none is known it doubles, at least to the next bound (numba
+   books: it takes all plans left). A design is done when no cell with a bound ≤ its threshold
+   is left. numba kernels (:mod:`dse.model.training._kernels`) keep these books; without numba,
+   numpy does. Fewer than :data:`MIN_CELLS` cells (``dse evaluate``'s one design) go to the
+   exhaustive search, which is as fast there and imports no numba.
 3. The choice: the fastest evaluated plan that fits, ties to the lower plan index, else the
    valid plan needing least memory — with the exhaustive search's own
    :func:`~dse.model.training.step._choose` on ``(n, k)`` matrices of the evaluated cells
@@ -323,7 +323,7 @@ def _search_compiled(
     mask is built. Returns the chosen plan per design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     lb = _scratch(n * k).reshape(n, k)
-    high, design, plan, above = kernels.lower_bounds(
+    high, design, plan = kernels.lower_bounds(
         _design_features(g, s),
         bounds.coefficients,
         bounds.replica_batches,
@@ -360,9 +360,10 @@ def _search_compiled(
 
     while design.size:
         fold(design, plan)
-        found = np.isfinite(best_s)
-        low, high = high, np.where(found, best_s, np.maximum(high * GROWTH, above))
-        design, plan, above = kernels.select(lb, low, high)
+        # While nothing fits, the next round takes every plan left (rare: the memory bound
+        # has already ruled out most plans that do not fit).
+        low, high = high, np.where(np.isfinite(best_s), best_s, np.inf)
+        design, plan = kernels.select(lb, low, high)
     # No plan fits: the least-memory fallback needs every plan that runs, including those the
     # memory bound skipped.
     lost = np.flatnonzero(~np.isfinite(best_s))

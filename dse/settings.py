@@ -120,6 +120,14 @@ class Settings:
             check(flat, Table({key: spec}), source, "")
         return replace(self, **changes)
 
+    @property
+    def per_design(self) -> bool:
+        """Whether some setting is given per design (an array of shape ``(n,)``)."""
+        return any(
+            isinstance(value, np.ndarray) and value.ndim
+            for value in (getattr(self, name) for name in self.names())
+        )
+
     def at_rows(self, rows: slice, *, column: bool = False) -> Settings:
         """These settings for the designs ``rows`` of a batch. Settings given per design
         (arrays of shape ``(n,)``, as ``dse sensitivity`` and ``dse robust`` draw them) are cut

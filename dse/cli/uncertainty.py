@@ -13,7 +13,7 @@ from dse.catalog.workloads import PRECISIONS
 from dse.cli._help import GroupedCommand
 from dse.cli._output import format_option, render_record, render_rows
 from dse.cli.evaluate import setting_options, settings_options
-from dse.uncertainty.sensitivity import METHODS, SCALES
+from dse.uncertainty._choices import METHODS, SCALES
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 TABLE_FACTORS = 10

@@ -116,20 +116,24 @@ def evaluate(
     plans: Plans | None = None,
     extra_constraints: dict[str, FloatArray] | None = None,
     technology: Technology | TechArrays | None = None,
+    *,
+    exhaustive: bool = False,
 ) -> Metrics:
     """Evaluate every design on its cluster for ``workload``; plans searched unless given.
 
     ``technology`` replaces the shipped technology tables (e.g. a lever that changes energy per
     FLOP), or tables laid out per design; the default is
     :func:`~dse.catalog.technology.load_technology`. Settings may hold arrays of shape ``(n,)``
-    (one value per design, as ``dse sensitivity`` and ``dse robust`` draw them).
+    (one value per design, as ``dse sensitivity`` and ``dse robust`` draw them). ``exhaustive``
+    evaluates every plan for every design instead of the bounded search (same results; the
+    reference in the tests).
     """
     settings = settings or load_settings()
     if plans is None:
         max_tp = int(np.max(designs.scale_up_domain)) if len(designs) else 8
         plans = candidate_plans(workload, max_tp=max(max_tp, 1))
     silicon = evaluate_silicon(designs, technology)
-    training = _training(designs, silicon, workload, plans, settings)
+    training = _training(designs, silicon, workload, plans, settings, exhaustive)
     tables = technology if isinstance(technology, Technology) else load_technology()
     training, analog_constraints = analog_training(
         designs, silicon, training, plans, workload, settings, tables
@@ -185,19 +189,29 @@ def evaluate(
 
 
 def _training(
-    designs: Designs, silicon: Silicon, workload: Workload, plans: Plans, settings: Settings
+    designs: Designs,
+    silicon: Silicon,
+    workload: Workload,
+    plans: Plans,
+    settings: Settings,
+    exhaustive: bool,
 ) -> Training:
     """The plan search (§2); designs with analog tiles search theirs on the digital view of the
     workload (§2.9), each group vectorized."""
     analog = silicon.analog.present
     if not analog.any():
-        return evaluate_training(designs, silicon, workload, plans, settings)
+        return evaluate_training(designs, silicon, workload, plans, settings, exhaustive=exhaustive)
     parts = []
     for rows, view in ((~analog, workload), (analog, digital_view(workload))):
         index = np.flatnonzero(rows)
         if index.size:
             part = evaluate_training(
-                designs.take(index), take(silicon, index), view, plans, settings
+                designs.take(index),
+                take(silicon, index),
+                view,
+                plans,
+                settings.at_rows(index),  # type: ignore[arg-type]
+                exhaustive=exhaustive,
             )
             parts.append((index, part))
     return merge(parts, len(designs))

@@ -12,11 +12,11 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.special import betainc
 
 from dse.catalog.chips import FORMATS, Chip
 from dse.catalog.technology import Technology, load_technology
 from dse.designs import Designs, FloatArray
+from dse.model._special import betainc
 from dse.units import BITS_PER_BYTE, GIGA, MM2_PER_CM2, PICO, TERA
 
 # Energy per FLOP of each format comes from the node table; fp16 shares the bf16 datapath.

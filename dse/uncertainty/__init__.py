@@ -10,7 +10,25 @@ fronts (docs/sensitivity.md).
 The public entry points are :func:`dse.sensitivity` and :func:`dse.robust`.
 """
 
-from dse.uncertainty.constants import Uncertain, load_uncertainty, uncertain_constants
-from dse.uncertainty.perturb import evaluate_drawn
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Uncertain", "evaluate_drawn", "load_uncertainty", "uncertain_constants"]
+
+_HOMES = {
+    "Uncertain": "dse.uncertainty.constants",
+    "load_uncertainty": "dse.uncertainty.constants",
+    "uncertain_constants": "dse.uncertainty.constants",
+    "evaluate_drawn": "dse.uncertainty.perturb",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use (``dse --help`` imports neither scipy nor the
+    model through this package)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'dse.uncertainty' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
 
 from dse.catalog._paths import data_dir
 from dse.catalog._schema import Field, Table
@@ -88,6 +87,8 @@ class Uncertain:
         """Values at the quantiles ``u`` in (0, 1) (the inverse CDF), clipped to the bounds."""
         u = np.asarray(u, dtype=np.float64)
         if self.sigma is not None:
+            from scipy.special import ndtri
+
             z = ndtri(np.clip(u, 1e-12, 1.0 - 1e-12))
             values = self.value * np.exp(self.sigma * z)
         else:

@@ -21,14 +21,15 @@ from dse.catalog.technology import load_technology
 from dse.errors import InputError
 from dse.search.problem import Problem
 from dse.space import Space
+from dse.uncertainty._choices import METHODS, SCALES
 from dse.uncertainty.constants import Uncertain, uncertain_constants
 from dse.uncertainty.perturb import evaluate_drawn
 
 if TYPE_CHECKING:
     import pandas as pd
 
-METHODS = ("sobol", "morris")
-SCALES = ("log", "linear")
+__all__ = ["METHODS", "SCALES", "run_sensitivity", "sensitivity_record"]
+
 CONFIDENCE_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 100
 MORRIS_LEVELS = 4

@@ -6,7 +6,7 @@ broadcasts them to ``(n, k)``. :class:`Grid` gathers both for one chunk of desig
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -72,6 +72,22 @@ class Grid:
     attention_rate: FloatArray
     peak_rate: FloatArray
     family_scale: FloatArray
+
+    def cells(self, design: np.ndarray, plan: np.ndarray) -> Grid:
+        """The grid of the cells ``(design[i], plan[i])`` only: every array becomes shape
+        ``(m,)`` (``design`` indexes this grid's rows, ``plan`` its plans), so the mechanisms
+        evaluate exactly those cells, element by element, with the same arithmetic."""
+        changes: dict[str, object] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, np.ndarray):
+                continue
+            changes[field.name] = value[0, plan] if field.name in PLAN_FIELDS else value[design, 0]
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+PLAN_FIELDS = frozenset(("tp", "pp", "ep", "mb", "vp", "cp", "rc", "fsdp", "dual", "pinned_dp"))
+"""The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
 
 
 def build_grid(

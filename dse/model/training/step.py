@@ -15,11 +15,15 @@ from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Silicon
-from dse.model.training.collectives import data_parallel_exposed_s, stage_communication
-from dse.model.training.compute import compute
-from dse.model.training.grid import build_grid
-from dse.model.training.memory import memory, state_bytes_per_param
-from dse.model.training.parallelism import layout
+from dse.model.training.collectives import (
+    StageCommunication,
+    data_parallel_exposed_s,
+    stage_communication,
+)
+from dse.model.training.compute import Compute, compute
+from dse.model.training.grid import Grid, build_grid
+from dse.model.training.memory import Memory, memory, state_bytes_per_param
+from dse.model.training.parallelism import Layout, layout
 from dse.model.training.power import average_power_w
 from dse.model.training.schedule import pipeline_bubble_slots
 from dse.settings import Settings
@@ -68,16 +72,49 @@ class Training:
 
 
 def evaluate_training(
-    designs: Designs, silicon: Silicon, workload: Workload, plans: Plans, settings: Settings
+    designs: Designs,
+    silicon: Silicon,
+    workload: Workload,
+    plans: Plans,
+    settings: Settings,
+    *,
+    exhaustive: bool = False,
 ) -> Training:
-    """Search the plans for every design and return the results at the fastest plan that fits."""
+    """Search the plans for every design and return the results at the fastest plan that fits.
+
+    The bounded search (:mod:`dse.model.training.plan_search`) skips the plans that cannot
+    win; ``exhaustive=True`` evaluates every plan (the reference; same results).
+    """
+    from dse.model.training.plan_search import (
+        MIN_CELLS,
+        MIN_PLANS,
+        SEARCH_CHUNK_CELLS,
+        plan_bounds,
+        search_chunk,
+    )
+
     n = len(designs)
-    chunk = max(MIN_CHUNK_DESIGNS, CHUNK_CELLS // max(len(plans), 1))
-    starts = range(0, n, chunk) if n else range(1)
-    parts = [
-        _evaluate_chunk(designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n)))
-        for a in starts
-    ]
+    # Settings drawn per design (dse sensitivity, dse robust) take the exhaustive search, whose
+    # grid carries them as columns; the bounds are per plan, for one set of settings.
+    if exhaustive or settings.per_design or len(plans) < MIN_PLANS or n * len(plans) < MIN_CELLS:
+        chunk = max(MIN_CHUNK_DESIGNS, CHUNK_CELLS // max(len(plans), 1))
+        starts = range(0, n, chunk) if n else range(1)
+        parts = [
+            _evaluate_chunk(
+                designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n))
+            )
+            for a in starts
+        ]
+    else:
+        bounds = plan_bounds(plans, workload, settings)
+        chunk = max(MIN_CHUNK_DESIGNS, SEARCH_CHUNK_CELLS // len(plans))
+        starts = range(0, n, chunk) if n else range(1)
+        parts = [
+            search_chunk(
+                designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n)), bounds
+            )
+            for a in starts
+        ]
     return Training(
         **{
             name: np.concatenate([getattr(p, name) for p in parts])
@@ -86,17 +123,37 @@ def evaluate_training(
     )
 
 
-def _evaluate_chunk(
-    designs: Designs, silicon: Silicon, w: Workload, plans: Plans, s: Settings, rows: slice
-) -> Training:
-    """Every plan's step time and memory for ``designs[rows]``, then the chosen plan's results."""
-    # Settings given per design (drawn constants) as columns (n, 1) of the (designs × plans)
-    # grid, and as rows (n,) where the chosen plan's results use them.
-    row_s = s.at_rows(rows)
-    s = s.at_rows(rows, column=True)
-    g = build_grid(designs, silicon, w.precision, plans, s, rows)
+@dataclass(frozen=True)
+class StepModel:
+    """Every mechanism of one step on a grid of cells (``(n, k)`` or ``(m,)``)."""
+
+    lay: Layout
+    mem: Memory
+    comp: Compute
+    comm: StageCommunication
+    slots: FloatArray
+    dp_s: FloatArray
+    optimizer_s: FloatArray
+    step_s: FloatArray
+    fits: np.ndarray
+    capacity_b: FloatArray
+
+    @property
+    def over(self) -> FloatArray:
+        """Memory per chip over usable capacity (the fallback's score when nothing fits)."""
+        return self.mem.total_b / self.capacity_b
+
+
+def fit_model(g: Grid, w: Workload, s: Settings) -> tuple[Layout, Memory, np.ndarray]:
+    """§2.4, §2.1, §2.5 Layout, memory per chip and whether the plan runs and fits, per cell."""
     lay = layout(g, w)
     mem = memory(g, lay, w, s)
+    return lay, mem, lay.valid & (mem.total_b <= g.capacity_b)
+
+
+def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
+    """§2.4–§2.8 Step time, memory and fit of every cell of ``g``."""
+    lay, mem, fits = fit_model(g, w, s)
     comp = compute(g, lay, mem.layer_b, w, s)
     comm = stage_communication(g, lay, comp, w, s)
     stage_s = comp.total_s + comm.tp_s + comm.pp_s + comm.moe_s + comm.cp_s
@@ -106,25 +163,54 @@ def _evaluate_chunk(
     # The optimizer step reads and writes every state of the parameters this rank updates.
     optimizer_s = 2.0 * mem.updated_params * state_bytes_per_param(s) / g.hbm_b_s
     step_s = pipeline_s + dp_s + optimizer_s
+    return StepModel(lay, mem, comp, comm, slots, dp_s, optimizer_s, step_s, fits, g.capacity_b)
 
-    fits = lay.valid & (mem.total_b <= g.capacity_b)
-    best, any_fit = _choose(step_s, fits, lay.valid, mem.total_b / g.capacity_b)
 
-    def pick(grid: np.ndarray | float) -> np.ndarray:
-        full = np.broadcast_to(grid, step_s.shape)
-        return np.take_along_axis(full, best[:, None], axis=1)[:, 0]
+def _evaluate_chunk(
+    designs: Designs, silicon: Silicon, w: Workload, plans: Plans, s: Settings, rows: slice
+) -> Training:
+    """The exhaustive search (the reference): every plan's step time and memory for
+    ``designs[rows]``, then the chosen plan's results."""
+    # Settings given per design (drawn constants) as columns (n, 1) of the (designs × plans)
+    # grid, and as rows (n,) where the chosen plan's results use them.
+    grid_s = s.at_rows(rows, column=True)
+    g = build_grid(designs, silicon, w.precision, plans, grid_s, rows)
+    model = step_model(g, w, grid_s)
+    best, any_fit = _choose(model.step_s, model.fits, model.lay.valid, model.over)
+    return chosen_results(designs, silicon, w, s.at_rows(rows), g, best, any_fit)
 
-    chosen_mb, chosen_slots = pick(lay.microbatches), pick(slots)
+
+def chosen_results(
+    designs: Designs,
+    silicon: Silicon,
+    w: Workload,
+    s: Settings,
+    g: Grid,
+    best: np.ndarray,
+    any_fit: np.ndarray,
+) -> Training:
+    """The results of ``designs[g.rows]`` at plan ``best`` (indices into the plans), shape
+    ``(n,)``: the model is evaluated once more on exactly those cells."""
+    rows = g.rows
+    n = best.shape[0]
+    c = g.cells(np.arange(n), best)
+    m = step_model(c, w, s)
+    lay, mem, comp, comm = m.lay, m.mem, m.comp, m.comm
+
+    def pick(value: np.ndarray | float) -> np.ndarray:
+        return np.broadcast_to(value, (n,))
+
+    chosen_mb, chosen_slots = pick(lay.microbatches), pick(m.slots)
     chips_used = pick(lay.dp * lay.replica)
-    step = pick(step_s)
+    step = pick(m.step_s)
     matmul_redo, attention_redo = pick(comp.matmul_redo), pick(comp.attention_redo)
-    hbm_bytes = row_s.elementwise_bytes_per_activation_byte * pick(
+    hbm_bytes = s.elementwise_bytes_per_activation_byte * pick(
         mem.layer_b * lay.layers_per_stage
     ) * chosen_mb + 2.0 * pick(mem.static_b)
     power = average_power_w(
         silicon,
         w,
-        row_s,
+        s,
         rows,
         step_s=step,
         chips_used=chips_used,
@@ -134,7 +220,7 @@ def _evaluate_chunk(
         tdp_w=designs.tdp_w[rows],
     )
     flops = _step_flops(w, matmul_redo, attention_redo)
-    peak = pick(g.peak_rate)
+    peak = pick(c.peak_rate)
     steps = w.tokens / (w.global_batch_sequences * w.seq_len)
     return Training(
         plan_index=best,
@@ -147,15 +233,15 @@ def _evaluate_chunk(
         pp_comm_time_s=chosen_mb * pick(comm.pp_s),
         moe_comm_time_s=chosen_mb * pick(comm.moe_s),
         cp_comm_time_s=chosen_mb * pick(comm.cp_s),
-        dp_exposed_time_s=pick(dp_s),
-        optimizer_time_s=pick(optimizer_s),
+        dp_exposed_time_s=pick(m.dp_s),
+        optimizer_time_s=pick(m.optimizer_s),
         bubble_fraction=chosen_slots / (chosen_mb + chosen_slots),
         memory_per_chip_gb=pick(mem.total_b) / GIGA,
         memory_capacity_gb=silicon.hbm_capacity_gb[rows],
         model_flops_per_step=np.full(step.shape, flops[0]),
         hardware_flops_per_step=flops[1],
         steps=np.full(step.shape, steps),
-        training_time_s=steps * step / row_s.goodput,
+        training_time_s=steps * step / s.goodput,
         mfu=flops[0] / (step * chips_used * peak),
         hfu=flops[1] / (step * chips_used * peak),
         fits=any_fit,

@@ -1,0 +1,377 @@
+"""§2.4 The plan search, bounded: the fastest plan that fits without evaluating every plan.
+
+The exhaustive search (:func:`dse.model.training.step.evaluate_training` with
+``exhaustive=True``) evaluates all ``n × k`` (design, plan) cells. This one evaluates only the
+cells that could still win, and returns the same plan:
+
+1. A lower bound of every cell's step time from a few numbers per plan and per design: the
+   matmul, attention and memory-bound work of one micro-batch on one stage at the sustained
+   rates and the *largest* efficiencies (no roofline, no kernel latency), plus the
+   tensor-parallel, pipeline and MoE traffic that no overlap can hide at the faster of the
+   links, times the fewest micro-batches the cluster allows (``B·t·p·c / (b·N)``, at least 1)
+   plus the bubble. The plan part is a ``(J, k)`` matrix computed once per workload, the design
+   part an ``(n, J)`` matrix. Cells that cannot run at all (a replica larger than the cluster,
+   tp beyond the scale-up domain) get an infinite bound; so do, memory first, cells whose
+   lower bound of memory per chip (:func:`memory_bounds`: the most shards and the fewest
+   micro-batches in flight the cluster allows) exceeds the design's HBM (numba books only).
+2. Rounds. Per design, a threshold starts at 1.15× its smallest bound; every cell whose bound
+   is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
+   on the gathered cells only. Once a plan that fits is known, the threshold becomes the best
+   step time that fits; while none is known it doubles, at least to the next bound (numba
+   books: it takes all plans left). A design is done when no cell with a bound ≤ its threshold
+   is left. numba kernels (:mod:`dse.model.training._kernels`) keep these books; without numba,
+   numpy does. Fewer than :data:`MIN_CELLS` cells (``dse evaluate``'s one design) go to the
+   exhaustive search, which is as fast there and imports no numba.
+3. The choice: the fastest evaluated plan that fits, ties to the lower plan index, else the
+   valid plan needing least memory — with the exhaustive search's own
+   :func:`~dse.model.training.step._choose` on ``(n, k)`` matrices of the evaluated cells
+   (numpy books), or folded cell by cell with the same tie rule (:func:`_kernels.update`).
+   A design where nothing fits then evaluates every plan that runs, including those the
+   memory bound skipped, for the least-memory fallback.
+
+Why it is exact: a skipped cell's bound exceeds the best step time that fits, so its step time
+does too; every cell that ties with the best is evaluated (``≤``), so ``argmin`` breaks ties
+by the lowest plan index as before; a design with no plan that fits evaluates every cell that
+can run, so the least-memory fallback is the same. Bounds are scaled by ``1 − 1e-9`` against
+rounding. The results are then computed at the chosen cells by the same code as the
+exhaustive search, so every metric is identical, and no design's result depends on the
+designs evaluated with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from types import ModuleType
+
+import numpy as np
+
+from dse.catalog.workloads import Workload, flops_per_token
+from dse.designs import Designs, FloatArray
+from dse.model.plans import Plans
+from dse.model.silicon import Silicon
+from dse.model.training.collectives import ring_time
+from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
+from dse.model.training.grid import FULL, NONE, SELECTIVE, Grid, build_grid
+from dse.model.training.memory import _per_token_layer_bytes
+from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
+from dse.model.training.step import (
+    CHUNK_CELLS,
+    Training,
+    _choose,
+    chosen_results,
+    step_model,
+)
+from dse.settings import Settings
+
+BOUND_MARGIN = 1e-9
+"""Relative slack taken off every lower bound so that rounding never lets it pass the exact
+step time it bounds."""
+FIRST_THRESHOLD = 1.15
+"""The first round evaluates the cells whose bound is within this factor of the design's
+smallest bound."""
+GROWTH = 2.0
+"""Factor by which the threshold of a design without a plan that fits grows per round."""
+SEARCH_CHUNK_CELLS = 2_000_000
+"""Design × plan cells whose bounds are held at once (a few ``(n, k)`` matrices)."""
+MIN_PLANS = 8
+"""Fewer candidate plans than this go to the exhaustive search (nothing to prune)."""
+MIN_CELLS = 10_000
+"""Fewer design × plan cells than this go to the exhaustive search too: for a handful of
+designs (``dse evaluate``, ``dse compare``) it is as fast, and needs no numba import."""
+
+
+@dataclass(frozen=True)
+class PlanBounds:
+    """The plan side of the lower bound, once per (workload, plans, settings).
+
+    ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
+    features of :func:`_design_features`; ``replica_batches`` ``(k,)``: ``B·t·p·c / b``
+    (micro-batches per replica times the cluster size); ``slots`` ``(k,)``: bubble slots;
+    ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run. ``memory`` ``(7, k)``: the
+    plan side of the memory lower bound (:func:`memory_bounds`).
+    """
+
+    coefficients: FloatArray
+    replica_batches: FloatArray
+    slots: FloatArray
+    replica: FloatArray
+    tp: FloatArray
+    memory: FloatArray
+
+
+def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
+    """The plan-only parts of the step-time lower bound (§2.3, §2.6, §2.7)."""
+    tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
+    vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
+    dual = plans.dual_pipe > 0
+    layers_per_stage = np.ceil(w.layers / pp)
+    tokens_mb = mb * float(w.seq_len) / cp
+    matmul_redo = np.where(rc == FULL, 4.0 / 3.0, 1.0)
+    attention_redo = np.where(rc == NONE, 1.0, 4.0 / 3.0)
+    # FLOPs of the linear layers and the logits: the GEMM roofline at unit rate and efficiency,
+    # infinite bandwidth and no kernel latency.
+    no_latency = replace(s, gemm_kernel_latency_us=0.0)
+    unit, unbounded = np.ones_like(tp), np.full_like(tp, np.inf)
+    linear_flops = layers_per_stage * layer_linear_time_s(
+        w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency
+    )
+    logits_flops = 3.0 * gemm_time_s(
+        tokens_mb, w.vocab_size / tp, float(w.d_model), unit, unbounded,
+        OPERAND_BYTES["bf16"], 1.0, no_latency,
+    )  # fmt: skip
+    # Kernel latency of those GEMMs: the same roofline at infinite rate and bandwidth.
+    latency_s = layers_per_stage * matmul_redo * layer_linear_time_s(
+        w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s
+    ) + 3.0 * gemm_time_s(
+        tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
+        OPERAND_BYTES["bf16"], 1.0, s,
+    )  # fmt: skip
+    _, attention_per_token = flops_per_token(w)
+    attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
+    per_token_b, moe_fraction = _per_token_layer_bytes(w)
+    layer_b = tokens_mb * per_token_b / tp
+    memory_bytes = s.elementwise_bytes_per_activation_byte * layers_per_stage * layer_b
+    # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
+    message_b = tokens_mb * w.d_model * 2.0
+    tp_collectives = np.where(rc == FULL, 12.0, 8.0) * layers_per_stage
+    tp_bytes = np.where(tp > 1, tp_collectives * ring_time(message_b, tp, unit, s), 0.0)
+    pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
+    link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
+    # MoE all-to-all: max(a/up, b/out) >= (a + b)/(up + out), a + b >= k·(ep − 1)/ep copies.
+    moe_bytes = np.zeros_like(tp)
+    if w.is_moe:
+        count = np.where(rc == FULL, 6.0, 4.0) * layers_per_stage * moe_fraction
+        element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
+        copies = float(w.experts_per_token) * (ep - 1.0) / ep
+        one_b = tokens_mb / tp * w.d_model * element_b * copies / s.collective_efficiency
+        moe_bytes = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
+    coefficients = np.stack(
+        [
+            linear_flops * matmul_redo + logits_flops,
+            attention_flops * attention_redo,
+            memory_bytes * matmul_redo,
+            link_bytes,
+            moe_bytes,
+            latency_s,
+        ]
+    )
+    replica = tp * pp * cp
+    return PlanBounds(
+        coefficients=np.maximum(coefficients, 0.0),
+        replica_batches=float(w.global_batch_sequences) * replica / mb,
+        slots=pipeline_bubble_slots(pp, vp, dual),
+        replica=replica,
+        tp=tp,
+        memory=memory_bounds(plans, w, s),
+    )
+
+
+def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
+    """§2.1, §2.5 The plan side of a lower bound of the memory per chip, ``(7, k)``.
+
+    Memory falls as data parallelism grows (more shards, fewer micro-batches in flight), and
+    ``D ≤ D_hi = min(N/(t·p·c), B/b)``; with ``m_lo = B/(b·D_hi)`` the fewest micro-batches::
+
+        M ≥ fixed + weight/(c·D_hi) + expert/max(t·c·D_hi/e, 1) + min(cap, m_lo)·stored
+
+    where ``1/(c·D_hi) = m_lo·b/(c·B)``. Rows: fixed, weight, expert, stored (activation bytes
+    per micro-batch in flight), cap (most micro-batches in flight), ``b/(c·B)``, ``e/t``.
+    """
+    tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
+    vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
+    fsdp, dual = plans.zero_stage == 3, plans.dual_pipe > 0
+    layers_per_stage = np.ceil(w.layers / pp)
+    experts = w.expert_params
+    shared = (w.total_params - experts) / (tp * pp)
+    local_experts = experts / (pp * ep)
+    params_chip = shared + local_experts
+    weights_grads = s.weight_bytes_per_param + s.grad_bytes_per_param
+    per_state = weights_grads + s.optimizer_bytes_per_param
+    if s.distributed_optimizer:
+        fixed = params_chip * weights_grads
+        weight, expert = (
+            s.optimizer_bytes_per_param * shared,
+            s.optimizer_bytes_per_param * (local_experts),
+        )
+    else:
+        fixed = params_chip * weights_grads + s.optimizer_bytes_per_param * params_chip
+        weight, expert = np.zeros_like(tp), np.zeros_like(tp)
+    gathered = 2.0 * params_chip / layers_per_stage * s.weight_bytes_per_param
+    fixed = np.where(fsdp, gathered, fixed)
+    weight = np.where(fsdp, per_state * shared, weight)
+    expert = np.where(fsdp, per_state * local_experts, expert)
+    fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
+    # Activations (§2.5), as memory.memory computes them.
+    tokens_mb = mb * float(w.seq_len) / cp
+    per_token_b, _ = _per_token_layer_bytes(w)
+    layer_b = tokens_mb * per_token_b / tp
+    scores_b = 5.0 * w.heads * float(w.seq_len) * tokens_mb / tp
+    input_b = 2.0 * tokens_mb * float(w.d_model) / tp
+    kept = np.where(rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, input_b))
+    logits_b = 4.0 * tokens_mb * w.vocab_size / tp
+    working_b = np.where(rc == FULL, layer_b, 0.0)
+    stored = layers_per_stage * kept * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    cap = np.where(dual, pp + 1.0, pp)
+    fixed = fixed + working_b + logits_b
+    shards = mb / (cp * float(w.global_batch_sequences))
+    return np.stack([fixed, weight, expert, stored, cap, shards, ep / tp])
+
+
+def _design_features(g: Grid, s: Settings) -> FloatArray:
+    """``(n, J)`` design side of the bound: seconds per FLOP of matmuls and of attention at the
+    largest efficiency, per HBM byte, per byte on the faster link, per byte on both links; 1
+    (for the kernel latencies)."""
+    gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
+    attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
+    return np.hstack(
+        [
+            1.0 / (gemm_eff * g.gemm_rate),
+            1.0 / (attention_eff * g.attention_rate),
+            1.0 / g.hbm_b_s,
+            1.0 / np.maximum(g.up_b_s, g.out_b_s),
+            1.0 / (g.up_b_s + g.out_b_s),
+            np.ones_like(g.chips),
+        ]
+    )
+
+
+def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
+    """``(n, k)`` lower bounds of the step time (s); infinite where the plan cannot run."""
+    stage = _design_features(g, s) @ bounds.coefficients
+    microbatches = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
+    microbatches += bounds.slots
+    stage *= microbatches
+    stage *= 1.0 - BOUND_MARGIN
+    cannot_run = bounds.replica[None, :] > g.chips
+    if g.tp_searched:
+        cannot_run |= bounds.tp[None, :] > np.maximum(g.domain, 1.0)
+    stage[cannot_run] = np.inf
+    return stage
+
+
+def search_chunk(
+    designs: Designs,
+    silicon: Silicon,
+    w: Workload,
+    plans: Plans,
+    s: Settings,
+    rows: slice,
+    bounds: PlanBounds,
+) -> Training:
+    """The bounded search of ``designs[rows]`` (module docstring) and the results at the
+    chosen plans."""
+    g = build_grid(designs, silicon, w.precision, plans, s, rows)
+    kernels = _compiled_kernels()
+    if kernels is not None:
+        chosen, any_fit = _search_compiled(g, w, s, bounds, kernels)
+        return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
+    lb = step_lower_bound(g, bounds, s)
+    n, k = lb.shape
+    step = np.full((n, k), np.inf)
+    over = np.full((n, k), np.inf)
+    fits = np.zeros((n, k), bool)
+    valid = np.zeros((n, k), bool)
+    done = np.isinf(lb)  # evaluated, or cannot run
+    threshold = np.min(lb, axis=1) * FIRST_THRESHOLD
+    piece = max(CHUNK_CELLS, 1)
+    while True:
+        design, plan = np.nonzero((lb <= threshold[:, None]) & ~done)
+        if design.size == 0:
+            break
+        done[design, plan] = True
+        for a in range(0, design.size, piece):
+            d, p = design[a : a + piece], plan[a : a + piece]
+            m = step_model(g.cells(d, p), w, s)
+            step[d, p] = m.step_s
+            fits[d, p] = m.fits
+            valid[d, p] = m.lay.valid
+            over[d, p] = m.over
+        best = np.min(np.where(fits, step, np.inf), axis=1)
+        pending = np.min(np.where(done, np.inf, lb), axis=1)
+        threshold = np.where(np.isfinite(best), best, np.maximum(threshold * GROWTH, pending))
+    chosen, any_fit = _choose(step, fits, valid, over)
+    return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> FloatArray:
+    """A float buffer of at least ``size`` elements, kept per thread between chunks and calls."""
+    buffer: FloatArray | None = getattr(_SCRATCH, "bounds", None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(max(size, SEARCH_CHUNK_CELLS))
+        _SCRATCH.bounds = buffer
+    return buffer[:size]
+
+
+def _compiled_kernels() -> ModuleType | None:
+    """The numba kernels, or None where numba is not installed."""
+    try:
+        from dse.model.training import _kernels
+    except ImportError:  # pragma: no cover - numba is a dependency; the numpy path remains
+        return None
+    return _kernels
+
+
+def _search_compiled(
+    g: Grid, w: Workload, s: Settings, bounds: PlanBounds, kernels: ModuleType
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
+    the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
+    mask is built. Returns the chosen plan per design and whether it fits."""
+    n, k = g.chips.shape[0], bounds.tp.shape[0]
+    lb = _scratch(n * k).reshape(n, k)
+    high, design, plan = kernels.lower_bounds(
+        _design_features(g, s),
+        bounds.coefficients,
+        bounds.replica_batches,
+        bounds.slots,
+        bounds.replica,
+        bounds.tp,
+        np.ascontiguousarray(g.chips[:, 0]),
+        np.ascontiguousarray(g.domain[:, 0]),
+        g.tp_searched,
+        1.0 - BOUND_MARGIN,
+        FIRST_THRESHOLD,
+        bounds.memory,
+        np.ascontiguousarray(g.capacity_b[:, 0]),
+        lb,
+    )
+    best_s = np.full(n, np.inf)
+    best_plan = np.full(n, k, np.int64)
+    least_over = np.full(n, np.inf)
+    least_plan = np.zeros(n, np.int64)
+    piece = max(CHUNK_CELLS, 1)
+
+    def fold(design: np.ndarray, plan: np.ndarray) -> None:
+        for a in range(0, design.size, piece):
+            d, p = design[a : a + piece], plan[a : a + piece]
+            m = step_model(g.cells(d, p), w, s)
+            kernels.update(
+                d, p,
+                *(
+                    np.ascontiguousarray(np.broadcast_to(v, d.shape))
+                    for v in (m.step_s, m.fits, m.lay.valid, m.over)
+                ),
+                best_s, best_plan, least_over, least_plan,
+            )  # fmt: skip
+
+    while design.size:
+        fold(design, plan)
+        # While nothing fits, the next round takes every plan left (rare: the memory bound
+        # has already ruled out most plans that do not fit).
+        low, high = high, np.where(np.isfinite(best_s), best_s, np.inf)
+        design, plan = kernels.select(lb, low, high)
+    # No plan fits: the least-memory fallback needs every plan that runs, including those the
+    # memory bound skipped.
+    lost = np.flatnonzero(~np.isfinite(best_s))
+    if lost.size:
+        runs = bounds.replica[None, :] <= g.chips[lost]
+        if g.tp_searched:
+            runs &= bounds.tp[None, :] <= np.maximum(g.domain[lost], 1.0)
+        rows, plan = np.nonzero(runs)
+        fold(lost[rows], plan)
+    any_fit = np.isfinite(best_s)
+    return np.where(any_fit, best_plan, least_plan), any_fit

@@ -1,0 +1,193 @@
+"""The bounded plan search against the exhaustive one (issue 13): same plan, every metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dse.catalog.chips import load_chip
+from dse.catalog.technology import load_technology
+from dse.catalog.workloads import load_workload
+from dse.designs import Designs, from_chips
+from dse.model.evaluate import Metrics, evaluate
+from dse.model.plans import candidate_plans
+from dse.model.training import plan_search
+
+RELATIVE = 1e-9
+
+
+def _random_designs(n: int, seed: int) -> Designs:
+    """Designs around today's chips, from clusters too small for the model to huge ones, with
+    small and large scale-up domains, so that some designs fit no plan at all."""
+    rng = np.random.default_rng(seed)
+    technology = load_technology()
+    base = from_chips([load_chip("h100-sxm")]).take(np.zeros(n, dtype=np.int64))
+    return base.replace(
+        node=rng.integers(0, len(technology.nodes), n),
+        hbm_generation=rng.integers(0, len(technology.memories), n),
+        compute_units=rng.integers(64, 257, n).astype(float),
+        spare_units=rng.integers(0, 17, n).astype(float),
+        clock_ghz=rng.uniform(1.0, 2.2, n),
+        sram_mb=rng.uniform(32, 256, n),
+        tdp_w=rng.uniform(400, 1200, n),
+        fp8_flops_per_cycle_per_unit=rng.choice([0.0, 8192.0], n),
+        hbm_stacks=rng.integers(1, 13, n).astype(float),
+        scale_up_domain=rng.choice([1.0, 4.0, 8.0, 16.0, 72.0], n),
+        scale_up_bandwidth_gb_s=rng.uniform(400, 1800, n),
+        scale_out_bandwidth_gb_s=rng.uniform(25, 400, n),
+        num_chips=np.round(np.exp(rng.uniform(np.log(8), np.log(32768), n))),
+        unit_price_usd=np.full(n, np.nan),
+    )
+
+
+def _assert_same(fast: Metrics, exhaustive: Metrics) -> None:
+    np.testing.assert_array_equal(fast.training.plan_index, exhaustive.training.plan_index)
+    for name, values in exhaustive.plan.items():
+        np.testing.assert_array_equal(fast.plan[name], values, err_msg=name)
+    for group in ("columns", "constraints"):
+        for name, values in getattr(exhaustive, group).items():
+            np.testing.assert_allclose(
+                getattr(fast, group)[name], values, rtol=RELATIVE, atol=0, err_msg=name
+            )
+    for name in type(exhaustive.training).__dataclass_fields__:
+        np.testing.assert_allclose(
+            getattr(fast.training, name),
+            getattr(exhaustive.training, name),
+            rtol=RELATIVE,
+            atol=0,
+            err_msg=name,
+        )
+    np.testing.assert_array_equal(fast.feasible, exhaustive.feasible)
+
+
+@pytest.mark.parametrize(
+    ("workload", "n", "books"),
+    [
+        ("gpt3-175b", 700, "numba"),  # dense, multi-head attention
+        ("llama3.1-70b", 700, "numba"),  # dense, grouped-query attention
+        ("llama3.1-70b", 300, "numpy"),  # the books without numba
+        ("mixtral-8x7b", 600, "numba"),  # MoE, every layer
+        ("mixtral-8x7b", 100, "numpy"),
+        ("deepseek-v3", 520, "numba"),  # MoE with dense layers, shared experts, fp8, routing
+    ],
+)
+def test_bounded_search_agrees_with_exhaustive_search(
+    workload: str, n: int, books: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if books == "numpy":
+        monkeypatch.setattr(plan_search, "_compiled_kernels", lambda: None)
+    w = load_workload(workload)
+    designs = _random_designs(n, seed=n + len(workload))
+    plans = candidate_plans(w, max_tp=72)
+    fast = evaluate(designs, w, plans=plans)
+    exhaustive = evaluate(designs, w, plans=plans, exhaustive=True)
+    _assert_same(fast, exhaustive)
+    # The random designs reach both outcomes: a plan that fits, and none (least memory).
+    assert fast.training.fits.any() and not fast.training.fits.all()
+
+
+def test_bounded_search_with_long_sequences_searches_context_parallelism() -> None:
+    w = load_workload("llama3.1-8b").with_changes(seq_len=131072, global_batch_tokens=16e6)
+    plans = candidate_plans(w, max_tp=72)
+    assert (plans.context_parallel > 1).any()
+    designs = _random_designs(520, seed=7)
+    _assert_same(
+        evaluate(designs, w, plans=plans), evaluate(designs, w, plans=plans, exhaustive=True)
+    )
+
+
+def test_ties_between_plans_go_to_the_lower_plan_index() -> None:
+    # Two copies of every plan: each tie must resolve to the first copy, as argmin does.
+    w = load_workload("llama3.1-70b")
+    single = candidate_plans(w, max_tp=8)
+    doubled = type(single)(
+        **{
+            name: (np.concatenate([value, value]) if isinstance(value, np.ndarray) else value)
+            for name, value in vars(single).items()
+        }
+    )
+    designs = _random_designs(600, seed=3)
+    fast = evaluate(designs, w, plans=doubled)
+    _assert_same(fast, evaluate(designs, w, plans=doubled, exhaustive=True))
+    assert (fast.training.plan_index < len(single)).all()
+
+
+def test_results_do_not_depend_on_the_other_designs_of_the_batch() -> None:
+    w = load_workload("mixtral-8x7b")
+    designs = _random_designs(600, seed=11)
+    batch = evaluate(designs, w)
+    picked = np.array([5, 77, 420])
+    alone = evaluate(designs.take(picked), w)
+    for name, values in alone.columns.items():
+        np.testing.assert_array_equal(values, batch.columns[name][picked], err_msg=name)
+
+
+def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> None:
+    from dse.model.silicon import evaluate_silicon
+    from dse.model.training import _kernels
+    from dse.model.training.grid import build_grid
+    from dse.model.training.step import step_model
+    from dse.settings import load_settings
+
+    settings = load_settings()
+    for workload in ("llama3.1-70b", "deepseek-v3"):
+        w = load_workload(workload)
+        designs = _random_designs(200, seed=5)
+        plans = candidate_plans(w, max_tp=72)
+        grid = build_grid(
+            designs, evaluate_silicon(designs), w.precision, plans, settings, slice(0, 200)
+        )
+        bounds = plan_search.plan_bounds(plans, w, settings)
+        model = step_model(grid, w, settings)
+        runs = model.lay.valid
+        # numpy: step time only
+        bound = plan_search.step_lower_bound(grid, bounds, settings)
+        assert np.isfinite(bound[runs]).all()
+        assert (bound[runs] <= model.step_s[runs]).all()
+        # Tight enough to prune: a sizeable share of the step time.
+        assert np.median((bound / model.step_s)[runs]) > 0.2
+        # numba: step time, and infinite only where the plan cannot run or cannot fit.
+        compiled = np.empty((grid.chips.shape[0], len(plans)))
+        _kernels.lower_bounds(
+            plan_search._design_features(grid, settings),
+            bounds.coefficients,
+            bounds.replica_batches,
+            bounds.slots,
+            bounds.replica,
+            bounds.tp,
+            np.ascontiguousarray(grid.chips[:, 0]),
+            np.ascontiguousarray(grid.domain[:, 0]),
+            grid.tp_searched,
+            1.0 - plan_search.BOUND_MARGIN,
+            plan_search.FIRST_THRESHOLD,
+            bounds.memory,
+            np.ascontiguousarray(grid.capacity_b[:, 0]),
+            compiled,
+        )
+        fits = model.fits
+        assert fits.any() and (runs & ~fits).any()
+        assert np.isfinite(compiled[fits]).all()
+        assert (compiled[fits] <= model.step_s[fits]).all()
+        # The memory bound prunes most plans that do not fit.
+        assert np.isinf(compiled[runs & ~fits]).mean() > 0.5
+
+
+@pytest.mark.parametrize(
+    ("workload", "pinned"),
+    [
+        ("llama3.1-70b", {"tp": 8}),  # tp pinned: no scale-up-domain rule
+        ("llama3.1-70b", {"dp": 16}),  # dp pinned instead of derived
+        ("mixtral-8x7b", {"recompute": "full"}),
+        ("deepseek-v3", {"schedule": "dualpipe"}),
+    ],
+)
+def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(
+    workload: str, pinned: dict[str, object]
+) -> None:
+    w = load_workload(workload)
+    plans = candidate_plans(w, max_tp=72, **pinned)  # type: ignore[arg-type]
+    assert len(plans) >= plan_search.MIN_PLANS
+    designs = _random_designs(600, seed=len(pinned) + len(workload))
+    _assert_same(
+        evaluate(designs, w, plans=plans), evaluate(designs, w, plans=plans, exhaustive=True)
+    )

@@ -25,8 +25,8 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
-    """The public names, imported on first use (``dse --help`` imports neither scipy nor the
-    model through this package)."""
+    """The public names, imported on first use (so that the command line's help imports
+    neither scipy nor the model through this package)."""
     if name not in _HOMES:
         raise AttributeError(f"module 'dse.uncertainty' has no attribute {name!r}")
     import importlib

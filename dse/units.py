@@ -37,6 +37,7 @@ UNIT_SUFFIXES = (
     ("_tflop_s", "TFLOP/s"),
     ("_tb_s", "TB/s"),
     ("_gb_s", "GB/s"),
+    ("_per_s", "/s"),
     ("_s", "s"),
     ("_mw", "MW"),
     ("_w", "W"),

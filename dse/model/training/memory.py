@@ -43,19 +43,37 @@ def _per_token_layer_bytes(w: Workload) -> tuple[float, float]:
     return attention_linear + mlp + 4 * d, moe_fraction
 
 
+@dataclass(frozen=True)
+class Activations:
+    """§2.5 Activation bytes of one micro-batch on one tensor-parallel rank: stored per layer
+    (``layer_b``), kept per layer under the recompute policy (``kept_b``), and held once per
+    stage (``once_b``: the logits, and the layer being recomputed under full recompute)."""
+
+    layer_b: FloatArray
+    kept_b: FloatArray
+    once_b: FloatArray
+
+
+def activations(w: Workload, tokens_mb: FloatArray, tp: FloatArray, rc: np.ndarray) -> Activations:
+    """§2.5 The activation bytes of ``tokens_mb`` tokens at tensor parallelism ``tp`` and
+    recompute policy ``rc`` (any shapes that broadcast)."""
+    per_token, _ = _per_token_layer_bytes(w)
+    layer_b = tokens_mb * per_token / tp
+    scores_b = 5.0 * w.heads * float(w.seq_len) * tokens_mb / tp
+    input_b = 2.0 * tokens_mb * float(w.d_model) / tp
+    kept = np.where(rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, input_b))
+    logits_b = 4.0 * tokens_mb * w.vocab_size / tp
+    working_b = np.where(rc == FULL, layer_b, 0.0)
+    return Activations(layer_b, kept, working_b + logits_b)
+
+
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
     """§2.1 static state (ZeRO-1 or FSDP) and §2.5 activations of the plan's schedule."""
     static_b, params_chip, updated = _static(g, lay, w, s)
-    d = float(w.d_model)
-    per_token, _ = _per_token_layer_bytes(w)
-    layer_b = lay.tokens_mb * per_token / g.tp
-    scores_b = 5.0 * w.heads * float(w.seq_len) * lay.tokens_mb / g.tp
-    input_b = 2.0 * lay.tokens_mb * d / g.tp
-    kept = np.where(g.rc == NONE, layer_b + scores_b, np.where(g.rc == SELECTIVE, layer_b, input_b))
-    logits_b = 4.0 * lay.tokens_mb * w.vocab_size / g.tp
-    working_b = np.where(g.rc == FULL, layer_b, 0.0)
+    act = activations(w, lay.tokens_mb, g.tp, g.rc)
     in_flight = micro_batches_in_flight(g, lay)
-    activation_b = in_flight * lay.layers_per_stage * kept + working_b + logits_b
+    activation_b = in_flight * lay.layers_per_stage * act.kept_b + act.once_b
+    layer_b = act.layer_b
     return Memory(
         static_b=static_b,
         activation_b=activation_b,

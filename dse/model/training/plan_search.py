@@ -52,8 +52,8 @@ from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import ring_time
 from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
-from dse.model.training.grid import FULL, NONE, SELECTIVE, Grid, build_grid
-from dse.model.training.memory import _per_token_layer_bytes
+from dse.model.training.grid import FULL, NONE, Grid, build_grid
+from dse.model.training.memory import _per_token_layer_bytes, activations
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
     CHUNK_CELLS,
@@ -203,17 +203,10 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     expert = np.where(fsdp, per_state * local_experts, expert)
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
     # Activations (§2.5), as memory.memory computes them.
-    tokens_mb = mb * float(w.seq_len) / cp
-    per_token_b, _ = _per_token_layer_bytes(w)
-    layer_b = tokens_mb * per_token_b / tp
-    scores_b = 5.0 * w.heads * float(w.seq_len) * tokens_mb / tp
-    input_b = 2.0 * tokens_mb * float(w.d_model) / tp
-    kept = np.where(rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, input_b))
-    logits_b = 4.0 * tokens_mb * w.vocab_size / tp
-    working_b = np.where(rc == FULL, layer_b, 0.0)
-    stored = layers_per_stage * kept * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    act = activations(w, mb * float(w.seq_len) / cp, tp, rc)
+    stored = layers_per_stage * act.kept_b * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
     cap = np.where(dual, pp + 1.0, pp)
-    fixed = fixed + working_b + logits_b
+    fixed = fixed + act.once_b
     shards = mb / (cp * float(w.global_batch_sequences))
     return np.stack([fixed, weight, expert, stored, cap, shards, ep / tp])
 

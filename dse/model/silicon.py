@@ -384,23 +384,33 @@ def tdp_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
     formats at which none of them exceeds the TDP at its peak rate, so that no catalog chip is
     throttled below its datasheet. Designs derived from the chip keep it.
     """
+    technology = technology or load_technology()
+    designs = underived_rows(chip, 1, technology)
+    return float(energy_scale_at_tdp(designs, evaluate_silicon(designs, technology))[0])
+
+
+def underived_rows(chip: Chip, n: int, technology: Technology) -> Designs:
+    """``n`` copies of ``chip`` as designs (one chip each) with its derived parameters at 1.0,
+    as :func:`energy_scale_at_tdp` needs them."""
     from dse.parameters import chip_values
 
-    technology = technology or load_technology()
     row = chip_values(chip, technology, with_markup=False, derived=False)
-    designs = Designs.from_columns(
-        {name: [value] for name, value in {**row, "num_chips": 1.0}.items()}
-    )
-    silicon = evaluate_silicon(designs, technology)
+    return Designs.from_columns({k: np.full(n, v) for k, v in {**row, "num_chips": 1.0}.items()})
+
+
+def energy_scale_at_tdp(designs: Designs, silicon: Silicon) -> FloatArray:
+    """§1.7 Per design, the largest scale of its energy per FLOP at which no format it has draws
+    more than its TDP at peak (1 where it has none), shape ``(n,)``; ``silicon`` is evaluated
+    at scale 1."""
     headroom_w = (
         designs.tdp_w
         - silicon.static_power_w
         - silicon.hbm_power_full_w
         - silicon.analog.full_load_power_w
     )
-    scales = [
-        headroom_w / silicon.compute_power_peak_w[fmt]
-        for fmt in FORMATS
-        if silicon.compute_power_peak_w[fmt][0] > 0
-    ]
-    return float(np.min(scales)) if scales else 1.0
+    scales = np.full(len(designs), np.inf)
+    for watts in silicon.compute_power_peak_w.values():
+        scales = np.minimum(
+            scales, np.where(watts > 0, headroom_w / np.maximum(watts, 1e-300), np.inf)
+        )
+    return np.where(np.isfinite(scales), scales, 1.0)

@@ -14,14 +14,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dse.catalog.chips import FORMATS, Chip
+from dse.catalog.chips import Chip
 from dse.catalog.technology import Technology, load_technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
 from dse.model.evaluate import evaluate
 from dse.model.plans import Plans
-from dse.model.silicon import TechArrays, _tech_arrays, evaluate_silicon, tdp_energy_scale
-from dse.parameters import chip_values
+from dse.model.silicon import (
+    TechArrays,
+    _tech_arrays,
+    energy_scale_at_tdp,
+    evaluate_silicon,
+    tdp_energy_scale,
+    underived_rows,
+)
 from dse.settings import Settings
 from dse.space import Objective, Space, objective_matrix
 
@@ -125,18 +131,9 @@ def _drawn_energy_scale(
 ) -> FloatArray:
     """``chip``'s TDP-derived energy-per-FLOP scale (:func:`~dse.model.silicon.tdp_energy_scale`)
     under each row's draw, shape ``(n,)``."""
-    n = len(next(iter(draws.values())))
-    row = chip_values(chip, technology, with_markup=False, derived=False)
-    own = Designs.from_columns({k: np.full(n, v) for k, v in {**row, "num_chips": 1.0}.items()})
+    own = underived_rows(chip, len(next(iter(draws.values()))), technology)
     drawn, tech, _ = perturbed(own, draws, settings, None, technology)
-    silicon = evaluate_silicon(drawn, tech)
-    headroom_w = drawn.tdp_w - silicon.static_power_w - silicon.hbm_power_full_w
-    scales = [
-        headroom_w / silicon.compute_power_peak_w[fmt]
-        for fmt in FORMATS
-        if silicon.compute_power_peak_w[fmt][0] > 0
-    ]
-    return np.min(scales, axis=0) if scales else np.ones(n)
+    return energy_scale_at_tdp(drawn, evaluate_silicon(drawn, tech))
 
 
 def evaluate_drawn(

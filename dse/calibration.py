@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,8 +52,30 @@ FIXED_FAMILIES = ("nvidia-hopper",)
 """Families whose efficiencies were measured, not fitted."""
 FULL_RUN_TIME = ("training_days", "chip_hours")
 
+_MLPERF_RESULTS = re.compile(
+    r"^mlcommons/training_results_v[\d.]+\b.*?\s([A-Za-z][\w.+]*)[\w-]*/results/"
+)
+_MLPERF_TEXT = re.compile(r"^MLPerf Training v[\d.]+ \([^)]*\), ([A-Za-z]+)")
+_REPOSITORY = re.compile(r"^([\w.-]+)/[\w.-]+[\s,]")
+
+
+def publisher(source: str) -> str:
+    """The publisher of a run's ``source``, the unit that ``--cross-validate source`` leaves out:
+    the submitter of an MLPerf result (``MLPerf Intel``), the owner of a repository
+    (``NVIDIA-NeMo``, ``aws-neuron``: every table and benchmark page it publishes), else the
+    citation before its first comma or semicolon (``Touvron et al. 2023``)."""
+    for pattern, prefix in ((_MLPERF_RESULTS, "MLPerf "), (_MLPERF_TEXT, "MLPerf ")):
+        match = pattern.match(source)
+        if match:
+            return prefix + match.group(1)
+    match = _REPOSITORY.match(source)
+    if match:
+        return match.group(1)
+    return source.split(",")[0].split(";")[0].strip()
+
+
 GROUPINGS: dict[str, Callable[[Comparison], str]] = {
-    "source": lambda r: r.source.split(",")[0].split(";")[0].strip(),
+    "source": lambda r: publisher(r.source),
     "family": lambda r: r.family,
     "run": lambda r: r.run,
 }

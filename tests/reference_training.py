@@ -127,22 +127,26 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         static += params * s.weight_bytes_per_param  # two copies of the weights
     d, hd, seq = w.d_model, w.head_dim, w.seq_len
     tokens = plan.microbatch * seq / plan.cp
-    attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
-    width = 6 if w.ffn_kind == "swiglu" else 4
+    # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with dropout
+    o_in = 1 if w.precision in ("fp8", "fp4") else 2
+    mask = 1 if w.dropout > 0 else 0
+    attention_linear = o_in * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + o_in * w.heads * hd
+    attention_linear += mask * d
+    width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
     if w.is_moe:
         f = (w.layers - w.dense_layers) / w.layers
         mlp = (
-            3 * d
+            (o_in + mask) * d
             + (1 - f) * width * w.ffn_dim
             + f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
         )
     else:
         f = 0.0
-        mlp = 3 * d + width * w.ffn_dim
+        mlp = (o_in + mask) * d + width * w.ffn_dim
     layer = tokens * (attention_linear + mlp + 4 * d) / plan.tp
     if none:
         # flash attention keeps no scores; materialized: 5 bytes per score
-        score_bytes = 5 if w.attention_kernel == "materialized" else 0
+        score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
         kept = layer + score_bytes * w.heads * seq * tokens / plan.tp
     elif full:
         kept = 2 * tokens * d / plan.tp

@@ -81,3 +81,22 @@ def test_cross_validation_refits_without_the_left_out_group() -> None:
     assert all(0 <= rows["all"][k] < 10 for k in ("in_sample", "held_out", "rule_40pct"))
     assert all(h.group == h.row.family for h in held)
     assert fit_goodput([], 0.8) == 0.8
+
+
+def test_cross_validation_by_source_leaves_out_whole_publishers() -> None:
+    """Tables of one publisher (two Megatron-Bridge summaries, every Neuron benchmark page) are
+    left out together; MLPerf results go by submitter, papers by citation."""
+    from dse.calibration import publisher
+
+    assert publisher(
+        "NVIDIA-NeMo/Megatron-Bridge docs/performance-summary.md, '25.11 NeMo Container'"
+    ) == publisher("NVIDIA-NeMo/Megatron-Bridge docs/performance-summary-archive.md, '26.02'")
+    assert publisher(
+        "aws-neuron/aws-neuron-sdk general/benchmarks/trn1/training_data_decoder.csv"
+    ) == publisher("aws-neuron/aws-neuron-sdk about-neuron/benchmarks/trn1/x.csv (commit 7c1)")
+    mlperf = "mlcommons/training_results_v3.1 (commit d06) Intel-HabanaLabs/results/HLS/gpt3"
+    assert publisher(mlperf) == publisher("MLPerf Training v3.1 (Nov 2023), Intel; intel.com")
+    assert publisher(mlperf) != publisher("MLPerf Training v3.1 (Nov 2023), NVIDIA Eos; blog")
+    assert publisher("Touvron et al. 2023, arXiv:2302.13971, Table 15") == "Touvron et al. 2023"
+    groups = {publisher(run["source"]) for run in load_runs()}
+    assert len(groups) >= 20  # the held-out unit is a publisher, not one big table

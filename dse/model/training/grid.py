@@ -58,7 +58,8 @@ class Grid:
     FSDP and DualPipe flags. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction and achieved HBM bandwidth (bytes/s), usable HBM (bytes),
     sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
-    family efficiency scale.
+    whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family
+    efficiency scale.
     """
 
     rows: slice
@@ -82,6 +83,7 @@ class Grid:
     gemm_rate: FloatArray
     attention_rate: FloatArray
     exp_rate: FloatArray
+    low_precision: np.ndarray
     peak_rate: FloatArray
     family_scale: FloatArray
 
@@ -142,6 +144,7 @@ def build_grid(
         gemm_rate=gemm,
         attention_rate=attention,
         exp_rate=attention * col(exp_per_sixteen_bit_flop(designs)),
+        low_precision=gemm > attention,
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),
     )

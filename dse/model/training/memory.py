@@ -27,16 +27,20 @@ class Memory:
     updated_params: FloatArray
 
 
-def _per_token_layer_bytes(w: Workload) -> tuple[float, float]:
+def _per_token_layer_bytes(
+    w: Workload, low_precision: FloatArray | bool = True
+) -> tuple[FloatArray | float, float]:
     """§2.5 Stored bytes per token per layer (Korthikanti et al. generalised), and the MoE
     fraction of the layers.
 
     16-bit tensors take 2 bytes per element. The inputs of the linear layers, kept for their
     weight-gradient GEMMs, take the training format's operand bytes (fp8 and fp4: 1, the FP8
     copy Transformer Engine saves); dropout masks (1 byte) exist only where the run uses
-    dropout."""
+    dropout. ``low_precision`` is False (or an array, per design) where a design trains an fp8/fp4
+    workload in 16-bit because its low-precision units are slower."""
     d, hd = float(w.d_model), float(w.head_dim)
-    linear_in = 1.0 if w.precision in ("fp8", "fp4") else 2.0
+    low = w.precision in ("fp8", "fp4")
+    linear_in = np.where(np.logical_and(low, low_precision), 1.0, 2.0)
     mask = 1.0 if w.dropout > 0 else 0.0
     q_and_kv = 2 * w.heads * hd + 4 * w.kv_heads * hd
     attention_linear = linear_in * d + q_and_kv + linear_in * w.heads * hd + mask * d
@@ -65,10 +69,17 @@ class Activations:
     once_b: FloatArray
 
 
-def activations(w: Workload, tokens_mb: FloatArray, tp: FloatArray, rc: np.ndarray) -> Activations:
+def activations(
+    w: Workload,
+    tokens_mb: FloatArray,
+    tp: FloatArray,
+    rc: np.ndarray,
+    low_precision: FloatArray | bool = True,
+) -> Activations:
     """§2.5 The activation bytes of ``tokens_mb`` tokens at tensor parallelism ``tp`` and
-    recompute policy ``rc`` (any shapes that broadcast)."""
-    per_token, _ = _per_token_layer_bytes(w)
+    recompute policy ``rc`` (any shapes that broadcast); ``low_precision``: whether the design
+    runs the workload's fp8/fp4 format (:attr:`Grid.low_precision`; True gives the least)."""
+    per_token, _ = _per_token_layer_bytes(w, low_precision)
     layer_b = tokens_mb * per_token / tp
     # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
     # a fused (flash) kernel keeps only its row statistics and recomputes the scores inside its
@@ -85,7 +96,7 @@ def activations(w: Workload, tokens_mb: FloatArray, tp: FloatArray, rc: np.ndarr
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
     """§2.1 static state (ZeRO-1 or FSDP) and §2.5 activations of the plan's schedule."""
     static_b, params_chip, updated = _static(g, lay, w, s)
-    act = activations(w, lay.tokens_mb, g.tp, g.rc)
+    act = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision)
     in_flight = micro_batches_in_flight(g, lay)
     activation_b = in_flight * lay.layers_per_stage * act.kept_b + act.once_b
     layer_b = act.layer_b

@@ -141,6 +141,94 @@ def test_optuna_study_is_dashboard_ready(
     assert len(best) == int(frame["pareto"].sum())
 
 
+def _dashboard_study(storage: str, name: str) -> dict[str, Any]:
+    """The study as optuna-dashboard's own web API serves it (``GET /api/studies/ID``)."""
+    import io
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    import optuna_dashboard
+
+    from dse.search.shared_study import open_storage
+
+    opened = open_storage(storage)
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"] = f"/api/studies/{opened.get_study_id_from_name(name)}"
+    environ["wsgi.input"] = io.BytesIO()
+    status: list[str] = []
+    body = optuna_dashboard.wsgi(opened)(environ, lambda s, headers, *_: status.append(s))
+    assert status == ["200 OK"], status
+    return dict(json.loads(b"".join(body)))
+
+
+def test_dashboard_lists_only_feasible_designs_as_best(
+    dse: Callable[..., Any], space: Path, tmp_path: Path
+) -> None:
+    """optuna-dashboard ranks best trials by values alone (constraints ignored); the view
+    ``<study>-dashboard`` that dse keeps beside a stored study makes its best trials exactly
+    the results file's Pareto rows, and still lists every infeasible design with its reasons."""
+    pytest.importorskip("optuna_dashboard")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    frames = []
+    for run in ("first", "second"):  # the second run adds trials: the view follows
+        out = tmp_path / f"{run}.parquet"
+        search(dse, space, out, "--engine", "optuna", "--storage", storage, "--study", "dash",
+               "--evals", "40", "--pop-size", "10", "--seed", "3")  # fmt: skip
+        frames.append(read_results(out)[0])
+    frame = frames[-1]
+    assert len(frame) == 80 and 0 < frame["feasible"].sum() < 80
+    searched = _dashboard_study(storage, "dash")
+    assert len(searched["trials"]) == 80  # the searched study itself is left as it was
+    # (its best trials, as the dashboard ranks them, include infeasible designs: 2 of 14 here)
+    view = _dashboard_study(storage, "dash-dashboard")
+    assert view["objective_names"] == OBJECTIVES
+    trials = view["trials"]
+    assert [int(_attrs(t)["dse_trial"]) for t in trials] == list(range(80))
+    for trial, (_, row) in zip(trials, frame.iterrows(), strict=True):
+        params = {p["name"]: p["param_external_value"] for p in trial["params"]}
+        assert params["compute_units"] == str(row["compute_units"])
+        assert params["node"] == row["node"]
+        assert float(params["clock_ghz"]) == pytest.approx(row["clock_ghz"])
+        assert params["clock_ghz"] in {"1.4", "1.6", "1.8", "2.0", "2.2"}  # not 1.5999999999999999
+        attrs = _attrs(trial)
+        assert attrs["feasible"] == str(bool(row["feasible"]))
+        assert (max(trial["constraints"]) <= 0) == row["feasible"]
+        if row["feasible"]:
+            assert trial["state"] == "Complete"
+            assert trial["values"] == pytest.approx(row[OBJECTIVES].to_list())
+        else:  # shown, with why, but never ranked: no values
+            assert trial["state"] == "Fail" and "values" not in trial
+            assert attrs["infeasible_because"]
+            assert float(attrs["cost_usd"]) == pytest.approx(row["cost_usd"])
+            violated = [k for k in attrs if k.startswith("g_")]
+            assert violated and all(row[k] > 0 for k in violated)
+    best = sorted(int(_attrs(t)["dse_trial"]) for t in view["best_trials"])
+    assert best == list(np.flatnonzero(frame["pareto"].to_numpy()))
+    assert all(max(t["constraints"]) <= 0 for t in view["best_trials"])
+
+
+def test_dashboard_view_never_replaces_a_study_of_the_users(
+    dse: Callable[..., Any], space: Path, tmp_path: Path
+) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    mine = optuna.create_study(storage=storage, study_name="dash-dashboard")
+    mine.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    args = ("--engine", "optuna", "--storage", storage, "--study", "dash", "--evals", "10")
+    result = dse("search", space, "--workload", "llama3.1-70b", "--out", tmp_path / "a.csv",
+                 "--quiet", *args)  # fmt: skip
+    assert result.code == 0, result.err
+    assert "no dashboard view written" in result.err
+    kept = optuna.load_study(study_name="dash-dashboard", storage=storage)
+    assert [t.params for t in kept.trials] == [t.params for t in mine.trials]
+
+
+def _attrs(trial: dict[str, Any]) -> dict[str, str]:
+    return {a["key"]: a["value"] for a in trial["user_attrs"]}
+
+
 def test_optuna_study_of_another_problem_is_refused(
     dse: Callable[..., Any], space: Path, tmp_path: Path
 ) -> None:

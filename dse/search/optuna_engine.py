@@ -7,7 +7,9 @@ levels is an integer or float distribution with that step; a dimension listed as
 one whose levels are not evenly spaced (``log = true``), is categorical over its values. The
 study's metric names are the objective columns (``cost_usd``, ...). Each trial keeps its
 ``design`` as a user attribute and its ``G`` row (``<= 0`` feasible) as optuna's ``constraints``
-system attribute, which optuna's samplers, ``Study.best_trials`` and optuna-dashboard read.
+system attribute, which optuna's samplers and ``Study.best_trials`` read; optuna-dashboard
+shows it but ranks best trials without it, so a stored study gets a dashboard view beside it
+(:mod:`dse.search.dashboard_view`) in which only feasible designs can be best.
 
 With ``storage`` (any optuna URL, e.g. ``sqlite:///study.db``) and ``study`` the study persists:
 running the same command again adds ``evals`` trials, and the results file covers all of the
@@ -226,6 +228,9 @@ class OptunaEngine(Engine):
             remaining -= len(trials)
         if kept is not None:
             kept.set_user_attr(TARGET_ATTR, json.dumps(None))
+            from dse.search.dashboard_view import update_view
+
+            update_view(kept, problem, free)
         return {
             "sampler": self.sampler,
             "pop_size": self.pop_size,
@@ -343,7 +348,7 @@ class OptunaEngine(Engine):
             design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
             trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
             # The list form of optuna's constraints attribute: read by every optuna version's
-            # samplers and best_trials, and by optuna-dashboard.
+            # samplers and best_trials, and shown by optuna-dashboard.
             trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, G[i].tolist())
             study.tell(trial, values=values[i].tolist())
             if on_told is not None:

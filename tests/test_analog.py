@@ -310,3 +310,24 @@ def test_more_array_capacity_is_never_slower() -> None:
         m = evaluate(_pcm_ladder(tiles), load_workload(workload))
         step = m.columns["step_time_s"]
         assert np.all(np.diff(step) <= 1e-12 * step[:-1]), workload
+
+
+def test_settings_drawn_per_design_reach_the_analog_rows() -> None:
+    """dse sensitivity / dse robust draw settings per design; on a batch mixing digital and
+    analog designs the analog rows take their own draws (it used to fail to broadcast)."""
+    from dataclasses import replace
+
+    from dse.settings import load_settings
+
+    w = load_workload("llama3.1-8b")
+    designs = _designs(["none", "pcm", "sram-cim"], [0, 2000, 8000])
+    s = load_settings()
+    drawn = replace(s, goodput=np.array([0.9, 0.8, 0.7]), hbm_efficiency=np.array([0.9, 0.8, 0.7]))
+    m = evaluate(designs, w, drawn)
+    for i, goodput in enumerate((0.9, 0.8, 0.7)):
+        one = evaluate(
+            designs.take(np.array([i])),
+            w,
+            replace(s, goodput=goodput, hbm_efficiency=goodput),
+        )
+        assert m.columns["training_days"][i] == pytest.approx(one.columns["training_days"][0])

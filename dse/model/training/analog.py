@@ -177,7 +177,9 @@ def analog_training(
     t = take(training, rows)
     an = take(a, rows)
     index = t.plan_index
-    bandwidth = np.broadcast_to(memory_b_s(silicon, settings), (n,))[rows]
+    # Settings drawn per design (dse sensitivity, dse robust) cut to the rows with tiles.
+    row_settings = settings.at_rows(rows)  # type: ignore[arg-type]
+    bandwidth = np.broadcast_to(memory_b_s(take(silicon, rows), row_settings), rows.shape)
     arrays = array_step(
         an,
         bandwidth,
@@ -205,7 +207,7 @@ def analog_training(
         t,
         step_time_s=step,
         compute_time_s=t.compute_time_s + extra_s,
-        training_time_s=t.steps * step / settings.goodput,
+        training_time_s=t.steps * step / row_settings.goodput,
         mfu=t.mfu * slower * peak_ratio,
         hfu=t.hfu * slower * peak_ratio,
         avg_chip_power_w=power,

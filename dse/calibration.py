@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +34,11 @@ from dse.settings import Settings, load_settings
 from dse.validation import Comparison, validate
 
 GRID: dict[str, tuple[float, ...]] = {
-    "elementwise_bytes_per_activation_byte": (8.0, 12.0, 16.0, 20.0),
-    "dp_overlap": (0.5, 0.9),
-    "tp_overlap": (0.5, 0.9),
+    "elementwise_bytes_per_activation_byte": (12.0, 16.0, 20.0, 24.0, 28.0),
+    "dp_overlap": (0.25, 0.5, 0.75),
+    "tp_overlap": (0.25, 0.5, 0.75),
     "moe_comm_overlap": (0.0, 0.5),
-    "moe_kernel_overhead_us": (0.0, 15.0, 30.0, 45.0),
+    "moe_kernel_overhead_us": (15.0, 30.0, 45.0),
 }
 """The throughput model's [C] constants and the values searched (dse/defaults.toml sources)."""
 
@@ -116,6 +119,23 @@ def _validate(settings: Settings, family_scales: Mapping[str, float] | None) -> 
     return validate(settings, family_scales=family_scales)
 
 
+def _validate_values(
+    values: dict[str, Any], family_scales: Mapping[str, float]
+) -> list[Comparison]:
+    return validate(replace(load_settings(), **values), family_scales=family_scales)
+
+
+def _validate_in_processes(
+    settings: Sequence[Settings], family_scales: Mapping[str, float]
+) -> list[list[Comparison]]:
+    """:func:`dse.validation.validate` at every setting, on every core (settings travel as their
+    plain values: their ``sources`` mapping does not pickle)."""
+    values = [{name: getattr(s, name) for name in Settings.names()} for s in settings]
+    workers = min(len(values), os.cpu_count() or 1)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(_validate_values, values, itertools.repeat(dict(family_scales))))
+
+
 class _Tables:
     """Every figure predicted at each grid setting (family scales 1) and, lazily, at each
     family scale for a chosen setting: the cross-validation only chooses among them."""
@@ -123,7 +143,10 @@ class _Tables:
     def __init__(self, settings: list[Settings], runs: Runs, families: Sequence[str]) -> None:
         self.settings, self.runs, self.families = settings, runs, list(families)
         unit = dict.fromkeys(self.families, 1.0)
-        self.grid = [runs(s, unit) for s in settings]
+        if runs is _validate and len(settings) > 1:
+            self.grid = _validate_in_processes(settings, unit)
+        else:
+            self.grid = [runs(s, unit) for s in settings]
         self._scaled: dict[int, dict[float, list[Comparison]]] = {}
 
     def scaled(self, index: int) -> dict[float, list[Comparison]]:
@@ -175,25 +198,35 @@ def _rows_at(tables: _Tables, setting: int, scales: Mapping[str, float]) -> list
     ]
 
 
+def prediction_tables(
+    base: Settings | None = None, grid: Mapping[str, Sequence[float]] = GRID, runs: Runs = _validate
+) -> _Tables:
+    """Every published figure predicted at every grid setting: the expensive part of
+    :func:`cross_validate`, shared by its groupings."""
+    settings = grid_settings(base or load_settings(), grid)
+    families = sorted({r.family for r in runs(settings[0], None)})
+    return _Tables(settings, runs, families)
+
+
 def cross_validate(
     by: str = "family",
     base: Settings | None = None,
     grid: Mapping[str, Sequence[float]] = GRID,
     runs: Runs = _validate,
+    tables: _Tables | None = None,
 ) -> tuple[list[HeldOut], dict[str, Any]]:
     """Leave-one-group-out predictions of every published figure, and the in-sample fit.
 
     ``by`` names the grouping (``source``, ``family`` or ``run``). Returns one
     :class:`HeldOut` per figure and the constants fitted on all figures: the grid values,
     ``goodput`` and ``family_scales`` (a held-out family gets scale 1, the measured Hopper
-    value, since nothing of it is known).
+    value, since nothing of it is known). ``tables`` (:func:`prediction_tables`) reuses the
+    grid's predictions across groupings.
     """
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {sorted(GROUPINGS)}, got {by!r}")
     base = base or load_settings()
-    settings = grid_settings(base, grid)
-    families = sorted({r.family for r in runs(settings[0], None)})
-    tables = _Tables(settings, runs, families)
+    tables = tables or prediction_tables(base, grid, runs)
     reference = tables.grid[0]
     groups = [GROUPINGS[by](r) for r in reference]
     assumed = base.goodput
@@ -210,7 +243,7 @@ def cross_validate(
             if g == group:
                 held = _with_goodput(rows[i], assumed, fold.goodput)
                 out.append(HeldOut(reference[i], in_sample[i], held, group))
-    chosen = settings[everything.setting]
+    chosen = tables.settings[everything.setting]
     fitted: dict[str, Any] = {k: float(getattr(chosen, k)) for k in grid}
     fitted["goodput"] = everything.goodput
     fitted["family_scales"] = everything.scales

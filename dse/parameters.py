@@ -153,6 +153,19 @@ def _flops(fmt: str) -> Parameter:
     )
 
 
+HOPPER_EXP_PER_FLOP = 16.0 / 4096.0
+"""Exponentials per dense bf16 FLOP per cycle of a Hopper SM: 16 special-function results per
+clock per SM (CUDA C++ Programming Guide, arithmetic instruction throughput, compute
+capability 9.0) against 4,096 dense bf16 FLOPs per clock per SM (989.4 TFLOP/s at 132 SMs and
+1.83 GHz). A chip file that gives no ``exp_per_cycle_per_unit`` gets this ratio [E]."""
+
+
+def _exp_rate(given: Any, section: Mapping[str, Any]) -> float:
+    if given is not None:
+        return float(given)
+    return float(section[FLOPS_GROUP].get("bf16", 0.0) or 0.0) * HOPPER_EXP_PER_FLOP or 1.0
+
+
 def _spare_units(physical: Any, section: Mapping[str, Any]) -> float:
     units = section["compute_units"]
     if physical < units:
@@ -258,6 +271,20 @@ PARAMETERS: tuple[Parameter, ...] = (
         label="TDP",
     ),
     *(_flops(fmt) for fmt in FORMATS),
+    Parameter(
+        "exp_per_cycle_per_unit",
+        "exp/cycle",
+        "float",
+        "exponentials per clock cycle per compute unit (special-function units: the softmax of"
+        " attention)",
+        0.01,
+        1_000_000.0,
+        section="architecture",
+        required=False,
+        from_file=_exp_rate,
+        notes="absent: the bf16 FLOPs per cycle × 16/4096, Hopper's ratio; NVIDIA SMs 16,"
+        " Blackwell Ultra 32 (docs/model.md §2.6)",
+    ),
     Parameter(
         "analog_cell",
         "",

@@ -29,6 +29,7 @@ SETTINGS_SCHEMA = Table(
                 "gemm_efficiency_max": _EFFICIENCY,
                 "gemm_kernel_latency_us": Field(minimum=0.0, maximum=1e6),
                 "attention_efficiency": _EFFICIENCY,
+                "attention_overhead_tokens": Field(minimum=0.0, maximum=1e7),
                 "elementwise_bytes_per_activation_byte": Field(minimum=0.0, maximum=1000.0),
                 "hbm_efficiency": _EFFICIENCY,
                 "collective_efficiency": _EFFICIENCY,
@@ -81,6 +82,7 @@ class Settings:
     gemm_efficiency_max: float
     gemm_kernel_latency_us: float
     attention_efficiency: float
+    attention_overhead_tokens: float
     elementwise_bytes_per_activation_byte: float
     hbm_efficiency: float
     collective_efficiency: float
@@ -165,7 +167,14 @@ def load_settings(path: Path = DEFAULTS_PATH) -> Settings:
 SETTING_HELP: dict[str, tuple[str, str]] = {
     "gemm_efficiency_max": ("fraction of the sustained tensor rate compute-bound GEMMs reach", "1"),
     "gemm_kernel_latency_us": ("fixed time of one GEMM kernel (launch, fill, drain)", "µs"),
-    "attention_efficiency": ("FlashAttention forward+backward over the sustained rate", "1"),
+    "attention_efficiency": (
+        "FlashAttention forward+backward tensor FLOPs over the sustained rate, long sequences",
+        "1",
+    ),
+    "attention_overhead_tokens": (
+        "sequence length s0 at which causal attention runs at half its long-sequence rate",
+        "tokens",
+    ),
     "elementwise_bytes_per_activation_byte": (
         "HBM bytes moved by memory-bound operators per stored activation byte",
         "bytes/byte",

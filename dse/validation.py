@@ -18,7 +18,13 @@ from typing import Any
 
 from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
-from dse.catalog.workloads import PRECISIONS, Workload, load_workload, training_flops
+from dse.catalog.workloads import (
+    ATTENTION_KERNELS,
+    PRECISIONS,
+    Workload,
+    load_workload,
+    training_flops,
+)
 from dse.designs import Designs, from_chips
 from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
@@ -62,6 +68,8 @@ RUN_SCHEMA = Table(
                 "tokens": _OPTIONAL_POSITIVE,
                 "seq_len": Field("int", required=False, positive=True),
                 "precision": Field("str", required=False, choices=PRECISIONS),
+                "attention": Field("str", required=False, choices=ATTENTION_KERNELS),
+                "dropout": Field("number", required=False, minimum=0.0, maximum=0.99),
             },
             required=False,
         ),
@@ -121,16 +129,20 @@ def load_runs(path: Path = RUNS_PATH) -> list[dict[str, Any]]:
     return [check(run, RUN_SCHEMA, path, f"run[{i}]") for i, run in enumerate(runs)]
 
 
-def compare_run(
+def evaluate_run(
     run: dict[str, Any], settings: Settings, family_scales: Mapping[str, float] | None = None
-) -> list[Comparison]:
-    """Evaluate one run and compare each reported figure. ``family_scales`` replaces the
-    ``gemm_efficiency_scale`` of chip families (chips/technology/families.toml) for calibration."""
+) -> tuple[Metrics, Designs, Workload]:
+    """The model's result for one published run: its workload with the run's facts, its chip
+    with the cluster's facts, its published plan pinned, goodput 1 unless it is a full run.
+    ``family_scales`` replaces the ``gemm_efficiency_scale`` of chip families
+    (chips/technology/families.toml) for calibration."""
     workload = load_workload(run["workload"])
     overrides = {k: v for k, v in run["workload_overrides"].items() if v is not None}
     for key in ("global_batch_tokens", "tokens"):
         if key in overrides:
             overrides[key] = float(overrides[key])
+    if "attention" in overrides:
+        overrides["attention_kernel"] = overrides.pop("attention")
     if overrides:
         workload = workload.with_changes(**overrides)
     chip = load_chip(run["chip"])
@@ -144,7 +156,15 @@ def compare_run(
         workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"], workload)
     )
     run_settings = settings if run["run_type"] == "full_run" else replace(settings, goodput=1.0)
-    metrics = evaluate(designs, workload, run_settings, plans)
+    return evaluate(designs, workload, run_settings, plans), designs, workload
+
+
+def compare_run(
+    run: dict[str, Any], settings: Settings, family_scales: Mapping[str, float] | None = None
+) -> list[Comparison]:
+    """Evaluate one run (:func:`evaluate_run`) and compare each reported figure."""
+    metrics, designs, workload = evaluate_run(run, settings, family_scales)
+    chip = load_chip(run["chip"])
     rule_ratio = _rule_ratio(metrics, designs, workload)
     out = []
     for metric in REPORTED:

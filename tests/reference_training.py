@@ -25,6 +25,7 @@ class Chip:
     hbm_gb: float
     gemm_flop_s: float  # sustained, training precision
     attention_flop_s: float  # sustained, 16-bit
+    exp_per_s: float  # sustained exponentials (special-function units)
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
 
@@ -140,7 +141,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         mlp = 3 * d + width * w.ffn_dim
     layer = tokens * (attention_linear + mlp + 4 * d) / plan.tp
     if none:
-        kept = layer + 5 * w.heads * seq * tokens / plan.tp
+        # flash attention keeps no scores; materialized: 5 bytes per score
+        score_bytes = 5 if w.attention_kernel == "materialized" else 0
+        kept = layer + score_bytes * w.heads * seq * tokens / plan.tp
     elif full:
         kept = 2 * tokens * d / plan.tp
     else:
@@ -154,17 +157,12 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     memory = static + activations
 
     # compute of one micro-batch on one stage
-    _, attention = flops_per_token(w)
     t_matmul = layers * linears(chip, w, tokens, plan, s)
-    t_attention = (
-        0.5
-        * tokens
-        * attention
-        / w.layers
-        * layers
-        / plan.tp
-        / (min(s.attention_efficiency * chip.family_scale, 1.0) * chip.attention_flop_s)
-    )
+    # causal scores of the stage; each 12·hd FLOPs on the tensor units and 2 exponentials
+    scores = 0.5 * tokens * seq * w.heads * layers / plan.tp
+    eta = min(s.attention_efficiency * chip.family_scale, 1.0)
+    per_score = 12 * hd / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
+    t_attention = scores * (1 + s.attention_overhead_tokens * plan.cp / seq) * per_score
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
     t_memory = s.elementwise_bytes_per_activation_byte * layers * layer / hbm

@@ -149,7 +149,7 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> No
         # numba: step time, and infinite only where the plan cannot run or cannot fit.
         compiled = np.empty((grid.chips.shape[0], len(plans)))
         _kernels.lower_bounds(
-            plan_search._design_features(grid, settings),
+            plan_search._design_features(grid, settings, bounds.exp_per_attention_flop),
             bounds.coefficients,
             bounds.replica_batches,
             bounds.slots,

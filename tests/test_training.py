@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from dse.catalog.chips import load_chip
-from dse.catalog.workloads import load_workload
+from dse.catalog.workloads import flops_per_token, load_workload
 from dse.designs import Designs, from_chips
 from dse.model.evaluate import evaluate
 from dse.model.plans import RECOMPUTE, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
+from dse.model.training.grid import exp_per_sixteen_bit_flop
 from dse.settings import load_settings
 
 from .reference_training import Chip, Plan, best_plan, step, training_days_and_mfu
@@ -242,6 +243,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         hbm_gb=float(silicon.hbm_capacity_gb[i]),
         gemm_flop_s=float(gemm[i]),
         attention_flop_s=float(attention[i]),
+        exp_per_s=float(attention[i] * exp_per_sixteen_bit_flop(designs)[i]),
         peak_flop_s=float(peak[i]),
         family_scale=float(designs.gemm_efficiency_scale[i]),
     )
@@ -548,3 +550,70 @@ def test_a_format_slower_than_16_bit_trains_in_16_bit() -> None:
     plain = evaluate(designs, bf16)
     assert 0 < slow.columns["mfu"][0] <= 1
     assert slow.columns["step_time_s"][0] == pytest.approx(plain.columns["step_time_s"][0])
+
+
+def _activation_bytes(workload, recompute: str, tp: int = 1) -> float:
+    from dse.model.training.grid import NONE, SELECTIVE
+    from dse.model.training.memory import activations
+
+    code = {"none": NONE, "selective": SELECTIVE}[recompute]
+    act = activations(workload, np.array([8192.0]), np.array([float(tp)]), np.array([code]))
+    return float(act.kept_b[0])
+
+
+def test_flash_attention_keeps_no_scores_and_materialized_attention_does() -> None:
+    """§2.5: with a fused kernel, recompute none keeps what selective keeps; stored scores grow
+    with the sequence, and dropout adds its masks."""
+    flash = load_workload("llama3.1-8b")
+    assert _activation_bytes(flash, "none") == _activation_bytes(flash, "selective")
+    stored = flash.with_changes(attention_kernel="materialized")
+    assert _activation_bytes(stored, "none") > 2 * _activation_bytes(stored, "selective")
+    with_dropout = stored.with_changes(dropout=0.1)
+    assert _activation_bytes(with_dropout, "none") > _activation_bytes(stored, "none")
+    assert _activation_bytes(with_dropout, "selective") > _activation_bytes(stored, "selective")
+
+
+def test_fp8_training_stores_the_linear_inputs_in_fp8() -> None:
+    bf16 = load_workload("llama3.1-70b")
+    fp8 = bf16.with_changes(precision="fp8")
+    ratio = _activation_bytes(fp8, "none") / _activation_bytes(bf16, "none")
+    # the four linear-layer inputs (d, H·h_d, d, f) at 1 byte: about a sixth less
+    assert 0.75 < ratio < 0.9
+
+
+def _attention_seconds(chip: str, workload, **design_changes) -> float:
+    from dse.model.training.compute import attention_time_s
+    from dse.model.training.grid import build_grid
+
+    designs = from_chips([load_chip(chip)], 8)
+    if design_changes:
+        designs = designs.replace(**design_changes)
+    settings = load_settings()
+    plans = candidate_plans(workload, tp=1, pp=1, microbatch=1, recompute="none")
+    grid = build_grid(designs, evaluate_silicon(designs), "bf16", plans, settings, slice(0, 1))
+    _, per_token = flops_per_token(workload)
+    flops = np.array([[per_token * workload.seq_len]])
+    eff = np.array([[settings.attention_efficiency]])
+    return float(attention_time_s(flops, grid.cp[:, :1], workload, eff, grid, settings)[0, 0])
+
+
+def test_attention_slows_at_small_heads_and_short_sequences_and_speeds_with_more_exp_units() -> (
+    None
+):
+    """§2.6: per attention FLOP, head_dim 64 is slower than 128 (the softmax exponentials are
+    per score), short sequences are slower than long ones, and doubling the special-function
+    units (Blackwell Ultra) speeds attention without ever slowing it."""
+    base = load_workload("llama3.1-8b")
+
+    def per_flop(w, **changes) -> float:
+        _, per_token = flops_per_token(w)
+        return _attention_seconds("h100-sxm", w, **changes) / (per_token * w.seq_len)
+
+    narrow = base.with_changes(head_dim=64, heads=2 * base.heads, kv_heads=2 * base.kv_heads)
+    assert per_flop(narrow) > 1.1 * per_flop(base)  # measured on an H200: 1.2
+    short = base.with_changes(seq_len=1024, global_batch_tokens=1024.0 * 512)
+    assert per_flop(short) > 1.2 * per_flop(base)
+    h100 = load_chip("h100-sxm")
+    doubled = per_flop(base, exp_per_cycle_per_unit=2 * h100.exp_per_cycle_per_unit)
+    assert doubled < per_flop(base)
+    assert per_flop(narrow, exp_per_cycle_per_unit=32.0) < per_flop(narrow)

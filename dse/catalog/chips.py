@@ -221,12 +221,12 @@ def load_chip(name: str | Path) -> Chip:
             raw = section[p.key_default]
         if raw is None and p.default is not None:
             raw = p.default
-        if raw is None:  # a value the categorical implies (an HBM generation's pin rate)
+        if raw is None and p.from_file is None:  # a value a categorical implies (HBM pins)
             raw = _implied(p, parameters, technology)
         file_values[p.file_key] = raw
         if p.categorical and raw not in choices(p.name, technology):
             raise InputError(path, key, f"one of {choices(p.name, technology)}", raw)
-        if p.per_die and raw < section[PER_DIE]:
+        if p.per_die and raw is not None and raw < section[PER_DIE]:
             raise InputError(path, key, "at least one per die", raw)
         if p.from_file is not None:
             try:

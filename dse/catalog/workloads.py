@@ -67,6 +67,14 @@ A workload that publishes no ``global_batch_tokens`` trains on the batch of the 
 model no larger than its ``total_params`` (the smallest's below 125M; 3.2M tokens from 175B
 up), rounded down to whole sequences (:func:`default_batch_tokens`)."""
 
+ATTENTION_KERNELS = ("flash", "materialized")
+"""How a run computes attention. ``flash``: a fused kernel that keeps the softmax statistics
+only and recomputes the scores in the backward pass (FlashAttention, Dao et al. 2022,
+arXiv:2205.14135; memory-efficient attention, Rabe & Staats 2021, arXiv:2112.05682): every
+stack since 2022 (Megatron-Core/Transformer Engine, torchtitan, MaxText's splash attention,
+xFormers). ``materialized``: the score matrix and its softmax are stored, as in Megatron-LM and
+DeepSpeed before FlashAttention (Korthikanti et al. 2022, arXiv:2205.05198, Sec. 4.1)."""
+
 WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "layers": (1, 10_000),
     "d_model": (1, 1_000_000),
@@ -136,6 +144,10 @@ WORKLOAD_SCHEMA = Table(
                     default="backprop",
                     choices=ALGORITHMS,
                 ),
+                "attention": Field(
+                    "str", required=False, default="flash", choices=ATTENTION_KERNELS
+                ),
+                "dropout": Field("number", required=False, default=0.0, minimum=0.0, maximum=0.99),
             }
         ),
     }
@@ -190,6 +202,12 @@ class Workload:
     default (:data:`DEFAULT_BATCH_TOKENS`)."""
     training_algorithm: str = "backprop"
     """``dse/algorithms.toml`` id (docs/model.md §2.10)."""
+    dropout: float = 0.0
+    """Dropout probability of the attention and MLP outputs (and, with materialized attention, of
+    the attention probabilities); masks are stored only when it is above 0 (§2.5)."""
+    attention_kernel: str = "flash"
+    """How attention is computed (:data:`ATTENTION_KERNELS`): ``flash`` stores no score matrix
+    for the backward pass, ``materialized`` stores it (docs/model.md §2.5)."""
     forward_gemms: float = 1.0
     """Forward-type GEMMs per linear layer and token (forward pass, relaxation iterations)."""
     input_gradient_gemms: float = 1.0
@@ -401,6 +419,8 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         precision=training["precision"],
         shape_only_params=True,
         training_algorithm=training["algorithm"],
+        attention_kernel=training["attention"],
+        dropout=float(training["dropout"]),
         **_algorithm_gemms(training["algorithm"]),
     )
     shape_total, shape_active = shape_params(draft)

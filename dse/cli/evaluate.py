@@ -232,7 +232,7 @@ def compare(
     type=click.Choice(sorted(GROUPINGS)),
     default=None,
     help="Refit the calibrated defaults leaving out one chip family, source or run at a time "
-    "and report every figure's held-out error beside its in-sample error (takes ~30 s).",
+    "and report every figure's held-out error beside its in-sample error (a few minutes, on every core).",
 )
 @format_option
 def validate(fmt: str, cross: str | None, **options: Any) -> None:

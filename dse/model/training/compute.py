@@ -14,6 +14,13 @@ from dse.settings import Settings
 
 OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 """Bytes per GEMM operand element in each training precision."""
+EXPONENTIALS_PER_SCORE = 2.0
+"""[P] Exponentials per attention score in a FlashAttention forward + backward pass: the
+forward softmax, and P = exp(S − L) recomputed in the backward pass (Dao 2023, FlashAttention-2,
+arXiv:2307.08691, Algorithms 1 and 2). They run on the special-function units, which on
+Hopper deliver 3.9 T exponentials/s against 989 TFLOP/s of matmul (Shah et al. 2024,
+FlashAttention-3, arXiv:2407.08608, Sec. 3), so at head_dim 64 they take about as long as the
+score matmuls."""
 MOE_LAYER_KERNELS = 60.0
 """[E] Kernels of one MoE layer's forward and backward besides the experts' GEMMs: router GEMM,
 softmax/sigmoid, top-k and auxiliary loss; token permutation (sort, gather) and unpermutation;
@@ -117,8 +124,7 @@ def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings)
     matmul_s = lay.layers_per_stage * layer_linear_time_s(
         w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, gemm_eff, s
     )
-    # Causal attention computes half the score matrix; the model-FLOP convention counts it all.
-    attention_s = 0.5 * stage_attention / (attention_eff * g.attention_rate)
+    attention_s = attention_time_s(stage_attention, g.cp, w, attention_eff, g, s)
     logits_s = w.digital_linear_gemms * gemm_time_s(
         lay.tokens_mb,
         w.vocab_size / g.tp,
@@ -138,6 +144,33 @@ def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings)
         + moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * matmul_redo
     )
     return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo)
+
+
+def attention_time_s(
+    attention_flops: FloatArray,
+    cp: FloatArray,
+    w: Workload,
+    efficiency: FloatArray,
+    g: Grid,
+    s: Settings,
+) -> FloatArray:
+    """§2.6 Time (s) of causal attention worth ``attention_flops`` model FLOPs (the convention
+    counts the full score matrix, 12·h_d FLOPs per score forward and backward; causal attention
+    computes half of it) with the sequence split over ``cp`` context-parallel ranks:
+
+        T_att = N · (1 + s0·c/s) · (12·h_d / (η_att·R_att) + c_exp / R_exp),  N = F_att / (24·h_d)
+
+    The score matmuls run at η_att of the 16-bit rate; the softmax's ``c_exp`` exponentials
+    per score on the special-function units (:data:`EXPONENTIALS_PER_SCORE`); a sequence of
+    s/c tokens per rank runs at s/(s + s0·c) of the long-sequence rate
+    (``attention_overhead_tokens`` s0: the masked diagonal blocks, each query block's fixed
+    cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py)."""
+    per_score_flops = 12.0 * float(w.head_dim)
+    scores = 0.5 * attention_flops / per_score_flops
+    per_score_s = per_score_flops / (efficiency * g.attention_rate) + (
+        EXPONENTIALS_PER_SCORE / g.exp_rate
+    )
+    return scores * (1.0 + s.attention_overhead_tokens * cp / float(w.seq_len)) * per_score_s
 
 
 def moe_overhead_s(

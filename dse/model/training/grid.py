@@ -40,6 +40,16 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
     return np.maximum(low, sixteen), sixteen, np.maximum(low_peak, sixteen_peak)
 
 
+def exp_per_sixteen_bit_flop(designs: Designs) -> FloatArray:
+    """§2.6 Exponentials per 16-bit tensor FLOP at any clock, shape ``(n,)``: the special-function
+    units and the tensor units share the clock, so the sustained exponential rate is the
+    sustained 16-bit rate times this ratio."""
+    sixteen = np.maximum(
+        designs.bf16_flops_per_cycle_per_unit, designs.fp16_flops_per_cycle_per_unit
+    )
+    return designs.exp_per_cycle_per_unit / np.maximum(sixteen, 1e-12)
+
+
 @dataclass(frozen=True)
 class Grid:
     """One chunk of designs (``rows``) against every candidate plan.
@@ -47,7 +57,8 @@ class Grid:
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code,
     FSDP and DualPipe flags. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction and achieved HBM bandwidth (bytes/s), usable HBM (bytes),
-    sustained matmul / attention rates and nominal peak (FLOP/s), family efficiency scale.
+    sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
+    family efficiency scale.
     """
 
     rows: slice
@@ -70,6 +81,7 @@ class Grid:
     capacity_b: FloatArray
     gemm_rate: FloatArray
     attention_rate: FloatArray
+    exp_rate: FloatArray
     peak_rate: FloatArray
     family_scale: FloatArray
 
@@ -129,6 +141,7 @@ def build_grid(
         capacity_b=col(silicon.memory_capacity_gb) * GIGA * (1.0 - s.memory_reserve_fraction),
         gemm_rate=gemm,
         attention_rate=attention,
+        exp_rate=attention * col(exp_per_sixteen_bit_flop(designs)),
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),
     )

@@ -29,17 +29,28 @@ class Memory:
 
 def _per_token_layer_bytes(w: Workload) -> tuple[float, float]:
     """§2.5 Stored bytes per token per layer (Korthikanti et al. generalised), and the MoE
-    fraction of the layers."""
+    fraction of the layers.
+
+    16-bit tensors take 2 bytes per element. The inputs of the linear layers, kept for their
+    weight-gradient GEMMs, take the training format's operand bytes (fp8 and fp4: 1, the FP8
+    copy Transformer Engine saves); dropout masks (1 byte) exist only where the run uses
+    dropout."""
     d, hd = float(w.d_model), float(w.head_dim)
-    attention_linear = 2 * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + 2 * w.heads * hd + d
-    mlp_width = 6.0 if w.ffn_kind == "swiglu" else 4.0
+    linear_in = 1.0 if w.precision in ("fp8", "fp4") else 2.0
+    mask = 1.0 if w.dropout > 0 else 0.0
+    q_and_kv = 2 * w.heads * hd + 4 * w.kv_heads * hd
+    attention_linear = linear_in * d + q_and_kv + linear_in * w.heads * hd + mask * d
+    # GELU keeps its input (16-bit) and output (the down projection's input); SwiGLU keeps the
+    # gate and up projections (16-bit) and their product (the down projection's input).
+    mlp_width = (4.0 if w.ffn_kind == "swiglu" else 2.0) + linear_in
     if w.is_moe:
         moe_fraction = (w.layers - w.dense_layers) / w.layers
         routed = (w.experts_per_token + w.shared_experts) * mlp_width * w.moe_ffn_dim
-        mlp = 3 * d + (1 - moe_fraction) * mlp_width * w.ffn_dim + moe_fraction * routed
+        mlp = (linear_in + mask) * d + (1 - moe_fraction) * mlp_width * w.ffn_dim
+        mlp += moe_fraction * routed
     else:
         moe_fraction = 0.0
-        mlp = 3 * d + mlp_width * w.ffn_dim
+        mlp = (linear_in + mask) * d + mlp_width * w.ffn_dim
     return attention_linear + mlp + 4 * d, moe_fraction
 
 
@@ -59,7 +70,11 @@ def activations(w: Workload, tokens_mb: FloatArray, tp: FloatArray, rc: np.ndarr
     recompute policy ``rc`` (any shapes that broadcast)."""
     per_token, _ = _per_token_layer_bytes(w)
     layer_b = tokens_mb * per_token / tp
-    scores_b = 5.0 * w.heads * float(w.seq_len) * tokens_mb / tp
+    # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
+    # a fused (flash) kernel keeps only its row statistics and recomputes the scores inside its
+    # backward pass.
+    score_bytes = (5.0 if w.dropout > 0 else 2.0) if w.attention_kernel == "materialized" else 0.0
+    scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp
     input_b = 2.0 * tokens_mb * float(w.d_model) / tp
     kept = np.where(rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, input_b))
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp

@@ -54,7 +54,12 @@ from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import ring_time
-from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
+from dse.model.training.compute import (
+    EXPONENTIALS_PER_SCORE,
+    OPERAND_BYTES,
+    gemm_time_s,
+    layer_linear_time_s,
+)
 from dse.model.training.grid import FULL, NONE, Grid, build_grid
 from dse.model.training.memory import _per_token_layer_bytes, activations
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
@@ -94,7 +99,8 @@ class PlanBounds:
     features of :func:`_design_features`; ``replica_batches`` ``(k,)``: ``B·t·p·c / b``
     (micro-batches per replica times the cluster size); ``slots`` ``(k,)``: bubble slots;
     ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run. ``memory`` ``(7, k)``: the
-    plan side of the memory lower bound (:func:`memory_bounds`).
+    plan side of the memory lower bound (:func:`memory_bounds`). ``exp_per_attention_flop``:
+    the softmax exponentials per attention FLOP of the workload (§2.6).
     """
 
     coefficients: FloatArray
@@ -103,6 +109,7 @@ class PlanBounds:
     replica: FloatArray
     tp: FloatArray
     memory: FloatArray
+    exp_per_attention_flop: float
 
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
@@ -154,7 +161,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     coefficients = np.stack(
         [
             linear_flops * matmul_redo + logits_flops,
-            attention_flops * attention_redo,
+            attention_flops * attention_redo * (1.0 + s.attention_overhead_tokens * cp / w.seq_len),
             memory_bytes * matmul_redo,
             link_bytes,
             moe_bytes,
@@ -169,6 +176,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         replica=replica,
         tp=tp,
         memory=memory_bounds(plans, w, s),
+        exp_per_attention_flop=EXPONENTIALS_PER_SCORE / (12.0 * float(w.head_dim)),
     )
 
 
@@ -216,7 +224,7 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     return np.stack([fixed, weight, expert, stored, cap, shards, ep / tp])
 
 
-def _design_features(g: Grid, s: Settings) -> FloatArray:
+def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
     """``(n, J)`` design side of the bound: seconds per FLOP of matmuls and of attention at the
     largest efficiency, per HBM byte, per byte on the faster link, per byte on both links; 1
     (for the kernel latencies)."""
@@ -225,7 +233,8 @@ def _design_features(g: Grid, s: Settings) -> FloatArray:
     return np.hstack(
         [
             1.0 / (gemm_eff * g.gemm_rate),
-            1.0 / (attention_eff * g.attention_rate),
+            # §2.6 per attention FLOP: score matmuls and their softmax exponentials
+            1.0 / (attention_eff * g.attention_rate) + exp_per_flop / g.exp_rate,
             1.0 / g.hbm_b_s,
             1.0 / np.maximum(g.up_b_s, g.out_b_s),
             1.0 / (g.up_b_s + g.out_b_s),
@@ -236,7 +245,7 @@ def _design_features(g: Grid, s: Settings) -> FloatArray:
 
 def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
     """``(n, k)`` lower bounds of the step time (s); infinite where the plan cannot run."""
-    stage = _design_features(g, s) @ bounds.coefficients
+    stage = _design_features(g, s, bounds.exp_per_attention_flop) @ bounds.coefficients
     microbatches = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
     microbatches += bounds.slots
     stage *= microbatches
@@ -329,7 +338,7 @@ def _search_compiled(
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     lb = _scratch(n * k).reshape(n, k)
     high, design, plan = kernels.lower_bounds(
-        _design_features(g, s),
+        _design_features(g, s, bounds.exp_per_attention_flop),
         bounds.coefficients,
         bounds.replica_batches,
         bounds.slots,

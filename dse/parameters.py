@@ -329,7 +329,10 @@ PARAMETERS: tuple[Parameter, ...] = (
         "active HBM stacks per package",
         1,
         16,
+        zero_allowed=True,
         section="memory",
+        notes="0: no HBM, for a chip whose weights live in its analog arrays and on-chip SRAM"
+        " (memory = SRAM + arrays, bandwidth = SRAM's; docs/model.md §1.2)",
     ),
     Parameter(
         "hbm_pin_rate_gbps",

@@ -11,7 +11,7 @@ from dse.model.economics import unit_price
 from dse.model.silicon import evaluate_silicon
 from dse.parameters import PARAMETERS
 from dse.settings import load_settings
-from dse.units import TERA
+from dse.units import PICO, TERA
 
 
 def chip_summary(chip: Chip) -> dict[str, Any]:
@@ -59,6 +59,15 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
             "constraints": {name: float(g[0]) for name, g in s.constraints.items()},
         }
     )
+    if s.hbm_capacity_gb[0] <= 0:  # no HBM: weights on chip (docs/model.md §1.2)
+        summary["memory_capacity_gb"] = float(s.memory_capacity_gb[0])
+        summary["memory_bandwidth_tb_s"] = float(s.memory_bandwidth_tb_s[0])
+    a = s.analog
+    if a.present[0]:  # the analog tiles (§1.9): 2 operations per MAC
+        summary["analog_peak_tops"] = float(a.peak_flop_s[0]) / TERA
+        summary["analog_tops_per_w"] = 1.0 / (float(a.energy_pj_per_flop[0]) * PICO) / TERA
+        summary["analog_area_mm2"] = float(a.area_mm2[0])
+        summary["analog_weight_capacity"] = float(a.weight_capacity[0])
     summary["published"] = dict(published)
     summary["source"] = chip.source
     return summary

@@ -35,18 +35,70 @@ def test_every_cell_has_sources_and_a_digital_entry_first() -> None:
 
 
 def test_ibm_hermes_reproduced_from_its_paper() -> None:
-    """IBM HERMES, 64 PCM cores of 256 x 256 in 14 nm (Le Gallo et al., Nat. Electron. 6, 680
-    (2023)): 63.1 TOPS at 9.76 TOPS/W for 8-bit MVMs (one-phase read). The tile's figures come
-    from the HERMES core paper (Khaddam-Aljameh et al., JSSC 2022: 10.5 TOPS/W, 1.59 TOPS/mm2);
-    the chip-level efficiency is an independent check. Within 10 %."""
-    s = evaluate_silicon(_designs(["pcm"], [64], node="n16"))
+    """The catalog's analog reference chip, chips/ibm-hermes-pcm.toml: IBM HERMES, 64 PCM
+    cores of 256 x 256 in 14 nm (Le Gallo et al., Nat. Electron. 6, 680 (2023)), 63.1 TOPS at
+    9.76 TOPS/W for 8-bit MVMs (one-phase read); IBM's announcement gives 400 GOPS/mm2 at
+    that peak, i.e. 63.1 / 0.400 = 158 mm2 (neither paper prints a whole-chip area).
+
+    What is independent of what:
+
+    * peak: NOT independent. The PCM tile's MVM latency in chips/technology/analog.toml was
+      derived from this very 63.1 TOPS; the check only shows the chip file and the tile
+      compose to it (64 tiles x 65,536 MACs / 133 ns x 2).
+    * efficiency: independent. The tile's MAC energy comes from the HERMES *core* paper
+      (Khaddam-Aljameh et al., JSSC 57, 1027 (2022): 10.5 TOPS/W); the chip paper's 9.76
+      TOPS/W is a separate measurement on the 64-core chip. Within 10 % (7.6 %).
+    * area: independent but loose, and OUTSIDE 10 %. The tiles' 39.7 mm2 come from the core
+      paper's 1.59 TOPS/mm2; the rest of the die is the model's generic per-die uncore and I/O
+      (calibrated on GPUs: 114 mm2 of command processors/NoC at N16, 15 mm2 of I/O), one
+      digital unit and 1 MB of SRAM. The model gives 179 mm2, 13 % above the 158 mm2 implied by
+      the published density; asserted as such (within 15 %) rather than claimed within 10 %.
+    """
+    chip = load_chip("ibm-hermes-pcm")
+    assert chip.hbm_stacks == 0 and chip.analog_cell == "pcm" and chip.analog_tiles == 64
+    designs = from_chips([chip], 1)
+    s = evaluate_silicon(designs)
     tops = s.analog.peak_flop_s[0] / 1e12
     tops_per_w = 1.0 / (s.analog.energy_pj_per_flop[0] * 1e-12) / 1e12
     assert tops == pytest.approx(63.1, rel=0.10)
     assert tops_per_w == pytest.approx(9.76, rel=0.10)
-    # 64 cores at the core paper's 1.59 TOPS/mm2 (0.986 TOPS each): 39.7 mm2 of AIMC cores.
-    assert s.analog.area_mm2[0] == pytest.approx(64 * 0.986 / 1.59, rel=0.10)
+    published_mm2 = 63.1 / 0.400
+    assert chip.published["die_area_mm2"] == pytest.approx(published_mm2, abs=0.5)
+    assert s.analog.area_mm2[0] == pytest.approx(64 * 0.986 / 1.59, rel=0.01)
+    assert s.die_area_mm2[0] == pytest.approx(published_mm2, rel=0.15)
     assert s.analog.weight_capacity[0] == 64 * 256 * 256
+    # No HBM: memory is the SRAM plus the arrays' weights at 4 effective bits, read on chip.
+    assert s.hbm_capacity_gb[0] == 0 and s.hbm_cost_usd[0] == 0 and s.interposer_cost_usd[0] == 0
+    assert s.memory_capacity_gb[0] == pytest.approx(1e-3 + 64 * 65536 * 4 / 8 / 1e9)
+    assert s.memory_bandwidth_tb_s[0] == pytest.approx(128 * 1e9 / 1e12)
+
+
+def test_a_chip_without_hbm_is_infeasible_with_a_reason_not_nan() -> None:
+    """hbm_stacks = 0 (weights on chip): every figure stays finite, and a workload that does
+    not fit in the SRAM and arrays fails g_memory with a reason that says so."""
+    import dse
+    from dse.model.evaluate import infeasibility_reasons
+
+    chip = load_chip("ibm-hermes-pcm")
+    m = evaluate(from_chips([chip, load_chip("h100-sxm")], 1024), load_workload("llama3.1-8b"))
+    for name, values in {**m.columns, **m.constraints}.items():
+        assert np.all(np.isfinite(values)), name
+    assert not m.feasible[0] and m.constraints["g_memory"][0] > 0
+    reasons = infeasibility_reasons(m, 0)
+    assert any("on-chip memory" in r and "no HBM" in r for r in reasons)
+    assert not any("on-chip memory" in r for r in infeasibility_reasons(m, 1))
+    record = dse.evaluate("ibm-hermes-pcm", "llama3.1-8b", 64).to_dict()
+    assert record["feasible"] is False and np.isfinite(record["cost_usd"])
+
+
+def test_hbm_stacks_zero_only_where_written(tmp_path: Path) -> None:
+    """A chip file may say hbm_stacks = 0 explicitly; negative counts stay errors."""
+    from dse.errors import InputError
+
+    text = (Path(__file__).parents[1] / "chips" / "ibm-hermes-pcm.toml").read_text()
+    (tmp_path / "bad.toml").write_text(text.replace("hbm_stacks = 0", "hbm_stacks = -1"))
+    with pytest.raises(InputError, match="hbm_stacks"):
+        load_chip(tmp_path / "bad.toml")
 
 
 def test_tiles_add_area_capacity_and_peak() -> None:
@@ -146,11 +198,14 @@ def test_analog_design_beside_h100() -> None:
 
 def test_analog_step_matches_a_scalar_reference() -> None:
     """STYLE 5: the vectorized §2.9 composition against a plain per-design reading of
-    docs/model.md §2.9, on random designs of spaces/aimc.toml."""
+    docs/model.md §2.9, on random designs of spaces/aimc.toml. The plan is the fastest that
+    fits counting the arrays' time and rewrites: checked plan by plan on the first designs,
+    and the bounded search against the exhaustive one on all."""
     from dse.catalog.workloads import flops_per_token
     from dse.model.plans import candidate_plans
-    from dse.model.training import evaluate_training
     from dse.model.training.analog import digital_view, take
+    from dse.model.training.grid import build_grid
+    from dse.model.training.step import step_model
     from dse.settings import load_settings
     from dse.space import load_space
 
@@ -162,20 +217,32 @@ def test_analog_step_matches_a_scalar_reference() -> None:
     assert len(designs) == 40
     w, s = load_workload("llama3.1-70b"), load_settings()
     plans = candidate_plans(w, max_tp=int(np.max(designs.scale_up_domain)))
-    digital = evaluate_training(designs, silicon, digital_view(w), plans, s)
+    view = digital_view(w)
+    g = build_grid(designs, silicon, view.precision, plans, s, slice(0, len(designs)))
+    digital = step_model(g, view, s)
+    shape = (len(designs), len(plans))
+    digital_s = np.broadcast_to(digital.step_s, shape)
+    fits = np.broadcast_to(digital.fits, shape)
+    chips_used = np.broadcast_to(digital.lay.dp * digital.lay.replica, shape)
+    slots = np.broadcast_to(digital.slots, shape)
+    microbatches = np.broadcast_to(digital.lay.microbatches, shape)
     metrics = evaluate(designs, w, s, plans)
+    exhaustive = evaluate(designs, w, s, plans, exhaustive=True)
+    assert np.array_equal(metrics.training.plan_index, exhaustive.training.plan_index)
     matmul, _ = flops_per_token(w)
     tokens = w.global_batch_sequences * w.seq_len
-    for i in range(len(designs)):
-        a = silicon.analog
-        k = int(digital.plan_index[i])
+    a = silicon.analog
+
+    def arrays(i: int, k: int) -> tuple[float, float]:
+        """(seconds the arrays add to the step, weight writes per step) of plan k."""
         tp, pp, ep = plans.tp[k], plans.pp[k], plans.ep[k]
         redo = 4.0 / 3.0 if plans.recompute[k] == 2 else 1.0
-        flops = 2.0 / 3.0 * tokens * matmul * redo / digital.chips_used[i]
+        flops = 2.0 / 3.0 * tokens * matmul * redo / chips_used[i, k]
         resident = (w.total_params - w.expert_params) / (tp * pp) + w.expert_params / (pp * ep)
         capacity = a.weight_capacity[i]
         rate = a.peak_flop_s[i] * min(1.0, resident / capacity)
-        analog_s = flops / rate / (1.0 - digital.bubble_fraction[i])
+        bubble = slots[i, k] / (microbatches[i, k] + slots[i, k])
+        analog_s = flops / rate / (1.0 - bubble)
         writes = 1.0 if resident <= capacity else 2.0 * resident / capacity
         stream_s = (
             min(resident, capacity)
@@ -183,8 +250,84 @@ def test_analog_step_matches_a_scalar_reference() -> None:
             / 8.0
             / (silicon.hbm_bandwidth_tb_s[i] * 1e12 * s.hbm_efficiency)
         )
-        write_s = writes * max(a.rows[i] * a.row_write_s[i], stream_s)
-        step = digital.step_time_s[i] + analog_s + write_s
+        return analog_s + writes * max(a.rows[i] * a.row_write_s[i], stream_s), writes
+
+    chosen = metrics.training.plan_index
+    for i in range(len(designs)):
+        k = int(chosen[i])
+        extra, writes = arrays(i, k)
+        step = digital_s[i, k] + extra
         assert metrics.columns["step_time_s"][i] == pytest.approx(step, rel=1e-9)
-        endurance = digital.steps[i] * writes / a.endurance_cycles[i] - 1.0
+        endurance = metrics.training.steps[i] * writes / a.endurance_cycles[i] - 1.0
         assert metrics.constraints["g_endurance"][i] == pytest.approx(endurance, rel=1e-9)
+        if i < 4 and fits[i].any():
+            totals = [digital_s[i, j] + arrays(i, j)[0] for j in np.flatnonzero(fits[i])]
+            assert step == pytest.approx(min(totals), rel=1e-9)
+
+
+def _pcm_ladder(tiles: list[int]) -> Designs:
+    """H100-based PCM designs with ``tiles`` tiles each, on 1,024 chips, the TDP out of the way
+    (more tiles also draw power that would throttle the digital units under a TDP)."""
+    d = _designs(["pcm"] * len(tiles), tiles)
+    return d.replace(tdp_w=np.full(len(tiles), 5000.0))
+
+
+def test_plan_search_weighs_array_capacity() -> None:
+    """§2.9 Weights per chip are bounded by the arrays' capacity through time: a chip whose
+    share of the weights overflows its arrays rewrites them every pass. As the arrays shrink,
+    the search shards the weights over more chips (tensor × pipeline parallelism) to keep
+    them resident, instead of keeping the digital units' favourite plan and paying rewrites."""
+    from dse.model.plans import candidate_plans
+    from dse.model.training.analog import weights_per_chip
+
+    w = load_workload("llama3.1-8b")
+    tiles = [250, 1000, 32000]
+    designs = _pcm_ladder(tiles)
+    m = evaluate(designs, w)
+    shards = m.plan["tp"] * m.plan["pp"]
+    assert shards[0] > shards[1] > shards[2]
+    # With the fewest tiles the chosen plan holds more of its weights in the arrays than the
+    # plan chosen for the most tiles would.
+    plans = candidate_plans(w, max_tp=8)
+    index = m.training.plan_index
+    capacity = m.silicon.analog.weight_capacity
+    chosen = weights_per_chip(w, plans.tp[index[0]], plans.pp[index[0]], plans.ep[index[0]])
+    favourite = weights_per_chip(w, plans.tp[index[2]], plans.pp[index[2]], plans.ep[index[2]])
+    assert chosen / capacity[0] < favourite / capacity[0]
+    # The plan chosen is faster than any with the large-array design's sharding.
+    pinned = evaluate(
+        designs.take(np.array([0])),
+        w,
+        plans=candidate_plans(w, max_tp=8, tp=int(plans.tp[index[2]]), pp=int(plans.pp[index[2]])),
+    )
+    assert m.columns["step_time_s"][0] < pinned.columns["step_time_s"][0]
+
+
+def test_more_array_capacity_is_never_slower() -> None:
+    """Physical sense: more tiles (capacity and rate) never lengthen the step or the run."""
+    tiles = [125, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000]
+    for workload in ("llama3.1-8b", "llama3.1-70b"):
+        m = evaluate(_pcm_ladder(tiles), load_workload(workload))
+        step = m.columns["step_time_s"]
+        assert np.all(np.diff(step) <= 1e-12 * step[:-1]), workload
+
+
+def test_settings_drawn_per_design_reach_the_analog_rows() -> None:
+    """dse sensitivity / dse robust draw settings per design; on a batch mixing digital and
+    analog designs the analog rows take their own draws (it used to fail to broadcast)."""
+    from dataclasses import replace
+
+    from dse.settings import load_settings
+
+    w = load_workload("llama3.1-8b")
+    designs = _designs(["none", "pcm", "sram-cim"], [0, 2000, 8000])
+    s = load_settings()
+    drawn = replace(s, goodput=np.array([0.9, 0.8, 0.7]), hbm_efficiency=np.array([0.9, 0.8, 0.7]))
+    m = evaluate(designs, w, drawn)
+    for i, goodput in enumerate((0.9, 0.8, 0.7)):
+        one = evaluate(
+            designs.take(np.array([i])),
+            w,
+            replace(s, goodput=goodput, hbm_efficiency=goodput),
+        )
+        assert m.columns["training_days"][i] == pytest.approx(one.columns["training_days"][0])

@@ -44,7 +44,7 @@ def test_categoricals_come_from_their_technology_tables() -> None:
 @pytest.mark.parametrize(
     ("dimension", "expected"),
     [
-        ("hbm_stacks = { low = 0, high = 4 }", "a whole number >= 1 and <= 16"),
+        ("hbm_stacks = { low = -1, high = 4 }", "a whole number >= 1 and <= 16, or 0"),
         ("spare_units = { low = -1, high = 4 }", "a whole number >= 0"),
         ("clock_ghz = { low = 0, high = 2 }", "a number >= 0.1 and <= 10"),
         ("node = { low = 1, high = 2 }", "choices = [...]"),

@@ -61,6 +61,8 @@ def _field(p: Parameter) -> Field:
     if p.categorical:
         return Field("str", required=p.required)
     low, high = p.key_bounds or p.bounds()
+    if p.zero_allowed and p.whole and not p.key_bounds:
+        low = 0  # whole numbers: 0 or at least the lower bound (HBM stacks, analog tiles)
     kind = "int" if p.whole else "number"
     return Field(kind, required=p.required and not p.key_default, minimum=low, maximum=high)
 
@@ -324,6 +326,8 @@ def _rule(p: Parameter, technology: Technology) -> str:
         return f"an id of technology table `{p.table}` ({ids})"
     low, high = (shown_number(b) for b in (p.key_bounds or p.bounds()))
     rule = f"{'whole number ' if p.whole else ''}{low}–{high}"
+    if p.zero_allowed and p.whole and not p.key_bounds:
+        rule += ", or 0"
     if p.per_die:
         rule += f", ≥ `{PER_DIE}`"
     if p.key_default:

@@ -68,8 +68,12 @@ ANALOG_SCHEMA = Table(
     sourced=True,
 )
 MIN_TRAINING_BITS_SCHEMA = Table({"value": Field(minimum=1.0, maximum=32.0)}, sourced=True)
+SRAM_BANDWIDTH_SCHEMA = Table({"value": Field(minimum=1.0, maximum=1e6)}, sourced=True)
 ANALOG_FILE_SCHEMA = Table(
-    {"min_training_bits": MIN_TRAINING_BITS_SCHEMA},
+    {
+        "min_training_bits": MIN_TRAINING_BITS_SCHEMA,
+        "sram_bytes_per_cycle_per_unit": SRAM_BANDWIDTH_SCHEMA,
+    },
     open_keys=False,
 )
 
@@ -206,6 +210,9 @@ class Technology:
     analog_cells: MappingProxyType[str, AnalogCell]
     min_training_bits: float
     """Fewest effective bits of an analog matmul that training tolerates (analog.toml)."""
+    sram_bytes_per_cycle_per_unit: float = 128.0
+    """On-chip SRAM bandwidth per compute unit and clock cycle (bytes) of a chip without HBM
+    (analog.toml; docs/model.md §1.2)."""
 
     def family(self, family_id: str) -> Family:
         """A family by id; unknown ids get the ``unknown`` family's values."""
@@ -242,11 +249,13 @@ def load_technology(folder: Path | None = None) -> Technology:
     }
     analog_path = folder / "analog.toml"
     analog_data = dict(read_toml(analog_path))
-    bits = check(
-        {"min_training_bits": analog_data.pop("min_training_bits", None) or {}},
+    top = check(
+        {key: analog_data.pop(key, None) or {} for key in ANALOG_FILE_SCHEMA.fields},
         ANALOG_FILE_SCHEMA,
         analog_path,
-    )["min_training_bits"]["value"]
+    )
+    bits = top["min_training_bits"]["value"]
+    sram_bytes = top["sram_bytes_per_cycle_per_unit"]["value"]
     analog_cells = {
         key: AnalogCell(id=key, **{**values, "sources": MappingProxyType(values["sources"])})
         for key, values in check(
@@ -265,4 +274,5 @@ def load_technology(folder: Path | None = None) -> Technology:
         MappingProxyType(families),
         MappingProxyType(analog_cells),
         float(bits),
+        float(sram_bytes),
     )

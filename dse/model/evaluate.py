@@ -18,7 +18,13 @@ from dse.model.economics import Economics, evaluate_economics
 from dse.model.plans import RECOMPUTE, SCHEDULES, Plans, candidate_plans
 from dse.model.silicon import Silicon, TechArrays, evaluate_silicon
 from dse.model.training import Training, evaluate_training, precision_flop_s
-from dse.model.training.analog import analog_training, digital_view, merge, take
+from dse.model.training.analog import (
+    analog_training,
+    array_step_extra,
+    digital_view,
+    merge,
+    take,
+)
 from dse.settings import Settings, load_settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -205,13 +211,19 @@ def _training(
     for rows, view in ((~analog, workload), (analog, digital_view(workload))):
         index = np.flatnonzero(rows)
         if index.size:
+            part_silicon = take(silicon, index)
+            part_settings = settings.at_rows(index)  # type: ignore[arg-type]
             part = evaluate_training(
                 designs.take(index),
-                take(silicon, index),
+                part_silicon,
                 view,
                 plans,
-                settings.at_rows(index),  # type: ignore[arg-type]
+                part_settings,
                 exhaustive=exhaustive,
+                # The arrays' time and rewrites weigh in the plan choice (§2.9).
+                extra_s=array_step_extra(part_silicon, workload, part_settings)
+                if view is not workload
+                else None,
             )
             parts.append((index, part))
     return merge(parts, len(designs))
@@ -232,6 +244,11 @@ def infeasibility_reasons(metrics: Metrics, i: int, skip: tuple[str, ...] = ()) 
         "g_endurance": "the run's weight writes exceed the analog cells' endurance",
         "g_precision": "the analog cells' effective bits are below what training tolerates",
     }
+    if metrics.silicon.hbm_capacity_gb[i] <= 0:
+        text["g_memory"] = (
+            "no parallelism plan fits the model in on-chip memory on these chips (no HBM:"
+            " SRAM and the analog arrays' weights)"
+        )
     return [
         text.get(name, f"{name} > 0")
         for name, values in metrics.constraints.items()

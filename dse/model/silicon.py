@@ -17,7 +17,7 @@ from dse.catalog.chips import FORMATS, Chip
 from dse.catalog.technology import Technology, load_technology
 from dse.designs import Designs, FloatArray
 from dse.model._special import betainc
-from dse.units import BITS_PER_BYTE, GIGA, MM2_PER_CM2, PICO, TERA
+from dse.units import BITS_PER_BYTE, GIGA, MEGA, MM2_PER_CM2, PICO, TERA
 
 # Energy per FLOP of each format comes from the node table; fp16 shares the bf16 datapath.
 _ENERGY_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp4": "fp4"}
@@ -60,6 +60,7 @@ def _tech_arrays(technology: Technology) -> TechArrays:
     analog["reference_bitcell_um2"] = np.array(
         [technology.nodes[c.reference_node].sram_bitcell_um2 for c in cells]
     )
+    analog["sram_bytes_per_cycle_per_unit"] = np.array(technology.sram_bytes_per_cycle_per_unit)
     return TechArrays(node=node, memory=memory, silicon=technology.silicon, analog=analog)
 
 
@@ -76,6 +77,8 @@ class Silicon:
     sustained_clock_ghz: dict[str, FloatArray]
     hbm_bandwidth_tb_s: FloatArray
     hbm_capacity_gb: FloatArray
+    memory_bandwidth_tb_s: FloatArray  # what training reads: HBM, or on-chip without (§1.2)
+    memory_capacity_gb: FloatArray
     unit_area_mm2: FloatArray
     die_area_mm2: FloatArray
     silicon_area_mm2: FloatArray
@@ -164,6 +167,30 @@ def analog_tiles(designs: Designs, tech: TechArrays) -> Analog:
         write_energy_pj=a["write_energy_pj"][cell],
         endurance_cycles=a["endurance_cycles"][cell],
         effective_bits=a["effective_bits"][cell],
+    )
+
+
+def training_memory(
+    designs: Designs, tech: TechArrays, analog: Analog, hbm_tb_s: FloatArray, hbm_gb: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """§1.2 The memory the training model holds its state in and streams from: bandwidth (TB/s)
+    and capacity (GB). HBM where the chip has it; a chip without HBM (``hbm_stacks = 0``, its
+    weights in the analog arrays and on-chip SRAM) has its SRAM (``sram_mb``) plus the arrays'
+    weights at their effective bits, read at the SRAM's bandwidth (bytes per cycle per compute
+    unit, analog.toml, at the nominal clock)."""
+    on_chip = designs.hbm_stacks <= 0
+    sram_tb_s = (
+        designs.compute_units
+        * tech.analog["sram_bytes_per_cycle_per_unit"]
+        * designs.clock_ghz
+        * GIGA
+        / TERA
+    )
+    arrays_gb = analog.weight_capacity * analog.effective_bits / BITS_PER_BYTE / GIGA
+    sram_gb = designs.sram_mb * MEGA / GIGA
+    return (
+        np.where(on_chip, sram_tb_s, hbm_tb_s),
+        np.where(on_chip, sram_gb + arrays_gb, hbm_gb),
     )
 
 
@@ -287,6 +314,7 @@ def evaluate_silicon(
     bandwidth_tb_s, capacity_gb = hbm(designs, tech)
     unit_mm2, die_mm2 = die_area(designs, tech)
     analog = analog_tiles(designs, tech)
+    memory_tb_s, memory_gb = training_memory(designs, tech, analog, bandwidth_tb_s, capacity_gb)
     dies = designs.dies_per_package
     silicon_mm2 = die_mm2 * dies
 
@@ -300,6 +328,8 @@ def evaluate_silicon(
     interposer_mm2 = package["interposer_area_factor"] * (
         silicon_mm2 + designs.hbm_stacks * package["hbm_footprint_mm2"]
     )
+    # A single die without HBM (weights on chip, §1.2) needs no 2.5D interposer.
+    interposer_mm2 = np.where((designs.hbm_stacks > 0) | (dies > 1), interposer_mm2, 0.0)
     interposer_usd = interposer_mm2 * package["interposer_usd_per_mm2"]
     bonded = (dies * die_usd + hbm_usd + interposer_usd) / package["bond_yield_per_component"] ** (
         dies + designs.hbm_stacks
@@ -352,6 +382,8 @@ def evaluate_silicon(
         sustained_clock_ghz=clocks,
         hbm_bandwidth_tb_s=bandwidth_tb_s,
         hbm_capacity_gb=capacity_gb,
+        memory_bandwidth_tb_s=memory_tb_s,
+        memory_capacity_gb=memory_gb,
         unit_area_mm2=unit_mm2,
         die_area_mm2=die_mm2,
         silicon_area_mm2=silicon_mm2,

@@ -16,13 +16,17 @@ What runs where (docs/model.md §2.9):
   tiles holding weights compute: the analog rate is peak × min(1, weights per chip / capacity).
 
 The digital part is the ordinary plan search on a workload view whose linear layers run one GEMM
-digitally (:func:`digital_view`); this module adds the analog time, the weight writes and their
-energy to the chosen plan, and the endurance and precision constraints.
+digitally (:func:`digital_view`). The search compares every plan's digital step time plus its
+arrays' time (:func:`array_step`, through :func:`array_step_extra`), so the arrays' capacity
+bounds the weights per chip the way it costs time: a plan that shards the weights more (tensor
+and pipeline parallelism) saves the rewrites of weights that overflow the arrays, and is chosen
+where that is faster. This module then adds the analog time, the weight writes and their energy
+to the chosen plan, and the endurance and precision constraints.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,9 +35,9 @@ from dse.catalog.technology import Technology
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
-from dse.model.silicon import Silicon
-from dse.model.training.grid import FULL, precision_flop_s
-from dse.model.training.step import Training
+from dse.model.silicon import Analog, Silicon
+from dse.model.training.grid import FULL, Grid, precision_flop_s
+from dse.model.training.step import StepExtra, StepModel, Training
 from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, PICO, TERA
 
@@ -76,6 +80,82 @@ def weights_per_chip(w: Workload, tp: FloatArray, pp: FloatArray, ep: FloatArray
     return (w.total_params - experts) / (tp * pp) + experts / (pp * ep)
 
 
+@dataclass(frozen=True)
+class ArrayStep:
+    """§2.9 The arrays' share of one step on one chip, per cell (shapes broadcast): analog
+    FLOPs, their time, the weight writes per step (passes over the arrays), the weights held
+    at once and the time to program them."""
+
+    analog_flops: FloatArray
+    analog_s: FloatArray
+    writes_per_step: FloatArray
+    held: FloatArray
+    write_s: FloatArray
+
+
+def array_step(
+    a: Analog,
+    memory_b_s: FloatArray,
+    w: Workload,
+    tp: FloatArray,
+    pp: FloatArray,
+    ep: FloatArray,
+    rc: np.ndarray,
+    chips_used: FloatArray,
+    bubble_fraction: FloatArray,
+) -> ArrayStep:
+    """§2.9 The arrays' time of a plan (``tp``, ``pp``, ``ep``, recompute ``rc``) on the chips
+    ``a`` (arrays broadcasting against the plan's), reading the weights to program at
+    ``memory_b_s`` (bytes/s: HBM, or on-chip SRAM on a chip without HBM)."""
+    redo = np.where(rc == FULL, 4.0 / 3.0, 1.0)
+    matmul_per_token, _ = flops_per_token(w)
+    tokens_step = w.global_batch_sequences * w.seq_len
+    analog_share = w.analog_linear_gemms / w.linear_gemms
+    analog_flops = analog_share * tokens_step * matmul_per_token * redo / chips_used
+    resident = weights_per_chip(w, tp, pp, ep)
+    overflow = resident / a.weight_capacity
+    used = np.minimum(overflow, 1.0)
+    # Pipeline bubbles stretch the arrays' time like the digital units'.
+    analog_s = analog_flops / (a.peak_flop_s * used) / (1.0 - bubble_fraction)
+    writes_per_step = np.where(overflow <= 1.0, 1.0, 2.0 * overflow)
+    held = np.minimum(resident, a.weight_capacity)
+    # Programming is row-serial in each tile (all tiles in parallel), and the weights come
+    # from memory at the cells' effective bits.
+    write_s = writes_per_step * np.maximum(
+        a.rows * a.row_write_s, held * a.effective_bits / BITS_PER_BYTE / memory_b_s
+    )
+    return ArrayStep(analog_flops, analog_s, writes_per_step, held, write_s)
+
+
+def memory_b_s(silicon: Silicon, settings: Settings) -> FloatArray:
+    """Achieved bandwidth (bytes/s) the weights are programmed from, shape ``(n,)``."""
+    return silicon.memory_bandwidth_tb_s * TERA * settings.hbm_efficiency
+
+
+def array_step_extra(silicon: Silicon, w: Workload, settings: Settings) -> StepExtra:
+    """§2.9 The arrays' time of every (design, plan) cell, for the plan search to add to the
+    digital step (``silicon`` and ``settings`` of the designs searched, all with tiles)."""
+    a = silicon.analog
+    bandwidth = np.broadcast_to(memory_b_s(silicon, settings), a.tiles.shape)
+
+    def extra(index: np.ndarray, g: Grid, m: StepModel) -> FloatArray:
+        lay = m.lay
+        t = array_step(
+            take(a, index),
+            bandwidth[index],
+            w,
+            g.tp,
+            g.pp,
+            g.ep,
+            g.rc,
+            lay.dp * lay.replica,
+            m.slots / (lay.microbatches + m.slots),
+        )
+        return t.analog_s + t.write_s
+
+    return extra
+
+
 def analog_training(
     designs: Designs,
     silicon: Silicon,
@@ -97,29 +177,25 @@ def analog_training(
     t = take(training, rows)
     an = take(a, rows)
     index = t.plan_index
-    tp, pp, ep = plans.tp[index], plans.pp[index], plans.ep[index]
-    redo = np.where(plans.recompute[index] == FULL, 4.0 / 3.0, 1.0)
-    matmul_per_token, _ = flops_per_token(w)
-    tokens_step = w.global_batch_sequences * w.seq_len
-    analog_share = w.analog_linear_gemms / w.linear_gemms
-    analog_flops = analog_share * tokens_step * matmul_per_token * redo / t.chips_used
-    resident = weights_per_chip(w, tp, pp, ep)
-    overflow = resident / an.weight_capacity
-    used = np.minimum(overflow, 1.0)
-    # Pipeline bubbles stretch the arrays' time like the digital units'.
-    analog_s = analog_flops / (an.peak_flop_s * used) / (1.0 - t.bubble_fraction)
-    writes_per_step = np.where(overflow <= 1.0, 1.0, 2.0 * overflow)
-    held = np.minimum(resident, an.weight_capacity)
-    # Programming is row-serial in each tile (all tiles in parallel), and the weights come
-    # from HBM at the cells' effective bits.
-    hbm_b_s = silicon.hbm_bandwidth_tb_s[rows] * TERA * settings.hbm_efficiency
-    write_s = writes_per_step * np.maximum(
-        an.rows * an.row_write_s, held * an.effective_bits / BITS_PER_BYTE / hbm_b_s
+    # Settings drawn per design (dse sensitivity, dse robust) cut to the rows with tiles.
+    row_settings = settings.at_rows(rows)  # type: ignore[arg-type]
+    bandwidth = np.broadcast_to(memory_b_s(take(silicon, rows), row_settings), rows.shape)
+    arrays = array_step(
+        an,
+        bandwidth,
+        w,
+        plans.tp[index],
+        plans.pp[index],
+        plans.ep[index],
+        plans.recompute[index],
+        t.chips_used,
+        t.bubble_fraction,
     )
-    cells = held * an.devices_per_weight
+    writes_per_step = arrays.writes_per_step
+    cells = arrays.held * an.devices_per_weight
     write_j = writes_per_step * cells * an.write_energy_pj * PICO
-    analog_j = analog_flops * an.energy_pj_per_flop * PICO
-    extra_s = analog_s + write_s
+    analog_j = arrays.analog_flops * an.energy_pj_per_flop * PICO
+    extra_s = arrays.analog_s + arrays.write_s
     step = t.step_time_s + extra_s
     static_w = silicon.static_power_w[rows]
     power = (t.avg_chip_power_w * t.step_time_s + static_w * extra_s + analog_j + write_j) / step
@@ -131,7 +207,7 @@ def analog_training(
         t,
         step_time_s=step,
         compute_time_s=t.compute_time_s + extra_s,
-        training_time_s=t.steps * step / settings.goodput,
+        training_time_s=t.steps * step / row_settings.goodput,
         mfu=t.mfu * slower * peak_ratio,
         hfu=t.hfu * slower * peak_ratio,
         avg_chip_power_w=power,

@@ -29,6 +29,9 @@ cells that could still win, and returns the same plan:
    A design where nothing fits then evaluates every plan that runs, including those the
    memory bound skipped, for the least-memory fallback.
 
+Designs with analog tiles add the arrays' time (``extra_s``, §2.9, ≥ 0) to every evaluated
+cell's step time and to no bound, so the bounds stay lower bounds of what is compared.
+
 Why it is exact: a skipped cell's bound exceeds the best step time that fits, so its step time
 does too; every cell that ties with the best is evaluated (``≤``), so ``argmin`` breaks ties
 by the lowest plan index as before; a design with no plan that fits evaluates every cell that
@@ -62,9 +65,11 @@ from dse.model.training.memory import _per_token_layer_bytes, activations
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
     CHUNK_CELLS,
+    StepExtra,
     Training,
     _choose,
     chosen_results,
+    compared_step_s,
     step_model,
 )
 from dse.settings import Settings
@@ -260,13 +265,14 @@ def search_chunk(
     s: Settings,
     rows: slice,
     bounds: PlanBounds,
+    extra_s: StepExtra | None = None,
 ) -> Training:
     """The bounded search of ``designs[rows]`` (module docstring) and the results at the
-    chosen plans."""
+    chosen plans; ``extra_s`` (≥ 0) is added to the step times compared, never to a bound."""
     g = build_grid(designs, silicon, w.precision, plans, s, rows)
     kernels = _compiled_kernels()
     if kernels is not None:
-        chosen, any_fit = _search_compiled(g, w, s, bounds, kernels)
+        chosen, any_fit = _search_compiled(g, w, s, bounds, kernels, extra_s)
         return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
     lb = step_lower_bound(g, bounds, s)
     n, k = lb.shape
@@ -284,8 +290,9 @@ def search_chunk(
         done[design, plan] = True
         for a in range(0, design.size, piece):
             d, p = design[a : a + piece], plan[a : a + piece]
-            m = step_model(g.cells(d, p), w, s)
-            step[d, p] = m.step_s
+            c = g.cells(d, p)
+            m = step_model(c, w, s)
+            step[d, p] = compared_step_s(m, c, rows.start + d, extra_s)
             fits[d, p] = m.fits
             valid[d, p] = m.lay.valid
             over[d, p] = m.over
@@ -318,7 +325,12 @@ def _compiled_kernels() -> ModuleType | None:
 
 
 def _search_compiled(
-    g: Grid, w: Workload, s: Settings, bounds: PlanBounds, kernels: ModuleType
+    g: Grid,
+    w: Workload,
+    s: Settings,
+    bounds: PlanBounds,
+    kernels: ModuleType,
+    extra_s: StepExtra | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
     the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
@@ -350,12 +362,14 @@ def _search_compiled(
     def fold(design: np.ndarray, plan: np.ndarray) -> None:
         for a in range(0, design.size, piece):
             d, p = design[a : a + piece], plan[a : a + piece]
-            m = step_model(g.cells(d, p), w, s)
+            c = g.cells(d, p)
+            m = step_model(c, w, s)
+            step = compared_step_s(m, c, g.rows.start + d, extra_s)
             kernels.update(
                 d, p,
                 *(
                     np.ascontiguousarray(np.broadcast_to(v, d.shape))
-                    for v in (m.step_s, m.fits, m.lay.valid, m.over)
+                    for v in (step, m.fits, m.lay.valid, m.over)
                 ),
                 best_s, best_plan, least_over, least_plan,
             )  # fmt: skip

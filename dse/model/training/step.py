@@ -7,6 +7,7 @@ compute (§2.3, §2.6), stage communication and the pipeline schedule (§2.7), d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,11 +80,14 @@ def evaluate_training(
     settings: Settings,
     *,
     exhaustive: bool = False,
+    extra_s: StepExtra | None = None,
 ) -> Training:
     """Search the plans for every design and return the results at the fastest plan that fits.
 
     The bounded search (:mod:`dse.model.training.plan_search`) skips the plans that cannot
-    win; ``exhaustive=True`` evaluates every plan (the reference; same results).
+    win; ``exhaustive=True`` evaluates every plan (the reference; same results). ``extra_s``
+    adds a non-negative time per cell to the step time the search compares (not to the
+    results): the analog arrays' time of §2.9, so that the choice weighs the arrays' capacity.
     """
     from dse.model.training.plan_search import (
         MIN_CELLS,
@@ -101,7 +105,7 @@ def evaluate_training(
         starts = range(0, n, chunk) if n else range(1)
         parts = [
             _evaluate_chunk(
-                designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n))
+                designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n)), extra_s
             )
             for a in starts
         ]
@@ -111,7 +115,14 @@ def evaluate_training(
         starts = range(0, n, chunk) if n else range(1)
         parts = [
             search_chunk(
-                designs, silicon, workload, plans, settings, slice(a, min(a + chunk, n)), bounds
+                designs,
+                silicon,
+                workload,
+                plans,
+                settings,
+                slice(a, min(a + chunk, n)),
+                bounds,
+                extra_s,
             )
             for a in starts
         ]
@@ -121,6 +132,19 @@ def evaluate_training(
             for name in Training.__dataclass_fields__
         }
     )
+
+
+StepExtra = Callable[[np.ndarray, Grid, "StepModel"], FloatArray]
+"""Seconds beyond the digital step of every cell, given the cells' design indices (into the
+designs searched, shaped as the grid's design axis), the cells and their step model; ≥ 0, so
+the plan search's lower bounds still hold."""
+
+
+def compared_step_s(
+    m: StepModel, g: Grid, index: np.ndarray, extra_s: StepExtra | None
+) -> FloatArray:
+    """The step time the plan choice compares: the step model's plus ``extra_s``."""
+    return m.step_s if extra_s is None else m.step_s + extra_s(index, g, m)
 
 
 @dataclass(frozen=True)
@@ -167,7 +191,13 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
 
 
 def _evaluate_chunk(
-    designs: Designs, silicon: Silicon, w: Workload, plans: Plans, s: Settings, rows: slice
+    designs: Designs,
+    silicon: Silicon,
+    w: Workload,
+    plans: Plans,
+    s: Settings,
+    rows: slice,
+    extra_s: StepExtra | None = None,
 ) -> Training:
     """The exhaustive search (the reference): every plan's step time and memory for
     ``designs[rows]``, then the chosen plan's results."""
@@ -176,7 +206,9 @@ def _evaluate_chunk(
     grid_s = s.at_rows(rows, column=True)
     g = build_grid(designs, silicon, w.precision, plans, grid_s, rows)
     model = step_model(g, w, grid_s)
-    best, any_fit = _choose(model.step_s, model.fits, model.lay.valid, model.over)
+    index = np.arange(rows.start, rows.stop)[:, None]
+    step = compared_step_s(model, g, index, extra_s)
+    best, any_fit = _choose(step, model.fits, model.lay.valid, model.over)
     return chosen_results(designs, silicon, w, s.at_rows(rows), g, best, any_fit)
 
 
@@ -237,7 +269,7 @@ def chosen_results(
         optimizer_time_s=pick(m.optimizer_s),
         bubble_fraction=chosen_slots / (chosen_mb + chosen_slots),
         memory_per_chip_gb=pick(mem.total_b) / GIGA,
-        memory_capacity_gb=silicon.hbm_capacity_gb[rows],
+        memory_capacity_gb=silicon.memory_capacity_gb[rows],
         model_flops_per_step=np.full(step.shape, flops[0]),
         hardware_flops_per_step=flops[1],
         steps=np.full(step.shape, steps),

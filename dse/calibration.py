@@ -60,7 +60,7 @@ _REPOSITORY = re.compile(r"^([\w.-]+)/[\w.-]+[\s,]")
 
 
 def publisher(source: str) -> str:
-    """The publisher of a run's ``source``, the unit that ``--cross-validate source`` leaves out:
+    """The publisher of a run's ``source``, the unit that cross-validation by source leaves out:
     the submitter of an MLPerf result (``MLPerf Intel``), the owner of a repository
     (``NVIDIA-NeMo``, ``aws-neuron``: every table and benchmark page it publishes), else the
     citation before its first comma or semicolon (``Touvron et al. 2023``)."""

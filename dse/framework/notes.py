@@ -27,7 +27,7 @@ def parts_note(label: str, before: Mapping[str, float], after: Mapping[str, floa
     """``label F×: shrank …; unchanged …; grew …`` over the additive parts of one quantity.
 
     Shrinking parts show their factor; unchanged ones their share of the new total; growing ones
-    their factor (or ``new``) and share.
+    their factor (or ``new``) and share; a part that vanished is ``gone``.
     """
     total_before, total_after = sum(before.values()), sum(after.values())
     shrank, same, grew = [], [], []
@@ -39,6 +39,8 @@ def parts_note(label: str, before: Mapping[str, float], after: Mapping[str, floa
         f = factor(b, a)
         if b <= 0:
             grew.append(f"{name} new ({share:.0%})")
+        elif a <= 0:
+            shrank.append(f"{name} gone")
         elif f > 1 + SAME:
             shrank.append(f"{name} {f:.2f}x")
         elif f < 1 - SAME:

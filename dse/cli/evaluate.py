@@ -269,9 +269,9 @@ def validate(fmt: str, cross: str | None, **options: Any) -> None:
             )
         )
         return
-    if fmt == "table":  # what fits 100 columns; csv and json carry every key
-        records = [_validation_table_row(record) for record in records]
-    click.echo(render_rows(records, fmt))
+    # the table shows what fits 100 columns; csv and json carry every key
+    shown = [_validation_table_row(r) for r in records] if fmt == "table" else records
+    click.echo(render_rows(shown, fmt))
     if fmt == "table":
         worst = max(rows, key=lambda r: abs(r.error))
         click.echo(

@@ -231,8 +231,9 @@ def compare(
     "cross",
     type=click.Choice(sorted(GROUPINGS)),
     default=None,
-    help="Refit the calibrated defaults leaving out one chip family, source or run at a time "
-    "and report every figure's held-out error beside its in-sample error (a few minutes, on every core).",
+    help="Refit the calibrated defaults leaving out one chip family, source (a publisher: all "
+    "its tables and papers) or run at a time and report every figure's held-out error beside "
+    "its in-sample error (a few minutes, on every core).",
 )
 @format_option
 def validate(fmt: str, cross: str | None, **options: Any) -> None:

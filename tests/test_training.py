@@ -594,7 +594,7 @@ def _attention_seconds(chip: str, workload, **design_changes) -> float:
     _, per_token = flops_per_token(workload)
     flops = np.array([[per_token * workload.seq_len]])
     eff = np.array([[settings.attention_efficiency]])
-    return float(attention_time_s(flops, grid.cp[:, :1], workload, eff, grid, settings)[0, 0])
+    return float(attention_time_s(flops, workload, eff, grid, settings)[0, 0])
 
 
 def test_attention_slows_at_small_heads_and_short_sequences_and_speeds_with_more_exp_units() -> (

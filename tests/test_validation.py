@@ -52,7 +52,11 @@ def test_validation_uses_the_defaults_it_is_given() -> None:
 
 def test_table_output_names_the_median(dse) -> None:
     out = dse("validate").out
-    assert "median |error|" in out and "PaLM 540B" in out
+    assert "median |error|" in out and "palm-540b" in out
+    # within 100 columns, each figure with its prediction, published value and both errors
+    assert max(len(line) for line in out.splitlines() if "palm" in line) <= 100
+    row = next(line for line in out.splitlines() if line.startswith("palm-540b"))
+    assert row.count("%") == 2 and "more columns" not in out
 
 
 def test_cross_validation_refits_without_the_left_out_group() -> None:

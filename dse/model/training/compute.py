@@ -124,7 +124,7 @@ def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings)
     matmul_s = lay.layers_per_stage * layer_linear_time_s(
         w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, gemm_eff, s
     )
-    attention_s = attention_time_s(stage_attention, g.cp, w, attention_eff, g, s)
+    attention_s = attention_time_s(stage_attention, w, attention_eff, g, s)
     logits_s = w.digital_linear_gemms * gemm_time_s(
         lay.tokens_mb,
         w.vocab_size / g.tp,
@@ -147,16 +147,11 @@ def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings)
 
 
 def attention_time_s(
-    attention_flops: FloatArray,
-    cp: FloatArray,
-    w: Workload,
-    efficiency: FloatArray,
-    g: Grid,
-    s: Settings,
+    attention_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Grid, s: Settings
 ) -> FloatArray:
     """§2.6 Time (s) of causal attention worth ``attention_flops`` model FLOPs (the convention
     counts the full score matrix, 12·h_d FLOPs per score forward and backward; causal attention
-    computes half of it) with the sequence split over ``cp`` context-parallel ranks:
+    computes half of it) with the sequence split over the plan's ``cp`` context-parallel ranks:
 
         T_att = N · (1 + s0·c/s) · (12·h_d / (η_att·R_att) + c_exp / R_exp),  N = F_att / (24·h_d)
 
@@ -170,7 +165,7 @@ def attention_time_s(
     per_score_s = per_score_flops / (efficiency * g.attention_rate) + (
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )
-    return scores * (1.0 + s.attention_overhead_tokens * cp / float(w.seq_len)) * per_score_s
+    return scores * (1.0 + s.attention_overhead_tokens * g.cp / float(w.seq_len)) * per_score_s
 
 
 def moe_overhead_s(

@@ -15,7 +15,7 @@ from dse.catalog.workloads import Workload, training_flops
 from dse.designs import from_chips
 from dse.errors import InputError
 from dse.intervals import INTERVAL_METRICS
-from dse.model.evaluate import SILICON_LIMITS, evaluate, infeasibility_reasons
+from dse.model.evaluate import SILICON_LIMITS, Metrics, evaluate, infeasibility_reasons
 from dse.model.plans import candidate_plans
 from dse.settings import Settings
 
@@ -64,17 +64,7 @@ def evaluate_one(
         "training_flops": training_flops(workload),
     }
     out.update(record)
-    training = metrics.training
-    out["breakdown_s"] = {
-        "compute": float(training.compute_time_s[0]),
-        "tensor_parallel": float(training.tp_comm_time_s[0]),
-        "pipeline_p2p": float(training.pp_comm_time_s[0]),
-        "expert_all_to_all": float(training.moe_comm_time_s[0]),
-        "context_parallel": float(training.cp_comm_time_s[0]),
-        "data_parallel_exposed": float(training.dp_exposed_time_s[0]),
-        "optimizer": float(training.optimizer_time_s[0]),
-        "bubble_fraction": float(training.bubble_fraction[0]),
-    }
+    out["breakdown_s"] = step_breakdown(metrics, 0)
     out["interval"] = prediction_intervals(out, workload.is_moe)
     if "peak_tflop_s" in chip.published:
         # A shipped product is buildable by definition: a silicon limit it appears to break is
@@ -84,6 +74,22 @@ def evaluate_one(
         out["reasons"] = infeasibility_reasons(metrics, 0, skip=SILICON_LIMITS)
         out["feasible"] = not out["reasons"]
     return out
+
+
+def step_breakdown(metrics: Metrics, i: int) -> dict[str, float]:
+    """Design ``i``'s training step split into its parts (s; the bubble as a fraction):
+    compute, each kind of communication that is exposed, the optimizer (docs/model.md §2.8)."""
+    training = metrics.training
+    return {
+        "compute": float(training.compute_time_s[i]),
+        "tensor_parallel": float(training.tp_comm_time_s[i]),
+        "pipeline_p2p": float(training.pp_comm_time_s[i]),
+        "expert_all_to_all": float(training.moe_comm_time_s[i]),
+        "context_parallel": float(training.cp_comm_time_s[i]),
+        "data_parallel_exposed": float(training.dp_exposed_time_s[i]),
+        "optimizer": float(training.optimizer_time_s[i]),
+        "bubble_fraction": float(training.bubble_fraction[i]),
+    }
 
 
 def idle_chips(num_chips: int, plan: dict[str, Any]) -> int:

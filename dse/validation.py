@@ -8,6 +8,7 @@ them; projections and throughput benchmarks are steady-state and are compared at
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import statistics
@@ -26,6 +27,7 @@ from dse.catalog.workloads import (
     training_flops,
 )
 from dse.designs import Designs, from_chips
+from dse.errors import InputError
 from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES, candidate_plans
@@ -230,6 +232,52 @@ def pinnable(plan: dict[str, Any], workload: Workload | None = None) -> dict[str
         if pp <= 1 or per_stage % vp:
             del pinned["vp"]
     return pinned
+
+
+def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
+    """One published run traced: its source and quote, the facts the model is given (workload
+    and cluster overrides, the published plan), the plan the model runs, its step-time
+    breakdown and memory, and every published figure beside the prediction (what ``dse
+    validate`` shows for one run)."""
+    from dse.evaluation import step_breakdown
+
+    runs = {run["id"]: run for run in load_runs()}
+    if run_id not in runs:
+        close = difflib.get_close_matches(run_id, runs, n=3)
+        hint = f" (closest: {', '.join(close)})" if close else ""
+        raise InputError(
+            RUNS_PATH, "run", f"a run id (the run column of dse validate){hint}", run_id
+        )
+    run = runs[run_id]
+    metrics, _, workload = evaluate_run(run, settings)
+    record = metrics.record(0)
+    figures = {
+        c.metric: {"predicted": c.predicted, "reported": c.reported, "error": c.error}
+        for c in compare_run(run, settings)
+    }
+    return {
+        "run": run_id,
+        "label": run["label"],
+        "source": run["source"],
+        "quote": run["quote"],
+        "chip": run["chip"],
+        "num_chips": run["num_chips"],
+        "workload": run["workload"],
+        "run_type": run["run_type"],
+        "facts": {
+            **{k: v for k, v in run["workload_overrides"].items() if v is not None},
+            **{k: v for k, v in run["chip_overrides"].items() if v is not None},
+        },
+        "published_plan": {k: v for k, v in run["plan"].items() if v is not None},
+        "plan": record["plan"],
+        "fits": bool(metrics.training.fits[0]),
+        "memory_per_chip_gb": record["memory_per_chip_gb"],
+        "step_time_s": record["step_time_s"],
+        "mfu": record["mfu"],
+        "breakdown_s": step_breakdown(metrics, 0),
+        "figures": figures,
+        "global_batch_tokens": workload.global_batch_tokens,
+    }
 
 
 def validate(

@@ -104,3 +104,22 @@ def test_cross_validation_by_source_leaves_out_whole_publishers() -> None:
     assert publisher("Touvron et al. 2023, arXiv:2302.13971, Table 15") == "Touvron et al. 2023"
     groups = {publisher(run["source"]) for run in load_runs()}
     assert len(groups) >= 20  # the held-out unit is a publisher, not one big table
+
+
+def test_one_run_is_traced_to_its_facts_plan_and_parts(dse) -> None:
+    """``dse validate --run ID``: what the model is given, the plan it runs, the step's parts
+    and each published figure beside the prediction, the same as the table's row."""
+    traced = dse("validate", "--run", "gpt3-megatron", "--format", "json").json()
+    assert traced["facts"]["attention"] == "materialized"
+    assert traced["published_plan"] == {"tp": 8, "pp": 8, "recompute": "full"}
+    plan = traced["plan"]
+    assert (plan["tp"], plan["pp"], plan["recompute"]) == (8, 8, "full")
+    parts = traced["breakdown_s"]
+    assert parts["compute"] > 0 and parts["tensor_parallel"] > 0
+    assert parts["compute"] + parts["tensor_parallel"] <= traced["step_time_s"] * (1 + 1e-9)
+    table = dse("validate", "--format", "json").json()["runs"]
+    row = next(r for r in table if r["run"] == "gpt3-megatron")
+    figure = traced["figures"][row["metric"]]
+    assert figure["predicted"] == row["predicted"] and figure["reported"] == row["reported"]
+    wrong = dse("validate", "--run", "gpt3-megatrn")
+    assert wrong.code == 2 and "gpt3-megatron" in wrong.err and "Traceback" not in wrong.err

@@ -30,7 +30,7 @@ from dse.settings import (
     setting_sections,
     setting_source,
 )
-from dse.validation import median_abs_error, rule_median_abs_error
+from dse.validation import explain_run, median_abs_error, rule_median_abs_error
 from dse.validation import validate as run_validation
 
 SETTINGS_HEADINGS = {
@@ -235,16 +235,29 @@ def compare(
     "its tables and papers) or run at a time and report every figure's held-out error beside "
     "its in-sample error (a few minutes, on every core).",
 )
+@click.option(
+    "--run",
+    "run_id",
+    default=None,
+    metavar="ID",
+    help="Trace one published run: the facts the model is given, the plan it runs, the step "
+    "time's parts and memory, and each published figure beside the prediction.",
+)
 @format_option
-def validate(fmt: str, cross: str | None, **options: Any) -> None:
+def validate(fmt: str, cross: str | None, run_id: str | None, **options: Any) -> None:
     """The model against published training runs, with one set of defaults.
 
     Prints each published figure beside the model's prediction and the error
     (predicted / reported − 1), the error of the rule "6·N·T at 40 % of the 16-bit peak" on
     the same figure, then the median absolute errors.
     """
+    if cross is not None and run_id is not None:
+        raise click.UsageError("--run and --cross-validate are different questions: give one")
     if cross is not None:
         _cross_validate(cross, settings_from(options), fmt)
+        return
+    if run_id is not None:
+        click.echo(render_record(explain_run(run_id, settings_from(options)), fmt))
         return
     rows = run_validation(settings_from(options))
     records = [

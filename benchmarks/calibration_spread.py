@@ -12,27 +12,18 @@ from __future__ import annotations
 import statistics
 import sys
 
-from dse.calibration import (
-    GRID,
-    GROUPINGS,
-    _fit,
-    _Tables,
-    _validate,
-    grid_settings,
-)
+from dse.calibration import GRID, GROUPINGS, _fit, prediction_tables
 from dse.settings import load_settings
 
 
 def main(by: str = "source") -> None:
     base = load_settings()
-    settings = grid_settings(base)
-    families = sorted({r.family for r in _validate(settings[0], None)})
-    tables = _Tables(settings, _validate, families)
+    tables = prediction_tables(base)
     groups = [GROUPINGS[by](r) for r in tables.grid[0]]
     values: dict[str, list[float]] = {}
     for group in sorted(set(groups)):
         fold = _fit(tables, [g != group for g in groups], base.goodput)
-        chosen = settings[fold.setting]
+        chosen = tables.settings[fold.setting]
         for key in GRID:
             values.setdefault(key, []).append(float(getattr(chosen, key)))
         values.setdefault("goodput", []).append(fold.goodput)

@@ -165,7 +165,13 @@ def compare_run(
     run: dict[str, Any], settings: Settings, family_scales: Mapping[str, float] | None = None
 ) -> list[Comparison]:
     """Evaluate one run (:func:`evaluate_run`) and compare each reported figure."""
-    metrics, designs, workload = evaluate_run(run, settings, family_scales)
+    return _comparisons(run, *evaluate_run(run, settings, family_scales))
+
+
+def _comparisons(
+    run: dict[str, Any], metrics: Metrics, designs: Designs, workload: Workload
+) -> list[Comparison]:
+    """Each reported figure of ``run`` beside the model's result for it."""
     chip = load_chip(run["chip"])
     rule_ratio = _rule_ratio(metrics, designs, workload)
     out = []
@@ -249,11 +255,11 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
             RUNS_PATH, "run", f"a run id (the run column of dse validate){hint}", run_id
         )
     run = runs[run_id]
-    metrics, _, workload = evaluate_run(run, settings)
+    metrics, designs, workload = evaluate_run(run, settings)
     record = metrics.record(0)
     figures = {
         c.metric: {"predicted": c.predicted, "reported": c.reported, "error": c.error}
-        for c in compare_run(run, settings)
+        for c in _comparisons(run, metrics, designs, workload)
     }
     return {
         "run": run_id,

@@ -102,7 +102,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         return None
     m = sequences / (dp * plan.microbatch)
     layers = math.ceil(w.layers / plan.pp)
-    full, none = plan.recompute == "full", plan.recompute == "none"
+    full, none, op = (plan.recompute == policy for policy in ("full", "none", "op"))
 
     # memory
     experts = w.expert_params
@@ -127,24 +127,52 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         static += params * s.weight_bytes_per_param  # two copies of the weights
     d, hd, seq = w.d_model, w.head_dim, w.seq_len
     tokens = plan.microbatch * seq / plan.cp
-    # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with dropout
-    o_in = 1 if w.precision in ("fp8", "fp4") else 2
     mask = 1 if w.dropout > 0 else 0
-    attention_linear = o_in * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + o_in * w.heads * hd
-    attention_linear += mask * d
-    width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
+    f = (w.layers - w.dense_layers) / w.layers if w.is_moe else 0.0
+
+    def stored(o_in: float) -> float:
+        """Stored bytes of the layer with its linear inputs at ``o_in`` bytes."""
+        attention = o_in * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + o_in * w.heads * hd
+        width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
+        mlp = (o_in + mask) * d + (1 - f) * width * w.ffn_dim
+        if w.is_moe:
+            mlp += f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
+        return tokens * (attention + mask * d + mlp + 4 * d) / plan.tp
+
+    # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with
+    # dropout; memory-bound operators work on the 16-bit tensors
+    layer = stored(1 if w.precision in ("fp8", "fp4") else 2)
+    layer_16 = stored(2)
+    # fp8/fp4: every linear's input and output gradient cast to the format, 4 bytes an element
+    quantize = 0.0
+    if w.precision in ("fp8", "fp4") and w.fp8_casts == "fused":
+        layer_16 = layer  # the producing kernels write the format
+    elif w.precision in ("fp8", "fp4"):
+        fm = 3 if w.ffn_kind == "swiglu" else 2
+
+        def mlp_operands(width: float) -> float:
+            return 2 * d + fm * width
+
+        operands = 2 * d + (2 * w.heads + 2 * w.kv_heads) * hd
+        if w.is_moe:
+            routed = (w.experts_per_token + w.shared_experts) * mlp_operands(w.moe_ffn_dim)
+            operands += (1 - f) * mlp_operands(w.ffn_dim) + f * routed
+        else:
+            operands += mlp_operands(w.ffn_dim)
+        quantize = 4 * tokens * operands / plan.tp
+    # op: q, v, gate/up and down outputs kept (every other matmul), with attention's output
+    # and the layer input; k, o and the other up projection recomputed
+    mlp_ups = (3 if w.ffn_kind == "swiglu" else 2) - 1
     if w.is_moe:
-        f = (w.layers - w.dense_layers) / w.layers
-        mlp = (
-            (o_in + mask) * d
-            + (1 - f) * width * w.ffn_dim
-            + f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
-        )
+        copies = (1 - f) + f * (w.experts_per_token + w.shared_experts)
+        width = (1 - f) * w.ffn_dim + f * (w.experts_per_token + w.shared_experts) * w.moe_ffn_dim
     else:
-        f = 0.0
-        mlp = (o_in + mask) * d + width * w.ffn_dim
-    layer = tokens * (attention_linear + mlp + 4 * d) / plan.tp
-    if none:
+        copies, width = 1.0, w.ffn_dim
+    op_kept = w.heads * hd + w.kv_heads * hd + width + (copies * d if mlp_ups == 2 else 0.0)
+    op_kept += d + w.heads * hd
+    if op:
+        kept = 2 * tokens * op_kept / plan.tp
+    elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
         kept = layer + score_bytes * w.heads * seq * tokens / plan.tp
@@ -169,8 +197,22 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_attention = scores * (1 + s.attention_overhead_tokens * plan.cp / seq) * per_score
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
-    t_memory = s.elementwise_bytes_per_activation_byte * layers * layer / hbm
+    t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
     redo = 4 / 3 if full else 1.0
+    other_redo = 4 / 3 if full or op else 1.0
+
+    def op_share(mlp_width: float, experts: float) -> float:
+        forward = [d * w.heads * hd, d * w.kv_heads * hd, d * w.kv_heads * hd, w.heads * hd * d]
+        forward += [experts * d * mlp_width] * mlp_ups + [experts * mlp_width * d]
+        return sum(forward[1::2]) / sum(forward)
+
+    if op:
+        share = op_share(w.ffn_dim, 1)
+        if w.is_moe:
+            experts = w.experts_per_token + w.shared_experts
+            share = (1 - f) * share + f * op_share(w.moe_ffn_dim, experts)
+        redo = 1 + share / 3
+    keep_attention = none or op
     # the MoE layers' fixed kernel cost: 60 kernels per layer, 6 per local expert (§2.6)
     t_moe = 0.0
     if w.is_moe:
@@ -178,10 +220,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         t_moe = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
     compute = (
         t_matmul * redo
-        + t_attention * (1.0 if none else 4 / 3)
-        + t_memory * redo
+        + t_attention * (1.0 if keep_attention else 4 / 3)
+        + t_memory * other_redo
         + t_logits
-        + t_moe * redo
+        + t_moe * other_redo
     )
 
     # communication of one micro-batch on one stage
@@ -212,7 +254,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     kv = 2 * tokens * w.kv_heads * w.head_dim / plan.tp * 2
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
-    cp_comm = max(cp_all - t_attention * (1.0 if none else 4 / 3), 0.0)
+    cp_comm = max(cp_all - t_attention * (1.0 if keep_attention else 4 / 3), 0.0)
     stage = compute + tp_comm + pp_comm + moe_comm + cp_comm
     slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
     pipeline = (m + slots) * stage
@@ -243,7 +285,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         "fits": memory <= chip.hbm_gb * 1e9 * (1 - s.memory_reserve_fraction),
         "dp": dp,
         "recompute_factor": redo,
-        "attention_recompute": 1.0 if none else 4 / 3,
+        "attention_recompute": 1.0 if keep_attention else 4 / 3,
     }
 
 

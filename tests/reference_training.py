@@ -43,8 +43,30 @@ class Plan:
     dualpipe: int = 0
 
 
-def ring(bytes_: float, group: float, bandwidth: float, s: Settings) -> float:
-    return (group - 1) / group * bytes_ / (bandwidth * s.collective_efficiency)
+def ring(
+    bytes_: float,
+    group: float,
+    bandwidth: float,
+    s: Settings,
+    domains: float = 1.0,
+    messages: float = 1.0,
+) -> float:
+    """``messages`` ring collectives moving ``bytes_`` over ``group`` ranks in ``domains`` domains:
+    NCCL's base latency and one hop per step (domains - 1 of them across the network) each."""
+    latency = 0.0
+    if group > 1:
+        out_steps = min(max(domains - 1, 0), group - 1)
+        latency = (
+            s.collective_latency_us
+            + (group - 1 - out_steps) * s.scale_up_hop_latency_us
+            + out_steps * s.scale_out_hop_latency_us
+        ) * 1e-6
+    return messages * latency + (group - 1) / group * bytes_ / (bandwidth * s.collective_efficiency)
+
+
+def buckets(params: float, dp: float) -> float:
+    """Megatron-Core's gradient buckets: max(40M, 1M x dp) parameters each."""
+    return max(math.ceil(params / max(40e6, 1e6 * dp)), 1)
 
 
 OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
@@ -233,7 +255,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     tp_comm = 0.0
     if plan.tp > 1:
         bw = up if plan.tp <= chip.domain else out
-        tp_all = (12 if full else 8) * layers * ring(message, plan.tp, bw, s)
+        tp_domains = max(plan.tp / chip.domain, 1)
+        tp_all = (12 if full else 8) * layers * ring(message, plan.tp, bw, s, tp_domains)
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
     pp_bw = up if replica * dp <= chip.domain else out
     pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0
@@ -262,19 +285,24 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # data parallelism
     per_domain = min(max(chip.domain / plan.tp, 1), wdp)
     dp_bw = up if plan.tp * wdp <= chip.domain else min(up, out * per_domain)
+    domains = wdp / per_domain
     if plan.zero_stage == 3:
-        comm = 2 * m * ring(params * s.weight_bytes_per_param, wdp, dp_bw, s) + m * ring(
-            params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s
-        )
+        # each layer's weights gathered twice and its gradients reduce-scattered per micro-batch
+        weights = ring(params * s.weight_bytes_per_param, wdp, dp_bw, s, domains, layers)
+        grads = ring(params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s, domains, layers)
+        comm = m * (2 * weights + grads)
         hidden = pipeline
     else:
-        comm = 2 * ring(shared / mp * s.grad_reduce_bytes_per_param, wdp, dp_bw, s)
+        grad = shared / mp * s.grad_reduce_bytes_per_param
+        comm = 2 * ring(grad, wdp, dp_bw, s, domains, buckets(shared / mp, wdp))
         if w.is_moe:
             comm += 2 * ring(
                 local_experts * s.grad_reduce_bytes_per_param,
                 expert_dp,
                 dp_bw,
                 s,
+                max(expert_dp / per_domain, 1),
+                buckets(local_experts, expert_dp),
             )
         hidden = pipeline * 2 / 3
     optimizer_time = 2 * updated * states / hbm

@@ -664,3 +664,22 @@ def test_attention_slows_at_small_heads_and_short_sequences_and_speeds_with_more
     doubled = per_flop(base, exp_per_cycle_per_unit=2 * h100.exp_per_cycle_per_unit)
     assert doubled < per_flop(base)
     assert per_flop(narrow, exp_per_cycle_per_unit=32.0) < per_flop(narrow)
+
+
+def test_a_ring_collective_pays_a_latency_per_message_and_more_across_domains() -> None:
+    """§2.7 α–β: NCCL's base latency and one hop per ring step, network hops dearer; a single
+    rank sends nothing."""
+    from dse.model.training.collectives import ring_time
+
+    s = load_settings()
+    one, eight = np.array([1.0]), np.array([8.0])
+    assert ring_time(np.array([1e9]), one, np.array([1e11]), s)[0] == 0.0
+    empty = ring_time(np.array([0.0]), eight, np.array([1e11]), s)[0]
+    expected_us = s.collective_latency_us + 7 * s.scale_up_hop_latency_us
+    assert empty == pytest.approx(expected_us * 1e-6)
+    across = ring_time(np.array([0.0]), eight, np.array([1e11]), s, domains=8.0)[0]
+    assert across > empty
+    ten = ring_time(np.array([1e6]), eight, np.array([1e11]), s, messages=10.0)[0]
+    assert ten - ring_time(np.array([1e6]), eight, np.array([1e11]), s)[0] == pytest.approx(
+        9 * empty
+    )

@@ -33,6 +33,9 @@ SETTINGS_SCHEMA = Table(
                 "elementwise_bytes_per_activation_byte": Field(minimum=0.0, maximum=1000.0),
                 "hbm_efficiency": _EFFICIENCY,
                 "collective_efficiency": _EFFICIENCY,
+                "collective_latency_us": Field(minimum=0.0, maximum=1e6),
+                "scale_up_hop_latency_us": Field(minimum=0.0, maximum=1e6),
+                "scale_out_hop_latency_us": Field(minimum=0.0, maximum=1e6),
                 "dp_overlap": _FRACTION,
                 "tp_overlap": _FRACTION,
                 "moe_comm_overlap": _FRACTION,
@@ -86,6 +89,9 @@ class Settings:
     elementwise_bytes_per_activation_byte: float
     hbm_efficiency: float
     collective_efficiency: float
+    collective_latency_us: float
+    scale_up_hop_latency_us: float
+    scale_out_hop_latency_us: float
     dp_overlap: float
     tp_overlap: float
     moe_comm_overlap: float
@@ -181,6 +187,9 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     ),
     "hbm_efficiency": ("achieved over peak HBM bandwidth", "1"),
     "collective_efficiency": ("collective bus bandwidth over link bandwidth", "1"),
+    "collective_latency_us": ("fixed latency of one ring collective (launch, setup)", "µs"),
+    "scale_up_hop_latency_us": ("latency of one ring step on the scale-up links", "µs"),
+    "scale_out_hop_latency_us": ("latency of one ring step across the scale-out network", "µs"),
     "dp_overlap": ("fraction of the data-parallel gradient reduction hidden by compute", "1"),
     "tp_overlap": ("fraction of tensor-parallel communication hidden by compute", "1"),
     "moe_comm_overlap": ("fraction of the MoE dispatch and combine all-to-all hidden", "1"),

@@ -21,6 +21,7 @@ from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import (
     ATTENTION_KERNELS,
+    FP8_CASTS,
     PRECISIONS,
     Workload,
     load_workload,
@@ -72,6 +73,7 @@ RUN_SCHEMA = Table(
                 "precision": Field("str", required=False, choices=PRECISIONS),
                 "attention": Field("str", required=False, choices=ATTENTION_KERNELS),
                 "dropout": Field("number", required=False, minimum=0.0, maximum=0.99),
+                "fp8_casts": Field("str", required=False, choices=FP8_CASTS),
             },
             required=False,
         ),

@@ -43,8 +43,30 @@ class Plan:
     dualpipe: int = 0
 
 
-def ring(bytes_: float, group: float, bandwidth: float, s: Settings) -> float:
-    return (group - 1) / group * bytes_ / (bandwidth * s.collective_efficiency)
+def ring(
+    bytes_: float,
+    group: float,
+    bandwidth: float,
+    s: Settings,
+    domains: float = 1.0,
+    messages: float = 1.0,
+) -> float:
+    """``messages`` ring collectives moving ``bytes_`` over ``group`` ranks in ``domains`` domains:
+    NCCL's base latency and one hop per step (domains - 1 of them across the network) each."""
+    latency = 0.0
+    if group > 1:
+        out_steps = min(max(domains - 1, 0), group - 1)
+        latency = (
+            s.collective_latency_us
+            + (group - 1 - out_steps) * s.scale_up_hop_latency_us
+            + out_steps * s.scale_out_hop_latency_us
+        ) * 1e-6
+    return messages * latency + (group - 1) / group * bytes_ / (bandwidth * s.collective_efficiency)
+
+
+def buckets(params: float, dp: float) -> float:
+    """Megatron-Core's gradient buckets: max(40M, 1M x dp) parameters each."""
+    return max(math.ceil(params / max(40e6, 1e6 * dp)), 1)
 
 
 OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
@@ -102,7 +124,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         return None
     m = sequences / (dp * plan.microbatch)
     layers = math.ceil(w.layers / plan.pp)
-    full, none = plan.recompute == "full", plan.recompute == "none"
+    full, none, op = (plan.recompute == policy for policy in ("full", "none", "op"))
 
     # memory
     experts = w.expert_params
@@ -127,24 +149,52 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         static += params * s.weight_bytes_per_param  # two copies of the weights
     d, hd, seq = w.d_model, w.head_dim, w.seq_len
     tokens = plan.microbatch * seq / plan.cp
-    # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with dropout
-    o_in = 1 if w.precision in ("fp8", "fp4") else 2
     mask = 1 if w.dropout > 0 else 0
-    attention_linear = o_in * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + o_in * w.heads * hd
-    attention_linear += mask * d
-    width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
+    f = (w.layers - w.dense_layers) / w.layers if w.is_moe else 0.0
+
+    def stored(o_in: float) -> float:
+        """Stored bytes of the layer with its linear inputs at ``o_in`` bytes."""
+        attention = o_in * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + o_in * w.heads * hd
+        width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
+        mlp = (o_in + mask) * d + (1 - f) * width * w.ffn_dim
+        if w.is_moe:
+            mlp += f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
+        return tokens * (attention + mask * d + mlp + 4 * d) / plan.tp
+
+    # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with
+    # dropout; memory-bound operators work on the 16-bit tensors
+    layer = stored(1 if w.precision in ("fp8", "fp4") else 2)
+    layer_16 = stored(2)
+    # fp8/fp4: every linear's input and output gradient cast to the format, 4 bytes an element
+    quantize = 0.0
+    if w.precision in ("fp8", "fp4") and w.fp8_casts == "fused":
+        layer_16 = layer  # the producing kernels write the format
+    elif w.precision in ("fp8", "fp4"):
+        fm = 3 if w.ffn_kind == "swiglu" else 2
+
+        def mlp_operands(width: float) -> float:
+            return 2 * d + fm * width
+
+        operands = 2 * d + (2 * w.heads + 2 * w.kv_heads) * hd
+        if w.is_moe:
+            routed = (w.experts_per_token + w.shared_experts) * mlp_operands(w.moe_ffn_dim)
+            operands += (1 - f) * mlp_operands(w.ffn_dim) + f * routed
+        else:
+            operands += mlp_operands(w.ffn_dim)
+        quantize = 4 * tokens * operands / plan.tp
+    # op: q, v, gate/up and down outputs kept (every other matmul), with attention's output
+    # and the layer input; k, o and the other up projection recomputed
+    mlp_ups = (3 if w.ffn_kind == "swiglu" else 2) - 1
     if w.is_moe:
-        f = (w.layers - w.dense_layers) / w.layers
-        mlp = (
-            (o_in + mask) * d
-            + (1 - f) * width * w.ffn_dim
-            + f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
-        )
+        copies = (1 - f) + f * (w.experts_per_token + w.shared_experts)
+        width = (1 - f) * w.ffn_dim + f * (w.experts_per_token + w.shared_experts) * w.moe_ffn_dim
     else:
-        f = 0.0
-        mlp = (o_in + mask) * d + width * w.ffn_dim
-    layer = tokens * (attention_linear + mlp + 4 * d) / plan.tp
-    if none:
+        copies, width = 1.0, w.ffn_dim
+    op_kept = w.heads * hd + w.kv_heads * hd + width + (copies * d if mlp_ups == 2 else 0.0)
+    op_kept += d + w.heads * hd
+    if op:
+        kept = 2 * tokens * op_kept / plan.tp
+    elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
         kept = layer + score_bytes * w.heads * seq * tokens / plan.tp
@@ -169,8 +219,22 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_attention = scores * (1 + s.attention_overhead_tokens * plan.cp / seq) * per_score
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
-    t_memory = s.elementwise_bytes_per_activation_byte * layers * layer / hbm
+    t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
     redo = 4 / 3 if full else 1.0
+    other_redo = 4 / 3 if full or op else 1.0
+
+    def op_share(mlp_width: float, experts: float) -> float:
+        forward = [d * w.heads * hd, d * w.kv_heads * hd, d * w.kv_heads * hd, w.heads * hd * d]
+        forward += [experts * d * mlp_width] * mlp_ups + [experts * mlp_width * d]
+        return sum(forward[1::2]) / sum(forward)
+
+    if op:
+        share = op_share(w.ffn_dim, 1)
+        if w.is_moe:
+            experts = w.experts_per_token + w.shared_experts
+            share = (1 - f) * share + f * op_share(w.moe_ffn_dim, experts)
+        redo = 1 + share / 3
+    keep_attention = none or op
     # the MoE layers' fixed kernel cost: 60 kernels per layer, 6 per local expert (§2.6)
     t_moe = 0.0
     if w.is_moe:
@@ -178,10 +242,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         t_moe = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
     compute = (
         t_matmul * redo
-        + t_attention * (1.0 if none else 4 / 3)
-        + t_memory * redo
+        + t_attention * (1.0 if keep_attention else 4 / 3)
+        + t_memory * other_redo
         + t_logits
-        + t_moe * redo
+        + t_moe * other_redo
     )
 
     # communication of one micro-batch on one stage
@@ -191,7 +255,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     tp_comm = 0.0
     if plan.tp > 1:
         bw = up if plan.tp <= chip.domain else out
-        tp_all = (12 if full else 8) * layers * ring(message, plan.tp, bw, s)
+        tp_domains = max(plan.tp / chip.domain, 1)
+        tp_all = (12 if full else 8) * layers * ring(message, plan.tp, bw, s, tp_domains)
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
     pp_bw = up if replica * dp <= chip.domain else out
     pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0
@@ -212,7 +277,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     kv = 2 * tokens * w.kv_heads * w.head_dim / plan.tp * 2
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
-    cp_comm = max(cp_all - t_attention * (1.0 if none else 4 / 3), 0.0)
+    cp_comm = max(cp_all - t_attention * (1.0 if keep_attention else 4 / 3), 0.0)
     stage = compute + tp_comm + pp_comm + moe_comm + cp_comm
     slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
     pipeline = (m + slots) * stage
@@ -220,19 +285,24 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # data parallelism
     per_domain = min(max(chip.domain / plan.tp, 1), wdp)
     dp_bw = up if plan.tp * wdp <= chip.domain else min(up, out * per_domain)
+    domains = wdp / per_domain
     if plan.zero_stage == 3:
-        comm = 2 * m * ring(params * s.weight_bytes_per_param, wdp, dp_bw, s) + m * ring(
-            params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s
-        )
+        # each layer's weights gathered twice and its gradients reduce-scattered per micro-batch
+        weights = ring(params * s.weight_bytes_per_param, wdp, dp_bw, s, domains, layers)
+        grads = ring(params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s, domains, layers)
+        comm = m * (2 * weights + grads)
         hidden = pipeline
     else:
-        comm = 2 * ring(shared / mp * s.grad_reduce_bytes_per_param, wdp, dp_bw, s)
+        grad = shared / mp * s.grad_reduce_bytes_per_param
+        comm = 2 * ring(grad, wdp, dp_bw, s, domains, buckets(shared / mp, wdp))
         if w.is_moe:
             comm += 2 * ring(
                 local_experts * s.grad_reduce_bytes_per_param,
                 expert_dp,
                 dp_bw,
                 s,
+                max(expert_dp / per_domain, 1),
+                buckets(local_experts, expert_dp),
             )
         hidden = pipeline * 2 / 3
     optimizer_time = 2 * updated * states / hbm
@@ -243,7 +313,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         "fits": memory <= chip.hbm_gb * 1e9 * (1 - s.memory_reserve_fraction),
         "dp": dp,
         "recompute_factor": redo,
-        "attention_recompute": 1.0 if none else 4 / 3,
+        "attention_recompute": 1.0 if keep_attention else 4 / 3,
     }
 
 

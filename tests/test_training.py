@@ -553,10 +553,10 @@ def test_a_format_slower_than_16_bit_trains_in_16_bit() -> None:
 
 
 def _activation_bytes(workload, recompute: str, tp: int = 1) -> float:
-    from dse.model.training.grid import NONE, SELECTIVE
+    from dse.model.training.grid import FULL, NONE, OP, SELECTIVE
     from dse.model.training.memory import activations
 
-    code = {"none": NONE, "selective": SELECTIVE}[recompute]
+    code = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL}[recompute]
     act = activations(workload, np.array([8192.0]), np.array([float(tp)]), np.array([code]))
     return float(act.kept_b[0])
 
@@ -579,6 +579,53 @@ def test_fp8_training_stores_the_linear_inputs_in_fp8() -> None:
     ratio = _activation_bytes(fp8, "none") / _activation_bytes(bf16, "none")
     # the four linear-layer inputs (d, H·h_d, d, f) at 1 byte: about a sixth less
     assert 0.75 < ratio < 0.9
+
+
+def _step_seconds(workload, recompute: str, chip: str = "h200") -> float:
+    """Step time (s) of ``workload`` on 64 ``chip`` at FSDP with micro-batch 1."""
+    designs = _cluster(chip, [64.0])
+    plans = candidate_plans(workload, tp=1, pp=1, microbatch=1, recompute=recompute, zero_stage=3)
+    return float(evaluate(designs, workload, plans=plans).columns["step_time_s"][0])
+
+
+def test_op_checkpointing_sits_between_no_and_full_recompute() -> None:
+    """§2.5-2.6 torchtitan's ``op`` policy keeps attention's output and every other matmul's: less
+    memory than keeping everything, more than full recompute; slower than none, faster than full."""
+    from dse.model.training.memory import op_checkpoint
+
+    w = load_workload("llama3.1-8b")
+    kept = [_activation_bytes(w, policy) for policy in ("none", "op", "full")]
+    assert kept[0] > kept[1] > kept[2]
+    times = [_step_seconds(w, policy) for policy in ("none", "op", "full")]
+    assert times[0] < times[1] < times[2]
+    # Llama 3.1 8B recomputes k, o and the up projection: (1024 + 4096 + 14336) / (6144 + 4096 +
+    # 3 x 14336) of the forward linear FLOPs
+    d, ffn = 4096, 14336
+    share = (d * 1024 + d * d + d * ffn) / (d * 6144 + d * d + 3 * d * ffn)
+    assert op_checkpoint(w).recomputed_share == pytest.approx(share)
+
+
+def test_separate_fp8_casts_cost_time_and_fused_ones_do_not() -> None:
+    """§2.6 Casting each GEMM operand in kernels of its own (torchao) moves more bytes than
+    writing the format from the producing kernel (Transformer Engine); 16-bit runs have no casts."""
+    fused = load_workload("llama3.1-8b").with_changes(precision="fp8")
+    separate = fused.with_changes(fp8_casts="separate")
+    assert _step_seconds(separate, "none") > _step_seconds(fused, "none")
+    bf16 = fused.with_changes(precision="bf16")
+    assert _step_seconds(bf16, "none") == _step_seconds(
+        bf16.with_changes(fp8_casts="separate"), "none"
+    )
+
+
+def test_a_bad_fp8_casts_value_names_the_file_and_the_choices(dse, tmp_path) -> None:
+    source = Path(__file__).parents[1] / "workloads" / "llama3.1-8b.toml"
+    text = source.read_text().replace("[training]", '[training]\nfp8_casts = "sometimes"')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(bad), "--num-chips", "8")
+    assert result.code == 2
+    assert "fp8_casts" in result.err and "fused" in result.err and "bad.toml" in result.err
+    assert "Traceback" not in result.err
 
 
 def _attention_seconds(chip: str, workload, **design_changes) -> float:
@@ -617,3 +664,22 @@ def test_attention_slows_at_small_heads_and_short_sequences_and_speeds_with_more
     doubled = per_flop(base, exp_per_cycle_per_unit=2 * h100.exp_per_cycle_per_unit)
     assert doubled < per_flop(base)
     assert per_flop(narrow, exp_per_cycle_per_unit=32.0) < per_flop(narrow)
+
+
+def test_a_ring_collective_pays_a_latency_per_message_and_more_across_domains() -> None:
+    """§2.7 α–β: NCCL's base latency and one hop per ring step, network hops dearer; a single
+    rank sends nothing."""
+    from dse.model.training.collectives import ring_time
+
+    s = load_settings()
+    one, eight = np.array([1.0]), np.array([8.0])
+    assert ring_time(np.array([1e9]), one, np.array([1e11]), s)[0] == 0.0
+    empty = ring_time(np.array([0.0]), eight, np.array([1e11]), s)[0]
+    expected_us = s.collective_latency_us + 7 * s.scale_up_hop_latency_us
+    assert empty == pytest.approx(expected_us * 1e-6)
+    across = ring_time(np.array([0.0]), eight, np.array([1e11]), s, domains=8.0)[0]
+    assert across > empty
+    ten = ring_time(np.array([1e6]), eight, np.array([1e11]), s, messages=10.0)[0]
+    assert ten - ring_time(np.array([1e6]), eight, np.array([1e11]), s)[0] == pytest.approx(
+        9 * empty
+    )

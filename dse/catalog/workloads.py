@@ -75,6 +75,14 @@ stack since 2022 (Megatron-Core/Transformer Engine, torchtitan, MaxText's splash
 xFormers). ``materialized``: the score matrix and its softmax are stored, as in Megatron-LM and
 DeepSpeed before FlashAttention (Korthikanti et al. 2022, arXiv:2205.05198, Sec. 4.1)."""
 
+FP8_CASTS = ("fused", "separate")
+"""How an fp8/fp4 run casts its GEMM operands (docs/model.md §2.6). ``fused``: the kernel that
+produces a linear layer's input (norm, activation function) writes it in the training format
+(Transformer Engine's LayerNormLinear and LayerNormMLP, XLA's fusion on TPUs, Intel Gaudi's
+Transformer Engine). ``separate``: the 16-bit tensors are cast by kernels of their own, reading
+each tensor and writing its low-precision copy and transpose (torchao's Float8Linear in
+torchtitan, NVIDIA's MXFP8 / NVFP4 recipes outside Transformer Engine's fused layers)."""
+
 WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "layers": (1, 10_000),
     "d_model": (1, 1_000_000),
@@ -148,6 +156,7 @@ WORKLOAD_SCHEMA = Table(
                     "str", required=False, default="flash", choices=ATTENTION_KERNELS
                 ),
                 "dropout": Field("number", required=False, default=0.0, minimum=0.0, maximum=0.99),
+                "fp8_casts": Field("str", required=False, default="fused", choices=FP8_CASTS),
             }
         ),
     }
@@ -208,6 +217,8 @@ class Workload:
     attention_kernel: str = "flash"
     """How attention is computed (:data:`ATTENTION_KERNELS`): ``flash`` stores no score matrix
     for the backward pass, ``materialized`` stores it (docs/model.md §2.5)."""
+    fp8_casts: str = "fused"
+    """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
     forward_gemms: float = 1.0
     """Forward-type GEMMs per linear layer and token (forward pass, relaxation iterations)."""
     input_gradient_gemms: float = 1.0
@@ -421,6 +432,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         training_algorithm=training["algorithm"],
         attention_kernel=training["attention"],
         dropout=float(training["dropout"]),
+        fp8_casts=training["fp8_casts"],
         **_algorithm_gemms(training["algorithm"]),
     )
     shape_total, shape_active = shape_params(draft)

@@ -21,9 +21,11 @@ from numpy.typing import NDArray
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
 
-RECOMPUTE = ("none", "selective", "full")
-"""Activation recompute policies: keep everything; recompute attention scores (flash-style,
-Korthikanti et al. 2022); recompute whole layers from their inputs."""
+RECOMPUTE = ("none", "selective", "full", "op")
+"""Activation recompute policies (docs/model.md §2.5): keep everything; recompute attention
+scores (flash-style, Korthikanti et al. 2022); recompute whole layers from their inputs;
+``op``: per-operator selective checkpointing (torchtitan's ``selective_ac_option = "op"``), which
+keeps attention's output and every other linear layer's output and recomputes the rest."""
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)

@@ -38,7 +38,8 @@ from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Analog, Silicon
-from dse.model.training.grid import FULL, Grid, precision_flop_s
+from dse.model.training.compute import recompute_factors
+from dse.model.training.grid import Grid, precision_flop_s
 from dse.model.training.step import StepExtra, StepModel, Training
 from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, PICO, TERA
@@ -116,7 +117,7 @@ def array_step(
     """§2.9 The arrays' time of a plan (``tp``, ``pp``, ``ep``, recompute ``rc``) on the chips
     ``a`` (arrays broadcasting against the plan's), reading the weights to program at
     ``memory_b_s`` (bytes/s: HBM, or on-chip SRAM on a chip without HBM)."""
-    redo = np.where(rc == FULL, 4.0 / 3.0, 1.0)
+    redo = recompute_factors(rc, w).matmul
     matmul_per_token, _ = flops_per_token(w)
     tokens_step = w.global_batch_sequences * w.seq_len
     analog_share = w.analog_linear_gemms / w.linear_gemms

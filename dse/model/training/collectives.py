@@ -15,12 +15,49 @@ from dse.model.training.memory import Memory
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
+DP_BUCKET_PARAMS = 40e6
+"""[P] Least parameters per gradient bucket of Megatron-Core's data-parallel reduction; a bucket
+holds ``max(40e6, 1e6 · dp)`` parameters (``DistributedDataParallel``, ``bucket_size`` default),
+each reduce-scattered and all-gathered as one collective."""
+DP_BUCKET_PARAMS_PER_RANK = 1e6
+"""[P] Parameters per data-parallel rank in that bucket-size rule."""
+
+
+def ring_bus_bytes(bytes_: FloatArray, group: FloatArray, settings: Settings) -> FloatArray:
+    """§2.7 Bytes each rank sends in a ring all-gather or reduce-scatter of ``bytes_`` (the full
+    buffer) over ``group`` ranks, over the achieved fraction of link bandwidth."""
+    return (group - 1.0) / group * bytes_ / settings.collective_efficiency
+
+
+def ring_latency_s(
+    group: FloatArray, domains: FloatArray | float, settings: Settings
+) -> FloatArray:
+    """§2.7 Latency (s) of one ring all-gather or reduce-scatter over ``group`` ranks spread over
+    ``domains`` scale-up domains, NCCL's cost model (``src/graph/tuning.cc``): a base latency and
+    one hop per step, of which ``domains − 1`` cross the scale-out network; none for one rank."""
+    steps = group - 1.0
+    out_steps = np.clip(np.asarray(domains, dtype=float) - 1.0, 0.0, steps)
+    latency_us = (
+        settings.collective_latency_us
+        + (steps - out_steps) * settings.scale_up_hop_latency_us
+        + out_steps * settings.scale_out_hop_latency_us
+    )
+    return np.where(group > 1.0, latency_us * 1e-6, 0.0)
+
 
 def ring_time(
-    bytes_: FloatArray, group: FloatArray, bandwidth_b_s: FloatArray, settings: Settings
+    bytes_: FloatArray,
+    group: FloatArray,
+    bandwidth_b_s: FloatArray,
+    settings: Settings,
+    domains: FloatArray | float = 1.0,
+    messages: FloatArray | float = 1.0,
 ) -> FloatArray:
-    """Time of a ring all-gather or reduce-scatter of ``bytes_`` (the full buffer) over ``group``."""
-    return (group - 1.0) / group * bytes_ / (bandwidth_b_s * settings.collective_efficiency)
+    """§2.7 α–β time (s) of ``messages`` ring all-gathers or reduce-scatters that together move
+    ``bytes_`` (the full buffers) over ``group`` ranks in ``domains`` scale-up domains: each
+    message pays :func:`ring_latency_s`, the bytes pay the bandwidth."""
+    bandwidth_s = ring_bus_bytes(bytes_, group, settings) / bandwidth_b_s
+    return messages * ring_latency_s(group, domains, settings) + bandwidth_s
 
 
 def overlapped(
@@ -103,7 +140,9 @@ def stage_communication(
     activation_msg = lay.tokens_mb * w.d_model * 2.0
     tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, g.out_b_s)
     tp_collectives = np.where(g.rc == FULL, 12.0, 8.0) * lay.layers_per_stage
-    tp_all = np.where(g.tp > 1, tp_collectives * ring_time(activation_msg, g.tp, tp_b_s, s), 0.0)
+    tp_domains = np.maximum(g.tp / g.domain, 1.0)
+    tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains)
+    tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)
     tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap)
     # Rank order tp, cp, (ep within) dp, pp (Megatron-Core's default): pipeline neighbours are
     # tp·cp·dp ranks apart, so they share a scale-up domain only when the whole job does.
@@ -125,6 +164,12 @@ def stage_communication(
     return StageCommunication(tp_s, pp_s, moe_s, cp_s)
 
 
+def _buckets(params: FloatArray, dp: FloatArray) -> FloatArray:
+    """Gradient buckets of ``params`` parameters at data parallelism ``dp`` (at least one)."""
+    bucket = np.maximum(DP_BUCKET_PARAMS, DP_BUCKET_PARAMS_PER_RANK * dp)
+    return np.maximum(np.ceil(params / bucket), 1.0)
+
+
 def data_parallel_exposed_s(
     g: Grid, lay: Layout, mem: Memory, pipeline_s: FloatArray, w: Workload, s: Settings
 ) -> FloatArray:
@@ -137,19 +182,30 @@ def data_parallel_exposed_s(
     dp_b_s = np.where(
         g.tp * lay.weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
     )
+    domains = lay.weight_dp / per_domain
     experts = w.expert_params
-    shared_grad = (w.total_params - experts) / lay.model_parallel * s.grad_reduce_bytes_per_param
-    zero1 = 2.0 * ring_time(shared_grad, lay.weight_dp, dp_b_s, s)
+    shared_params = (w.total_params - experts) / lay.model_parallel
+    shared_grad = shared_params * s.grad_reduce_bytes_per_param
+    # ZeRO-1: each gradient bucket reduce-scattered, then the updated weights all-gathered
+    zero1 = 2.0 * ring_time(
+        shared_grad, lay.weight_dp, dp_b_s, s, domains, _buckets(shared_params, lay.weight_dp)
+    )
     if w.is_moe:
-        expert_grad = experts / (g.pp * g.ep) * s.grad_reduce_bytes_per_param
-        zero1 = zero1 + 2.0 * ring_time(expert_grad, lay.expert_dp, dp_b_s, s)
-    # FSDP gathers the weights for every micro-batch's forward and backward pass and
-    # reduce-scatters gradients once per micro-batch, all prefetched behind compute.
+        expert_params = experts / (g.pp * g.ep)
+        expert_grad = expert_params * s.grad_reduce_bytes_per_param
+        expert_domains = np.maximum(lay.expert_dp / per_domain, 1.0)
+        buckets = _buckets(expert_params, lay.expert_dp)
+        zero1 = zero1 + 2.0 * ring_time(
+            expert_grad, lay.expert_dp, dp_b_s, s, expert_domains, buckets
+        )
+    # FSDP gathers each layer's weights for every micro-batch's forward and backward pass and
+    # reduce-scatters its gradients once per micro-batch, all prefetched behind compute.
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
+    layers = lay.layers_per_stage
     fsdp = lay.microbatches * (
-        2.0 * ring_time(weights_b, lay.weight_dp, dp_b_s, s)
-        + ring_time(grads_b, lay.weight_dp, dp_b_s, s)
+        2.0 * ring_time(weights_b, lay.weight_dp, dp_b_s, s, domains, layers)
+        + ring_time(grads_b, lay.weight_dp, dp_b_s, s, domains, layers)
     )
     hidden = np.where(g.fsdp, pipeline_s, pipeline_s * 2.0 / 3.0)
     comm = np.where(g.fsdp, fsdp, zero1)

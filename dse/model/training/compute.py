@@ -8,7 +8,8 @@ import numpy as np
 
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import FloatArray
-from dse.model.training.grid import FULL, NONE, Grid
+from dse.model.training.grid import FULL, NONE, OP, Grid
+from dse.model.training.memory import op_checkpoint
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
@@ -100,6 +101,28 @@ def layer_linear_time_s(
 
 
 @dataclass(frozen=True)
+class Recompute:
+    """§2.6 Factors (≥ 1) on the time of the linear layers, of attention and of the other
+    operators (memory-bound kernels, MoE kernels) under each plan's recompute policy."""
+
+    matmul: FloatArray
+    attention: FloatArray
+    other: FloatArray
+
+
+def recompute_factors(rc: np.ndarray, w: Workload) -> Recompute:
+    """§2.6 The recompute factors of policy codes ``rc`` (any shape): the forward pass is a third
+    of forward + backward, so redoing all of it costs 4/3. ``full`` redoes every layer, ``selective``
+    only attention, ``op`` a share of the linear layers (:func:`op_checkpoint`) and all the
+    memory-bound operators but not attention."""
+    share = op_checkpoint(w).recomputed_share
+    matmul = np.select([rc == FULL, rc == OP], [4.0 / 3.0, 1.0 + share / 3.0], 1.0)
+    attention = np.where((rc == NONE) | (rc == OP), 1.0, 4.0 / 3.0)
+    other = np.where((rc == FULL) | (rc == OP), 4.0 / 3.0, 1.0)
+    return Recompute(matmul, attention, other)
+
+
+@dataclass(frozen=True)
 class Compute:
     """Seconds per micro-batch on one stage, ``(n, k)``: the linear layers (``matmul_s``) and
     attention (``attention_s``) once, and everything with recomputation (``total_s``); the
@@ -112,12 +135,13 @@ class Compute:
     attention_redo: FloatArray
 
 
-def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings) -> Compute:
-    """§2.6 ``T_comp = ρ·T_mm + ρ_att·T_att + ρ·T_mem + T_logit``."""
+def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Settings) -> Compute:
+    """§2.6 ``T_comp = ρ·T_mm + ρ_att·T_att + ρ·T_mem + T_logit``; ``elementwise_b``: HBM bytes
+    of one layer's memory-bound operators (:func:`dse.model.training.memory.elementwise_bytes`)."""
     _, attention_per_token = flops_per_token(w)
     stage_attention = lay.tokens_mb * attention_per_token / w.layers * lay.layers_per_stage / g.tp
-    matmul_redo = np.where(g.rc == FULL, 4.0 / 3.0, 1.0)
-    attention_redo = np.where(g.rc == NONE, 1.0, 4.0 / 3.0)
+    redo = recompute_factors(g.rc, w)
+    matmul_redo, attention_redo = redo.matmul, redo.attention
     # §2.3 the measured efficiencies, times the design's family scale, never above peak
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
@@ -135,13 +159,13 @@ def compute(g: Grid, lay: Layout, layer_b: FloatArray, w: Workload, s: Settings)
         gemm_eff,
         s,
     )
-    memory_s = s.elementwise_bytes_per_activation_byte * lay.layers_per_stage * layer_b / g.hbm_b_s
+    memory_s = lay.layers_per_stage * elementwise_b / g.hbm_b_s
     total = (
         matmul_s * matmul_redo
         + attention_s * attention_redo
-        + memory_s * matmul_redo
+        + memory_s * redo.other
         + logits_s
-        + moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * matmul_redo
+        + moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * redo.other
     )
     return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo)
 

@@ -16,7 +16,7 @@ from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import GIGA, TERA
 
-FULL, SELECTIVE, NONE = 2, 1, 0
+FULL, SELECTIVE, NONE, OP = 2, 1, 0, 3
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
-from dse.model.training.grid import FULL, NONE, SELECTIVE, Grid
+from dse.model.training.grid import FULL, NONE, OP, SELECTIVE, Grid
 from dse.model.training.parallelism import Layout
 from dse.model.training.schedule import micro_batches_in_flight
 from dse.settings import Settings
@@ -17,12 +17,14 @@ from dse.settings import Settings
 @dataclass(frozen=True)
 class Memory:
     """Bytes on one chip, ``(n, k)``: static state, activations and their sum; the stored
-    activations of one micro-batch in one layer (``layer_b``); parameters held and updated."""
+    activations of one micro-batch in one layer (``layer_b``) and the HBM bytes of its memory-bound
+    operators (``elementwise_b``, :func:`elementwise_bytes`); parameters held and updated."""
 
     static_b: FloatArray
     activation_b: FloatArray
     total_b: FloatArray
     layer_b: FloatArray
+    elementwise_b: FloatArray
     params_chip: FloatArray
     updated_params: FloatArray
 
@@ -59,6 +61,107 @@ def _per_token_layer_bytes(
 
 
 @dataclass(frozen=True)
+class OpCheckpoint:
+    """§2.5 What per-operator selective checkpointing (recompute ``op``) keeps and redoes."""
+
+    recomputed_share: float
+    """Share of the layer's forward linear FLOPs recomputed in the backward pass."""
+    kept_elements: float
+    """16-bit elements kept per token per layer."""
+
+
+def op_checkpoint(w: Workload) -> OpCheckpoint:
+    """§2.5 torchtitan's ``op`` policy (``torchtitan/models/llama3/infra/parallelize.py``, 2025):
+    a layer keeps the outputs of attention and of every other matmul in forward order (q, k, v,
+    o, then the MLP's gate, up and down projections: q, v, gate and down are kept) and its input,
+    and recomputes everything else. MoE layers count each routed and shared expert as a dense
+    MLP of the expert width."""
+    d, hd = float(w.d_model), float(w.head_dim)
+    # (input width, output width) of each forward GEMM, in execution order
+    attention = [(d, w.heads * hd), (d, w.kv_heads * hd), (d, w.kv_heads * hd), (w.heads * hd, d)]
+
+    def mlp(width: float) -> list[tuple[float, float]]:
+        ups = [(d, width)] * (w.ffn_matrices - 1)
+        return [*ups, (width, d)]
+
+    def share_and_kept(
+        gemms: list[tuple[float, float]], copies: list[float]
+    ) -> tuple[float, float]:
+        flops = [k * n * c for (k, n), c in zip(gemms, copies, strict=True)]
+        redone = sum(f for i, f in enumerate(flops) if i % 2 == 1)
+        kept = sum(
+            n * c for i, ((_, n), c) in enumerate(zip(gemms, copies, strict=True)) if i % 2 == 0
+        )
+        return redone / sum(flops), kept
+
+    dense = attention + mlp(float(w.ffn_dim))
+    share, kept = share_and_kept(dense, [1.0] * len(dense))
+    if w.is_moe:
+        moe_fraction = (w.layers - w.dense_layers) / w.layers
+        experts = float(w.experts_per_token + w.shared_experts)
+        routed = attention + mlp(float(w.moe_ffn_dim))
+        copies = [1.0] * len(attention) + [experts] * (len(routed) - len(attention))
+        moe_share, moe_kept = share_and_kept(routed, copies)
+        share = (1.0 - moe_fraction) * share + moe_fraction * moe_share
+        kept = (1.0 - moe_fraction) * kept + moe_fraction * moe_kept
+    return OpCheckpoint(share, kept + d + w.heads * hd)
+
+
+QUANTIZE_BYTES_PER_ELEMENT = 4.0
+"""[P/E] HBM bytes to quantize one element of a GEMM operand to fp8/fp4 (§2.6): read the 16-bit
+tensor (2) and write the low-precision copy (1) and its transpose (1). Hopper's fp8 tensor-core
+GEMMs take only the TN layout, so the weight-gradient GEMM needs the transposed copies of the
+inputs and output gradients (NVIDIA Transformer Engine user guide, "FP8 primer": columnwise
+data; MXFP8 on Blackwell likewise keeps rowwise and columnwise scaled copies). A fused cast
+computes the scaling factor in the same pass (delayed scaling; torch.compile'd dynamic
+scaling); weights, cast once per micro-batch or cached, are left out."""
+
+
+def linear_operand_elements(w: Workload) -> float:
+    """§2.6 Elements per token per layer that the linear layers quantize to the training format:
+    every linear's input (forward) and output gradient (backward); the down projection's input
+    is the FFN width; MoE layers count the tokens' routed and shared experts."""
+    d, hd = float(w.d_model), float(w.head_dim)
+    attention = d + w.heads * hd + (w.heads + 2.0 * w.kv_heads) * hd + d
+
+    def mlp(width: float, copies: float) -> float:
+        return copies * (d + width + (w.ffn_matrices - 1.0) * width + d)
+
+    if not w.is_moe:
+        return attention + mlp(w.ffn_dim, 1.0)
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    routed = mlp(w.moe_ffn_dim, w.experts_per_token + w.shared_experts)
+    return attention + (1.0 - moe_fraction) * mlp(w.ffn_dim, 1.0) + moe_fraction * routed
+
+
+def elementwise_bytes(
+    w: Workload,
+    tokens_mb: FloatArray,
+    tp: FloatArray,
+    s: Settings,
+    low_precision: FloatArray | bool = True,
+) -> FloatArray:
+    """§2.6 HBM bytes of one layer's memory-bound operators for ``tokens_mb`` tokens on one
+    tensor-parallel rank, forward and backward: ``elementwise_bytes_per_activation_byte`` per
+    stored activation byte. Where the design runs an fp8/fp4 workload (``low_precision``) with
+    ``fused`` casts, the linear layers' inputs are written in the format (the stored bytes of
+    §2.5); with ``separate`` casts the operators work on 16-bit tensors and every GEMM operand
+    is cast besides (:data:`QUANTIZE_BYTES_PER_ELEMENT` per :func:`linear_operand_elements`)."""
+    if w.precision not in ("fp8", "fp4"):
+        per_token, _ = _per_token_layer_bytes(w)
+        return tokens_mb * s.elementwise_bytes_per_activation_byte * per_token / tp
+    fused_b, _ = _per_token_layer_bytes(w, low_precision)
+    if w.fp8_casts == "fused":
+        return tokens_mb * s.elementwise_bytes_per_activation_byte * fused_b / tp
+    per_token_16, _ = _per_token_layer_bytes(w, low_precision=False)
+    quantize = QUANTIZE_BYTES_PER_ELEMENT * linear_operand_elements(w)
+    per_token = s.elementwise_bytes_per_activation_byte * per_token_16 + np.where(
+        low_precision, quantize, 0.0
+    )
+    return tokens_mb * per_token / tp
+
+
+@dataclass(frozen=True)
 class Activations:
     """§2.5 Activation bytes of one micro-batch on one tensor-parallel rank: stored per layer
     (``layer_b``), kept per layer under the recompute policy (``kept_b``), and held once per
@@ -87,7 +190,10 @@ def activations(
     score_bytes = (5.0 if w.dropout > 0 else 2.0) if w.attention_kernel == "materialized" else 0.0
     scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp
     input_b = 2.0 * tokens_mb * float(w.d_model) / tp
-    kept = np.where(rc == NONE, layer_b + scores_b, np.where(rc == SELECTIVE, layer_b, input_b))
+    op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
+    kept = np.select(
+        [rc == NONE, rc == SELECTIVE, rc == OP], [layer_b + scores_b, layer_b, op_b], input_b
+    )
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
     working_b = np.where(rc == FULL, layer_b, 0.0)
     return Activations(layer_b, kept, working_b + logits_b)
@@ -105,6 +211,7 @@ def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
         activation_b=activation_b,
         total_b=static_b + activation_b,
         layer_b=layer_b,
+        elementwise_b=elementwise_bytes(w, lay.tokens_mb, g.tp, s, g.low_precision),
         params_chip=params_chip,
         updated_params=updated,
     )

@@ -57,15 +57,16 @@ from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Silicon
-from dse.model.training.collectives import ring_time
+from dse.model.training.collectives import ring_bus_bytes
 from dse.model.training.compute import (
     EXPONENTIALS_PER_SCORE,
     OPERAND_BYTES,
     gemm_time_s,
     layer_linear_time_s,
+    recompute_factors,
 )
-from dse.model.training.grid import FULL, NONE, Grid, build_grid
-from dse.model.training.memory import _per_token_layer_bytes, activations
+from dse.model.training.grid import FULL, Grid, build_grid
+from dse.model.training.memory import _per_token_layer_bytes, activations, elementwise_bytes
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
     CHUNK_CELLS,
@@ -123,8 +124,8 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     dual = plans.dual_pipe > 0
     layers_per_stage = np.ceil(w.layers / pp)
     tokens_mb = mb * float(w.seq_len) / cp
-    matmul_redo = np.where(rc == FULL, 4.0 / 3.0, 1.0)
-    attention_redo = np.where(rc == NONE, 1.0, 4.0 / 3.0)
+    redo = recompute_factors(rc, w)
+    matmul_redo, attention_redo = redo.matmul, redo.attention
     # FLOPs of the linear layers and the logits: the GEMM roofline at unit rate and efficiency,
     # infinite bandwidth and no kernel latency.
     no_latency = replace(s, gemm_kernel_latency_us=0.0)
@@ -148,13 +149,16 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     )  # fmt: skip
     _, attention_per_token = flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
-    per_token_b, moe_fraction = _per_token_layer_bytes(w)
-    layer_b = tokens_mb * per_token_b / tp
-    memory_bytes = s.elementwise_bytes_per_activation_byte * layers_per_stage * layer_b
+    _, moe_fraction = _per_token_layer_bytes(w)
+    # the less of the two formats a design may run: never more than the step's own bytes
+    memory_bytes = layers_per_stage * np.minimum(
+        elementwise_bytes(w, tokens_mb, tp, s, low_precision=True),
+        elementwise_bytes(w, tokens_mb, tp, s, low_precision=False),
+    )
     # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
     message_b = tokens_mb * w.d_model * 2.0
     tp_collectives = np.where(rc == FULL, 12.0, 8.0) * layers_per_stage
-    tp_bytes = np.where(tp > 1, tp_collectives * ring_time(message_b, tp, unit, s), 0.0)
+    tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
     link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
     # MoE all-to-all: max(a/up, b/out) >= (a + b)/(up + out), a + b >= k·(ep − 1)/ep copies.
@@ -169,7 +173,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         [
             linear_flops * matmul_redo + logits_flops,
             attention_flops * attention_redo * (1.0 + s.attention_overhead_tokens * cp / w.seq_len),
-            memory_bytes * matmul_redo,
+            memory_bytes * redo.other,
             link_bytes,
             moe_bytes,
             latency_s,

@@ -187,7 +187,7 @@ def fit_model(g: Grid, w: Workload, s: Settings) -> tuple[Layout, Memory, np.nda
 def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     """§2.4–§2.8 Step time, memory and fit of every cell of ``g``."""
     lay, mem, fits = fit_model(g, w, s)
-    comp = compute(g, lay, mem.layer_b, w, s)
+    comp = compute(g, lay, mem.elementwise_b, w, s)
     comm = stage_communication(g, lay, comp, w, s)
     stage_s = comp.total_s + comm.tp_s + comm.pp_s + comm.moe_s + comm.cp_s
     slots = pipeline_bubble_slots(g.pp, g.vp, g.dual)
@@ -245,9 +245,9 @@ def chosen_results(
     chips_used = pick(lay.dp * lay.replica)
     step = pick(m.step_s)
     matmul_redo, attention_redo = pick(comp.matmul_redo), pick(comp.attention_redo)
-    hbm_bytes = s.elementwise_bytes_per_activation_byte * pick(
-        mem.layer_b * lay.layers_per_stage
-    ) * chosen_mb + 2.0 * pick(mem.static_b)
+    hbm_bytes = pick(mem.elementwise_b * lay.layers_per_stage) * chosen_mb + 2.0 * pick(
+        mem.static_b
+    )
     power = average_power_w(
         silicon,
         w,

@@ -221,7 +221,7 @@ def _training(
                 part_settings,
                 exhaustive=exhaustive,
                 # The arrays' time and rewrites weigh in the plan choice (§2.9).
-                extra_s=array_step_extra(part_silicon, workload, part_settings, plans)
+                extra_s=array_step_extra(part_silicon, workload, part_settings)
                 if view is not workload
                 else None,
             )

@@ -40,7 +40,7 @@ from dse.model.plans import Plans
 from dse.model.silicon import Analog, Silicon
 from dse.model.training.compute import recompute_factors
 from dse.model.training.grid import Grid, precision_flop_s
-from dse.model.training.step import StepExtra, StepModel, Training
+from dse.model.training.step import StepModel, Training
 from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, PICO, TERA
 
@@ -152,28 +152,31 @@ def endurance_margin(a: Analog, writes: FloatArray, w: Workload) -> FloatArray:
     return steps_per_run(w) * writes / a.endurance_cycles - 1.0
 
 
-def array_step_extra(silicon: Silicon, w: Workload, settings: Settings, plans: Plans) -> StepExtra:
-    """§2.9 The arrays' time of every (design, plan) cell, for the plan search to add to the
-    digital step, and whether the cell's weight writes stay within the cells' endurance
-    (``g_endurance`` ≤ 0), so that the search prefers the plans the arrays survive
-    (``silicon`` and ``settings`` of the designs searched, all with tiles; ``plans`` the
-    candidates).
+@dataclass(frozen=True)
+class ArrayExtra:
+    """§2.9 The plan search's hook (:class:`~dse.model.training.step.StepExtra`) for designs
+    with tiles: the arrays' time of every (design, plan) cell, to add to the digital step, and
+    whether the cell's weight writes stay within the cells' endurance (``g_endurance`` ≤ 0).
+    ``analog`` and ``bandwidth`` (bytes/s the weights are programmed from) are of the designs
+    searched, shape ``(n,)``."""
 
-    A design on which not even the most sharded candidate plan (fewest weights per chip, so
-    fewest writes) lasts has no plan to prefer: all its cells count as allowed, which gives the
-    same choice as the fallback (the fastest plan that fits) without evaluating every plan."""
-    a = silicon.analog
-    bandwidth = np.broadcast_to(memory_b_s(silicon, settings), a.tiles.shape)
-    fewest = np.min(weights_per_chip(w, plans.tp, plans.pp, plans.ep)) if len(plans) else np.inf
-    hopeless = endurance_margin(a, writes_per_step(a, np.full(a.tiles.shape, fewest)), w) > 0.0
+    analog: Analog
+    bandwidth: FloatArray
+    w: Workload
 
-    def extra(index: np.ndarray, g: Grid, m: StepModel) -> tuple[FloatArray, np.ndarray]:
+    def allowed_plans(self, index: np.ndarray, g: Grid) -> np.ndarray:
+        """Whether each cell of designs ``index`` × the plans of ``g`` lasts (broadcast)."""
+        cells = take(self.analog, index)
+        writes = writes_per_step(cells, weights_per_chip(self.w, g.tp, g.pp, g.ep))
+        return endurance_margin(cells, writes, self.w) <= 0.0
+
+    def __call__(self, index: np.ndarray, g: Grid, m: StepModel) -> tuple[FloatArray, np.ndarray]:
         lay = m.lay
-        cells = take(a, index)
+        cells = take(self.analog, index)
         t = array_step(
             cells,
-            bandwidth[index],
-            w,
+            self.bandwidth[index],
+            self.w,
             g.tp,
             g.pp,
             g.ep,
@@ -181,10 +184,14 @@ def array_step_extra(silicon: Silicon, w: Workload, settings: Settings, plans: P
             lay.dp * lay.replica,
             m.slots / (lay.microbatches + m.slots),
         )
-        allowed = (endurance_margin(cells, t.writes_per_step, w) <= 0.0) | hopeless[index]
-        return t.analog_s + t.write_s, allowed
+        return t.analog_s + t.write_s, endurance_margin(cells, t.writes_per_step, self.w) <= 0.0
 
-    return extra
+
+def array_step_extra(silicon: Silicon, w: Workload, settings: Settings) -> ArrayExtra:
+    """§2.9 The plan search's hook for the designs of ``silicon`` (all with tiles), so that it
+    weighs the arrays' capacity and prefers the plans whose writes the cells survive."""
+    a = silicon.analog
+    return ArrayExtra(a, np.broadcast_to(memory_b_s(silicon, settings), a.tiles.shape), w)
 
 
 def analog_training(

@@ -31,10 +31,13 @@ cells that could still win, and returns the same plan:
 
 Designs with analog tiles add the arrays' time (``extra_s``, §2.9, ≥ 0) to every evaluated
 cell's step time and to no bound, so the bounds stay lower bounds of what is compared. Their
-cells whose weight writes outlast the analog cells' endurance are not allowed: the threshold is
-the best step time of an allowed plan that fits, so a design whose fitting plans all wear the
-cells out evaluates every plan that runs and takes the fastest that fits (``g_endurance`` > 0),
-as the exhaustive search's :func:`~dse.model.training.step._choose` does.
+cells whose weight writes the analog cells do not survive are not allowed, and the threshold is
+the best step time of an allowed plan that fits. Which cells last is known from the designs and
+plans alone (``StepExtra.allowed_plans``), so on a design with a plan that runs and lasts the
+others get an infinite bound (numba books); a design without one counts every plan as allowed.
+A design whose allowed plans all fail to fit evaluates every plan that runs and takes the
+fastest that fits (``g_endurance`` > 0), as the exhaustive search's
+:func:`~dse.model.training.step._choose` does.
 
 Why it is exact: a skipped cell's bound exceeds the best step time that fits, so its step time
 does too; every cell that ties with the best is evaluated (``≤``), so ``argmin`` breaks ties
@@ -346,7 +349,8 @@ def _search_compiled(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
     the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
-    mask is built. Returns the chosen plan per design and whether it fits."""
+    mask is built (but the cells that last, with ``extra_s``). Returns the chosen plan per
+    design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     lb = _scratch(n * k).reshape(n, k)
     high, design, plan = kernels.lower_bounds(
@@ -372,6 +376,18 @@ def _search_compiled(
     fit_s, fit_plan = (best_s, best_plan) if extra_s is None else (best_s.copy(), best_plan.copy())
     least_over = np.full(n, np.inf)
     least_plan = np.zeros(n, np.int64)
+    # §2.9 A design with a plan that runs and lasts searches only such plans (the others' bounds
+    # become infinite); one without has no plan to prefer and counts all as allowed.
+    free = np.ones(n, bool)
+    if extra_s is not None:
+        index = np.arange(g.rows.start, g.rows.start + n)[:, None]
+        lasts = np.broadcast_to(extra_s.allowed_plans(index, g), (n, k))
+        free = ~np.any(lasts & np.isfinite(lb), axis=1)
+        skipped = ~lasts & ~free[:, None]
+        if skipped.any():
+            lb[skipped] = np.inf
+            high = np.min(lb, axis=1) * FIRST_THRESHOLD
+            design, plan = kernels.select(lb, np.full(n, -np.inf), high)
     piece = max(CHUNK_CELLS, 1)
 
     def fold(design: np.ndarray, plan: np.ndarray) -> None:
@@ -389,7 +405,7 @@ def _search_compiled(
                 kernels.update(
                     d, p, step, fits, valid, over, fit_s, fit_plan, least_over, least_plan
                 )
-                fits = np.ascontiguousarray(fits & np.broadcast_to(allowed, d.shape))
+                fits = np.ascontiguousarray(fits & (np.broadcast_to(allowed, d.shape) | free[d]))
             kernels.update(d, p, step, fits, valid, over, best_s, best_plan, least_over, least_plan)
 
     while design.size:
@@ -398,9 +414,9 @@ def _search_compiled(
         # bound has already ruled out most plans that do not fit).
         low, high = high, np.where(np.isfinite(best_s), best_s, np.inf)
         design, plan = kernels.select(lb, low, high)
-    # No plan fits: the least-memory fallback needs every plan that runs, including those the
-    # memory bound skipped.
-    lost = np.flatnonzero(~np.isfinite(fit_s))
+    # No allowed plan fits: the fallbacks (the fastest plan that fits, else the least memory)
+    # need every plan that runs, including those the bounds skipped.
+    lost = np.flatnonzero(~np.isfinite(best_s))
     if lost.size:
         runs = bounds.replica[None, :] <= g.chips[lost]
         if g.tp_searched:

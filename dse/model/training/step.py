@@ -7,8 +7,8 @@ compute (§2.3, §2.6), stage communication and the pipeline schedule (§2.7), d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -136,13 +136,22 @@ def evaluate_training(
     )
 
 
-StepExtra = Callable[[np.ndarray, Grid, "StepModel"], tuple[FloatArray, np.ndarray]]
-"""Given the cells' design indices (into the designs searched, shaped as the grid's design
-axis), the cells and their step model: the seconds beyond the digital step of every cell (≥ 0,
-so the plan search's lower bounds still hold) and whether the cell is allowed (§2.9: the run's
-weight writes within the analog cells' endurance). The choice takes the fastest allowed plan
-that fits; where no plan that fits is allowed, the fastest that fits (its constraint then
-reports the violation, as ``g_endurance`` does)."""
+class StepExtra(Protocol):
+    """What a design adds to the plan search beyond the digital step (§2.9, analog tiles).
+
+    Called with the cells' design indices (into the designs searched, shaped as the grid's
+    design axis), the cells and their step model: the seconds beyond the digital step of every
+    cell (≥ 0, so the plan search's lower bounds still hold) and whether the cell is allowed
+    (the run's weight writes within the analog cells' endurance). ``allowed_plans`` says the
+    same from the designs and the plans alone, before any cell is evaluated. The choice takes
+    the fastest allowed plan that fits; where no plan that fits is allowed, the fastest that
+    fits (its constraint then reports the violation, as ``g_endurance`` does)."""
+
+    def __call__(
+        self, index: np.ndarray, g: Grid, m: StepModel
+    ) -> tuple[FloatArray, np.ndarray]: ...
+
+    def allowed_plans(self, index: np.ndarray, g: Grid) -> np.ndarray: ...
 
 
 def compared_step_s(

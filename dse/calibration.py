@@ -36,15 +36,15 @@ from dse.validation import Comparison, validate
 
 GRID: dict[str, tuple[float, ...]] = {
     "elementwise_bytes_per_activation_byte": (12.0, 16.0, 20.0, 24.0, 28.0),
-    "dp_overlap": (0.25, 0.5, 0.75),
-    "tp_overlap": (0.25, 0.5, 0.75),
+    "dp_overlap": (0.0, 0.25, 0.5, 0.75),
+    "tp_overlap": (0.0, 0.25, 0.5, 0.75),
     "moe_comm_overlap": (0.0, 0.5),
-    "moe_kernel_overhead_us": (15.0, 30.0, 45.0),
+    "moe_kernel_overhead_us": (15.0, 30.0, 45.0, 60.0),
 }
 """The throughput model's [C] constants and the values searched (dse/defaults.toml sources)."""
 
 GOODPUT_RANGE = (0.5, 1.0)
-FAMILY_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
+FAMILY_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 """Values searched for each family's gemm_efficiency_scale (chips/technology/families.toml)."""
 MIN_RUNS_PER_FAMILY = 3
 """A family's scale is fitted only on at least this many runs; never on one published run."""
@@ -122,9 +122,42 @@ def _with_goodput(row: Comparison, assumed: float, goodput: float) -> float:
     return row.predicted * assumed / goodput if _is_overhead_row(row) else row.predicted
 
 
+def _steady(rows: Sequence[Comparison]) -> list[Comparison]:
+    return [r for r in rows if not _is_overhead_row(r) and r.metric != "energy_mwh"]
+
+
 def _throughput_loss(rows: Sequence[Comparison]) -> float:
-    steady = [r for r in rows if not _is_overhead_row(r) and r.metric != "energy_mwh"]
+    steady = _steady(rows)
     return statistics.fmean(_log_error(r.predicted, r.reported) for r in steady) if steady else 0.0
+
+
+def _fitted_families(rows: Sequence[Comparison]) -> set[str]:
+    """The families whose scale stage 2 fits on ``rows``: not measured, enough runs."""
+    runs: dict[str, set[str]] = {}
+    for r in _steady(rows):
+        runs.setdefault(r.family, set()).add(r.run)
+    return {
+        f for f, ids in runs.items() if f not in FIXED_FAMILIES and len(ids) >= MIN_RUNS_PER_FAMILY
+    }
+
+
+def _profiled_loss(rows: Sequence[Comparison], fitted: set[str]) -> float:
+    """Stage 1's loss: the mean |log error| of the steady-state figures, where each family
+    whose scale stage 2 fits is first shifted by its median log error. The family scale moves a
+    family's predictions by about one factor, so the shared constants are fitted to what the
+    scales cannot absorb (a joint fit, with the families' levels profiled out), not pulled
+    toward whichever families run slower or faster than Hopper's efficiencies say."""
+    steady = _steady(rows)
+    if not steady:
+        return 0.0
+    logs = [math.log(max(r.predicted, 1e-300) / r.reported) for r in steady]
+    shift: dict[str, float] = {}
+    for family in fitted:
+        members = [x for x, r in zip(logs, steady, strict=True) if r.family == family]
+        shift[family] = statistics.median(members) if members else 0.0
+    return statistics.fmean(
+        abs(x - shift.get(r.family, 0.0)) for x, r in zip(logs, steady, strict=True)
+    )
 
 
 def grid_settings(base: Settings, grid: Mapping[str, Sequence[float]] = GRID) -> list[Settings]:
@@ -189,9 +222,12 @@ class _Fit:
 
 
 def _fit(tables: _Tables, keep: Sequence[bool], assumed: float) -> _Fit:
-    """Stage 1: the grid setting on the kept steady-state figures (family scales 1); stage 2:
-    each family's scale on its own kept figures; stage 3: goodput on the kept full runs."""
-    losses = [_throughput_loss([r for r, k in zip(t, keep, strict=True) if k]) for t in tables.grid]
+    """Stage 1: the grid setting on the kept steady-state figures, each family that stage 2
+    fits at its own level (:func:`_profiled_loss`); stage 2: each family's scale on its own
+    kept figures; stage 3: goodput on the kept full runs."""
+    kept_grid = [[r for r, k in zip(t, keep, strict=True) if k] for t in tables.grid]
+    fitted = _fitted_families(kept_grid[0])
+    losses = [_profiled_loss(rows, fitted) for rows in kept_grid]
     best = min(range(len(losses)), key=losses.__getitem__)
     scaled = tables.scaled(best)
     scales: dict[str, float] = {}

@@ -77,7 +77,7 @@ ANALOG_FILE_SCHEMA = Table(
     open_keys=False,
 )
 
-FAMILY_SCHEMA = Table({"gemm_efficiency_scale": Field(minimum=0.5, maximum=1.2)}, sourced=True)
+FAMILY_SCHEMA = Table({"gemm_efficiency_scale": Field(minimum=0.5, maximum=1.4)}, sourced=True)
 
 SILICON_SCHEMA = Table(
     {

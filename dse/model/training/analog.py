@@ -20,7 +20,9 @@ digitally (:func:`digital_view`). The search compares every plan's digital step 
 arrays' time (:func:`array_step`, through :func:`array_step_extra`), so the arrays' capacity
 bounds the weights per chip the way it costs time: a plan that shards the weights more (tensor
 and pipeline parallelism) saves the rewrites of weights that overflow the arrays, and is chosen
-where that is faster. This module then adds the analog time, the weight writes and their energy
+where that is faster. Endurance bounds it the way memory does: a plan whose weight writes over
+the run exceed the cells' endurance is taken only where every plan that fits does (then
+``g_endurance`` > 0 flags the design). This module then adds the analog time, the weight writes and their energy
 to the chosen plan, and the endurance and precision constraints.
 """
 
@@ -38,7 +40,7 @@ from dse.model.plans import Plans
 from dse.model.silicon import Analog, Silicon
 from dse.model.training.compute import recompute_factors
 from dse.model.training.grid import Grid, precision_flop_s
-from dse.model.training.step import StepExtra, StepModel, Training
+from dse.model.training.step import StepModel, Training
 from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, PICO, TERA
 
@@ -81,6 +83,13 @@ def weights_per_chip(w: Workload, tp: FloatArray, pp: FloatArray, ep: FloatArray
     return (w.total_params - experts) / (tp * pp) + experts / (pp * ep)
 
 
+def writes_per_step(a: Analog, resident: FloatArray) -> FloatArray:
+    """§2.9 Passes over the arrays per step with ``resident`` weights per chip: one after the
+    optimizer step, or two per capacity's worth where the weights overflow the arrays."""
+    overflow = resident / a.weight_capacity
+    return np.where(overflow <= 1.0, 1.0, 2.0 * overflow)
+
+
 @dataclass(frozen=True)
 class ArrayStep:
     """§2.9 The arrays' share of one step on one chip, per cell (shapes broadcast): analog
@@ -114,18 +123,17 @@ def array_step(
     analog_share = w.analog_linear_gemms / w.linear_gemms
     analog_flops = analog_share * tokens_step * matmul_per_token * redo / chips_used
     resident = weights_per_chip(w, tp, pp, ep)
-    overflow = resident / a.weight_capacity
-    used = np.minimum(overflow, 1.0)
+    used = np.minimum(resident / a.weight_capacity, 1.0)
     # Pipeline bubbles stretch the arrays' time like the digital units'.
     analog_s = analog_flops / (a.peak_flop_s * used) / (1.0 - bubble_fraction)
-    writes_per_step = np.where(overflow <= 1.0, 1.0, 2.0 * overflow)
+    writes = writes_per_step(a, resident)
     held = np.minimum(resident, a.weight_capacity)
     # Programming is row-serial in each tile (all tiles in parallel), and the weights come
     # from memory at the cells' effective bits.
-    write_s = writes_per_step * np.maximum(
+    write_s = writes * np.maximum(
         a.rows * a.row_write_s, held * a.effective_bits / BITS_PER_BYTE / memory_b_s
     )
-    return ArrayStep(analog_flops, analog_s, writes_per_step, held, write_s)
+    return ArrayStep(analog_flops, analog_s, writes, held, write_s)
 
 
 def memory_b_s(silicon: Silicon, settings: Settings) -> FloatArray:
@@ -133,18 +141,42 @@ def memory_b_s(silicon: Silicon, settings: Settings) -> FloatArray:
     return silicon.memory_bandwidth_tb_s * TERA * settings.hbm_efficiency
 
 
-def array_step_extra(silicon: Silicon, w: Workload, settings: Settings) -> StepExtra:
-    """§2.9 The arrays' time of every (design, plan) cell, for the plan search to add to the
-    digital step (``silicon`` and ``settings`` of the designs searched, all with tiles)."""
-    a = silicon.analog
-    bandwidth = np.broadcast_to(memory_b_s(silicon, settings), a.tiles.shape)
+def steps_per_run(w: Workload) -> float:
+    """Optimizer steps of the run: training tokens over tokens per step (as §2.8 counts)."""
+    return w.tokens / (w.global_batch_sequences * w.seq_len)
 
-    def extra(index: np.ndarray, g: Grid, m: StepModel) -> FloatArray:
+
+def endurance_margin(a: Analog, writes: FloatArray, w: Workload) -> FloatArray:
+    """§2.9 ``g_endurance``: the run's writes per cell (``writes`` per step) over the cells'
+    endurance, minus 1."""
+    return steps_per_run(w) * writes / a.endurance_cycles - 1.0
+
+
+@dataclass(frozen=True)
+class ArrayExtra:
+    """§2.9 The plan search's hook (:class:`~dse.model.training.step.StepExtra`) for designs
+    with tiles: the arrays' time of every (design, plan) cell, to add to the digital step, and
+    whether the cell's weight writes stay within the cells' endurance (``g_endurance`` ≤ 0).
+    ``analog`` and ``bandwidth`` (bytes/s the weights are programmed from) are of the designs
+    searched, shape ``(n,)``."""
+
+    analog: Analog
+    bandwidth: FloatArray
+    w: Workload
+
+    def allowed_plans(self, index: np.ndarray, g: Grid) -> np.ndarray:
+        """Whether each cell of designs ``index`` × the plans of ``g`` lasts (broadcast)."""
+        cells = take(self.analog, index)
+        writes = writes_per_step(cells, weights_per_chip(self.w, g.tp, g.pp, g.ep))
+        return endurance_margin(cells, writes, self.w) <= 0.0
+
+    def __call__(self, index: np.ndarray, g: Grid, m: StepModel) -> tuple[FloatArray, np.ndarray]:
         lay = m.lay
+        cells = take(self.analog, index)
         t = array_step(
-            take(a, index),
-            bandwidth[index],
-            w,
+            cells,
+            self.bandwidth[index],
+            self.w,
             g.tp,
             g.pp,
             g.ep,
@@ -152,9 +184,14 @@ def array_step_extra(silicon: Silicon, w: Workload, settings: Settings) -> StepE
             lay.dp * lay.replica,
             m.slots / (lay.microbatches + m.slots),
         )
-        return t.analog_s + t.write_s
+        return t.analog_s + t.write_s, endurance_margin(cells, t.writes_per_step, self.w) <= 0.0
 
-    return extra
+
+def array_step_extra(silicon: Silicon, w: Workload, settings: Settings) -> ArrayExtra:
+    """§2.9 The plan search's hook for the designs of ``silicon`` (all with tiles), so that it
+    weighs the arrays' capacity and prefers the plans whose writes the cells survive."""
+    a = silicon.analog
+    return ArrayExtra(a, np.broadcast_to(memory_b_s(silicon, settings), a.tiles.shape), w)
 
 
 def analog_training(
@@ -192,9 +229,9 @@ def analog_training(
         t.chips_used,
         t.bubble_fraction,
     )
-    writes_per_step = arrays.writes_per_step
+    writes = arrays.writes_per_step
     cells = arrays.held * an.devices_per_weight
-    write_j = writes_per_step * cells * an.write_energy_pj * PICO
+    write_j = writes * cells * an.write_energy_pj * PICO
     analog_j = arrays.analog_flops * an.energy_pj_per_flop * PICO
     extra_s = arrays.analog_s + arrays.write_s
     step = t.step_time_s + extra_s
@@ -214,6 +251,6 @@ def analog_training(
         avg_chip_power_w=power,
     )
     out = merge([(np.flatnonzero(~a.present), take(training, ~a.present)), (rows, adjusted)], n)
-    g_endurance[rows] = t.steps * writes_per_step / an.endurance_cycles - 1.0
+    g_endurance[rows] = endurance_margin(an, writes, w)
     g_precision[rows] = technology.min_training_bits / an.effective_bits - 1.0
     return out, {"g_endurance": g_endurance, "g_precision": g_precision}

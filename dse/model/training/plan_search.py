@@ -30,7 +30,14 @@ cells that could still win, and returns the same plan:
    memory bound skipped, for the least-memory fallback.
 
 Designs with analog tiles add the arrays' time (``extra_s``, §2.9, ≥ 0) to every evaluated
-cell's step time and to no bound, so the bounds stay lower bounds of what is compared.
+cell's step time and to no bound, so the bounds stay lower bounds of what is compared. Their
+cells whose weight writes the analog cells do not survive are not allowed, and the threshold is
+the best step time of an allowed plan that fits. Which cells last is known from the designs and
+plans alone (``StepExtra.allowed_plans``), so on a design with a plan that runs and lasts the
+others get an infinite bound (numba books); a design without one counts every plan as allowed.
+A design whose allowed plans all fail to fit evaluates every plan that runs and takes the
+fastest that fits (``g_endurance`` > 0), as the exhaustive search's
+:func:`~dse.model.training.step._choose` does.
 
 Why it is exact: a skipped cell's bound exceeds the best step time that fits, so its step time
 does too; every cell that ties with the best is evaluated (``≤``), so ``argmin`` breaks ties
@@ -129,14 +136,17 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     linear_flops = layers_per_stage * layer_linear_time_s(
         w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency
     )
-    logits_flops = 3.0 * gemm_time_s(
+    # The logits' GEMMs the digital units run, as compute.compute counts them (§2.9: one of
+    # three on a design whose analog tiles run the forward and input-gradient GEMMs).
+    logits_gemms = w.digital_linear_gemms
+    logits_flops = logits_gemms * gemm_time_s(
         tokens_mb, w.vocab_size / tp, float(w.d_model), unit, unbounded,
         OPERAND_BYTES["bf16"], 1.0, no_latency,
     )  # fmt: skip
     # Kernel latency of those GEMMs: the same roofline at infinite rate and bandwidth.
     latency_s = layers_per_stage * matmul_redo * layer_linear_time_s(
         w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s
-    ) + 3.0 * gemm_time_s(
+    ) + logits_gemms * gemm_time_s(
         tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
         OPERAND_BYTES["bf16"], 1.0, s,
     )  # fmt: skip
@@ -283,6 +293,7 @@ def search_chunk(
     step = np.full((n, k), np.inf)
     over = np.full((n, k), np.inf)
     fits = np.zeros((n, k), bool)
+    allowed = np.ones((n, k), bool)
     valid = np.zeros((n, k), bool)
     done = np.isinf(lb)  # evaluated, or cannot run
     threshold = np.min(lb, axis=1) * FIRST_THRESHOLD
@@ -296,14 +307,14 @@ def search_chunk(
             d, p = design[a : a + piece], plan[a : a + piece]
             c = g.cells(d, p)
             m = step_model(c, w, s)
-            step[d, p] = compared_step_s(m, c, rows.start + d, extra_s)
+            step[d, p], allowed[d, p] = compared_step_s(m, c, rows.start + d, extra_s)
             fits[d, p] = m.fits
             valid[d, p] = m.lay.valid
             over[d, p] = m.over
-        best = np.min(np.where(fits, step, np.inf), axis=1)
+        best = np.min(np.where(fits & allowed, step, np.inf), axis=1)
         pending = np.min(np.where(done, np.inf, lb), axis=1)
         threshold = np.where(np.isfinite(best), best, np.maximum(threshold * GROWTH, pending))
-    chosen, any_fit = _choose(step, fits, valid, over)
+    chosen, any_fit = _choose(step, fits, valid, over, allowed)
     return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
 
 
@@ -338,7 +349,8 @@ def _search_compiled(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
     the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
-    mask is built. Returns the chosen plan per design and whether it fits."""
+    mask is built (but the cells that last, with ``extra_s``). Returns the chosen plan per
+    design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     lb = _scratch(n * k).reshape(n, k)
     high, design, plan = kernels.lower_bounds(
@@ -357,10 +369,25 @@ def _search_compiled(
         np.ascontiguousarray(g.capacity_b[:, 0]),
         lb,
     )
+    # Books of the fastest allowed plan that fits (best), of the fastest that fits whether
+    # allowed or not (fit; the same books without ``extra_s``), of the least memory.
     best_s = np.full(n, np.inf)
     best_plan = np.full(n, k, np.int64)
+    fit_s, fit_plan = (best_s, best_plan) if extra_s is None else (best_s.copy(), best_plan.copy())
     least_over = np.full(n, np.inf)
     least_plan = np.zeros(n, np.int64)
+    # §2.9 A design with a plan that runs and lasts searches only such plans (the others' bounds
+    # become infinite); one without has no plan to prefer and counts all as allowed.
+    free = np.ones(n, bool)
+    if extra_s is not None:
+        index = np.arange(g.rows.start, g.rows.start + n)[:, None]
+        lasts = np.broadcast_to(extra_s.allowed_plans(index, g), (n, k))
+        free = ~np.any(lasts & np.isfinite(lb), axis=1)
+        skipped = ~lasts & ~free[:, None]
+        if skipped.any():
+            lb[skipped] = np.inf
+            high = np.min(lb, axis=1) * FIRST_THRESHOLD
+            design, plan = kernels.select(lb, np.full(n, -np.inf), high)
     piece = max(CHUNK_CELLS, 1)
 
     def fold(design: np.ndarray, plan: np.ndarray) -> None:
@@ -368,24 +395,27 @@ def _search_compiled(
             d, p = design[a : a + piece], plan[a : a + piece]
             c = g.cells(d, p)
             m = step_model(c, w, s)
-            step = compared_step_s(m, c, g.rows.start + d, extra_s)
-            kernels.update(
-                d, p,
-                *(
-                    np.ascontiguousarray(np.broadcast_to(v, d.shape))
-                    for v in (step, m.fits, m.lay.valid, m.over)
-                ),
-                best_s, best_plan, least_over, least_plan,
-            )  # fmt: skip
+            step, allowed = compared_step_s(m, c, g.rows.start + d, extra_s)
+            step, fits, valid, over = (
+                np.ascontiguousarray(np.broadcast_to(v, d.shape))
+                for v in (step, m.fits, m.lay.valid, m.over)
+            )
+            if extra_s is not None:
+                # Folding the same cells into the least-memory books twice changes nothing.
+                kernels.update(
+                    d, p, step, fits, valid, over, fit_s, fit_plan, least_over, least_plan
+                )
+                fits = np.ascontiguousarray(fits & (np.broadcast_to(allowed, d.shape) | free[d]))
+            kernels.update(d, p, step, fits, valid, over, best_s, best_plan, least_over, least_plan)
 
     while design.size:
         fold(design, plan)
-        # While nothing fits, the next round takes every plan left (rare: the memory bound
-        # has already ruled out most plans that do not fit).
+        # While no allowed plan fits, the next round takes every plan left (rare: the memory
+        # bound has already ruled out most plans that do not fit).
         low, high = high, np.where(np.isfinite(best_s), best_s, np.inf)
         design, plan = kernels.select(lb, low, high)
-    # No plan fits: the least-memory fallback needs every plan that runs, including those the
-    # memory bound skipped.
+    # No allowed plan fits: the fallbacks (the fastest plan that fits, else the least memory)
+    # need every plan that runs, including those the bounds skipped.
     lost = np.flatnonzero(~np.isfinite(best_s))
     if lost.size:
         runs = bounds.replica[None, :] <= g.chips[lost]
@@ -393,5 +423,6 @@ def _search_compiled(
             runs &= bounds.tp[None, :] <= np.maximum(g.domain[lost], 1.0)
         rows, plan = np.nonzero(runs)
         fold(lost[rows], plan)
-    any_fit = np.isfinite(best_s)
-    return np.where(any_fit, best_plan, least_plan), any_fit
+    any_fit = np.isfinite(fit_s)
+    fallback = np.where(any_fit, fit_plan, least_plan)
+    return np.where(np.isfinite(best_s), best_plan, fallback), any_fit

@@ -7,8 +7,8 @@ compute (§2.3, §2.6), stage communication and the pipeline schedule (§2.7), d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -87,7 +87,9 @@ def evaluate_training(
     The bounded search (:mod:`dse.model.training.plan_search`) skips the plans that cannot
     win; ``exhaustive=True`` evaluates every plan (the reference; same results). ``extra_s``
     adds a non-negative time per cell to the step time the search compares (not to the
-    results): the analog arrays' time of §2.9, so that the choice weighs the arrays' capacity.
+    results) and says which cells are allowed: the analog arrays' time and endurance of §2.9,
+    so that the choice weighs the arrays' capacity and prefers plans whose weight writes the
+    cells survive.
     """
     from dse.model.training.plan_search import (
         MIN_CELLS,
@@ -134,17 +136,33 @@ def evaluate_training(
     )
 
 
-StepExtra = Callable[[np.ndarray, Grid, "StepModel"], FloatArray]
-"""Seconds beyond the digital step of every cell, given the cells' design indices (into the
-designs searched, shaped as the grid's design axis), the cells and their step model; ≥ 0, so
-the plan search's lower bounds still hold."""
+class StepExtra(Protocol):
+    """What a design adds to the plan search beyond the digital step (§2.9, analog tiles).
+
+    Called with the cells' design indices (into the designs searched, shaped as the grid's
+    design axis), the cells and their step model: the seconds beyond the digital step of every
+    cell (≥ 0, so the plan search's lower bounds still hold) and whether the cell is allowed
+    (the run's weight writes within the analog cells' endurance). ``allowed_plans`` says the
+    same from the designs and the plans alone, before any cell is evaluated. The choice takes
+    the fastest allowed plan that fits; where no plan that fits is allowed, the fastest that
+    fits (its constraint then reports the violation, as ``g_endurance`` does)."""
+
+    def __call__(
+        self, index: np.ndarray, g: Grid, m: StepModel
+    ) -> tuple[FloatArray, np.ndarray]: ...
+
+    def allowed_plans(self, index: np.ndarray, g: Grid) -> np.ndarray: ...
 
 
 def compared_step_s(
     m: StepModel, g: Grid, index: np.ndarray, extra_s: StepExtra | None
-) -> FloatArray:
-    """The step time the plan choice compares: the step model's plus ``extra_s``."""
-    return m.step_s if extra_s is None else m.step_s + extra_s(index, g, m)
+) -> tuple[FloatArray, np.ndarray | bool]:
+    """The step time the plan choice compares (the step model's plus ``extra_s``'s seconds)
+    and whether each cell is allowed (``True`` without ``extra_s``)."""
+    if extra_s is None:
+        return m.step_s, True
+    seconds, allowed = extra_s(index, g, m)
+    return m.step_s + seconds, allowed
 
 
 @dataclass(frozen=True)
@@ -207,8 +225,8 @@ def _evaluate_chunk(
     g = build_grid(designs, silicon, w.precision, plans, grid_s, rows)
     model = step_model(g, w, grid_s)
     index = np.arange(rows.start, rows.stop)[:, None]
-    step = compared_step_s(model, g, index, extra_s)
-    best, any_fit = _choose(step, model.fits, model.lay.valid, model.over)
+    step, allowed = compared_step_s(model, g, index, extra_s)
+    best, any_fit = _choose(step, model.fits, model.lay.valid, model.over, allowed)
     return chosen_results(designs, silicon, w, s.at_rows(rows), g, best, any_fit)
 
 
@@ -282,16 +300,27 @@ def chosen_results(
 
 
 def _choose(
-    step_s: FloatArray, fits: np.ndarray, valid: np.ndarray, over: FloatArray
+    step_s: FloatArray,
+    fits: np.ndarray,
+    valid: np.ndarray,
+    over: FloatArray,
+    allowed: np.ndarray | bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """§2.4 The fastest plan that fits per design; else the valid one needing least memory."""
+    """§2.4 The fastest plan that fits and is ``allowed`` (§2.9 endurance) per design; else the
+    fastest that fits; else the valid one needing least memory. Returns the plan per design
+    and whether it fits in memory."""
     score = np.where(fits, step_s, np.inf)
     best_fit = np.argmin(score, axis=1)
     least_over = np.argmin(np.where(valid, over, np.inf), axis=1)
-    any_fit = (
-        np.isfinite(np.min(score, axis=1)) if score.shape[1] else np.zeros(score.shape[0], bool)
-    )
-    return np.where(any_fit, best_fit, least_over), any_fit
+    if not score.shape[1]:
+        return least_over, np.zeros(score.shape[0], bool)
+    any_fit = np.isfinite(np.min(score, axis=1))
+    chosen = np.where(any_fit, best_fit, least_over)
+    if allowed is True:
+        return chosen, any_fit
+    score = np.where(allowed, score, np.inf)
+    any_allowed = np.isfinite(np.min(score, axis=1))
+    return np.where(any_allowed, np.argmin(score, axis=1), chosen), any_fit
 
 
 def _step_flops(

@@ -57,9 +57,7 @@ def model_seconds(row: pd.Series, beta: float) -> float:
         recompute="none",
         zero_stage=1,
     )
-    grid = build_grid(
-        designs, evaluate_silicon(designs), "bf16", plans, settings, slice(0, 1)
-    )
+    grid = build_grid(designs, evaluate_silicon(designs), "bf16", plans, settings, slice(0, 1))
     layout, memory, _ = fit_model(grid, workload, settings)
     return float(compute(grid, layout, memory.elementwise_b, workload, settings).total_s[0, 0])
 

@@ -147,12 +147,9 @@ def elementwise_bytes(
     ``fused`` casts, the linear layers' inputs are written in the format (the stored bytes of
     §2.5); with ``separate`` casts the operators work on 16-bit tensors and every GEMM operand
     is cast besides (:data:`QUANTIZE_BYTES_PER_ELEMENT` per :func:`linear_operand_elements`)."""
-    if w.precision not in ("fp8", "fp4"):
-        per_token, _ = _per_token_layer_bytes(w)
-        return tokens_mb * s.elementwise_bytes_per_activation_byte * per_token / tp
-    fused_b, _ = _per_token_layer_bytes(w, low_precision)
-    if w.fp8_casts == "fused":
-        return tokens_mb * s.elementwise_bytes_per_activation_byte * fused_b / tp
+    if w.precision not in ("fp8", "fp4") or w.fp8_casts == "fused":
+        stored_b, _ = _per_token_layer_bytes(w, low_precision)
+        return tokens_mb * s.elementwise_bytes_per_activation_byte * stored_b / tp
     per_token_16, _ = _per_token_layer_bytes(w, low_precision=False)
     quantize = QUANTIZE_BYTES_PER_ELEMENT * linear_operand_elements(w)
     per_token = s.elementwise_bytes_per_activation_byte * per_token_16 + np.where(

@@ -29,6 +29,7 @@ WH_PER_MWH = 1e6
 KWH_PER_MWH = 1e3
 
 UNIT_SUFFIXES = (
+    ("_w_per_mm2", "W/mm²"),
     ("_usd", "USD"),
     ("_mwh", "MWh"),
     ("_kwh", "kWh"),

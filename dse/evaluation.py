@@ -86,6 +86,7 @@ def step_breakdown(metrics: Metrics, i: int) -> dict[str, float]:
         "pipeline_p2p": float(training.pp_comm_time_s[i]),
         "expert_all_to_all": float(training.moe_comm_time_s[i]),
         "context_parallel": float(training.cp_comm_time_s[i]),
+        "host_offload": float(training.host_offload_time_s[i]),
         "data_parallel_exposed": float(training.dp_exposed_time_s[i]),
         "optimizer": float(training.optimizer_time_s[i]),
         "bubble_fraction": float(training.bubble_fraction[i]),

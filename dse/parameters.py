@@ -386,6 +386,19 @@ PARAMETERS: tuple[Parameter, ...] = (
         notes="**each direction** (one 400 Gb/s NIC per GPU = 50)",
     ),
     Parameter(
+        "host_bandwidth_gb_s",
+        "GB/s",
+        "float",
+        "host (CPU) link bandwidth per chip",
+        0.01,
+        1_000_000.0,
+        section="interconnect",
+        required=False,
+        default=64.0,
+        notes="**each direction**; the link activation offload uses (docs/model.md §2.5). PCIe"
+        " 5.0 x16 = 64 (the default), 4.0 x16 = 32; GB200's NVLink-C2C = 225 per GPU",
+    ),
+    Parameter(
         "num_chips",
         "chips",
         "int",

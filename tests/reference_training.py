@@ -28,6 +28,7 @@ class Chip:
     exp_per_s: float  # sustained exponentials (special-function units)
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
+    host_gb_s: float = 64.0  # host link, each direction
 
 
 @dataclass
@@ -125,6 +126,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     m = sequences / (dp * plan.microbatch)
     layers = math.ceil(w.layers / plan.pp)
     full, none, op = (plan.recompute == policy for policy in ("full", "none", "op"))
+    offload = plan.recompute == "offload"  # full recompute, layer inputs in host memory
 
     # memory
     experts = w.expert_params
@@ -200,12 +202,16 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         kept = layer + score_bytes * w.heads * seq * tokens / plan.tp
     elif full:
         kept = 2 * tokens * d / plan.tp
+    elif offload:
+        kept = 0.0
     else:
         kept = layer
+    layer_input = 2 * tokens * d / plan.tp
     interleave = 1 + (plan.pp - 1) / (plan.pp * plan.vp) if plan.vp > 1 else 1.0
     activations = (
         (min(plan.pp + 1, m) if plan.dualpipe else min(plan.pp, m) * interleave) * layers * kept
-        + (layer if full else 0)
+        + (layer if full or offload else 0)
+        + (2 * layer_input if offload else 0)  # one going out, one coming back
         + 4 * tokens * w.vocab_size / plan.tp
     )
     memory = static + activations
@@ -220,6 +226,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
     t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
+    full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
     other_redo = 4 / 3 if full or op else 1.0
 
@@ -278,7 +285,12 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
     cp_comm = max(cp_all - t_attention * (1.0 if keep_attention else 4 / 3), 0.0)
-    stage = compute + tp_comm + pp_comm + moe_comm + cp_comm
+    # offload: inputs out during the forward quarter of the compute, back during the rest
+    host_comm = 0.0
+    if offload:
+        copy = layers * layer_input / (chip.host_gb_s * 1e9)
+        host_comm = max(copy - compute / 4, 0) + max(copy - 3 * compute / 4, 0)
+    stage = compute + tp_comm + pp_comm + moe_comm + cp_comm + host_comm
     slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
     pipeline = (m + slots) * stage
 

@@ -16,7 +16,7 @@ from dse.model.evaluate import evaluate
 from dse.model.plans import RECOMPUTE, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
-from dse.model.training.grid import exp_per_sixteen_bit_flop
+from dse.model.training.grid import OFFLOAD, exp_per_sixteen_bit_flop
 from dse.settings import load_settings
 
 from .reference_training import Chip, Plan, best_plan, step, training_days_and_mfu
@@ -205,6 +205,7 @@ def test_more_chips_never_slow_the_best_plan() -> None:
         "hbm_pin_rate_gbps",
         "scale_up_bandwidth_gb_s",
         "scale_out_bandwidth_gb_s",
+        "host_bandwidth_gb_s",
         "clock_ghz",
         "compute_units",
     ],
@@ -239,6 +240,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         domain=float(designs.scale_up_domain[i]),
         scale_up_gb_s=float(designs.scale_up_bandwidth_gb_s[i]),
         scale_out_gb_s=float(designs.scale_out_bandwidth_gb_s[i]),
+        host_gb_s=float(designs.host_bandwidth_gb_s[i]),
         hbm_tb_s=float(silicon.hbm_bandwidth_tb_s[i]),
         hbm_gb=float(silicon.hbm_capacity_gb[i]),
         gemm_flop_s=float(gemm[i]),
@@ -556,7 +558,9 @@ def _activation_bytes(workload, recompute: str, tp: int = 1) -> float:
     from dse.model.training.grid import FULL, NONE, OP, SELECTIVE
     from dse.model.training.memory import activations
 
-    code = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL}[recompute]
+    code = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL, "offload": OFFLOAD}[
+        recompute
+    ]
     act = activations(workload, np.array([8192.0]), np.array([float(tp)]), np.array([code]))
     return float(act.kept_b[0])
 
@@ -603,6 +607,61 @@ def test_op_checkpointing_sits_between_no_and_full_recompute() -> None:
     d, ffn = 4096, 14336
     share = (d * 1024 + d * d + d * ffn) / (d * 6144 + d * d + 3 * d * ffn)
     assert op_checkpoint(w).recomputed_share == pytest.approx(share)
+
+
+def _offload_cluster(host_gb_s: float, chips: float = 64.0) -> tuple[Designs, object]:
+    """``chips`` H200s whose host link carries ``host_gb_s`` each way, and Llama 3.1 70B."""
+    designs = _cluster("h200", [chips])
+    return designs.replace(host_bandwidth_gb_s=np.array([host_gb_s])), load_workload("llama3.1-70b")
+
+
+def _fsdp_step(designs: Designs, workload, recompute: str) -> dict[str, float]:
+    plans = candidate_plans(workload, tp=1, pp=1, microbatch=1, recompute=recompute, zero_stage=3)
+    m = evaluate(designs, workload, plans=plans)
+    return {
+        "step": float(m.columns["step_time_s"][0]),
+        "memory": float(m.training.memory_per_chip_gb[0]),
+        "host": float(m.training.host_offload_time_s[0]),
+    }
+
+
+def test_offloading_layer_inputs_saves_memory_and_hides_behind_compute() -> None:
+    """§2.5 ``offload`` keeps full recompute's layer inputs in host memory: less HBM than full
+    recompute; over a fast host link the copies hide behind the compute (the step of full
+    recompute), over a slow one they show, and more host bandwidth never slows the step."""
+    w = load_workload("llama3.1-70b")
+    assert _activation_bytes(w, "offload") == 0.0 < _activation_bytes(w, "full")
+    fast, _ = _offload_cluster(450.0)
+    full, offload = _fsdp_step(fast, w, "full"), _fsdp_step(fast, w, "offload")
+    assert offload["memory"] < full["memory"]
+    assert offload["step"] == pytest.approx(full["step"], rel=1e-12)
+    assert offload["host"] == 0.0
+    steps = [_fsdp_step(_offload_cluster(gb_s)[0], w, "offload") for gb_s in (0.05, 0.5, 5, 64)]
+    assert steps[0]["host"] > 0.0
+    assert all(a["step"] >= b["step"] for a, b in itertools.pairwise(steps))
+    # a copy that takes X/B_h seconds each way shows beyond the forward and backward compute
+    assert steps[0]["step"] > full["step"]
+
+
+def test_the_search_offloads_only_where_full_recompute_does_not_fit() -> None:
+    """§2.4 offload is full recompute plus host copies, never faster, so the search takes it
+    only when the same plan with full recompute does not fit: Llama 3.1 405B on 128 chips of
+    80 GB needs it, on 128 H200s (141 GB) a pipeline without recompute is faster."""
+    w = load_workload("llama3.1-405b")
+    base = _cluster("h200", [128.0])
+    chosen = []
+    for capacity_gb in (80.0, 141.0):
+        designs = base.replace(hbm_stack_capacity_gb=base.hbm_stack_capacity_gb * capacity_gb / 141)
+        m = evaluate(designs, w, plans=candidate_plans(w, max_tp=8))
+        assert bool(m.training.fits[0])
+        plan = {key: value[0] for key, value in m.plan.items()}
+        chosen.append(int(plan["recompute"]))
+        if plan["recompute"] != OFFLOAD:
+            continue
+        same = {k: int(plan[k]) for k in ("tp", "pp", "microbatch", "zero_stage", "vp", "cp")}
+        full = evaluate(designs, w, plans=candidate_plans(w, **same, recompute="full"))
+        assert not full.training.fits[0]
+    assert chosen[0] == OFFLOAD != chosen[1]
 
 
 def test_separate_fp8_casts_cost_time_and_fused_ones_do_not() -> None:

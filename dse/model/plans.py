@@ -21,11 +21,16 @@ from numpy.typing import NDArray
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
 
-RECOMPUTE = ("none", "selective", "full", "op")
+RECOMPUTE = ("none", "selective", "full", "op", "offload")
 """Activation recompute policies (docs/model.md §2.5): keep everything; recompute attention
 scores (flash-style, Korthikanti et al. 2022); recompute whole layers from their inputs;
 ``op``: per-operator selective checkpointing (torchtitan's ``selective_ac_option = "op"``), which
-keeps attention's output and every other linear layer's output and recomputes the rest."""
+keeps attention's output and every other linear layer's output and recomputes the rest;
+``offload``: recompute whole layers from inputs kept in host memory (MaxText's offloading remat
+policies, PyTorch's ``save_on_cpu``), copied over the host link behind the compute. The search
+tries ``offload`` with FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText,
+Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's ``cpu_checkpointing``); a pinned
+``recompute="offload"`` runs with any plan."""
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -170,6 +175,7 @@ def candidate_plans(
         row
         for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps, duals)
         if (row[5] == 1 or row[1] == 1 or pp)
+        and (row[4] != RECOMPUTE.index("offload") or row[5] == 3 or recompute)
         and _vp_fits(workload, row[1], row[6])
         and (vp is not None or _vp_searched(row[1], row[6]))
         and _dualpipe_fits(row[1], row[6], row[8])

@@ -25,7 +25,7 @@ from dse.model.training.collectives import (
     ring_time,
 )
 from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
-from dse.model.training.grid import FULL, NONE, OP, SELECTIVE, precision_flop_s
+from dse.model.training.grid import FULL, NONE, OFFLOAD, OP, SELECTIVE, precision_flop_s
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import CHUNK_CELLS, Training, evaluate_training
 
@@ -33,6 +33,7 @@ __all__ = [
     "CHUNK_CELLS",
     "FULL",
     "NONE",
+    "OFFLOAD",
     "OP",
     "OPERAND_BYTES",
     "SELECTIVE",

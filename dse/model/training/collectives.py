@@ -10,8 +10,8 @@ import numpy as np
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
 from dse.model.training.compute import Compute
-from dse.model.training.grid import FULL, Grid
-from dse.model.training.memory import Memory
+from dse.model.training.grid import RECOMPUTES_LAYERS, Grid
+from dse.model.training.memory import Memory, offload_time_s
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
@@ -124,22 +124,30 @@ def context_parallel_time_s(
 
 @dataclass(frozen=True)
 class StageCommunication:
-    """Exposed seconds per micro-batch on one stage, ``(n, k)`` (``cp_s`` may be a scalar 0)."""
+    """Exposed seconds per micro-batch on one stage, ``(n, k)`` (``cp_s`` may be a scalar 0):
+    the tensor-parallel collectives, pipeline p2p, MoE all-to-all, ring attention and the copies
+    of offloaded activations over the host link (§2.5)."""
 
     tp_s: FloatArray
     pp_s: FloatArray
     moe_s: FloatArray
     cp_s: FloatArray | float
+    host_s: FloatArray
+
+    @property
+    def total_s(self) -> FloatArray:
+        """All of them together (s)."""
+        return self.tp_s + self.pp_s + self.moe_s + self.cp_s + self.host_s
 
 
 def stage_communication(
     g: Grid, lay: Layout, comp: Compute, w: Workload, s: Settings
 ) -> StageCommunication:
     """§2.7 TP collectives, pipeline p2p, MoE all-to-all and ring attention of one micro-batch,
-    each with the overlap its stack achieves."""
+    each with the overlap its stack achieves; §2.5 the host copies of offloaded activations."""
     activation_msg = lay.tokens_mb * w.d_model * 2.0
     tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, g.out_b_s)
-    tp_collectives = np.where(g.rc == FULL, 12.0, 8.0) * lay.layers_per_stage
+    tp_collectives = np.where(np.isin(g.rc, RECOMPUTES_LAYERS), 12.0, 8.0) * lay.layers_per_stage
     tp_domains = np.maximum(g.tp / g.domain, 1.0)
     tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains)
     tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)
@@ -151,7 +159,11 @@ def stage_communication(
     moe_s = np.zeros_like(pp_s)
     if w.is_moe:
         moe_fraction = (w.layers - w.dense_layers) / w.layers
-        count = np.where(g.rc == FULL, 6.0, 4.0) * lay.layers_per_stage * moe_fraction
+        count = (
+            np.where(np.isin(g.rc, RECOMPUTES_LAYERS), 6.0, 4.0)
+            * lay.layers_per_stage
+            * moe_fraction
+        )
         one = all_to_all_time_s(w, lay.tokens_mb / g.tp, g.ep, g.domain, g.up_b_s, g.out_b_s, s)
         # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
         moe_s = overlapped(count * one, comp.total_s, np.where(g.dual, 1.0, s.moe_comm_overlap))
@@ -161,7 +173,8 @@ def stage_communication(
             w, lay.tokens_mb, g.tp, g.cp, g.domain, g.up_b_s, g.out_b_s, s
         )
         cp_s = overlapped(lay.layers_per_stage * ring, comp.attention_s * comp.attention_redo, 1.0)
-    return StageCommunication(tp_s, pp_s, moe_s, cp_s)
+    host_s = offload_time_s(g, lay, comp.total_s, w)
+    return StageCommunication(tp_s, pp_s, moe_s, cp_s, host_s)
 
 
 def _buckets(params: FloatArray, dp: FloatArray) -> FloatArray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import FloatArray
-from dse.model.training.grid import FULL, NONE, OP, Grid
+from dse.model.training.grid import NONE, OP, RECOMPUTES_LAYERS, Grid
 from dse.model.training.memory import op_checkpoint
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
@@ -112,13 +112,14 @@ class Recompute:
 
 def recompute_factors(rc: np.ndarray, w: Workload) -> Recompute:
     """§2.6 The recompute factors of policy codes ``rc`` (any shape): the forward pass is a third
-    of forward + backward, so redoing all of it costs 4/3. ``full`` redoes every layer, ``selective``
-    only attention, ``op`` a share of the linear layers (:func:`op_checkpoint`) and all the
-    memory-bound operators but not attention."""
+    of forward + backward, so redoing all of it costs 4/3. ``full`` and ``offload`` redo every
+    layer, ``selective`` only attention, ``op`` a share of the linear layers
+    (:func:`op_checkpoint`) and all the memory-bound operators but not attention."""
     share = op_checkpoint(w).recomputed_share
-    matmul = np.select([rc == FULL, rc == OP], [4.0 / 3.0, 1.0 + share / 3.0], 1.0)
+    whole = np.isin(rc, RECOMPUTES_LAYERS)
+    matmul = np.select([whole, rc == OP], [4.0 / 3.0, 1.0 + share / 3.0], 1.0)
     attention = np.where((rc == NONE) | (rc == OP), 1.0, 4.0 / 3.0)
-    other = np.where((rc == FULL) | (rc == OP), 4.0 / 3.0, 1.0)
+    other = np.where(whole | (rc == OP), 4.0 / 3.0, 1.0)
     return Recompute(matmul, attention, other)
 
 

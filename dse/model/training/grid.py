@@ -16,8 +16,10 @@ from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import GIGA, TERA
 
-FULL, SELECTIVE, NONE, OP = 2, 1, 0, 3
+FULL, SELECTIVE, NONE, OP, OFFLOAD = 2, 1, 0, 3, 4
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
+RECOMPUTES_LAYERS = (FULL, OFFLOAD)
+"""Policies that recompute whole layers from their inputs (kept in HBM, or offloaded to host)."""
 
 
 def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -56,7 +58,8 @@ class Grid:
 
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code,
     FSDP and DualPipe flags. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
-    link bandwidths per direction and achieved HBM bandwidth (bytes/s), usable HBM (bytes),
+    link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
+    (bytes/s), usable HBM (bytes),
     sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
     whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family
     efficiency scale.
@@ -78,6 +81,7 @@ class Grid:
     domain: FloatArray
     up_b_s: FloatArray
     out_b_s: FloatArray
+    host_b_s: FloatArray
     hbm_b_s: FloatArray
     capacity_b: FloatArray
     gemm_rate: FloatArray
@@ -139,6 +143,7 @@ def build_grid(
         domain=col(designs.scale_up_domain),
         up_b_s=col(designs.scale_up_bandwidth_gb_s) * GIGA / 2.0,
         out_b_s=col(designs.scale_out_bandwidth_gb_s) * GIGA,
+        host_b_s=col(designs.host_bandwidth_gb_s) * GIGA,
         hbm_b_s=col(silicon.memory_bandwidth_tb_s) * TERA * s.hbm_efficiency,
         capacity_b=col(silicon.memory_capacity_gb) * GIGA * (1.0 - s.memory_reserve_fraction),
         gemm_rate=gemm,

@@ -8,7 +8,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
-from dse.model.training.grid import FULL, NONE, OP, SELECTIVE, Grid
+from dse.model.training.grid import FULL, NONE, OFFLOAD, OP, SELECTIVE, Grid
 from dse.model.training.parallelism import Layout
 from dse.model.training.schedule import micro_batches_in_flight
 from dse.settings import Settings
@@ -161,8 +161,10 @@ def elementwise_bytes(
 @dataclass(frozen=True)
 class Activations:
     """§2.5 Activation bytes of one micro-batch on one tensor-parallel rank: stored per layer
-    (``layer_b``), kept per layer under the recompute policy (``kept_b``), and held once per
-    stage (``once_b``: the logits, and the layer being recomputed under full recompute)."""
+    (``layer_b``), kept per layer under the recompute policy (``kept_b``; 0 where the layer
+    inputs are offloaded to host memory), held once per stage (``once_b``: the logits, the
+    layer being recomputed under full recompute or offload, and offload's two layer inputs in
+    flight over the host link)."""
 
     layer_b: FloatArray
     kept_b: FloatArray
@@ -189,11 +191,31 @@ def activations(
     input_b = 2.0 * tokens_mb * float(w.d_model) / tp
     op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
     kept = np.select(
-        [rc == NONE, rc == SELECTIVE, rc == OP], [layer_b + scores_b, layer_b, op_b], input_b
+        [rc == NONE, rc == SELECTIVE, rc == OP, rc == OFFLOAD],
+        [layer_b + scores_b, layer_b, op_b, 0.0 * input_b],
+        input_b,
     )
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
-    working_b = np.where(rc == FULL, layer_b, 0.0)
+    working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     return Activations(layer_b, kept, working_b + logits_b)
+
+
+def offload_time_s(g: Grid, lay: Layout, compute_s: FloatArray, w: Workload) -> FloatArray:
+    """§2.5 Exposed seconds per micro-batch on one stage of copying the layer inputs to host
+    memory and back (recompute ``offload``; 0 for the other policies).
+
+    Each layer's input goes out over the host link during the forward pass and comes back
+    during the backward pass, on copy engines that run beside the compute (MaxText's offloading
+    remat policies; PyTorch ``save_on_cpu``). Under whole-layer recompute the forward pass is a
+    quarter of the stage's compute (forward 1, recomputed forward 1, backward 2), so each copy
+    hides behind its own part: ``max(X/B_h − T/4, 0) + max(X/B_h − 3T/4, 0)`` with ``X`` the
+    stage's layer-input bytes and ``B_h`` the host link's bandwidth each way."""
+    input_b = 2.0 * lay.tokens_mb * float(w.d_model) / g.tp
+    copy_s = lay.layers_per_stage * input_b / g.host_b_s
+    exposed = np.maximum(copy_s - compute_s / 4.0, 0.0) + np.maximum(
+        copy_s - 3.0 * compute_s / 4.0, 0.0
+    )
+    return np.where(g.rc == OFFLOAD, exposed, 0.0)
 
 
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:

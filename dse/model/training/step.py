@@ -57,6 +57,7 @@ class Training:
     pp_comm_time_s: FloatArray
     moe_comm_time_s: FloatArray
     cp_comm_time_s: FloatArray
+    host_offload_time_s: FloatArray
     dp_exposed_time_s: FloatArray
     optimizer_time_s: FloatArray
     bubble_fraction: FloatArray
@@ -198,7 +199,7 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     lay, mem, fits = fit_model(g, w, s)
     comp = compute(g, lay, mem.elementwise_b, w, s)
     comm = stage_communication(g, lay, comp, w, s)
-    stage_s = comp.total_s + comm.tp_s + comm.pp_s + comm.moe_s + comm.cp_s
+    stage_s = comp.total_s + comm.total_s
     slots = pipeline_bubble_slots(g.pp, g.vp, g.dual)
     pipeline_s = (lay.microbatches + slots) * stage_s
     dp_s = data_parallel_exposed_s(g, lay, mem, pipeline_s, w, s)
@@ -283,6 +284,7 @@ def chosen_results(
         pp_comm_time_s=chosen_mb * pick(comm.pp_s),
         moe_comm_time_s=chosen_mb * pick(comm.moe_s),
         cp_comm_time_s=chosen_mb * pick(comm.cp_s),
+        host_offload_time_s=chosen_mb * pick(comm.host_s),
         dp_exposed_time_s=pick(m.dp_s),
         optimizer_time_s=pick(m.optimizer_s),
         bubble_fraction=chosen_slots / (chosen_mb + chosen_slots),

@@ -42,15 +42,15 @@ def silicon(row: dict[str, Any], tech: Technology) -> dict[str, float]:
     ) / node.logic_scale_vs_n7
     units_per_die = (row["compute_units"] + row["spare_units"]) / dies
     sram_density = area["sram_mb_per_mm2_at_n7"] * 0.027 / node.sram_bitcell_um2
+    links_gb_s = (row["scale_up_bandwidth_gb_s"] + 2 * row["scale_out_bandwidth_gb_s"]) / dies
     die = (
         units_per_die * unit
         + row["sram_mb"] / dies / sram_density
         + row["hbm_stacks"] / dies * memory.phy_area_mm2
-        + area["uncore_mm2_at_n7"] / node.logic_scale_vs_n7
+        + (area["uncore_mm2_at_n7"] + area["link_controller_mm2_per_gb_s_at_n7"] * links_gb_s)
+        / node.logic_scale_vs_n7
         + area["io_base_mm2"]
-        + area["serdes_mm2_per_gb_s"]
-        * (row["scale_up_bandwidth_gb_s"] + 2 * row["scale_out_bandwidth_gb_s"])
-        / dies
+        + area["serdes_mm2_per_gb_s"] * links_gb_s
     )
 
     # §1.4 dies per wafer

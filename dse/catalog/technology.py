@@ -101,6 +101,7 @@ SILICON_SCHEMA = Table(
                 "fp4_area_weight": Field(minimum=0.0),
                 "sram_mb_per_mm2_at_n7": _POSITIVE,
                 "uncore_mm2_at_n7": Field(minimum=0.0),
+                "link_controller_mm2_per_gb_s_at_n7": Field(minimum=0.0),
                 "io_base_mm2": Field(minimum=0.0),
                 "serdes_mm2_per_gb_s": Field(minimum=0.0),
             },

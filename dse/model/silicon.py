@@ -228,7 +228,9 @@ def die_area(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray
     """§1.3 Area of one compute unit and of one die (mm²) at the design's node.
 
     die = units per die × unit area + SRAM + HBM PHYs + uncore logic + I/O, where logic scales
-    with the node's density and PHYs/SerDes do not.
+    with the node's density and PHYs/SerDes do not. The uncore is a fixed part (command
+    processors, NoC, misc logic) plus the link controllers, which follow the die's off-package
+    link bandwidth like the SerDes they drive: a die without links pays for neither.
     """
     area = tech.silicon["area"]
     scale = tech.node["logic_scale_vs_n7"][designs.node]
@@ -245,8 +247,11 @@ def die_area(designs: Designs, tech: TechArrays) -> tuple[FloatArray, FloatArray
     )
     sram_mm2 = designs.sram_mb / dies / sram_density
     phy_mm2 = designs.hbm_stacks / dies * tech.memory["phy_area_mm2"][designs.hbm_generation]
-    uncore_mm2 = area["uncore_mm2_at_n7"] / scale
-    io_mm2 = area["io_base_mm2"] + area["serdes_mm2_per_gb_s"] * (serdes_gb_s(designs)) / dies
+    links_gb_s = serdes_gb_s(designs) / dies
+    uncore_mm2 = (
+        area["uncore_mm2_at_n7"] + area["link_controller_mm2_per_gb_s_at_n7"] * links_gb_s
+    ) / scale
+    io_mm2 = area["io_base_mm2"] + area["serdes_mm2_per_gb_s"] * links_gb_s
     die_mm2 = units_per_die * unit_mm2 + sram_mm2 + phy_mm2 + uncore_mm2 + io_mm2
     return unit_mm2, die_mm2 + analog_tiles(designs, tech).area_mm2 / dies
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import FloatArray
-from dse.model.training.grid import NONE, OP, RECOMPUTES_LAYERS, Grid
+from dse.model.training.grid import NONE, OP, Grid, recomputes_layers
 from dse.model.training.memory import op_checkpoint
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
@@ -116,7 +116,7 @@ def recompute_factors(rc: np.ndarray, w: Workload) -> Recompute:
     layer, ``selective`` only attention, ``op`` a share of the linear layers
     (:func:`op_checkpoint`) and all the memory-bound operators but not attention."""
     share = op_checkpoint(w).recomputed_share
-    whole = np.isin(rc, RECOMPUTES_LAYERS)
+    whole = recomputes_layers(rc)
     matmul = np.select([whole, rc == OP], [4.0 / 3.0, 1.0 + share / 3.0], 1.0)
     attention = np.where((rc == NONE) | (rc == OP), 1.0, 4.0 / 3.0)
     other = np.where(whole | (rc == OP), 4.0 / 3.0, 1.0)

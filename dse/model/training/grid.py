@@ -18,8 +18,12 @@ from dse.units import GIGA, TERA
 
 FULL, SELECTIVE, NONE, OP, OFFLOAD = 2, 1, 0, 3, 4
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
-RECOMPUTES_LAYERS = (FULL, OFFLOAD)
-"""Policies that recompute whole layers from their inputs (kept in HBM, or offloaded to host)."""
+
+
+def recomputes_layers(rc: np.ndarray) -> np.ndarray:
+    """Where policy codes ``rc`` recompute whole layers from their inputs (``full``, kept in HBM,
+    or ``offload``, kept in host memory); same shape as ``rc``."""
+    return (rc == FULL) | (rc == OFFLOAD)
 
 
 def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, FloatArray, FloatArray]:

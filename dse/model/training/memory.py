@@ -210,12 +210,15 @@ def offload_time_s(g: Grid, lay: Layout, compute_s: FloatArray, w: Workload) -> 
     quarter of the stage's compute (forward 1, recomputed forward 1, backward 2), so each copy
     hides behind its own part: ``max(X/B_h − T/4, 0) + max(X/B_h − 3T/4, 0)`` with ``X`` the
     stage's layer-input bytes and ``B_h`` the host link's bandwidth each way."""
+    offloads = g.rc == OFFLOAD
+    if not offloads.any():
+        return np.zeros(np.broadcast_shapes(g.rc.shape, g.host_b_s.shape))
     input_b = 2.0 * lay.tokens_mb * float(w.d_model) / g.tp
     copy_s = lay.layers_per_stage * input_b / g.host_b_s
     exposed = np.maximum(copy_s - compute_s / 4.0, 0.0) + np.maximum(
         copy_s - 3.0 * compute_s / 4.0, 0.0
     )
-    return np.where(g.rc == OFFLOAD, exposed, 0.0)
+    return np.where(offloads, exposed, 0.0)
 
 
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:

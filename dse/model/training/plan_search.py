@@ -68,7 +68,7 @@ from dse.model.training.compute import (
     layer_linear_time_s,
     recompute_factors,
 )
-from dse.model.training.grid import RECOMPUTES_LAYERS, Grid, build_grid
+from dse.model.training.grid import Grid, build_grid, recomputes_layers
 from dse.model.training.memory import _per_token_layer_bytes, activations, elementwise_bytes
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
@@ -160,14 +160,14 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     )
     # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
     message_b = tokens_mb * w.d_model * 2.0
-    tp_collectives = np.where(np.isin(rc, RECOMPUTES_LAYERS), 12.0, 8.0) * layers_per_stage
+    tp_collectives = np.where(recomputes_layers(rc), 12.0, 8.0) * layers_per_stage
     tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
     link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
     # MoE all-to-all: max(a/up, b/out) >= (a + b)/(up + out), a + b >= k·(ep − 1)/ep copies.
     moe_bytes = np.zeros_like(tp)
     if w.is_moe:
-        count = np.where(np.isin(rc, RECOMPUTES_LAYERS), 6.0, 4.0) * layers_per_stage * moe_fraction
+        count = np.where(recomputes_layers(rc), 6.0, 4.0) * layers_per_stage * moe_fraction
         element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
         copies = float(w.experts_per_token) * (ep - 1.0) / ep
         one_b = tokens_mb / tp * w.d_model * element_b * copies / s.collective_efficiency

@@ -146,6 +146,10 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> No
         assert (bound[runs] <= model.step_s[runs]).all()
         # Tight enough to prune: a sizeable share of the step time.
         assert np.median((bound / model.step_s)[runs]) > 0.2
+        # The data-parallel part alone bounds the exposed gradient reduction (§2.7).
+        dp_part = plan_search.data_parallel_lower_bound(grid, bounds)
+        assert (dp_part[runs] <= model.dp_s[runs] * (1 + 1e-12)).all()
+        assert w.is_moe or (dp_part[runs] > 0).any()
         # numba: step time, and infinite only where the plan cannot run or cannot fit.
         compiled = np.empty((grid.chips.shape[0], len(plans)))
         _kernels.lower_bounds(
@@ -163,6 +167,12 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> No
             bounds.memory,
             np.ascontiguousarray(grid.capacity_b[:, 0]),
             compiled,
+            bounds.dp_bytes,
+            bounds.dp_bytes_per_mb,
+            bounds.batch_dp,
+            bounds.cp,
+            bounds.dp_step,
+            np.ascontiguousarray(grid.up_b_s[:, 0]),
         )
         fits = model.fits
         assert fits.any() and (runs & ~fits).any()

@@ -108,7 +108,13 @@ class PlanBounds:
     (micro-batches per replica times the cluster size); ``slots`` ``(k,)``: bubble slots;
     ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run. ``memory`` ``(7, k)``: the
     plan side of the memory lower bound (:func:`memory_bounds`). ``exp_per_attention_flop``:
-    the softmax exponentials per attention FLOP of the workload (§2.6).
+    the softmax exponentials per attention FLOP of the workload (§2.6). The data-parallel part,
+    once per step: ``dp_bytes`` ``(k,)`` the bytes a ZeRO-1 gradient reduction of a dense model
+    moves per rank at ``(D−1)/D = 1``, over the achieved link fraction, times the share no
+    overlap hides (0 for FSDP, MoE and a pinned ``dp``); ``dp_bytes_per_mb`` the same for FSDP's
+    weight gathers and gradient reduce-scatters of one micro-batch; ``batch_dp`` ``(k,)``
+    ``⌊B/b⌋``; ``cp`` ``(k,)``; ``dp_step`` ``(k,)`` the multiple that ``D`` is rounded down to
+    so that the expert groups tile the ranks (1 for dense models).
     """
 
     coefficients: FloatArray
@@ -118,6 +124,11 @@ class PlanBounds:
     tp: FloatArray
     memory: FloatArray
     exp_per_attention_flop: float
+    dp_bytes: FloatArray
+    dp_bytes_per_mb: FloatArray
+    batch_dp: FloatArray
+    cp: FloatArray
+    dp_step: FloatArray
 
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
@@ -183,6 +194,22 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         ]
     )
     replica = tp * pp * cp
+    # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step; the exposed part
+    # is at least (1 − o_dp) of it, over at most the scale-up bandwidth, without latency.
+    shared_grad_b = (w.total_params - w.expert_params) / (tp * pp) * s.grad_reduce_bytes_per_param
+    # Dense models only: for MoE the bound's arithmetic over every (design, plan) cell costs
+    # more than the cells it prunes (measured on Mixtral 8x7B).
+    searched_dense = (plans.dp == 0) & (not w.is_moe)
+    fsdp = plans.zero_stage == 3
+    dp_bytes = np.where(searched_dense & ~fsdp, 2.0 * shared_grad_b, 0.0)
+    # FSDP gathers each layer's weights twice and reduce-scatters its gradients per micro-batch.
+    fsdp_b = (
+        (w.total_params - w.expert_params)
+        / (tp * pp)
+        * (2.0 * s.weight_bytes_per_param + s.grad_reduce_bytes_per_param)
+    )
+    dp_bytes_per_mb = np.where(searched_dense & fsdp, fsdp_b, 0.0)
+    hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
     return PlanBounds(
         coefficients=np.maximum(coefficients, 0.0),
         replica_batches=float(w.global_batch_sequences) * replica / mb,
@@ -191,6 +218,11 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         tp=tp,
         memory=memory_bounds(plans, w, s),
         exp_per_attention_flop=EXPONENTIALS_PER_SCORE / (12.0 * float(w.head_dim)),
+        dp_bytes=dp_bytes * hidden_share,
+        dp_bytes_per_mb=dp_bytes_per_mb * hidden_share,
+        batch_dp=np.floor(float(w.global_batch_sequences) / mb),
+        cp=cp,
+        dp_step=np.maximum(ep / (tp * cp), 1.0),
     )
 
 
@@ -263,12 +295,28 @@ def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
     microbatches = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
     microbatches += bounds.slots
     stage *= microbatches
+    stage += data_parallel_lower_bound(g, bounds)
     stage *= 1.0 - BOUND_MARGIN
     cannot_run = bounds.replica[None, :] > g.chips
     if g.tp_searched:
         cannot_run |= bounds.tp[None, :] > np.maximum(g.domain, 1.0)
     stage[cannot_run] = np.inf
     return stage
+
+
+def data_parallel_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
+    """``(n, k)`` lower bound (s) of the exposed data-parallel traffic of a step (§2.7): ZeRO-1's
+    gradient reduction, or FSDP's gathers and reduce-scatters for the fewest micro-batches,
+    ``· (D·c − 1)/(D·c)`` over the scale-up bandwidth (no collective runs faster), with
+    ``D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋)`` rounded as :func:`~dse.model.training.parallelism.layout`
+    rounds it; only the shared (non-expert) parameters; 0 where no data-parallel rank shares
+    the weights."""
+    dp = np.minimum(np.floor(g.chips / bounds.replica[None, :]), bounds.batch_dp[None, :])
+    dp = np.floor(dp / bounds.dp_step[None, :]) * bounds.dp_step[None, :]
+    weight_dp = np.maximum(dp, 1.0) * bounds.cp[None, :]
+    fewest = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
+    per_step = bounds.dp_bytes[None, :] + fewest * bounds.dp_bytes_per_mb[None, :]
+    return per_step * (1.0 - 1.0 / weight_dp) / g.up_b_s
 
 
 def search_chunk(
@@ -368,6 +416,12 @@ def _search_compiled(
         bounds.memory,
         np.ascontiguousarray(g.capacity_b[:, 0]),
         lb,
+        bounds.dp_bytes,
+        bounds.dp_bytes_per_mb,
+        bounds.batch_dp,
+        bounds.cp,
+        bounds.dp_step,
+        np.ascontiguousarray(g.up_b_s[:, 0]),
     )
     # Books of the fastest allowed plan that fits (best), of the fastest that fits whether
     # allowed or not (fit; the same books without ``extra_s``), of the least memory.

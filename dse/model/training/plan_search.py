@@ -14,6 +14,8 @@ cells that could still win, and returns the same plan:
    tp beyond the scale-up domain) get an infinite bound; so do, memory first, cells whose
    lower bound of memory per chip (:func:`memory_bounds`: the most shards and the fewest
    micro-batches in flight the cluster allows) exceeds the design's HBM (numba books only).
+   Dense models add :func:`data_parallel_lower_bound`, the exposed share of the step's
+   data-parallel traffic that no overlap hides.
 2. Rounds. Per design, a threshold starts at 1.15× its smallest bound; every cell whose bound
    is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
    on the gathered cells only. Once a plan that fits is known, the threshold becomes the best

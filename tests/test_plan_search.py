@@ -171,7 +171,6 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits() -> No
             bounds.dp_bytes_per_mb,
             bounds.batch_dp,
             bounds.cp,
-            bounds.dp_step,
             np.ascontiguousarray(grid.up_b_s[:, 0]),
         )
         fits = model.fits

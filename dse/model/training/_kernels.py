@@ -31,15 +31,14 @@ def lower_bounds(
     dp_bytes_per_mb: np.ndarray,
     batch_dp: np.ndarray,
     cp: np.ndarray,
-    dp_step: np.ndarray,
     up_b_s: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(n, k)`` step-time bounds (infinite where the plan cannot run, or cannot fit by the
     memory bound of plan_search.memory_bounds: memory first); the first round's threshold per
     row (``first`` × its least bound); and the cells within it, row-major (design, plan).
     ``bounds`` is the ``(n, k)`` output, reused between calls: fresh pages cost more than the
-    bounds themselves. ``dp_bytes``, ``dp_bytes_per_mb``, ``batch_dp``, ``cp``, ``dp_step`` and ``up_b_s`` give the data-parallel
-    part (plan_search.data_parallel_lower_bound)."""
+    bounds themselves. ``dp_bytes``, ``dp_bytes_per_mb``, ``batch_dp``, ``cp`` and ``up_b_s``
+    give the data-parallel part (plan_search.data_parallel_lower_bound)."""
     n, j_terms = features.shape
     k = coefficients.shape[1]
     high = np.empty(n)
@@ -65,8 +64,7 @@ def lower_bounds(
             value = row[p] * (fewest + slots[p])
             per_step = dp_bytes[p] + fewest * dp_bytes_per_mb[p]
             if per_step > 0.0:
-                dp = min(np.floor(chips[i] / replica[p]), batch_dp[p])
-                dp = max(np.floor(dp / dp_step[p]) * dp_step[p], 1.0)
+                dp = max(min(np.floor(chips[i] / replica[p]), batch_dp[p]), 1.0)
                 value += per_step * (1.0 - 1.0 / (dp * cp[p])) / up_b_s[i]
             value *= scale
             shards = fewest * memory[5, p]  # 1 / (c·D_hi)

@@ -158,6 +158,12 @@ def elementwise_bytes(
     return tokens_mb * per_token / tp
 
 
+def layer_input_bytes(w: Workload, tokens_mb: FloatArray, tp: FloatArray) -> FloatArray:
+    """§2.5 Bytes of one layer's 16-bit input for ``tokens_mb`` tokens on one tensor-parallel
+    rank (sequence parallel): what full recompute keeps and offload copies to the host."""
+    return 2.0 * tokens_mb * float(w.d_model) / tp
+
+
 @dataclass(frozen=True)
 class Activations:
     """§2.5 Activation bytes of one micro-batch on one tensor-parallel rank: stored per layer
@@ -188,11 +194,11 @@ def activations(
     # backward pass.
     score_bytes = (5.0 if w.dropout > 0 else 2.0) if w.attention_kernel == "materialized" else 0.0
     scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp
-    input_b = 2.0 * tokens_mb * float(w.d_model) / tp
+    input_b = layer_input_bytes(w, tokens_mb, tp)
     op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
     kept = np.select(
         [rc == NONE, rc == SELECTIVE, rc == OP, rc == OFFLOAD],
-        [layer_b + scores_b, layer_b, op_b, 0.0 * input_b],
+        [layer_b + scores_b, layer_b, op_b, 0.0],
         input_b,
     )
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
@@ -213,7 +219,7 @@ def offload_time_s(g: Grid, lay: Layout, compute_s: FloatArray, w: Workload) -> 
     offloads = g.rc == OFFLOAD
     if not offloads.any():
         return np.zeros(np.broadcast_shapes(g.rc.shape, g.host_b_s.shape))
-    input_b = 2.0 * lay.tokens_mb * float(w.d_model) / g.tp
+    input_b = layer_input_bytes(w, lay.tokens_mb, g.tp)
     copy_s = lay.layers_per_stage * input_b / g.host_b_s
     exposed = np.maximum(copy_s - compute_s / 4.0, 0.0) + np.maximum(
         copy_s - 3.0 * compute_s / 4.0, 0.0

@@ -115,8 +115,7 @@ class PlanBounds:
     moves per rank at ``(D−1)/D = 1``, over the achieved link fraction, times the share no
     overlap hides (0 for FSDP, MoE and a pinned ``dp``); ``dp_bytes_per_mb`` the same for FSDP's
     weight gathers and gradient reduce-scatters of one micro-batch; ``batch_dp`` ``(k,)``
-    ``⌊B/b⌋``; ``cp`` ``(k,)``; ``dp_step`` ``(k,)`` the multiple that ``D`` is rounded down to
-    so that the expert groups tile the ranks (1 for dense models).
+    ``⌊B/b⌋``; ``cp`` ``(k,)``.
     """
 
     coefficients: FloatArray
@@ -130,7 +129,6 @@ class PlanBounds:
     dp_bytes_per_mb: FloatArray
     batch_dp: FloatArray
     cp: FloatArray
-    dp_step: FloatArray
 
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
@@ -198,18 +196,16 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     replica = tp * pp * cp
     # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step; the exposed part
     # is at least (1 − o_dp) of it, over at most the scale-up bandwidth, without latency.
-    shared_grad_b = (w.total_params - w.expert_params) / (tp * pp) * s.grad_reduce_bytes_per_param
+    shared_params = (w.total_params - w.expert_params) / (tp * pp)
     # Dense models only: for MoE the bound's arithmetic over every (design, plan) cell costs
     # more than the cells it prunes (measured on Mixtral 8x7B).
     searched_dense = (plans.dp == 0) & (not w.is_moe)
     fsdp = plans.zero_stage == 3
-    dp_bytes = np.where(searched_dense & ~fsdp, 2.0 * shared_grad_b, 0.0)
-    # FSDP gathers each layer's weights twice and reduce-scatters its gradients per micro-batch.
-    fsdp_b = (
-        (w.total_params - w.expert_params)
-        / (tp * pp)
-        * (2.0 * s.weight_bytes_per_param + s.grad_reduce_bytes_per_param)
+    dp_bytes = np.where(
+        searched_dense & ~fsdp, 2.0 * shared_params * s.grad_reduce_bytes_per_param, 0.0
     )
+    # FSDP gathers each layer's weights twice and reduce-scatters its gradients per micro-batch.
+    fsdp_b = shared_params * (2.0 * s.weight_bytes_per_param + s.grad_reduce_bytes_per_param)
     dp_bytes_per_mb = np.where(searched_dense & fsdp, fsdp_b, 0.0)
     hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
     return PlanBounds(
@@ -224,7 +220,6 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         dp_bytes_per_mb=dp_bytes_per_mb * hidden_share,
         batch_dp=np.floor(float(w.global_batch_sequences) / mb),
         cp=cp,
-        dp_step=np.maximum(ep / (tp * cp), 1.0),
     )
 
 
@@ -310,11 +305,10 @@ def data_parallel_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
     """``(n, k)`` lower bound (s) of the exposed data-parallel traffic of a step (§2.7): ZeRO-1's
     gradient reduction, or FSDP's gathers and reduce-scatters for the fewest micro-batches,
     ``· (D·c − 1)/(D·c)`` over the scale-up bandwidth (no collective runs faster), with
-    ``D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋)`` rounded as :func:`~dse.model.training.parallelism.layout`
-    rounds it; only the shared (non-expert) parameters; 0 where no data-parallel rank shares
+    ``D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋)`` as :func:`~dse.model.training.parallelism.layout` gives it
+    for a dense model (``dp_bytes`` are 0 for MoE plans); 0 where no data-parallel rank shares
     the weights."""
     dp = np.minimum(np.floor(g.chips / bounds.replica[None, :]), bounds.batch_dp[None, :])
-    dp = np.floor(dp / bounds.dp_step[None, :]) * bounds.dp_step[None, :]
     weight_dp = np.maximum(dp, 1.0) * bounds.cp[None, :]
     fewest = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
     per_step = bounds.dp_bytes[None, :] + fewest * bounds.dp_bytes_per_mb[None, :]
@@ -422,7 +416,6 @@ def _search_compiled(
         bounds.dp_bytes_per_mb,
         bounds.batch_dp,
         bounds.cp,
-        bounds.dp_step,
         np.ascontiguousarray(g.up_b_s[:, 0]),
     )
     # Books of the fastest allowed plan that fits (best), of the fastest that fits whether

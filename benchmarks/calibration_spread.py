@@ -29,6 +29,8 @@ def main(by: str = "source") -> None:
         values.setdefault("goodput", []).append(fold.goodput)
         for family, scale in fold.scales.items():
             values.setdefault(f"families.{family}", []).append(scale)
+        for vendor, scale in fold.vendor_scales.items():
+            values.setdefault(f"vendors.{vendor}", []).append(scale)
     print(f"{len(set(groups))} folds, left out by {by}")
     for key, vs in values.items():
         print(

@@ -219,33 +219,53 @@ class _Fit:
     setting: int
     scales: dict[str, float]
     goodput: float
+    vendor_scales: dict[str, float]
+
+
+def vendor(family: str) -> str:
+    """The vendor part of a family id (``amd`` of ``amd-cdna3``): the software stack its
+    families share (docs/model.md §4)."""
+    return family.split("-", 1)[0]
 
 
 def _fit(tables: _Tables, keep: Sequence[bool], assumed: float) -> _Fit:
     """Stage 1: the grid setting on the kept steady-state figures, each family that stage 2
     fits at its own level (:func:`_profiled_loss`); stage 2: each family's scale on its own
-    kept figures; stage 3: goodput on the kept full runs."""
+    kept figures, or, with too few of them, its vendor's scale fitted on the vendor's kept
+    figures of every family (then 1, Hopper's); stage 3: goodput on the kept full runs."""
     kept_grid = [[r for r, k in zip(t, keep, strict=True) if k] for t in tables.grid]
     fitted = _fitted_families(kept_grid[0])
     losses = [_profiled_loss(rows, fitted) for rows in kept_grid]
     best = min(range(len(losses)), key=losses.__getitem__)
-    scaled = tables.scaled(best)
+    vendors = _fit_scales(tables, best, keep, vendor)
     scales: dict[str, float] = {}
+    own = _fit_scales(tables, best, keep, lambda family: family)
     for family in tables.families:
         if family in FIXED_FAMILIES:
             scales[family] = 1.0
-            continue
-        members = [i for i, r in enumerate(tables.grid[best]) if keep[i] and r.family == family]
-        steady = [i for i in members if not _is_overhead_row(tables.grid[best][i])]
-        if len({tables.grid[best][i].run for i in steady}) < MIN_RUNS_PER_FAMILY:
-            scales[family] = 1.0
-            continue
-        scales[family] = min(
-            FAMILY_SCALES, key=lambda v: _throughput_loss([scaled[v][i] for i in steady])
-        )
+        else:
+            scales[family] = own.get(family) or vendors.get(vendor(family)) or 1.0
     rows = _rows_at(tables, best, scales)
     kept = [r for r, k in zip(rows, keep, strict=True) if k]
-    return _Fit(best, scales, fit_goodput(kept, assumed))
+    return _Fit(best, scales, fit_goodput(kept, assumed), vendors)
+
+
+def _fit_scales(
+    tables: _Tables, setting: int, keep: Sequence[bool], group: Callable[[str], str]
+) -> dict[str, float]:
+    """The gemm_efficiency_scale that fits each group of families best on its kept
+    steady-state figures (mean |log error|), for the groups with enough runs."""
+    rows = tables.grid[setting]
+    members: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if keep[i] and not _is_overhead_row(r) and r.metric != "energy_mwh":
+            members.setdefault(group(r.family), []).append(i)
+    scaled = tables.scaled(setting)
+    return {
+        name: min(FAMILY_SCALES, key=lambda v: _throughput_loss([scaled[v][i] for i in steady]))
+        for name, steady in members.items()
+        if len({rows[i].run for i in steady}) >= MIN_RUNS_PER_FAMILY
+    }
 
 
 def _rows_at(tables: _Tables, setting: int, scales: Mapping[str, float]) -> list[Comparison]:
@@ -278,8 +298,8 @@ def cross_validate(
 
     ``by`` names the grouping (``source``, ``family`` or ``run``). Returns one
     :class:`HeldOut` per figure and the constants fitted on all figures: the grid values,
-    ``goodput`` and ``family_scales`` (a held-out family gets scale 1, the measured Hopper
-    value, since nothing of it is known). ``tables`` (:func:`prediction_tables`) reuses the
+    ``goodput``, ``family_scales`` (a held-out family gets its vendor's scale, fitted on the
+    vendor's other families, else 1, the measured Hopper value) and ``vendor_scales``. ``tables`` (:func:`prediction_tables`) reuses the
     grid's predictions across groupings.
     """
     if by not in GROUPINGS:
@@ -306,6 +326,7 @@ def cross_validate(
     fitted: dict[str, Any] = {k: float(getattr(chosen, k)) for k in grid}
     fitted["goodput"] = everything.goodput
     fitted["family_scales"] = everything.scales
+    fitted["vendor_scales"] = everything.vendor_scales
     return out, fitted
 
 

@@ -87,6 +87,40 @@ def test_cross_validation_refits_without_the_left_out_group() -> None:
     assert fit_goodput([], 0.8) == 0.8
 
 
+def test_a_family_without_enough_runs_takes_its_vendors_scale() -> None:
+    """A family left out (or with fewer than three runs) is predicted at the scale its vendor's
+    other families fit together, not at Hopper's: the software stack is shared."""
+    from dse.calibration import cross_validate
+    from dse.validation import Comparison
+
+    # the step time of each family at gemm_efficiency_scale 1, relative to what was reported
+    slow = {"acme-a": 2.0, "acme-b": 2.0, "acme-c": 2.0, "other-x": 1.0}
+
+    def runs(settings, family_scales=None):
+        scales = family_scales or {}
+        return [
+            Comparison(
+                run=f"{family}-{i}",
+                model="m",
+                metric="step_time_s",
+                predicted=1.0 / slow[family] / scales.get(family, 1.0),
+                reported=1.0,
+                run_type="throughput",
+                source=f"{family} source",
+                family=family,
+            )
+            for family in slow
+            for i in range(3)
+        ]
+
+    held, fitted = cross_validate("family", grid={"dp_overlap": (0.25,)}, runs=runs)
+    assert fitted["family_scales"]["acme-a"] == 0.5
+    assert fitted["vendor_scales"]["acme"] == 0.5
+    by_family = {h.row.family: h for h in held}
+    assert abs(by_family["acme-b"].held_out_error) < 1e-9  # its vendor's other families: 0.5
+    assert abs(by_family["other-x"].held_out_error) < 1e-9  # no other family: 1
+
+
 def test_cross_validation_by_source_leaves_out_whole_publishers() -> None:
     """Tables of one publisher (two Megatron-Bridge summaries, every Neuron benchmark page) are
     left out together; MLPerf results go by submitter, papers by citation."""

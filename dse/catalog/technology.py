@@ -216,8 +216,11 @@ class Technology:
     (analog.toml; docs/model.md §1.2)."""
 
     def family(self, family_id: str) -> Family:
-        """A family by id; unknown ids get the ``unknown`` family's values."""
-        return self.families.get(family_id) or self.families["unknown"]
+        """A family by id; an id not in the table gets its vendor's values (the entry named by
+        the id's part before the first ``-``: ``amd`` for ``amd-cdna5``), else the ``unknown``
+        family's (docs/model.md §2.3)."""
+        vendor = family_id.split("-", 1)[0]
+        return self.families.get(family_id) or self.families.get(vendor) or self.families["unknown"]
 
     def node_ids(self) -> list[str]:
         return list(self.nodes)

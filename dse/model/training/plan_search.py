@@ -6,18 +6,18 @@ cells that could still win, and returns the same plan:
 
 1. A lower bound of every cell's step time from a few numbers per plan and per design: the
    matmul, attention and memory-bound work of one micro-batch on one stage at the sustained
-   rates and the *largest* efficiencies (no roofline, no kernel latency), plus the
-   tensor-parallel, pipeline and MoE traffic that no overlap can hide at the faster of the
-   links, times the fewest micro-batches the cluster allows (``B·t·p·c / (b·N)``, at least 1)
-   plus the bubble. The plan part is a ``(J, k)`` matrix computed once per workload, the design
-   part an ``(n, J)`` matrix. Cells that cannot run at all (a replica larger than the cluster,
-   tp beyond the scale-up domain) get an infinite bound; so do, memory first, cells whose
-   lower bound of memory per chip (:func:`memory_bounds`: the most shards and the fewest
-   micro-batches in flight the cluster allows) exceeds the design's HBM (numba books only).
-   Dense models add :func:`data_parallel_lower_bound`, the exposed share of the step's
-   data-parallel traffic that no overlap hides.
-2. Rounds. Per design, a threshold starts at 1.15× its smallest bound; every cell whose bound
-   is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
+   rates and the *largest* efficiencies (no roofline), the kernel latencies and the MoE
+   layers' fixed kernel time, plus the tensor-parallel, pipeline and MoE traffic that no
+   overlap can hide at the faster of the links, times the layout's micro-batches plus the
+   bubble; plus the exposed share of the step's data-parallel traffic
+   (:func:`data_parallel_lower_bound`). The layout — data parallelism ``D`` and whether the
+   plan runs at all — is the model's own (:func:`data_parallel_layout`): it depends only on the
+   cluster and the plan. The plan part is a ``(J, k)`` matrix computed once per workload, the
+   design part an ``(n, J)`` matrix. Cells that cannot run get an infinite bound; so do,
+   memory first, cells whose lower bound of memory per chip (:func:`memory_bounds`) exceeds
+   the design's HBM (numba books only).
+2. Rounds. Per design, a threshold starts at :data:`FIRST_THRESHOLD` × its smallest bound;
+   every cell whose bound is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
    on the gathered cells only. Once a plan that fits is known, the threshold becomes the best
    step time that fits; while none is known it doubles, at least to the next bound (numba
    books: it takes all plans left). A design is done when no cell with a bound ≤ its threshold
@@ -68,6 +68,7 @@ from dse.model.training.compute import (
     OPERAND_BYTES,
     gemm_time_s,
     layer_linear_time_s,
+    moe_overhead_s,
     recompute_factors,
 )
 from dse.model.training.grid import Grid, build_grid, recomputes_layers
@@ -87,9 +88,11 @@ from dse.settings import Settings
 BOUND_MARGIN = 1e-9
 """Relative slack taken off every lower bound so that rounding never lets it pass the exact
 step time it bounds."""
-FIRST_THRESHOLD = 1.15
+FIRST_THRESHOLD = 1.03
 """The first round evaluates the cells whose bound is within this factor of the design's
-smallest bound."""
+smallest bound. The bounds are within a few per cent of the step time at the best plan, so a
+small factor finds it (or one close to it) with few cells; the next round evaluates the rest
+below the best step time found."""
 GROWTH = 2.0
 """Factor by which the threshold of a design without a plan that fits grows per round."""
 SEARCH_CHUNK_CELLS = 2_000_000
@@ -106,29 +109,40 @@ class PlanBounds:
     """The plan side of the lower bound, once per (workload, plans, settings).
 
     ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
-    features of :func:`_design_features`; ``replica_batches`` ``(k,)``: ``B·t·p·c / b``
-    (micro-batches per replica times the cluster size); ``slots`` ``(k,)``: bubble slots;
-    ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run. ``memory`` ``(7, k)``: the
-    plan side of the memory lower bound (:func:`memory_bounds`). ``exp_per_attention_flop``:
-    the softmax exponentials per attention FLOP of the workload (§2.6). The data-parallel part,
-    once per step: ``dp_bytes`` ``(k,)`` the bytes a ZeRO-1 gradient reduction of a dense model
-    moves per rank at ``(D−1)/D = 1``, over the achieved link fraction, times the share no
-    overlap hides (0 for FSDP, MoE and a pinned ``dp``); ``dp_bytes_per_mb`` the same for FSDP's
-    weight gathers and gradient reduce-scatters of one micro-batch; ``batch_dp`` ``(k,)``
-    ``⌊B/b⌋``; ``cp`` ``(k,)``.
+    features of :func:`_design_features`. ``layout`` ``(8, k)``: what §2.4's layout needs per
+    plan, rows :data:`REPLICA` ``t·p·c``, :data:`TP`, :data:`BATCH_DP` ``⌊B/b⌋``,
+    :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
+    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``. ``slots`` ``(k,)``:
+    bubble slots. ``data_parallel`` ``(3, k)``: bytes each rank moves in the step's ZeRO-1
+    reduction of the shared parameters and of the experts (at ``(D−1)/D = 1``), and in FSDP's
+    gathers and reduce-scatters of one micro-batch, over the achieved link fraction, times the
+    share no overlap hides. ``memory`` ``(5, k)``: the plan side of the memory lower bound
+    (:func:`memory_bounds`). ``exp_per_attention_flop``: the softmax exponentials per attention
+    FLOP of the workload (§2.6); ``sequences``: ``B``.
     """
 
     coefficients: FloatArray
-    replica_batches: FloatArray
+    layout: FloatArray
     slots: FloatArray
-    replica: FloatArray
-    tp: FloatArray
+    data_parallel: FloatArray
     memory: FloatArray
     exp_per_attention_flop: float
-    dp_bytes: FloatArray
-    dp_bytes_per_mb: FloatArray
-    batch_dp: FloatArray
-    cp: FloatArray
+    sequences: float
+    pinned: bool
+
+    @property
+    def replica(self) -> FloatArray:
+        """``t·p·c`` per plan."""
+        return self.layout[REPLICA]
+
+    @property
+    def tp(self) -> FloatArray:
+        """Tensor parallelism per plan."""
+        return self.layout[TP]
+
+
+REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP = range(8)
+"""Rows of :attr:`PlanBounds.layout`."""
 
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
@@ -161,6 +175,8 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
         OPERAND_BYTES["bf16"], 1.0, s,
     )  # fmt: skip
+    # §2.6 the MoE layers' fixed kernel time, the same on every design
+    latency_s = latency_s + moe_overhead_s(w, layers_per_stage, ep, s) * redo.other
     _, attention_per_token = flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
     _, moe_fraction = _per_token_layer_bytes(w)
@@ -193,46 +209,58 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
             latency_s,
         ]
     )
-    replica = tp * pp * cp
-    # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step; the exposed part
-    # is at least (1 − o_dp) of it, over at most the scale-up bandwidth, without latency.
-    shared_params = (w.total_params - w.expert_params) / (tp * pp)
-    # Dense models only: for MoE the bound's arithmetic over every (design, plan) cell costs
-    # more than the cells it prunes (measured on Mixtral 8x7B).
-    searched_dense = (plans.dp == 0) & (not w.is_moe)
-    fsdp = plans.zero_stage == 3
-    dp_bytes = np.where(
-        searched_dense & ~fsdp, 2.0 * shared_params * s.grad_reduce_bytes_per_param, 0.0
-    )
+    # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step, the shared
+    # parameters over the D·c ranks that hold them, the experts over their expert_dp ranks;
     # FSDP gathers each layer's weights twice and reduce-scatters its gradients per micro-batch.
-    fsdp_b = shared_params * (2.0 * s.weight_bytes_per_param + s.grad_reduce_bytes_per_param)
-    dp_bytes_per_mb = np.where(searched_dense & fsdp, fsdp_b, 0.0)
+    # The exposed part is at least (1 − o_dp) of them, without latency.
+    shared_params = (w.total_params - w.expert_params) / (tp * pp)
+    expert_params = w.expert_params / (pp * ep)
+    fsdp = plans.zero_stage == 3
+    grad_b = s.grad_reduce_bytes_per_param
+    fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
     hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
+    data_parallel = hidden_share * np.stack(
+        [
+            np.where(fsdp, 0.0, 2.0 * shared_params * grad_b),
+            np.where(fsdp | (not w.is_moe), 0.0, 2.0 * expert_params * grad_b),
+            np.where(fsdp, fsdp_b, 0.0),
+        ]
+    )
+    sequences = float(w.global_batch_sequences)
+    layout = np.stack(
+        [
+            tp * pp * cp,
+            tp,
+            np.floor(sequences / mb),
+            np.maximum(ep / (tp * cp), 1.0),
+            plans.dp + 0.0,
+            mb + 0.0,
+            cp + 0.0,
+            ep / tp,
+        ]
+    )
     return PlanBounds(
         coefficients=np.maximum(coefficients, 0.0),
-        replica_batches=float(w.global_batch_sequences) * replica / mb,
+        layout=layout,
         slots=pipeline_bubble_slots(pp, vp, dual),
-        replica=replica,
-        tp=tp,
+        data_parallel=data_parallel,
         memory=memory_bounds(plans, w, s),
         exp_per_attention_flop=EXPONENTIALS_PER_SCORE / (12.0 * float(w.head_dim)),
-        dp_bytes=dp_bytes * hidden_share,
-        dp_bytes_per_mb=dp_bytes_per_mb * hidden_share,
-        batch_dp=np.floor(float(w.global_batch_sequences) / mb),
-        cp=cp,
+        sequences=sequences,
+        pinned=bool(plans.dp.any()),
     )
 
 
 def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
-    """§2.1, §2.5 The plan side of a lower bound of the memory per chip, ``(7, k)``.
+    """§2.1, §2.5 The plan side of a lower bound of the memory per chip, ``(5, k)``.
 
-    Memory falls as data parallelism grows (more shards, fewer micro-batches in flight), and
-    ``D ≤ D_hi = min(N/(t·p·c), B/b)``; with ``m_lo = B/(b·D_hi)`` the fewest micro-batches::
+    With the layout's ``D`` (:func:`data_parallel_layout`), ``m = B/(D·b)`` micro-batches and
+    the expert shards' ``D_e = max(t·c·D/e, 1)``::
 
-        M ≥ fixed + weight/(c·D_hi) + expert/max(t·c·D_hi/e, 1) + min(cap, m_lo)·stored
+        M ≥ fixed + weight/(c·D) + expert/D_e + min(cap, m)·stored
 
-    where ``1/(c·D_hi) = m_lo·b/(c·B)``. Rows: fixed, weight, expert, stored (activation bytes
-    per micro-batch in flight), cap (most micro-batches in flight), ``b/(c·B)``, ``e/t``.
+    Rows: fixed, weight, expert, stored (activation bytes per micro-batch in flight, at the
+    format that stores least), cap (most micro-batches in flight).
     """
     tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
     vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
@@ -263,8 +291,7 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     stored = layers_per_stage * act.kept_b * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
     cap = np.where(dual, pp + 1.0, pp)
     fixed = fixed + act.once_b
-    shards = mb / (cp * float(w.global_batch_sequences))
-    return np.stack([fixed, weight, expert, stored, cap, shards, ep / tp])
+    return np.stack([fixed, weight, expert, stored, cap])
 
 
 def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
@@ -286,33 +313,54 @@ def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
     )
 
 
+def data_parallel_layout(g: Grid, bounds: PlanBounds) -> tuple[np.ndarray, FloatArray]:
+    """``(n, k)``: whether each cell's layout is valid, and its data parallelism ``D`` (at
+    least 1), as :func:`~dse.model.training.parallelism.layout` computes them (§2.4) from the
+    cluster and the plan alone."""
+    lay = bounds.layout
+    replica, step = lay[REPLICA], lay[DP_STEP]
+    if bounds.pinned:
+        dp = lay[PINNED_DP] + 0.0 * g.chips
+    else:
+        dp = np.minimum(np.floor(g.chips / replica), lay[BATCH_DP])
+    dp = np.where(dp >= step, np.floor(dp / step) * step, 0.0)
+    valid = (dp >= 1.0) & (dp * replica <= g.chips) & (dp * lay[MICROBATCH] <= bounds.sequences)
+    if g.tp_searched:
+        valid &= lay[TP] <= np.maximum(g.domain, 1.0)
+    return valid, np.maximum(dp, 1.0)
+
+
 def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
     """``(n, k)`` lower bounds of the step time (s); infinite where the plan cannot run."""
+    valid, dp = data_parallel_layout(g, bounds)
     stage = _design_features(g, s, bounds.exp_per_attention_flop) @ bounds.coefficients
-    microbatches = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
-    microbatches += bounds.slots
-    stage *= microbatches
-    stage += data_parallel_lower_bound(g, bounds)
+    microbatches = bounds.sequences / (dp * bounds.layout[MICROBATCH])
+    stage *= microbatches + bounds.slots
+    stage += data_parallel_lower_bound(g, bounds, dp, microbatches)
     stage *= 1.0 - BOUND_MARGIN
-    cannot_run = bounds.replica[None, :] > g.chips
-    if g.tp_searched:
-        cannot_run |= bounds.tp[None, :] > np.maximum(g.domain, 1.0)
-    stage[cannot_run] = np.inf
+    stage[~valid] = np.inf
     return stage
 
 
-def data_parallel_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
-    """``(n, k)`` lower bound (s) of the exposed data-parallel traffic of a step (§2.7): ZeRO-1's
-    gradient reduction, or FSDP's gathers and reduce-scatters for the fewest micro-batches,
-    ``· (D·c − 1)/(D·c)`` over the scale-up bandwidth (no collective runs faster), with
-    ``D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋)`` as :func:`~dse.model.training.parallelism.layout` gives it
-    for a dense model (``dp_bytes`` are 0 for MoE plans); 0 where no data-parallel rank shares
-    the weights."""
-    dp = np.minimum(np.floor(g.chips / bounds.replica[None, :]), bounds.batch_dp[None, :])
-    weight_dp = np.maximum(dp, 1.0) * bounds.cp[None, :]
-    fewest = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
-    per_step = bounds.dp_bytes[None, :] + fewest * bounds.dp_bytes_per_mb[None, :]
-    return per_step * (1.0 - 1.0 / weight_dp) / g.up_b_s
+def data_parallel_lower_bound(
+    g: Grid, bounds: PlanBounds, dp: FloatArray, microbatches: FloatArray
+) -> FloatArray:
+    """``(n, k)`` lower bound (s) of the exposed data-parallel traffic of a step (§2.7) at data
+    parallelism ``dp`` and ``microbatches`` (:func:`data_parallel_layout`): ZeRO-1's reduction
+    of the shared parameters over ``D·c`` ranks and of the experts over
+    ``D_e = max(t·c·D/e, 1)``, or FSDP's gathers and reduce-scatters, each ``(G − 1)/G`` of the
+    bytes, over the data-parallel bandwidth of §2.7: the scale-up links where the ``t·D·c``
+    ranks share a domain, else the lesser of them and the scale-out links of the
+    ``clip(S/t, 1, D·c)`` ranks per domain."""
+    lay, (shared, expert, fsdp) = bounds.layout, bounds.data_parallel
+    weight_dp = dp * lay[CP]
+    expert_share = 1.0 - 1.0 / np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
+    per_step = (shared + microbatches * fsdp) * (1.0 - 1.0 / weight_dp) + expert * expert_share
+    per_domain = np.clip(g.domain / lay[TP], 1.0, weight_dp)
+    bandwidth = np.where(
+        lay[TP] * weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
+    )
+    return per_step / bandwidth
 
 
 def search_chunk(
@@ -383,6 +431,33 @@ def _compiled_kernels() -> ModuleType | None:
     return _kernels
 
 
+def compiled_lower_bounds(
+    g: Grid, s: Settings, bounds: PlanBounds, kernels: ModuleType, out: FloatArray
+) -> tuple[FloatArray, np.ndarray, np.ndarray]:
+    """:func:`_kernels.lower_bounds` of the designs of ``g`` into ``out`` ``(n, k)``: the bounds
+    of :func:`step_lower_bound`, also infinite where the memory bound exceeds the HBM; the
+    first round's threshold per design and the cells within it."""
+    return kernels.lower_bounds(
+        _design_features(g, s, bounds.exp_per_attention_flop),
+        bounds.coefficients,
+        bounds.layout,
+        bounds.slots,
+        bounds.data_parallel,
+        bounds.memory,
+        np.ascontiguousarray(g.chips[:, 0]),
+        np.ascontiguousarray(g.domain[:, 0]),
+        np.ascontiguousarray(g.up_b_s[:, 0]),
+        np.ascontiguousarray(g.out_b_s[:, 0]),
+        np.ascontiguousarray(g.capacity_b[:, 0]),
+        g.tp_searched,
+        bounds.pinned,
+        bounds.sequences,
+        1.0 - BOUND_MARGIN,
+        FIRST_THRESHOLD,
+        out,
+    )
+
+
 def _search_compiled(
     g: Grid,
     w: Workload,
@@ -397,27 +472,7 @@ def _search_compiled(
     design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     lb = _scratch(n * k).reshape(n, k)
-    high, design, plan = kernels.lower_bounds(
-        _design_features(g, s, bounds.exp_per_attention_flop),
-        bounds.coefficients,
-        bounds.replica_batches,
-        bounds.slots,
-        bounds.replica,
-        bounds.tp,
-        np.ascontiguousarray(g.chips[:, 0]),
-        np.ascontiguousarray(g.domain[:, 0]),
-        g.tp_searched,
-        1.0 - BOUND_MARGIN,
-        FIRST_THRESHOLD,
-        bounds.memory,
-        np.ascontiguousarray(g.capacity_b[:, 0]),
-        lb,
-        bounds.dp_bytes,
-        bounds.dp_bytes_per_mb,
-        bounds.batch_dp,
-        bounds.cp,
-        np.ascontiguousarray(g.up_b_s[:, 0]),
-    )
+    high, design, plan = compiled_lower_bounds(g, s, bounds, kernels, lb)
     # Books of the fastest allowed plan that fits (best), of the fastest that fits whether
     # allowed or not (fit; the same books without ``extra_s``), of the least memory.
     best_s = np.full(n, np.inf)

@@ -151,11 +151,20 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
     # Tight: most of the step time.
     assert np.median((bound / model.step_s)[runs]) > 0.7
     # Each part bounds its exact counterpart: the stage time of one micro-batch (compute,
-    # including the MoE layers' fixed kernel time, and the communication no overlap hides) ...
+    # including the MoE layers' fixed kernel time, and the communication no overlap hides, the
+    # MoE all-to-all's over the links of the design's domain) ...
     features = plan_search._design_features(grid, settings, bounds.exp_per_attention_flop)
-    stage = features @ bounds.coefficients
+    stage = features @ bounds.coefficients + plan_search.moe_lower_bound(grid, bounds)
     exact_stage = model.comp.total_s + model.comm.total_s
     assert (stage[runs] <= np.broadcast_to(exact_stage, stage.shape)[runs] * (1 + 1e-12)).all()
+    # The MoE all-to-all's part alone bounds the exposed all-to-all, close to it.
+    moe = plan_search.moe_lower_bound(grid, bounds)
+    exact_moe = np.broadcast_to(model.comm.moe_s, moe.shape)
+    assert (moe[runs] <= exact_moe[runs] * (1 + 1e-12)).all()
+    exposed = runs & (exact_moe > 0)
+    assert w.is_moe == exposed.any()
+    if w.is_moe:
+        assert np.median(moe[exposed] / exact_moe[exposed]) > 0.99
     # ... and the exposed data-parallel traffic (§2.7), for MoE too.
     microbatches = bounds.sequences / (dp * bounds.layout[plan_search.MICROBATCH])
     dp_part = plan_search.data_parallel_lower_bound(grid, bounds, dp, microbatches)

@@ -14,6 +14,7 @@ from dse.model.training.plan_search import (
     BATCH_DP,
     CP,
     DP_STEP,
+    EP,
     EP_OVER_TP,
     MICROBATCH,
     PINNED_DP,
@@ -33,11 +34,15 @@ def lower_bounds(
     slots: np.ndarray,
     data_parallel: np.ndarray,
     memory: np.ndarray,
+    moe: np.ndarray,
+    experts_per_token: float,
+    route_max_domains: float,
     chips: np.ndarray,
     domain: np.ndarray,
     up_b_s: np.ndarray,
     out_b_s: np.ndarray,
     capacity_b: np.ndarray,
+    low_precision: np.ndarray,
     tp_searched: bool,
     pinned: bool,
     sequences: float,
@@ -51,8 +56,8 @@ def lower_bounds(
     ``bounds`` is the ``(n, k)`` output, reused between calls: fresh pages cost more than the
     bounds themselves. The layout (plan_search.data_parallel_layout), the micro-batches and
     the data-parallel part (plan_search.data_parallel_lower_bound) follow the numpy code; the
-    loop over plans has no branch, so that it runs on vector units. Six features
-    (plan_search._design_features)."""
+    loop over plans has no branch (but loop-invariant ones), so that it runs on vector units.
+    Five features (plan_search._design_features)."""
     n, k = features.shape[0], coefficients.shape[1]
     high = np.empty(n)
     design = np.empty(n * k, np.int64)
@@ -63,19 +68,25 @@ def lower_bounds(
     ep_over_tp = layout[EP_OVER_TP]
     inverse_microbatch, inverse_cp = 1.0 / microbatch, 1.0 / cp
     shared_b, expert_b, fsdp_b = data_parallel[0], data_parallel[1], data_parallel[2]
-    fixed_b, weight_b, expert_state_b = memory[0], memory[1], memory[2]
-    stored_b, in_flight_cap = memory[3], memory[4]
+    weight_b, expert_state_b, in_flight_cap = memory[1], memory[2], memory[4]
     c0, c1, c2 = coefficients[0], coefficients[1], coefficients[2]
-    c3, c4, c5 = coefficients[3], coefficients[4], coefficients[5]
+    c3, c4 = coefficients[3], coefficients[4]
+    ep = layout[EP]
+    inverse_ep = 1.0 / ep
+    is_moe = experts_per_token > 0.0
+    routed = route_max_domains > 0.0
     for i in range(n):
         row = bounds[i]
         f0, f1, f2 = features[i, 0], features[i, 1], features[i, 2]
-        f3, f4, f5 = features[i, 3], features[i, 4], features[i, 5]
+        f3, f4 = features[i, 3], features[i, 4]
         top_tp = max(domain[i], 1.0) if tp_searched else np.inf
         chips_i, domain_i, capacity = chips[i], domain[i], capacity_b[i]
         inverse_up = 1.0 / up_b_s[i]
         inverse_out = 1.0 / out_b_s[i]
         inverse_domain = 1.0 / domain_i
+        # the activations of the format the design runs (memory_bounds' rows)
+        fixed_b = memory[0] if low_precision[i] else memory[5]
+        stored_b = memory[3] if low_precision[i] else memory[6]
         for p in range(k):
             # §2.4 layout: D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋), rounded to the expert groups
             searched = min(np.floor(chips_i / replica[p]), batch_dp[p])
@@ -104,7 +115,14 @@ def lower_bounds(
             per_step = (shared_b[p] + microbatches * fsdp_b[p]) * (
                 1.0 - inverse_weight_dp
             ) + expert_b[p] * (1.0 - expert_inverse)
-            stage = f0 * c0[p] + f1 * c1[p] + f2 * c2[p] + f3 * c3[p] + f4 * c4[p] + f5 * c5[p]
+            stage = f0 * c0[p] + f1 * c1[p] + f2 * c2[p] + f3 * c3[p] + f4 * c4[p]
+            if is_moe:
+                # §2.7 the all-to-all's copies beyond the domain on scale-out, the others on
+                # scale-up, both at once (plan_search.moe_lower_bound)
+                remote = experts_per_token * (ep[p] - min(ep[p], domain_i)) * inverse_ep[p]
+                remote = min(remote, route_max_domains) if routed else remote
+                local = max(experts_per_token * (ep[p] - 1.0) * inverse_ep[p] - remote, 0.0)
+                stage += moe[p] * max(local * inverse_up, remote * inverse_out)
             value = (stage * (microbatches + slots[p]) + per_step * inverse_bw) * scale
             least_b = (
                 fixed_b[p]

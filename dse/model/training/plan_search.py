@@ -7,15 +7,15 @@ cells that could still win, and returns the same plan:
 1. A lower bound of every cell's step time from a few numbers per plan and per design: the
    matmul, attention and memory-bound work of one micro-batch on one stage at the sustained
    rates and the *largest* efficiencies (no roofline), the kernel latencies and the MoE
-   layers' fixed kernel time, plus the tensor-parallel, pipeline and MoE traffic that no
-   overlap can hide at the faster of the links, times the layout's micro-batches plus the
+   layers' fixed kernel time, plus the tensor-parallel and pipeline traffic that no overlap
+   can hide at the faster of the links and the MoE all-to-all's (:func:`moe_lower_bound`), times the layout's micro-batches plus the
    bubble; plus the exposed share of the step's data-parallel traffic
    (:func:`data_parallel_lower_bound`). The layout — data parallelism ``D`` and whether the
    plan runs at all — is the model's own (:func:`data_parallel_layout`): it depends only on the
    cluster and the plan. The plan part is a ``(J, k)`` matrix computed once per workload, the
    design part an ``(n, J)`` matrix. Cells that cannot run get an infinite bound; so do,
-   memory first, cells whose lower bound of memory per chip (:func:`memory_bounds`) exceeds
-   the design's HBM (numba books only).
+   memory first, cells whose lower bound of memory per chip (:func:`memory_bounds`, with the
+   activations of the format the design runs) exceeds the design's HBM (numba books only).
 2. Rounds. Per design, a threshold starts at :data:`FIRST_THRESHOLD` × its smallest bound;
    every cell whose bound is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
    on the gathered cells only. Once a plan that fits is known, the threshold becomes the best
@@ -109,14 +109,16 @@ class PlanBounds:
     """The plan side of the lower bound, once per (workload, plans, settings).
 
     ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
-    features of :func:`_design_features`. ``layout`` ``(8, k)``: what §2.4's layout needs per
+    features of :func:`_design_features`. ``moe`` ``(k,)``: the exposed seconds × bandwidth of
+    one token copy in the stage's MoE all-to-alls per micro-batch (:func:`moe_lower_bound`;
+    ``experts_per_token`` ``k`` and ``route_max_domains`` too). ``layout`` ``(9, k)``: what §2.4's layout needs per
     plan, rows :data:`REPLICA` ``t·p·c``, :data:`TP`, :data:`BATCH_DP` ``⌊B/b⌋``,
     :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
-    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``. ``slots`` ``(k,)``:
+    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`. ``slots`` ``(k,)``:
     bubble slots. ``data_parallel`` ``(3, k)``: bytes each rank moves in the step's ZeRO-1
     reduction of the shared parameters and of the experts (at ``(D−1)/D = 1``), and in FSDP's
     gathers and reduce-scatters of one micro-batch, over the achieved link fraction, times the
-    share no overlap hides. ``memory`` ``(5, k)``: the plan side of the memory lower bound
+    share no overlap hides. ``memory`` ``(7, k)``: the plan side of the memory lower bound
     (:func:`memory_bounds`). ``exp_per_attention_flop``: the softmax exponentials per attention
     FLOP of the workload (§2.6); ``sequences``: ``B``.
     """
@@ -129,6 +131,9 @@ class PlanBounds:
     exp_per_attention_flop: float
     sequences: float
     pinned: bool
+    moe: FloatArray
+    experts_per_token: float
+    route_max_domains: float
 
     @property
     def replica(self) -> FloatArray:
@@ -141,7 +146,7 @@ class PlanBounds:
         return self.layout[TP]
 
 
-REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP = range(8)
+REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP = range(9)
 """Rows of :attr:`PlanBounds.layout`."""
 
 
@@ -191,21 +196,20 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
     link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
-    # MoE all-to-all: max(a/up, b/out) >= (a + b)/(up + out), a + b >= k·(ep − 1)/ep copies.
-    moe_bytes = np.zeros_like(tp)
+    # §2.7 MoE all-to-all: count × the bytes of one token over the achieved link fraction, per
+    # token copy (the copies per link depend on ep and the design's domain, moe_lower_bound).
+    moe_b = np.zeros_like(tp)
     if w.is_moe:
         count = np.where(recomputes_layers(rc), 6.0, 4.0) * layers_per_stage * moe_fraction
         element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
-        copies = float(w.experts_per_token) * (ep - 1.0) / ep
-        one_b = tokens_mb / tp * w.d_model * element_b * copies / s.collective_efficiency
-        moe_bytes = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
+        one_b = tokens_mb / tp * w.d_model * element_b / s.collective_efficiency
+        moe_b = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
     coefficients = np.stack(
         [
             linear_flops * matmul_redo + logits_flops,
             attention_flops * attention_redo * (1.0 + s.attention_overhead_tokens * cp / w.seq_len),
             memory_bytes * redo.other,
             link_bytes,
-            moe_bytes,
             latency_s,
         ]
     )
@@ -237,6 +241,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
             mb + 0.0,
             cp + 0.0,
             ep / tp,
+            ep + 0.0,
         ]
     )
     return PlanBounds(
@@ -248,19 +253,24 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         exp_per_attention_flop=EXPONENTIALS_PER_SCORE / (12.0 * float(w.head_dim)),
         sequences=sequences,
         pinned=bool(plans.dp.any()),
+        moe=moe_b,
+        experts_per_token=float(w.experts_per_token) if w.is_moe else 0.0,
+        route_max_domains=float(w.route_max_domains or 0),
     )
 
 
 def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
-    """§2.1, §2.5 The plan side of a lower bound of the memory per chip, ``(5, k)``.
+    """§2.1, §2.5 The plan side of a lower bound of the memory per chip, ``(7, k)``.
 
     With the layout's ``D`` (:func:`data_parallel_layout`), ``m = B/(D·b)`` micro-batches and
     the expert shards' ``D_e = max(t·c·D/e, 1)``::
 
         M ≥ fixed + weight/(c·D) + expert/D_e + min(cap, m)·stored
 
-    Rows: fixed, weight, expert, stored (activation bytes per micro-batch in flight, at the
-    format that stores least), cap (most micro-batches in flight).
+    Rows: fixed, weight, expert, stored (activation bytes per micro-batch in flight), cap (most
+    micro-batches in flight), for a design that runs the workload's format (fp8/fp4 or 16-bit,
+    :attr:`~dse.model.training.grid.Grid.low_precision`); then fixed and stored for one that
+    runs an fp8/fp4 workload in 16-bit.
     """
     tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
     vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
@@ -286,17 +296,29 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     weight = np.where(fsdp, per_state * shared, weight)
     expert = np.where(fsdp, per_state * local_experts, expert)
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
-    # Activations (§2.5), as memory.memory computes them.
-    act = activations(w, mb * float(w.seq_len) / cp, tp, rc)
-    stored = layers_per_stage * act.kept_b * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    # Activations (§2.5), as memory.memory computes them, in the workload's format and in 16-bit.
+    in_flight = layers_per_stage * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    low, sixteen = (
+        activations(w, mb * float(w.seq_len) / cp, tp, rc, low_precision)
+        for low_precision in (True, False)
+    )
     cap = np.where(dual, pp + 1.0, pp)
-    fixed = fixed + act.once_b
-    return np.stack([fixed, weight, expert, stored, cap])
+    return np.stack(
+        [
+            fixed + low.once_b,
+            weight,
+            expert,
+            in_flight * low.kept_b,
+            cap,
+            fixed + sixteen.once_b,
+            in_flight * sixteen.kept_b,
+        ]
+    )
 
 
 def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
     """``(n, J)`` design side of the bound: seconds per FLOP of matmuls and of attention at the
-    largest efficiency, per HBM byte, per byte on the faster link, per byte on both links; 1
+    largest efficiency, per HBM byte, per byte on the faster link; 1
     (for the kernel latencies)."""
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
@@ -307,7 +329,6 @@ def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
             1.0 / (attention_eff * g.attention_rate) + exp_per_flop / g.exp_rate,
             1.0 / g.hbm_b_s,
             1.0 / np.maximum(g.up_b_s, g.out_b_s),
-            1.0 / (g.up_b_s + g.out_b_s),
             np.ones_like(g.chips),
         ]
     )
@@ -330,10 +351,28 @@ def data_parallel_layout(g: Grid, bounds: PlanBounds) -> tuple[np.ndarray, Float
     return valid, np.maximum(dp, 1.0)
 
 
+def moe_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
+    """``(n, k)`` the exposed MoE all-to-all time (s) of one micro-batch on one stage beyond the
+    overlapped fraction (§2.7, :func:`~dse.model.training.collectives.all_to_all_time_s`): of
+    a token's ``k·(e − 1)/e`` copies to other ranks, those beyond the design's scale-up domain
+    (at most ``route_max_domains`` with node-limited routing) cross the scale-out network, the
+    others the scale-up links, both at once."""
+    if not bounds.experts_per_token:
+        return np.zeros((g.chips.shape[0], bounds.moe.shape[0]))
+    ep = bounds.layout[EP]
+    experts = bounds.experts_per_token
+    remote = experts * (ep - np.minimum(ep, g.domain)) / ep
+    if bounds.route_max_domains:
+        remote = np.minimum(remote, bounds.route_max_domains)
+    local = np.maximum(experts * (ep - 1.0) / ep - remote, 0.0)
+    return bounds.moe * np.maximum(local / g.up_b_s, remote / g.out_b_s)
+
+
 def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
     """``(n, k)`` lower bounds of the step time (s); infinite where the plan cannot run."""
     valid, dp = data_parallel_layout(g, bounds)
     stage = _design_features(g, s, bounds.exp_per_attention_flop) @ bounds.coefficients
+    stage += moe_lower_bound(g, bounds)
     microbatches = bounds.sequences / (dp * bounds.layout[MICROBATCH])
     stage *= microbatches + bounds.slots
     stage += data_parallel_lower_bound(g, bounds, dp, microbatches)
@@ -444,11 +483,15 @@ def compiled_lower_bounds(
         bounds.slots,
         bounds.data_parallel,
         bounds.memory,
+        bounds.moe,
+        bounds.experts_per_token,
+        bounds.route_max_domains,
         np.ascontiguousarray(g.chips[:, 0]),
         np.ascontiguousarray(g.domain[:, 0]),
         np.ascontiguousarray(g.up_b_s[:, 0]),
         np.ascontiguousarray(g.out_b_s[:, 0]),
         np.ascontiguousarray(g.capacity_b[:, 0]),
+        np.ascontiguousarray(np.broadcast_to(g.low_precision, g.chips.shape)[:, 0]),
         g.tp_searched,
         bounds.pinned,
         bounds.sequences,

@@ -181,8 +181,8 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
     finite = np.isfinite(compiled)
     assert (compiled[finite] <= model.step_s[finite]).all()
     np.testing.assert_allclose(compiled[finite], bound[finite], rtol=1e-12)
-    # The memory bound prunes most plans that do not fit.
-    assert np.isinf(compiled[runs & ~fits]).mean() > 0.9
+    # The memory bound, in the format each design runs, prunes nearly every plan that does not fit.
+    assert np.isinf(compiled[runs & ~fits]).mean() > 0.99
 
 
 @pytest.mark.parametrize(

@@ -10,75 +10,138 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from dse.model.training.plan_search import (
+    BATCH_DP,
+    CP,
+    DP_STEP,
+    EP,
+    EP_OVER_TP,
+    MICROBATCH,
+    PINNED_DP,
+    REPLICA,
+    TP,
+)
 
-@njit(cache=True, nogil=True)
+_LARGEST = np.finfo(np.float64).max
+"""The largest finite bound: ``bound <= min(high, _LARGEST)`` is ``bound <= high`` and finite."""
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def lower_bounds(
     features: np.ndarray,
     coefficients: np.ndarray,
-    replica_batches: np.ndarray,
+    layout: np.ndarray,
     slots: np.ndarray,
-    replica: np.ndarray,
-    tp: np.ndarray,
+    data_parallel: np.ndarray,
+    memory: np.ndarray,
+    moe: np.ndarray,
+    experts_per_token: float,
+    route_max_domains: float,
     chips: np.ndarray,
     domain: np.ndarray,
+    up_b_s: np.ndarray,
+    out_b_s: np.ndarray,
+    capacity_b: np.ndarray,
+    low_precision: np.ndarray,
     tp_searched: bool,
+    pinned: bool,
+    sequences: float,
     scale: float,
     first: float,
-    memory: np.ndarray,
-    capacity_b: np.ndarray,
     bounds: np.ndarray,
-    dp_bytes: np.ndarray,
-    dp_bytes_per_mb: np.ndarray,
-    batch_dp: np.ndarray,
-    cp: np.ndarray,
-    up_b_s: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(n, k)`` step-time bounds (infinite where the plan cannot run, or cannot fit by the
     memory bound of plan_search.memory_bounds: memory first); the first round's threshold per
     row (``first`` × its least bound); and the cells within it, row-major (design, plan).
     ``bounds`` is the ``(n, k)`` output, reused between calls: fresh pages cost more than the
-    bounds themselves. ``dp_bytes``, ``dp_bytes_per_mb``, ``batch_dp``, ``cp`` and ``up_b_s``
-    give the data-parallel part (plan_search.data_parallel_lower_bound)."""
-    n, j_terms = features.shape
-    k = coefficients.shape[1]
+    bounds themselves. The layout (plan_search.data_parallel_layout), the micro-batches and
+    the data-parallel part (plan_search.data_parallel_lower_bound) follow the numpy code; the
+    loop over plans has no branch (but loop-invariant ones), so that it runs on vector units.
+    Five features (plan_search._design_features)."""
+    n, k = features.shape[0], coefficients.shape[1]
     high = np.empty(n)
     design = np.empty(n * k, np.int64)
     plan = np.empty(n * k, np.int64)
     count = 0
+    replica, tp, batch_dp, dp_step = layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP]
+    pinned_dp, microbatch, cp = layout[PINNED_DP], layout[MICROBATCH], layout[CP]
+    ep_over_tp = layout[EP_OVER_TP]
+    inverse_microbatch, inverse_cp = 1.0 / microbatch, 1.0 / cp
+    shared_b, expert_b, fsdp_b = data_parallel[0], data_parallel[1], data_parallel[2]
+    weight_b, expert_state_b, in_flight_cap = memory[1], memory[2], memory[4]
+    c0, c1, c2 = coefficients[0], coefficients[1], coefficients[2]
+    c3, c4 = coefficients[3], coefficients[4]
+    ep = layout[EP]
+    inverse_ep = 1.0 / ep
+    is_moe = experts_per_token > 0.0
+    routed = route_max_domains > 0.0
     for i in range(n):
         row = bounds[i]
-        f0 = features[i, 0]
-        for p in range(k):
-            row[p] = f0 * coefficients[0, p]
-        for j in range(1, j_terms):
-            f = features[i, j]
-            for p in range(k):
-                row[p] += f * coefficients[j, p]
+        f0, f1, f2 = features[i, 0], features[i, 1], features[i, 2]
+        f3, f4 = features[i, 3], features[i, 4]
         top_tp = max(domain[i], 1.0) if tp_searched else np.inf
-        inverse_chips = 1.0 / chips[i]
-        low = np.inf
-        capacity = capacity_b[i]
-        chips_i = chips[i]
+        chips_i, domain_i, capacity = chips[i], domain[i], capacity_b[i]
+        inverse_up = 1.0 / up_b_s[i]
+        inverse_out = 1.0 / out_b_s[i]
+        inverse_domain = 1.0 / domain_i
+        # the activations of the format the design runs (memory_bounds' rows)
+        fixed_b = memory[0] if low_precision[i] else memory[5]
+        stored_b = memory[3] if low_precision[i] else memory[6]
         for p in range(k):
-            fewest = max(inverse_chips * replica_batches[p], 1.0)
-            value = row[p] * (fewest + slots[p])
-            per_step = dp_bytes[p] + fewest * dp_bytes_per_mb[p]
-            if per_step > 0.0:
-                dp = max(min(np.floor(chips[i] / replica[p]), batch_dp[p]), 1.0)
-                value += per_step * (1.0 - 1.0 / (dp * cp[p])) / up_b_s[i]
-            value *= scale
-            shards = fewest * memory[5, p]  # 1 / (c·D_hi)
-            least_b = (
-                memory[0, p]
-                + memory[1, p] * shards
-                + memory[2, p] * min(shards * memory[6, p], 1.0)
-                + min(memory[4, p], fewest) * memory[3, p]
+            # §2.4 layout: D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋), rounded to the expert groups
+            searched = min(np.floor(chips_i / replica[p]), batch_dp[p])
+            dp = pinned_dp[p] if pinned else searched
+            step = dp_step[p]
+            dp = np.floor(dp / step) * step if dp >= step else 0.0
+            runs = (
+                (dp >= 1.0)
+                & (dp * replica[p] <= chips_i)
+                & (dp * microbatch[p] <= sequences)
+                & (tp[p] <= top_tp)
             )
-            cannot = (replica[p] > chips_i) | (tp[p] > top_tp) | (least_b * scale > capacity)
-            row[p] = np.inf if cannot else value
-        for p in range(k):
-            low = min(low, row[p])
-        hi = low * first
+            dp = max(dp, 1.0)
+            inverse_dp = 1.0 / dp
+            microbatches = sequences * inverse_dp * inverse_microbatch[p]
+            weight_dp = dp * cp[p]
+            inverse_weight_dp = inverse_dp * inverse_cp[p]
+            # §2.7 the data-parallel bandwidth: scale-up, or the domain's scale-out links
+            per_domain = max(min(tp[p] * inverse_domain, 1.0), inverse_weight_dp)
+            inverse_bw = (
+                inverse_up
+                if tp[p] * weight_dp <= domain_i
+                else max(inverse_up, inverse_out * per_domain)
+            )
+            expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
+            per_step = (shared_b[p] + microbatches * fsdp_b[p]) * (
+                1.0 - inverse_weight_dp
+            ) + expert_b[p] * (1.0 - expert_inverse)
+            stage = f0 * c0[p] + f1 * c1[p] + f2 * c2[p] + f3 * c3[p] + f4 * c4[p]
+            if is_moe:
+                # §2.7 the all-to-all's copies beyond the domain on scale-out, the others on
+                # scale-up, both at once (plan_search.moe_lower_bound)
+                remote = experts_per_token * (ep[p] - min(ep[p], domain_i)) * inverse_ep[p]
+                remote = min(remote, route_max_domains) if routed else remote
+                local = max(experts_per_token * (ep[p] - 1.0) * inverse_ep[p] - remote, 0.0)
+                stage += moe[p] * max(local * inverse_up, remote * inverse_out)
+            value = (stage * (microbatches + slots[p]) + per_step * inverse_bw) * scale
+            least_b = (
+                fixed_b[p]
+                + weight_b[p] * inverse_weight_dp
+                + expert_state_b[p] * expert_inverse
+                + min(in_flight_cap[p], microbatches) * stored_b[p]
+            )
+            row[p] = value if runs & (least_b * scale <= capacity) else np.inf
+        # the least bound, four chains at once
+        l0 = l1 = l2 = l3 = np.inf
+        quad = k - k % 4
+        for p in range(0, quad, 4):
+            l0 = min(l0, row[p])
+            l1 = min(l1, row[p + 1])
+            l2 = min(l2, row[p + 2])
+            l3 = min(l3, row[p + 3])
+        for p in range(quad, k):
+            l0 = min(l0, row[p])
+        hi = min(min(l0, l1), min(l2, l3)) * first
         high[i] = hi
         if hi == np.inf:
             continue
@@ -92,31 +155,31 @@ def lower_bounds(
 
 @njit(cache=True, nogil=True)
 def select(bounds: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The cells with ``low < bound <= high`` (finite) of their row, row-major."""
+    """The cells with ``low < bound <= high`` (finite) of their row, row-major; one pass, into
+    buffers of every cell's size whose untouched pages cost nothing. Blocks of 16 plans are
+    tested at once (on vector units) and only blocks with a hit are gathered."""
     n, k = bounds.shape
-    count = 0
-    for i in range(n):
-        lo, hi = low[i], high[i]
-        if not hi > lo:
-            continue
-        for p in range(k):
-            v = bounds[i, p]
-            if lo < v <= hi and v != np.inf:
-                count += 1
-    design = np.empty(count, np.int64)
-    plan = np.empty(count, np.int64)
+    design = np.empty(n * k, np.int64)
+    plan = np.empty(n * k, np.int64)
     c = 0
     for i in range(n):
-        lo, hi = low[i], high[i]
+        lo, hi = low[i], min(high[i], _LARGEST)
         if not hi > lo:
             continue
-        for p in range(k):
-            v = bounds[i, p]
-            if lo < v <= hi and v != np.inf:
-                design[c] = i
-                plan[c] = p
-                c += 1
-    return design, plan
+        row = bounds[i]
+        for start in range(0, k, 16):
+            stop = min(start + 16, k)
+            hit = False
+            for p in range(start, stop):
+                hit |= (lo < row[p]) & (row[p] <= hi)
+            if not hit:
+                continue
+            for p in range(start, stop):
+                if lo < row[p] <= hi:
+                    design[c] = i
+                    plan[c] = p
+                    c += 1
+    return design[:c].copy(), plan[:c].copy()
 
 
 @njit(cache=True, nogil=True)

@@ -6,18 +6,18 @@ cells that could still win, and returns the same plan:
 
 1. A lower bound of every cell's step time from a few numbers per plan and per design: the
    matmul, attention and memory-bound work of one micro-batch on one stage at the sustained
-   rates and the *largest* efficiencies (no roofline, no kernel latency), plus the
-   tensor-parallel, pipeline and MoE traffic that no overlap can hide at the faster of the
-   links, times the fewest micro-batches the cluster allows (``B·t·p·c / (b·N)``, at least 1)
-   plus the bubble. The plan part is a ``(J, k)`` matrix computed once per workload, the design
-   part an ``(n, J)`` matrix. Cells that cannot run at all (a replica larger than the cluster,
-   tp beyond the scale-up domain) get an infinite bound; so do, memory first, cells whose
-   lower bound of memory per chip (:func:`memory_bounds`: the most shards and the fewest
-   micro-batches in flight the cluster allows) exceeds the design's HBM (numba books only).
-   Dense models add :func:`data_parallel_lower_bound`, the exposed share of the step's
-   data-parallel traffic that no overlap hides.
-2. Rounds. Per design, a threshold starts at 1.15× its smallest bound; every cell whose bound
-   is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
+   rates and the *largest* efficiencies (no roofline), the kernel latencies and the MoE
+   layers' fixed kernel time, plus the tensor-parallel and pipeline traffic that no overlap
+   can hide at the faster of the links and the MoE all-to-all's (:func:`moe_lower_bound`), times the layout's micro-batches plus the
+   bubble; plus the exposed share of the step's data-parallel traffic
+   (:func:`data_parallel_lower_bound`). The layout — data parallelism ``D`` and whether the
+   plan runs at all — is the model's own (:func:`data_parallel_layout`): it depends only on the
+   cluster and the plan. The plan part is a ``(J, k)`` matrix computed once per workload, the
+   design part an ``(n, J)`` matrix. Cells that cannot run get an infinite bound; so do,
+   memory first, cells whose lower bound of memory per chip (:func:`memory_bounds`, with the
+   activations of the format the design runs) exceeds the design's HBM (numba books only).
+2. Rounds. Per design, a threshold starts at :data:`FIRST_THRESHOLD` × its smallest bound;
+   every cell whose bound is within the threshold is evaluated exactly (:func:`~dse.model.training.step.step_model`)
    on the gathered cells only. Once a plan that fits is known, the threshold becomes the best
    step time that fits; while none is known it doubles, at least to the next bound (numba
    books: it takes all plans left). A design is done when no cell with a bound ≤ its threshold
@@ -68,6 +68,7 @@ from dse.model.training.compute import (
     OPERAND_BYTES,
     gemm_time_s,
     layer_linear_time_s,
+    moe_overhead_s,
     recompute_factors,
 )
 from dse.model.training.grid import Grid, build_grid, recomputes_layers
@@ -87,9 +88,11 @@ from dse.settings import Settings
 BOUND_MARGIN = 1e-9
 """Relative slack taken off every lower bound so that rounding never lets it pass the exact
 step time it bounds."""
-FIRST_THRESHOLD = 1.15
+FIRST_THRESHOLD = 1.03
 """The first round evaluates the cells whose bound is within this factor of the design's
-smallest bound."""
+smallest bound. The bounds are within a few per cent of the step time at the best plan, so a
+small factor finds it (or one close to it) with few cells; the next round evaluates the rest
+below the best step time found."""
 GROWTH = 2.0
 """Factor by which the threshold of a design without a plan that fits grows per round."""
 SEARCH_CHUNK_CELLS = 2_000_000
@@ -106,29 +109,45 @@ class PlanBounds:
     """The plan side of the lower bound, once per (workload, plans, settings).
 
     ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
-    features of :func:`_design_features`; ``replica_batches`` ``(k,)``: ``B·t·p·c / b``
-    (micro-batches per replica times the cluster size); ``slots`` ``(k,)``: bubble slots;
-    ``replica`` and ``tp`` ``(k,)``: for the cells that cannot run. ``memory`` ``(7, k)``: the
-    plan side of the memory lower bound (:func:`memory_bounds`). ``exp_per_attention_flop``:
-    the softmax exponentials per attention FLOP of the workload (§2.6). The data-parallel part,
-    once per step: ``dp_bytes`` ``(k,)`` the bytes a ZeRO-1 gradient reduction of a dense model
-    moves per rank at ``(D−1)/D = 1``, over the achieved link fraction, times the share no
-    overlap hides (0 for FSDP, MoE and a pinned ``dp``); ``dp_bytes_per_mb`` the same for FSDP's
-    weight gathers and gradient reduce-scatters of one micro-batch; ``batch_dp`` ``(k,)``
-    ``⌊B/b⌋``; ``cp`` ``(k,)``.
+    features of :func:`_design_features`. ``moe`` ``(k,)``: the exposed seconds × bandwidth of
+    one token copy in the stage's MoE all-to-alls per micro-batch (:func:`moe_lower_bound`;
+    ``experts_per_token`` ``k`` and ``route_max_domains`` too). ``layout`` ``(9, k)``: what §2.4's layout needs per
+    plan, rows :data:`REPLICA` ``t·p·c``, :data:`TP`, :data:`BATCH_DP` ``⌊B/b⌋``,
+    :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
+    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`. ``slots`` ``(k,)``:
+    bubble slots. ``data_parallel`` ``(3, k)``: bytes each rank moves in the step's ZeRO-1
+    reduction of the shared parameters and of the experts (at ``(D−1)/D = 1``), and in FSDP's
+    gathers and reduce-scatters of one micro-batch, over the achieved link fraction, times the
+    share no overlap hides. ``memory`` ``(7, k)``: the plan side of the memory lower bound
+    (:func:`memory_bounds`). ``exp_per_attention_flop``: the softmax exponentials per attention
+    FLOP of the workload (§2.6); ``sequences``: ``B``.
     """
 
     coefficients: FloatArray
-    replica_batches: FloatArray
+    layout: FloatArray
     slots: FloatArray
-    replica: FloatArray
-    tp: FloatArray
+    data_parallel: FloatArray
     memory: FloatArray
     exp_per_attention_flop: float
-    dp_bytes: FloatArray
-    dp_bytes_per_mb: FloatArray
-    batch_dp: FloatArray
-    cp: FloatArray
+    sequences: float
+    pinned: bool
+    moe: FloatArray
+    experts_per_token: float
+    route_max_domains: float
+
+    @property
+    def replica(self) -> FloatArray:
+        """``t·p·c`` per plan."""
+        return self.layout[REPLICA]
+
+    @property
+    def tp(self) -> FloatArray:
+        """Tensor parallelism per plan."""
+        return self.layout[TP]
+
+
+REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP = range(9)
+"""Rows of :attr:`PlanBounds.layout`."""
 
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
@@ -161,6 +180,8 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
         OPERAND_BYTES["bf16"], 1.0, s,
     )  # fmt: skip
+    # §2.6 the MoE layers' fixed kernel time, the same on every design
+    latency_s = latency_s + moe_overhead_s(w, layers_per_stage, ep, s) * redo.other
     _, attention_per_token = flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
     _, moe_fraction = _per_token_layer_bytes(w)
@@ -175,64 +196,81 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
     link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
-    # MoE all-to-all: max(a/up, b/out) >= (a + b)/(up + out), a + b >= k·(ep − 1)/ep copies.
-    moe_bytes = np.zeros_like(tp)
+    # §2.7 MoE all-to-all: count × the bytes of one token over the achieved link fraction, per
+    # token copy (the copies per link depend on ep and the design's domain, moe_lower_bound).
+    moe_b = np.zeros_like(tp)
     if w.is_moe:
         count = np.where(recomputes_layers(rc), 6.0, 4.0) * layers_per_stage * moe_fraction
         element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
-        copies = float(w.experts_per_token) * (ep - 1.0) / ep
-        one_b = tokens_mb / tp * w.d_model * element_b * copies / s.collective_efficiency
-        moe_bytes = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
+        one_b = tokens_mb / tp * w.d_model * element_b / s.collective_efficiency
+        moe_b = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
     coefficients = np.stack(
         [
             linear_flops * matmul_redo + logits_flops,
             attention_flops * attention_redo * (1.0 + s.attention_overhead_tokens * cp / w.seq_len),
             memory_bytes * redo.other,
             link_bytes,
-            moe_bytes,
             latency_s,
         ]
     )
-    replica = tp * pp * cp
-    # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step; the exposed part
-    # is at least (1 − o_dp) of it, over at most the scale-up bandwidth, without latency.
-    shared_params = (w.total_params - w.expert_params) / (tp * pp)
-    # Dense models only: for MoE the bound's arithmetic over every (design, plan) cell costs
-    # more than the cells it prunes (measured on Mixtral 8x7B).
-    searched_dense = (plans.dp == 0) & (not w.is_moe)
-    fsdp = plans.zero_stage == 3
-    dp_bytes = np.where(
-        searched_dense & ~fsdp, 2.0 * shared_params * s.grad_reduce_bytes_per_param, 0.0
-    )
+    # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step, the shared
+    # parameters over the D·c ranks that hold them, the experts over their expert_dp ranks;
     # FSDP gathers each layer's weights twice and reduce-scatters its gradients per micro-batch.
-    fsdp_b = shared_params * (2.0 * s.weight_bytes_per_param + s.grad_reduce_bytes_per_param)
-    dp_bytes_per_mb = np.where(searched_dense & fsdp, fsdp_b, 0.0)
+    # The exposed part is at least (1 − o_dp) of them, without latency.
+    shared_params = (w.total_params - w.expert_params) / (tp * pp)
+    expert_params = w.expert_params / (pp * ep)
+    fsdp = plans.zero_stage == 3
+    grad_b = s.grad_reduce_bytes_per_param
+    fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
     hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
+    data_parallel = hidden_share * np.stack(
+        [
+            np.where(fsdp, 0.0, 2.0 * shared_params * grad_b),
+            np.where(fsdp | (not w.is_moe), 0.0, 2.0 * expert_params * grad_b),
+            np.where(fsdp, fsdp_b, 0.0),
+        ]
+    )
+    sequences = float(w.global_batch_sequences)
+    layout = np.stack(
+        [
+            tp * pp * cp,
+            tp,
+            np.floor(sequences / mb),
+            np.maximum(ep / (tp * cp), 1.0),
+            plans.dp + 0.0,
+            mb + 0.0,
+            cp + 0.0,
+            ep / tp,
+            ep + 0.0,
+        ]
+    )
     return PlanBounds(
         coefficients=np.maximum(coefficients, 0.0),
-        replica_batches=float(w.global_batch_sequences) * replica / mb,
+        layout=layout,
         slots=pipeline_bubble_slots(pp, vp, dual),
-        replica=replica,
-        tp=tp,
+        data_parallel=data_parallel,
         memory=memory_bounds(plans, w, s),
         exp_per_attention_flop=EXPONENTIALS_PER_SCORE / (12.0 * float(w.head_dim)),
-        dp_bytes=dp_bytes * hidden_share,
-        dp_bytes_per_mb=dp_bytes_per_mb * hidden_share,
-        batch_dp=np.floor(float(w.global_batch_sequences) / mb),
-        cp=cp,
+        sequences=sequences,
+        pinned=bool(plans.dp.any()),
+        moe=moe_b,
+        experts_per_token=float(w.experts_per_token) if w.is_moe else 0.0,
+        route_max_domains=float(w.route_max_domains or 0),
     )
 
 
 def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     """§2.1, §2.5 The plan side of a lower bound of the memory per chip, ``(7, k)``.
 
-    Memory falls as data parallelism grows (more shards, fewer micro-batches in flight), and
-    ``D ≤ D_hi = min(N/(t·p·c), B/b)``; with ``m_lo = B/(b·D_hi)`` the fewest micro-batches::
+    With the layout's ``D`` (:func:`data_parallel_layout`), ``m = B/(D·b)`` micro-batches and
+    the expert shards' ``D_e = max(t·c·D/e, 1)``::
 
-        M ≥ fixed + weight/(c·D_hi) + expert/max(t·c·D_hi/e, 1) + min(cap, m_lo)·stored
+        M ≥ fixed + weight/(c·D) + expert/D_e + min(cap, m)·stored
 
-    where ``1/(c·D_hi) = m_lo·b/(c·B)``. Rows: fixed, weight, expert, stored (activation bytes
-    per micro-batch in flight), cap (most micro-batches in flight), ``b/(c·B)``, ``e/t``.
+    Rows: fixed, weight, expert, stored (activation bytes per micro-batch in flight), cap (most
+    micro-batches in flight), for a design that runs the workload's format (fp8/fp4 or 16-bit,
+    :attr:`~dse.model.training.grid.Grid.low_precision`); then fixed and stored for one that
+    runs an fp8/fp4 workload in 16-bit.
     """
     tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
     vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
@@ -258,18 +296,29 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     weight = np.where(fsdp, per_state * shared, weight)
     expert = np.where(fsdp, per_state * local_experts, expert)
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
-    # Activations (§2.5), as memory.memory computes them.
-    act = activations(w, mb * float(w.seq_len) / cp, tp, rc)
-    stored = layers_per_stage * act.kept_b * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    # Activations (§2.5), as memory.memory computes them, in the workload's format and in 16-bit.
+    in_flight = layers_per_stage * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    low, sixteen = (
+        activations(w, mb * float(w.seq_len) / cp, tp, rc, low_precision)
+        for low_precision in (True, False)
+    )
     cap = np.where(dual, pp + 1.0, pp)
-    fixed = fixed + act.once_b
-    shards = mb / (cp * float(w.global_batch_sequences))
-    return np.stack([fixed, weight, expert, stored, cap, shards, ep / tp])
+    return np.stack(
+        [
+            fixed + low.once_b,
+            weight,
+            expert,
+            in_flight * low.kept_b,
+            cap,
+            fixed + sixteen.once_b,
+            in_flight * sixteen.kept_b,
+        ]
+    )
 
 
 def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
     """``(n, J)`` design side of the bound: seconds per FLOP of matmuls and of attention at the
-    largest efficiency, per HBM byte, per byte on the faster link, per byte on both links; 1
+    largest efficiency, per HBM byte, per byte on the faster link; 1
     (for the kernel latencies)."""
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
@@ -280,39 +329,77 @@ def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
             1.0 / (attention_eff * g.attention_rate) + exp_per_flop / g.exp_rate,
             1.0 / g.hbm_b_s,
             1.0 / np.maximum(g.up_b_s, g.out_b_s),
-            1.0 / (g.up_b_s + g.out_b_s),
             np.ones_like(g.chips),
         ]
     )
 
 
+def data_parallel_layout(g: Grid, bounds: PlanBounds) -> tuple[np.ndarray, FloatArray]:
+    """``(n, k)``: whether each cell's layout is valid, and its data parallelism ``D`` (at
+    least 1), as :func:`~dse.model.training.parallelism.layout` computes them (§2.4) from the
+    cluster and the plan alone."""
+    lay = bounds.layout
+    replica, step = lay[REPLICA], lay[DP_STEP]
+    if bounds.pinned:
+        dp = lay[PINNED_DP] + 0.0 * g.chips
+    else:
+        dp = np.minimum(np.floor(g.chips / replica), lay[BATCH_DP])
+    dp = np.where(dp >= step, np.floor(dp / step) * step, 0.0)
+    valid = (dp >= 1.0) & (dp * replica <= g.chips) & (dp * lay[MICROBATCH] <= bounds.sequences)
+    if g.tp_searched:
+        valid &= lay[TP] <= np.maximum(g.domain, 1.0)
+    return valid, np.maximum(dp, 1.0)
+
+
+def moe_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
+    """``(n, k)`` the exposed MoE all-to-all time (s) of one micro-batch on one stage beyond the
+    overlapped fraction (§2.7, :func:`~dse.model.training.collectives.all_to_all_time_s`): of
+    a token's ``k·(e − 1)/e`` copies to other ranks, those beyond the design's scale-up domain
+    (at most ``route_max_domains`` with node-limited routing) cross the scale-out network, the
+    others the scale-up links, both at once."""
+    if not bounds.experts_per_token:
+        return np.zeros((g.chips.shape[0], bounds.moe.shape[0]))
+    ep = bounds.layout[EP]
+    experts = bounds.experts_per_token
+    remote = experts * (ep - np.minimum(ep, g.domain)) / ep
+    if bounds.route_max_domains:
+        remote = np.minimum(remote, bounds.route_max_domains)
+    local = np.maximum(experts * (ep - 1.0) / ep - remote, 0.0)
+    return bounds.moe * np.maximum(local / g.up_b_s, remote / g.out_b_s)
+
+
 def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
     """``(n, k)`` lower bounds of the step time (s); infinite where the plan cannot run."""
+    valid, dp = data_parallel_layout(g, bounds)
     stage = _design_features(g, s, bounds.exp_per_attention_flop) @ bounds.coefficients
-    microbatches = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
-    microbatches += bounds.slots
-    stage *= microbatches
-    stage += data_parallel_lower_bound(g, bounds)
+    stage += moe_lower_bound(g, bounds)
+    microbatches = bounds.sequences / (dp * bounds.layout[MICROBATCH])
+    stage *= microbatches + bounds.slots
+    stage += data_parallel_lower_bound(g, bounds, dp, microbatches)
     stage *= 1.0 - BOUND_MARGIN
-    cannot_run = bounds.replica[None, :] > g.chips
-    if g.tp_searched:
-        cannot_run |= bounds.tp[None, :] > np.maximum(g.domain, 1.0)
-    stage[cannot_run] = np.inf
+    stage[~valid] = np.inf
     return stage
 
 
-def data_parallel_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
-    """``(n, k)`` lower bound (s) of the exposed data-parallel traffic of a step (§2.7): ZeRO-1's
-    gradient reduction, or FSDP's gathers and reduce-scatters for the fewest micro-batches,
-    ``· (D·c − 1)/(D·c)`` over the scale-up bandwidth (no collective runs faster), with
-    ``D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋)`` as :func:`~dse.model.training.parallelism.layout` gives it
-    for a dense model (``dp_bytes`` are 0 for MoE plans); 0 where no data-parallel rank shares
-    the weights."""
-    dp = np.minimum(np.floor(g.chips / bounds.replica[None, :]), bounds.batch_dp[None, :])
-    weight_dp = np.maximum(dp, 1.0) * bounds.cp[None, :]
-    fewest = np.maximum(np.multiply.outer(1.0 / g.chips[:, 0], bounds.replica_batches), 1.0)
-    per_step = bounds.dp_bytes[None, :] + fewest * bounds.dp_bytes_per_mb[None, :]
-    return per_step * (1.0 - 1.0 / weight_dp) / g.up_b_s
+def data_parallel_lower_bound(
+    g: Grid, bounds: PlanBounds, dp: FloatArray, microbatches: FloatArray
+) -> FloatArray:
+    """``(n, k)`` lower bound (s) of the exposed data-parallel traffic of a step (§2.7) at data
+    parallelism ``dp`` and ``microbatches`` (:func:`data_parallel_layout`): ZeRO-1's reduction
+    of the shared parameters over ``D·c`` ranks and of the experts over
+    ``D_e = max(t·c·D/e, 1)``, or FSDP's gathers and reduce-scatters, each ``(G − 1)/G`` of the
+    bytes, over the data-parallel bandwidth of §2.7: the scale-up links where the ``t·D·c``
+    ranks share a domain, else the lesser of them and the scale-out links of the
+    ``clip(S/t, 1, D·c)`` ranks per domain."""
+    lay, (shared, expert, fsdp) = bounds.layout, bounds.data_parallel
+    weight_dp = dp * lay[CP]
+    expert_share = 1.0 - 1.0 / np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
+    per_step = (shared + microbatches * fsdp) * (1.0 - 1.0 / weight_dp) + expert * expert_share
+    per_domain = np.clip(g.domain / lay[TP], 1.0, weight_dp)
+    bandwidth = np.where(
+        lay[TP] * weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
+    )
+    return per_step / bandwidth
 
 
 def search_chunk(
@@ -383,6 +470,37 @@ def _compiled_kernels() -> ModuleType | None:
     return _kernels
 
 
+def compiled_lower_bounds(
+    g: Grid, s: Settings, bounds: PlanBounds, kernels: ModuleType, out: FloatArray
+) -> tuple[FloatArray, np.ndarray, np.ndarray]:
+    """:func:`_kernels.lower_bounds` of the designs of ``g`` into ``out`` ``(n, k)``: the bounds
+    of :func:`step_lower_bound`, also infinite where the memory bound exceeds the HBM; the
+    first round's threshold per design and the cells within it."""
+    return kernels.lower_bounds(
+        _design_features(g, s, bounds.exp_per_attention_flop),
+        bounds.coefficients,
+        bounds.layout,
+        bounds.slots,
+        bounds.data_parallel,
+        bounds.memory,
+        bounds.moe,
+        bounds.experts_per_token,
+        bounds.route_max_domains,
+        np.ascontiguousarray(g.chips[:, 0]),
+        np.ascontiguousarray(g.domain[:, 0]),
+        np.ascontiguousarray(g.up_b_s[:, 0]),
+        np.ascontiguousarray(g.out_b_s[:, 0]),
+        np.ascontiguousarray(g.capacity_b[:, 0]),
+        np.ascontiguousarray(np.broadcast_to(g.low_precision, g.chips.shape)[:, 0]),
+        g.tp_searched,
+        bounds.pinned,
+        bounds.sequences,
+        1.0 - BOUND_MARGIN,
+        FIRST_THRESHOLD,
+        out,
+    )
+
+
 def _search_compiled(
     g: Grid,
     w: Workload,
@@ -397,27 +515,7 @@ def _search_compiled(
     design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     lb = _scratch(n * k).reshape(n, k)
-    high, design, plan = kernels.lower_bounds(
-        _design_features(g, s, bounds.exp_per_attention_flop),
-        bounds.coefficients,
-        bounds.replica_batches,
-        bounds.slots,
-        bounds.replica,
-        bounds.tp,
-        np.ascontiguousarray(g.chips[:, 0]),
-        np.ascontiguousarray(g.domain[:, 0]),
-        g.tp_searched,
-        1.0 - BOUND_MARGIN,
-        FIRST_THRESHOLD,
-        bounds.memory,
-        np.ascontiguousarray(g.capacity_b[:, 0]),
-        lb,
-        bounds.dp_bytes,
-        bounds.dp_bytes_per_mb,
-        bounds.batch_dp,
-        bounds.cp,
-        np.ascontiguousarray(g.up_b_s[:, 0]),
-    )
+    high, design, plan = compiled_lower_bounds(g, s, bounds, kernels, lb)
     # Books of the fastest allowed plan that fits (best), of the fastest that fits whether
     # allowed or not (fit; the same books without ``extra_s``), of the least memory.
     best_s = np.full(n, np.inf)

@@ -231,41 +231,47 @@ def vendor(family: str) -> str:
 def _fit(tables: _Tables, keep: Sequence[bool], assumed: float) -> _Fit:
     """Stage 1: the grid setting on the kept steady-state figures, each family that stage 2
     fits at its own level (:func:`_profiled_loss`); stage 2: each family's scale on its own
-    kept figures, or, with too few of them, its vendor's scale fitted on the vendor's kept
-    figures of every family (then 1, Hopper's); stage 3: goodput on the kept full runs."""
+    kept figures where they come from at least MIN_RUNS_PER_FAMILY runs, and each vendor's on
+    the kept figures of all its families (never a scale fitted on fewer runs); stage 3: goodput
+    on the kept full runs."""
     kept_grid = [[r for r, k in zip(t, keep, strict=True) if k] for t in tables.grid]
     fitted = _fitted_families(kept_grid[0])
     losses = [_profiled_loss(rows, fitted) for rows in kept_grid]
     best = min(range(len(losses)), key=losses.__getitem__)
-    vendors = _fit_scales(tables, best, keep, vendor)
-    scales: dict[str, float] = {}
-    own = _fit_scales(tables, best, keep, lambda family: family)
-    for family in tables.families:
-        if family in FIXED_FAMILIES:
-            scales[family] = 1.0
-        else:
-            scales[family] = own.get(family) or vendors.get(vendor(family)) or 1.0
+    members: dict[str, list[int]] = {}
+    for i, r in enumerate(tables.grid[best]):
+        if keep[i] and not _is_overhead_row(r) and r.metric != "energy_mwh":
+            members.setdefault(r.family, []).append(i)
+    vendors: dict[str, list[int]] = {}
+    for family, steady in members.items():
+        vendors.setdefault(vendor(family), []).extend(steady)
+    own, pooled = (
+        {
+            name: _best_scale(tables, best, steady)
+            for name, steady in groups.items()
+            if _runs(tables, best, steady) >= MIN_RUNS_PER_FAMILY
+        }
+        for groups in (members, vendors)
+    )
+    # A family with too few runs of its own (left out, or new) takes its vendor's scale, fitted
+    # on all the vendor's families together; with too few of those as well, Hopper's 1.
+    scales = {
+        f: 1.0 if f in FIXED_FAMILIES else own.get(f) or pooled.get(vendor(f)) or 1.0
+        for f in tables.families
+    }
     rows = _rows_at(tables, best, scales)
     kept = [r for r, k in zip(rows, keep, strict=True) if k]
-    return _Fit(best, scales, fit_goodput(kept, assumed), vendors)
+    return _Fit(best, scales, fit_goodput(kept, assumed), pooled)
 
 
-def _fit_scales(
-    tables: _Tables, setting: int, keep: Sequence[bool], group: Callable[[str], str]
-) -> dict[str, float]:
-    """The gemm_efficiency_scale that fits each group of families best on its kept
-    steady-state figures (mean |log error|), for the groups with enough runs."""
-    rows = tables.grid[setting]
-    members: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        if keep[i] and not _is_overhead_row(r) and r.metric != "energy_mwh":
-            members.setdefault(group(r.family), []).append(i)
+def _runs(tables: _Tables, setting: int, indices: Sequence[int]) -> int:
+    return len({tables.grid[setting][i].run for i in indices})
+
+
+def _best_scale(tables: _Tables, setting: int, figures: Sequence[int]) -> float:
+    """The scale of FAMILY_SCALES with the least mean |log error| on ``figures``."""
     scaled = tables.scaled(setting)
-    return {
-        name: min(FAMILY_SCALES, key=lambda v: _throughput_loss([scaled[v][i] for i in steady]))
-        for name, steady in members.items()
-        if len({rows[i].run for i in steady}) >= MIN_RUNS_PER_FAMILY
-    }
+    return min(FAMILY_SCALES, key=lambda v: _throughput_loss([scaled[v][i] for i in figures]))
 
 
 def _rows_at(tables: _Tables, setting: int, scales: Mapping[str, float]) -> list[Comparison]:

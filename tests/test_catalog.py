@@ -93,6 +93,17 @@ def test_every_technology_value_carries_a_source() -> None:
         assert set(numeric) <= set(memory.sources), memory.id
 
 
+def test_a_family_not_in_the_table_takes_its_vendors_scale() -> None:
+    """A next-generation design of a known vendor gets what that vendor's runs fitted; a chip
+    of an unknown vendor gets the [unknown] entry (Hopper's, where the efficiencies were
+    measured); every catalog chip's family is in the table."""
+    technology = load_technology()
+    assert technology.family("amd-cdna9") is technology.families["amd"]
+    assert technology.family("amd-cdna3") is technology.families["amd-cdna3"]
+    assert technology.family("acme-x1") is technology.families["unknown"]
+    assert {load_chip(c).family for c in chip_ids()} <= set(technology.families)
+
+
 def test_list_and_show_json_contract(dse) -> None:
     chips = dse("chips", "list", "--format", "json").json()
     assert {c["id"] for c in chips} >= set(REQUIRED_CHIPS)

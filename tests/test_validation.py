@@ -157,3 +157,26 @@ def test_one_run_is_traced_to_its_facts_plan_and_parts(dse) -> None:
     assert figure["predicted"] == row["predicted"] and figure["reported"] == row["reported"]
     wrong = dse("validate", "--run", "gpt3-megatrn")
     assert wrong.code == 2 and "gpt3-megatron" in wrong.err and "Traceback" not in wrong.err
+
+
+def test_cross_validate_command_prints_the_family_and_vendor_scales(dse, monkeypatch) -> None:
+    """The table form of ``dse validate --cross-validate`` ends with every fitted value; the
+    refit itself (minutes) is replaced by a canned result."""
+    import dse.cli.evaluate as command
+    from dse.calibration import HeldOut
+    from dse.validation import Comparison
+
+    row = Comparison("r", "m", "step_time_s", 1.1, 1.0, "throughput", "s", "acme-a", rule=1.5)
+    fitted = {
+        "dp_overlap": 0.25,
+        "goodput": 0.72,
+        "family_scales": {"acme-a": 0.5},
+        "vendor_scales": {"acme": 0.6},
+    }
+    monkeypatch.setattr(
+        command, "cross_validate", lambda by, settings: ([HeldOut(row, 1.0, 1.2, "x")], fitted)
+    )
+    out = dse("validate", "--cross-validate", "family")
+    assert out.code == 0, out.err
+    assert "per family: acme-a = 0.5" in out.out and "per vendor: acme = 0.6" in out.out
+    assert "goodput = 0.72" in out.out and "20.0%" in out.out  # the held-out |error|

@@ -352,12 +352,13 @@ def _cross_validate(by: str, settings: Settings, fmt: str) -> None:
         for key in ("in_sample", "held_out", "rule_40pct"):
             family[key] = f"{family[key]:.1%}"
     click.echo(render_rows(families, "table"))
-    scales = fitted.pop("family_scales")
+    scales, vendors = fitted.pop("family_scales"), fitted.pop("vendor_scales")
     click.echo(
         f"\nleft out one {by} at a time; fitted on all figures: "
         + ", ".join(f"{k} = {v:.3g}" for k, v in fitted.items())
     )
-    click.echo(
-        "gemm_efficiency_scale per family: "
-        + ", ".join(f"{k} = {v:.3g}" for k, v in sorted(scales.items()))
-    )
+    for what, values in (("family", scales), ("vendor", vendors)):
+        click.echo(
+            f"gemm_efficiency_scale per {what}: "
+            + ", ".join(f"{k} = {v:.3g}" for k, v in sorted(values.items()))
+        )

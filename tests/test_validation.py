@@ -180,3 +180,29 @@ def test_cross_validate_command_prints_the_family_and_vendor_scales(dse, monkeyp
     assert out.code == 0, out.err
     assert "per family: acme-a = 0.5" in out.out and "per vendor: acme = 0.6" in out.out
     assert "goodput = 0.72" in out.out and "20.0%" in out.out  # the held-out |error|
+
+
+def test_cross_validate_json_carries_the_held_out_errors_beside_the_in_sample(
+    dse, monkeypatch
+) -> None:
+    """DESIGN.md: ``dse validate --cross-validate --format json`` carries ``cross_validation``
+    (``median_abs_error``, ``by``, ``runs``) beside the in-sample figures; without a value it
+    leaves out one source (publisher) at a time."""
+    import dse.cli.evaluate as command
+    from dse.calibration import HeldOut
+    from dse.validation import Comparison
+
+    row = Comparison("r", "m", "step_time_s", 1.1, 1.0, "throughput", "s", "acme-a", rule=1.5)
+    asked = []
+
+    def canned(by, settings):
+        asked.append(by)
+        return [HeldOut(row, 1.0, 1.2, "x")], {"family_scales": {}, "vendor_scales": {}}
+
+    monkeypatch.setattr(command, "cross_validate", canned)
+    out = dse("validate", "--cross-validate", "--format", "json").json()
+    assert asked == ["source"]
+    held = out["cross_validation"]
+    assert held["by"] == "source" and abs(held["median_abs_error"] - 0.2) < 1e-12
+    assert held["runs"][0]["held_out_error"] == pytest.approx(0.2)
+    assert len(out["runs"]) >= 60 and out["median_abs_error"] < out["rule_median_abs_error"]

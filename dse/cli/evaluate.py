@@ -230,10 +230,12 @@ def compare(
     "--cross-validate",
     "cross",
     type=click.Choice(sorted(GROUPINGS)),
+    is_flag=False,
+    flag_value="source",
     default=None,
     help="Refit the calibrated defaults leaving out one chip family, source (a publisher: all "
-    "its tables and papers) or run at a time and report every figure's held-out error beside "
-    "its in-sample error (a few minutes, on every core).",
+    "its tables and papers; the default when no value is given) or run at a time and report "
+    "every figure's held-out error beside its in-sample error (a few minutes, on every core).",
 )
 @click.option(
     "--run",
@@ -260,7 +262,34 @@ def validate(fmt: str, cross: str | None, run_id: str | None, **options: Any) ->
         click.echo(render_record(explain_run(run_id, settings_from(options)), fmt))
         return
     rows = run_validation(settings_from(options))
-    records = [
+    records = _validation_records(rows)
+    median, rule = median_abs_error(rows), rule_median_abs_error(rows)
+    if fmt == "json":
+        click.echo(render_record(_validation_json(rows), "json"))
+        return
+    # the table shows what fits 100 columns; csv and json carry every key
+    shown = [_validation_table_row(r) for r in records] if fmt == "table" else records
+    click.echo(render_rows(shown, fmt))
+    if fmt == "table":
+        worst = max(rows, key=lambda r: abs(r.error))
+        click.echo(
+            f"\nrule: the error of 6·N·T at 40 % of the 16-bit peak. median |error| {median:.1%} "
+            f"over {len(rows)} figures (the rule: {rule:.1%}); largest {worst.error:+.1%} "
+            f"({worst.model}, {worst.metric})"
+        )
+
+
+def _validation_json(rows: list[Any]) -> dict[str, Any]:
+    """What ``dse validate --format json`` prints: every figure, the median |errors|."""
+    return {
+        "runs": _validation_records(rows),
+        "median_abs_error": median_abs_error(rows),
+        "rule_median_abs_error": rule_median_abs_error(rows),
+    }
+
+
+def _validation_records(rows: list[Any]) -> list[dict[str, Any]]:
+    return [
         {
             "run": r.run,
             "model": r.model,
@@ -274,25 +303,6 @@ def validate(fmt: str, cross: str | None, run_id: str | None, **options: Any) ->
         }
         for r in rows
     ]
-    median, rule = median_abs_error(rows), rule_median_abs_error(rows)
-    if fmt == "json":
-        click.echo(
-            render_record(
-                {"runs": records, "median_abs_error": median, "rule_median_abs_error": rule},
-                "json",
-            )
-        )
-        return
-    # the table shows what fits 100 columns; csv and json carry every key
-    shown = [_validation_table_row(r) for r in records] if fmt == "table" else records
-    click.echo(render_rows(shown, fmt))
-    if fmt == "table":
-        worst = max(rows, key=lambda r: abs(r.error))
-        click.echo(
-            f"\nrule: the error of 6·N·T at 40 % of the 16-bit peak. median |error| {median:.1%} "
-            f"over {len(rows)} figures (the rule: {rule:.1%}); largest {worst.error:+.1%} "
-            f"({worst.model}, {worst.metric})"
-        )
 
 
 _METRIC_LABELS = {
@@ -342,7 +352,14 @@ def _cross_validate(by: str, settings: Settings, fmt: str) -> None:
     ]
     families = summary(held)
     if fmt == "json":
-        out = {"by": by, "fitted": fitted, "runs": records, "summary": families}
+        out = _validation_json(run_validation(settings))
+        out["cross_validation"] = {
+            "by": by,
+            "median_abs_error": families[0]["held_out"],
+            "runs": records,
+            "summary": families,
+            "fitted": fitted,
+        }
         click.echo(render_record(out, "json"))
         return
     if fmt == "csv":

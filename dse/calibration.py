@@ -305,8 +305,8 @@ def cross_validate(
     ``by`` names the grouping (``source``, ``family`` or ``run``). Returns one
     :class:`HeldOut` per figure and the constants fitted on all figures: the grid values,
     ``goodput``, ``family_scales`` (a held-out family gets its vendor's scale, fitted on the
-    vendor's other families, else 1, the measured Hopper value) and ``vendor_scales``. ``tables`` (:func:`prediction_tables`) reuses the
-    grid's predictions across groupings.
+    vendor's other families, else 1, the measured Hopper value) and ``vendor_scales``.
+    ``tables`` (:func:`prediction_tables`) reuses the grid's predictions across groupings.
     """
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {sorted(GROUPINGS)}, got {by!r}")

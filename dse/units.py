@@ -52,10 +52,10 @@ UNIT_SUFFIXES = (
 
 def unit_of(name: str) -> str:
     """The unit a column or metric name states by its suffix (``cost_usd`` → ``USD``); an entry
-    of a group, by the group's (``breakdown_s.compute`` → ``s``, but not a ``..._fraction``);
-    ``1`` for a dimensionless one (``mfu``)."""
+    of a group, by the group's (``breakdown_s.compute`` → ``s``, but not a ``..._fraction`` or
+    an ``error``, which are ratios); ``1`` for a dimensionless one (``mfu``)."""
     unit = next((unit for suffix, unit in UNIT_SUFFIXES if name.endswith(suffix)), "1")
     head, dot, member = name.rpartition(".")
-    if unit == "1" and dot and not member.endswith("fraction"):
+    if unit == "1" and dot and not member.endswith(("fraction", "error")):
         return unit_of(head)  # an entry of a group states its unit by the group's name
     return unit

@@ -154,6 +154,9 @@ def test_units_follow_the_name_suffix() -> None:
 
     names = ["cost_usd", "energy_mwh", "training_days", "hbm_bandwidth_tb_s", "step_time_s", "mfu"]
     assert [unit_of(n) for n in names] == ["USD", "MWh", "days", "TB/s", "s", "1"]
+    # an entry of a group takes the group's unit, unless it is a ratio
+    grouped = ["breakdown_s.compute", "figures.training_days.error", "breakdown_s.bubble_fraction"]
+    assert [unit_of(n) for n in grouped] == ["s", "1", "1"]
 
 
 def test_compare_checks_the_plot_file_first(dse: Callable[..., Any], tmp_path: Path) -> None:

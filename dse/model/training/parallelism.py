@@ -36,17 +36,12 @@ def layout(g: Grid, w: Workload) -> Layout:
     sequences = w.global_batch_sequences
     model_parallel = g.tp * g.pp
     replica = model_parallel * g.cp
-    dp_max = np.floor(g.chips / replica)
-    dp_batch = np.floor(sequences / g.mb)  # replicas beyond this would have no micro-batch
-    dp = np.minimum(dp_max, dp_batch) if g.pinned_dp is None else g.pinned_dp + 0.0 * dp_max
     # MoE parallel folding: expert groups of ep ranks tile the tp·cp·dp ranks of a stage
     # (expert tensor parallelism 1), so tp·cp·dp must be a multiple of ep.
     dp_step = np.maximum(g.ep / (g.tp * g.cp), 1.0)
-    dp = np.where(dp >= dp_step, np.floor(dp / dp_step) * dp_step, 0.0)
-    valid = (dp >= 1.0) & (dp * replica <= g.chips) & (dp * g.mb <= sequences)
-    if g.tp_searched:
-        valid &= g.tp <= np.maximum(g.domain, 1.0)
-    dp_safe = np.maximum(dp, 1.0)
+    valid, dp_safe = data_parallelism(
+        g, replica, np.floor(sequences / g.mb), dp_step, g.pinned_dp, g.mb, g.tp, sequences
+    )
     weight_dp = dp_safe * g.cp
     return Layout(
         valid=valid,
@@ -59,3 +54,30 @@ def layout(g: Grid, w: Workload) -> Layout:
         layers_per_stage=np.ceil(w.layers / g.pp),
         tokens_mb=g.mb * float(w.seq_len) / g.cp,
     )
+
+
+def data_parallelism(
+    g: Grid,
+    replica: FloatArray,
+    batch_dp: FloatArray,
+    dp_step: FloatArray,
+    pinned_dp: FloatArray | None,
+    microbatch: FloatArray,
+    tp: FloatArray,
+    sequences: float,
+) -> tuple[np.ndarray, FloatArray]:
+    """§2.4 Whether each plan can run on each design, and its data parallelism ``D`` (at least
+    1), from the cluster and the plan alone: ``min(⌊N/replica⌋, batch_dp)`` replicas (or the
+    pinned ``D``), rounded down to a multiple of ``dp_step``; the plan runs where that leaves
+    at least one replica within the cluster and the batch, and (where tp is searched) its
+    tensor-parallel group within the scale-up domain. Shared by the step model and the plan
+    search's lower bound."""
+    if pinned_dp is None:
+        dp = np.minimum(np.floor(g.chips / replica), batch_dp)
+    else:
+        dp = pinned_dp + 0.0 * g.chips
+    dp = np.where(dp >= dp_step, np.floor(dp / dp_step) * dp_step, 0.0)
+    valid = (dp >= 1.0) & (dp * replica <= g.chips) & (dp * microbatch <= sequences)
+    if g.tp_searched:
+        valid &= tp <= np.maximum(g.domain, 1.0)
+    return valid, np.maximum(dp, 1.0)

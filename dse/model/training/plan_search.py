@@ -73,6 +73,7 @@ from dse.model.training.compute import (
 )
 from dse.model.training.grid import Grid, build_grid, recomputes_layers
 from dse.model.training.memory import _per_token_layer_bytes, activations, elementwise_bytes
+from dse.model.training.parallelism import data_parallelism
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
     CHUNK_CELLS,
@@ -339,16 +340,16 @@ def data_parallel_layout(g: Grid, bounds: PlanBounds) -> tuple[np.ndarray, Float
     least 1), as :func:`~dse.model.training.parallelism.layout` computes them (§2.4) from the
     cluster and the plan alone."""
     lay = bounds.layout
-    replica, step = lay[REPLICA], lay[DP_STEP]
-    if bounds.pinned:
-        dp = lay[PINNED_DP] + 0.0 * g.chips
-    else:
-        dp = np.minimum(np.floor(g.chips / replica), lay[BATCH_DP])
-    dp = np.where(dp >= step, np.floor(dp / step) * step, 0.0)
-    valid = (dp >= 1.0) & (dp * replica <= g.chips) & (dp * lay[MICROBATCH] <= bounds.sequences)
-    if g.tp_searched:
-        valid &= lay[TP] <= np.maximum(g.domain, 1.0)
-    return valid, np.maximum(dp, 1.0)
+    return data_parallelism(
+        g,
+        lay[REPLICA],
+        lay[BATCH_DP],
+        lay[DP_STEP],
+        lay[PINNED_DP] if bounds.pinned else None,
+        lay[MICROBATCH],
+        lay[TP],
+        bounds.sequences,
+    )
 
 
 def moe_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:

@@ -252,7 +252,8 @@ def evaluate(
     ``precision`` (``"bf16"``, ``"fp8"``, ``"fp4"``) and ``tokens`` replace the workload's;
     ``plan`` pins any of ``tp``, ``pp``, ``vp``, ``cp``, ``dp``, ``ep``, ``microbatch``,
     ``recompute`` (``"none"``, ``"selective"``, ``"full"``), ``zero_stage`` and ``schedule``
-    (``"1f1b"``, ``"dualpipe"``) instead of searching them;
+    (``"1f1b"``, ``"dualpipe"``) instead of searching them, and ``offload_layers`` (layers per
+    pipeline stage whose activations go to host memory; 0, the default, is never searched);
     ``settings`` replace model defaults by name (``pue=1.3``, ``electricity_usd_per_kwh=0.12``;
     see ``dse/defaults.toml``).
 
@@ -331,6 +332,8 @@ def _plan(plan: Mapping[str, Any] | None) -> dict[str, Any]:
             if isinstance(value, bool) or value not in ZERO_STAGES:
                 raise InputError.for_argument(argument, f"one of {list(ZERO_STAGES)}", value)
             pinned[key] = int(value)
+        elif key == "offload_layers":
+            pinned[key] = _whole(argument, value, minimum=0)
         elif key in PLAN_KEYS:
             pinned[key] = _whole(argument, value, minimum=1)
         else:

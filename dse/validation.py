@@ -91,6 +91,7 @@ RUN_SCHEMA = Table(
             {
                 **{k: Field("int", required=False, positive=True) for k in PLAN_KEYS},
                 "zero_stage": Field("int", required=False, minimum=0, maximum=3),
+                "offload_layers": Field("int", required=False, minimum=0),
                 "recompute": Field("str", required=False, choices=RECOMPUTE),
                 "schedule": Field("str", required=False, choices=SCHEDULES),
             },

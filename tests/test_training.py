@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -387,24 +386,7 @@ def test_searched_plans_stay_within_each_designs_scale_up_domain() -> None:
     assert together.columns["step_time_s"][0] == alone.columns["step_time_s"][0]
     only_wide = candidate_plans(workload, max_tp=64)
     keep = only_wide.tp > 8
-    beyond = replace(
-        only_wide,
-        **{
-            f: getattr(only_wide, f)[keep]
-            for f in (
-                "tp",
-                "pp",
-                "ep",
-                "dp",
-                "microbatch",
-                "recompute",
-                "zero_stage",
-                "vp",
-                "cp",
-                "dualpipe",
-            )
-        },
-    )
+    beyond = only_wide.take(keep)
     assert not evaluate(mates.take(slice(0, 1)), workload, plans=beyond).training.fits[0]
     pinned = evaluate(mates.take(slice(0, 1)), workload, plans=candidate_plans(workload, tp=16))
     assert pinned.training.fits[0] and pinned.plan["tp"][0] == 16
@@ -488,6 +470,11 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
         (("--cp", "3"), ("--cp", "sequence length", "8192")),
         (("--pp", "8", "--vp", "3"), ("--vp", "layers per pipeline stage", "10")),
         (("--ep", "3"), ("--ep", "experts")),
+        (("--offload-layers", "81"), ("--offload-layers", "layers per pipeline stage", "80")),
+        (
+            ("--offload-layers", "8", "--recompute", "full"),
+            ("--offload-layers", "recompute 'full'"),
+        ),
     ],
 )
 def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:
@@ -641,6 +628,34 @@ def test_offloading_layer_inputs_saves_memory_and_hides_behind_compute() -> None
     assert all(a["step"] >= b["step"] for a, b in itertools.pairwise(steps))
     # a copy that takes X/B_h seconds each way shows beyond the forward and backward compute
     assert steps[0]["step"] > full["step"]
+
+
+def _megatron_offload_step(designs: Designs, workload, layers: int) -> dict[str, float]:
+    plans = candidate_plans(
+        workload, tp=1, pp=1, microbatch=2, recompute="none", zero_stage=3, offload_layers=layers
+    )
+    m = evaluate(designs, workload, plans=plans)
+    assert m.record(0)["plan"]["offload_layers"] == layers  # type: ignore[index]
+    return {
+        "step": float(m.columns["step_time_s"][0]),
+        "memory": float(m.training.memory_per_chip_gb[0]),
+        "host": float(m.training.host_offload_time_s[0]),
+    }
+
+
+def test_offloading_activations_of_some_layers_saves_memory_and_never_speeds_a_step() -> None:
+    """§2.5 ``offload_layers`` (Megatron-Core's CPU offloading) moves those layers' activations
+    to host memory without recompute: more layers, less HBM; the copies never make the step
+    faster than keeping everything, hide behind the compute over a fast host link and show over
+    a slow one, where more host bandwidth never slows the step."""
+    w = load_workload("llama3.1-70b")
+    fast, _ = _offload_cluster(450.0)
+    steps = [_megatron_offload_step(fast, w, n) for n in (0, 20, 40, 80)]
+    assert all(a["memory"] > b["memory"] for a, b in itertools.pairwise(steps))
+    assert all(s["step"] == pytest.approx(steps[0]["step"], rel=1e-12) for s in steps)
+    slow = [_megatron_offload_step(_offload_cluster(gb_s)[0], w, 40) for gb_s in (1, 10, 100)]
+    assert slow[0]["host"] > 0.0
+    assert all(a["step"] >= b["step"] >= steps[0]["step"] for a, b in itertools.pairwise(slow))
 
 
 def test_the_search_offloads_only_where_full_recompute_does_not_fit() -> None:

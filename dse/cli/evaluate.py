@@ -154,6 +154,14 @@ def settings_from(options: dict[str, Any]) -> Settings:
     default=None,
     help="Pin the ZeRO stage.",
 )
+@click.option(
+    "--offload-layers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Pin the layers per pipeline stage whose activations go to host memory during the "
+    "forward pass and come back for the backward pass, without recompute (Megatron-Core "
+    "cpu_offloading_num_layers; never searched, default 0).",
+)
 @settings_options
 @format_option
 def evaluate(
@@ -168,7 +176,8 @@ def evaluate(
     """One design on one cluster: the best parallelism plan and all metrics.
 
     Plans are searched over tp, pp, vp, cp, ep, micro-batch, recompute, ZeRO stage and
-    pipeline schedule; any of them given on the command line is pinned instead.
+    pipeline schedule; any of them given on the command line is pinned instead. Activation
+    offload (--offload-layers) is only ever pinned.
     """
     settings = setting_options(options)
     plan = {k: v for k, v in options.items() if v is not None}

@@ -131,6 +131,7 @@ def run(state: State) -> Outcome:
         "microbatch": int(plans.microbatch[index]),
         "recompute": RECOMPUTE[int(plans.recompute[index])],
         "zero_stage": int(plans.zero_stage[index]),
+        "offload_layers": int(plans.offloaded_layers[index]),
     }
     return Outcome(
         training_days=training_days,

@@ -60,6 +60,7 @@ PLAN_COLUMNS = (
     "recompute",
     "zero_stage",
     "schedule",
+    "offload_layers",
 )
 """The plan columns of a results file; ``recompute`` and ``schedule`` as codes into
 :data:`~dse.model.plans.RECOMPUTE` and :data:`~dse.model.plans.SCHEDULES`."""
@@ -181,6 +182,7 @@ def evaluate(
         "vp": plans.virtual_stages[index].astype(np.int64),
         "cp": plans.context_parallel[index].astype(np.int64),
         "schedule": plans.dual_pipe[index].astype(np.int64),
+        "offload_layers": plans.offloaded_layers[index].astype(np.int64),
     }
     constraints = dict(silicon.constraints)
     usable_gb = training.memory_capacity_gb * (1.0 - settings.memory_reserve_fraction)

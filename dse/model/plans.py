@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +68,7 @@ class Plans:
     vp: NDArray[np.float64] | None = None
     cp: NDArray[np.float64] | None = None
     dualpipe: NDArray[np.float64] | None = None
+    offload_layers: NDArray[np.float64] | None = None
     tp_searched: bool = True
 
     @property
@@ -85,8 +86,23 @@ class Plans:
         """``cp`` per plan, shape ``(k,)``: 1 (no context parallelism) where not given."""
         return self.cp if self.cp is not None else np.ones_like(self.tp)
 
+    @property
+    def offloaded_layers(self) -> NDArray[np.float64]:
+        """Layers per pipeline stage whose activations go to host memory (no recompute), shape
+        ``(k,)``: 0 where not given."""
+        return self.offload_layers if self.offload_layers is not None else np.zeros_like(self.tp)
+
     def __len__(self) -> int:
         return int(self.tp.shape[0])
+
+    def take(self, keep: NDArray[np.bool_] | NDArray[np.int64]) -> Plans:
+        """The plans selected by ``keep`` (a mask or indices over the ``k`` plans)."""
+        changes = {
+            f.name: getattr(self, f.name)[keep]
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
+        return replace(self, **changes)
 
     def describe(self, index: int) -> dict[str, object]:
         """One plan as a plain record (``dp`` filled in by the caller)."""
@@ -100,6 +116,7 @@ class Plans:
             "microbatch": int(self.microbatch[index]),
             "recompute": RECOMPUTE[int(self.recompute[index])],
             "zero_stage": int(self.zero_stage[index]),
+            "offload_layers": int(self.offloaded_layers[index]),
         }
 
 
@@ -121,13 +138,16 @@ def candidate_plans(
     vp: int | None = None,
     cp: int | None = None,
     schedule: str | None = None,
+    offload_layers: int | None = None,
 ) -> Plans:
     """All plans worth trying for ``workload``, or the single pinned plan where all are given.
 
     Rules that hold for every design: ``tp`` divides the attention heads and stays ≤ ``max_tp``
     (the largest scale-up domain of the designs), ``pp`` ≤ layers, ``ep`` divides the number of
     experts, the micro-batch fits in the global batch, ``vp`` > 1 only with pipeline stages
-    and dividing the layers per stage. Pinned values replace their axis.
+    and dividing the layers per stage, ``offload_layers`` (never searched: 0 unless pinned) at
+    most the layers per stage and only beside recompute none, selective or op. Pinned values
+    replace their axis.
     """
     sequences = workload.global_batch_sequences
     tps = [tp] if tp else [v for v in TP_CHOICES if v <= max_tp and workload.heads % v == 0]
@@ -171,16 +191,18 @@ def candidate_plans(
         )
     duals = [SCHEDULES.index(schedule)] if schedule else [0]
     cps = [cp] if cp else _searched_cp(workload)
+    offloads = [_check_offload_layers(workload, pp, recompute, offload_layers)]
     rows = [
         row
-        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps, duals)
+        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps, duals, offloads)
         if (row[5] == 1 or row[1] == 1 or pp)
         and (row[4] != RECOMPUTE.index("offload") or row[5] == 3 or recompute)
         and _vp_fits(workload, row[1], row[6])
         and (vp is not None or _vp_searched(row[1], row[6]))
         and _dualpipe_fits(row[1], row[6], row[8])
+        and _offload_fits(workload, row[1], row[4], row[9])
     ]
-    table = np.array(rows, dtype=np.float64).reshape(-1, 9)
+    table = np.array(rows, dtype=np.float64).reshape(-1, 10)
     return Plans(
         tp=table[:, 0],
         pp=table[:, 1],
@@ -192,8 +214,48 @@ def candidate_plans(
         vp=table[:, 6],
         cp=table[:, 7],
         dualpipe=table[:, 8],
+        offload_layers=table[:, 9],
         tp_searched=tp is None,
     )
+
+
+OFFLOAD_WITH = ("none", "selective", "op")
+"""Recompute policies whose kept activations ``offload_layers`` can move to host memory; ``full``
+and ``offload`` keep only each layer's input."""
+
+
+def _offload_fits(workload: Workload, pp: float, rc: float, layers: float) -> bool:
+    """Activation offload of ``layers`` per stage: no more than the stage has, and only where the
+    layers keep their activations."""
+    if layers == 0:
+        return True
+    return RECOMPUTE[int(rc)] in OFFLOAD_WITH and layers <= math.ceil(workload.layers / pp)
+
+
+def _check_offload_layers(
+    workload: Workload, pp: int | None, recompute: str | None, layers: int | None
+) -> int:
+    """The pinned ``offload_layers`` (0 when not given), or one line naming the rule."""
+    if not layers:
+        if layers is not None and layers < 0:
+            raise InputError.for_argument("offload_layers", "a whole number >= 0", layers)
+        return 0
+    per_stage = math.ceil(workload.layers / (pp or 1))
+    if layers < 0 or layers > per_stage:
+        raise InputError.for_argument(
+            "offload_layers",
+            f"a whole number from 0 to the layers per pipeline stage ({per_stage} = ceil("
+            f"{workload.layers} / pp {pp or 1}))",
+            layers,
+        )
+    if recompute is not None and recompute not in OFFLOAD_WITH:
+        raise InputError.for_argument(
+            "offload_layers",
+            f"0 with recompute {recompute!r}, which keeps only each layer's input (offload "
+            f"needs recompute {' / '.join(OFFLOAD_WITH)})",
+            layers,
+        )
+    return layers
 
 
 def _dualpipe_fits(pp: float, vp: float, dual: float) -> bool:

@@ -11,7 +11,7 @@ from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
 from dse.model.training.compute import Compute
 from dse.model.training.grid import Grid, recomputes_layers
-from dse.model.training.memory import Memory, offload_time_s
+from dse.model.training.memory import Memory, activation_offload_time_s, offload_time_s
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
@@ -169,7 +169,9 @@ def stage_communication(
             w, lay.tokens_mb, g.tp, g.cp, g.domain, g.up_b_s, g.out_b_s, s
         )
         cp_s = overlapped(lay.layers_per_stage * ring, comp.attention_s * comp.attention_redo, 1.0)
-    host_s = offload_time_s(g, lay, comp.total_s, w)
+    host_s = offload_time_s(g, lay, comp.total_s, w) + activation_offload_time_s(
+        g, lay, comp.total_s, w
+    )
     return StageCommunication(tp_s, pp_s, moe_s, cp_s, host_s)
 
 

@@ -61,7 +61,7 @@ class Grid:
     """One chunk of designs (``rows``) against every candidate plan.
 
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code,
-    FSDP and DualPipe flags. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
+    FSDP and DualPipe flags, layers per stage whose activations are offloaded. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
     (bytes/s), usable HBM (bytes),
     sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
@@ -79,6 +79,7 @@ class Grid:
     rc: np.ndarray
     fsdp: np.ndarray
     dual: np.ndarray
+    offload: FloatArray
     pinned_dp: FloatArray | None
     tp_searched: bool
     chips: FloatArray
@@ -108,7 +109,9 @@ class Grid:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-PLAN_FIELDS = frozenset(("tp", "pp", "ep", "mb", "vp", "cp", "rc", "fsdp", "dual", "pinned_dp"))
+PLAN_FIELDS = frozenset(
+    ("tp", "pp", "ep", "mb", "vp", "cp", "rc", "fsdp", "dual", "offload", "pinned_dp")
+)
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
 
 
@@ -141,6 +144,7 @@ def build_grid(
         rc=plan(plans.recompute),
         fsdp=plan(plans.zero_stage) == 3,
         dual=plan(plans.dual_pipe) > 0,
+        offload=plan(plans.offloaded_layers),
         pinned_dp=plan(plans.dp) if plans.dp.any() else None,
         tp_searched=plans.tp_searched,
         chips=col(designs.num_chips),

@@ -183,10 +183,13 @@ def activations(
     tp: FloatArray,
     rc: np.ndarray,
     low_precision: FloatArray | bool = True,
+    offload_share: FloatArray | float = 0.0,
 ) -> Activations:
     """§2.5 The activation bytes of ``tokens_mb`` tokens at tensor parallelism ``tp`` and
     recompute policy ``rc`` (any shapes that broadcast); ``low_precision``: whether the design
-    runs the workload's fp8/fp4 format (:attr:`Grid.low_precision`; True gives the least)."""
+    runs the workload's fp8/fp4 format (:attr:`Grid.low_precision`; True gives the least);
+    ``offload_share``: the share of the stage's layers whose kept activations are in host memory
+    (:func:`offload_share`), of which one layer is on the chip while it is copied."""
     per_token, _ = _per_token_layer_bytes(w, low_precision)
     layer_b = tokens_mb * per_token / tp
     # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
@@ -203,7 +206,14 @@ def activations(
     )
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
-    return Activations(layer_b, kept, working_b + logits_b)
+    in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
+    return Activations(layer_b, kept * (1.0 - offload_share), working_b + logits_b + in_copy_b)
+
+
+def offload_share(offload_layers: FloatArray, layers_per_stage: FloatArray) -> FloatArray:
+    """§2.5 The share of a stage's layers whose activations a plan offloads to host memory
+    (``offload_layers`` per stage, Megatron-Core's ``cpu_offloading_num_layers``)."""
+    return np.minimum(offload_layers, layers_per_stage) / layers_per_stage
 
 
 def offload_time_s(g: Grid, lay: Layout, compute_s: FloatArray, w: Workload) -> FloatArray:
@@ -227,10 +237,32 @@ def offload_time_s(g: Grid, lay: Layout, compute_s: FloatArray, w: Workload) -> 
     return np.where(offloads, exposed, 0.0)
 
 
+def activation_offload_time_s(
+    g: Grid, lay: Layout, compute_s: FloatArray, w: Workload
+) -> FloatArray:
+    """§2.5 Exposed seconds per micro-batch on one stage of moving the activations of
+    ``offload_layers`` layers to host memory and back, without recompute (Megatron-Core's CPU
+    offloading, ``cpu_offloading_num_layers``).
+
+    Each offloaded layer's kept activations go out over the host link while the next layers run
+    their forward pass and come back while the later layers run their backward pass, on copy
+    engines beside the compute. The forward pass is a third of the stage's compute and the
+    backward two thirds, so ``max(X/B_h − T/3, 0) + max(X/B_h − 2T/3, 0)`` with ``X`` the
+    offloaded bytes and ``B_h`` the host link's bandwidth each way."""
+    if not np.any(g.offload > 0):
+        return np.zeros(np.broadcast_shapes(g.offload.shape, g.host_b_s.shape))
+    kept_b = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision).kept_b
+    copy_s = np.minimum(g.offload, lay.layers_per_stage) * kept_b / g.host_b_s
+    return np.maximum(copy_s - compute_s / 3.0, 0.0) + np.maximum(
+        copy_s - 2.0 * compute_s / 3.0, 0.0
+    )
+
+
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
     """§2.1 static state (ZeRO-1 or FSDP) and §2.5 activations of the plan's schedule."""
     static_b, params_chip, updated = _static(g, lay, w, s)
-    act = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision)
+    share = offload_share(g.offload, lay.layers_per_stage)
+    act = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision, share)
     in_flight = micro_batches_in_flight(g, lay)
     activation_b = in_flight * lay.layers_per_stage * act.kept_b + act.once_b
     layer_b = act.layer_b

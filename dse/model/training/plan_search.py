@@ -72,7 +72,12 @@ from dse.model.training.compute import (
     recompute_factors,
 )
 from dse.model.training.grid import Grid, build_grid, recomputes_layers
-from dse.model.training.memory import _per_token_layer_bytes, activations, elementwise_bytes
+from dse.model.training.memory import (
+    _per_token_layer_bytes,
+    activations,
+    elementwise_bytes,
+    offload_share,
+)
 from dse.model.training.parallelism import data_parallelism
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
@@ -299,8 +304,9 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
     # Activations (§2.5), as memory.memory computes them, in the workload's format and in 16-bit.
     in_flight = layers_per_stage * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
+    share = offload_share(plans.offloaded_layers, layers_per_stage)
     low, sixteen = (
-        activations(w, mb * float(w.seq_len) / cp, tp, rc, low_precision)
+        activations(w, mb * float(w.seq_len) / cp, tp, rc, low_precision, share)
         for low_precision in (True, False)
     )
     cap = np.where(dual, pp + 1.0, pp)

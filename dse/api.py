@@ -253,7 +253,9 @@ def evaluate(
     ``plan`` pins any of ``tp``, ``pp``, ``vp``, ``cp``, ``dp``, ``ep``, ``microbatch``,
     ``recompute`` (``"none"``, ``"selective"``, ``"full"``), ``zero_stage`` and ``schedule``
     (``"1f1b"``, ``"dualpipe"``) instead of searching them, and ``offload_layers`` (layers per
-    pipeline stage whose activations go to host memory; 0, the default, is never searched);
+    pipeline stage whose activations go to host memory; 0, the default, is never searched) and
+    ``recompute_layers`` (layers per stage the recompute policy applies to, the others keep
+    everything; every layer unless pinned);
     ``settings`` replace model defaults by name (``pue=1.3``, ``electricity_usd_per_kwh=0.12``;
     see ``dse/defaults.toml``).
 

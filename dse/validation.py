@@ -47,7 +47,7 @@ REPORTED = (
     "tokens_per_s_per_chip",
 )
 CONFIDENCE = ("high", "medium", "low")
-PLAN_KEYS = ("tp", "pp", "cp", "vp", "ep", "dp", "microbatch", "zero_stage")
+PLAN_KEYS = ("tp", "pp", "cp", "vp", "ep", "dp", "microbatch", "zero_stage", "recompute_layers")
 """Plan facts a run may record. Those :func:`candidate_plans` cannot pin yet are kept as facts
 and left to the search."""
 

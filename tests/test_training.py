@@ -475,6 +475,8 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
             ("--offload-layers", "8", "--recompute", "full"),
             ("--offload-layers", "recompute 'full'"),
         ),
+        (("--recompute-layers", "81"), ("--recompute-layers", "layers per pipeline stage", "80")),
+        (("--recompute-layers", "5", "--recompute", "none"), ("--recompute-layers", "'none'")),
     ],
 )
 def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:
@@ -656,6 +658,24 @@ def test_offloading_activations_of_some_layers_saves_memory_and_never_speeds_a_s
     slow = [_megatron_offload_step(_offload_cluster(gb_s)[0], w, 40) for gb_s in (1, 10, 100)]
     assert slow[0]["host"] > 0.0
     assert all(a["step"] >= b["step"] >= steps[0]["step"] for a, b in itertools.pairwise(slow))
+
+
+def test_recomputing_fewer_layers_keeps_more_memory_and_saves_time() -> None:
+    """§2.5/§2.6 ``recompute_layers`` (Megatron's block recompute): the policy on the first N
+    layers of each stage, the others keep everything. Fewer recomputed layers, more memory and a
+    shorter step; all of them is the plain policy."""
+    w = load_workload("llama3.1-70b")
+    designs = _cluster("h200", [64.0])
+    plan = {"tp": 4, "pp": 4, "microbatch": 1, "zero_stage": 1}
+
+    def run(**pins: object) -> tuple[float, float]:
+        m = evaluate(designs, w, plans=candidate_plans(w, **plan, **pins))  # type: ignore[arg-type]
+        return float(m.columns["step_time_s"][0]), float(m.training.memory_per_chip_gb[0])
+
+    steps = [run(recompute="full", recompute_layers=n) for n in (20, 10, 5, 1)]
+    assert all(a[0] > b[0] and a[1] < b[1] for a, b in itertools.pairwise(steps))
+    assert run(recompute="full") == pytest.approx(steps[0], rel=1e-12)
+    assert run(recompute="none")[0] < steps[-1][0]
 
 
 def test_the_search_offloads_only_where_full_recompute_does_not_fit() -> None:

@@ -162,6 +162,14 @@ def settings_from(options: dict[str, Any]) -> Settings:
     "forward pass and come back for the backward pass, without recompute (Megatron-Core "
     "cpu_offloading_num_layers; never searched, default 0).",
 )
+@click.option(
+    "--recompute-layers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin the layers per pipeline stage that follow the recompute policy; the others keep "
+    "all their activations (Megatron recompute_num_layers with recompute_method block; never "
+    "searched, default every layer).",
+)
 @settings_options
 @format_option
 def evaluate(
@@ -177,7 +185,8 @@ def evaluate(
 
     Plans are searched over tp, pp, vp, cp, ep, micro-batch, recompute, ZeRO stage and
     pipeline schedule; any of them given on the command line is pinned instead. Activation
-    offload (--offload-layers) is only ever pinned.
+    offload (--offload-layers) and recompute of some layers (--recompute-layers) are only ever
+    pinned.
     """
     settings = setting_options(options)
     plan = {k: v for k, v in options.items() if v is not None}

@@ -132,6 +132,7 @@ def run(state: State) -> Outcome:
         "recompute": RECOMPUTE[int(plans.recompute[index])],
         "zero_stage": int(plans.zero_stage[index]),
         "offload_layers": int(plans.offloaded_layers[index]),
+        "recompute_layers": plans.describe(index)["recompute_layers"],
     }
     return Outcome(
         training_days=training_days,

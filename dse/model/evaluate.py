@@ -61,6 +61,7 @@ PLAN_COLUMNS = (
     "zero_stage",
     "schedule",
     "offload_layers",
+    "recompute_layers",
 )
 """The plan columns of a results file; ``recompute`` and ``schedule`` as codes into
 :data:`~dse.model.plans.RECOMPUTE` and :data:`~dse.model.plans.SCHEDULES`."""
@@ -183,6 +184,9 @@ def evaluate(
         "cp": plans.context_parallel[index].astype(np.int64),
         "schedule": plans.dual_pipe[index].astype(np.int64),
         "offload_layers": plans.offloaded_layers[index].astype(np.int64),
+        "recompute_layers": np.rint(
+            plans.recomputed_share[index] * np.ceil(workload.layers / plans.pp[index])
+        ).astype(np.int64),
     }
     constraints = dict(silicon.constraints)
     usable_gb = training.memory_capacity_gb * (1.0 - settings.memory_reserve_fraction)

@@ -69,6 +69,8 @@ class Plans:
     cp: NDArray[np.float64] | None = None
     dualpipe: NDArray[np.float64] | None = None
     offload_layers: NDArray[np.float64] | None = None
+    recompute_layers: NDArray[np.float64] | None = None
+    recompute_share: NDArray[np.float64] | None = None
     tp_searched: bool = True
 
     @property
@@ -91,6 +93,13 @@ class Plans:
         """Layers per pipeline stage whose activations go to host memory (no recompute), shape
         ``(k,)``: 0 where not given."""
         return self.offload_layers if self.offload_layers is not None else np.zeros_like(self.tp)
+
+    @property
+    def recomputed_share(self) -> NDArray[np.float64]:
+        """The share of each stage's layers that follow the recompute policy, shape ``(k,)``;
+        the others keep all their activations (Megatron's ``recompute_num_layers``). 1 where not
+        given."""
+        return self.recompute_share if self.recompute_share is not None else np.ones_like(self.tp)
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -117,6 +126,9 @@ class Plans:
             "recompute": RECOMPUTE[int(self.recompute[index])],
             "zero_stage": int(self.zero_stage[index]),
             "offload_layers": int(self.offloaded_layers[index]),
+            "recompute_layers": int(self.recompute_layers[index])
+            if self.recompute_layers is not None
+            else 0,
         }
 
 
@@ -139,6 +151,7 @@ def candidate_plans(
     cp: int | None = None,
     schedule: str | None = None,
     offload_layers: int | None = None,
+    recompute_layers: int | None = None,
 ) -> Plans:
     """All plans worth trying for ``workload``, or the single pinned plan where all are given.
 
@@ -146,8 +159,9 @@ def candidate_plans(
     (the largest scale-up domain of the designs), ``pp`` ≤ layers, ``ep`` divides the number of
     experts, the micro-batch fits in the global batch, ``vp`` > 1 only with pipeline stages
     and dividing the layers per stage, ``offload_layers`` (never searched: 0 unless pinned) at
-    most the layers per stage and only beside recompute none, selective or op. Pinned values
-    replace their axis.
+    most the layers per stage and only beside recompute none, selective or op,
+    ``recompute_layers`` (never searched: every layer of a stage unless pinned) at most the
+    layers per stage and only with a policy that recomputes. Pinned values replace their axis.
     """
     sequences = workload.global_batch_sequences
     tps = [tp] if tp else [v for v in TP_CHOICES if v <= max_tp and workload.heads % v == 0]
@@ -192,17 +206,23 @@ def candidate_plans(
     duals = [SCHEDULES.index(schedule)] if schedule else [0]
     cps = [cp] if cp else _searched_cp(workload)
     offloads = [_check_offload_layers(workload, pp, recompute, offload_layers)]
+    redone = [_check_recompute_layers(workload, pp, recompute, recompute_layers)]
     rows = [
         row
-        for row in itertools.product(tps, pps, eps, mbs, rcs, zeros, vps, cps, duals, offloads)
+        for row in itertools.product(
+            tps, pps, eps, mbs, rcs, zeros, vps, cps, duals, offloads, redone
+        )
         if (row[5] == 1 or row[1] == 1 or pp)
         and (row[4] != RECOMPUTE.index("offload") or row[5] == 3 or recompute)
         and _vp_fits(workload, row[1], row[6])
         and (vp is not None or _vp_searched(row[1], row[6]))
         and _dualpipe_fits(row[1], row[6], row[8])
         and _offload_fits(workload, row[1], row[4], row[9])
+        and _recompute_layers_fit(workload, row[1], row[4], row[10])
     ]
-    table = np.array(rows, dtype=np.float64).reshape(-1, 10)
+    table = np.array(rows, dtype=np.float64).reshape(-1, 11)
+    per_stage = np.ceil(workload.layers / table[:, 1])
+    redo_layers = np.where(table[:, 10] > 0, table[:, 10], per_stage)
     return Plans(
         tp=table[:, 0],
         pp=table[:, 1],
@@ -215,8 +235,43 @@ def candidate_plans(
         cp=table[:, 7],
         dualpipe=table[:, 8],
         offload_layers=table[:, 9],
+        recompute_layers=redo_layers,
+        recompute_share=redo_layers / per_stage,
         tp_searched=tp is None,
     )
+
+
+def _recompute_layers_fit(workload: Workload, pp: float, rc: float, layers: float) -> bool:
+    """Recompute of ``layers`` per stage (0: all of them): no more than the stage has, and fewer
+    only with a policy that recomputes."""
+    per_stage = math.ceil(workload.layers / pp)
+    if layers == 0:
+        return True
+    return layers == per_stage or (RECOMPUTE[int(rc)] != "none" and layers < per_stage)
+
+
+def _check_recompute_layers(
+    workload: Workload, pp: int | None, recompute: str | None, layers: int | None
+) -> int:
+    """The pinned ``recompute_layers`` (0, every layer, when not given), or one line naming the
+    rule."""
+    if layers is None:
+        return 0
+    per_stage = math.ceil(workload.layers / (pp or 1))
+    if layers < 1 or layers > per_stage:
+        raise InputError.for_argument(
+            "recompute_layers",
+            f"a whole number from 1 to the layers per pipeline stage ({per_stage} = ceil("
+            f"{workload.layers} / pp {pp or 1}))",
+            layers,
+        )
+    if recompute == "none" and layers < per_stage:
+        raise InputError.for_argument(
+            "recompute_layers",
+            f"all {per_stage} layers per stage with recompute 'none' (nothing is recomputed)",
+            layers,
+        )
+    return layers
 
 
 OFFLOAD_WITH = ("none", "selective", "op")

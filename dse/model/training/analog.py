@@ -111,13 +111,15 @@ def array_step(
     pp: FloatArray,
     ep: FloatArray,
     rc: np.ndarray,
+    rc_share: FloatArray,
     chips_used: FloatArray,
     bubble_fraction: FloatArray,
 ) -> ArrayStep:
-    """§2.9 The arrays' time of a plan (``tp``, ``pp``, ``ep``, recompute ``rc``) on the chips
+    """§2.9 The arrays' time of a plan (``tp``, ``pp``, ``ep``, recompute ``rc`` on a share
+    ``rc_share`` of the layers) on the chips
     ``a`` (arrays broadcasting against the plan's), reading the weights to program at
     ``memory_b_s`` (bytes/s: HBM, or on-chip SRAM on a chip without HBM)."""
-    redo = recompute_factors(rc, w).matmul
+    redo = recompute_factors(rc, w, rc_share).matmul
     matmul_per_token, _ = flops_per_token(w)
     tokens_step = w.global_batch_sequences * w.seq_len
     analog_share = w.analog_linear_gemms / w.linear_gemms
@@ -181,6 +183,7 @@ class ArrayExtra:
             g.pp,
             g.ep,
             g.rc,
+            g.rc_share,
             lay.dp * lay.replica,
             m.slots / (lay.microbatches + m.slots),
         )
@@ -226,6 +229,7 @@ def analog_training(
         plans.pp[index],
         plans.ep[index],
         plans.recompute[index],
+        plans.recomputed_share[index],
         t.chips_used,
         t.bubble_fraction,
     )

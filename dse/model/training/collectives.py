@@ -10,7 +10,7 @@ import numpy as np
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
 from dse.model.training.compute import Compute
-from dse.model.training.grid import Grid, recomputes_layers
+from dse.model.training.grid import Grid, recomputed_layer_share
 from dse.model.training.memory import Memory, activation_offload_time_s, offload_time_s
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
@@ -147,7 +147,8 @@ def stage_communication(
     each with the overlap its stack achieves; §2.5 the host copies of offloaded activations."""
     activation_msg = lay.tokens_mb * w.d_model * 2.0
     tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, g.out_b_s)
-    tp_collectives = np.where(recomputes_layers(g.rc), 12.0, 8.0) * lay.layers_per_stage
+    redone = recomputed_layer_share(g.rc, g.rc_share)
+    tp_collectives = (8.0 + 4.0 * redone) * lay.layers_per_stage
     tp_domains = np.maximum(g.tp / g.domain, 1.0)
     tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains)
     tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)
@@ -159,7 +160,7 @@ def stage_communication(
     moe_s = np.zeros_like(pp_s)
     if w.is_moe:
         moe_fraction = (w.layers - w.dense_layers) / w.layers
-        count = np.where(recomputes_layers(g.rc), 6.0, 4.0) * lay.layers_per_stage * moe_fraction
+        count = (4.0 + 2.0 * redone) * lay.layers_per_stage * moe_fraction
         one = all_to_all_time_s(w, lay.tokens_mb / g.tp, g.ep, g.domain, g.up_b_s, g.out_b_s, s)
         # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
         moe_s = overlapped(count * one, comp.total_s, np.where(g.dual, 1.0, s.moe_comm_overlap))

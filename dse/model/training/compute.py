@@ -110,17 +110,18 @@ class Recompute:
     other: FloatArray
 
 
-def recompute_factors(rc: np.ndarray, w: Workload) -> Recompute:
-    """§2.6 The recompute factors of policy codes ``rc`` (any shape): the forward pass is a third
-    of forward + backward, so redoing all of it costs 4/3. ``full`` and ``offload`` redo every
-    layer, ``selective`` only attention, ``op`` a share of the linear layers
-    (:func:`op_checkpoint`) and all the memory-bound operators but not attention."""
+def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 1.0) -> Recompute:
+    """§2.6 The recompute factors of policy codes ``rc`` applied to a share ``layers`` of each
+    stage's layers (any shapes that broadcast; the other layers recompute nothing): the forward
+    pass is a third of forward + backward, so redoing all of it costs 4/3. ``full`` and
+    ``offload`` redo every layer, ``selective`` only attention, ``op`` a share of the linear
+    layers (:func:`op_checkpoint`) and all the memory-bound operators but not attention."""
     share = op_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
-    matmul = np.select([whole, rc == OP], [4.0 / 3.0, 1.0 + share / 3.0], 1.0)
-    attention = np.where((rc == NONE) | (rc == OP), 1.0, 4.0 / 3.0)
-    other = np.where(whole | (rc == OP), 4.0 / 3.0, 1.0)
-    return Recompute(matmul, attention, other)
+    matmul = np.select([whole, rc == OP], [1.0 / 3.0, share / 3.0], 0.0)
+    attention = np.where((rc == NONE) | (rc == OP), 0.0, 1.0 / 3.0)
+    other = np.where(whole | (rc == OP), 1.0 / 3.0, 0.0)
+    return Recompute(1.0 + layers * matmul, 1.0 + layers * attention, 1.0 + layers * other)
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
     of one layer's memory-bound operators (:func:`dse.model.training.memory.elementwise_bytes`)."""
     _, attention_per_token = flops_per_token(w)
     stage_attention = lay.tokens_mb * attention_per_token / w.layers * lay.layers_per_stage / g.tp
-    redo = recompute_factors(g.rc, w)
+    redo = recompute_factors(g.rc, w, g.rc_share)
     matmul_redo, attention_redo = redo.matmul, redo.attention
     # §2.3 the measured efficiencies, times the design's family scale, never above peak
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)

@@ -26,6 +26,12 @@ def recomputes_layers(rc: np.ndarray) -> np.ndarray:
     return (rc == FULL) | (rc == OFFLOAD)
 
 
+def recomputed_layer_share(rc: np.ndarray, share: FloatArray | float) -> FloatArray:
+    """The share of a stage's layers recomputed whole: ``share`` (the layers the policy applies
+    to) where ``rc`` recomputes whole layers, else 0."""
+    return np.where(recomputes_layers(rc), share, 0.0)
+
+
 def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, FloatArray, FloatArray]:
     """§2.3 Sustained matmul rate (FLOP/s) in the training precision, the 16-bit rate used for
     attention, and the nominal peak used for MFU; all shape ``(n,)``.
@@ -60,7 +66,8 @@ def exp_per_sixteen_bit_flop(designs: Designs) -> FloatArray:
 class Grid:
     """One chunk of designs (``rows``) against every candidate plan.
 
-    Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code,
+    Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code
+    and the share of a stage's layers it applies to,
     FSDP and DualPipe flags, layers per stage whose activations are offloaded. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
     (bytes/s), usable HBM (bytes),
@@ -77,6 +84,7 @@ class Grid:
     vp: FloatArray
     cp: FloatArray
     rc: np.ndarray
+    rc_share: FloatArray
     fsdp: np.ndarray
     dual: np.ndarray
     offload: FloatArray
@@ -110,7 +118,7 @@ class Grid:
 
 
 PLAN_FIELDS = frozenset(
-    ("tp", "pp", "ep", "mb", "vp", "cp", "rc", "fsdp", "dual", "offload", "pinned_dp")
+    ("tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "fsdp", "dual", "offload", "pinned_dp")
 )
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
 
@@ -142,6 +150,7 @@ def build_grid(
         vp=plan(plans.virtual_stages),
         cp=plan(plans.context_parallel),
         rc=plan(plans.recompute),
+        rc_share=plan(plans.recomputed_share),
         fsdp=plan(plans.zero_stage) == 3,
         dual=plan(plans.dual_pipe) > 0,
         offload=plan(plans.offloaded_layers),

@@ -184,12 +184,15 @@ def activations(
     rc: np.ndarray,
     low_precision: FloatArray | bool = True,
     offload_share: FloatArray | float = 0.0,
+    recompute_share: FloatArray | float = 1.0,
 ) -> Activations:
     """§2.5 The activation bytes of ``tokens_mb`` tokens at tensor parallelism ``tp`` and
     recompute policy ``rc`` (any shapes that broadcast); ``low_precision``: whether the design
     runs the workload's fp8/fp4 format (:attr:`Grid.low_precision`; True gives the least);
     ``offload_share``: the share of the stage's layers whose kept activations are in host memory
-    (:func:`offload_share`), of which one layer is on the chip while it is copied."""
+    (:func:`offload_share`), of which one layer is on the chip while it is copied;
+    ``recompute_share``: the share of the layers that follow ``rc``, the others keep everything
+    (Megatron's ``recompute_num_layers``)."""
     per_token, _ = _per_token_layer_bytes(w, low_precision)
     layer_b = tokens_mb * per_token / tp
     # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
@@ -199,11 +202,13 @@ def activations(
     scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp
     input_b = layer_input_bytes(w, tokens_mb, tp)
     op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
+    everything = layer_b + scores_b
     kept = np.select(
         [rc == NONE, rc == SELECTIVE, rc == OP, rc == OFFLOAD],
-        [layer_b + scores_b, layer_b, op_b, 0.0],
+        [everything, layer_b, op_b, 0.0],
         input_b,
     )
+    kept = recompute_share * kept + (1.0 - recompute_share) * everything
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
@@ -230,7 +235,7 @@ def offload_time_s(g: Grid, lay: Layout, compute_s: FloatArray, w: Workload) -> 
     if not offloads.any():
         return np.zeros(np.broadcast_shapes(g.rc.shape, g.host_b_s.shape))
     input_b = layer_input_bytes(w, lay.tokens_mb, g.tp)
-    copy_s = lay.layers_per_stage * input_b / g.host_b_s
+    copy_s = g.rc_share * lay.layers_per_stage * input_b / g.host_b_s
     exposed = np.maximum(copy_s - compute_s / 4.0, 0.0) + np.maximum(
         copy_s - 3.0 * compute_s / 4.0, 0.0
     )
@@ -251,7 +256,7 @@ def activation_offload_time_s(
     offloaded bytes and ``B_h`` the host link's bandwidth each way."""
     if not np.any(g.offload > 0):
         return np.zeros(np.broadcast_shapes(g.offload.shape, g.host_b_s.shape))
-    kept_b = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision).kept_b
+    kept_b = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision, 0.0, g.rc_share).kept_b
     copy_s = np.minimum(g.offload, lay.layers_per_stage) * kept_b / g.host_b_s
     return np.maximum(copy_s - compute_s / 3.0, 0.0) + np.maximum(
         copy_s - 2.0 * compute_s / 3.0, 0.0
@@ -262,7 +267,7 @@ def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
     """§2.1 static state (ZeRO-1 or FSDP) and §2.5 activations of the plan's schedule."""
     static_b, params_chip, updated = _static(g, lay, w, s)
     share = offload_share(g.offload, lay.layers_per_stage)
-    act = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision, share)
+    act = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision, share, g.rc_share)
     in_flight = micro_batches_in_flight(g, lay)
     activation_b = in_flight * lay.layers_per_stage * act.kept_b + act.once_b
     layer_b = act.layer_b

@@ -71,7 +71,7 @@ from dse.model.training.compute import (
     moe_overhead_s,
     recompute_factors,
 )
-from dse.model.training.grid import Grid, build_grid, recomputes_layers
+from dse.model.training.grid import Grid, build_grid, recomputed_layer_share
 from dse.model.training.memory import (
     _per_token_layer_bytes,
     activations,
@@ -163,7 +163,8 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     dual = plans.dual_pipe > 0
     layers_per_stage = np.ceil(w.layers / pp)
     tokens_mb = mb * float(w.seq_len) / cp
-    redo = recompute_factors(rc, w)
+    redo = recompute_factors(rc, w, plans.recomputed_share)
+    redone = recomputed_layer_share(rc, plans.recomputed_share)
     matmul_redo, attention_redo = redo.matmul, redo.attention
     # FLOPs of the linear layers and the logits: the GEMM roofline at unit rate and efficiency,
     # infinite bandwidth and no kernel latency.
@@ -198,7 +199,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     )
     # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
     message_b = tokens_mb * w.d_model * 2.0
-    tp_collectives = np.where(recomputes_layers(rc), 12.0, 8.0) * layers_per_stage
+    tp_collectives = (8.0 + 4.0 * redone) * layers_per_stage
     tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
     link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
@@ -206,7 +207,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     # token copy (the copies per link depend on ep and the design's domain, moe_lower_bound).
     moe_b = np.zeros_like(tp)
     if w.is_moe:
-        count = np.where(recomputes_layers(rc), 6.0, 4.0) * layers_per_stage * moe_fraction
+        count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
         element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
         one_b = tokens_mb / tp * w.d_model * element_b / s.collective_efficiency
         moe_b = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
@@ -306,7 +307,9 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     in_flight = layers_per_stage * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
     share = offload_share(plans.offloaded_layers, layers_per_stage)
     low, sixteen = (
-        activations(w, mb * float(w.seq_len) / cp, tp, rc, low_precision, share)
+        activations(
+            w, mb * float(w.seq_len) / cp, tp, rc, low_precision, share, plans.recomputed_share
+        )
         for low_precision in (True, False)
     )
     cap = np.where(dual, pp + 1.0, pp)

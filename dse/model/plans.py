@@ -292,8 +292,6 @@ def _check_offload_layers(
 ) -> int:
     """The pinned ``offload_layers`` (0 when not given), or one line naming the rule."""
     if not layers:
-        if layers is not None and layers < 0:
-            raise InputError.for_argument("offload_layers", "a whole number >= 0", layers)
         return 0
     per_stage = math.ceil(workload.layers / (pp or 1))
     if layers < 0 or layers > per_stage:

@@ -299,11 +299,14 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     dp_bw = up if plan.tp * wdp <= chip.domain else min(up, out * per_domain)
     domains = wdp / per_domain
     if plan.zero_stage == 3:
-        # each layer's weights gathered twice and its gradients reduce-scattered per micro-batch
-        weights = ring(params * s.weight_bytes_per_param, wdp, dp_bw, s, domains, layers)
-        grads = ring(params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s, domains, layers)
-        comm = m * (2 * weights + grads)
-        hidden = pipeline
+        # each layer's weights gathered twice and its gradients reduce-scattered per micro-batch,
+        # each prefetched behind a neighbouring layer's compute (a third forward, two backward)
+        gather = ring(params * s.weight_bytes_per_param, wdp, dp_bw, s, domains, layers) / layers
+        reduce = ring(params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s, domains, layers)
+        per_layer = pipeline / (m * layers)
+        forward = max(gather - per_layer / 3, 0)
+        backward = max(gather + reduce / layers - 2 * per_layer / 3, 0)
+        exposed = m * (gather + layers * (forward + backward))
     else:
         grad = shared / mp * s.grad_reduce_bytes_per_param
         comm = 2 * ring(grad, wdp, dp_bw, s, domains, buckets(shared / mp, wdp))
@@ -316,9 +319,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
                 max(expert_dp / per_domain, 1),
                 buckets(local_experts, expert_dp),
             )
-        hidden = pipeline * 2 / 3
+        exposed = max(comm * (1 - s.dp_overlap), comm - pipeline * 2 / 3)
     optimizer_time = 2 * updated * states / hbm
-    exposed = max(comm * (1 - s.dp_overlap), comm - hidden)
     return {
         "step_time_s": pipeline + exposed + optimizer_time,
         "memory_gb": memory / 1e9,

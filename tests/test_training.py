@@ -777,3 +777,21 @@ def test_a_ring_collective_pays_a_latency_per_message_and_more_across_domains() 
     assert ten - ring_time(np.array([1e6]), eight, np.array([1e11]), s)[0] == pytest.approx(
         9 * empty
     )
+
+
+def test_fsdp_collectives_hide_behind_the_layers_they_prefetch_for() -> None:
+    """§2.7 FSDP prefetches each layer's gathers and reduce-scatter behind a neighbouring
+    layer's compute: only the first gather shows while a layer's collectives take less than its
+    compute; beyond that the excess shows in every layer, and slower collectives never hide
+    better."""
+    from dse.model.training.collectives import fsdp_exposed_s
+
+    layer_s, layers = np.array(3.0), np.array(40.0)
+    quick = fsdp_exposed_s(np.array(0.5), np.array(0.5), layer_s, layers)
+    assert float(quick) == pytest.approx(0.5)
+    gathers = np.linspace(0.1, 4.0, 40)
+    exposed = fsdp_exposed_s(gathers, gathers, layer_s, layers)
+    assert np.all(np.diff(exposed) > 0.0)
+    # a layer whose gather alone outlasts its forward compute shows the excess 40 times over
+    slow = fsdp_exposed_s(np.array(2.0), np.array(0.0), layer_s, layers)
+    assert float(slow) == pytest.approx(2.0 + 40 * ((2.0 - 1.0) + 0.0))

@@ -210,15 +210,29 @@ def data_parallel_exposed_s(
         zero1 = zero1 + 2.0 * ring_time(
             expert_grad, lay.expert_dp, dp_b_s, s, expert_domains, buckets
         )
-    # FSDP gathers each layer's weights for every micro-batch's forward and backward pass and
-    # reduce-scatters its gradients once per micro-batch, all prefetched behind compute.
+    zero1_s = overlapped(zero1, pipeline_s * 2.0 / 3.0, s.dp_overlap)
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
     layers = lay.layers_per_stage
-    fsdp = lay.microbatches * (
-        2.0 * ring_time(weights_b, lay.weight_dp, dp_b_s, s, domains, layers)
-        + ring_time(grads_b, lay.weight_dp, dp_b_s, s, domains, layers)
-    )
-    hidden = np.where(g.fsdp, pipeline_s, pipeline_s * 2.0 / 3.0)
-    comm = np.where(g.fsdp, fsdp, zero1)
-    return np.maximum(comm * (1.0 - s.dp_overlap), comm - hidden)
+    gather_s = ring_time(weights_b, lay.weight_dp, dp_b_s, s, domains, layers) / layers
+    reduce_s = ring_time(grads_b, lay.weight_dp, dp_b_s, s, domains, layers) / layers
+    fsdp_s = fsdp_exposed_s(gather_s, reduce_s, pipeline_s / (lay.microbatches * layers), layers)
+    return np.where(g.fsdp, lay.microbatches * fsdp_s, zero1_s)
+
+
+def fsdp_exposed_s(
+    gather_s: FloatArray, reduce_s: FloatArray, layer_s: FloatArray, layers: FloatArray
+) -> FloatArray:
+    """§2.7 Exposed FSDP (ZeRO-3) time of one micro-batch on one stage (s): each layer's weights
+    gathered for its forward and again for its backward pass (``gather_s`` each), its gradients
+    reduce-scattered after its backward (``reduce_s``), every collective prefetched behind the
+    compute of the neighbouring layer (PyTorch FSDP's forward and backward prefetch, Zhao et
+    al. 2023, arXiv:2304.11277, Sec. 3.3; Megatron-FSDP's double buffer). Only the first
+    gather and what a layer's collectives take beyond its compute (``layer_s``: a third forward,
+    two thirds backward) show::
+
+        T_fsdp = g + L · (max(g − c/3, 0) + max(g + r − 2c/3, 0))
+    """
+    forward = np.maximum(gather_s - layer_s / 3.0, 0.0)
+    backward = np.maximum(gather_s + reduce_s - 2.0 * layer_s / 3.0, 0.0)
+    return gather_s + layers * (forward + backward)

@@ -221,20 +221,21 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         ]
     )
     # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step, the shared
-    # parameters over the D·c ranks that hold them, the experts over their expert_dp ranks;
-    # FSDP gathers each layer's weights twice and reduce-scatters its gradients per micro-batch.
-    # The exposed part is at least (1 − o_dp) of them, without latency.
+    # parameters over the D·c ranks that hold them, the experts over their expert_dp ranks:
+    # the exposed part is at least (1 − o_dp) of them, without latency. FSDP prefetches its
+    # gathers and reduce-scatters behind the layers' compute: at least the first layer's gather
+    # of each micro-batch shows.
     shared_params = (w.total_params - w.expert_params) / (tp * pp)
     expert_params = w.expert_params / (pp * ep)
     fsdp = plans.zero_stage == 3
     grad_b = s.grad_reduce_bytes_per_param
-    fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
+    first_gather_b = (shared_params + expert_params) * s.weight_bytes_per_param / layers_per_stage
     hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
-    data_parallel = hidden_share * np.stack(
+    data_parallel = np.stack(
         [
-            np.where(fsdp, 0.0, 2.0 * shared_params * grad_b),
-            np.where(fsdp | (not w.is_moe), 0.0, 2.0 * expert_params * grad_b),
-            np.where(fsdp, fsdp_b, 0.0),
+            hidden_share * np.where(fsdp, 0.0, 2.0 * shared_params * grad_b),
+            hidden_share * np.where(fsdp | (not w.is_moe), 0.0, 2.0 * expert_params * grad_b),
+            np.where(fsdp, first_gather_b / s.collective_efficiency, 0.0),
         ]
     )
     sequences = float(w.global_batch_sequences)

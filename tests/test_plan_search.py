@@ -165,13 +165,17 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
     assert w.is_moe == exposed.any()
     if w.is_moe:
         assert np.median(moe[exposed] / exact_moe[exposed]) > 0.99
-    # ... and the exposed data-parallel traffic (§2.7), for MoE too.
+    # ... and the exposed data-parallel traffic (§2.7), for MoE too; FSDP's gathers and
+    # reduce-scatters all together never take longer than the step.
     microbatches = bounds.sequences / (dp * bounds.layout[plan_search.MICROBATCH])
-    dp_part = plan_search.data_parallel_lower_bound(grid, bounds, dp, microbatches)
+    dp_part, fsdp_part = plan_search.data_parallel_lower_bound(grid, bounds, dp, microbatches)
     exact_dp = np.broadcast_to(model.dp_s, dp_part.shape)
     assert (dp_part[runs] <= exact_dp[runs] * (1 + 1e-12)).all()
-    exposed = runs & (exact_dp > 0)
-    assert np.median(dp_part[exposed] / exact_dp[exposed]) > 0.5
+    assert (fsdp_part[runs] <= model.step_s[runs] * (1 + 1e-12)).all()
+    zero1 = runs & (exact_dp > 0) & (plans.zero_stage == 1)
+    assert np.median(dp_part[zero1] / exact_dp[zero1]) > 0.5
+    fsdp = runs & (plans.zero_stage == 3)
+    assert fsdp_part[fsdp].any() and (fsdp_part[runs & ~fsdp] == 0).all()
     # numba: step time, and infinite only where the plan cannot run or cannot fit.
     compiled = np.empty((grid.chips.shape[0], len(plans)))
     plan_search.compiled_lower_bounds(grid, settings, bounds, _kernels, compiled)

@@ -67,7 +67,8 @@ def lower_bounds(
     pinned_dp, microbatch, cp = layout[PINNED_DP], layout[MICROBATCH], layout[CP]
     ep_over_tp = layout[EP_OVER_TP]
     inverse_microbatch, inverse_cp = 1.0 / microbatch, 1.0 / cp
-    shared_b, expert_b, fsdp_b = data_parallel[0], data_parallel[1], data_parallel[2]
+    shared_b, expert_b = data_parallel[0], data_parallel[1]
+    first_b, fsdp_b = data_parallel[2], data_parallel[3]
     weight_b, expert_state_b, in_flight_cap = memory[1], memory[2], memory[4]
     c0, c1, c2 = coefficients[0], coefficients[1], coefficients[2]
     c3, c4 = coefficients[3], coefficients[4]
@@ -112,9 +113,12 @@ def lower_bounds(
                 else max(inverse_up, inverse_out * per_domain)
             )
             expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
-            per_step = (shared_b[p] + microbatches * fsdp_b[p]) * (
-                1.0 - inverse_weight_dp
-            ) + expert_b[p] * (1.0 - expert_inverse)
+            ring_share = 1.0 - inverse_weight_dp
+            per_step = (shared_b[p] + microbatches * first_b[p]) * ring_share + expert_b[p] * (
+                1.0 - expert_inverse
+            )
+            # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
+            fsdp_s = microbatches * fsdp_b[p] * ring_share * inverse_bw
             stage = f0 * c0[p] + f1 * c1[p] + f2 * c2[p] + f3 * c3[p] + f4 * c4[p]
             if is_moe:
                 # §2.7 the all-to-all's copies beyond the domain on scale-out, the others on
@@ -123,7 +127,7 @@ def lower_bounds(
                 remote = min(remote, route_max_domains) if routed else remote
                 local = max(experts_per_token * (ep[p] - 1.0) * inverse_ep[p] - remote, 0.0)
                 stage += moe[p] * max(local * inverse_up, remote * inverse_out)
-            value = (stage * (microbatches + slots[p]) + per_step * inverse_bw) * scale
+            value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step * inverse_bw) * scale
             least_b = (
                 fixed_b[p]
                 + weight_b[p] * inverse_weight_dp

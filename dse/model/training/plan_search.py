@@ -121,10 +121,11 @@ class PlanBounds:
     plan, rows :data:`REPLICA` ``t·p·c``, :data:`TP`, :data:`BATCH_DP` ``⌊B/b⌋``,
     :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
     :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`. ``slots`` ``(k,)``:
-    bubble slots. ``data_parallel`` ``(3, k)``: bytes each rank moves in the step's ZeRO-1
-    reduction of the shared parameters and of the experts (at ``(D−1)/D = 1``), and in FSDP's
-    gathers and reduce-scatters of one micro-batch, over the achieved link fraction, times the
-    share no overlap hides. ``memory`` ``(7, k)``: the plan side of the memory lower bound
+    bubble slots. ``data_parallel`` ``(4, k)``: bytes each rank moves in the step's ZeRO-1
+    reduction of the shared parameters and of the experts (at ``(D−1)/D = 1``) times the share
+    no overlap hides, in FSDP's first layer gather of one micro-batch, and in all of FSDP's
+    gathers and reduce-scatters of one micro-batch (the step is at least as long as they are,
+    :func:`step_lower_bound`), over the achieved link fraction. ``memory`` ``(7, k)``: the plan side of the memory lower bound
     (:func:`memory_bounds`). ``exp_per_attention_flop``: the softmax exponentials per attention
     FLOP of the workload (§2.6); ``sequences``: ``B``.
     """
@@ -224,11 +225,12 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     # parameters over the D·c ranks that hold them, the experts over their expert_dp ranks:
     # the exposed part is at least (1 − o_dp) of them, without latency. FSDP prefetches its
     # gathers and reduce-scatters behind the layers' compute: at least the first layer's gather
-    # of each micro-batch shows.
+    # of each micro-batch shows, and the step lasts at least as long as all of them.
     shared_params = (w.total_params - w.expert_params) / (tp * pp)
     expert_params = w.expert_params / (pp * ep)
     fsdp = plans.zero_stage == 3
     grad_b = s.grad_reduce_bytes_per_param
+    fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
     first_gather_b = (shared_params + expert_params) * s.weight_bytes_per_param / layers_per_stage
     hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
     data_parallel = np.stack(
@@ -236,6 +238,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
             hidden_share * np.where(fsdp, 0.0, 2.0 * shared_params * grad_b),
             hidden_share * np.where(fsdp | (not w.is_moe), 0.0, 2.0 * expert_params * grad_b),
             np.where(fsdp, first_gather_b / s.collective_efficiency, 0.0),
+            np.where(fsdp, fsdp_b / s.collective_efficiency, 0.0),
         ]
     )
     sequences = float(w.global_batch_sequences)
@@ -386,7 +389,8 @@ def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
     stage += moe_lower_bound(g, bounds)
     microbatches = bounds.sequences / (dp * bounds.layout[MICROBATCH])
     stage *= microbatches + bounds.slots
-    stage += data_parallel_lower_bound(g, bounds, dp, microbatches)
+    first, fsdp = data_parallel_lower_bound(g, bounds, dp, microbatches)
+    stage = np.maximum(stage, fsdp) + first
     stage *= 1.0 - BOUND_MARGIN
     stage[~valid] = np.inf
     return stage
@@ -394,23 +398,25 @@ def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
 
 def data_parallel_lower_bound(
     g: Grid, bounds: PlanBounds, dp: FloatArray, microbatches: FloatArray
-) -> FloatArray:
-    """``(n, k)`` lower bound (s) of the exposed data-parallel traffic of a step (§2.7) at data
-    parallelism ``dp`` and ``microbatches`` (:func:`data_parallel_layout`): ZeRO-1's reduction
-    of the shared parameters over ``D·c`` ranks and of the experts over
-    ``D_e = max(t·c·D/e, 1)``, or FSDP's gathers and reduce-scatters, each ``(G − 1)/G`` of the
-    bytes, over the data-parallel bandwidth of §2.7: the scale-up links where the ``t·D·c``
-    ranks share a domain, else the lesser of them and the scale-out links of the
-    ``clip(S/t, 1, D·c)`` ranks per domain."""
-    lay, (shared, expert, fsdp) = bounds.layout, bounds.data_parallel
+) -> tuple[FloatArray, FloatArray]:
+    """``(n, k)`` lower bounds (s) of a step's data-parallel traffic (§2.7) at data parallelism
+    ``dp`` and ``microbatches`` (:func:`data_parallel_layout`), each ``(G − 1)/G`` of the bytes
+    over the data-parallel bandwidth of §2.7 (the scale-up links where the ``t·D·c`` ranks share
+    a domain, else the lesser of them and the scale-out links of the ``clip(S/t, 1, D·c)`` ranks
+    per domain): what is exposed (ZeRO-1's reduction of the shared parameters over ``D·c``
+    ranks and of the experts over ``D_e = max(t·c·D/e, 1)`` beyond the overlap, or FSDP's first
+    layer gather of each micro-batch), and all of FSDP's gathers and reduce-scatters, which the
+    step lasts at least as long as (0 for ZeRO-1)."""
+    lay, (shared, expert, first, fsdp) = bounds.layout, bounds.data_parallel
     weight_dp = dp * lay[CP]
     expert_share = 1.0 - 1.0 / np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
-    per_step = (shared + microbatches * fsdp) * (1.0 - 1.0 / weight_dp) + expert * expert_share
+    ring_share = 1.0 - 1.0 / weight_dp
+    exposed = (shared + microbatches * first) * ring_share + expert * expert_share
     per_domain = np.clip(g.domain / lay[TP], 1.0, weight_dp)
     bandwidth = np.where(
         lay[TP] * weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
     )
-    return per_step / bandwidth
+    return exposed / bandwidth, microbatches * fsdp * ring_share / bandwidth
 
 
 def search_chunk(

@@ -170,7 +170,9 @@ def test_analog_design_runs_matmuls_in_the_arrays() -> None:
     # 70B over 32 chips per replica overflows the arrays: reprogrammed every step; RRAM's 1e6
     # cycles do not last the run, PCM's 1e8 do.
     assert g[2] > 0 > g[1]
-    assert g[2] == pytest.approx((g[1] + 1.0) * 100 - 1.0)
+    same_plan = all(m.plan[key][1] == m.plan[key][2] for key in m.plan)
+    if same_plan:  # the same writes per step: RRAM uses 100x more of its endurance
+        assert g[2] == pytest.approx((g[1] + 1.0) * 100 - 1.0)
     assert np.all(m.constraints["g_precision"][1:] == 0.0)
 
 
@@ -250,6 +252,7 @@ def test_analog_step_matches_a_scalar_reference() -> None:
     from dse.model.plans import candidate_plans
     from dse.model.training.analog import digital_view, take
     from dse.model.training.grid import build_grid
+    from dse.model.training.memory import op_checkpoint
     from dse.model.training.step import step_model
     from dse.settings import load_settings
     from dse.space import load_space
@@ -281,11 +284,15 @@ def test_analog_step_matches_a_scalar_reference() -> None:
     matmul, _ = flops_per_token(w)
     tokens = w.global_batch_sequences * w.seq_len
     a = silicon.analog
+    op_share = op_checkpoint(w).recomputed_share
 
     def arrays(i: int, k: int) -> tuple[float, float]:
         """(seconds the arrays add to the step, weight writes per step) of plan k."""
         tp, pp, ep = plans.tp[k], plans.pp[k], plans.ep[k]
-        redo = 4.0 / 3.0 if plans.recompute[k] == 2 else 1.0
+        # forward redone: whole layers under full and offload, op's share of the linears
+        redo = {2: 4.0 / 3.0, 4: 4.0 / 3.0, 3: 1.0 + op_share / 3.0}.get(
+            int(plans.recompute[k]), 1.0
+        )
         flops = 2.0 / 3.0 * tokens * matmul * redo / chips_used[i, k]
         resident = (w.total_params - w.expert_params) / (tp * pp) + w.expert_params / (pp * ep)
         capacity = a.weight_capacity[i]

@@ -160,3 +160,18 @@ def test_killed_optuna_workers_trials_are_retried_to_the_exact_total(
     assert final.get("COMPLETE") == 12
     assert not final.get("RUNNING") and not final.get("WAITING")
     assert len(read_results(tmp_path / "out.csv")[0]) == 12
+
+
+def test_a_zombie_worker_counts_as_dead() -> None:
+    """A killed worker nobody has reaped yet (a container's init may never reap it) must not
+    keep its trials RUNNING: dse's liveness check treats a zombie as gone."""
+    from dse.search.shared_study import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child never exited"
+        time.sleep(0.05)
+    assert not _alive(child.pid)
+    child.wait()
+    assert _alive(os.getpid())

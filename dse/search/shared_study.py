@@ -242,13 +242,19 @@ def ownerless_running(study: Any) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host. A zombie (killed, not yet reaped by its
+    parent; a container's init may never reap it) is dead: its trials must be retried."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS): signal 0 is all there is
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def run_worker(

@@ -241,6 +241,22 @@ def candidate_plans(
     )
 
 
+def _layers_per_stage_at_most(
+    workload: Workload, pp: int | None, argument: str, layers: int, least: int
+) -> int:
+    """The layers per pipeline stage, or one line saying ``layers`` must lie between ``least``
+    and them."""
+    per_stage = math.ceil(workload.layers / (pp or 1))
+    if layers < least or layers > per_stage:
+        raise InputError.for_argument(
+            argument,
+            f"a whole number from {least} to the layers per pipeline stage ({per_stage} = ceil("
+            f"{workload.layers} / pp {pp or 1}))",
+            layers,
+        )
+    return per_stage
+
+
 def _recompute_layers_fit(workload: Workload, pp: float, rc: float, layers: float) -> bool:
     """Recompute of ``layers`` per stage (0: all of them): no more than the stage has, and fewer
     only with a policy that recomputes."""
@@ -257,14 +273,7 @@ def _check_recompute_layers(
     rule."""
     if layers is None:
         return 0
-    per_stage = math.ceil(workload.layers / (pp or 1))
-    if layers < 1 or layers > per_stage:
-        raise InputError.for_argument(
-            "recompute_layers",
-            f"a whole number from 1 to the layers per pipeline stage ({per_stage} = ceil("
-            f"{workload.layers} / pp {pp or 1}))",
-            layers,
-        )
+    per_stage = _layers_per_stage_at_most(workload, pp, "recompute_layers", layers, 1)
     if recompute == "none" and layers < per_stage:
         raise InputError.for_argument(
             "recompute_layers",
@@ -293,14 +302,7 @@ def _check_offload_layers(
     """The pinned ``offload_layers`` (0 when not given), or one line naming the rule."""
     if not layers:
         return 0
-    per_stage = math.ceil(workload.layers / (pp or 1))
-    if layers < 0 or layers > per_stage:
-        raise InputError.for_argument(
-            "offload_layers",
-            f"a whole number from 0 to the layers per pipeline stage ({per_stage} = ceil("
-            f"{workload.layers} / pp {pp or 1}))",
-            layers,
-        )
+    _layers_per_stage_at_most(workload, pp, "offload_layers", layers, 0)
     if recompute is not None and recompute not in OFFLOAD_WITH:
         raise InputError.for_argument(
             "offload_layers",

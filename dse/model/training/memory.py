@@ -236,10 +236,15 @@ def offload_time_s(g: Grid, lay: Layout, compute_s: FloatArray, w: Workload) -> 
         return np.zeros(np.broadcast_shapes(g.rc.shape, g.host_b_s.shape))
     input_b = layer_input_bytes(w, lay.tokens_mb, g.tp)
     copy_s = g.rc_share * lay.layers_per_stage * input_b / g.host_b_s
-    exposed = np.maximum(copy_s - compute_s / 4.0, 0.0) + np.maximum(
-        copy_s - 3.0 * compute_s / 4.0, 0.0
+    return np.where(offloads, _copies_beyond(copy_s, compute_s, 1.0 / 4.0), 0.0)
+
+
+def _copies_beyond(copy_s: FloatArray, compute_s: FloatArray, forward: float) -> FloatArray:
+    """§2.5 Exposed seconds of copies that take ``copy_s`` each way, out behind the forward pass
+    (a share ``forward`` of ``compute_s``) and back behind the rest."""
+    return np.maximum(copy_s - forward * compute_s, 0.0) + np.maximum(
+        copy_s - (1.0 - forward) * compute_s, 0.0
     )
-    return np.where(offloads, exposed, 0.0)
 
 
 def activation_offload_time_s(
@@ -258,9 +263,7 @@ def activation_offload_time_s(
         return np.zeros(np.broadcast_shapes(g.offload.shape, g.host_b_s.shape))
     kept_b = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision, 0.0, g.rc_share).kept_b
     copy_s = np.minimum(g.offload, lay.layers_per_stage) * kept_b / g.host_b_s
-    return np.maximum(copy_s - compute_s / 3.0, 0.0) + np.maximum(
-        copy_s - 2.0 * compute_s / 3.0, 0.0
-    )
+    return _copies_beyond(copy_s, compute_s, 1.0 / 3.0)
 
 
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:

@@ -218,13 +218,19 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
 
     # compute of one micro-batch on one stage
     t_matmul = layers * linears(chip, w, tokens, plan, s)
-    # causal scores of the stage; each 12·hd FLOPs on the tensor units and 2 exponentials
+    # flash: the causal half of the scores, each 12·hd FLOPs on the tensor units and 2
+    # exponentials; materialized: every score, its matrices through HBM, 1 exponential
     scores = 0.5 * tokens * seq * w.heads * layers / plan.tp
     eta = min(s.attention_efficiency * chip.family_scale, 1.0)
-    per_score = 12 * hd / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
-    t_attention = scores * (1 + s.attention_overhead_tokens * plan.cp / seq) * per_score
-    t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
+    if w.attention_kernel == "materialized":
+        score_gemms = max(12 * hd / (eta * chip.attention_flop_s), 12 / hbm)
+        softmax_and_dropout = (10 + (10 if w.dropout > 0 else 0)) / hbm
+        t_attention = 2 * scores * (score_gemms + softmax_and_dropout + 1 / chip.exp_per_s)
+    else:
+        per_score = 12 * hd / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
+        t_attention = scores * (1 + s.attention_overhead_tokens * plan.cp / seq) * per_score
+    t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0

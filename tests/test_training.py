@@ -262,13 +262,17 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("deepseek-v3", 0.5, None),
         ("llama3.1-8b", 0.0, None),
         ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
+        ("gpt3-175b+materialized", 0.0, None),  # scores stored, with dropout (Megatron 2021)
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
     workload_id: str, overlap: float, seq_len: int | None
 ) -> None:
     rng = np.random.default_rng(11)
+    workload_id, _, kernel = workload_id.partition("+")
     workload = load_workload(workload_id)
+    if kernel:
+        workload = workload.with_changes(attention_kernel=kernel, dropout=0.1)
     if seq_len:
         workload = workload.with_changes(seq_len=seq_len)
     settings = load_settings().with_overrides(tp_overlap=overlap, moe_comm_overlap=overlap)
@@ -760,6 +764,16 @@ def test_attention_slows_at_small_heads_and_short_sequences_and_speeds_with_more
     doubled = per_flop(base, exp_per_cycle_per_unit=2 * h100.exp_per_cycle_per_unit)
     assert doubled < per_flop(base)
     assert per_flop(narrow, exp_per_cycle_per_unit=32.0) < per_flop(narrow)
+
+
+def test_materialized_attention_is_slower_than_flash_and_dropout_slower_still() -> None:
+    """§2.6: a stored score matrix computes the masked half too and moves every score through
+    HBM several times; attention dropout adds its own passes."""
+    flash = load_workload("llama2-7b")
+    stored = flash.with_changes(attention_kernel="materialized")
+    dropped = stored.with_changes(dropout=0.1)
+    times = [_attention_seconds("a100-80gb", w) for w in (flash, stored, dropped)]
+    assert times[0] * 2 < times[1] < times[2]
 
 
 def test_a_ring_collective_pays_a_latency_per_message_and_more_across_domains() -> None:

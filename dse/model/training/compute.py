@@ -22,6 +22,19 @@ arXiv:2307.08691, Algorithms 1 and 2). They run on the special-function units, w
 Hopper deliver 3.9 T exponentials/s against 989 TFLOP/s of matmul (Shah et al. 2024,
 FlashAttention-3, arXiv:2407.08608, Sec. 3), so at head_dim 64 they take about as long as the
 score matmuls."""
+MATERIALIZED_GEMM_BYTES_PER_SCORE = 12.0
+"""[P] HBM bytes per score that the four batched GEMMs of a materialized (non-flash) attention
+move through the 16-bit score matrices, forward and backward: QKᵀ writes S, P·V reads P; the
+backward writes dP and reads P (dV), and dQ and dK each read dS (Megatron-LM's ``CoreAttention``:
+``baddbmm``, ``FusedScaleMaskSoftmax``, ``bmm``). Inside each GEMM kernel, so they bound its
+time as a roofline with its FLOPs."""
+MATERIALIZED_SOFTMAX_BYTES_PER_SCORE = 10.0
+"""[P] HBM bytes per score of the fused scale-mask-softmax kernels between those GEMMs, 16-bit:
+the forward reads S and writes P (4), the backward reads P and dP and writes dS (6)."""
+MATERIALIZED_DROPOUT_BYTES_PER_SCORE = 10.0
+"""[P] HBM bytes per score of attention dropout where the run uses it: the forward reads P and
+writes its 1-byte mask and the 16-bit output (5), the backward reads the gradient and the mask
+and writes the gradient (5)."""
 MOE_LAYER_KERNELS = 60.0
 """[E] Kernels of one MoE layer's forward and backward besides the experts' GEMMs: router GEMM,
 softmax/sigmoid, top-k and auxiliary loss; token permutation (sort, gather) and unpermutation;
@@ -176,8 +189,9 @@ def attention_time_s(
     attention_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Grid, s: Settings
 ) -> FloatArray:
     """§2.6 Time (s) of causal attention worth ``attention_flops`` model FLOPs (the convention
-    counts the full score matrix, 12·h_d FLOPs per score forward and backward; causal attention
-    computes half of it) with the sequence split over the plan's ``cp`` context-parallel ranks:
+    counts the full score matrix, 12·h_d FLOPs per score forward and backward) with the
+    sequence split over the plan's ``cp`` context-parallel ranks. A fused (flash) kernel
+    computes the causal half of the scores:
 
         T_att = N · (1 + s0·c/s) · (12·h_d / (η_att·R_att) + c_exp / R_exp),  N = F_att / (24·h_d)
 
@@ -185,13 +199,38 @@ def attention_time_s(
     per score on the special-function units (:data:`EXPONENTIALS_PER_SCORE`); a sequence of
     s/c tokens per rank runs at s/(s + s0·c) of the long-sequence rate
     (``attention_overhead_tokens`` s0: the masked diagonal blocks, each query block's fixed
-    cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py)."""
+    cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py). A
+    ``materialized`` workload (:func:`materialized_attention_time_s`) computes every score."""
     per_score_flops = 12.0 * float(w.head_dim)
+    if w.attention_kernel == "materialized":
+        return materialized_attention_time_s(attention_flops / per_score_flops, w, efficiency, g)
     scores = 0.5 * attention_flops / per_score_flops
     per_score_s = per_score_flops / (efficiency * g.attention_rate) + (
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )
     return scores * (1.0 + s.attention_overhead_tokens * g.cp / float(w.seq_len)) * per_score_s
+
+
+def materialized_attention_time_s(
+    scores: FloatArray, w: Workload, efficiency: FloatArray, g: Grid
+) -> FloatArray:
+    """§2.6 Time (s) of attention that stores its score matrix (Megatron-LM and DeepSpeed
+    before FlashAttention; XLA and Neuron without a fused kernel) over ``scores`` scores, the
+    full s×s matrix of each head (the causal mask is applied to it, not skipped):
+
+        T_att = N · (max(12·h_d / (η_att·R_att), b_gemm / B) + (b_soft + [dropout]·b_drop) / B
+                     + 1 / R_exp)
+
+    The batched GEMMs' score traffic (:data:`MATERIALIZED_GEMM_BYTES_PER_SCORE`) bounds them
+    as a roofline; the softmax and dropout kernels are memory-bound on their own; one
+    exponential per score (the backward pass reads the stored probabilities)."""
+    gemm_s = np.maximum(
+        12.0 * float(w.head_dim) / (efficiency * g.attention_rate),
+        MATERIALIZED_GEMM_BYTES_PER_SCORE / g.hbm_b_s,
+    )
+    dropout_b = MATERIALIZED_DROPOUT_BYTES_PER_SCORE if w.dropout > 0 else 0.0
+    memory_s = (MATERIALIZED_SOFTMAX_BYTES_PER_SCORE + dropout_b) / g.hbm_b_s
+    return scores * (gemm_s + memory_s + 1.0 / g.exp_rate)
 
 
 def moe_overhead_s(

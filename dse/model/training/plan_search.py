@@ -101,6 +101,13 @@ small factor finds it (or one close to it) with few cells; the next round evalua
 below the best step time found."""
 GROWTH = 2.0
 """Factor by which the threshold of a design without a plan that fits grows per round."""
+WIDEN = 1.1
+"""Factor by which the window of a design with a plan that fits widens per round, up to that
+plan's step time: the bounds are tight at the best plans, so a plan found early but far from
+the best does not send every plan below it to be evaluated at once."""
+GROWTH_ROUNDS = 4
+"""Rounds after which a design still without a plan that fits takes every plan left (its
+threshold then stands at FIRST_THRESHOLD · GROWTH³ ≈ 8× its smallest bound)."""
 SEARCH_CHUNK_CELLS = 2_000_000
 """Design × plan cells whose bounds are held at once (a few ``(n, k)`` matrices)."""
 MIN_PLANS = 8
@@ -572,11 +579,20 @@ def _search_compiled(
                 fits = np.ascontiguousarray(fits & (np.broadcast_to(allowed, d.shape) | free[d]))
             kernels.update(d, p, step, fits, valid, over, best_s, best_plan, least_over, least_plan)
 
-    while design.size:
-        fold(design, plan)
-        # While no allowed plan fits, the next round takes every plan left (rare: the memory
-        # bound has already ruled out most plans that do not fit).
-        low, high = high, np.where(np.isfinite(best_s), best_s, np.inf)
+    rounds = 0
+    while True:
+        if design.size:
+            fold(design, plan)
+        # A design with a plan that fits widens its window by WIDEN per round up to that plan's
+        # step (each round's better plans narrow it); one without grows it by GROWTH (the plans
+        # that fit are rarely far above the fastest bound: more recompute, more stages) and
+        # after GROWTH_ROUNDS takes every plan left.
+        rounds += 1
+        waiting = ~np.isfinite(best_s)
+        grown = high * GROWTH if rounds < GROWTH_ROUNDS else np.full_like(high, np.inf)
+        low, high = high, np.where(waiting, grown, np.minimum(best_s, high * WIDEN))
+        if not np.any(high > low):
+            break
         design, plan = kernels.select(lb, low, high)
     # No allowed plan fits: the fallbacks (the fastest plan that fits, else the least memory)
     # need every plan that runs, including those the bounds skipped.

@@ -97,8 +97,8 @@ step time it bounds."""
 FIRST_THRESHOLD = 1.03
 """The first round evaluates the cells whose bound is within this factor of the design's
 smallest bound. The bounds are within a few per cent of the step time at the best plan, so a
-small factor finds it (or one close to it) with few cells; the next round evaluates the rest
-below the best step time found."""
+small factor finds it (or one close to it) with few cells; the next rounds widen the window
+(WIDEN) up to the best step time found."""
 GROWTH = 2.0
 """Factor by which the threshold of a design without a plan that fits grows per round."""
 WIDEN = 1.1

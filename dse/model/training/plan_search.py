@@ -468,7 +468,8 @@ def search_chunk(
             over[d, p] = m.over
         best = np.min(np.where(fits & allowed, step, np.inf), axis=1)
         pending = np.min(np.where(done, np.inf, lb), axis=1)
-        threshold = np.where(np.isfinite(best), best, np.maximum(threshold * GROWTH, pending))
+        widened = np.minimum(best, np.maximum(threshold * WIDEN, pending))
+        threshold = np.where(np.isfinite(best), widened, np.maximum(threshold * GROWTH, pending))
     chosen, any_fit = _choose(step, fits, valid, over, allowed)
     return chosen_results(designs, silicon, w, s, g, chosen, any_fit)
 

@@ -233,6 +233,19 @@ def materialized_attention_time_s(
     return scores * (gemm_s + memory_s + 1.0 / g.exp_rate)
 
 
+def materialized_score_bytes(
+    attention_flops: FloatArray | float, w: Workload
+) -> FloatArray | float:
+    """§2.6 HBM bytes that a materialized attention worth ``attention_flops`` model FLOPs moves
+    through its score matrices, forward and backward (0 with a flash kernel): what
+    :func:`materialized_attention_time_s` charges, for the energy of §3.1."""
+    if w.attention_kernel != "materialized":
+        return 0.0
+    dropout_b = MATERIALIZED_DROPOUT_BYTES_PER_SCORE if w.dropout > 0 else 0.0
+    per_score_b = MATERIALIZED_GEMM_BYTES_PER_SCORE + MATERIALIZED_SOFTMAX_BYTES_PER_SCORE
+    return np.asarray(attention_flops) / (12.0 * float(w.head_dim)) * (per_score_b + dropout_b)
+
+
 def moe_overhead_s(
     w: Workload, layers_per_stage: FloatArray, ep: FloatArray, s: Settings
 ) -> FloatArray | float:

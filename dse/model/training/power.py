@@ -68,13 +68,14 @@ def average_power_w(
 ) -> FloatArray:
     """§3.1 Static + tensor (executed FLOPs at their format's energy and DVFS state) + busy-idle
     + HBM power, capped at the TDP. Matmuls run in the training format, causal attention (half
-    the score matrix) in 16-bit."""
+    the score matrix; all of it where the workload's attention is ``materialized``) in 16-bit."""
     matmul_per_token, attention_per_token = flops_per_token(w)
     tokens_step = w.global_batch_sequences * w.seq_len
     # §2.9 on analog designs only the weight-gradient third of the matmuls runs digitally.
     digital_share = w.digital_linear_gemms / w.linear_gemms
     matmul_flops = tokens_step * matmul_per_token * digital_share * matmul_redo / chips_used
-    attention_flops = 0.5 * tokens_step * attention_per_token * attention_redo / chips_used
+    computed = 1.0 if w.attention_kernel == "materialized" else 0.5
+    attention_flops = computed * tokens_step * attention_per_token * attention_redo / chips_used
     matmul_pj, matmul_clock = _executed_format(silicon, w.precision, rows)
     attention_pj, attention_clock = _executed_format(silicon, "bf16", rows)
     exponent = np.asarray(silicon.dvfs_exponent, dtype=np.float64) - 1.0

@@ -21,7 +21,7 @@ from dse.model.training.collectives import (
     data_parallel_exposed_s,
     stage_communication,
 )
-from dse.model.training.compute import Compute, compute
+from dse.model.training.compute import Compute, compute, materialized_score_bytes
 from dse.model.training.grid import Grid, build_grid
 from dse.model.training.memory import Memory, memory, state_bytes_per_param
 from dse.model.training.parallelism import Layout, layout
@@ -255,7 +255,12 @@ def chosen_results(
     chips_used = pick(lay.dp * lay.replica)
     step = pick(m.step_s)
     matmul_redo, attention_redo = pick(comp.matmul_redo), pick(comp.attention_redo)
-    hbm_bytes = pick(mem.elementwise_b * lay.layers_per_stage) * chosen_mb + 2.0 * pick(
+    # §3.1 HBM traffic: memory-bound operators and stored attention scores per micro-batch
+    # (with their recompute), and the weights and optimizer states once.
+    _, attention_per_token = flops_per_token(w)
+    stage_attention = lay.tokens_mb * attention_per_token * lay.layers_per_stage / w.layers / c.tp
+    scores_b = materialized_score_bytes(stage_attention, w) * comp.attention_redo
+    hbm_bytes = pick(mem.elementwise_b * lay.layers_per_stage + scores_b) * chosen_mb + 2.0 * pick(
         mem.static_b
     )
     power = average_power_w(

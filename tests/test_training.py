@@ -475,6 +475,8 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
     [
         (("--cp", "3"), ("--cp", "sequence length", "8192")),
         (("--pp", "8", "--vp", "3"), ("--vp", "layers per pipeline stage", "10")),
+        (("--vp", "7"), ("--vp", "some pp > 1", "80 layers", "got 7")),
+        (("--schedule", "dualpipe", "--vp", "2"), ("plan", "vp 2, schedule dualpipe")),
         (("--ep", "3"), ("--ep", "experts")),
         (("--offload-layers", "81"), ("--offload-layers", "layers per pipeline stage", "80")),
         (

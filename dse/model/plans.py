@@ -194,7 +194,7 @@ def candidate_plans(
         raise InputError.for_argument(
             "ep", "a divisor of the number of experts (1 for dense models)", ep
         )
-    _check_vp(workload, pp, vp)
+    _check_vp(workload, pp, vp, pps)
     _check_cp(workload, cp)
     vps = [vp] if vp else list(VP_CHOICES)
     if schedule is not None and schedule not in SCHEDULES:
@@ -220,6 +220,21 @@ def candidate_plans(
         and _offload_fits(workload, row[1], row[4], row[9])
         and _recompute_layers_fit(workload, row[1], row[4], row[10])
     ]
+    if not rows:
+        pinned = {
+            "tp": tp, "pp": pp, "ep": ep, "microbatch": microbatch, "recompute": recompute,
+            "zero_stage": zero_stage, "vp": vp, "cp": cp, "schedule": schedule,
+            "offload_layers": offload_layers, "recompute_layers": recompute_layers,
+        }  # fmt: skip
+        given = ", ".join(f"{k} {v}" for k, v in pinned.items() if v is not None)
+        raise InputError(
+            "plan",
+            "",
+            "pinned plan options that some plan satisfies together (vp > 1 needs pp > 1 and"
+            " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2; FSDP"
+            " (zero_stage 3) needs pp 1 unless pp is pinned; docs/model.md §2.4)",
+            given or "no pinned option",
+        )
     table = np.array(rows, dtype=np.float64).reshape(-1, 11)
     per_stage = np.ceil(workload.layers / table[:, 1])
     redo_layers = np.where(table[:, 10] > 0, table[:, 10], per_stage)
@@ -351,11 +366,19 @@ def _vp_searched(pp: float, vp: float) -> bool:
     return vp == 1 or pp >= 4
 
 
-def _check_vp(workload: Workload, pp: int | None, vp: int | None) -> None:
+def _check_vp(workload: Workload, pp: int | None, vp: int | None, pps: list[int]) -> None:
     if vp is None:
         return
     if vp < 1:
         raise InputError.for_argument("vp", "a whole number >= 1", vp)
+    if vp > 1 and pp is None and not any(_vp_fits(workload, p, vp) for p in pps):
+        stages = sorted({math.ceil(workload.layers / p) for p in pps if p > 1})
+        raise InputError.for_argument(
+            "vp",
+            f"a divisor of the layers per pipeline stage of some pp > 1 (for {workload.layers}"
+            f" layers: {', '.join(str(n) for n in stages)}), or 1",
+            vp,
+        )
     if vp > 1 and pp is not None and not _vp_fits(workload, pp, vp):
         per_stage = math.ceil(workload.layers / pp)
         raise InputError.for_argument(

@@ -141,7 +141,7 @@ class StageCommunication:
 
 
 def stage_communication(
-    g: Grid, lay: Layout, comp: Compute, w: Workload, s: Settings
+    g: Grid, lay: Layout, comp: Compute, mem: Memory, w: Workload, s: Settings
 ) -> StageCommunication:
     """§2.7 TP collectives, pipeline p2p, MoE all-to-all and ring attention of one micro-batch,
     each with the overlap its stack achieves; §2.5 the host copies of offloaded activations."""
@@ -171,7 +171,7 @@ def stage_communication(
         )
         cp_s = overlapped(lay.layers_per_stage * ring, comp.attention_s * comp.attention_redo, 1.0)
     host_s = offload_time_s(g, lay, comp.total_s, w) + activation_offload_time_s(
-        g, lay, comp.total_s, w
+        g, lay, mem, comp.total_s
     )
     return StageCommunication(tp_s, pp_s, moe_s, cp_s, host_s)
 

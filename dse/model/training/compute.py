@@ -141,13 +141,15 @@ def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 
 class Compute:
     """Seconds per micro-batch on one stage, ``(n, k)``: the linear layers (``matmul_s``) and
     attention (``attention_s``) once, and everything with recomputation (``total_s``); the
-    recompute factors of the matmuls and of attention."""
+    recompute factors of the matmuls and of attention; the HBM bytes of stored attention scores
+    with recomputation (``score_b``, 0 with a flash kernel; §3.1's energy)."""
 
     matmul_s: FloatArray
     attention_s: FloatArray
     total_s: FloatArray
     matmul_redo: FloatArray
     attention_redo: FloatArray
+    score_b: FloatArray | float
 
 
 def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Settings) -> Compute:
@@ -182,7 +184,8 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         + logits_s
         + moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * redo.other
     )
-    return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo)
+    score_b = materialized_score_bytes(stage_attention, w) * attention_redo
+    return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo, score_b)
 
 
 def attention_time_s(
@@ -228,9 +231,14 @@ def materialized_attention_time_s(
         12.0 * float(w.head_dim) / (efficiency * g.attention_rate),
         MATERIALIZED_GEMM_BYTES_PER_SCORE / g.hbm_b_s,
     )
-    dropout_b = MATERIALIZED_DROPOUT_BYTES_PER_SCORE if w.dropout > 0 else 0.0
-    memory_s = (MATERIALIZED_SOFTMAX_BYTES_PER_SCORE + dropout_b) / g.hbm_b_s
+    memory_s = _elementwise_bytes_per_score(w) / g.hbm_b_s
     return scores * (gemm_s + memory_s + 1.0 / g.exp_rate)
+
+
+def _elementwise_bytes_per_score(w: Workload) -> float:
+    """§2.6 HBM bytes per score of a materialized attention's softmax and dropout kernels."""
+    dropout_b = MATERIALIZED_DROPOUT_BYTES_PER_SCORE if w.dropout > 0 else 0.0
+    return MATERIALIZED_SOFTMAX_BYTES_PER_SCORE + dropout_b
 
 
 def materialized_score_bytes(
@@ -241,9 +249,8 @@ def materialized_score_bytes(
     :func:`materialized_attention_time_s` charges, for the energy of §3.1."""
     if w.attention_kernel != "materialized":
         return 0.0
-    dropout_b = MATERIALIZED_DROPOUT_BYTES_PER_SCORE if w.dropout > 0 else 0.0
-    per_score_b = MATERIALIZED_GEMM_BYTES_PER_SCORE + MATERIALIZED_SOFTMAX_BYTES_PER_SCORE
-    return np.asarray(attention_flops) / (12.0 * float(w.head_dim)) * (per_score_b + dropout_b)
+    per_score_b = MATERIALIZED_GEMM_BYTES_PER_SCORE + _elementwise_bytes_per_score(w)
+    return np.asarray(attention_flops) / (12.0 * float(w.head_dim)) * per_score_b
 
 
 def moe_overhead_s(

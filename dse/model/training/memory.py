@@ -18,7 +18,8 @@ from dse.settings import Settings
 class Memory:
     """Bytes on one chip, ``(n, k)``: static state, activations and their sum; the stored
     activations of one micro-batch in one layer (``layer_b``) and the HBM bytes of its memory-bound
-    operators (``elementwise_b``, :func:`elementwise_bytes`); parameters held and updated."""
+    operators (``elementwise_b``, :func:`elementwise_bytes`); parameters held and updated; the
+    bytes activation offload copies per offloaded layer (``offloaded_b``)."""
 
     static_b: FloatArray
     activation_b: FloatArray
@@ -27,6 +28,7 @@ class Memory:
     elementwise_b: FloatArray
     params_chip: FloatArray
     updated_params: FloatArray
+    offloaded_b: FloatArray
 
 
 def _per_token_layer_bytes(
@@ -170,11 +172,13 @@ class Activations:
     (``layer_b``), kept per layer under the recompute policy (``kept_b``; 0 where the layer
     inputs are offloaded to host memory), held once per stage (``once_b``: the logits, the
     layer being recomputed under full recompute or offload, and offload's two layer inputs in
-    flight over the host link)."""
+    flight over the host link) and kept per layer before any goes to host memory (``offloaded_b``:
+    what activation offload copies for each offloaded layer)."""
 
     layer_b: FloatArray
     kept_b: FloatArray
     once_b: FloatArray
+    offloaded_b: FloatArray
 
 
 def activations(
@@ -212,7 +216,9 @@ def activations(
     logits_b = 4.0 * tokens_mb * w.vocab_size / tp
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
-    return Activations(layer_b, kept * (1.0 - offload_share), working_b + logits_b + in_copy_b)
+    return Activations(
+        layer_b, kept * (1.0 - offload_share), working_b + logits_b + in_copy_b, kept
+    )
 
 
 def offload_share(offload_layers: FloatArray, layers_per_stage: FloatArray) -> FloatArray:
@@ -248,7 +254,7 @@ def _copies_beyond(copy_s: FloatArray, compute_s: FloatArray, forward: float) ->
 
 
 def activation_offload_time_s(
-    g: Grid, lay: Layout, compute_s: FloatArray, w: Workload
+    g: Grid, lay: Layout, mem: Memory, compute_s: FloatArray
 ) -> FloatArray:
     """§2.5 Exposed seconds per micro-batch on one stage of moving the activations of
     ``offload_layers`` layers to host memory and back, without recompute (Megatron-Core's CPU
@@ -261,8 +267,7 @@ def activation_offload_time_s(
     offloaded bytes and ``B_h`` the host link's bandwidth each way."""
     if not np.any(g.offload > 0):
         return np.zeros(np.broadcast_shapes(g.offload.shape, g.host_b_s.shape))
-    kept_b = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision, 0.0, g.rc_share).kept_b
-    copy_s = np.minimum(g.offload, lay.layers_per_stage) * kept_b / g.host_b_s
+    copy_s = np.minimum(g.offload, lay.layers_per_stage) * mem.offloaded_b / g.host_b_s
     return _copies_beyond(copy_s, compute_s, 1.0 / 3.0)
 
 
@@ -282,6 +287,7 @@ def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
         elementwise_b=elementwise_bytes(w, lay.tokens_mb, g.tp, s, g.low_precision),
         params_chip=params_chip,
         updated_params=updated,
+        offloaded_b=act.offloaded_b,
     )
 
 

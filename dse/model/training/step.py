@@ -21,7 +21,7 @@ from dse.model.training.collectives import (
     data_parallel_exposed_s,
     stage_communication,
 )
-from dse.model.training.compute import Compute, compute, materialized_score_bytes
+from dse.model.training.compute import Compute, compute
 from dse.model.training.grid import Grid, build_grid
 from dse.model.training.memory import Memory, memory, state_bytes_per_param
 from dse.model.training.parallelism import Layout, layout
@@ -198,7 +198,7 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     """§2.4–§2.8 Step time, memory and fit of every cell of ``g``."""
     lay, mem, fits = fit_model(g, w, s)
     comp = compute(g, lay, mem.elementwise_b, w, s)
-    comm = stage_communication(g, lay, comp, w, s)
+    comm = stage_communication(g, lay, comp, mem, w, s)
     stage_s = comp.total_s + comm.total_s
     slots = pipeline_bubble_slots(g.pp, g.vp, g.dual)
     pipeline_s = (lay.microbatches + slots) * stage_s
@@ -255,14 +255,11 @@ def chosen_results(
     chips_used = pick(lay.dp * lay.replica)
     step = pick(m.step_s)
     matmul_redo, attention_redo = pick(comp.matmul_redo), pick(comp.attention_redo)
-    # §3.1 HBM traffic: memory-bound operators and stored attention scores per micro-batch
-    # (with their recompute), and the weights and optimizer states once.
-    _, attention_per_token = flops_per_token(w)
-    stage_attention = lay.tokens_mb * attention_per_token * lay.layers_per_stage / w.layers / c.tp
-    scores_b = materialized_score_bytes(stage_attention, w) * comp.attention_redo
-    hbm_bytes = pick(mem.elementwise_b * lay.layers_per_stage + scores_b) * chosen_mb + 2.0 * pick(
-        mem.static_b
-    )
+    # §3.1 HBM traffic: memory-bound operators and stored attention scores per micro-batch,
+    # and the weights and optimizer states once.
+    hbm_bytes = pick(
+        mem.elementwise_b * lay.layers_per_stage + comp.score_b
+    ) * chosen_mb + 2.0 * pick(mem.static_b)
     power = average_power_w(
         silicon,
         w,

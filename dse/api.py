@@ -251,7 +251,7 @@ def evaluate(
     ``chip`` and ``workload`` are catalog ids, paths to TOML files or loaded records;
     ``precision`` (``"bf16"``, ``"fp8"``, ``"fp4"``) and ``tokens`` replace the workload's;
     ``plan`` pins any of ``tp``, ``pp``, ``vp``, ``cp``, ``dp``, ``ep``, ``microbatch``,
-    ``recompute`` (``"none"``, ``"selective"``, ``"full"``), ``zero_stage`` and ``schedule``
+    ``recompute`` (``"none"``, ``"selective"``, ``"full"``), ``zero_stage`` (0-3) and ``schedule``
     (``"1f1b"``, ``"dualpipe"``) instead of searching them, and ``offload_layers`` (layers per
     pipeline stage whose activations go to host memory; 0, the default, is never searched) and
     ``recompute_layers`` (layers per stage the recompute policy applies to, the others keep

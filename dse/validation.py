@@ -229,8 +229,8 @@ def _rule_prediction(metric: str, predicted: float, ratio: float) -> float:
 
 
 def pinnable(plan: dict[str, Any], workload: Workload | None = None) -> dict[str, Any]:
-    """The published plan facts the model can pin; the others (e.g. ``cp``, ZeRO-2, a ``vp``
-    over a custom uneven layer layout) are recorded in the run but left to the plan search."""
+    """The published plan facts the model can pin; the others (e.g. a ``vp`` over a custom
+    uneven layer layout) are recorded in the run but left to the plan search."""
     accepted = set(inspect.signature(candidate_plans).parameters)
     pinned = {k: v for k, v in plan.items() if v is not None and k in accepted}
     if pinned.get("zero_stage") not in (None, *ZERO_STAGES):

@@ -136,17 +136,18 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     expert_dp = max(plan.tp * wdp / plan.ep, 1)
     params = shared / mp + local_experts
     states = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
+    sharded = shared / mp / wdp + local_experts / expert_dp
     if plan.zero_stage == 3:
-        updated = shared / mp / wdp + local_experts / expert_dp
+        updated = sharded
         static = updated * states + 2 * params / layers * s.weight_bytes_per_param
     else:
-        shards = wdp if s.distributed_optimizer else 1
-        expert_shards = expert_dp if s.distributed_optimizer else 1
-        updated = shared / mp / shards + local_experts / expert_shards
-        static = (
-            params * (s.weight_bytes_per_param + s.grad_bytes_per_param)
-            + s.optimizer_bytes_per_param * updated
-        )
+        shard = plan.zero_stage >= 2 or (plan.zero_stage == 1 and s.distributed_optimizer)
+        updated = sharded if shard else params
+        if plan.zero_stage == 2:  # gradients sharded; two layers' full gradients in flight
+            grads = (sharded + 2 * params / layers) * s.grad_bytes_per_param
+        else:
+            grads = params * s.grad_bytes_per_param
+        static = params * s.weight_bytes_per_param + grads + s.optimizer_bytes_per_param * updated
     if plan.dualpipe:
         static += params * s.weight_bytes_per_param  # two copies of the weights
     d, hd, seq = w.d_model, w.head_dim, w.seq_len
@@ -314,10 +315,13 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         backward = max(gather + reduce / layers - 2 * per_layer / 3, 0)
         exposed = m * (gather + layers * (forward + backward))
     else:
+        # stages 0-1: one reduce-scatter and one all-gather per step; 2: a reduce-scatter
+        # per micro-batch
+        times = (m if plan.zero_stage == 2 else 1) + 1
         grad = shared / mp * s.grad_reduce_bytes_per_param
-        comm = 2 * ring(grad, wdp, dp_bw, s, domains, buckets(shared / mp, wdp))
+        comm = times * ring(grad, wdp, dp_bw, s, domains, buckets(shared / mp, wdp))
         if w.is_moe:
-            comm += 2 * ring(
+            comm += times * ring(
                 local_experts * s.grad_reduce_bytes_per_param,
                 expert_dp,
                 dp_bw,

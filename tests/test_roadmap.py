@@ -116,7 +116,7 @@ def test_headline_roadmap(dse) -> None:
     # Not every lever is worth its nominal 2x in the model: where it falls short, the note
     # breaks the change down into the parts that shrank less, did not shrink or grew.
     short = [s for s in steps if s["cost_factor"] < 0.995 * s["nominal_factor"]]
-    assert {"supercomputing", "data_formats", "efficient_hardware"} <= {s["lever"] for s in short}
+    assert {"data_formats", "efficient_hardware"} <= {s["lever"] for s in short}
     for step in short:
         assert "vs nominal 2x" in step["note"]
         assert any(word in step["note"] for word in ("unchanged", "grew", "shrank:")), step["note"]

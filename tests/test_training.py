@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,8 @@ def test_pinned_plan_is_honoured(dse) -> None:
         "2",
         "--recompute",
         "full",
+        "--zero-stage",
+        "0",
         "--format",
         "json",
     ).json()
@@ -82,6 +85,7 @@ def test_pinned_plan_is_honoured(dse) -> None:
         "pp": 2,
         "microbatch": 2,
         "recompute": "full",
+        "zero_stage": 0,
     }
     assert result["hfu"] > result["mfu"]  # full recompute adds hardware FLOPs
 
@@ -331,13 +335,13 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
             1,
             int(rng.choice([1, 2, 4])),
             str(rng.choice(RECOMPUTE)),
-            1,
+            int(rng.choice([0, 1])),
         )
         if plan.pp > 1 and rng.random() < 0.5:
             per_stage = -(-workload.layers // plan.pp)
             plan.vp = int(rng.choice([v for v in (1, 2, 4, 5) if per_stage % v == 0]))
         elif rng.random() < 0.5:
-            plan = Plan(plan.tp, 1, 1, plan.microbatch, plan.recompute, 3)
+            plan = Plan(plan.tp, 1, 1, plan.microbatch, plan.recompute, int(rng.choice([2, 3])))
         expected = step(chip, workload, plan, settings)
         pinned = candidate_plans(
             workload,
@@ -433,6 +437,31 @@ def test_shipped_chips_are_not_failed_by_silicon_estimates(dse, tmp_path) -> Non
 
 def _pinned(workload, designs, settings=None, **plan):
     return evaluate(designs, workload, settings, candidate_plans(workload, **plan))
+
+
+def test_each_zero_stage_holds_less_and_stage_two_reduces_every_micro_batch() -> None:
+    """§2.1, §2.7 ZeRO 0 → 3 shard more of the static state; stage 0 moves the same bytes as 1
+    but updates every parameter; stage 2 reduce-scatters each micro-batch's gradients, so it
+    costs stage 1's time at one micro-batch per step and more at several."""
+    workload = load_workload("llama2-13b")
+    designs = _cluster("a100-80gb", [512.0])
+    plan = {"tp": 2, "pp": 1, "microbatch": 1, "recompute": "full"}
+    exposed = replace(load_settings(), dp_overlap=0.0)
+    runs = [_pinned(workload, designs, exposed, **plan, zero_stage=z) for z in (0, 1, 2, 3)]
+    memory = [r.columns["memory_per_chip_gb"][0] for r in runs]
+    assert all(b < a for a, b in itertools.pairwise(memory)), memory
+    zero0, zero1, zero2 = (r.training for r in runs[:3])
+    assert zero0.dp_exposed_time_s[0] == pytest.approx(zero1.dp_exposed_time_s[0], rel=1e-12)
+    assert zero0.optimizer_time_s[0] > 100 * zero1.optimizer_time_s[0]  # 256 ranks' shares
+    microbatches = workload.global_batch_sequences / 256  # dp 256, micro-batch 1
+    assert zero2.dp_exposed_time_s[0] / zero1.dp_exposed_time_s[0] == pytest.approx(
+        (microbatches + 1) / 2, rel=1e-9
+    )  # dp_overlap 0: m reduce-scatters and an all-gather against one of each
+    one_step = workload.with_changes(global_batch_tokens=256 * workload.seq_len)
+    zero1, zero2 = (
+        _pinned(one_step, designs, exposed, **plan, zero_stage=z).training for z in (1, 2)
+    )
+    assert zero2.step_time_s[0] == pytest.approx(zero1.step_time_s[0], rel=1e-12)
 
 
 def test_interleaving_shrinks_the_bubble() -> None:

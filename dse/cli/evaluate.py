@@ -152,7 +152,8 @@ def settings_from(options: dict[str, Any]) -> Settings:
     "--zero-stage",
     type=click.Choice([str(z) for z in ZERO_STAGES]),
     default=None,
-    help="Pin the ZeRO stage.",
+    help="Pin the ZeRO stage: 0 replicated (DDP), 1 optimizer state sharded, 2 gradients too,"
+    " 3 parameters too (FSDP). The search tries 1-3.",
 )
 @click.option(
     "--offload-layers",

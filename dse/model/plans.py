@@ -2,8 +2,8 @@
 
 A plan fixes tensor (``tp``), pipeline (``pp``) and expert (``ep``) parallelism, the
 micro-batch size in sequences, the activation-recompute policy and the ZeRO stage of the
-data-parallel ranks (1: optimizer state sharded; 3: parameters, gradients and optimizer state
-sharded, i.e. FSDP, used without pipeline parallelism as in practice). Data parallelism follows
+data-parallel ranks (0: everything replicated; 1: optimizer state sharded; 2: gradients too;
+3: parameters as well, i.e. FSDP; stages 2 and 3 without pipeline parallelism, as in practice). Data parallelism follows
 from the cluster size per design (``dp = chips // (tp·pp)``, capped by the global batch and
 rounded down to a multiple of ``ep``), so the same candidate list serves every design point;
 plans are enumerated once per workload, never per design.
@@ -46,7 +46,15 @@ CP_SEARCHED_FROM_SEQ_LEN = 65536
 and only down to ``CP_MIN_TOKENS_PER_RANK`` tokens of the sequence per rank."""
 CP_MIN_TOKENS_PER_RANK = 8192
 """Virtual pipeline stages per pipeline rank searched (interleaved 1F1B, Narayanan et al. 2021)."""
-ZERO_STAGES = (1, 3)
+ZERO_STAGES = (0, 1, 2, 3)
+"""ZeRO stages (Rajbhandari et al. 2020, arXiv:1910.02054; docs/model.md §2.1, §2.7): 0 plain
+data parallelism (DDP), 1 optimizer state sharded over the data-parallel ranks (Megatron's
+distributed optimizer), 2 gradients sharded too, each micro-batch's reduce-scattered as the
+backward pass produces them (DeepSpeed ZeRO-2, FSDP's SHARD_GRAD_OP), 3 parameters as well
+(FSDP)."""
+SEARCHED_ZERO_STAGES = (1, 2, 3)
+"""The stages the plan search tries. Stage 0 is evaluated when pinned: it moves the same bytes
+as stage 1 and holds and updates more, so it never wins."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,7 @@ def candidate_plans(
     )
     mbs = [microbatch] if microbatch else [v for v in MICROBATCH_CHOICES if v <= sequences]
     rcs = [RECOMPUTE.index(recompute)] if recompute else list(range(len(RECOMPUTE)))
-    zeros = [zero_stage] if zero_stage else list(ZERO_STAGES)
+    zeros = [zero_stage] if zero_stage is not None else list(SEARCHED_ZERO_STAGES)
     if zero_stage is not None and zero_stage not in ZERO_STAGES:
         raise InputError.for_argument("zero_stage", f"one of {list(ZERO_STAGES)}", zero_stage)
     if tp is not None and (tp < 1 or workload.heads % tp):
@@ -212,7 +220,7 @@ def candidate_plans(
         for row in itertools.product(
             tps, pps, eps, mbs, rcs, zeros, vps, cps, duals, offloads, redone
         )
-        if (row[5] == 1 or row[1] == 1 or pp)
+        if (row[5] <= 1 or row[1] == 1 or pp)
         and (row[4] != RECOMPUTE.index("offload") or row[5] == 3 or recompute)
         and _vp_fits(workload, row[1], row[6])
         and (vp is not None or _vp_searched(row[1], row[6]))
@@ -231,8 +239,8 @@ def candidate_plans(
             "plan",
             "",
             "pinned plan options that some plan satisfies together (vp > 1 needs pp > 1 and"
-            " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2; FSDP"
-            " (zero_stage 3) needs pp 1 unless pp is pinned; docs/model.md §2.4)",
+            " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2; ZeRO"
+            " stages 2 and 3 need pp 1 unless pp is pinned; docs/model.md §2.4)",
             given or "no pinned option",
         )
     table = np.array(rows, dtype=np.float64).reshape(-1, 11)

@@ -68,7 +68,7 @@ def lower_bounds(
     ep_over_tp = layout[EP_OVER_TP]
     inverse_microbatch, inverse_cp = 1.0 / microbatch, 1.0 / cp
     shared_b, expert_b = data_parallel[0], data_parallel[1]
-    first_b, fsdp_b = data_parallel[2], data_parallel[3]
+    first_b, fsdp_b, expert_each_b = data_parallel[2], data_parallel[3], data_parallel[4]
     weight_b, expert_state_b, in_flight_cap = memory[1], memory[2], memory[4]
     c0, c1, c2 = coefficients[0], coefficients[1], coefficients[2]
     c3, c4 = coefficients[3], coefficients[4]
@@ -114,9 +114,9 @@ def lower_bounds(
             )
             expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
             ring_share = 1.0 - inverse_weight_dp
-            per_step = (shared_b[p] + microbatches * first_b[p]) * ring_share + expert_b[p] * (
-                1.0 - expert_inverse
-            )
+            per_step = (shared_b[p] + microbatches * first_b[p]) * ring_share + (
+                expert_b[p] + microbatches * expert_each_b[p]
+            ) * (1.0 - expert_inverse)
             # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
             fsdp_s = microbatches * fsdp_b[p] * ring_share * inverse_bw
             stage = f0 * c0[p] + f1 * c1[p] + f2 * c2[p] + f3 * c3[p] + f4 * c4[p]

@@ -185,7 +185,7 @@ def _buckets(params: FloatArray, dp: FloatArray) -> FloatArray:
 def data_parallel_exposed_s(
     g: Grid, lay: Layout, mem: Memory, pipeline_s: FloatArray, w: Workload, s: Settings
 ) -> FloatArray:
-    """§2.7 The gradient reduction (ZeRO-1) or weight gathers and gradient reduce-scatters
+    """§2.7 The gradient reduction (ZeRO 0-2) or weight gathers and gradient reduce-scatters
     (FSDP) of one step, hierarchical over the scale-up domain, minus what hides behind the
     backward pass (s)."""
     # DP ranks sharing a scale-up domain reduce there first, then cross the scale-out network
@@ -198,8 +198,8 @@ def data_parallel_exposed_s(
     experts = w.expert_params
     shared_params = (w.total_params - experts) / lay.model_parallel
     shared_grad = shared_params * s.grad_reduce_bytes_per_param
-    # ZeRO-1: each gradient bucket reduce-scattered, then the updated weights all-gathered
-    zero1 = 2.0 * ring_time(
+    # One reduce-scatter of every gradient bucket, or its all-gather (same bytes).
+    once = ring_time(
         shared_grad, lay.weight_dp, dp_b_s, s, domains, _buckets(shared_params, lay.weight_dp)
     )
     if w.is_moe:
@@ -207,17 +207,19 @@ def data_parallel_exposed_s(
         expert_grad = expert_params * s.grad_reduce_bytes_per_param
         expert_domains = np.maximum(lay.expert_dp / per_domain, 1.0)
         buckets = _buckets(expert_params, lay.expert_dp)
-        zero1 = zero1 + 2.0 * ring_time(
-            expert_grad, lay.expert_dp, dp_b_s, s, expert_domains, buckets
-        )
-    zero1_s = overlapped(zero1, pipeline_s * 2.0 / 3.0, s.dp_overlap)
+        once = once + ring_time(expert_grad, lay.expert_dp, dp_b_s, s, expert_domains, buckets)
+    # ZeRO 0 and 1: the accumulated gradients reduce-scattered (all-reduced) once per step and
+    # the updated weights all-gathered; ZeRO-2 holds no full gradient across micro-batches, so
+    # each micro-batch's gradients are reduce-scattered as its backward pass makes them.
+    reductions = np.where(g.zero == 2, lay.microbatches, 1.0)
+    zero_s = overlapped((reductions + 1.0) * once, pipeline_s * 2.0 / 3.0, s.dp_overlap)
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
     layers = lay.layers_per_stage
     gather_s = ring_time(weights_b, lay.weight_dp, dp_b_s, s, domains, layers) / layers
     reduce_s = ring_time(grads_b, lay.weight_dp, dp_b_s, s, domains, layers) / layers
     fsdp_s = fsdp_exposed_s(gather_s, reduce_s, pipeline_s / (lay.microbatches * layers), layers)
-    return np.where(g.fsdp, lay.microbatches * fsdp_s, zero1_s)
+    return np.where(g.fsdp, lay.microbatches * fsdp_s, zero_s)
 
 
 def fsdp_exposed_s(

@@ -67,8 +67,9 @@ class Grid:
     """One chunk of designs (``rows``) against every candidate plan.
 
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code
-    and the share of a stage's layers it applies to,
-    FSDP and DualPipe flags, layers per stage whose activations are offloaded. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
+    and the share of a stage's layers it applies to, ZeRO stage
+    (0-3) and its FSDP flag (stage 3), DualPipe flag, layers per stage whose activations are
+    offloaded. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
     (bytes/s), usable HBM (bytes),
     sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
@@ -85,6 +86,7 @@ class Grid:
     cp: FloatArray
     rc: np.ndarray
     rc_share: FloatArray
+    zero: FloatArray
     fsdp: np.ndarray
     dual: np.ndarray
     offload: FloatArray
@@ -118,8 +120,11 @@ class Grid:
 
 
 PLAN_FIELDS = frozenset(
-    ("tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "fsdp", "dual", "offload", "pinned_dp")
-)
+    (
+        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "fsdp", "dual", "offload",
+        "pinned_dp",
+    )
+)  # fmt: skip
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
 
 
@@ -151,6 +156,7 @@ def build_grid(
         cp=plan(plans.context_parallel),
         rc=plan(plans.recompute),
         rc_share=plan(plans.recomputed_share),
+        zero=plan(plans.zero_stage),
         fsdp=plan(plans.zero_stage) == 3,
         dual=plan(plans.dual_pipe) > 0,
         offload=plan(plans.offloaded_layers),

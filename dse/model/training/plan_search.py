@@ -128,11 +128,12 @@ class PlanBounds:
     plan, rows :data:`REPLICA` ``t·p·c``, :data:`TP`, :data:`BATCH_DP` ``⌊B/b⌋``,
     :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
     :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`. ``slots`` ``(k,)``:
-    bubble slots. ``data_parallel`` ``(4, k)``: bytes each rank moves in the step's ZeRO-1
-    reduction of the shared parameters and of the experts (at ``(D−1)/D = 1``) times the share
-    no overlap hides, in FSDP's first layer gather of one micro-batch, and in all of FSDP's
-    gathers and reduce-scatters of one micro-batch (the step is at least as long as they are,
-    :func:`step_lower_bound`), over the achieved link fraction. ``memory`` ``(7, k)``: the plan side of the memory lower bound
+    bubble slots. ``data_parallel`` ``(5, k)``: bytes each rank moves (at ``(D−1)/D = 1``, over
+    the achieved link fraction) in the step's ZeRO 0-2 collectives of the shared parameters and
+    of the experts, times the share no overlap hides; per micro-batch, in FSDP's first layer
+    gather or ZeRO-2's reduce-scatter of the shared gradients (the same share hidden); in all of
+    FSDP's gathers and reduce-scatters (the step is at least as long as they are,
+    :func:`step_lower_bound`); and in ZeRO-2's reduce-scatter of the experts' gradients. ``memory`` ``(7, k)``: the plan side of the memory lower bound
     (:func:`memory_bounds`). ``exp_per_attention_flop``: the softmax exponentials per attention
     FLOP of the workload (§2.6); ``sequences``: ``B``.
     """
@@ -235,17 +236,25 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     # of each micro-batch shows, and the step lasts at least as long as all of them.
     shared_params = (w.total_params - w.expert_params) / (tp * pp)
     expert_params = w.expert_params / (pp * ep)
-    fsdp = plans.zero_stage == 3
+    # ZeRO-2 reduce-scatters each micro-batch's gradients (rows 2 and 4, scaled by the
+    # micro-batches) and all-gathers the weights once (rows 0 and 1).
+    fsdp, zero2 = plans.zero_stage == 3, plans.zero_stage == 2
     grad_b = s.grad_reduce_bytes_per_param
     fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
     first_gather_b = (shared_params + expert_params) * s.weight_bytes_per_param / layers_per_stage
     hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
+    shared_b = hidden_share * shared_params * grad_b
+    expert_b = hidden_share * expert_params * grad_b if w.is_moe else np.zeros_like(tp)
+    once = np.where(zero2, 1.0, 2.0)
     data_parallel = np.stack(
         [
-            hidden_share * np.where(fsdp, 0.0, 2.0 * shared_params * grad_b),
-            hidden_share * np.where(fsdp | (not w.is_moe), 0.0, 2.0 * expert_params * grad_b),
-            np.where(fsdp, first_gather_b / s.collective_efficiency, 0.0),
+            np.where(fsdp, 0.0, once * shared_b),
+            np.where(fsdp, 0.0, once * expert_b),
+            np.where(
+                fsdp, first_gather_b / s.collective_efficiency, np.where(zero2, shared_b, 0.0)
+            ),
             np.where(fsdp, fsdp_b / s.collective_efficiency, 0.0),
+            np.where(zero2, expert_b, 0.0),
         ]
     )
     sequences = float(w.global_batch_sequences)
@@ -292,27 +301,25 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     """
     tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
     vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
-    fsdp, dual = plans.zero_stage == 3, plans.dual_pipe > 0
+    zero, dual = plans.zero_stage, plans.dual_pipe > 0
     layers_per_stage = np.ceil(w.layers / pp)
     experts = w.expert_params
     shared = (w.total_params - experts) / (tp * pp)
     local_experts = experts / (pp * ep)
     params_chip = shared + local_experts
-    weights_grads = s.weight_bytes_per_param + s.grad_bytes_per_param
-    per_state = weights_grads + s.optimizer_bytes_per_param
-    if s.distributed_optimizer:
-        fixed = params_chip * weights_grads
-        weight, expert = (
-            s.optimizer_bytes_per_param * shared,
-            s.optimizer_bytes_per_param * (local_experts),
-        )
-    else:
-        fixed = params_chip * weights_grads + s.optimizer_bytes_per_param * params_chip
-        weight, expert = np.zeros_like(tp), np.zeros_like(tp)
-    gathered = 2.0 * params_chip / layers_per_stage * s.weight_bytes_per_param
-    fixed = np.where(fsdp, gathered, fixed)
-    weight = np.where(fsdp, per_state * shared, weight)
-    expert = np.where(fsdp, per_state * local_experts, expert)
+    # per parameter: bytes replicated on every data-parallel rank, bytes sharded over them
+    wt, gr, opt = s.weight_bytes_per_param, s.grad_bytes_per_param, s.optimizer_bytes_per_param
+    optimizer_sharded = (zero >= 2) | ((zero == 1) & s.distributed_optimizer)
+    replicated = np.where(optimizer_sharded, wt + gr, wt + gr + opt)
+    replicated = np.where(zero >= 2, wt, replicated)
+    replicated = np.where(zero == 3, 0.0, replicated)
+    per_shard = np.where(optimizer_sharded, opt, 0.0) + np.where(zero >= 2, gr, 0.0)
+    per_shard = per_shard + np.where(zero == 3, wt, 0.0)
+    layer_params = params_chip / layers_per_stage
+    buffers = np.where(zero == 2, 2.0 * layer_params * gr, 0.0)
+    buffers = np.where(zero == 3, 2.0 * layer_params * wt, buffers)
+    fixed = params_chip * replicated + buffers
+    weight, expert = per_shard * shared, per_shard * local_experts
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
     # Activations (§2.5), as memory.memory computes them, in the workload's format and in 16-bit.
     in_flight = layers_per_stage * np.where(dual, 1.0, interleaved_in_flight(pp, vp))
@@ -410,15 +417,17 @@ def data_parallel_lower_bound(
     ``dp`` and ``microbatches`` (:func:`data_parallel_layout`), each ``(G − 1)/G`` of the bytes
     over the data-parallel bandwidth of §2.7 (the scale-up links where the ``t·D·c`` ranks share
     a domain, else the lesser of them and the scale-out links of the ``clip(S/t, 1, D·c)`` ranks
-    per domain): what is exposed (ZeRO-1's reduction of the shared parameters over ``D·c``
-    ranks and of the experts over ``D_e = max(t·c·D/e, 1)`` beyond the overlap, or FSDP's first
-    layer gather of each micro-batch), and all of FSDP's gathers and reduce-scatters, which the
-    step lasts at least as long as (0 for ZeRO-1)."""
-    lay, (shared, expert, first, fsdp) = bounds.layout, bounds.data_parallel
+    per domain): what is exposed (ZeRO 0-2's reductions of the shared parameters over ``D·c``
+    ranks and of the experts over ``D_e = max(t·c·D/e, 1)`` beyond the overlap, ZeRO-2's once
+    per micro-batch, or FSDP's first layer gather of each micro-batch), and all of FSDP's
+    gathers and reduce-scatters, which the step lasts at least as long as (0 for ZeRO 0-2)."""
+    lay, (shared, expert, first, fsdp, expert_each) = bounds.layout, bounds.data_parallel
     weight_dp = dp * lay[CP]
     expert_share = 1.0 - 1.0 / np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
     ring_share = 1.0 - 1.0 / weight_dp
-    exposed = (shared + microbatches * first) * ring_share + expert * expert_share
+    exposed = (shared + microbatches * first) * ring_share + (
+        expert + microbatches * expert_each
+    ) * expert_share
     per_domain = np.clip(g.domain / lay[TP], 1.0, weight_dp)
     bandwidth = np.where(
         lay[TP] * weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)

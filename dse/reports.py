@@ -102,6 +102,7 @@ def workload_summary(workload: Workload) -> dict[str, Any]:
             "head_dim": workload.head_dim,
             "ffn_dim": workload.ffn_dim,
             "ffn_kind": workload.ffn_kind,
+            "parallel_blocks": workload.parallel_blocks,
             "vocab_size": workload.vocab_size,
             "experts": workload.experts,
             "experts_per_token": workload.experts_per_token,

@@ -162,7 +162,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         mlp = (o_in + mask) * d + (1 - f) * width * w.ffn_dim
         if w.is_moe:
             mlp += f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
-        return tokens * (attention + mask * d + mlp + 4 * d) / plan.tp
+        norm_inputs = (2 if w.parallel_blocks else 4) * d  # one layer input, or two
+        return tokens * (attention + mask * d + mlp + norm_inputs) / plan.tp
 
     # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with
     # dropout; memory-bound operators work on the 16-bit tensors
@@ -270,7 +271,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     if plan.tp > 1:
         bw = up if plan.tp <= chip.domain else out
         tp_domains = max(plan.tp / chip.domain, 1)
-        tp_all = (12 if full else 8) * layers * ring(message, plan.tp, bw, s, tp_domains)
+        per_block = 0.5 if w.parallel_blocks else 1.0  # parallel blocks: one gather, one reduce
+        tp_all = (
+            per_block * (12 if full else 8) * layers * ring(message, plan.tp, bw, s, tp_domains)
+        )
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
     pp_bw = up if replica * dp <= chip.domain else out
     pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0

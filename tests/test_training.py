@@ -267,6 +267,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("llama3.1-8b", 0.0, None),
         ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
         ("gpt3-175b+materialized", 0.0, None),  # scores stored, with dropout (Megatron 2021)
+        ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
@@ -462,6 +463,26 @@ def test_each_zero_stage_holds_less_and_stage_two_reduces_every_micro_batch() ->
         _pinned(one_step, designs, exposed, **plan, zero_stage=z).training for z in (1, 2)
     )
     assert zero2.step_time_s[0] == pytest.approx(zero1.step_time_s[0], rel=1e-12)
+
+
+def test_parallel_blocks_halve_the_tensor_parallel_collectives() -> None:
+    """§2.7 A parallel block (PaLM, GPT-J) gathers its input once for attention and the MLP and
+    reduces their summed outputs once: half the collectives, the same FLOPs, one normalization
+    input fewer stored (§2.5), and never a slower step."""
+    sequential = load_workload("llama3.1-70b")
+    parallel = sequential.with_changes(parallel_blocks=True)
+    designs = _cluster("h100-sxm", [1024.0])
+    plan = {"tp": 8, "pp": 4, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    one, two = (_pinned(w, designs, **plan) for w in (sequential, parallel))
+    exposed = replace(load_settings(), tp_overlap=0.0)
+    tp_one, tp_two = (
+        _pinned(w, designs, exposed, **plan).training.tp_comm_time_s[0]
+        for w in (sequential, parallel)
+    )
+    assert tp_two == pytest.approx(tp_one / 2, rel=1e-9)
+    assert two.columns["step_time_s"][0] < one.columns["step_time_s"][0]
+    assert two.columns["memory_per_chip_gb"][0] < one.columns["memory_per_chip_gb"][0]
+    assert two.columns["mfu"][0] > one.columns["mfu"][0]  # same model FLOPs, less time
 
 
 def test_interleaving_shrinks_the_bubble() -> None:

@@ -130,6 +130,7 @@ WORKLOAD_SCHEMA = Table(
                 "ffn_kind": Field("str", required=False, default="gelu", choices=FFN_KINDS),
                 "vocab_size": _count("vocab_size"),
                 "tied_embeddings": Field("bool", required=False, default=False),
+                "parallel_blocks": Field("bool", required=False, default=False),
                 "experts": _count("experts"),
                 "experts_per_token": _count("experts_per_token"),
                 "shared_experts": _count("shared_experts", default=0),
@@ -219,6 +220,10 @@ class Workload:
     for the backward pass, ``materialized`` stores it (docs/model.md §2.5)."""
     fp8_casts: str = "fused"
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
+    parallel_blocks: bool = False
+    """Attention and MLP read the layer's input side by side and their outputs join the residual
+    together (GPT-J, GPT-NeoX/Pythia, PaLM, Falcon): half the tensor-parallel collectives of
+    sequential blocks (docs/model.md §2.7)."""
     forward_gemms: float = 1.0
     """Forward-type GEMMs per linear layer and token (forward pass, relaxation iterations)."""
     input_gradient_gemms: float = 1.0
@@ -433,6 +438,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         attention_kernel=training["attention"],
         dropout=float(training["dropout"]),
         fp8_casts=training["fp8_casts"],
+        parallel_blocks=model["parallel_blocks"],
         **_algorithm_gemms(training["algorithm"]),
     )
     shape_total, shape_active = shape_params(draft)

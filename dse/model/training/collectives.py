@@ -122,6 +122,16 @@ def context_parallel_time_s(
     return 3.0 * (cp - 1.0) * kv_b / (bandwidth * settings.collective_efficiency)
 
 
+def tensor_parallel_collectives(w: Workload, redone: FloatArray | float) -> FloatArray | float:
+    """§2.7 Tensor-parallel collectives of one layer per micro-batch, each moving the layer's
+    activations: with sequence parallelism an all-gather before and a reduce-scatter after each
+    of attention and the MLP, forward and backward (8), and the forward's 4 again for the share
+    ``redone`` of the layer that recompute repeats. Parallel blocks (GPT-J, PaLM) gather the
+    input once for both branches and reduce their summed outputs once: half as many."""
+    per_block = 0.5 if w.parallel_blocks else 1.0
+    return per_block * (8.0 + 4.0 * redone)
+
+
 @dataclass(frozen=True)
 class StageCommunication:
     """Exposed seconds per micro-batch on one stage, ``(n, k)`` (``cp_s`` may be a scalar 0):
@@ -148,7 +158,7 @@ def stage_communication(
     activation_msg = lay.tokens_mb * w.d_model * 2.0
     tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, g.out_b_s)
     redone = recomputed_layer_share(g.rc, g.rc_share)
-    tp_collectives = (8.0 + 4.0 * redone) * lay.layers_per_stage
+    tp_collectives = tensor_parallel_collectives(w, redone) * lay.layers_per_stage
     tp_domains = np.maximum(g.tp / g.domain, 1.0)
     tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains)
     tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)

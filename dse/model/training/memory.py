@@ -59,7 +59,10 @@ def _per_token_layer_bytes(
     else:
         moe_fraction = 0.0
         mlp = (linear_in + mask) * d + mlp_width * w.ffn_dim
-    return attention_linear + mlp + 4 * d, moe_fraction
+    # the inputs of the two normalizations: the layer's input and, in a sequential block, the
+    # residual after attention (a parallel block normalizes the layer's input for both)
+    norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
+    return attention_linear + mlp + norm_inputs, moe_fraction
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Silicon
-from dse.model.training.collectives import ring_bus_bytes
+from dse.model.training.collectives import ring_bus_bytes, tensor_parallel_collectives
 from dse.model.training.compute import (
     EXPONENTIALS_PER_SCORE,
     OPERAND_BYTES,
@@ -208,7 +208,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     )
     # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
     message_b = tokens_mb * w.d_model * 2.0
-    tp_collectives = (8.0 + 4.0 * redone) * layers_per_stage
+    tp_collectives = tensor_parallel_collectives(w, redone) * layers_per_stage
     tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
     link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes

@@ -297,36 +297,38 @@ def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
 def _static(
     g: Grid, lay: Layout, w: Workload, s: Settings
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """§2.1 Static bytes, parameters held and parameters updated per chip, by ZeRO stage: 0
-    replicates weights, gradients and optimizer state over the data-parallel ranks; 1 shards
-    the optimizer state (when ``distributed_optimizer`` is on, else it is stage 0); 2 the
-    gradients too, holding two layers' full gradients while they are reduce-scattered; 3
-    (FSDP) everything, holding two layers' gathered weights."""
+    """§2.1 Static bytes, parameters held and parameters updated per chip, by ZeRO stage
+    (:func:`zero_state_bytes`)."""
     experts = w.expert_params
     shared = w.total_params - experts
     local_experts = experts / (g.pp * g.ep)  # whole experts: expert tensor parallelism 1
     params_chip = shared / lay.model_parallel + local_experts
     sharded = shared / lay.model_parallel / lay.weight_dp + local_experts / lay.expert_dp
-    optimizer_sharded = (g.zero >= 2) | ((g.zero == 1) & s.distributed_optimizer)
-    optimizer_params = np.where(optimizer_sharded, sharded, params_chip)
+    replicated_b, sharded_b, in_flight_b = zero_state_bytes(g.zero, s)
     layer_params = params_chip / lay.layers_per_stage
-    grads_b = np.where(
-        g.zero >= 2,
-        (sharded + 2.0 * layer_params) * s.grad_bytes_per_param,
-        params_chip * s.grad_bytes_per_param,
-    )
-    replicated_b = (
-        params_chip * s.weight_bytes_per_param
-        + grads_b
-        + s.optimizer_bytes_per_param * optimizer_params
-    )
-    # ZeRO-3 / FSDP: everything sharded over the data-parallel ranks, two layers gathered.
-    per_state = state_bytes_per_param(s)
-    gathered_b = 2.0 * layer_params * s.weight_bytes_per_param
-    static_b = np.where(g.fsdp, sharded * per_state + gathered_b, replicated_b)
+    static_b = params_chip * replicated_b + sharded * sharded_b + layer_params * in_flight_b
     # DualPipe keeps two copies of the stage's weights (DeepSeek-V3 report, Table 2).
     static_b = static_b + np.where(g.dual, params_chip * s.weight_bytes_per_param, 0.0)
-    return static_b, params_chip, optimizer_params
+    return static_b, params_chip, np.where(sharded_b > 0.0, sharded, params_chip)
+
+
+def zero_state_bytes(zero: FloatArray, s: Settings) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """§2.1 Bytes per parameter that ZeRO stage ``zero`` replicates on every data-parallel rank,
+    that it shards over them, and that it holds per parameter of two layers in flight.
+
+    Stage 0 replicates weights, gradients and optimizer state; 1 shards the optimizer state
+    (when ``distributed_optimizer`` is on, else it is stage 0); 2 the gradients too, holding two
+    layers' full gradients while they are reduce-scattered; 3 (FSDP) the weights as well,
+    holding two layers' gathered weights (Rajbhandari et al. 2020, Sec. 5)."""
+    wt, gr, opt = s.weight_bytes_per_param, s.grad_bytes_per_param, s.optimizer_bytes_per_param
+    optimizer_sharded = (zero >= 2) | ((zero == 1) & s.distributed_optimizer)
+    sharded = (
+        np.where(optimizer_sharded, opt, 0.0)
+        + np.where(zero >= 2, gr, 0.0)
+        + np.where(zero == 3, wt, 0.0)
+    )
+    in_flight = np.where(zero == 2, 2.0 * gr, np.where(zero == 3, 2.0 * wt, 0.0))
+    return wt + gr + opt - sharded, sharded, in_flight
 
 
 def state_bytes_per_param(s: Settings) -> float:

@@ -77,6 +77,7 @@ from dse.model.training.memory import (
     activations,
     elementwise_bytes,
     offload_share,
+    zero_state_bytes,
 )
 from dse.model.training.parallelism import data_parallelism
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
@@ -307,18 +308,8 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     shared = (w.total_params - experts) / (tp * pp)
     local_experts = experts / (pp * ep)
     params_chip = shared + local_experts
-    # per parameter: bytes replicated on every data-parallel rank, bytes sharded over them
-    wt, gr, opt = s.weight_bytes_per_param, s.grad_bytes_per_param, s.optimizer_bytes_per_param
-    optimizer_sharded = (zero >= 2) | ((zero == 1) & s.distributed_optimizer)
-    replicated = np.where(optimizer_sharded, wt + gr, wt + gr + opt)
-    replicated = np.where(zero >= 2, wt, replicated)
-    replicated = np.where(zero == 3, 0.0, replicated)
-    per_shard = np.where(optimizer_sharded, opt, 0.0) + np.where(zero >= 2, gr, 0.0)
-    per_shard = per_shard + np.where(zero == 3, wt, 0.0)
-    layer_params = params_chip / layers_per_stage
-    buffers = np.where(zero == 2, 2.0 * layer_params * gr, 0.0)
-    buffers = np.where(zero == 3, 2.0 * layer_params * wt, buffers)
-    fixed = params_chip * replicated + buffers
+    replicated, per_shard, two_layers = zero_state_bytes(zero, s)
+    fixed = params_chip * replicated + params_chip / layers_per_stage * two_layers
     weight, expert = per_shard * shared, per_shard * local_experts
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
     # Activations (§2.5), as memory.memory computes them, in the workload's format and in 16-bit.

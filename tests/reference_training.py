@@ -163,7 +163,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         if w.is_moe:
             mlp += f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
         norm_inputs = (2 if w.parallel_blocks else 4) * d  # one layer input, or two
-        return tokens * (attention + mask * d + mlp + norm_inputs) / plan.tp
+        shared = o_in * d if w.parallel_shared_norm else 0  # one normalized copy for both
+        return tokens * (attention + mask * d + mlp + norm_inputs - shared) / plan.tp
 
     # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with
     # dropout; memory-bound operators work on the 16-bit tensors
@@ -271,7 +272,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     if plan.tp > 1:
         bw = up if plan.tp <= chip.domain else out
         tp_domains = max(plan.tp / chip.domain, 1)
-        per_block = 0.5 if w.parallel_blocks else 1.0  # parallel blocks: one gather, one reduce
+        # parallel blocks: one reduce of the summed outputs, a gather per normalization
+        per_block = ((1 if w.parallel_shared_norm else 2) + 1) / 4 if w.parallel_blocks else 1.0
         tp_all = (
             per_block * (12 if full else 8) * layers * ring(message, plan.tp, bw, s, tp_domains)
         )

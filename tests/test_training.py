@@ -267,7 +267,8 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("llama3.1-8b", 0.0, None),
         ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
         ("gpt3-175b+materialized", 0.0, None),  # scores stored, with dropout (Megatron 2021)
-        ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks
+        ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks, a norm each
+        ("palm-540b", 0.0, None),  # parallel blocks sharing one norm
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
@@ -465,24 +466,35 @@ def test_each_zero_stage_holds_less_and_stage_two_reduces_every_micro_batch() ->
     assert zero2.step_time_s[0] == pytest.approx(zero1.step_time_s[0], rel=1e-12)
 
 
-def test_parallel_blocks_halve_the_tensor_parallel_collectives() -> None:
-    """§2.7 A parallel block (PaLM, GPT-J) gathers its input once for attention and the MLP and
-    reduces their summed outputs once: half the collectives, the same FLOPs, one normalization
-    input fewer stored (§2.5), and never a slower step."""
+def test_parallel_blocks_save_tensor_parallel_collectives() -> None:
+    """§2.7 A parallel block (GPT-NeoX, PaLM) reduce-scatters its branches' summed outputs once
+    and gathers each normalization's output: 3/4 of a sequential block's collectives with a
+    normalization per branch, 1/2 with one shared; the same FLOPs, fewer stored bytes (§2.5),
+    and never a slower step."""
     sequential = load_workload("llama3.1-70b")
-    parallel = sequential.with_changes(parallel_blocks=True)
+    two_norms = sequential.with_changes(parallel_blocks=True)
+    one_norm = two_norms.with_changes(parallel_shared_norm=True)
     designs = _cluster("h100-sxm", [1024.0])
     plan = {"tp": 8, "pp": 4, "microbatch": 1, "recompute": "full", "zero_stage": 1}
-    one, two = (_pinned(w, designs, **plan) for w in (sequential, parallel))
     exposed = replace(load_settings(), tp_overlap=0.0)
-    tp_one, tp_two = (
-        _pinned(w, designs, exposed, **plan).training.tp_comm_time_s[0]
-        for w in (sequential, parallel)
-    )
-    assert tp_two == pytest.approx(tp_one / 2, rel=1e-9)
-    assert two.columns["step_time_s"][0] < one.columns["step_time_s"][0]
-    assert two.columns["memory_per_chip_gb"][0] < one.columns["memory_per_chip_gb"][0]
-    assert two.columns["mfu"][0] > one.columns["mfu"][0]  # same model FLOPs, less time
+    runs = [_pinned(w, designs, exposed, **plan) for w in (sequential, two_norms, one_norm)]
+    tp = [r.training.tp_comm_time_s[0] for r in runs]
+    assert tp[1] == pytest.approx(0.75 * tp[0], rel=1e-9)
+    assert tp[2] == pytest.approx(0.5 * tp[0], rel=1e-9)
+    for key in ("step_time_s", "memory_per_chip_gb"):
+        values = [r.columns[key][0] for r in runs]
+        assert values[2] < values[1] < values[0], (key, values)
+    assert runs[2].columns["mfu"][0] > runs[0].columns["mfu"][0]  # same model FLOPs
+
+
+def test_a_shared_norm_without_parallel_blocks_is_one_line(dse, tmp_path) -> None:
+    text = (Path(__file__).parents[1] / "workloads" / "llama3.1-8b.toml").read_text()
+    path = tmp_path / "w.toml"
+    path.write_text(text.replace("[model]", "[model]\nparallel_shared_norm = true", 1))
+    result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(path), "--num-chips", "8")
+    assert result.code != 0
+    assert "model.parallel_shared_norm" in result.err and "parallel_blocks" in result.err
+    assert len(result.err.strip().splitlines()) == 1
 
 
 def test_interleaving_shrinks_the_bubble() -> None:

@@ -131,6 +131,7 @@ WORKLOAD_SCHEMA = Table(
                 "vocab_size": _count("vocab_size"),
                 "tied_embeddings": Field("bool", required=False, default=False),
                 "parallel_blocks": Field("bool", required=False, default=False),
+                "parallel_shared_norm": Field("bool", required=False, default=False),
                 "experts": _count("experts"),
                 "experts_per_token": _count("experts_per_token"),
                 "shared_experts": _count("shared_experts", default=0),
@@ -222,8 +223,11 @@ class Workload:
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
     parallel_blocks: bool = False
     """Attention and MLP read the layer's input side by side and their outputs join the residual
-    together (GPT-J, GPT-NeoX/Pythia, PaLM, Falcon): half the tensor-parallel collectives of
+    together (GPT-J, GPT-NeoX/Pythia, PaLM, Falcon): fewer tensor-parallel collectives than
     sequential blocks (docs/model.md §2.7)."""
+    parallel_shared_norm: bool = False
+    """A parallel block's two branches read one normalization of the input (GPT-J, PaLM) rather
+    than one each (GPT-NeoX, Falcon-180B): one gather and one stored output fewer."""
     forward_gemms: float = 1.0
     """Forward-type GEMMs per linear layer and token (forward pass, relaxation iterations)."""
     input_gradient_gemms: float = 1.0
@@ -383,6 +387,13 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
     kv_heads = model["kv_heads"] or heads
     if heads % kv_heads:
         raise InputError(source, "model.kv_heads", f"a divisor of heads ({heads})", kv_heads)
+    if model["parallel_shared_norm"] and not model["parallel_blocks"]:
+        raise InputError(
+            source,
+            "model.parallel_shared_norm",
+            "false unless parallel_blocks = true (a sequential block normalizes two inputs)",
+            True,
+        )
     experts = model["experts"] or 0
     if experts:
         for key in ("experts_per_token", "moe_ffn_dim"):
@@ -439,6 +450,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         dropout=float(training["dropout"]),
         fp8_casts=training["fp8_casts"],
         parallel_blocks=model["parallel_blocks"],
+        parallel_shared_norm=model["parallel_shared_norm"],
         **_algorithm_gemms(training["algorithm"]),
     )
     shape_total, shape_active = shape_params(draft)

@@ -126,10 +126,14 @@ def tensor_parallel_collectives(w: Workload, redone: FloatArray | float) -> Floa
     """§2.7 Tensor-parallel collectives of one layer per micro-batch, each moving the layer's
     activations: with sequence parallelism an all-gather before and a reduce-scatter after each
     of attention and the MLP, forward and backward (8), and the forward's 4 again for the share
-    ``redone`` of the layer that recompute repeats. Parallel blocks (GPT-J, PaLM) gather the
-    input once for both branches and reduce their summed outputs once: half as many."""
-    per_block = 0.5 if w.parallel_blocks else 1.0
-    return per_block * (8.0 + 4.0 * redone)
+    ``redone`` of the layer that recompute repeats. A parallel block reduce-scatters its two
+    branches' summed outputs once and gathers each normalization's output: 3 of the 4 forward
+    collectives (GPT-NeoX, Falcon-180B: a normalization per branch), 2 of 4 where both branches
+    read one (GPT-J, PaLM); the backward pass mirrors the forward."""
+    if not w.parallel_blocks:
+        return 8.0 + 4.0 * redone
+    norms = 1.0 if w.parallel_shared_norm else 2.0
+    return (norms + 1.0) / 4.0 * (8.0 + 4.0 * redone)
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,11 @@ def _per_token_layer_bytes(
         moe_fraction = 0.0
         mlp = (linear_in + mask) * d + mlp_width * w.ffn_dim
     # the inputs of the two normalizations: the layer's input and, in a sequential block, the
-    # residual after attention (a parallel block normalizes the layer's input for both)
+    # residual after attention (a parallel block normalizes the layer's input for both, and
+    # keeps one normalized copy where its branches share the normalization)
     norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
-    return attention_linear + mlp + norm_inputs, moe_fraction
+    shared_norm = linear_in * d if w.parallel_shared_norm else 0.0
+    return attention_linear + mlp + norm_inputs - shared_norm, moe_fraction
 
 
 @dataclass(frozen=True)

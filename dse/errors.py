@@ -53,6 +53,14 @@ class InputError(DseError, ValueError):
         where = _shorten(_printable(f"{self.source}: {key}" if key else self.source))
         super().__init__(f"{where}: expected {expected}, got {_shown(given)}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt from its parts when it crosses a process boundary (a worker of a parallel
+        # validation or sweep raises it): Exception's default passes only the message.
+        return (
+            _rebuild_input_error,
+            (self.source, self.key, self.expected, self.given, self.argument),
+        )
+
     @classmethod
     def for_argument(cls, name: str, expected: str, given: object) -> InputError:
         """The argument ``name`` (a Python parameter name) broke a rule: ``expected`` states
@@ -65,6 +73,12 @@ class InputError(DseError, ValueError):
             _printable(f"{where}: {self.key}" if self.key and not self.argument else where)
         )
         return f"{place}: expected {self.expected}, got {_shown(self.given)}"
+
+
+def _rebuild_input_error(
+    source: str, key: str, expected: str, given: object, argument: str | None
+) -> InputError:
+    return InputError(source, key, expected, given, argument=argument)
 
 
 SHOWN_CHARS = 240

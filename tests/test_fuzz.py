@@ -24,6 +24,8 @@ import tempfile
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dse.cli import main
+from dse.errors import InputError
 from dse.files import read_toml
 from dse.space import PARAMETERS
 
@@ -687,3 +690,19 @@ def test_results_json_list_of_scalars_is_one_line(tmp_path: Path, text: str) -> 
     for args in (["pareto", path], ["plot", path, "--out", tmp_path / "p.html"]):
         outcome, _, detail = run_dse(*args)
         assert outcome == "clean error", detail
+
+
+def _raise_input_error(_: int) -> None:
+    raise InputError("w.toml", "model.layers", "a whole number > 0", -1)
+
+
+def test_an_input_error_from_a_worker_process_keeps_its_line() -> None:
+    """Parallel validation and sweeps raise bad input in worker processes: the error must come
+    back whole (it used to break the pool and end in a traceback)."""
+    with (
+        ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool,
+        pytest.raises(InputError) as caught,
+    ):
+        list(pool.map(_raise_input_error, [0]))
+    assert str(caught.value) == "w.toml: model.layers: expected a whole number > 0, got -1"
+    assert caught.value.key == "model.layers"

@@ -91,7 +91,8 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
     d, hd, tp = w.d_model, w.head_dim, plan.tp
     ob = OPERAND_BYTES.get(w.precision, 2.0)
     up = (w.ffn_matrices - 1) / tp
-    attention = gemm(tokens, (w.heads + 2 * w.kv_heads) * hd / tp, d, chip, ob, s) + gemm(
+    kv_per_rank = max(w.kv_heads / tp, 1)  # beyond tp = H_kv each rank projects a copy
+    attention = gemm(tokens, (w.heads / tp + 2 * kv_per_rank) * hd, d, chip, ob, s) + gemm(
         tokens, d, w.heads * hd / tp, chip, ob, s
     )
     dense = gemm(tokens, up * w.ffn_dim, d, chip, ob, s) + gemm(
@@ -294,7 +295,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency
         overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
         moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
-    kv = 2 * tokens * w.kv_heads * w.head_dim / plan.tp * 2
+    kv = 2 * tokens * max(w.kv_heads / plan.tp, 1) * w.head_dim * 2
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
     cp_comm = max(cp_all - t_attention * (1.0 if keep_attention else 4 / 3), 0.0)

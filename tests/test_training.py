@@ -875,3 +875,24 @@ def test_fsdp_collectives_hide_behind_the_layers_they_prefetch_for() -> None:
     # a layer whose gather alone outlasts its forward compute shows the excess 40 times over
     slow = fsdp_exposed_s(np.array(2.0), np.array(0.0), layer_s, layers)
     assert float(slow) == pytest.approx(2.0 + 40 * ((2.0 - 1.0) + 0.0))
+
+
+def test_tensor_parallelism_beyond_the_kv_heads_replicates_them() -> None:
+    """§2.3 Each rank needs the key/value heads of its query heads: past t = H_kv every rank
+    projects a copy, so 16-way TP of an 8-KV-head layer does more than half 8-way's work."""
+    from dse.model.training.compute import kv_heads_per_rank, layer_linear_time_s
+
+    workload = load_workload("llama3.1-8b")  # 32 query heads, 8 KV heads
+    assert [kv_heads_per_rank(workload, t) for t in (4.0, 8.0, 16.0)] == [2.0, 1.0, 1.0]
+    settings = replace(load_settings(), gemm_kernel_latency_us=0.0)
+
+    def layer_s(tp: float) -> float:
+        return float(
+            layer_linear_time_s(
+                workload, 8192.0, np.array(tp), np.array(1.0), np.array(1e15), np.array(1e18),
+                1.0, settings,
+            )
+        )  # fmt: skip
+
+    assert layer_s(4.0) == pytest.approx(2.0 * layer_s(8.0), rel=1e-9)  # no copies yet
+    assert layer_s(16.0) > 1.03 * 0.5 * layer_s(8.0)  # K and V: 4 % of the layer, copied twice

@@ -9,7 +9,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
-from dse.model.training.compute import Compute
+from dse.model.training.compute import Compute, kv_heads_per_rank
 from dse.model.training.grid import Grid, recomputed_layer_share
 from dse.model.training.memory import Memory, activation_offload_time_s, offload_time_s
 from dse.model.training.parallelism import Layout
@@ -117,7 +117,7 @@ def context_parallel_time_s(
     forward bytes (Megatron-Core context parallelism; Liu et al. 2023, Ring Attention). The cp
     group follows tp in rank order, so it stays on the scale-up links while tp·cp fits there.
     """
-    kv_b = 2.0 * tokens * w.kv_heads * w.head_dim / tp * 2.0
+    kv_b = 2.0 * tokens * kv_heads_per_rank(w, tp) * w.head_dim * 2.0
     bandwidth = np.where(tp * cp <= domain, up_b_s, out_b_s)
     return 3.0 * (cp - 1.0) * kv_b / (bandwidth * settings.collective_efficiency)
 

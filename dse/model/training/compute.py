@@ -45,6 +45,14 @@ MOE_EXPERT_KERNELS = 6.0
 weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert)."""
 
 
+def kv_heads_per_rank(w: Workload, tp: FloatArray | float) -> FloatArray | float:
+    """§2.3 Key/value heads each tensor-parallel rank computes: ``H_kv/t``, and at least one,
+    since a rank's query heads need theirs, so beyond ``t = H_kv`` every rank projects a copy
+    (Megatron-Core and NeuronX Distributed replicate the KV heads, e.g. ``kv_replicator`` 4
+    for Llama 3 8B at 32-way TP)."""
+    return np.maximum(w.kv_heads / tp, 1.0)
+
+
 def gemm_time_s(
     m: FloatArray | float,
     n: FloatArray | float,
@@ -92,7 +100,8 @@ def layer_linear_time_s(
         return gemm_time_s(m, n_out, k_in, rate, hbm_b_s, ob, efficiency, settings, groups)  # type: ignore[arg-type]
 
     up_width = (w.ffn_matrices - 1.0) / tp
-    attention = linear(d, (w.heads + 2.0 * w.kv_heads) * hd / tp) + linear(w.heads * hd / tp, d)
+    qkv_width = (w.heads / tp + 2.0 * kv_heads_per_rank(w, tp)) * hd
+    attention = linear(d, qkv_width) + linear(w.heads * hd / tp, d)
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return gemms * (attention + dense_mlp)

@@ -48,8 +48,8 @@ weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per ex
 def kv_heads_per_rank(w: Workload, tp: FloatArray | float) -> FloatArray | float:
     """§2.3 Key/value heads each tensor-parallel rank computes: ``H_kv/t``, and at least one,
     since a rank's query heads need theirs, so beyond ``t = H_kv`` every rank projects a copy
-    (Megatron-Core and NeuronX Distributed replicate the KV heads, e.g. ``kv_replicator`` 4
-    for Llama 3 8B at 32-way TP)."""
+    (NeuronX Distributed's ``kv_replicator``, 4 for Llama 3 8B at 32-way TP; Megatron-Core
+    refuses such a plan instead)."""
     return np.maximum(w.kv_heads / tp, 1.0)
 
 

@@ -103,6 +103,7 @@ def workload_summary(workload: Workload) -> dict[str, Any]:
             "ffn_dim": workload.ffn_dim,
             "ffn_kind": workload.ffn_kind,
             "parallel_blocks": workload.parallel_blocks,
+            "parallel_shared_norm": workload.parallel_shared_norm,
             "vocab_size": workload.vocab_size,
             "experts": workload.experts,
             "experts_per_token": workload.experts_per_token,

@@ -31,7 +31,7 @@ from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
-from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES, candidate_plans
+from dse.model.plans import RECOMPUTE, SCHEDULES, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
@@ -233,8 +233,6 @@ def pinnable(plan: dict[str, Any], workload: Workload | None = None) -> dict[str
     uneven layer layout) are recorded in the run but left to the plan search."""
     accepted = set(inspect.signature(candidate_plans).parameters)
     pinned = {k: v for k, v in plan.items() if v is not None and k in accepted}
-    if pinned.get("zero_stage") not in (None, *ZERO_STAGES):
-        del pinned["zero_stage"]
     vp, pp = pinned.get("vp"), pinned.get("pp", 1)
     if workload is not None and vp is not None and vp > 1:
         per_stage = math.ceil(workload.layers / pp)

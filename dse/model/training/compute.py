@@ -45,6 +45,18 @@ MOE_EXPERT_KERNELS = 6.0
 weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert)."""
 
 
+def flops_per_score(w: Workload) -> float:
+    """§2.6 Model FLOPs per attention score, forward and backward: 12·h_d (QKᵀ and P·V, each
+    2·h_d forward and twice that backward)."""
+    return 12.0 * float(w.head_dim)
+
+
+def computed_score_share(w: Workload) -> float:
+    """§2.6 The share of the full s×s score matrix a causal attention computes: half with a
+    fused (flash) kernel, which skips the masked blocks; all of it when ``materialized``."""
+    return 1.0 if w.attention_kernel == "materialized" else 0.5
+
+
 def kv_heads_per_rank(w: Workload, tp: FloatArray | float) -> FloatArray | float:
     """§2.3 Key/value heads each tensor-parallel rank computes: ``H_kv/t``, and at least one,
     since a rank's query heads need theirs, so beyond ``t = H_kv`` every rank projects a copy
@@ -213,10 +225,10 @@ def attention_time_s(
     (``attention_overhead_tokens`` s0: the masked diagonal blocks, each query block's fixed
     cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py). A
     ``materialized`` workload (:func:`materialized_attention_time_s`) computes every score."""
-    per_score_flops = 12.0 * float(w.head_dim)
+    per_score_flops = flops_per_score(w)
+    scores = computed_score_share(w) * attention_flops / per_score_flops
     if w.attention_kernel == "materialized":
-        return materialized_attention_time_s(attention_flops / per_score_flops, w, efficiency, g)
-    scores = 0.5 * attention_flops / per_score_flops
+        return materialized_attention_time_s(scores, w, efficiency, g)
     per_score_s = per_score_flops / (efficiency * g.attention_rate) + (
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )
@@ -237,7 +249,7 @@ def materialized_attention_time_s(
     as a roofline; the softmax and dropout kernels are memory-bound on their own; one
     exponential per score (the backward pass reads the stored probabilities)."""
     gemm_s = np.maximum(
-        12.0 * float(w.head_dim) / (efficiency * g.attention_rate),
+        flops_per_score(w) / (efficiency * g.attention_rate),
         MATERIALIZED_GEMM_BYTES_PER_SCORE / g.hbm_b_s,
     )
     memory_s = _elementwise_bytes_per_score(w) / g.hbm_b_s
@@ -259,7 +271,7 @@ def materialized_score_bytes(
     if w.attention_kernel != "materialized":
         return 0.0
     per_score_b = MATERIALIZED_GEMM_BYTES_PER_SCORE + _elementwise_bytes_per_score(w)
-    return np.asarray(attention_flops) / (12.0 * float(w.head_dim)) * per_score_b
+    return np.asarray(attention_flops) / flops_per_score(w) * per_score_b
 
 
 def moe_overhead_s(

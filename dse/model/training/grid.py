@@ -68,7 +68,7 @@ class Grid:
 
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code
     and the share of a stage's layers it applies to, ZeRO stage
-    (0-3) and its FSDP flag (stage 3), DualPipe flag, layers per stage whose activations are
+    (0-3; :attr:`fsdp` where it is 3), DualPipe flag, layers per stage whose activations are
     offloaded. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
     (bytes/s), usable HBM (bytes),
@@ -87,7 +87,6 @@ class Grid:
     rc: np.ndarray
     rc_share: FloatArray
     zero: FloatArray
-    fsdp: np.ndarray
     dual: np.ndarray
     offload: FloatArray
     pinned_dp: FloatArray | None
@@ -106,6 +105,11 @@ class Grid:
     peak_rate: FloatArray
     family_scale: FloatArray
 
+    @property
+    def fsdp(self) -> np.ndarray:
+        """Where the plan is FSDP (ZeRO stage 3), plan axis."""
+        return self.zero == 3
+
     def cells(self, design: np.ndarray, plan: np.ndarray) -> Grid:
         """The grid of the cells ``(design[i], plan[i])`` only: every array becomes shape
         ``(m,)`` (``design`` indexes this grid's rows, ``plan`` its plans), so the mechanisms
@@ -121,8 +125,7 @@ class Grid:
 
 PLAN_FIELDS = frozenset(
     (
-        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "fsdp", "dual", "offload",
-        "pinned_dp",
+        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "dual", "offload", "pinned_dp",
     )
 )  # fmt: skip
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
@@ -157,7 +160,6 @@ def build_grid(
         rc=plan(plans.recompute),
         rc_share=plan(plans.recomputed_share),
         zero=plan(plans.zero_stage),
-        fsdp=plan(plans.zero_stage) == 3,
         dual=plan(plans.dual_pipe) > 0,
         offload=plan(plans.offloaded_layers),
         pinned_dp=plan(plans.dp) if plans.dp.any() else None,

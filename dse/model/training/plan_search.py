@@ -66,6 +66,7 @@ from dse.model.training.collectives import ring_bus_bytes, tensor_parallel_colle
 from dse.model.training.compute import (
     EXPONENTIALS_PER_SCORE,
     OPERAND_BYTES,
+    flops_per_score,
     gemm_time_s,
     layer_linear_time_s,
     moe_overhead_s,
@@ -278,7 +279,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         slots=pipeline_bubble_slots(pp, vp, dual),
         data_parallel=data_parallel,
         memory=memory_bounds(plans, w, s),
-        exp_per_attention_flop=EXPONENTIALS_PER_SCORE / (12.0 * float(w.head_dim)),
+        exp_per_attention_flop=EXPONENTIALS_PER_SCORE / flops_per_score(w),
         sequences=sequences,
         pinned=bool(plans.dp.any()),
         moe=moe_b,

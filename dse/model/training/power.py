@@ -7,6 +7,7 @@ import numpy as np
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import FloatArray
 from dse.model.silicon import Silicon
+from dse.model.training.compute import computed_score_share
 from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, PICO
 
@@ -74,8 +75,9 @@ def average_power_w(
     # §2.9 on analog designs only the weight-gradient third of the matmuls runs digitally.
     digital_share = w.digital_linear_gemms / w.linear_gemms
     matmul_flops = tokens_step * matmul_per_token * digital_share * matmul_redo / chips_used
-    computed = 1.0 if w.attention_kernel == "materialized" else 0.5
-    attention_flops = computed * tokens_step * attention_per_token * attention_redo / chips_used
+    attention_flops = (
+        computed_score_share(w) * tokens_step * attention_per_token * attention_redo / chips_used
+    )
     matmul_pj, matmul_clock = _executed_format(silicon, w.precision, rows)
     attention_pj, attention_clock = _executed_format(silicon, "bf16", rows)
     exponent = np.asarray(silicon.dvfs_exponent, dtype=np.float64) - 1.0

@@ -126,7 +126,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         return None
     m = sequences / (dp * plan.microbatch)
     layers = math.ceil(w.layers / plan.pp)
-    full, none, op = (plan.recompute == policy for policy in ("full", "none", "op"))
+    full, none, op, ffn = (plan.recompute == p for p in ("full", "none", "op", "ffn"))
     offload = plan.recompute == "offload"  # full recompute, layer inputs in host memory
 
     # memory
@@ -198,8 +198,12 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         copies, width = 1.0, w.ffn_dim
     op_kept = w.heads * hd + w.kv_heads * hd + width + (copies * d if mlp_ups == 2 else 0.0)
     op_kept += d + w.heads * hd
+    # ffn (AXLearn's default): the input, q, k, v, o and attention's output kept
+    ffn_kept = d + 2 * w.heads * hd + 2 * w.kv_heads * hd + d
     if op:
         kept = 2 * tokens * op_kept / plan.tp
+    elif ffn:
+        kept = 2 * tokens * ffn_kept / plan.tp
     elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
@@ -238,18 +242,19 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
-    other_redo = 4 / 3 if full or op else 1.0
+    other_redo = 4 / 3 if full or op or ffn else 1.0
 
-    def op_share(mlp_width: float, experts: float) -> float:
+    def redone_share(mlp_width: float, experts: float) -> float:
+        """op redoes k, o and every other MLP projection; ffn the MLP's up projections."""
         forward = [d * w.heads * hd, d * w.kv_heads * hd, d * w.kv_heads * hd, w.heads * hd * d]
         forward += [experts * d * mlp_width] * mlp_ups + [experts * mlp_width * d]
-        return sum(forward[1::2]) / sum(forward)
+        return sum(forward[4:-1] if ffn else forward[1::2]) / sum(forward)
 
-    if op:
-        share = op_share(w.ffn_dim, 1)
+    if op or ffn:
+        share = redone_share(w.ffn_dim, 1)
         if w.is_moe:
             experts = w.experts_per_token + w.shared_experts
-            share = (1 - f) * share + f * op_share(w.moe_ffn_dim, experts)
+            share = (1 - f) * share + f * redone_share(w.moe_ffn_dim, experts)
         redo = 1 + share / 3
     keep_attention = none or op
     # the MoE layers' fixed kernel cost: 60 kernels per layer, 6 per local expert (§2.6)

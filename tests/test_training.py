@@ -614,12 +614,11 @@ def test_a_format_slower_than_16_bit_trains_in_16_bit() -> None:
 
 
 def _activation_bytes(workload, recompute: str, tp: int = 1) -> float:
-    from dse.model.training.grid import FULL, NONE, OP, SELECTIVE
+    from dse.model.training.grid import FFN, FULL, NONE, OP, SELECTIVE
     from dse.model.training.memory import activations
 
-    code = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL, "offload": OFFLOAD}[
-        recompute
-    ]
+    codes = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL, "offload": OFFLOAD}
+    code = {**codes, "ffn": FFN}[recompute]
     act = activations(workload, np.array([8192.0]), np.array([float(tp)]), np.array([code]))
     return float(act.kept_b[0])
 
@@ -666,6 +665,26 @@ def test_op_checkpointing_sits_between_no_and_full_recompute() -> None:
     d, ffn = 4096, 14336
     share = (d * 1024 + d * d + d * ffn) / (d * 6144 + d * d + 3 * d * ffn)
     assert op_checkpoint(w).recomputed_share == pytest.approx(share)
+
+
+def test_ffn_checkpointing_keeps_the_attention_projections_and_redoes_the_mlp() -> None:
+    """§2.5-2.6 AXLearn's default policy keeps the input, q, k, v, o and attention's output:
+    less memory than ``op`` (no MLP output kept), more recomputed (attention and the MLP's up
+    projections); slower than ``op``, faster than full recompute; never searched."""
+    from dse.model.training.memory import ffn_checkpoint
+
+    w = load_workload("llama3.1-8b")
+    kept = [_activation_bytes(w, policy) for policy in ("op", "ffn", "full")]
+    assert kept[0] > kept[1] > kept[2]
+    d, ffn, kv = 4096, 14336, 1024
+    # the layer input, q, k, v, o and attention's output, 16-bit, for 8,192 tokens
+    assert kept[1] == pytest.approx(2 * 8192 * (d + d + kv + kv + d + d))
+    times = [_step_seconds(w, policy) for policy in ("op", "ffn", "full")]
+    assert times[0] < times[1] < times[2]
+    share = 2 * d * ffn / (d * (d + kv + kv + d) + 3 * d * ffn)  # gate and up of all linears
+    assert ffn_checkpoint(w).recomputed_share == pytest.approx(share)
+    searched = candidate_plans(w).recompute
+    assert RECOMPUTE.index("ffn") not in set(searched.tolist())
 
 
 def _offload_cluster(host_gb_s: float, chips: float = 64.0) -> tuple[Designs, object]:

@@ -21,16 +21,23 @@ from numpy.typing import NDArray
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
 
-RECOMPUTE = ("none", "selective", "full", "op", "offload")
+RECOMPUTE = ("none", "selective", "full", "op", "offload", "ffn")
 """Activation recompute policies (docs/model.md §2.5): keep everything; recompute attention
 scores (flash-style, Korthikanti et al. 2022); recompute whole layers from their inputs;
 ``op``: per-operator selective checkpointing (torchtitan's ``selective_ac_option = "op"``), which
 keeps attention's output and every other linear layer's output and recomputes the rest;
 ``offload``: recompute whole layers from inputs kept in host memory (MaxText's offloading remat
-policies, PyTorch's ``save_on_cpu``), copied over the host link behind the compute. The search
-tries ``offload`` with FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText,
-Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's ``cpu_checkpointing``); a pinned
-``recompute="offload"`` runs with any plan."""
+policies, PyTorch's ``save_on_cpu``), copied over the host link behind the compute; ``ffn``:
+AXLearn's default, which keeps the attention projections and output and recomputes the MLP's up
+projections, attention and the norms. The search tries ``offload`` with FSDP (ZeRO-3) only, the
+way the stacks that offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed
+ZeRO-3's ``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``
+is evaluated when pinned (:data:`SEARCHED_RECOMPUTE`)."""
+
+SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
+"""The policies the plan search tries. ``ffn`` (one stack's default, which redoes attention and
+most of the MLP to keep less than ``op``) is a published fact to pin; the search leaves it out
+to keep its plan count."""
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -167,7 +174,7 @@ def candidate_plans(
     (the largest scale-up domain of the designs), ``pp`` ≤ layers, ``ep`` divides the number of
     experts, the micro-batch fits in the global batch, ``vp`` > 1 only with pipeline stages
     and dividing the layers per stage, ``offload_layers`` (never searched: 0 unless pinned) at
-    most the layers per stage and only beside recompute none, selective or op,
+    most the layers per stage and only beside recompute none, selective, op or ffn,
     ``recompute_layers`` (never searched: every layer of a stage unless pinned) at most the
     layers per stage and only with a policy that recomputes. Pinned values replace their axis.
     """
@@ -178,7 +185,11 @@ def candidate_plans(
         [ep] if ep else (_powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1])
     )
     mbs = [microbatch] if microbatch else [v for v in MICROBATCH_CHOICES if v <= sequences]
-    rcs = [RECOMPUTE.index(recompute)] if recompute else list(range(len(RECOMPUTE)))
+    rcs = (
+        [RECOMPUTE.index(recompute)]
+        if recompute
+        else [RECOMPUTE.index(r) for r in SEARCHED_RECOMPUTE]
+    )
     zeros = [zero_stage] if zero_stage is not None else list(SEARCHED_ZERO_STAGES)
     if zero_stage is not None and zero_stage not in ZERO_STAGES:
         raise InputError.for_argument("zero_stage", f"one of {list(ZERO_STAGES)}", zero_stage)
@@ -306,7 +317,7 @@ def _check_recompute_layers(
     return layers
 
 
-OFFLOAD_WITH = ("none", "selective", "op")
+OFFLOAD_WITH = ("none", "selective", "op", "ffn")
 """Recompute policies whose kept activations ``offload_layers`` can move to host memory; ``full``
 and ``offload`` keep only each layer's input."""
 

@@ -25,12 +25,13 @@ from dse.model.training.collectives import (
     ring_time,
 )
 from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
-from dse.model.training.grid import FULL, NONE, OFFLOAD, OP, SELECTIVE, precision_flop_s
+from dse.model.training.grid import FFN, FULL, NONE, OFFLOAD, OP, SELECTIVE, precision_flop_s
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import CHUNK_CELLS, Training, evaluate_training
 
 __all__ = [
     "CHUNK_CELLS",
+    "FFN",
     "FULL",
     "NONE",
     "OFFLOAD",

@@ -8,8 +8,8 @@ import numpy as np
 
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import FloatArray
-from dse.model.training.grid import NONE, OP, Grid, recomputes_layers
-from dse.model.training.memory import op_checkpoint
+from dse.model.training.grid import FFN, NONE, OP, Grid, recomputes_layers
+from dse.model.training.memory import ffn_checkpoint, op_checkpoint
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
@@ -149,12 +149,14 @@ def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 
     stage's layers (any shapes that broadcast; the other layers recompute nothing): the forward
     pass is a third of forward + backward, so redoing all of it costs 4/3. ``full`` and
     ``offload`` redo every layer, ``selective`` only attention, ``op`` a share of the linear
-    layers (:func:`op_checkpoint`) and all the memory-bound operators but not attention."""
-    share = op_checkpoint(w).recomputed_share
+    layers (:func:`op_checkpoint`) and all the memory-bound operators but not attention, ``ffn``
+    the MLP's up projections (:func:`ffn_checkpoint`), attention and the memory-bound
+    operators."""
+    op, ffn = op_checkpoint(w).recomputed_share, ffn_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
-    matmul = np.select([whole, rc == OP], [1.0 / 3.0, share / 3.0], 0.0)
+    matmul = np.select([whole, rc == OP, rc == FFN], [1.0 / 3.0, op / 3.0, ffn / 3.0], 0.0)
     attention = np.where((rc == NONE) | (rc == OP), 0.0, 1.0 / 3.0)
-    other = np.where(whole | (rc == OP), 1.0 / 3.0, 0.0)
+    other = np.where(whole | (rc == OP) | (rc == FFN), 1.0 / 3.0, 0.0)
     return Recompute(1.0 + layers * matmul, 1.0 + layers * attention, 1.0 + layers * other)
 
 

@@ -16,7 +16,7 @@ from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import GIGA, TERA
 
-FULL, SELECTIVE, NONE, OP, OFFLOAD = 2, 1, 0, 3, 4
+FULL, SELECTIVE, NONE, OP, OFFLOAD, FFN = 2, 1, 0, 3, 4, 5
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
-from dse.model.training.grid import FULL, NONE, OFFLOAD, OP, SELECTIVE, Grid
+from dse.model.training.grid import FFN, FULL, NONE, OFFLOAD, OP, SELECTIVE, Grid
 from dse.model.training.parallelism import Layout
 from dse.model.training.schedule import micro_batches_in_flight
 from dse.settings import Settings
@@ -69,7 +70,8 @@ def _per_token_layer_bytes(
 
 @dataclass(frozen=True)
 class OpCheckpoint:
-    """§2.5 What per-operator selective checkpointing (recompute ``op``) keeps and redoes."""
+    """§2.5 What a per-operator checkpointing policy (recompute ``op`` or ``ffn``) keeps and
+    redoes."""
 
     recomputed_share: float
     """Share of the layer's forward linear FLOPs recomputed in the backward pass."""
@@ -77,12 +79,14 @@ class OpCheckpoint:
     """16-bit elements kept per token per layer."""
 
 
-def op_checkpoint(w: Workload) -> OpCheckpoint:
-    """§2.5 torchtitan's ``op`` policy (``torchtitan/models/llama3/infra/parallelize.py``, 2025):
-    a layer keeps the outputs of attention and of every other matmul in forward order (q, k, v,
-    o, then the MLP's gate, up and down projections: q, v, gate and down are kept) and its input,
-    and recomputes everything else. MoE layers count each routed and shared expert as a dense
-    MLP of the expert width."""
+def _checkpoint(
+    w: Workload, redone: Callable[[int, int], bool], kept: Callable[[int, int], bool]
+) -> OpCheckpoint:
+    """§2.5 A policy that redoes the forward GEMMs where ``redone(i, n)`` and keeps the outputs
+    of those where ``kept(i, n)`` (``i``: the GEMM's place among the layer's ``n`` in forward
+    order: q, k, v, o, then the MLP's up projections and its down projection), besides the
+    layer's input and attention's output. MoE layers count each routed and shared expert as a
+    dense MLP of the expert width."""
     d, hd = float(w.d_model), float(w.head_dim)
     # (input width, output width) of each forward GEMM, in execution order
     attention = [(d, w.heads * hd), (d, w.kv_heads * hd), (d, w.kv_heads * hd), (w.heads * hd, d)]
@@ -94,15 +98,14 @@ def op_checkpoint(w: Workload) -> OpCheckpoint:
     def share_and_kept(
         gemms: list[tuple[float, float]], copies: list[float]
     ) -> tuple[float, float]:
-        flops = [k * n * c for (k, n), c in zip(gemms, copies, strict=True)]
-        redone = sum(f for i, f in enumerate(flops) if i % 2 == 1)
-        kept = sum(
-            n * c for i, ((_, n), c) in enumerate(zip(gemms, copies, strict=True)) if i % 2 == 0
-        )
-        return redone / sum(flops), kept
+        n = len(gemms)
+        flops = [k * m * c for (k, m), c in zip(gemms, copies, strict=True)]
+        share = sum(f for i, f in enumerate(flops) if redone(i, n)) / sum(flops)
+        outputs = [m * c for (_, m), c in zip(gemms, copies, strict=True)]
+        return share, sum(o for i, o in enumerate(outputs) if kept(i, n))
 
     dense = attention + mlp(float(w.ffn_dim))
-    share, kept = share_and_kept(dense, [1.0] * len(dense))
+    share, kept_elements = share_and_kept(dense, [1.0] * len(dense))
     if w.is_moe:
         moe_fraction = (w.layers - w.dense_layers) / w.layers
         experts = float(w.experts_per_token + w.shared_experts)
@@ -110,8 +113,25 @@ def op_checkpoint(w: Workload) -> OpCheckpoint:
         copies = [1.0] * len(attention) + [experts] * (len(routed) - len(attention))
         moe_share, moe_kept = share_and_kept(routed, copies)
         share = (1.0 - moe_fraction) * share + moe_fraction * moe_share
-        kept = (1.0 - moe_fraction) * kept + moe_fraction * moe_kept
-    return OpCheckpoint(share, kept + d + w.heads * hd)
+        kept_elements = (1.0 - moe_fraction) * kept_elements + moe_fraction * moe_kept
+    return OpCheckpoint(share, kept_elements + d + w.heads * hd)
+
+
+def op_checkpoint(w: Workload) -> OpCheckpoint:
+    """§2.5 torchtitan's ``op`` policy (``torchtitan/models/llama3/infra/parallelize.py``, 2025):
+    a layer keeps the outputs of attention and of every other matmul in forward order (q, k, v,
+    o, then the MLP's gate, up and down projections: q, v, gate and down are kept) and its input,
+    and recomputes everything else."""
+    return _checkpoint(w, redone=lambda i, n: i % 2 == 1, kept=lambda i, n: i % 2 == 0)
+
+
+def ffn_checkpoint(w: Workload) -> OpCheckpoint:
+    """§2.5 AXLearn's default policy (``axlearn/common/attention.py`` ``build_remat_spec``: JAX
+    saves only the names ``.*([qkvo]_proj|context)``): a layer keeps its input, the attention
+    projections q, k, v, o and attention's output, and recomputes the MLP's up projections, its
+    activation and the norms (the down projection's output is not needed by the backward pass,
+    so it is not redone)."""
+    return _checkpoint(w, redone=lambda i, n: 4 <= i < n - 1, kept=lambda i, n: i < 4)
 
 
 QUANTIZE_BYTES_PER_ELEMENT = 4.0
@@ -211,10 +231,11 @@ def activations(
     scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp
     input_b = layer_input_bytes(w, tokens_mb, tp)
     op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
+    ffn_b = 2.0 * tokens_mb * ffn_checkpoint(w).kept_elements / tp
     everything = layer_b + scores_b
     kept = np.select(
-        [rc == NONE, rc == SELECTIVE, rc == OP, rc == OFFLOAD],
-        [everything, layer_b, op_b, 0.0],
+        [rc == NONE, rc == SELECTIVE, rc == OP, rc == FFN, rc == OFFLOAD],
+        [everything, layer_b, op_b, ffn_b, 0.0],
         input_b,
     )
     kept = recompute_share * kept + (1.0 - recompute_share) * everything

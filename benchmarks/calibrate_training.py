@@ -5,7 +5,8 @@ on the full runs' GPU-hours and days; then each chip family and each source is l
 and predicted with constants fitted on the rest. Writes the leave-one-source-out errors to
 dse/validation_residuals.csv (the prediction intervals, dse/intervals.py). Prints the fitted values (copy them into
 dse/defaults.toml by hand, so that the change is reviewed) and the error table per family:
-in-sample, held out, and the "6·N·T at 40 % of peak" rule on the same figures.
+in-sample, held out, and the "6·N·T at 40 % of peak" rule on the same figures; then whether
+the full runs' goodput trends with cluster size or run length (docs/model.md §4).
 
 Run: python benchmarks/calibrate_training.py
 """
@@ -14,8 +15,15 @@ from __future__ import annotations
 
 import time
 
-from dse.calibration import cross_validate, prediction_tables, summary, write_residuals
+from dse.calibration import (
+    cross_validate,
+    goodput_trends,
+    prediction_tables,
+    summary,
+    write_residuals,
+)
 from dse.intervals import RESIDUALS_PATH
+from dse.validation import load_runs
 
 
 def main() -> None:
@@ -39,6 +47,12 @@ def main() -> None:
                 f"  {s['family']:18s} {s['figures']:7d} {s['in_sample']:10.1%} "
                 f"{s['held_out']:9.1%} {s['rule_40pct']:9.1%}"
             )
+    runs = {run["id"]: run for run in load_runs()}
+    for trend in goodput_trends(rows, runs):
+        print(
+            f"full runs' time error against {trend.against}: Spearman rho {trend.rho:+.2f}"
+            f" (p = {trend.p_value:.2f}, {trend.runs} runs)"
+        )
 
 
 if __name__ == "__main__":

@@ -353,6 +353,49 @@ def write_residuals(rows: Sequence[HeldOut], path: Path) -> None:
     tmp.replace(path)
 
 
+@dataclass(frozen=True)
+class GoodputTrend:
+    """§4 Whether the full runs' goodput moves with a property of the run: the Spearman rank
+    correlation of their time figures' log errors with it (negative: the larger the property,
+    the more wall time the runs took than a constant goodput gives)."""
+
+    against: str
+    runs: int
+    rho: float
+    p_value: float
+
+
+def goodput_trends(
+    rows: Sequence[HeldOut], runs: Mapping[str, Mapping[str, Any]]
+) -> list[GoodputTrend]:
+    """§4 Rank correlation of the full runs' in-sample time errors (ln predicted / reported, one
+    per run: its GPU-hours, else its days) with the cluster size (``num_chips``) and with the
+    run's published wall-clock length in days (``training_days``, else chip-hours over chips);
+    ``runs``: the published runs by id (:func:`dse.validation.load_runs`)."""
+    from scipy.stats import spearmanr
+
+    errors: dict[str, float] = {}
+    days: dict[str, float] = {}
+    for h in rows:
+        r = h.row
+        if _is_overhead_row(r) and (r.run not in errors or r.metric == "chip_hours"):
+            errors[r.run] = math.log(h.in_sample / r.reported)
+            chips = float(runs[r.run]["num_chips"])
+            length = r.reported if r.metric == "training_days" else r.reported / chips / 24.0
+            days.setdefault(r.run, length)
+    ids = sorted(errors)
+    error = [errors[i] for i in ids]
+    out = []
+    for against, values in (
+        ("cluster size", [float(runs[i]["num_chips"]) for i in ids]),
+        ("run length (days)", [days[i] for i in ids]),
+    ):
+        result = spearmanr(values, error) if len(ids) > 2 else None
+        rho, p = (float(result[0]), float(result[1])) if result is not None else (math.nan,) * 2
+        out.append(GoodputTrend(against, len(ids), rho, p))
+    return out
+
+
 def median_abs(errors: Sequence[float]) -> float:
     """Median of |e| over the finite errors (NaN when there are none)."""
     finite = [abs(e) for e in errors if e == e]

@@ -121,6 +121,31 @@ def test_a_family_without_enough_runs_takes_its_vendors_scale() -> None:
     assert abs(by_family["other-x"].held_out_error) < 1e-9  # no other family: 1
 
 
+def test_goodput_trends_rank_full_runs_by_cluster_size_and_length() -> None:
+    """§4 The full runs' time errors against cluster size and run length: a goodput that falls
+    with the cluster shows as a negative rank correlation; throughput figures do not count."""
+    from dse.calibration import HeldOut, goodput_trends
+    from dse.validation import Comparison
+
+    chips = [64, 256, 1024, 4096, 16384]
+    held = [
+        HeldOut(
+            Comparison(f"r{i}", "m", "chip_hours", 1.0, 1.0, "full_run", "s", "acme-a"),
+            in_sample=1.0 / (1.0 + 0.1 * i),  # the larger, the more time than predicted
+            held_out=1.0,
+            group="x",
+        )
+        for i in range(len(chips))
+    ]
+    steady = Comparison("t", "m", "step_time_s", 1.0, 1.0, "throughput", "s", "acme-a")
+    held.append(HeldOut(steady, 5.0, 5.0, "x"))
+    runs = {f"r{i}": {"num_chips": n} for i, n in enumerate(chips)} | {"t": {"num_chips": 8}}
+    size, length = goodput_trends(held, runs)
+    assert size.runs == 5 and size.rho == pytest.approx(-1.0)
+    # one chip-hour each: the largest cluster ran the shortest time
+    assert length.rho == pytest.approx(1.0)
+
+
 def test_cross_validation_by_source_leaves_out_whole_publishers() -> None:
     """Tables of one publisher (two Megatron-Bridge summaries, every Neuron benchmark page) are
     left out together; MLPerf results go by submitter, papers by citation."""

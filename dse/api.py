@@ -38,7 +38,7 @@ from dse.catalog.workloads import load_workload as _load_workload
 from dse.errors import InputError
 from dse.evaluation import evaluate_one, plain
 from dse.model.evaluate import PLAN_COLUMNS
-from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
+from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, ZERO_STAGES
 from dse.settings import Settings, load_settings
 from dse.space import DEFAULT_OBJECTIVES, Objective, Space
 from dse.space import load_space as _load_space
@@ -312,7 +312,8 @@ PLAN_KEYS = tuple(k for k in PLAN_COLUMNS)
 def _plan(plan: Mapping[str, Any] | None) -> dict[str, Any]:
     """The pinned plan, checked: keys among :data:`PLAN_KEYS`, whole numbers >= 1 (``recompute``
     one of :data:`~dse.model.plans.RECOMPUTE`, ``schedule`` one of
-    :data:`~dse.model.plans.SCHEDULES`, ``zero_stage`` one of the ZeRO stages)."""
+    :data:`~dse.model.plans.SCHEDULES`, ``placement`` one of :data:`~dse.model.plans.PLACEMENTS`,
+    ``zero_stage`` one of the ZeRO stages)."""
     if plan is None:
         return {}
     if not isinstance(plan, Mapping):
@@ -329,6 +330,10 @@ def _plan(plan: Mapping[str, Any] | None) -> dict[str, Any]:
         elif key == "schedule":
             if value not in SCHEDULES:
                 raise InputError.for_argument(argument, f"one of {list(SCHEDULES)}", value)
+            pinned[key] = value
+        elif key == "placement":
+            if value not in PLACEMENTS:
+                raise InputError.for_argument(argument, f"one of {list(PLACEMENTS)}", value)
             pinned[key] = value
         elif key == "zero_stage":
             if isinstance(value, bool) or value not in ZERO_STAGES:

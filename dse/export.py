@@ -42,7 +42,7 @@ from dse.files import (
 )
 from dse.intervals import interval_columns
 from dse.model.evaluate import PLAN_COLUMNS
-from dse.model.plans import RECOMPUTE, SCHEDULES
+from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES
 from dse.parameters import CATEGORICAL, RESULTS, choices
 from dse.space import INTEGER_PARAMETERS
 
@@ -80,6 +80,7 @@ def results_columns(evaluation: Evaluation) -> Columns:
         out[name] = metrics.plan[name]
     out["recompute"] = np.array(RECOMPUTE)[metrics.plan["recompute"]]
     out["schedule"] = np.array(SCHEDULES)[metrics.plan["schedule"]]
+    out["placement"] = np.array(PLACEMENTS)[metrics.plan["placement"]]
     out.update(metrics.constraints)
     out["feasible"] = np.asarray(evaluation.feasible, dtype=bool)
     out["pareto"] = np.zeros(len(evaluation), dtype=bool)

@@ -31,7 +31,7 @@ from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
-from dse.model.plans import RECOMPUTE, SCHEDULES, candidate_plans
+from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
@@ -94,6 +94,7 @@ RUN_SCHEMA = Table(
                 "offload_layers": Field("int", required=False, minimum=0),
                 "recompute": Field("str", required=False, choices=RECOMPUTE),
                 "schedule": Field("str", required=False, choices=SCHEDULES),
+                "placement": Field("str", required=False, choices=PLACEMENTS),
             },
             required=False,
         ),

@@ -42,6 +42,7 @@ class Plan:
     vp: int = 1
     cp: int = 1
     dualpipe: int = 0
+    placement: str = "tp-cp-ep-dp-pp"
 
 
 def ring(
@@ -284,7 +285,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             per_block * (12 if full else 8) * layers * ring(message, plan.tp, bw, s, tp_domains)
         )
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
-    pp_bw = up if replica * dp <= chip.domain else out
+    pipeline_inner = plan.placement == "tp-pp-dp"  # stages next to each other, then dp
+    pp_bw = up if (plan.tp * plan.pp if pipeline_inner else replica * dp) <= chip.domain else out
     pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0
     moe_comm = 0.0
     if w.is_moe:
@@ -314,8 +316,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     pipeline = (m + slots) * stage
 
     # data parallelism
-    per_domain = min(max(chip.domain / plan.tp, 1), wdp)
-    dp_bw = up if plan.tp * wdp <= chip.domain else min(up, out * per_domain)
+    stride = plan.tp * plan.pp if pipeline_inner else plan.tp  # between neighbouring dp ranks
+    per_domain = min(max(chip.domain / stride, 1), wdp)
+    dp_bw = up if stride * wdp <= chip.domain else min(up, out * per_domain)
     domains = wdp / per_domain
     if plan.zero_stage == 3:
         # each layer's weights gathered twice and its gradients reduce-scattered per micro-batch,

@@ -198,6 +198,8 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
         ("deepseek-v3", {"schedule": "dualpipe"}),
         ("llama3.1-70b", {"offload_layers": 10}),  # activation offload: the memory bound
         ("mixtral-8x7b", {"recompute": "full", "recompute_layers": 2}),  # partial recompute
+        ("llama3.1-70b", {"placement": "tp-pp-dp"}),  # pipelines inside the domain
+        ("llama3.1-70b", {"recompute": "ffn"}),  # AXLearn's checkpointing, never searched
     ],
 )
 def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(

@@ -12,8 +12,9 @@ import pytest
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import flops_per_token, load_workload
 from dse.designs import Designs, from_chips
+from dse.errors import InputError
 from dse.model.evaluate import evaluate
-from dse.model.plans import RECOMPUTE, candidate_plans
+from dse.model.plans import PLACEMENTS, RECOMPUTE, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
 from dse.model.training.grid import OFFLOAD, exp_per_sixteen_bit_flop
@@ -344,6 +345,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
             plan.vp = int(rng.choice([v for v in (1, 2, 4, 5) if per_stage % v == 0]))
         elif rng.random() < 0.5:
             plan = Plan(plan.tp, 1, 1, plan.microbatch, plan.recompute, int(rng.choice([2, 3])))
+        plan.placement = str(rng.choice(PLACEMENTS))
         expected = step(chip, workload, plan, settings)
         pinned = candidate_plans(
             workload,
@@ -353,6 +355,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
             recompute=plan.recompute,
             zero_stage=plan.zero_stage,
             vp=plan.vp,
+            placement=plan.placement,
         )
         metrics = evaluate(designs, workload, settings, pinned)
         if expected is None:
@@ -685,6 +688,30 @@ def test_ffn_checkpointing_keeps_the_attention_projections_and_redoes_the_mlp() 
     assert ffn_checkpoint(w).recomputed_share == pytest.approx(share)
     searched = candidate_plans(w).recompute
     assert RECOMPUTE.index("ffn") not in set(searched.tolist())
+
+
+def test_pipeline_stages_placed_inside_a_domain_trade_p2p_for_data_parallel_bandwidth() -> None:
+    """§2.4, §2.7 Placement tp-pp-dp puts a whole pipeline (tp·pp = 32 ranks) in one NVL72
+    domain: its p2p moves to the scale-up links, and the data-parallel ranks, now tp·pp apart,
+    share the domain two by two instead of eighteen; a placement that cannot lay out the plan
+    gets one line."""
+    w = load_workload("llama3.1-70b")
+    designs = _cluster("gb200", [1024.0])
+
+    def run(placement: str):  # -> Metrics
+        plans = candidate_plans(w, tp=4, pp=8, zero_stage=1, placement=placement)
+        return evaluate(designs, w, plans=plans)
+
+    default, inner = run("tp-cp-ep-dp-pp"), run("tp-pp-dp")
+    assert default.record(0)["plan"]["placement"] == "tp-cp-ep-dp-pp"  # type: ignore[index]
+    assert inner.record(0)["plan"]["placement"] == "tp-pp-dp"  # type: ignore[index]
+    assert inner.training.pp_comm_time_s[0] < default.training.pp_comm_time_s[0] / 5
+    assert inner.training.dp_exposed_time_s[0] > default.training.dp_exposed_time_s[0]
+    assert set(evaluate(designs, w).plan["placement"].tolist()) == {0}  # never searched
+    with pytest.raises(InputError, match="cp 1 and ep 1"):
+        candidate_plans(w, cp=2, placement="tp-pp-dp")
+    with pytest.raises(InputError, match="one of"):
+        candidate_plans(w, placement="dp-tp")
 
 
 def _offload_cluster(host_gb_s: float, chips: float = 64.0) -> tuple[Designs, object]:

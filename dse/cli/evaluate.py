@@ -21,7 +21,7 @@ from dse.cli._output import (
     tokens_option,
     workload_option,
 )
-from dse.model.plans import RECOMPUTE, SCHEDULES, ZERO_STAGES
+from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, ZERO_STAGES
 from dse.settings import (
     Settings,
     load_settings,
@@ -124,6 +124,14 @@ def settings_from(options: dict[str, Any]) -> Settings:
     type=click.Choice(list(SCHEDULES)),
     default=None,
     help="Pin the pipeline schedule: 1f1b (interleaved with --vp > 1) or dualpipe (MoE).",
+)
+@click.option(
+    "--placement",
+    type=click.Choice(list(PLACEMENTS)),
+    default=None,
+    help="Pin the rank placement, innermost first: tp-cp-ep-dp-pp (the default, Megatron-Core's) "
+    "or tp-pp-dp (pipeline stages inside a scale-up domain before the data-parallel replicas; "
+    "cp 1, ep 1; never searched).",
 )
 @click.option(
     "--cp",

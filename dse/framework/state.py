@@ -17,7 +17,7 @@ from dse.catalog.technology import Technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs
 from dse.model.evaluate import evaluate
-from dse.model.plans import RECOMPUTE, SCHEDULES, candidate_plans
+from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, candidate_plans
 from dse.settings import Settings
 from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, WH_PER_MWH
 
@@ -126,6 +126,7 @@ def run(state: State) -> Outcome:
         "vp": int(plans.virtual_stages[index]),
         "cp": int(plans.context_parallel[index]),
         "schedule": SCHEDULES[int(plans.dual_pipe[index])],
+        "placement": PLACEMENTS[int(plans.pipeline_inner[index])],
         "dp": int(training.dp[0]),
         "ep": int(plans.ep[index]),
         "microbatch": int(plans.microbatch[index]),

@@ -15,7 +15,7 @@ from dse.catalog.technology import Technology, load_technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
 from dse.model.economics import Economics, evaluate_economics
-from dse.model.plans import RECOMPUTE, SCHEDULES, Plans, candidate_plans
+from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, Plans, candidate_plans
 from dse.model.silicon import Silicon, TechArrays, evaluate_silicon
 from dse.model.training import Training, evaluate_training, precision_flop_s
 from dse.model.training.analog import (
@@ -60,11 +60,13 @@ PLAN_COLUMNS = (
     "recompute",
     "zero_stage",
     "schedule",
+    "placement",
     "offload_layers",
     "recompute_layers",
 )
-"""The plan columns of a results file; ``recompute`` and ``schedule`` as codes into
-:data:`~dse.model.plans.RECOMPUTE` and :data:`~dse.model.plans.SCHEDULES`."""
+"""The plan columns of a results file; ``recompute``, ``schedule`` and ``placement`` as codes
+into :data:`~dse.model.plans.RECOMPUTE`, :data:`~dse.model.plans.SCHEDULES` and
+:data:`~dse.model.plans.PLACEMENTS`."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,13 @@ class Metrics:
     def record(self, i: int) -> dict[str, object]:
         """Design ``i`` as a plain record: metrics, ``plan`` object, constraints, ``feasible``."""
         out: dict[str, object] = {name: float(values[i]) for name, values in self.columns.items()}
-        coded = ("recompute", "schedule")
+        coded = ("recompute", "schedule", "placement")
         plan: dict[str, object] = {
             name: int(values[i]) for name, values in self.plan.items() if name not in coded
         }
         plan["recompute"] = RECOMPUTE[int(self.plan["recompute"][i])]
         plan["schedule"] = SCHEDULES[int(self.plan["schedule"][i])]
+        plan["placement"] = PLACEMENTS[int(self.plan["placement"][i])]
         out["plan"] = plan
         out["feasible"] = bool(self.feasible[i])
         out["constraints"] = {name: float(values[i]) for name, values in self.constraints.items()}
@@ -183,6 +186,7 @@ def evaluate(
         "vp": plans.virtual_stages[index].astype(np.int64),
         "cp": plans.context_parallel[index].astype(np.int64),
         "schedule": plans.dual_pipe[index].astype(np.int64),
+        "placement": plans.pipeline_inner[index].astype(np.int64),
         "offload_layers": plans.offloaded_layers[index].astype(np.int64),
         "recompute_layers": np.rint(
             plans.recomputed_share[index] * np.ceil(workload.layers / plans.pp[index])

@@ -43,6 +43,16 @@ TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
 MICROBATCH_CHOICES = (1, 2, 4, 8)
 VP_CHOICES = (1, 2, 4)
+PLACEMENTS = ("tp-cp-ep-dp-pp", "tp-pp-dp")
+"""Rank placements (docs/model.md §2.4), the order of the parallel dimensions from the
+innermost (neighbouring ranks, which share a scale-up domain first) to the outermost, as
+Megatron-Core's ``RankGenerator`` spells them (``megatron/training/initialize.py``: order
+``"tp-cp-ep-dp-pp"``, or ``"tp-pp-dp"`` with ``use_tp_pp_dp_mapping``, which takes neither
+context nor expert parallelism). The first is every stack's default (torchtitan's device mesh
+``pp, dp, cp, tp`` from the outside in; MaxText's ``data, fsdp, tensor``) and the one the search
+uses; the second puts pipeline stages next to each other, inside a scale-up domain before the
+data-parallel replicas."""
+
 SCHEDULES = ("1f1b", "dualpipe")
 """Pipeline schedules: 1F1B (interleaved when vp > 1) and DeepSeek-V3's DualPipe
 (arXiv:2412.19437, Sec. 3.2.1). The search tries 1F1B; DualPipe is evaluated when pinned
@@ -86,6 +96,7 @@ class Plans:
     offload_layers: NDArray[np.float64] | None = None
     recompute_layers: NDArray[np.float64] | None = None
     recompute_share: NDArray[np.float64] | None = None
+    placement: NDArray[np.float64] | None = None
     tp_searched: bool = True
 
     @property
@@ -97,6 +108,12 @@ class Plans:
     def dual_pipe(self) -> NDArray[np.float64]:
         """1 where the plan runs DualPipe, else 0; shape ``(k,)``."""
         return self.dualpipe if self.dualpipe is not None else np.zeros_like(self.tp)
+
+    @property
+    def pipeline_inner(self) -> NDArray[np.float64]:
+        """1 where the plan places pipeline stages inside the data-parallel replicas
+        (``tp-pp-dp``), else 0; shape ``(k,)``."""
+        return self.placement if self.placement is not None else np.zeros_like(self.tp)
 
     @property
     def context_parallel(self) -> NDArray[np.float64]:
@@ -136,6 +153,7 @@ class Plans:
             "vp": int(self.virtual_stages[index]),
             "cp": int(self.context_parallel[index]),
             "schedule": SCHEDULES[int(self.dual_pipe[index])],
+            "placement": PLACEMENTS[int(self.pipeline_inner[index])],
             "ep": int(self.ep[index]),
             "microbatch": int(self.microbatch[index]),
             "recompute": RECOMPUTE[int(self.recompute[index])],
@@ -167,6 +185,7 @@ def candidate_plans(
     schedule: str | None = None,
     offload_layers: int | None = None,
     recompute_layers: int | None = None,
+    placement: str | None = None,
 ) -> Plans:
     """All plans worth trying for ``workload``, or the single pinned plan where all are given.
 
@@ -176,7 +195,9 @@ def candidate_plans(
     and dividing the layers per stage, ``offload_layers`` (never searched: 0 unless pinned) at
     most the layers per stage and only beside recompute none, selective, op or ffn,
     ``recompute_layers`` (never searched: every layer of a stage unless pinned) at most the
-    layers per stage and only with a policy that recomputes. Pinned values replace their axis.
+    layers per stage and only with a policy that recomputes; ``placement`` (never searched:
+    the first of :data:`PLACEMENTS` unless pinned) ``tp-pp-dp`` only with cp 1 and ep 1.
+    Pinned values replace their axis.
     """
     sequences = workload.global_batch_sequences
     tps = [tp] if tp else [v for v in TP_CHOICES if v <= max_tp and workload.heads % v == 0]
@@ -223,6 +244,7 @@ def candidate_plans(
             "schedule", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
         )
     duals = [SCHEDULES.index(schedule)] if schedule else [0]
+    inner = _check_placement(placement, cp, ep)
     cps = [cp] if cp else _searched_cp(workload)
     offloads = [_check_offload_layers(workload, pp, recompute, offload_layers)]
     redone = [_check_recompute_layers(workload, pp, recompute, recompute_layers)]
@@ -238,12 +260,14 @@ def candidate_plans(
         and _dualpipe_fits(row[1], row[6], row[8])
         and _offload_fits(workload, row[1], row[4], row[9])
         and _recompute_layers_fit(workload, row[1], row[4], row[10])
+        and (not inner or (row[2] == 1 and row[7] == 1))
     ]
     if not rows:
         pinned = {
             "tp": tp, "pp": pp, "ep": ep, "microbatch": microbatch, "recompute": recompute,
             "zero_stage": zero_stage, "vp": vp, "cp": cp, "schedule": schedule,
             "offload_layers": offload_layers, "recompute_layers": recompute_layers,
+            "placement": placement,
         }  # fmt: skip
         given = ", ".join(f"{k} {v}" for k, v in pinned.items() if v is not None)
         raise InputError(
@@ -271,8 +295,28 @@ def candidate_plans(
         offload_layers=table[:, 9],
         recompute_layers=redo_layers,
         recompute_share=redo_layers / per_stage,
+        placement=np.full(len(rows), float(inner)),
         tp_searched=tp is None,
     )
+
+
+def _check_placement(placement: str | None, cp: int | None, ep: int | None) -> int:
+    """The code of the pinned ``placement`` in :data:`PLACEMENTS` (0 when not given), or one
+    line naming the rule: ``tp-pp-dp`` lays out tensor, pipeline and data parallelism only
+    (Megatron-Core's ``use_tp_pp_dp_mapping`` takes no context or expert parallelism)."""
+    if placement is None:
+        return 0
+    if placement not in PLACEMENTS:
+        raise InputError.for_argument("placement", f"one of {list(PLACEMENTS)}", placement)
+    inner = PLACEMENTS.index(placement)
+    if inner and ((cp or 1) > 1 or (ep or 1) > 1):
+        raise InputError.for_argument(
+            "placement",
+            f"{PLACEMENTS[0]} with cp {cp or 1} and ep {ep or 1} (tp-pp-dp places tp, pp and dp"
+            " only: cp 1 and ep 1)",
+            placement,
+        )
+    return inner
 
 
 def _layers_per_stage_at_most(

@@ -167,9 +167,11 @@ def stage_communication(
     tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains)
     tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)
     tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap)
-    # Rank order tp, cp, (ep within) dp, pp (Megatron-Core's default): pipeline neighbours are
-    # tp·cp·dp ranks apart, so they share a scale-up domain only when the whole job does.
-    pp_b_s = np.where(lay.replica * lay.dp <= g.domain, g.up_b_s, g.out_b_s)
+    # Placement tp-cp-ep-dp-pp (Megatron-Core's default): pipeline neighbours are tp·cp·dp ranks
+    # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks
+    # apart, in one domain when a whole pipeline (tp·pp ranks) fits in it.
+    pipeline_ranks = np.where(g.pp_inner, g.tp * g.pp, lay.replica * lay.dp)
+    pp_b_s = np.where(pipeline_ranks <= g.domain, g.up_b_s, g.out_b_s)
     pp_s = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
     moe_s = np.zeros_like(pp_s)
     if w.is_moe:
@@ -203,10 +205,12 @@ def data_parallel_exposed_s(
     (FSDP) of one step, hierarchical over the scale-up domain, minus what hides behind the
     backward pass (s)."""
     # DP ranks sharing a scale-up domain reduce there first, then cross the scale-out network
-    # over their own NICs in parallel (hierarchical collectives).
-    per_domain = np.clip(g.domain / g.tp, 1.0, lay.weight_dp)
+    # over their own NICs in parallel (hierarchical collectives). Neighbouring DP ranks are tp
+    # ranks apart (tp·pp with placement tp-pp-dp, §2.4).
+    stride = g.tp * np.where(g.pp_inner, g.pp, 1.0)
+    per_domain = np.clip(g.domain / stride, 1.0, lay.weight_dp)
     dp_b_s = np.where(
-        g.tp * lay.weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
+        stride * lay.weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
     )
     domains = lay.weight_dp / per_domain
     experts = w.expert_params

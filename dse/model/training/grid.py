@@ -68,7 +68,8 @@ class Grid:
 
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code
     and the share of a stage's layers it applies to, ZeRO stage
-    (0-3; :attr:`fsdp` where it is 3), DualPipe flag, layers per stage whose activations are
+    (0-3; :attr:`fsdp` where it is 3), DualPipe flag, whether pipeline stages sit inside the
+    data-parallel replicas (placement ``tp-pp-dp``), layers per stage whose activations are
     offloaded. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
     (bytes/s), usable HBM (bytes),
@@ -88,6 +89,7 @@ class Grid:
     rc_share: FloatArray
     zero: FloatArray
     dual: np.ndarray
+    pp_inner: np.ndarray
     offload: FloatArray
     pinned_dp: FloatArray | None
     tp_searched: bool
@@ -125,7 +127,8 @@ class Grid:
 
 PLAN_FIELDS = frozenset(
     (
-        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "dual", "offload", "pinned_dp",
+        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "dual", "pp_inner", "offload",
+        "pinned_dp",
     )
 )  # fmt: skip
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
@@ -161,6 +164,7 @@ def build_grid(
         rc_share=plan(plans.recomputed_share),
         zero=plan(plans.zero_stage),
         dual=plan(plans.dual_pipe) > 0,
+        pp_inner=plan(plans.pipeline_inner) > 0,
         offload=plan(plans.offloaded_layers),
         pinned_dp=plan(plans.dp) if plans.dp.any() else None,
         tp_searched=plans.tp_searched,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -117,6 +118,7 @@ def _checkpoint(
     return OpCheckpoint(share, kept_elements + d + w.heads * hd)
 
 
+@lru_cache(maxsize=16)
 def op_checkpoint(w: Workload) -> OpCheckpoint:
     """§2.5 torchtitan's ``op`` policy (``torchtitan/models/llama3/infra/parallelize.py``, 2025):
     a layer keeps the outputs of attention and of every other matmul in forward order (q, k, v,
@@ -125,6 +127,7 @@ def op_checkpoint(w: Workload) -> OpCheckpoint:
     return _checkpoint(w, redone=lambda i, n: i % 2 == 1, kept=lambda i, n: i % 2 == 0)
 
 
+@lru_cache(maxsize=16)
 def ffn_checkpoint(w: Workload) -> OpCheckpoint:
     """§2.5 AXLearn's default policy (``axlearn/common/attention.py`` ``build_remat_spec``: JAX
     saves only the names ``.*([qkvo]_proj|context)``): a layer keeps its input, the attention

@@ -198,6 +198,9 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
         ("deepseek-v3", {"schedule": "dualpipe"}),
         ("llama3.1-70b", {"offload_layers": 10}),  # activation offload: the memory bound
         ("mixtral-8x7b", {"recompute": "full", "recompute_layers": 2}),  # partial recompute
+        ("llama3.1-70b", {"dp_shard": 8}),  # hybrid sharding: no data-parallel bound
+        ("mixtral-8x7b", {"dp_shard": 4}),  # ... with expert shards
+        ("llama3.1-70b", {"dp": 32, "dp_shard": 16, "zero_stage": 3}),
     ],
 )
 def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(

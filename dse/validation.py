@@ -47,7 +47,9 @@ REPORTED = (
     "tokens_per_s_per_chip",
 )
 CONFIDENCE = ("high", "medium", "low")
-PLAN_KEYS = ("tp", "pp", "cp", "vp", "ep", "dp", "microbatch", "zero_stage", "recompute_layers")
+PLAN_KEYS = (
+    "tp", "pp", "cp", "vp", "ep", "dp", "dp_shard", "microbatch", "zero_stage", "recompute_layers",
+)  # fmt: skip
 """Plan facts a run may record. Those :func:`candidate_plans` cannot pin yet are kept as facts
 and left to the search."""
 

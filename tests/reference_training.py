@@ -43,6 +43,7 @@ class Plan:
     cp: int = 1
     dualpipe: int = 0
     placement: str = "tp-cp-ep-dp-pp"
+    dp_shard: int = 0  # hybrid sharding: ZeRO states sharded over dp_shard ranks; 0: all of dp
 
 
 def ring(
@@ -122,6 +123,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     replica = mp * plan.cp
     dp = min(math.floor(chip.num_chips / replica), math.floor(sequences / plan.microbatch))
     fold = max(plan.ep / (plan.tp * plan.cp), 1)  # ep ranks tile tp·cp·dp (expert TP 1)
+    if plan.dp_shard:  # and the sharding groups tile dp
+        fold = math.lcm(int(fold), plan.dp_shard) if fold == int(fold) else fold * plan.dp_shard
     dp = math.floor(dp / fold) * fold if dp >= fold else 0
     if dp < 1 or dp * replica > chip.num_chips or dp * plan.microbatch > sequences:
         return None
@@ -136,9 +139,12 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     local_experts = experts / (plan.pp * plan.ep)
     wdp = dp * plan.cp  # ranks holding the same weights
     expert_dp = max(plan.tp * wdp / plan.ep, 1)
+    # the ranks each ZeRO state is sharded over: all wdp, or dp_shard·cp (hybrid sharding)
+    sdp = plan.dp_shard * plan.cp if plan.dp_shard else wdp
+    expert_sdp = min(max(plan.tp * sdp / plan.ep, 1), expert_dp)
     params = shared / mp + local_experts
     states = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
-    sharded = shared / mp / wdp + local_experts / expert_dp
+    sharded = shared / mp / sdp + local_experts / expert_sdp
     if plan.zero_stage == 3:
         updated = sharded
         static = updated * states + 2 * params / layers * s.weight_bytes_per_param
@@ -315,16 +321,43 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
     pipeline = (m + slots) * stage
 
-    # data parallelism
+    # data parallelism: the ZeRO collectives over the sharding group of sdp ranks, stride apart
     stride = plan.tp * plan.pp if pipeline_inner else plan.tp  # between neighbouring dp ranks
-    per_domain = min(max(chip.domain / stride, 1), wdp)
-    dp_bw = up if stride * wdp <= chip.domain else min(up, out * per_domain)
-    domains = wdp / per_domain
+    per_domain = min(max(chip.domain / stride, 1), sdp)
+    dp_bw = up if stride * sdp <= chip.domain else min(up, out * per_domain)
+    domains = sdp / per_domain
+    # hybrid sharding: each rank's gradient shard all-reduced (reduce-scatter + all-gather)
+    # across the wdp/sdp groups, whose ranks are stride·sdp apart
+    replicas, expert_replicas = wdp / sdp, expert_dp / expert_sdp
+    r_domain = min(max(chip.domain / (stride * sdp), 1), replicas)
+    r_bw = up if stride * wdp <= chip.domain else min(up, out * r_domain)
+    e_domain = min(max(chip.domain / (stride * sdp), 1), expert_replicas)
+    e_bw = up if stride * sdp * expert_replicas <= chip.domain else min(up, out * e_domain)
+    messages = layers if plan.zero_stage == 3 else buckets(shared / mp, sdp)
+    all_reduce = 2 * ring(  # per step (ZeRO 0-1), micro-batch (2) or layer and micro-batch (3)
+        shared / mp / sdp * s.grad_reduce_bytes_per_param,
+        replicas,
+        r_bw,
+        s,
+        replicas / r_domain,
+        messages,
+    )
+    if w.is_moe:
+        all_reduce += 2 * ring(
+            local_experts / expert_sdp * s.grad_reduce_bytes_per_param,
+            expert_replicas,
+            e_bw,
+            s,
+            expert_replicas / e_domain,
+            messages,
+        )
+    wdp, expert_dp = sdp, expert_sdp
     if plan.zero_stage == 3:
         # each layer's weights gathered twice and its gradients reduce-scattered per micro-batch,
         # each prefetched behind a neighbouring layer's compute (a third forward, two backward)
         gather = ring(params * s.weight_bytes_per_param, wdp, dp_bw, s, domains, layers) / layers
         reduce = ring(params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s, domains, layers)
+        reduce += all_reduce  # hybrid sharding: after each layer's reduce-scatter
         per_layer = pipeline / (m * layers)
         forward = max(gather - per_layer / 3, 0)
         backward = max(gather + reduce / layers - 2 * per_layer / 3, 0)
@@ -344,6 +377,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
                 max(expert_dp / per_domain, 1),
                 buckets(local_experts, expert_dp),
             )
+        comm += (times - 1) * all_reduce  # once per reduce-scatter
         exposed = max(comm * (1 - s.dp_overlap), comm - pipeline * 2 / 3)
     optimizer_time = 2 * updated * states / hbm
     return {

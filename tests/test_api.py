@@ -152,6 +152,14 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
         (lambda: dse.evaluate("h100-sxm", "llama3.1-70b", 64, tokens=-1), "tokens"),
         (lambda: dse.evaluate("h100-sxm", "llama3.1-70b", 64, plan={"tp": 3}), "plan.tp"),
         (lambda: dse.evaluate("h100-sxm", "llama3.1-70b", 64, plan={"dp": 99}), "plan.dp"),
+        (
+            lambda: dse.evaluate("h100-sxm", "llama3.1-70b", 64, plan={"dp": 8, "dp_shard": 3}),
+            "plan.dp_shard",
+        ),
+        (
+            lambda: dse.evaluate("h100-sxm", "llama3.1-70b", 64, plan={"dp_shard": 0}),
+            "plan.dp_shard",
+        ),
         (lambda: dse.evaluate("h100-sxm", "llama3.1-70b", 64, pue=0.5), "pue"),
         (lambda: dse.evaluate("h100-sxm", "llama3.1-70b", 64, pues=1.2), "pues"),
         (lambda: dse.evaluate(3, "llama3.1-70b", 64), "chip"),

@@ -189,6 +189,41 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
     assert np.isinf(compiled[runs & ~fits]).mean() > 0.99
 
 
+@pytest.mark.parametrize("workload", ["llama3.1-70b", "mixtral-8x7b"])
+def test_the_bounds_hold_with_hybrid_sharding(workload: str) -> None:
+    """Plans that pin dp_shard (§2.1) keep the layout, memory and step-time bounds: numpy and
+    numba, every bound at most the exact step time, infinite exactly where the plan cannot run
+    (numpy) or cannot run or fit (numba)."""
+    from dse.model.silicon import evaluate_silicon
+    from dse.model.training import _kernels
+    from dse.model.training.grid import build_grid
+    from dse.model.training.step import step_model
+    from dse.settings import load_settings
+
+    settings = load_settings()
+    w = load_workload(workload)
+    designs = _random_designs(200, seed=9)
+    plans = candidate_plans(w, max_tp=72, dp_shard=4)
+    grid = build_grid(
+        designs, evaluate_silicon(designs), w.precision, plans, settings, slice(0, 200)
+    )
+    bounds = plan_search.plan_bounds(plans, w, settings)
+    model = step_model(grid, w, settings)
+    runs = model.lay.valid
+    valid, dp = plan_search.data_parallel_layout(grid, bounds)
+    np.testing.assert_array_equal(valid, runs)
+    assert (np.broadcast_to(model.lay.dp, dp.shape)[runs] % 4 == 0).all()
+    bound = plan_search.step_lower_bound(grid, bounds, settings)
+    np.testing.assert_array_equal(np.isfinite(bound), runs)
+    assert (bound[runs] <= model.step_s[runs]).all()
+    compiled = np.empty((grid.chips.shape[0], len(plans)))
+    plan_search.compiled_lower_bounds(grid, settings, bounds, _kernels, compiled)
+    fits = model.fits
+    assert fits.any() and np.isfinite(compiled[fits]).all()
+    finite = np.isfinite(compiled)
+    assert (compiled[finite] <= model.step_s[finite]).all()
+
+
 @pytest.mark.parametrize(
     ("workload", "pinned"),
     [
@@ -200,6 +235,9 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
         ("mixtral-8x7b", {"recompute": "full", "recompute_layers": 2}),  # partial recompute
         ("llama3.1-70b", {"placement": "tp-pp-dp"}),  # pipelines inside the domain
         ("llama3.1-70b", {"recompute": "ffn"}),  # AXLearn's checkpointing, never searched
+        ("llama3.1-70b", {"dp_shard": 8}),  # hybrid sharding: no data-parallel bound
+        ("mixtral-8x7b", {"dp_shard": 4}),  # ... with expert shards
+        ("llama3.1-70b", {"dp": 32, "dp_shard": 16, "zero_stage": 3}),
     ],
 )
 def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(

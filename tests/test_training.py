@@ -346,6 +346,8 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
         elif rng.random() < 0.5:
             plan = Plan(plan.tp, 1, 1, plan.microbatch, plan.recompute, int(rng.choice([2, 3])))
         plan.placement = str(rng.choice(PLACEMENTS))
+        if plan.zero_stage >= 1 and rng.random() < 0.5:
+            plan.dp_shard = int(rng.choice([1, 2, 4, 8]))  # hybrid sharding
         expected = step(chip, workload, plan, settings)
         pinned = candidate_plans(
             workload,
@@ -356,6 +358,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
             zero_stage=plan.zero_stage,
             vp=plan.vp,
             placement=plan.placement,
+            dp_shard=plan.dp_shard or None,
         )
         metrics = evaluate(designs, workload, settings, pinned)
         if expected is None:
@@ -550,6 +553,12 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
         ),
         (("--recompute-layers", "81"), ("--recompute-layers", "layers per pipeline stage", "80")),
         (("--recompute-layers", "5", "--recompute", "none"), ("--recompute-layers", "'none'")),
+        (("--dp", "8", "--dp-shard", "3"), ("--dp-shard", "divisor of the pinned dp (8)", "got 3")),
+        (("--zero-stage", "0", "--dp-shard", "4"), ("--dp-shard", "zero_stage 0", "got 4")),
+        (
+            ("--dp", "8", "--zero-stage", "0", "--dp-shard", "4"),
+            ("--dp-shard", "dp_shard = dp, 8", "zero_stage 0", "got 4"),
+        ),
     ],
 )
 def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:
@@ -561,6 +570,100 @@ def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:
     line = result.err.strip()
     assert "\n" not in line and "Traceback" not in line
     assert all(name in line for name in names)
+
+
+def test_hybrid_sharding_holds_more_as_the_shard_group_shrinks() -> None:
+    """§2.1 hybrid sharding: the ZeRO-3 states divide by dp_shard, not dp, so memory per chip
+    falls as the sharding group grows; dp_shard = dp is plain FSDP, every number the same."""
+    workload = load_workload("llama3.1-70b")
+    designs = _cluster("h100-sxm", [512.0])
+    plan = {"tp": 8, "pp": 1, "dp": 64, "microbatch": 1, "recompute": "full", "zero_stage": 3}
+    memory = [
+        _pinned(workload, designs, **plan, dp_shard=shard).columns["memory_per_chip_gb"][0]
+        for shard in (1, 2, 4, 8, 16, 32, 64)
+    ]
+    assert all(larger > smaller for larger, smaller in itertools.pairwise(memory))
+    plain = _pinned(workload, designs, **plan)
+    whole = _pinned(workload, designs, **plan, dp_shard=64)
+    for name, values in plain.columns.items():
+        np.testing.assert_array_equal(whole.columns[name], values, err_msg=name)
+    assert whole.plan["dp_shard"][0] == plain.plan["dp_shard"][0] == 64
+    # The optimizer step updates 1/dp_shard of the parameters.
+    one = _pinned(workload, designs, **plan, dp_shard=8).training.optimizer_time_s[0]
+    assert one == pytest.approx(8.0 * plain.training.optimizer_time_s[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("dp", [64, 1024])
+def test_hybrid_sharding_inside_the_domain_gathers_on_the_fast_links(dp: int) -> None:
+    """§2.7 An FSDP sharding group that fits the scale-up domain (t·dp_shard ≤ S) gathers and
+    reduce-scatters on the scale-up links; only the all-reduce of each layer's gradient shard
+    across the groups crosses the slower scale-out network, so on a slow network the exposed
+    data-parallel time is no more than that of sharding over the whole (flat) axis."""
+    from dse.model.training.collectives import data_parallel_tier
+    from dse.model.training.grid import build_grid
+    from dse.model.training.parallelism import layout
+
+    workload = load_workload("llama3.1-8b")
+    designs = _cluster("h100-sxm", [1024.0]).replace(scale_out_bandwidth_gb_s=np.array([25.0]))
+    settings = load_settings()
+    plan = {"tp": 1, "pp": 1, "dp": dp, "microbatch": 1, "recompute": "full", "zero_stage": 3}
+    plans = candidate_plans(workload, **plan, dp_shard=8)
+    grid = build_grid(designs, evaluate_silicon(designs), "bf16", plans, settings, slice(0, 1))
+    lay = layout(grid, workload)
+    assert lay.shard_dp[0, 0] == 8 and lay.replicas[0, 0] == dp / 8
+    fast, _, _ = data_parallel_tier(grid, lay.shard_dp, grid.tp)
+    assert fast[0, 0] == grid.up_b_s[0, 0] > grid.out_b_s[0, 0] * 8
+    whole, _, _ = data_parallel_tier(grid, lay.weight_dp, grid.tp)
+    assert whole[0, 0] == grid.out_b_s[0, 0] * 8  # flat: the domain's NICs
+    hybrid = evaluate(designs, workload, settings, plans)
+    flat = _pinned(workload, designs, settings, **plan)
+    assert 0.0 < hybrid.training.dp_exposed_time_s[0] <= flat.training.dp_exposed_time_s[0]
+
+
+def test_scalar_reference_agrees_with_hybrid_sharding() -> None:
+    """The scalar reference (tests/reference_training.py) and the vectorized model agree on
+    plans with a pinned dp_shard, dense and MoE, on random designs."""
+    rng = np.random.default_rng(17)
+    settings = load_settings()
+    n = 8
+    designs = from_chips([load_chip("h100-sxm")] * n).replace(
+        num_chips=rng.choice([64, 256, 1024, 4096], n).astype(float),
+        scale_up_domain=rng.choice([4, 8, 72], n).astype(float),
+        scale_out_bandwidth_gb_s=rng.uniform(10, 100, n),
+    )
+    for workload_id, shard in (("llama3.1-70b", 4), ("llama3.1-8b", 16), ("mixtral-8x7b", 8)):
+        workload = load_workload(workload_id)
+        plans = candidate_plans(workload, max_tp=8, dp_shard=shard)
+        metrics = evaluate(designs, workload, settings, plans)
+        reference_plans = [
+            Plan(
+                int(plans.tp[k]),
+                int(plans.pp[k]),
+                int(plans.ep[k]),
+                int(plans.microbatch[k]),
+                RECOMPUTE[int(plans.recompute[k])],
+                int(plans.zero_stage[k]),
+                int(plans.virtual_stages[k]),
+                int(plans.context_parallel[k]),
+                int(plans.dual_pipe[k]),
+                dp_shard=shard,
+            )
+            for k in range(len(plans))
+        ]
+        for i in range(n):
+            chip = _reference_chip(designs, i, workload.precision)
+            found = best_plan(chip, workload, reference_plans, settings)
+            assert metrics.training.fits[i] == (found is not None)
+            if found is None:
+                continue
+            _, result = found
+            assert metrics.plan["dp_shard"][i] == shard
+            assert metrics.columns["step_time_s"][i] == pytest.approx(
+                result["step_time_s"], rel=1e-9
+            )
+            assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
+                result["memory_gb"], rel=1e-9
+            )
 
 
 def test_dualpipe_hides_the_all_to_all_and_shrinks_the_bubble() -> None:

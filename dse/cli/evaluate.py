@@ -164,6 +164,15 @@ def settings_from(options: dict[str, Any]) -> Settings:
     " 3 parameters too (FSDP). The search tries 1-3.",
 )
 @click.option(
+    "--dp-shard",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin hybrid sharding: the ZeRO stage shards over groups of this many data-parallel "
+    "ranks and replicates across dp / dp-shard groups (FSDP HYBRID_SHARD, torchtitan "
+    "data_parallel_shard_degree); divides dp, needs --zero-stage 1-3; never searched, default "
+    "dp.",
+)
+@click.option(
     "--offload-layers",
     type=click.IntRange(min=0),
     default=None,
@@ -194,8 +203,8 @@ def evaluate(
 
     Plans are searched over tp, pp, vp, cp, ep, micro-batch, recompute, ZeRO stage and
     pipeline schedule; any of them given on the command line is pinned instead. Activation
-    offload (--offload-layers) and recompute of some layers (--recompute-layers) are only ever
-    pinned.
+    offload (--offload-layers), recompute of some layers (--recompute-layers) and hybrid
+    sharding (--dp-shard) are only ever pinned.
     """
     settings = setting_options(options)
     plan = {k: v for k, v in options.items() if v is not None}

@@ -128,6 +128,7 @@ def run(state: State) -> Outcome:
         "schedule": SCHEDULES[int(plans.dual_pipe[index])],
         "placement": PLACEMENTS[int(plans.pipeline_inner[index])],
         "dp": int(training.dp[0]),
+        "dp_shard": plans.describe(index)["dp_shard"] or int(training.dp[0]),
         "ep": int(plans.ep[index]),
         "microbatch": int(plans.microbatch[index]),
         "recompute": RECOMPUTE[int(plans.recompute[index])],

@@ -55,6 +55,7 @@ PLAN_COLUMNS = (
     "vp",
     "cp",
     "dp",
+    "dp_shard",
     "ep",
     "microbatch",
     "recompute",
@@ -66,7 +67,8 @@ PLAN_COLUMNS = (
 )
 """The plan columns of a results file; ``recompute``, ``schedule`` and ``placement`` as codes
 into :data:`~dse.model.plans.RECOMPUTE`, :data:`~dse.model.plans.SCHEDULES` and
-:data:`~dse.model.plans.PLACEMENTS`."""
+:data:`~dse.model.plans.PLACEMENTS`; ``dp_shard`` the data-parallel ranks the ZeRO states are
+sharded over (``dp`` unless hybrid sharding pins it)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,11 @@ def evaluate(
         "tp": plans.tp[index].astype(np.int64),
         "pp": plans.pp[index].astype(np.int64),
         "dp": training.dp.astype(np.int64),
+        "dp_shard": np.where(
+            plans.hybrid_sharded[index],
+            plans.dp_shard[index] if plans.dp_shard is not None else 0.0,
+            training.dp,
+        ).astype(np.int64),
         "ep": plans.ep[index].astype(np.int64),
         "microbatch": plans.microbatch[index].astype(np.int64),
         "recompute": plans.recompute[index].astype(np.int64),

@@ -68,7 +68,13 @@ ZERO_STAGES = (0, 1, 2, 3)
 data parallelism (DDP), 1 optimizer state sharded over the data-parallel ranks (Megatron's
 distributed optimizer), 2 gradients sharded too, each micro-batch's reduce-scattered as the
 backward pass produces them (DeepSpeed ZeRO-2, FSDP's SHARD_GRAD_OP), 3 parameters as well
-(FSDP)."""
+(FSDP).
+
+``dp_shard`` (never searched; the whole data-parallel axis unless pinned) shards those states over
+groups of ``dp_shard`` data-parallel ranks and replicates them over the ``dp / dp_shard`` groups:
+hybrid sharding (PyTorch FSDP's ``HYBRID_SHARD`` and ``_HYBRID_SHARD_ZERO2``, torchtitan's
+``data_parallel_shard_degree`` × ``data_parallel_replicate_degree``, AXLearn's and MaxText's
+``data`` × ``fsdp`` mesh axes; docs/model.md §2.1, §2.7)."""
 SEARCHED_ZERO_STAGES = (1, 2, 3)
 """The stages the plan search tries. Stage 0 is evaluated when pinned: it moves the same bytes
 as stage 1 and holds and updates more, so it never wins."""
@@ -97,6 +103,7 @@ class Plans:
     recompute_layers: NDArray[np.float64] | None = None
     recompute_share: NDArray[np.float64] | None = None
     placement: NDArray[np.float64] | None = None
+    dp_shard: NDArray[np.float64] | None = None
     tp_searched: bool = True
 
     @property
@@ -133,6 +140,12 @@ class Plans:
         given."""
         return self.recompute_share if self.recompute_share is not None else np.ones_like(self.tp)
 
+    @property
+    def hybrid_sharded(self) -> NDArray[np.bool_]:
+        """Where the plan pins a sharding group ``dp_shard`` (hybrid sharding), shape ``(k,)``;
+        elsewhere the ZeRO states are sharded over the whole data-parallel axis."""
+        return self.dp_shard > 0 if self.dp_shard is not None else np.zeros(len(self), bool)
+
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
@@ -146,7 +159,8 @@ class Plans:
         return replace(self, **changes)
 
     def describe(self, index: int) -> dict[str, object]:
-        """One plan as a plain record (``dp`` filled in by the caller)."""
+        """One plan as a plain record (``dp`` filled in by the caller; ``dp_shard`` None where
+        the states are sharded over the whole data-parallel axis)."""
         return {
             "tp": int(self.tp[index]),
             "pp": int(self.pp[index]),
@@ -162,6 +176,9 @@ class Plans:
             "recompute_layers": int(self.recompute_layers[index])
             if self.recompute_layers is not None
             else 0,
+            "dp_shard": int(self.dp_shard[index])
+            if self.dp_shard is not None and self.dp_shard[index] > 0
+            else None,
         }
 
 
@@ -186,6 +203,7 @@ def candidate_plans(
     offload_layers: int | None = None,
     recompute_layers: int | None = None,
     placement: str | None = None,
+    dp_shard: int | None = None,
 ) -> Plans:
     """All plans worth trying for ``workload``, or the single pinned plan where all are given.
 
@@ -196,8 +214,10 @@ def candidate_plans(
     most the layers per stage and only beside recompute none, selective, op or ffn,
     ``recompute_layers`` (never searched: every layer of a stage unless pinned) at most the
     layers per stage and only with a policy that recomputes; ``placement`` (never searched:
-    the first of :data:`PLACEMENTS` unless pinned) ``tp-pp-dp`` only with cp 1 and ep 1.
-    Pinned values replace their axis.
+    the first of :data:`PLACEMENTS` unless pinned) ``tp-pp-dp`` only with cp 1 and ep 1;
+    ``dp_shard`` (never searched: the whole data-parallel axis unless pinned) at least 1,
+    dividing a pinned ``dp`` and only with a ZeRO stage that shards. Pinned values replace their
+    axis.
     """
     sequences = workload.global_batch_sequences
     tps = [tp] if tp else [v for v in TP_CHOICES if v <= max_tp and workload.heads % v == 0]
@@ -236,6 +256,7 @@ def candidate_plans(
         )
     _check_vp(workload, pp, vp, pps)
     _check_cp(workload, cp)
+    _check_dp_shard(dp, zero_stage, dp_shard)
     vps = [vp] if vp else list(VP_CHOICES)
     if schedule is not None and schedule not in SCHEDULES:
         raise InputError.for_argument("schedule", f"one of {list(SCHEDULES)}", schedule)
@@ -268,6 +289,7 @@ def candidate_plans(
             "zero_stage": zero_stage, "vp": vp, "cp": cp, "schedule": schedule,
             "offload_layers": offload_layers, "recompute_layers": recompute_layers,
             "placement": placement,
+            "dp_shard": dp_shard,
         }  # fmt: skip
         given = ", ".join(f"{k} {v}" for k, v in pinned.items() if v is not None)
         raise InputError(
@@ -282,6 +304,7 @@ def candidate_plans(
     per_stage = np.ceil(workload.layers / table[:, 1])
     redo_layers = np.where(table[:, 10] > 0, table[:, 10], per_stage)
     return Plans(
+        dp_shard=None if dp_shard is None else np.full(len(rows), float(dp_shard)),
         tp=table[:, 0],
         pp=table[:, 1],
         ep=table[:, 2],
@@ -406,6 +429,29 @@ def _searched_cp(workload: Workload) -> list[int]:
         for c in CP_CHOICES
         if workload.seq_len % (2 * c) == 0 and workload.seq_len / c >= CP_MIN_TOKENS_PER_RANK
     ]
+
+
+def _check_dp_shard(dp: int | None, zero_stage: int | None, dp_shard: int | None) -> None:
+    """One line naming the rule a pinned ``dp_shard`` breaks (§2.1 hybrid sharding): at least 1,
+    dividing a pinned ``dp``, and with ZeRO stage 0 (nothing sharded) only the whole axis."""
+    if dp_shard is None:
+        return
+    if dp_shard < 1:
+        raise InputError.for_argument("dp_shard", "a whole number >= 1", dp_shard)
+    if dp is not None and dp % dp_shard:
+        raise InputError.for_argument(
+            "dp_shard", f"a divisor of the pinned dp ({dp}): dp_shard groups tile dp", dp_shard
+        )
+    if zero_stage == 0 and dp_shard != dp:
+        raise InputError.for_argument(
+            "dp_shard",
+            f"no dp_shard (or dp_shard = dp, {dp}) with zero_stage 0, which shards nothing"
+            " (hybrid sharding needs zero_stage 1-3)"
+            if dp
+            else "no dp_shard with zero_stage 0, which shards nothing (hybrid sharding needs"
+            " zero_stage 1-3)",
+            dp_shard,
+        )
 
 
 def _check_cp(workload: Workload, cp: int | None) -> None:

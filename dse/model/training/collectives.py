@@ -198,46 +198,99 @@ def _buckets(params: FloatArray, dp: FloatArray) -> FloatArray:
     return np.maximum(np.ceil(params / bucket), 1.0)
 
 
+def data_parallel_stride(g: Grid) -> FloatArray:
+    """§2.4 Ranks between neighbouring data-parallel ranks in rank order: ``t`` with the default
+    placement, ``t·p`` with ``tp-pp-dp``; shape ``(1, k)``."""
+    return g.tp * np.where(g.pp_inner, g.pp, 1.0)
+
+
+def data_parallel_tier(
+    g: Grid, group: FloatArray, stride: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """§2.7 Bandwidth (bytes/s), ranks per scale-up domain and domains spanned of a data-parallel
+    group of ``group`` ranks ``stride`` ranks apart in rank order: the scale-up links where the
+    ``stride·group`` ranks share a domain, else hierarchical — the ranks sharing a domain reduce
+    there first, then cross the scale-out network over their own NICs in parallel."""
+    per_domain = np.clip(g.domain / stride, 1.0, group)
+    b_s = np.where(
+        stride * group <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
+    )
+    return b_s, per_domain, group / per_domain
+
+
 def data_parallel_exposed_s(
     g: Grid, lay: Layout, mem: Memory, pipeline_s: FloatArray, w: Workload, s: Settings
 ) -> FloatArray:
     """§2.7 The gradient reduction (ZeRO 0-2) or weight gathers and gradient reduce-scatters
-    (FSDP) of one step, hierarchical over the scale-up domain, minus what hides behind the
-    backward pass (s)."""
-    # DP ranks sharing a scale-up domain reduce there first, then cross the scale-out network
-    # over their own NICs in parallel (hierarchical collectives). Neighbouring DP ranks are tp
-    # ranks apart (tp·pp with placement tp-pp-dp, §2.4).
-    stride = g.tp * np.where(g.pp_inner, g.pp, 1.0)
-    per_domain = np.clip(g.domain / stride, 1.0, lay.weight_dp)
-    dp_b_s = np.where(
-        stride * lay.weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
-    )
-    domains = lay.weight_dp / per_domain
+    (FSDP) of one step over the sharding group (every data-parallel rank, or ``dp_shard·c``
+    of them with hybrid sharding), hierarchical over the scale-up domain, plus hybrid
+    sharding's all-reduce across the groups (:func:`replica_all_reduce_s`), minus what hides
+    behind the backward pass (s)."""
+    dp_b_s, per_domain, domains = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
     experts = w.expert_params
     shared_params = (w.total_params - experts) / lay.model_parallel
     shared_grad = shared_params * s.grad_reduce_bytes_per_param
     # One reduce-scatter of every gradient bucket, or its all-gather (same bytes).
-    once = ring_time(
-        shared_grad, lay.weight_dp, dp_b_s, s, domains, _buckets(shared_params, lay.weight_dp)
-    )
+    buckets = _buckets(shared_params, lay.shard_dp)
+    once = ring_time(shared_grad, lay.shard_dp, dp_b_s, s, domains, buckets)
     if w.is_moe:
         expert_params = experts / (g.pp * g.ep)
         expert_grad = expert_params * s.grad_reduce_bytes_per_param
-        expert_domains = np.maximum(lay.expert_dp / per_domain, 1.0)
-        buckets = _buckets(expert_params, lay.expert_dp)
-        once = once + ring_time(expert_grad, lay.expert_dp, dp_b_s, s, expert_domains, buckets)
+        expert_domains = np.maximum(lay.expert_shard / per_domain, 1.0)
+        expert_buckets = _buckets(expert_params, lay.expert_shard)
+        once = once + ring_time(
+            expert_grad, lay.expert_shard, dp_b_s, s, expert_domains, expert_buckets
+        )
     # ZeRO 0 and 1: the accumulated gradients reduce-scattered (all-reduced) once per step and
     # the updated weights all-gathered; ZeRO-2 holds no full gradient across micro-batches, so
-    # each micro-batch's gradients are reduce-scattered as its backward pass makes them.
+    # each micro-batch's gradients are reduce-scattered as its backward pass makes them. Hybrid
+    # sharding all-reduces each reduced shard across the groups (replicas_s per reduction).
     reductions = np.where(g.zero == 2, lay.microbatches, 1.0)
-    zero_s = overlapped((reductions + 1.0) * once, pipeline_s * 2.0 / 3.0, s.dp_overlap)
+    layers = lay.layers_per_stage
+    zero_s = (reductions + 1.0) * once
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
-    layers = lay.layers_per_stage
-    gather_s = ring_time(weights_b, lay.weight_dp, dp_b_s, s, domains, layers) / layers
-    reduce_s = ring_time(grads_b, lay.weight_dp, dp_b_s, s, domains, layers) / layers
+    gather_s = ring_time(weights_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
+    reduce_s = ring_time(grads_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
+    if g.dp_shard is not None:
+        zero_s = zero_s + reductions * replica_all_reduce_s(g, lay, w, s, buckets)
+        reduce_s = reduce_s + replica_all_reduce_s(g, lay, w, s, layers) / layers
+    zero_s = overlapped(zero_s, pipeline_s * 2.0 / 3.0, s.dp_overlap)
     fsdp_s = fsdp_exposed_s(gather_s, reduce_s, pipeline_s / (lay.microbatches * layers), layers)
     return np.where(g.fsdp, lay.microbatches * fsdp_s, zero_s)
+
+
+def replica_all_reduce_s(
+    g: Grid, lay: Layout, w: Workload, s: Settings, messages: FloatArray
+) -> FloatArray:
+    """§2.7 Hybrid sharding's gradient all-reduce (s): each rank's 1/``shard_dp`` shard of the
+    stage's gradients (the experts' 1/``expert_shard``) all-reduced, a reduce-scatter and an
+    all-gather of ``2·(r − 1)/r`` of its bytes, across the ``r = D/dp_shard`` sharding groups
+    (the same shard on every group; PyTorch FSDP ``HYBRID_SHARD``), in ``messages`` collectives
+    each way. A group's ranks are ``t·dp_shard·c`` apart in rank order, so this all-reduce
+    crosses the slower tier wherever the groups fill a scale-up domain (:func:`data_parallel_tier`);
+    0 where ``r = 1``."""
+    replicas = lay.replicas + 0.0 * lay.shard_dp
+    b_s, _, domains = data_parallel_tier(g, replicas, data_parallel_stride(g) * lay.shard_dp)
+    shard_b = (w.total_params - w.expert_params) / lay.model_parallel / lay.shard_dp
+    all_reduce = 2.0 * ring_time(
+        shard_b * s.grad_reduce_bytes_per_param, replicas, b_s, s, domains, messages
+    )
+    if w.is_moe:
+        expert_b = w.expert_params / (g.pp * g.ep) / lay.expert_shard
+        expert_replicas = lay.expert_dp / lay.expert_shard
+        expert_tier, _, expert_domains = data_parallel_tier(
+            g, expert_replicas, data_parallel_stride(g) * lay.shard_dp
+        )
+        all_reduce = all_reduce + 2.0 * ring_time(
+            expert_b * s.grad_reduce_bytes_per_param,
+            expert_replicas,
+            expert_tier,
+            s,
+            expert_domains,
+            messages,
+        )
+    return all_reduce
 
 
 def fsdp_exposed_s(
@@ -245,7 +298,9 @@ def fsdp_exposed_s(
 ) -> FloatArray:
     """§2.7 Exposed FSDP (ZeRO-3) time of one micro-batch on one stage (s): each layer's weights
     gathered for its forward and again for its backward pass (``gather_s`` each), its gradients
-    reduce-scattered after its backward (``reduce_s``), every collective prefetched behind the
+    reduce-scattered after its backward (``reduce_s``; with hybrid sharding also the reduced
+    shard's all-reduce across the groups, :func:`replica_all_reduce_s`, as FSDP's
+    post-backward hook issues it after the reduce-scatter), every collective prefetched behind the
     compute of the neighbouring layer (PyTorch FSDP's forward and backward prefetch, Zhao et
     al. 2023, arXiv:2304.11277, Sec. 3.3; Megatron-FSDP's double buffer). Only the first
     gather and what a layer's collectives take beyond its compute (``layer_s``: a third forward,

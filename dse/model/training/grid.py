@@ -70,7 +70,8 @@ class Grid:
     and the share of a stage's layers it applies to, ZeRO stage
     (0-3; :attr:`fsdp` where it is 3), DualPipe flag, whether pipeline stages sit inside the
     data-parallel replicas (placement ``tp-pp-dp``), layers per stage whose activations are
-    offloaded. Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
+    offloaded, the pinned sharding group ``dp_shard`` (None where every plan shards over the
+    whole data-parallel axis). Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
     (bytes/s), usable HBM (bytes),
     sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
@@ -92,6 +93,7 @@ class Grid:
     pp_inner: np.ndarray
     offload: FloatArray
     pinned_dp: FloatArray | None
+    dp_shard: FloatArray | None
     tp_searched: bool
     chips: FloatArray
     domain: FloatArray
@@ -128,7 +130,7 @@ class Grid:
 PLAN_FIELDS = frozenset(
     (
         "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "dual", "pp_inner", "offload",
-        "pinned_dp",
+        "pinned_dp", "dp_shard",
     )
 )  # fmt: skip
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""
@@ -167,6 +169,7 @@ def build_grid(
         pp_inner=plan(plans.pipeline_inner) > 0,
         offload=plan(plans.offloaded_layers),
         pinned_dp=plan(plans.dp) if plans.dp.any() else None,
+        dp_shard=_pinned_shard(plans),
         tp_searched=plans.tp_searched,
         chips=col(designs.num_chips),
         domain=col(designs.scale_up_domain),
@@ -182,3 +185,11 @@ def build_grid(
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),
     )
+
+
+def _pinned_shard(plans: Plans) -> FloatArray | None:
+    """§2.1 The plans' pinned ``dp_shard`` along the plan axis, ``(1, k)`` (0 where a plan shards
+    over the whole data-parallel axis), or None where no plan pins it (today's arithmetic)."""
+    if plans.dp_shard is None or not plans.hybrid_sharded.any():
+        return None
+    return plans.dp_shard[None, :]

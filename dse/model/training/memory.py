@@ -324,12 +324,14 @@ def _static(
     g: Grid, lay: Layout, w: Workload, s: Settings
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """§2.1 Static bytes, parameters held and parameters updated per chip, by ZeRO stage
-    (:func:`zero_state_bytes`)."""
+    (:func:`zero_state_bytes`); the sharded states over the ``shard_dp`` ranks of the sharding
+    group (all ``D·c`` data-parallel ranks unless the plan pins ``dp_shard``: hybrid
+    sharding), the experts' over ``expert_shard``."""
     experts = w.expert_params
     shared = w.total_params - experts
     local_experts = experts / (g.pp * g.ep)  # whole experts: expert tensor parallelism 1
     params_chip = shared / lay.model_parallel + local_experts
-    sharded = shared / lay.model_parallel / lay.weight_dp + local_experts / lay.expert_dp
+    sharded = shared / lay.model_parallel / lay.shard_dp + local_experts / lay.expert_shard
     replicated_b, sharded_b, in_flight_b = zero_state_bytes(g.zero, s)
     layer_params = params_chip / lay.layers_per_stage
     static_b = params_chip * replicated_b + sharded * sharded_b + layer_params * in_flight_b

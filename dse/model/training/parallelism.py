@@ -17,7 +17,10 @@ class Layout:
 
     ``dp`` replicas of ``replica = tp·pp·cp`` ranks; ``weight_dp = dp·cp`` ranks hold the same
     weights; each expert shard is replicated over ``expert_dp`` ranks; ``tokens_mb`` is one
-    micro-batch's tokens on one rank.
+    micro-batch's tokens on one rank. The ZeRO states are sharded over ``shard_dp`` of the
+    ``weight_dp`` ranks (the experts' over ``expert_shard`` of their ``expert_dp``) and
+    replicated over ``replicas = dp / dp_shard`` such groups (§2.1 hybrid sharding; without it
+    ``shard_dp = weight_dp``, ``expert_shard = expert_dp``, ``replicas = 1``).
     """
 
     valid: np.ndarray
@@ -29,6 +32,9 @@ class Layout:
     microbatches: FloatArray
     layers_per_stage: FloatArray
     tokens_mb: FloatArray
+    shard_dp: FloatArray
+    expert_shard: FloatArray
+    replicas: FloatArray | float
 
 
 def layout(g: Grid, w: Workload) -> Layout:
@@ -38,22 +44,65 @@ def layout(g: Grid, w: Workload) -> Layout:
     replica = model_parallel * g.cp
     # MoE parallel folding: expert groups of ep ranks tile the tp·cp·dp ranks of a stage
     # (expert tensor parallelism 1), so tp·cp·dp must be a multiple of ep.
-    dp_step = np.maximum(g.ep / (g.tp * g.cp), 1.0)
+    dp_step = data_parallel_step(g.ep, g.tp, g.cp, g.dp_shard)
     valid, dp_safe = data_parallelism(
         g, replica, np.floor(sequences / g.mb), dp_step, g.pinned_dp, g.mb, g.tp, sequences
     )
     weight_dp = dp_safe * g.cp
+    expert_dp = np.maximum(g.tp * weight_dp / g.ep, 1.0)
+    shard_dp, expert_shard = weight_dp, expert_dp
+    replicas: FloatArray | float = 1.0
+    if g.dp_shard is not None:
+        shard_dp, expert_shard = shard_groups(g.dp_shard, g.tp, g.cp, g.ep, weight_dp, expert_dp)
+        replicas = weight_dp / shard_dp
     return Layout(
         valid=valid,
         dp=dp_safe,
         weight_dp=weight_dp,
-        expert_dp=np.maximum(g.tp * weight_dp / g.ep, 1.0),
+        expert_dp=expert_dp,
+        shard_dp=shard_dp,
+        expert_shard=expert_shard,
+        replicas=replicas,
         model_parallel=model_parallel,
         replica=replica,
         microbatches=sequences / (dp_safe * g.mb),
         layers_per_stage=np.ceil(w.layers / g.pp),
         tokens_mb=g.mb * float(w.seq_len) / g.cp,
     )
+
+
+def data_parallel_step(
+    ep: FloatArray, tp: FloatArray, cp: FloatArray, dp_shard: FloatArray | None
+) -> FloatArray:
+    """§2.4 What ``D`` is rounded down to a multiple of: ``max(e/(t·c), 1)`` so that the expert
+    groups tile the ranks, and, where a plan pins ``dp_shard`` (§2.1 hybrid sharding), also a
+    multiple of it (the least common multiple), so that the sharding groups tile ``D``."""
+    step = np.maximum(ep / (tp * cp), 1.0)
+    if dp_shard is None:
+        return step
+    whole = step == np.round(step)
+    common = np.lcm(np.round(step).astype(np.int64), np.maximum(dp_shard, 1.0).astype(np.int64))
+    return np.where(dp_shard > 0, np.where(whole, common, step * dp_shard), step)
+
+
+def shard_groups(
+    dp_shard: FloatArray,
+    tp: FloatArray,
+    cp: FloatArray,
+    ep: FloatArray,
+    weight_dp: FloatArray,
+    expert_dp: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """§2.1 Hybrid sharding: the ranks each ZeRO state is sharded over, ``dp_shard·c`` of the
+    weights' ``D·c`` (the inner part of the data-parallel axis in rank order, as torchtitan
+    folds cp into its FSDP mesh), and ``max(t·c·dp_shard/e, 1)`` of the experts' ``expert_dp``
+    (the expert groups inside a sharding group); ``weight_dp`` and ``expert_dp`` where
+    ``dp_shard`` is 0 (not pinned), and never more than them (cells that cannot run have
+    ``D = 1``). Shapes broadcast."""
+    pinned = dp_shard > 0
+    shard_dp = np.where(pinned, np.minimum(dp_shard * cp, weight_dp), weight_dp)
+    expert_shard = np.where(pinned, np.maximum(tp * shard_dp / ep, 1.0), expert_dp)
+    return shard_dp, np.minimum(expert_shard, expert_dp)
 
 
 def data_parallelism(

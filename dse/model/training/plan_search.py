@@ -80,7 +80,7 @@ from dse.model.training.memory import (
     offload_share,
     zero_state_bytes,
 )
-from dse.model.training.parallelism import data_parallelism
+from dse.model.training.parallelism import data_parallel_step, data_parallelism, shard_groups
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import (
     CHUNK_CELLS,
@@ -259,13 +259,16 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
             np.where(zero2, expert_b, 0.0),
         ]
     )
+    # Hybrid sharding (a pinned dp_shard) moves these collectives onto a smaller group, maybe
+    # on faster links: no data-parallel bound for those plans (0 bounds every time).
+    data_parallel = np.where(plans.hybrid_sharded, 0.0, data_parallel)
     sequences = float(w.global_batch_sequences)
     layout = np.stack(
         [
             tp * pp * cp,
             tp,
             np.floor(sequences / mb),
-            np.maximum(ep / (tp * cp), 1.0),
+            data_parallel_step(ep, tp, cp, plans.dp_shard),
             plans.dp + 0.0,
             mb + 0.0,
             cp + 0.0,
@@ -312,6 +315,15 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     replicated, per_shard, two_layers = zero_state_bytes(zero, s)
     fixed = params_chip * replicated + params_chip / layers_per_stage * two_layers
     weight, expert = per_shard * shared, per_shard * local_experts
+    if plans.dp_shard is not None:
+        # §2.1 hybrid sharding: the states sharded over the plan's own group, whatever D is
+        # (the same rule as memory._static; no layout where dp_shard does not divide D runs)
+        hsdp = plans.hybrid_sharded
+        inf = np.full_like(tp, np.inf)
+        shard_dp, expert_shard = shard_groups(plans.dp_shard, tp, cp, ep, inf, inf)
+        sharded = shared / shard_dp + local_experts / expert_shard
+        fixed = fixed + np.where(hsdp, per_shard * sharded, 0.0)
+        weight, expert = np.where(hsdp, 0.0, weight), np.where(hsdp, 0.0, expert)
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
     # Activations (§2.5), as memory.memory computes them, in the workload's format and in 16-bit.
     in_flight = layers_per_stage * np.where(dual, 1.0, interleaved_in_flight(pp, vp))

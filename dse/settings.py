@@ -36,6 +36,7 @@ SETTINGS_SCHEMA = Table(
                 "collective_latency_us": Field(minimum=0.0, maximum=1e6),
                 "scale_up_hop_latency_us": Field(minimum=0.0, maximum=1e6),
                 "scale_out_hop_latency_us": Field(minimum=0.0, maximum=1e6),
+                "tree_level_latency_us": Field(minimum=0.0, maximum=1e6),
                 "dp_overlap": _FRACTION,
                 "tp_overlap": _FRACTION,
                 "moe_comm_overlap": _FRACTION,
@@ -92,6 +93,7 @@ class Settings:
     collective_latency_us: float
     scale_up_hop_latency_us: float
     scale_out_hop_latency_us: float
+    tree_level_latency_us: float
     dp_overlap: float
     tp_overlap: float
     moe_comm_overlap: float
@@ -190,6 +192,7 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "collective_latency_us": ("fixed latency of one ring collective (launch, setup)", "µs"),
     "scale_up_hop_latency_us": ("latency of one ring step on the scale-up links", "µs"),
     "scale_out_hop_latency_us": ("latency of one ring step across the scale-out network", "µs"),
+    "tree_level_latency_us": ("latency of one level of an all-reduce tree, either tier", "µs"),
     "dp_overlap": ("fraction of the data-parallel gradient reduction hidden by compute", "1"),
     "tp_overlap": ("fraction of tensor-parallel communication hidden by compute", "1"),
     "moe_comm_overlap": ("fraction of the MoE dispatch and combine all-to-all hidden", "1"),

@@ -3,6 +3,7 @@ the data-parallel gradient reduction per step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,11 @@ from dse.model.training.grid import Grid, recomputed_layer_share
 from dse.model.training.memory import Memory, activation_offload_time_s, offload_time_s
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
+
+TREE_BUS_BANDWIDTH_RATIO = 0.92
+"""[P] Bus bandwidth of NCCL's tree all-reduce over the ring's: its cost model takes
+``busBw * .92`` for ``NCCL_ALGO_TREE`` with ``ncclFuncAllReduce`` (NVIDIA/nccl
+``src/graph/tuning.cc``, ``ncclTopoTuneModel``; the per-channel tree caps are left out)."""
 
 DP_BUCKET_PARAMS = 40e6
 """[P] Least parameters per gradient bucket of Megatron-Core's data-parallel reduction; a bucket
@@ -58,6 +64,30 @@ def ring_time(
     message pays :func:`ring_latency_s`, the bytes pay the bandwidth."""
     bandwidth_s = ring_bus_bytes(bytes_, group, settings) / bandwidth_b_s
     return messages * ring_latency_s(group, domains, settings) + bandwidth_s
+
+
+def all_reduce_time(
+    bytes_: FloatArray,
+    group: FloatArray,
+    bandwidth_b_s: FloatArray,
+    settings: Settings,
+    domains: FloatArray | float = 1.0,
+    messages: FloatArray | float = 1.0,
+) -> FloatArray:
+    """§2.7 α–β time (s) of ``messages`` all-reduces that together reduce ``bytes_`` over
+    ``group`` ranks in ``domains`` scale-up domains, by the faster of NCCL's two algorithms
+    under its own cost model (``src/graph/tuning.cc``): the ring (a reduce-scatter and an
+    all-gather, :func:`ring_time` twice) and the double binary tree, whose latency grows with
+    ``2·((group/domains − 1) + ⌊log₂ domains⌋)`` levels of ``tree_level_latency_us`` and whose
+    bytes are ``2·bytes_`` (up the tree and down) at :data:`TREE_BUS_BANDWIDTH_RATIO` of the
+    ring's bus bandwidth: the tree for small buffers over many domains, the ring for large."""
+    ring = 2.0 * ring_time(bytes_, group, bandwidth_b_s, settings, domains, messages)
+    spans = np.maximum(np.asarray(domains, dtype=float), 1.0)
+    levels = 2.0 * (np.maximum(group / spans - 1.0, 0.0) + np.floor(np.log2(spans)))
+    tree_latency = messages * levels * settings.tree_level_latency_us * 1e-6
+    tree_b_s = TREE_BUS_BANDWIDTH_RATIO * settings.collective_efficiency * bandwidth_b_s
+    tree = tree_latency + 2.0 * bytes_ / tree_b_s
+    return np.where(group > 1.0, np.minimum(ring, tree), 0.0)
 
 
 def overlapped(
@@ -227,27 +257,21 @@ def data_parallel_exposed_s(
     sharding's all-reduce across the groups (:func:`replica_all_reduce_s`), minus what hides
     behind the backward pass (s)."""
     dp_b_s, per_domain, domains = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
-    experts = w.expert_params
-    shared_params = (w.total_params - experts) / lay.model_parallel
-    shared_grad = shared_params * s.grad_reduce_bytes_per_param
+    buckets = _buckets((w.total_params - w.expert_params) / lay.model_parallel, lay.shard_dp)
     # One reduce-scatter of every gradient bucket, or its all-gather (same bytes).
-    buckets = _buckets(shared_params, lay.shard_dp)
-    once = ring_time(shared_grad, lay.shard_dp, dp_b_s, s, domains, buckets)
-    if w.is_moe:
-        expert_params = experts / (g.pp * g.ep)
-        expert_grad = expert_params * s.grad_reduce_bytes_per_param
-        expert_domains = np.maximum(lay.expert_shard / per_domain, 1.0)
-        expert_buckets = _buckets(expert_params, lay.expert_shard)
-        once = once + ring_time(
-            expert_grad, lay.expert_shard, dp_b_s, s, expert_domains, expert_buckets
-        )
-    # ZeRO 0 and 1: the accumulated gradients reduce-scattered (all-reduced) once per step and
-    # the updated weights all-gathered; ZeRO-2 holds no full gradient across micro-batches, so
-    # each micro-batch's gradients are reduce-scattered as its backward pass makes them. Hybrid
-    # sharding all-reduces each reduced shard across the groups (replicas_s per reduction).
+    once = _gradient_collectives(g, lay, w, s, ring_time, (dp_b_s, per_domain, domains))
+    # ZeRO 1: the accumulated gradients reduce-scattered once per step and the updated weights
+    # all-gathered; ZeRO 0 (DDP) all-reduces the gradients, by ring or tree; ZeRO-2 holds no
+    # full gradient across micro-batches, so each micro-batch's gradients are reduce-scattered
+    # as its backward pass makes them. Hybrid sharding all-reduces each reduced shard across
+    # the groups (replicas_s per reduction).
     reductions = np.where(g.zero == 2, lay.microbatches, 1.0)
     layers = lay.layers_per_stage
     zero_s = (reductions + 1.0) * once
+    if np.any(g.zero == 0):
+        tier = (dp_b_s, per_domain, domains)
+        all_reduced = _gradient_collectives(g, lay, w, s, all_reduce_time, tier)
+        zero_s = np.where(g.zero == 0, all_reduced, zero_s)
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
     gather_s = ring_time(weights_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
@@ -260,20 +284,51 @@ def data_parallel_exposed_s(
     return np.where(g.fsdp, lay.microbatches * fsdp_s, zero_s)
 
 
+def _gradient_collectives(
+    g: Grid,
+    lay: Layout,
+    w: Workload,
+    s: Settings,
+    collective: Callable[..., FloatArray],
+    tier: tuple[FloatArray, FloatArray, FloatArray],
+) -> FloatArray:
+    """§2.7 Time (s) of one ``collective`` (:func:`ring_time` or :func:`all_reduce_time`) of a
+    stage's gradients in buckets: the shared parameters' over the sharding group, the experts'
+    over theirs, on the data-parallel ``tier`` (bandwidth, ranks per domain, domains spanned;
+    :func:`data_parallel_tier`)."""
+    b_s, per_domain, domains = tier
+    shared_params = (w.total_params - w.expert_params) / lay.model_parallel
+    shared_grad = shared_params * s.grad_reduce_bytes_per_param
+    buckets = _buckets(shared_params, lay.shard_dp)
+    time_s = collective(shared_grad, lay.shard_dp, b_s, s, domains, buckets)
+    if w.is_moe:
+        expert_params = w.expert_params / (g.pp * g.ep)
+        expert_domains = np.maximum(lay.expert_shard / per_domain, 1.0)
+        expert_buckets = _buckets(expert_params, lay.expert_shard)
+        time_s = time_s + collective(
+            expert_params * s.grad_reduce_bytes_per_param,
+            lay.expert_shard,
+            b_s,
+            s,
+            expert_domains,
+            expert_buckets,
+        )
+    return time_s
+
+
 def replica_all_reduce_s(
     g: Grid, lay: Layout, w: Workload, s: Settings, messages: FloatArray
 ) -> FloatArray:
     """§2.7 Hybrid sharding's gradient all-reduce (s): each rank's 1/``shard_dp`` shard of the
-    stage's gradients (the experts' 1/``expert_shard``) all-reduced, a reduce-scatter and an
-    all-gather of ``2·(r − 1)/r`` of its bytes, across the ``r = D/dp_shard`` sharding groups
-    (the same shard on every group; PyTorch FSDP ``HYBRID_SHARD``), in ``messages`` collectives
-    each way. A group's ranks are ``t·dp_shard·c`` apart in rank order, so this all-reduce
+    stage's gradients (the experts' 1/``expert_shard``) all-reduced (:func:`all_reduce_time`:
+    ring or tree) across the ``r = D/dp_shard`` sharding groups (the same shard on every group;
+    PyTorch FSDP ``HYBRID_SHARD``), in ``messages`` collectives. A group's ranks are ``t·dp_shard·c`` apart in rank order, so this all-reduce
     crosses the slower tier wherever the groups fill a scale-up domain (:func:`data_parallel_tier`);
     0 where ``r = 1``."""
     replicas = lay.replicas + 0.0 * lay.shard_dp
     b_s, _, domains = data_parallel_tier(g, replicas, data_parallel_stride(g) * lay.shard_dp)
     shard_b = (w.total_params - w.expert_params) / lay.model_parallel / lay.shard_dp
-    all_reduce = 2.0 * ring_time(
+    all_reduce = all_reduce_time(
         shard_b * s.grad_reduce_bytes_per_param, replicas, b_s, s, domains, messages
     )
     if w.is_moe:
@@ -282,7 +337,7 @@ def replica_all_reduce_s(
         expert_tier, _, expert_domains = data_parallel_tier(
             g, expert_replicas, data_parallel_stride(g) * lay.shard_dp
         )
-        all_reduce = all_reduce + 2.0 * ring_time(
+        all_reduce = all_reduce + all_reduce_time(
             expert_b * s.grad_reduce_bytes_per_param,
             expert_replicas,
             expert_tier,

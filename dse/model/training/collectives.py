@@ -256,10 +256,11 @@ def data_parallel_exposed_s(
     of them with hybrid sharding), hierarchical over the scale-up domain, plus hybrid
     sharding's all-reduce across the groups (:func:`replica_all_reduce_s`), minus what hides
     behind the backward pass (s)."""
-    dp_b_s, per_domain, domains = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
+    tier = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
+    dp_b_s, _, domains = tier
     buckets = _buckets((w.total_params - w.expert_params) / lay.model_parallel, lay.shard_dp)
     # One reduce-scatter of every gradient bucket, or its all-gather (same bytes).
-    once = _gradient_collectives(g, lay, w, s, ring_time, (dp_b_s, per_domain, domains))
+    once = _gradient_collectives(g, lay, w, s, ring_time, tier)
     # ZeRO 1: the accumulated gradients reduce-scattered once per step and the updated weights
     # all-gathered; ZeRO 0 (DDP) all-reduces the gradients, by ring or tree; ZeRO-2 holds no
     # full gradient across micro-batches, so each micro-batch's gradients are reduce-scattered
@@ -269,7 +270,6 @@ def data_parallel_exposed_s(
     layers = lay.layers_per_stage
     zero_s = (reductions + 1.0) * once
     if np.any(g.zero == 0):
-        tier = (dp_b_s, per_domain, domains)
         all_reduced = _gradient_collectives(g, lay, w, s, all_reduce_time, tier)
         zero_s = np.where(g.zero == 0, all_reduced, zero_s)
     weights_b = mem.params_chip * s.weight_bytes_per_param

@@ -105,8 +105,8 @@ class Evaluation:
 
     Every metric is an attribute in the unit its name states (``training_days``,
     ``energy_mwh``, ``cost_usd``, ...); ``plan`` maps ``tp``, ``pp``, ``vp``, ``cp``, ``dp``,
-    ``ep``, ``microbatch``, ``recompute``, ``zero_stage``, ``dp_shard`` and ``schedule`` to the
-    chosen values;
+    ``ep``, ``microbatch``, ``recompute``, ``zero_stage``, ``dp_shard``, ``schedule`` and
+    ``placement`` to the chosen values;
     ``breakdown_s`` splits a training step (s) into compute, each kind of communication, the
     optimizer and the bubble; ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
     ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics;
@@ -252,8 +252,9 @@ def evaluate(
     ``chip`` and ``workload`` are catalog ids, paths to TOML files or loaded records;
     ``precision`` (``"bf16"``, ``"fp8"``, ``"fp4"``) and ``tokens`` replace the workload's;
     ``plan`` pins any of ``tp``, ``pp``, ``vp``, ``cp``, ``dp``, ``ep``, ``microbatch``,
-    ``recompute`` (``"none"``, ``"selective"``, ``"full"``), ``zero_stage`` (0-3) and ``schedule``
-    (``"1f1b"``, ``"dualpipe"``) instead of searching them, and ``offload_layers`` (layers per
+    ``recompute`` (one of :data:`~dse.model.plans.RECOMPUTE`), ``zero_stage`` (0-3) and
+    ``schedule`` (``"1f1b"``, ``"dualpipe"``) instead of searching them, ``placement`` (one of
+    :data:`~dse.model.plans.PLACEMENTS`; the first unless pinned), and ``offload_layers`` (layers per
     pipeline stage whose activations go to host memory; 0, the default, is never searched) and
     ``recompute_layers`` (layers per stage the recompute policy applies to, the others keep
     everything; every layer unless pinned) and ``dp_shard`` (the data-parallel ranks each ZeRO

@@ -580,6 +580,8 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
             ("--dp", "8", "--zero-stage", "0", "--dp-shard", "4"),
             ("--dp-shard", "dp_shard = dp, 8", "zero_stage 0", "got 4"),
         ),
+        (("--placement", "tp-pp-dp", "--cp", "2"), ("--placement", "cp 2", "cp 1 and ep 1")),
+        (("--placement", "tp-pp-dp", "--ep", "8"), ("--placement", "ep 8", "cp 1 and ep 1")),
     ],
 )
 def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:

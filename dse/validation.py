@@ -120,6 +120,10 @@ class Comparison:
     moe: bool = False
     rule: float = float("nan")
     """What "6·N·T at 40 % of the 16-bit peak" predicts for this figure (NaN for energy)."""
+    plan_published: bool = False
+    """Whether the run publishes (part of) its plan, which the model pins."""
+    fits: bool = True
+    """Whether the plan the model runs fits in memory."""
 
     @property
     def error(self) -> float:
@@ -202,6 +206,8 @@ def _comparisons(
                 family=chip.family,
                 moe=workload.is_moe,
                 rule=_rule_prediction(metric, predicted, rule_ratio),
+                plan_published=any(v is not None for v in run["plan"].values()),
+                fits=bool(metrics.training.fits[0]),
             )
         )
     return out
@@ -303,6 +309,37 @@ def validate(
 def median_abs_error(rows: list[Comparison]) -> float:
     """Median of |predicted / reported − 1| over all rows."""
     return statistics.median(abs(r.error) for r in rows) if rows else float("nan")
+
+
+PLAN_TOLERANCE = 0.15
+"""The training-model issue's target: a run's published plan, pinned, lands within ±15 % of its
+published step time or throughput."""
+
+
+@dataclass(frozen=True)
+class PublishedPlans:
+    """§4 The steady-state figures (not full runs) of the runs that publish their plan, with it
+    pinned: how many, how many lie within ±``tolerance``, their median |error|, and the runs
+    whose pinned plan does not fit in memory."""
+
+    figures: int
+    within: int
+    tolerance: float
+    median_abs_error: float
+    not_fitting: tuple[str, ...]
+
+
+def published_plans(rows: list[Comparison], tolerance: float = PLAN_TOLERANCE) -> PublishedPlans:
+    """§4 :class:`PublishedPlans` of ``rows`` (:func:`validate`)."""
+    pinned = [r for r in rows if r.plan_published and r.run_type != "full_run"]
+    errors = [abs(r.error) for r in pinned]
+    return PublishedPlans(
+        figures=len(pinned),
+        within=sum(e <= tolerance for e in errors),
+        tolerance=tolerance,
+        median_abs_error=statistics.median(errors) if errors else float("nan"),
+        not_fitting=tuple(sorted({r.run for r in pinned if not r.fits})),
+    )
 
 
 def rule_median_abs_error(rows: list[Comparison]) -> float:

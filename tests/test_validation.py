@@ -13,8 +13,14 @@ from dse.validation import compare_run, load_runs, median_abs_error, validate
 
 def test_validate_json_contract_and_accuracy(dse) -> None:
     data = dse("validate", "--format", "json").json()
-    assert set(data) == {"runs", "median_abs_error", "rule_median_abs_error"}
+    assert set(data) == {"runs", "median_abs_error", "rule_median_abs_error", "published_plans"}
     rows = data["runs"]
+    # the runs that publish their plan (issue 9's ±15 % target): their steady-state figures
+    pinned = [r for r in rows if r["plan_published"] and r["run_type"] != "full_run"]
+    plans = data["published_plans"]
+    assert plans["figures"] == len(pinned) >= 100
+    assert plans["within_tolerance"] == sum(abs(r["error"]) <= 0.15 for r in pinned)
+    assert plans["not_fitting"] == sorted({r["run"] for r in pinned if not r["fits"]})
     for row in rows:
         assert {"model", "metric", "predicted", "reported", "error"} <= set(row)
         assert row["error"] == pytest.approx(row["predicted"] / row["reported"] - 1)

@@ -30,7 +30,12 @@ from dse.settings import (
     setting_sections,
     setting_source,
 )
-from dse.validation import explain_run, median_abs_error, rule_median_abs_error
+from dse.validation import (
+    explain_run,
+    median_abs_error,
+    published_plans,
+    rule_median_abs_error,
+)
 from dse.validation import validate as run_validation
 
 SETTINGS_HEADINGS = {
@@ -313,14 +318,37 @@ def validate(fmt: str, cross: str | None, run_id: str | None, **options: Any) ->
             f"over {len(rows)} figures (the rule: {rule:.1%}); largest {worst.error:+.1%} "
             f"({worst.model}, {worst.metric})"
         )
+        click.echo(_published_plans_line(rows))
+
+
+def _published_plans_line(rows: list[Any]) -> str:
+    """The summary of the runs that publish their plan (:func:`dse.validation.published_plans`)."""
+    plans = published_plans(rows)
+    fit = (
+        "every pinned plan fits in memory"
+        if not plans.not_fitting
+        else f"not fitting in memory: {', '.join(plans.not_fitting)}"
+    )
+    return (
+        f"published plans, pinned: {plans.within} of {plans.figures} steady-state figures within "
+        f"±{plans.tolerance:.0%} (median |error| {plans.median_abs_error:.1%}); {fit}"
+    )
 
 
 def _validation_json(rows: list[Any]) -> dict[str, Any]:
     """What ``dse validate --format json`` prints: every figure, the median |errors|."""
+    plans = published_plans(rows)
     return {
         "runs": _validation_records(rows),
         "median_abs_error": median_abs_error(rows),
         "rule_median_abs_error": rule_median_abs_error(rows),
+        "published_plans": {
+            "figures": plans.figures,
+            "within_tolerance": plans.within,
+            "tolerance": plans.tolerance,
+            "median_abs_error": plans.median_abs_error,
+            "not_fitting": list(plans.not_fitting),
+        },
     }
 
 
@@ -336,6 +364,8 @@ def _validation_records(rows: list[Any]) -> list[dict[str, Any]]:
             "error": r.error,
             "rule_40pct_error": r.rule_error if r.rule == r.rule else None,
             "run_type": r.run_type,
+            "plan_published": r.plan_published,
+            "fits": r.fits,
         }
         for r in rows
     ]

@@ -40,6 +40,22 @@ def _random_designs(n: int, seed: int) -> Designs:
     )
 
 
+def _bounds_and_model(w, plans, seed: int):  # -> (Grid, PlanBounds, StepModel)
+    """200 random designs against ``plans``: the grid, the plan search's bounds and the step
+    model, for comparing the bounds with the model cell by cell."""
+    from dse.model.silicon import evaluate_silicon
+    from dse.model.training.grid import build_grid
+    from dse.model.training.step import step_model
+    from dse.settings import load_settings
+
+    settings = load_settings()
+    designs = _random_designs(200, seed=seed)
+    grid = build_grid(
+        designs, evaluate_silicon(designs), w.precision, plans, settings, slice(0, 200)
+    )
+    return grid, plan_search.plan_bounds(plans, w, settings), step_model(grid, w, settings)
+
+
 def _assert_same(fast: Metrics, exhaustive: Metrics) -> None:
     np.testing.assert_array_equal(fast.training.plan_index, exhaustive.training.plan_index)
     for name, values in exhaustive.plan.items():
@@ -124,21 +140,13 @@ def test_results_do_not_depend_on_the_other_designs_of_the_batch() -> None:
 
 @pytest.mark.parametrize("workload", ["llama3.1-70b", "mixtral-8x7b", "deepseek-v3"])
 def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workload: str) -> None:
-    from dse.model.silicon import evaluate_silicon
     from dse.model.training import _kernels
-    from dse.model.training.grid import build_grid
-    from dse.model.training.step import step_model
     from dse.settings import load_settings
 
     settings = load_settings()
     w = load_workload(workload)
-    designs = _random_designs(200, seed=5)
     plans = candidate_plans(w, max_tp=72)
-    grid = build_grid(
-        designs, evaluate_silicon(designs), w.precision, plans, settings, slice(0, 200)
-    )
-    bounds = plan_search.plan_bounds(plans, w, settings)
-    model = step_model(grid, w, settings)
+    grid, bounds, model = _bounds_and_model(w, plans, seed=5)
     runs = model.lay.valid
     # The layout the bound derives from the cluster and the plan is the model's (§2.4).
     valid, dp = plan_search.data_parallel_layout(grid, bounds)
@@ -194,21 +202,13 @@ def test_the_bounds_hold_with_hybrid_sharding(workload: str) -> None:
     """Plans that pin dp_shard (§2.1) keep the layout, memory and step-time bounds: numpy and
     numba, every bound at most the exact step time, infinite exactly where the plan cannot run
     (numpy) or cannot run or fit (numba)."""
-    from dse.model.silicon import evaluate_silicon
     from dse.model.training import _kernels
-    from dse.model.training.grid import build_grid
-    from dse.model.training.step import step_model
     from dse.settings import load_settings
 
     settings = load_settings()
     w = load_workload(workload)
-    designs = _random_designs(200, seed=9)
     plans = candidate_plans(w, max_tp=72, dp_shard=4)
-    grid = build_grid(
-        designs, evaluate_silicon(designs), w.precision, plans, settings, slice(0, 200)
-    )
-    bounds = plan_search.plan_bounds(plans, w, settings)
-    model = step_model(grid, w, settings)
+    grid, bounds, model = _bounds_and_model(w, plans, seed=9)
     runs = model.lay.valid
     valid, dp = plan_search.data_parallel_layout(grid, bounds)
     np.testing.assert_array_equal(valid, runs)

@@ -180,6 +180,25 @@ def test_bad_evaluate_input_is_one_line(dse) -> None:
         )
 
 
+def _reference_plans(plans, dp_shard: int = 0) -> list[Plan]:
+    """The scalar reference's :class:`Plan` of each of ``plans``."""
+    return [
+        Plan(
+            int(plans.tp[k]),
+            int(plans.pp[k]),
+            int(plans.ep[k]),
+            int(plans.microbatch[k]),
+            RECOMPUTE[int(plans.recompute[k])],
+            int(plans.zero_stage[k]),
+            int(plans.virtual_stages[k]),
+            int(plans.context_parallel[k]),
+            int(plans.dual_pipe[k]),
+            dp_shard=dp_shard,
+        )
+        for k in range(len(plans))
+    ]
+
+
 def _cluster(chip_id: str, counts: list[float]) -> Designs:
     return from_chips([load_chip(chip_id)] * len(counts), counts)
 
@@ -295,20 +314,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
     )
     plans = candidate_plans(workload, max_tp=8)
     metrics = evaluate(designs, workload, settings, plans)
-    reference_plans = [
-        Plan(
-            int(plans.tp[k]),
-            int(plans.pp[k]),
-            int(plans.ep[k]),
-            int(plans.microbatch[k]),
-            RECOMPUTE[int(plans.recompute[k])],
-            int(plans.zero_stage[k]),
-            int(plans.virtual_stages[k]),
-            int(plans.context_parallel[k]),
-            int(plans.dual_pipe[k]),
-        )
-        for k in range(len(plans))
-    ]
+    reference_plans = _reference_plans(plans)
     for i in range(n):
         chip = _reference_chip(designs, i, workload.precision)
         found = best_plan(chip, workload, reference_plans, settings)
@@ -658,21 +664,7 @@ def test_scalar_reference_agrees_with_hybrid_sharding() -> None:
         workload = load_workload(workload_id)
         plans = candidate_plans(workload, max_tp=8, dp_shard=shard)
         metrics = evaluate(designs, workload, settings, plans)
-        reference_plans = [
-            Plan(
-                int(plans.tp[k]),
-                int(plans.pp[k]),
-                int(plans.ep[k]),
-                int(plans.microbatch[k]),
-                RECOMPUTE[int(plans.recompute[k])],
-                int(plans.zero_stage[k]),
-                int(plans.virtual_stages[k]),
-                int(plans.context_parallel[k]),
-                int(plans.dual_pipe[k]),
-                dp_shard=shard,
-            )
-            for k in range(len(plans))
-        ]
+        reference_plans = _reference_plans(plans, dp_shard=shard)
         for i in range(n):
             chip = _reference_chip(designs, i, workload.precision)
             found = best_plan(chip, workload, reference_plans, settings)

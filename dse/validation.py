@@ -52,6 +52,15 @@ PLAN_KEYS = (
 )  # fmt: skip
 """Plan facts a run may record. Those :func:`candidate_plans` cannot pin yet are kept as facts
 and left to the search."""
+STATE_FORMATS = (
+    "weight_bytes_per_param",
+    "grad_bytes_per_param",
+    "optimizer_bytes_per_param",
+    "grad_reduce_bytes_per_param",
+)
+"""Settings that are facts of a run's configuration: the bytes its framework keeps per parameter
+for weights, main gradients and optimizer state, and reduces gradients in (§2.1). A run records
+them under ``[run.settings]`` where its published configuration departs from the defaults."""
 
 _OPTIONAL_POSITIVE = Field(required=False, positive=True)
 RUN_SCHEMA = Table(
@@ -87,6 +96,10 @@ RUN_SCHEMA = Table(
                 for p in IN_CHIP_FILES
                 if not p.categorical
             },
+            required=False,
+        ),
+        "settings": Table(
+            {k: Field("number", required=False, minimum=0.5, maximum=32.0) for k in STATE_FORMATS},
             required=False,
         ),
         "plan": Table(
@@ -167,8 +180,15 @@ def evaluate_run(
     plans = candidate_plans(
         workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"], workload)
     )
-    run_settings = settings if run["run_type"] == "full_run" else replace(settings, goodput=1.0)
+    run_settings = replace(settings, **_state_formats(run))
+    if run["run_type"] != "full_run":
+        run_settings = replace(run_settings, goodput=1.0)
     return evaluate(designs, workload, run_settings, plans), designs, workload
+
+
+def _state_formats(run: dict[str, Any]) -> dict[str, float]:
+    """The run's published state formats (:data:`STATE_FORMATS`) that it records."""
+    return {k: float(v) for k, v in run["settings"].items() if v is not None}
 
 
 def compare_run(
@@ -283,6 +303,7 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
         "facts": {
             **{k: v for k, v in run["workload_overrides"].items() if v is not None},
             **{k: v for k, v in run["chip_overrides"].items() if v is not None},
+            **_state_formats(run),
         },
         "published_plan": {k: v for k, v in run["plan"].items() if v is not None},
         "plan": record["plan"],

@@ -8,7 +8,15 @@ from dataclasses import replace
 import pytest
 
 from dse.settings import load_settings
-from dse.validation import compare_run, load_runs, median_abs_error, validate
+from dse.errors import InputError
+from dse.validation import (
+    RUNS_PATH,
+    compare_run,
+    evaluate_run,
+    load_runs,
+    median_abs_error,
+    validate,
+)
 
 
 def test_validate_json_contract_and_accuracy(dse) -> None:
@@ -237,3 +245,25 @@ def test_cross_validate_json_carries_the_held_out_errors_beside_the_in_sample(
     assert held["by"] == "source" and abs(held["median_abs_error"] - 0.2) < 1e-12
     assert held["runs"][0]["held_out_error"] == pytest.approx(0.2)
     assert len(out["runs"]) >= 60 and out["median_abs_error"] < out["rule_median_abs_error"]
+
+
+def test_a_runs_published_state_formats_change_its_memory_not_its_step(tmp_path) -> None:
+    """``[run.settings]``: Megatron-Bridge's benchmark recipes keep main gradients in bf16
+    (grad_reduce_in_fp32 = False), so their runs hold 2 bytes of gradient per parameter where
+    the default is fp32's 4; the pinned plan's memory falls by that, its step time does not."""
+    run = next(r for r in load_runs() if r["id"] == "mb-llama3-70b-gb300-mxfp8")
+    assert run["settings"]["grad_bytes_per_param"] == 2
+    settings = load_settings()
+    as_published, *_ = evaluate_run(run, settings)
+    as_default, *_ = evaluate_run({**run, "settings": {}}, settings)
+    params = as_published.training.memory_per_chip_gb  # the plan pins tp 1, pp 4 on 64 chips
+    saved = as_default.training.memory_per_chip_gb - params
+    assert saved[0] == pytest.approx(2.0 * 70.6e9 / 4 / 1e9, rel=0.02)
+    assert as_published.training.step_time_s[0] == pytest.approx(
+        as_default.training.step_time_s[0], rel=1e-3
+    )
+    bad = tmp_path / "runs.toml"
+    published = "\ngrad_bytes_per_param = 2\n"
+    bad.write_text(RUNS_PATH.read_text().replace(published, published.replace("2", "-2"), 1))
+    with pytest.raises(InputError, match="grad_bytes_per_param"):
+        load_runs(bad)

@@ -399,6 +399,46 @@ PARAMETERS: tuple[Parameter, ...] = (
         " 5.0 x16 = 64 (the default), 4.0 x16 = 32; GB200's NVLink-C2C = 225 per GPU",
     ),
     Parameter(
+        "fabric_oversubscription",
+        "ratio",
+        "float",
+        "scale-out fabric oversubscription above a pod",
+        1.0,
+        64.0,
+        section="interconnect",
+        required=False,
+        default=1.0,
+        notes="the pod's downlink bandwidth over its uplink bandwidth toward the rest of the"
+        " cluster (docs/model.md §2.7): 1, the default, is a non-blocking fabric; Meta's Llama 3"
+        " cluster: 7 between pods of 3,072 GPUs",
+    ),
+    Parameter(
+        "fabric_pod_chips",
+        "chips",
+        "int",
+        "chips in one non-blocking pod of the scale-out fabric",
+        1,
+        10_000_000,
+        section="interconnect",
+        required=False,
+        default=10_000_000,
+        notes="traffic between pods shares the oversubscribed uplinks; the default puts any"
+        " cluster in one pod",
+    ),
+    Parameter(
+        "in_network_reduction",
+        "flag",
+        "int",
+        "all-reduce in the scale-out switches (1) or not (0)",
+        0,
+        1,
+        section="interconnect",
+        required=False,
+        default=0,
+        notes="InfiniBand SHARP through NCCL's CollNet: the switches sum the gradients, so an"
+        " all-reduce crosses the network once instead of twice (docs/model.md §2.7)",
+    ),
+    Parameter(
         "num_chips",
         "chips",
         "int",

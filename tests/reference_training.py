@@ -29,6 +29,9 @@ class Chip:
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
     host_gb_s: float = 64.0  # host link, each direction
+    pod_chips: float = 1e7  # chips in one non-blocking pod of the scale-out fabric
+    oversubscription: float = 1.0  # the fabric's uplinks above a pod: 1/r of the pod's NICs
+    in_network: bool = False  # switches that reduce (SHARP)
 
 
 @dataclass
@@ -74,10 +77,13 @@ def all_reduce_s(
     s: Settings,
     domains: float = 1.0,
     messages: float = 1.0,
+    in_network: bool = False,
 ) -> float:
     """NCCL's faster all-reduce: a ring (reduce-scatter + all-gather) or a double binary tree,
     2·((ranks per domain − 1) + ⌊log₂ domains⌋) levels deep, moving twice the bytes at 0.92 of
-    the ring's bus bandwidth."""
+    the ring's bus bandwidth; across domains with switches that reduce, also the bytes once
+    with the latency of a scale-up step each way (if a domain holds several ranks) and one
+    network traversal."""
     if group <= 1:
         return 0.0
     ring_s = 2 * ring(bytes_, group, bandwidth, s, domains, messages)
@@ -85,7 +91,27 @@ def all_reduce_s(
     levels = 2 * (max(group / spans - 1, 0) + math.floor(math.log2(spans)))
     tree_s = messages * levels * s.tree_level_latency_us * 1e-6
     tree_s += 2 * bytes_ / (0.92 * bandwidth * s.collective_efficiency)  # NCCL: busBw * .92
-    return min(ring_s, tree_s)
+    best = min(ring_s, tree_s)
+    if in_network and spans > 1:
+        up_steps = 2 if group / spans > 1 else 0
+        latency = (
+            s.collective_latency_us
+            + up_steps * s.scale_up_hop_latency_us
+            + s.scale_out_hop_latency_us
+        )
+        switched = messages * latency * 1e-6 + bytes_ / (s.collective_efficiency * bandwidth)
+        best = min(best, switched)
+    return best
+
+
+def pod_out(chip: Chip, span: float, members_per_pod: float) -> float:
+    """Scale-out bytes/s per rank of rings spanning ``span`` chips with ``members_per_pod``
+    consecutive members in a pod: they leave the pod on one link in ``members_per_pod``, over
+    uplinks worth 1/r of the pod's NICs."""
+    out = chip.scale_out_gb_s * 1e9
+    if span <= chip.pod_chips:
+        return out
+    return out / max(chip.oversubscription / members_per_pod, 1)
 
 
 def buckets(params: float, dp: float) -> float:
@@ -313,7 +339,13 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         )
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
     pipeline_inner = plan.placement == "tp-pp-dp"  # stages next to each other, then dp
-    pp_bw = up if (plan.tp * plan.pp if pipeline_inner else replica * dp) <= chip.domain else out
+    pipeline_span = plan.tp * plan.pp if pipeline_inner else replica * dp
+    pp_out = out
+    if pipeline_span > chip.pod_chips:  # the last stage of each pod sends out of it
+        neighbour = plan.tp if pipeline_inner else replica * dp / plan.pp
+        r = chip.oversubscription
+        pp_out = out / min(max(r * neighbour / chip.pod_chips, 1), r)
+    pp_bw = up if pipeline_span <= chip.domain else pp_out
     pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0
     moe_comm = 0.0
     if w.is_moe:
@@ -325,7 +357,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             remote = min(remote, w.route_max_domains)
         local = k * (plan.ep - 1) / plan.ep - remote
         token_bytes = tokens / plan.tp * d * element
-        one = max(token_bytes * max(local, 0) / up, token_bytes * remote / out)
+        beyond_pod = min(k * (plan.ep - min(plan.ep, chip.pod_chips)) / plan.ep, remote)
+        network = max(remote, beyond_pod * chip.oversubscription)
+        one = max(token_bytes * max(local, 0) / up, token_bytes * network / out)
         moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency
         overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
         moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
@@ -344,16 +378,24 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
 
     # data parallelism: the ZeRO collectives over the sharding group of sdp ranks, stride apart
     stride = plan.tp * plan.pp if pipeline_inner else plan.tp  # between neighbouring dp ranks
+
+    def pod_members(group_stride: float, group: float, in_domain: float) -> float:
+        return max(min(max(chip.pod_chips / group_stride, 1), group) / in_domain, 1)
+
     per_domain = min(max(chip.domain / stride, 1), sdp)
-    dp_bw = up if stride * sdp <= chip.domain else min(up, out * per_domain)
+    dp_out = pod_out(chip, stride * sdp, pod_members(stride, sdp, per_domain))
+    dp_bw = up if stride * sdp <= chip.domain else min(up, dp_out * per_domain)
     domains = sdp / per_domain
     # hybrid sharding: each rank's gradient shard all-reduced (reduce-scatter + all-gather)
     # across the wdp/sdp groups, whose ranks are stride·sdp apart
     replicas, expert_replicas = wdp / sdp, expert_dp / expert_sdp
     r_domain = min(max(chip.domain / (stride * sdp), 1), replicas)
-    r_bw = up if stride * wdp <= chip.domain else min(up, out * r_domain)
+    r_out = pod_out(chip, stride * wdp, pod_members(stride * sdp, replicas, r_domain))
+    r_bw = up if stride * wdp <= chip.domain else min(up, r_out * r_domain)
     e_domain = min(max(chip.domain / (stride * sdp), 1), expert_replicas)
-    e_bw = up if stride * sdp * expert_replicas <= chip.domain else min(up, out * e_domain)
+    e_span = stride * sdp * expert_replicas
+    e_out = pod_out(chip, e_span, pod_members(stride * sdp, expert_replicas, e_domain))
+    e_bw = up if e_span <= chip.domain else min(up, e_out * e_domain)
     messages = layers if plan.zero_stage == 3 else buckets(shared / mp, sdp)
     all_reduce = all_reduce_s(  # per step (ZeRO 0-1), micro-batch (2) or layer and micro-batch (3)
         shared / mp / sdp * s.grad_reduce_bytes_per_param,
@@ -362,6 +404,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         s,
         replicas / r_domain,
         messages,
+        chip.in_network,
     )
     if w.is_moe:
         all_reduce += all_reduce_s(
@@ -371,6 +414,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             s,
             expert_replicas / e_domain,
             messages,
+            chip.in_network,
         )
     wdp, expert_dp = sdp, expert_sdp
     if plan.zero_stage == 3:
@@ -388,8 +432,13 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         # per micro-batch
         times = (m if plan.zero_stage == 2 else 1) + 1
         grad = shared / mp * s.grad_reduce_bytes_per_param
+
         # ZeRO 0 all-reduces (ring or tree); 1 and 2 reduce-scatter and all-gather on a ring
-        collective = all_reduce_s if plan.zero_stage == 0 else ring
+        def collective(*args: float) -> float:
+            if plan.zero_stage == 0:
+                return all_reduce_s(*args, in_network=chip.in_network)  # type: ignore[misc]
+            return ring(*args)  # type: ignore[misc]
+
         repeat = 1 if plan.zero_stage == 0 else times
         comm = repeat * collective(grad, wdp, dp_bw, s, domains, buckets(shared / mp, wdp))
         if w.is_moe:

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from dse.cli import main
 from dse.errors import InputError
 from dse.files import read_toml
+from dse.parameters import CATEGORICAL
 from dse.space import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,7 +261,7 @@ def base_document(kind: str, name: str) -> dict[str, Any]:
 
 CHIP_BASES = [base_document("chips", c) for c in ("h100-sxm", "mi300x", "tpu-v5p")]
 WORKLOAD_BASES = [base_document("workloads", w) for w in ("llama3.1-70b", "deepseek-v3")]
-NUMERIC_PARAMETERS = [p for p in PARAMETERS if p not in ("node", "hbm_generation")]
+NUMERIC_PARAMETERS = [p for p in PARAMETERS if p not in CATEGORICAL]  # analog_cell too
 
 
 @st.composite

@@ -37,6 +37,9 @@ def _random_designs(n: int, seed: int) -> Designs:
         scale_out_bandwidth_gb_s=rng.uniform(25, 400, n),
         num_chips=np.round(np.exp(rng.uniform(np.log(8), np.log(32768), n))),
         unit_price_usd=np.full(n, np.nan),
+        fabric_pod_chips=rng.choice([1e7, 64.0, 512.0, 3072.0], n),
+        fabric_oversubscription=rng.choice([1.0, 2.0, 7.0], n),
+        in_network_reduction=rng.integers(0, 2, n).astype(float),
     )
 
 

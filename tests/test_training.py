@@ -273,6 +273,9 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         exp_per_s=float(attention[i] * exp_per_sixteen_bit_flop(designs)[i]),
         peak_flop_s=float(peak[i]),
         family_scale=float(designs.gemm_efficiency_scale[i]),
+        pod_chips=float(designs.fabric_pod_chips[i]),
+        oversubscription=float(designs.fabric_oversubscription[i]),
+        in_network=bool(designs.in_network_reduction[i]),
     )
 
 
@@ -311,6 +314,9 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         scale_out_bandwidth_gb_s=rng.uniform(10, 100, n),
         compute_units=rng.integers(60, 200, n).astype(float),
         gemm_efficiency_scale=rng.uniform(0.7, 1.4, n),
+        fabric_pod_chips=rng.choice([1e7, 32, 512], n).astype(float),
+        fabric_oversubscription=rng.choice([1.0, 4.0, 16.0], n),
+        in_network_reduction=rng.integers(0, 2, n).astype(float),
     )
     plans = candidate_plans(workload, max_tp=8)
     metrics = evaluate(designs, workload, settings, plans)
@@ -335,7 +341,12 @@ def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
     rng = np.random.default_rng(3)
     workload = load_workload("llama2-13b")
     settings = load_settings()
-    designs = from_chips([load_chip("a100-80gb")], 512.0)
+    # pods of 32 under a 16:1 fabric, with switches that reduce
+    designs = from_chips([load_chip("a100-80gb")], 512.0).replace(
+        fabric_pod_chips=np.array([32.0]),
+        fabric_oversubscription=np.array([16.0]),
+        in_network_reduction=np.array([1.0]),
+    )
     chip = _reference_chip(designs, 0, workload.precision)
     for _ in range(25):
         plan = Plan(
@@ -1060,3 +1071,64 @@ def test_tensor_parallelism_beyond_the_kv_heads_replicates_them() -> None:
 
     assert layer_s(4.0) == pytest.approx(2.0 * layer_s(8.0), rel=1e-9)  # no copies yet
     assert layer_s(16.0) > 1.03 * 0.5 * layer_s(8.0)  # K and V: 4 % of the layer, copied twice
+
+
+def _fabric_step(designs: Designs, workload: str, **plan: object):  # -> Training
+    w = load_workload(workload)
+    return evaluate(designs, w, plans=candidate_plans(w, **plan)).training
+
+
+def test_an_oversubscribed_fabric_slows_only_the_traffic_that_leaves_a_pod() -> None:
+    """§2.7 Pods of 64 H100s under a 16:1 uplink. Llama 3.1 70B at tp 8 on 1,024 chips: each
+    data-parallel ring has 8 members in a pod, so it leaves the pod on 1 link in 8 and the
+    uplinks carry twice what they can (16/8); pods that hold the whole job, or a 1:1 fabric,
+    change nothing. Mixtral's expert all-to-all over domains of one chip sends the copies for 4
+    of its 7 remote ranks beyond a pod of 4, at 1/4 of the NIC bandwidth."""
+    base = _cluster("h100-sxm", [1024.0])
+
+    def fabric(d: Designs, pod: float, ratio: float) -> Designs:
+        return d.replace(
+            fabric_pod_chips=np.array([pod]), fabric_oversubscription=np.array([ratio])
+        )
+
+    plan = {"tp": 8, "pp": 1, "microbatch": 1, "zero_stage": 1, "recompute": "full"}
+    flat = _fabric_step(base, "llama3.1-70b", **plan)
+    pods = _fabric_step(fabric(base, 64.0, 16.0), "llama3.1-70b", **plan)
+    # the bandwidth term doubles, the rings' latency does not
+    assert 1.5 < pods.dp_exposed_time_s[0] / flat.dp_exposed_time_s[0] <= 2.0
+    assert pods.step_time_s[0] > flat.step_time_s[0]
+    for pod, ratio in ((1024.0, 16.0), (64.0, 1.0), (64.0, 4.0)):  # one pod; 1:1; 4 <= 8 members
+        same = _fabric_step(fabric(base, pod, ratio), "llama3.1-70b", **plan)
+        assert same.step_time_s[0] == pytest.approx(flat.step_time_s[0], rel=1e-12)
+    pcie = base.replace(num_chips=np.array([64.0]), scale_up_domain=np.array([1.0]))
+    moe = {"tp": 1, "pp": 1, "ep": 8, "microbatch": 1, "zero_stage": 1, "recompute": "full"}
+    flat_moe = _fabric_step(pcie, "mixtral-8x7b", **moe)
+    pods_moe = _fabric_step(fabric(pcie, 4.0, 4.0), "mixtral-8x7b", **moe)
+    # remote copies 2·7/8 on the NICs against 2·4/8 beyond the pod at 4x: 1.75 -> 4
+    ratio = pods_moe.moe_comm_time_s[0] / flat_moe.moe_comm_time_s[0]
+    assert ratio == pytest.approx(4.0 / 1.75, rel=1e-9)
+
+
+def test_in_network_reduction_halves_the_all_reduce_across_domains() -> None:
+    """§2.7 With switches that reduce (SHARP), DDP's gradient all-reduce across 32 NVLink
+    domains moves each byte over the network once, not twice, with one network traversal of
+    latency per bucket instead of the ring's 255 steps: less than half the exposed time; ZeRO-1's reduce-scatter and all-gather are unchanged, and a
+    group inside one domain never uses the switches."""
+    base = _cluster("h100-sxm", [256.0])
+    sharp = base.replace(in_network_reduction=np.array([1.0]))
+    ddp = {"tp": 1, "pp": 1, "microbatch": 1, "zero_stage": 0, "recompute": "full"}
+    plain, switched = (
+        _fabric_step(base, "llama3.1-8b", **ddp),
+        _fabric_step(sharp, "llama3.1-8b", **ddp),
+    )
+    halved = switched.dp_exposed_time_s[0] / plain.dp_exposed_time_s[0]
+    assert 0.3 < halved < 0.5
+    zero1 = {**ddp, "zero_stage": 1}
+    assert _fabric_step(sharp, "llama3.1-8b", **zero1).step_time_s[0] == pytest.approx(
+        _fabric_step(base, "llama3.1-8b", **zero1).step_time_s[0], rel=1e-12
+    )
+    node = {"tp": 1, "pp": 1, "microbatch": 1, "zero_stage": 0}
+    one_domain = [_cluster("h100-sxm", [8.0]), _cluster("h100-sxm", [8.0])]
+    one_domain[1] = one_domain[1].replace(in_network_reduction=np.array([1.0]))
+    steps = [_fabric_step(d, "llama3.1-8b", **node).step_time_s[0] for d in one_domain]
+    assert steps[0] == steps[1]

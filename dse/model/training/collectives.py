@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -73,6 +74,7 @@ def all_reduce_time(
     settings: Settings,
     domains: FloatArray | float = 1.0,
     messages: FloatArray | float = 1.0,
+    in_network: np.ndarray | bool = False,
 ) -> FloatArray:
     """§2.7 α–β time (s) of ``messages`` all-reduces that together reduce ``bytes_`` over
     ``group`` ranks in ``domains`` scale-up domains, by the faster of NCCL's two algorithms
@@ -80,14 +82,47 @@ def all_reduce_time(
     all-gather, :func:`ring_time` twice) and the double binary tree, whose latency grows with
     ``2·((group/domains − 1) + ⌊log₂ domains⌋)`` levels of ``tree_level_latency_us`` and whose
     bytes are ``2·bytes_`` (up the tree and down) at :data:`TREE_BUS_BANDWIDTH_RATIO` of the
-    ring's bus bandwidth: the tree for small buffers over many domains, the ring for large."""
+    ring's bus bandwidth: the tree for small buffers over many domains, the ring for large.
+    Where ``in_network`` (switches that reduce, :func:`in_network_all_reduce_time`) and the
+    group spans domains, also that algorithm."""
     ring = 2.0 * ring_time(bytes_, group, bandwidth_b_s, settings, domains, messages)
     spans = np.maximum(np.asarray(domains, dtype=float), 1.0)
     levels = 2.0 * (np.maximum(group / spans - 1.0, 0.0) + np.floor(np.log2(spans)))
     tree_latency = messages * levels * settings.tree_level_latency_us * 1e-6
     tree_b_s = TREE_BUS_BANDWIDTH_RATIO * settings.collective_efficiency * bandwidth_b_s
-    tree = tree_latency + 2.0 * bytes_ / tree_b_s
-    return np.where(group > 1.0, np.minimum(ring, tree), 0.0)
+    best = np.minimum(ring, tree_latency + 2.0 * bytes_ / tree_b_s)
+    if np.any(in_network):
+        switched = in_network_all_reduce_time(
+            bytes_, group, bandwidth_b_s, settings, spans, messages
+        )
+        best = np.where(np.logical_and(in_network, spans > 1.0), np.minimum(best, switched), best)
+    return np.where(group > 1.0, best, 0.0)
+
+
+def in_network_all_reduce_time(
+    bytes_: FloatArray,
+    group: FloatArray,
+    bandwidth_b_s: FloatArray,
+    settings: Settings,
+    domains: FloatArray,
+    messages: FloatArray | float = 1.0,
+) -> FloatArray:
+    """§2.7 All-reduce (s) through switches that reduce (InfiniBand SHARP, NCCL's CollNet
+    Direct): the ranks of a domain reduce-scatter there, each sends its ``1/m`` share to the
+    switch tree once and receives the sum once, at the same time, then the domain all-gathers:
+    ``bytes_`` over the hierarchical bandwidth where the ring moves ``2·(n − 1)/n·bytes_``.
+    Latency as NCCL's cost model for CollNet Direct (``src/graph/tuning.cc``): the base, a
+    scale-up step each way and one network traversal. The scale-out links, not the scale-up
+    ones, are taken to limit the hierarchical bandwidth (``m·B_out < B_up``: eight 400 Gb/s NICs
+    under a 450 GB/s NVLink domain); NCCL's further CollNet efficiency factors are left out."""
+    per_domain = group / domains
+    up_steps = np.where(per_domain > 1.0, 2.0, 0.0)
+    latency_us = (
+        settings.collective_latency_us
+        + up_steps * settings.scale_up_hop_latency_us
+        + settings.scale_out_hop_latency_us
+    )
+    return messages * latency_us * 1e-6 + bytes_ / (settings.collective_efficiency * bandwidth_b_s)
 
 
 def overlapped(
@@ -106,6 +141,7 @@ def all_to_all_time_s(
     up_b_s: FloatArray,
     out_b_s: FloatArray,
     settings: Settings,
+    pods: tuple[FloatArray, FloatArray] | None = None,
 ) -> FloatArray:
     """§2.7 One MoE dispatch or combine all-to-all of ``tokens`` tokens per rank (s).
 
@@ -115,7 +151,9 @@ def all_to_all_time_s(
     (``route_max_domains`` = M, DeepSeek-V3) sends a token to at most M other domains once each
     and forwards it inside them on the scale-up links. fp8 training dispatches in fp8 and
     combines in 16-bit (1.75 bytes per element forward and backward together); 16-bit
-    training moves 2 bytes.
+    training moves 2 bytes. ``pods``: the fabric's pod size (chips) and oversubscription
+    ``r``; the copies for ranks beyond the pod leave it at ``1/r`` of the NIC bandwidth
+    (:func:`pod_ring_bandwidth`).
     """
     k = float(w.experts_per_token)
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
@@ -127,6 +165,11 @@ def all_to_all_time_s(
     token_b = tokens * w.d_model * element_b
     scale_up = token_b * np.maximum(local, 0.0) / up_b_s
     scale_out = token_b * remote / out_b_s
+    if pods is not None:
+        # copies to ranks in other pods share the pod's uplinks, 1/r of its chips' NICs
+        pod_chips, oversubscription = pods
+        leaving = np.minimum(k * (ep - np.minimum(ep, pod_chips)) / ep, remote)
+        scale_out = token_b * np.maximum(remote, leaving * oversubscription) / out_b_s
     return np.maximum(scale_up, scale_out) / settings.collective_efficiency
 
 
@@ -201,13 +244,24 @@ def stage_communication(
     # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks
     # apart, in one domain when a whole pipeline (tp·pp ranks) fits in it.
     pipeline_ranks = np.where(g.pp_inner, g.tp * g.pp, lay.replica * lay.dp)
-    pp_b_s = np.where(pipeline_ranks <= g.domain, g.up_b_s, g.out_b_s)
+    stage_stride = np.where(g.pp_inner, g.tp, lay.replica * lay.dp / g.pp)
+    pp_out_b_s = g.out_b_s / pod_p2p_slowdown(g, pipeline_ranks, stage_stride)
+    pp_b_s = np.where(pipeline_ranks <= g.domain, g.up_b_s, pp_out_b_s)
     pp_s = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
     moe_s = np.zeros_like(pp_s)
     if w.is_moe:
         moe_fraction = (w.layers - w.dense_layers) / w.layers
         count = (4.0 + 2.0 * redone) * lay.layers_per_stage * moe_fraction
-        one = all_to_all_time_s(w, lay.tokens_mb / g.tp, g.ep, g.domain, g.up_b_s, g.out_b_s, s)
+        one = all_to_all_time_s(
+            w,
+            lay.tokens_mb / g.tp,
+            g.ep,
+            g.domain,
+            g.up_b_s,
+            g.out_b_s,
+            s,
+            (g.pod_chips, g.oversubscription),
+        )
         # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
         moe_s = overlapped(count * one, comp.total_s, np.where(g.dual, 1.0, s.moe_comm_overlap))
     cp_s: FloatArray | float = 0.0
@@ -242,10 +296,30 @@ def data_parallel_tier(
     ``stride·group`` ranks share a domain, else hierarchical — the ranks sharing a domain reduce
     there first, then cross the scale-out network over their own NICs in parallel."""
     per_domain = np.clip(g.domain / stride, 1.0, group)
-    b_s = np.where(
-        stride * group <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
-    )
+    domains_per_pod = np.maximum(np.clip(g.pod_chips / stride, 1.0, group) / per_domain, 1.0)
+    out_b_s = pod_ring_bandwidth(g, stride * group, domains_per_pod)
+    b_s = np.where(stride * group <= g.domain, g.up_b_s, np.minimum(g.up_b_s, out_b_s * per_domain))
     return b_s, per_domain, group / per_domain
+
+
+def pod_ring_bandwidth(g: Grid, span: FloatArray, members_per_pod: FloatArray) -> FloatArray:
+    """§2.7 Scale-out bandwidth (bytes/s) per rank of rings over ranks spanning ``span`` chips
+    with ``members_per_pod`` consecutive members in each pod of the fabric. A ring leaves a pod
+    once per ``members_per_pod`` of its links, and every chip of the pod is in one such ring,
+    so the pod sends ``1/members_per_pod`` of its chips' ring traffic over uplinks worth
+    ``1/r`` of their NICs: the rings slow by ``r/members_per_pod`` where that exceeds 1, and
+    not at all inside one pod."""
+    slowdown = np.maximum(g.oversubscription / members_per_pod, 1.0)
+    return np.where(span > g.pod_chips, g.out_b_s / slowdown, g.out_b_s)
+
+
+def pod_p2p_slowdown(g: Grid, span: FloatArray, stride: FloatArray) -> FloatArray:
+    """§2.7 How much slower pipeline sends cross the fabric when the pipeline spans ``span``
+    chips and neighbouring stages are ``stride`` chips apart: a pod holding several stages sends
+    only its last stage's ``stride`` chips out, over uplinks worth ``1/r`` of its ``P`` chips'
+    NICs (``r·stride/P``, at least 1, at most ``r`` once every chip's neighbour lies outside)."""
+    crowded = np.clip(g.oversubscription * stride / g.pod_chips, 1.0, g.oversubscription)
+    return np.where(span > g.pod_chips, crowded, 1.0)
 
 
 def data_parallel_exposed_s(
@@ -270,7 +344,8 @@ def data_parallel_exposed_s(
     layers = lay.layers_per_stage
     zero_s = (reductions + 1.0) * once
     if np.any(g.zero == 0):
-        all_reduced = _gradient_collectives(g, lay, w, s, all_reduce_time, tier)
+        all_reduce = partial(all_reduce_time, in_network=g.in_network)
+        all_reduced = _gradient_collectives(g, lay, w, s, all_reduce, tier)
         zero_s = np.where(g.zero == 0, all_reduced, zero_s)
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
@@ -329,7 +404,7 @@ def replica_all_reduce_s(
     b_s, _, domains = data_parallel_tier(g, replicas, data_parallel_stride(g) * lay.shard_dp)
     shard_b = (w.total_params - w.expert_params) / lay.model_parallel / lay.shard_dp
     all_reduce = all_reduce_time(
-        shard_b * s.grad_reduce_bytes_per_param, replicas, b_s, s, domains, messages
+        shard_b * s.grad_reduce_bytes_per_param, replicas, b_s, s, domains, messages, g.in_network
     )
     if w.is_moe:
         expert_b = w.expert_params / (g.pp * g.ep) / lay.expert_shard
@@ -344,6 +419,7 @@ def replica_all_reduce_s(
             s,
             expert_domains,
             messages,
+            g.in_network,
         )
     return all_reduce
 

@@ -99,6 +99,9 @@ class Grid:
     domain: FloatArray
     up_b_s: FloatArray
     out_b_s: FloatArray
+    pod_chips: FloatArray
+    oversubscription: FloatArray
+    in_network: np.ndarray
     host_b_s: FloatArray
     hbm_b_s: FloatArray
     capacity_b: FloatArray
@@ -175,6 +178,9 @@ def build_grid(
         domain=col(designs.scale_up_domain),
         up_b_s=col(designs.scale_up_bandwidth_gb_s) * GIGA / 2.0,
         out_b_s=col(designs.scale_out_bandwidth_gb_s) * GIGA,
+        pod_chips=col(designs.fabric_pod_chips),
+        oversubscription=col(designs.fabric_oversubscription),
+        in_network=col(designs.in_network_reduction) > 0,
         host_b_s=col(designs.host_bandwidth_gb_s) * GIGA,
         hbm_b_s=col(silicon.memory_bandwidth_tb_s) * TERA * s.hbm_efficiency,
         capacity_b=col(silicon.memory_capacity_gb) * GIGA * (1.0 - s.memory_reserve_fraction),

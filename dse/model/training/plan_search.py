@@ -247,7 +247,9 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
     shared_b = hidden_share * shared_params * grad_b
     expert_b = hidden_share * expert_params * grad_b if w.is_moe else np.zeros_like(tp)
-    once = np.where(zero2, 1.0, 2.0)
+    # ZeRO-0's all-reduce moves the bytes of a reduce-scatter and an all-gather by ring or
+    # tree, but only one such share through switches that reduce (§2.7): bounded by one.
+    once = np.where(zero2 | (plans.zero_stage == 0), 1.0, 2.0)
     data_parallel = np.stack(
         [
             np.where(fsdp, 0.0, once * shared_b),

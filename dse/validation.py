@@ -180,7 +180,7 @@ def evaluate_run(
     plans = candidate_plans(
         workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"], workload)
     )
-    run_settings = replace(settings, **_state_formats(run))
+    run_settings = settings.with_overrides(str(RUNS_PATH), **_state_formats(run))
     if run["run_type"] != "full_run":
         run_settings = replace(run_settings, goodput=1.0)
     return evaluate(designs, workload, run_settings, plans), designs, workload

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from dse.settings import load_settings
 from dse.errors import InputError
+from dse.settings import load_settings
 from dse.validation import (
     RUNS_PATH,
     compare_run,

@@ -244,8 +244,10 @@ def stage_communication(
     # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks
     # apart, in one domain when a whole pipeline (tp·pp ranks) fits in it.
     pipeline_ranks = np.where(g.pp_inner, g.tp * g.pp, lay.replica * lay.dp)
-    stage_stride = np.where(g.pp_inner, g.tp, lay.replica * lay.dp / g.pp)
-    pp_out_b_s = g.out_b_s / pod_p2p_slowdown(g, pipeline_ranks, stage_stride)
+    pp_out_b_s = g.out_b_s
+    if g.pods_split:
+        stage_stride = np.where(g.pp_inner, g.tp, lay.replica * lay.dp / g.pp)
+        pp_out_b_s = g.out_b_s / pod_p2p_slowdown(g, pipeline_ranks, stage_stride)
     pp_b_s = np.where(pipeline_ranks <= g.domain, g.up_b_s, pp_out_b_s)
     pp_s = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
     moe_s = np.zeros_like(pp_s)
@@ -260,7 +262,7 @@ def stage_communication(
             g.up_b_s,
             g.out_b_s,
             s,
-            (g.pod_chips, g.oversubscription),
+            (g.pod_chips, g.oversubscription) if g.pods_split else None,
         )
         # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
         moe_s = overlapped(count * one, comp.total_s, np.where(g.dual, 1.0, s.moe_comm_overlap))
@@ -296,8 +298,10 @@ def data_parallel_tier(
     ``stride·group`` ranks share a domain, else hierarchical — the ranks sharing a domain reduce
     there first, then cross the scale-out network over their own NICs in parallel."""
     per_domain = np.clip(g.domain / stride, 1.0, group)
-    domains_per_pod = np.maximum(np.clip(g.pod_chips / stride, 1.0, group) / per_domain, 1.0)
-    out_b_s = pod_ring_bandwidth(g, stride * group, domains_per_pod)
+    out_b_s = g.out_b_s
+    if g.pods_split:
+        domains_per_pod = np.maximum(np.clip(g.pod_chips / stride, 1.0, group) / per_domain, 1.0)
+        out_b_s = pod_ring_bandwidth(g, stride * group, domains_per_pod)
     b_s = np.where(stride * group <= g.domain, g.up_b_s, np.minimum(g.up_b_s, out_b_s * per_domain))
     return b_s, per_domain, group / per_domain
 

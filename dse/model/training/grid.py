@@ -113,6 +113,12 @@ class Grid:
     family_scale: FloatArray
 
     @property
+    def pods_split(self) -> bool:
+        """Whether some design's cluster spans more than one pod of its fabric (§2.7); where
+        none does, no traffic leaves a pod and the pod arithmetic is skipped."""
+        return bool(np.any(self.pod_chips < self.chips))
+
+    @property
     def fsdp(self) -> np.ndarray:
         """Where the plan is FSDP (ZeRO stage 3), plan axis."""
         return self.zero == 3

@@ -181,6 +181,10 @@ def _gemm_efficiency_scale(chip: Chip, technology: Technology) -> float:
     return technology.family(chip.family).gemm_efficiency_scale
 
 
+def _flash2_attention_ratio(chip: Chip, technology: Technology) -> float:
+    return technology.family(chip.family).flash2_attention_ratio
+
+
 def _energy_per_flop_scale(chip: Chip, technology: Technology) -> float:
     from dse.model.silicon import tdp_energy_scale
 
@@ -467,6 +471,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         0.5,
         1.2,  # families.toml; the fit searches 0.6-1.2
         from_chip=_gemm_efficiency_scale,
+    ),
+    Parameter(
+        "flash2_attention_ratio",
+        "",
+        "float",
+        "attention efficiency of FlashAttention-2 over the measured kernel on the chip's family "
+        "(chips/technology/families.toml); applies to workloads with attention = flash2",
+        0.2,
+        1.0,
+        from_chip=_flash2_attention_ratio,
     ),
     Parameter(
         "energy_per_flop_scale",

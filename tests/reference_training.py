@@ -28,6 +28,7 @@ class Chip:
     exp_per_s: float  # sustained exponentials (special-function units)
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
+    flash2_ratio: float = 1.0  # FlashAttention-2's attention efficiency over the measured kernel's
     host_gb_s: float = 64.0  # host link, each direction
     pod_chips: float = 1e7  # chips in one non-blocking pod of the scale-out fabric
     oversubscription: float = 1.0  # the fabric's uplinks above a pod: 1/r of the pod's NICs
@@ -290,6 +291,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         softmax_and_dropout = (10 + (10 if w.dropout > 0 else 0)) / hbm
         t_attention = 2 * scores * (score_gemms + softmax_and_dropout + 1 / chip.exp_per_s)
     else:
+        if w.attention_kernel == "flash2":  # FlashAttention-2 where the family has faster kernels
+            eta *= chip.flash2_ratio
         per_score = 12 * hd / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
         t_attention = scores * (1 + s.attention_overhead_tokens * plan.cp / seq) * per_score
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)

@@ -273,6 +273,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         exp_per_s=float(attention[i] * exp_per_sixteen_bit_flop(designs)[i]),
         peak_flop_s=float(peak[i]),
         family_scale=float(designs.gemm_efficiency_scale[i]),
+        flash2_ratio=float(designs.flash2_attention_ratio[i]),
         pod_chips=float(designs.fabric_pod_chips[i]),
         oversubscription=float(designs.fabric_oversubscription[i]),
         in_network=bool(designs.in_network_reduction[i]),
@@ -289,6 +290,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("deepseek-v3", 0.5, None),
         ("llama3.1-8b", 0.0, None),
         ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
+        ("llama3.1-8b+flash2", 0.0, 32768),  # FlashAttention-2 on Hopper-class designs
         ("gpt3-175b+materialized", 0.0, None),  # scores stored, with dropout (Megatron 2021)
         ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks, a norm each
         ("palm-540b", 0.0, None),  # parallel blocks sharing one norm
@@ -300,8 +302,10 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
     rng = np.random.default_rng(11)
     workload_id, _, kernel = workload_id.partition("+")
     workload = load_workload(workload_id)
-    if kernel:
+    if kernel == "materialized":
         workload = workload.with_changes(attention_kernel=kernel, dropout=0.1)
+    elif kernel:
+        workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
         workload = workload.with_changes(seq_len=seq_len)
     settings = load_settings().with_overrides(tp_overlap=overlap, moe_comm_overlap=overlap)
@@ -1132,3 +1136,28 @@ def test_in_network_reduction_halves_the_all_reduce_across_domains() -> None:
     one_domain[1] = one_domain[1].replace(in_network_reduction=np.array([1.0]))
     steps = [_fabric_step(d, "llama3.1-8b", **node).step_time_s[0] for d in one_domain]
     assert steps[0] == steps[1]
+
+
+def test_flash_attention_2_is_slower_only_where_a_faster_kernel_exists() -> None:
+    """§2.6 ``attention = flash2``: FlashAttention-2's score matmuls run at the family's
+    ``flash2_attention_ratio`` of the measured (cuDNN/FlashAttention-3-class) efficiency: 0.571
+    on Hopper (Shah et al. 2024: 370 against 648 TFLOP/s), so a 32K-token step there is slower,
+    the more so the longer the sequence; on an A100, where FlashAttention-2 is the measured
+    class, nothing changes. The scores are still the causal half, and none is stored."""
+    flash = load_workload("llama3.1-8b").with_changes(seq_len=32768)
+    flash2 = flash.with_changes(attention_kernel="flash2")
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "zero_stage": 3, "recompute": "full"}
+
+    def run(chip: str, w):  # -> Training
+        return evaluate(_cluster(chip, [8.0]), w, plans=candidate_plans(w, **plan)).training
+
+    hopper, hopper2 = run("h100-sxm", flash), run("h100-sxm", flash2)
+    assert hopper2.step_time_s[0] > 1.2 * hopper.step_time_s[0]
+    assert hopper2.memory_per_chip_gb[0] == hopper.memory_per_chip_gb[0]
+    ampere, ampere2 = run("a100-80gb", flash), run("a100-80gb", flash2)
+    assert ampere2.step_time_s[0] == ampere.step_time_s[0]
+    short = flash.with_changes(seq_len=4096)
+    short_slowdown = run("h100-sxm", short.with_changes(attention_kernel="flash2")).step_time_s[0]
+    assert short_slowdown / run("h100-sxm", short).step_time_s[0] < (
+        hopper2.step_time_s[0] / hopper.step_time_s[0]
+    )

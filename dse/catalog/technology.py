@@ -77,7 +77,13 @@ ANALOG_FILE_SCHEMA = Table(
     open_keys=False,
 )
 
-FAMILY_SCHEMA = Table({"gemm_efficiency_scale": Field(minimum=0.5, maximum=1.4)}, sourced=True)
+FAMILY_SCHEMA = Table(
+    {
+        "gemm_efficiency_scale": Field(minimum=0.5, maximum=1.4),
+        "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
+    },
+    sourced=True,
+)
 
 SILICON_SCHEMA = Table(
     {
@@ -197,6 +203,10 @@ class Family:
     id: str
     gemm_efficiency_scale: float
     sources: MappingProxyType[str, str]
+    flash2_attention_ratio: float = 1.0
+    """The FlashAttention-2 kernel's attention efficiency over the measured kernel's on this
+    family (docs/model.md §2.6): below 1 where a faster kernel exists (Hopper's FlashAttention-3
+    and cuDNN attention), 1 where FlashAttention-2 is the state of the art."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,7 +258,11 @@ def load_technology(folder: Path | None = None) -> Technology:
     }
     silicon = check(read_toml(folder / "silicon.toml"), SILICON_SCHEMA, folder / "silicon.toml")
     families = {
-        key: Family(id=key, **{**values, "sources": MappingProxyType(values["sources"])})
+        key: Family(
+            id=key,
+            **{k: v for k, v in values.items() if v is not None and k != "sources"},
+            sources=MappingProxyType(values["sources"]),
+        )
         for key, values in _entries(folder / "families.toml", FAMILY_SCHEMA).items()
     }
     analog_path = folder / "analog.toml"

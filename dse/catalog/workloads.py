@@ -67,12 +67,14 @@ A workload that publishes no ``global_batch_tokens`` trains on the batch of the 
 model no larger than its ``total_params`` (the smallest's below 125M; 3.2M tokens from 175B
 up), rounded down to whole sequences (:func:`default_batch_tokens`)."""
 
-ATTENTION_KERNELS = ("flash", "materialized")
+ATTENTION_KERNELS = ("flash", "flash2", "materialized")
 """How a run computes attention. ``flash``: a fused kernel that keeps the softmax statistics
 only and recomputes the scores in the backward pass (FlashAttention, Dao et al. 2022,
 arXiv:2205.14135; memory-efficient attention, Rabe & Staats 2021, arXiv:2112.05682): every
 stack since 2022 (Megatron-Core/Transformer Engine, torchtitan, MaxText's splash attention,
-xFormers). ``materialized``: the score matrix and its softmax are stored, as in Megatron-LM and
+xFormers). ``flash2``: FlashAttention-2's kernel (Dao 2023, arXiv:2307.08691), which on Hopper
+and later reaches only the family's ``flash2_attention_ratio`` of the measured kernel's
+efficiency (PyTorch's SDPA before torch 2.11). ``materialized``: the score matrix and its softmax are stored, as in Megatron-LM and
 DeepSpeed before FlashAttention (Korthikanti et al. 2022, arXiv:2205.05198, Sec. 4.1)."""
 
 FP8_CASTS = ("fused", "separate")
@@ -218,7 +220,9 @@ class Workload:
     the attention probabilities); masks are stored only when it is above 0 (§2.5)."""
     attention_kernel: str = "flash"
     """How attention is computed (:data:`ATTENTION_KERNELS`): ``flash`` stores no score matrix
-    for the backward pass, ``materialized`` stores it (docs/model.md §2.5)."""
+    for the backward pass, ``materialized`` stores it (docs/model.md §2.5); ``flash2`` is
+    FlashAttention-2's kernel, a fused one that is slower than the measured kernel on chips
+    where a faster one exists (Hopper: ``flash2_attention_ratio``, docs/model.md §2.6)."""
     fp8_casts: str = "fused"
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
     parallel_blocks: bool = False

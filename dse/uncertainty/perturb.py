@@ -107,9 +107,11 @@ def perturbed(
         elif table in technology.families:
             if family != table:
                 continue
-            current = columns.get("gemm_efficiency_scale", designs.gemm_efficiency_scale)
+            # a family's field is the design column of the same name (gemm_efficiency_scale,
+            # flash2_attention_ratio), drawn where the design still holds the family's value
+            current = columns.get(key, getattr(designs, key))
             follows = current == getattr(technology.families[table], key)
-            columns["gemm_efficiency_scale"] = np.where(follows, values, current)
+            columns[key] = np.where(follows, values, current)
         else:
             silicon[table][key] = values
     if base_chip is not None and draws:

@@ -225,12 +225,16 @@ def attention_time_s(
     per score on the special-function units (:data:`EXPONENTIALS_PER_SCORE`); a sequence of
     s/c tokens per rank runs at s/(s + s0·c) of the long-sequence rate
     (``attention_overhead_tokens`` s0: the masked diagonal blocks, each query block's fixed
-    cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py). A
-    ``materialized`` workload (:func:`materialized_attention_time_s`) computes every score."""
+    cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py). A ``flash2``
+    workload's score matmuls run at ``flash2_attention_ratio`` of η_att (FlashAttention-2 on a
+    chip with a faster kernel). A ``materialized`` workload
+    (:func:`materialized_attention_time_s`) computes every score."""
     per_score_flops = flops_per_score(w)
     scores = computed_score_share(w) * attention_flops / per_score_flops
     if w.attention_kernel == "materialized":
         return materialized_attention_time_s(scores, w, efficiency, g)
+    if w.attention_kernel == "flash2":
+        efficiency = efficiency * g.flash2_ratio
     per_score_s = per_score_flops / (efficiency * g.attention_rate) + (
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )

@@ -111,6 +111,7 @@ class Grid:
     low_precision: np.ndarray
     peak_rate: FloatArray
     family_scale: FloatArray
+    flash2_ratio: FloatArray
 
     @property
     def pods_split(self) -> bool:
@@ -196,6 +197,7 @@ def build_grid(
         low_precision=gemm > attention,
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),
+        flash2_ratio=col(designs.flash2_attention_ratio),
     )
 
 

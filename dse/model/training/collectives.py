@@ -296,7 +296,8 @@ def data_parallel_tier(
     """§2.7 Bandwidth (bytes/s), ranks per scale-up domain and domains spanned of a data-parallel
     group of ``group`` ranks ``stride`` ranks apart in rank order: the scale-up links where the
     ``stride·group`` ranks share a domain, else hierarchical — the ranks sharing a domain reduce
-    there first, then cross the scale-out network over their own NICs in parallel."""
+    there first, then cross the scale-out network over their own NICs in parallel, at what the
+    fabric's pod uplinks leave them where the group spans pods (:func:`pod_ring_bandwidth`)."""
     per_domain = np.clip(g.domain / stride, 1.0, group)
     out_b_s = g.out_b_s
     if g.pods_split:

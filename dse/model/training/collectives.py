@@ -357,8 +357,9 @@ def data_parallel_exposed_s(
     gather_s = ring_time(weights_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
     reduce_s = ring_time(grads_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
     if g.dp_shard is not None:
-        zero_s = zero_s + reductions * replica_all_reduce_s(g, lay, w, s, buckets)
-        reduce_s = reduce_s + replica_all_reduce_s(g, lay, w, s, layers) / layers
+        per_bucket, per_layer = replica_all_reduce_s(g, lay, w, s, (buckets, layers))
+        zero_s = zero_s + reductions * per_bucket
+        reduce_s = reduce_s + per_layer / layers
     zero_s = overlapped(zero_s, pipeline_s * 2.0 / 3.0, s.dp_overlap)
     fsdp_s = fsdp_exposed_s(gather_s, reduce_s, pipeline_s / (lay.microbatches * layers), layers)
     return np.where(g.fsdp, lay.microbatches * fsdp_s, zero_s)
@@ -397,36 +398,32 @@ def _gradient_collectives(
 
 
 def replica_all_reduce_s(
-    g: Grid, lay: Layout, w: Workload, s: Settings, messages: FloatArray
-) -> FloatArray:
-    """§2.7 Hybrid sharding's gradient all-reduce (s): each rank's 1/``shard_dp`` shard of the
-    stage's gradients (the experts' 1/``expert_shard``) all-reduced (:func:`all_reduce_time`:
-    ring or tree) across the ``r = D/dp_shard`` sharding groups (the same shard on every group;
-    PyTorch FSDP ``HYBRID_SHARD``), in ``messages`` collectives. A group's ranks are ``t·dp_shard·c`` apart in rank order, so this all-reduce
-    crosses the slower tier wherever the groups fill a scale-up domain (:func:`data_parallel_tier`);
-    0 where ``r = 1``."""
+    g: Grid, lay: Layout, w: Workload, s: Settings, messages: tuple[FloatArray, ...]
+) -> tuple[FloatArray, ...]:
+    """§2.7 Hybrid sharding's gradient all-reduce (s), once for each count of ``messages``
+    (the tiers are found once): each rank's 1/``shard_dp`` shard of the stage's gradients (the
+    experts' 1/``expert_shard``) all-reduced (:func:`all_reduce_time`: ring or tree) across the
+    ``r = D/dp_shard`` sharding groups (the same shard on every group; PyTorch FSDP
+    ``HYBRID_SHARD``). A group's ranks are ``t·dp_shard·c`` apart in rank order, so this
+    all-reduce crosses the slower tier wherever the groups fill a scale-up domain
+    (:func:`data_parallel_tier`); 0 where ``r = 1``."""
+    stride = data_parallel_stride(g) * lay.shard_dp
     replicas = lay.replicas + 0.0 * lay.shard_dp
-    b_s, _, domains = data_parallel_tier(g, replicas, data_parallel_stride(g) * lay.shard_dp)
     shard_b = (w.total_params - w.expert_params) / lay.model_parallel / lay.shard_dp
-    all_reduce = all_reduce_time(
-        shard_b * s.grad_reduce_bytes_per_param, replicas, b_s, s, domains, messages, g.in_network
-    )
+    groups = [(shard_b, replicas, data_parallel_tier(g, replicas, stride))]
     if w.is_moe:
         expert_b = w.expert_params / (g.pp * g.ep) / lay.expert_shard
         expert_replicas = lay.expert_dp / lay.expert_shard
-        expert_tier, _, expert_domains = data_parallel_tier(
-            g, expert_replicas, data_parallel_stride(g) * lay.shard_dp
-        )
-        all_reduce = all_reduce + all_reduce_time(
-            expert_b * s.grad_reduce_bytes_per_param,
-            expert_replicas,
-            expert_tier,
-            s,
-            expert_domains,
-            messages,
-            g.in_network,
-        )
-    return all_reduce
+        groups.append((expert_b, expert_replicas, data_parallel_tier(g, expert_replicas, stride)))
+
+    def over_groups(count: FloatArray) -> FloatArray:
+        total: FloatArray = np.zeros(())
+        for params, ranks, (b_s, _, domains) in groups:
+            grads_b = params * s.grad_reduce_bytes_per_param
+            total = total + all_reduce_time(grads_b, ranks, b_s, s, domains, count, g.in_network)
+        return total
+
+    return tuple(over_groups(count) for count in messages)
 
 
 def fsdp_exposed_s(

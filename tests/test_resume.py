@@ -87,3 +87,28 @@ def test_resume_refuses_another_command_unless_restarted(
     assert result.code == 0, result.err
     assert len(read_results(out)[0]) == 500
     assert not manifest.exists()
+
+
+def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(
+    dse_cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numba reports a KeyboardInterrupt raised while its kernel calls back into Python as a
+    SystemError; the command line still exits as interrupted, and other SystemErrors stay."""
+    import dse.cli
+
+    def interrupted_kernel(**_: Any) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise SystemError("returned a result with an exception set") from interrupt
+
+    monkeypatch.setattr(dse.cli.cli, "main", interrupted_kernel)
+    result = dse_cli("chips", "list")
+    assert (result.code, result.err.strip()) == (130, "dse: interrupted")
+
+    def broken_kernel(**_: Any) -> None:
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(dse.cli.cli, "main", broken_kernel)
+    with pytest.raises(SystemError, match="a real bug"):
+        dse_cli("chips", "list")

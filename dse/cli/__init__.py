@@ -144,7 +144,25 @@ def main(argv: list[str] | None = None) -> None:
             "dse: error: out of memory (try fewer designs or a smaller --chunk-size)", err=True
         )
         sys.exit(2)
+    except SystemError as error:
+        if not _caused_by_interrupt(error):
+            raise
+        click.echo("dse: interrupted", err=True)
+        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    """Whether Ctrl-C is behind ``error``: a compiled (numba) kernel that calls back into
+    Python while the signal is pending reports the KeyboardInterrupt as a SystemError."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _traceback() -> None:

@@ -40,7 +40,7 @@ GRID: dict[str, tuple[float, ...]] = {
     # fewer; at 24 the model's layers come out over 10 % slower than the measured eager ones
     # (tests/test_measurements.py). The fit reached 24 on a nearly flat loss (docs/model.md §4).
     "elementwise_bytes_per_activation_byte": (12.0, 16.0, 20.0),
-    "dp_overlap": (0.0, 0.25, 0.5, 0.75),
+    "dp_overlap": (0.0, 0.25, 0.5, 0.75, 1.0),
     "tp_overlap": (0.0, 0.25, 0.5, 0.75),
     "moe_comm_overlap": (0.0, 0.5),
     "moe_kernel_overhead_us": (15.0, 30.0, 45.0, 60.0),

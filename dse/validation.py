@@ -61,6 +61,11 @@ STATE_FORMATS = (
 """Settings that are facts of a run's configuration: the bytes its framework keeps per parameter
 for weights, main gradients and optimizer state, and reduces gradients in (§2.1). A run records
 them under ``[run.settings]`` where its published configuration departs from the defaults."""
+RUN_OVERLAPS = ("dp_overlap",)
+"""Overlaps a run's published configuration switches on (§2.7): ``dp_overlap = 1`` where its
+stack issues the data-parallel reduce-scatter and all-gather bucket by bucket behind compute
+(Megatron-Core's ``overlap_grad_reduce`` and ``overlap_param_gather``); recorded under
+``[run.settings]``, the calibrated default applying to runs that do not say."""
 
 _OPTIONAL_POSITIVE = Field(required=False, positive=True)
 RUN_SCHEMA = Table(
@@ -99,7 +104,16 @@ RUN_SCHEMA = Table(
             required=False,
         ),
         "settings": Table(
-            {k: Field("number", required=False, minimum=0.5, maximum=32.0) for k in STATE_FORMATS},
+            {
+                **{
+                    k: Field("number", required=False, minimum=0.5, maximum=32.0)
+                    for k in STATE_FORMATS
+                },
+                **{
+                    k: Field("number", required=False, minimum=0.0, maximum=1.0)
+                    for k in RUN_OVERLAPS
+                },
+            },
             required=False,
         ),
         "plan": Table(
@@ -180,14 +194,15 @@ def evaluate_run(
     plans = candidate_plans(
         workload, max_tp=chip.scale_up_domain, **pinnable(run["plan"], workload)
     )
-    run_settings = settings.with_overrides(str(RUNS_PATH), **_state_formats(run))
+    run_settings = settings.with_overrides(str(RUNS_PATH), **_run_settings(run))
     if run["run_type"] != "full_run":
         run_settings = replace(run_settings, goodput=1.0)
     return evaluate(designs, workload, run_settings, plans), designs, workload
 
 
-def _state_formats(run: dict[str, Any]) -> dict[str, float]:
-    """The run's published state formats (:data:`STATE_FORMATS`) that it records."""
+def _run_settings(run: dict[str, Any]) -> dict[str, float]:
+    """The settings the run's published configuration fixes (:data:`STATE_FORMATS`,
+    :data:`RUN_OVERLAPS`) that it records."""
     return {k: float(v) for k, v in run["settings"].items() if v is not None}
 
 
@@ -303,7 +318,7 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
         "facts": {
             **{k: v for k, v in run["workload_overrides"].items() if v is not None},
             **{k: v for k, v in run["chip_overrides"].items() if v is not None},
-            **_state_formats(run),
+            **_run_settings(run),
         },
         "published_plan": {k: v for k, v in run["plan"].items() if v is not None},
         "plan": record["plan"],

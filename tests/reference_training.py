@@ -442,10 +442,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
                 return all_reduce_s(*args, in_network=chip.in_network)  # type: ignore[misc]
             return ring(*args)  # type: ignore[misc]
 
-        repeat = 1 if plan.zero_stage == 0 else times
-        comm = repeat * collective(grad, wdp, dp_bw, s, domains, buckets(shared / mp, wdp))
+        reductions = 1 if plan.zero_stage == 0 else times - 1
+        k = buckets(shared / mp, wdp)
+        once = collective(grad, wdp, dp_bw, s, domains, k)
         if w.is_moe:
-            comm += repeat * collective(
+            once += collective(
                 local_experts * s.grad_reduce_bytes_per_param,
                 expert_dp,
                 dp_bw,
@@ -453,8 +454,16 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
                 max(expert_dp / per_domain, 1),
                 buckets(local_experts, expert_dp),
             )
-        comm += (times - 1) * all_reduce  # once per reduce-scatter
-        exposed = max(comm * (1 - s.dp_overlap), comm - pipeline * 2 / 3)
+        reduce = reductions * once + (times - 1) * all_reduce  # hybrid: after each reduce-scatter
+        gather = 0.0 if plan.zero_stage == 0 else once
+
+        def hide(comm: float, window: float) -> float:
+            # bucket by bucket behind the window's compute, never the bucket issued after it
+            return max(comm - min(s.dp_overlap * comm, window), comm / k)
+
+        # the reduction behind its micro-batch's backward (each one's with ZeRO-2), the
+        # all-gather behind the first forward
+        exposed = hide(reduce, reductions * stage * 2 / 3) + hide(gather, stage / 3)
     optimizer_time = 2 * updated * states / hbm
     return {
         "step_time_s": pipeline + exposed + optimizer_time,

@@ -468,6 +468,28 @@ def _pinned(workload, designs, settings=None, **plan):
     return evaluate(designs, workload, settings, candidate_plans(workload, **plan))
 
 
+def test_overlapped_data_parallel_hides_behind_one_micro_batch_not_its_last_bucket() -> None:
+    """§2.7 With ``dp_overlap`` 1, ZeRO-1's reduce-scatter hides behind the backward of the
+    micro-batch that makes the gradients and its all-gather behind the next forward, bucket by
+    bucket: what hides is at most one micro-batch's pass, the same at 1 or 16 micro-batches
+    per step, and the bucket issued after the compute stays exposed however long the step."""
+    workload = load_workload("llama3.1-8b")
+    designs = _cluster("h100-sxm", [64.0])
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    hidden = []
+    for per_rank in (1, 16):
+        w = workload.with_changes(global_batch_tokens=64 * per_rank * workload.seq_len)
+        none, full = (
+            _pinned(w, designs, replace(load_settings(), dp_overlap=o), **plan).training
+            for o in (0.0, 1.0)
+        )
+        micro_batch_s = none.compute_time_s[0] / per_rank
+        hidden.append(none.dp_exposed_time_s[0] - full.dp_exposed_time_s[0])
+        assert 0.0 < hidden[-1] <= micro_batch_s * (1 + 1e-9)
+        assert full.dp_exposed_time_s[0] > 0.0
+    assert hidden[0] == pytest.approx(hidden[1], rel=1e-9)
+
+
 def test_each_zero_stage_holds_less_and_stage_two_reduces_every_micro_batch() -> None:
     """§2.1, §2.7 ZeRO 0 → 3 shard more of the static state; stage 0 moves the same bytes as 1
     on a ring (or all-reduces on a tree where that is faster) but updates every parameter; stage 2 reduce-scatters each micro-batch's gradients, so it

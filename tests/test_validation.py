@@ -255,7 +255,8 @@ def test_a_runs_published_state_formats_change_its_memory_not_its_step(tmp_path)
     assert run["settings"]["grad_bytes_per_param"] == 2
     settings = load_settings()
     as_published, *_ = evaluate_run(run, settings)
-    as_default, *_ = evaluate_run({**run, "settings": {}}, settings)
+    formats = {k: v for k, v in run["settings"].items() if k != "grad_bytes_per_param"}
+    as_default, *_ = evaluate_run({**run, "settings": formats}, settings)
     params = as_published.training.memory_per_chip_gb  # the plan pins tp 1, pp 4 on 64 chips
     saved = as_default.training.memory_per_chip_gb - params
     assert saved[0] == pytest.approx(2.0 * 70.6e9 / 4 / 1e9, rel=0.02)
@@ -266,4 +267,9 @@ def test_a_runs_published_state_formats_change_its_memory_not_its_step(tmp_path)
     published = "\ngrad_bytes_per_param = 2\n"
     bad.write_text(RUNS_PATH.read_text().replace(published, published.replace("2", "-2"), 1))
     with pytest.raises(InputError, match="grad_bytes_per_param"):
+        load_runs(bad)
+    overlap = "\ndp_overlap = 1 "
+    assert overlap in RUNS_PATH.read_text()
+    bad.write_text(RUNS_PATH.read_text().replace(overlap, overlap.replace("1", "1.5"), 1))
+    with pytest.raises(InputError, match="dp_overlap"):
         load_runs(bad)

@@ -328,13 +328,20 @@ def pod_p2p_slowdown(g: Grid, span: FloatArray, stride: FloatArray) -> FloatArra
 
 
 def data_parallel_exposed_s(
-    g: Grid, lay: Layout, mem: Memory, pipeline_s: FloatArray, w: Workload, s: Settings
+    g: Grid,
+    lay: Layout,
+    mem: Memory,
+    stage_s: FloatArray,
+    pipeline_s: FloatArray,
+    w: Workload,
+    s: Settings,
 ) -> FloatArray:
     """§2.7 The gradient reduction (ZeRO 0-2) or weight gathers and gradient reduce-scatters
     (FSDP) of one step over the sharding group (every data-parallel rank, or ``dp_shard·c``
     of them with hybrid sharding), hierarchical over the scale-up domain, plus hybrid
     sharding's all-reduce across the groups (:func:`replica_all_reduce_s`), minus what hides
-    behind the backward pass (s)."""
+    behind compute (s): ZeRO 0-2's behind one micro-batch's pass on the stage (``stage_s``,
+    :func:`bucketed_exposed_s`), FSDP's layer by layer over the step (``pipeline_s``)."""
     tier = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
     dp_b_s, _, domains = tier
     buckets = _buckets((w.total_params - w.expert_params) / lay.model_parallel, lay.shard_dp)
@@ -347,22 +354,43 @@ def data_parallel_exposed_s(
     # the groups (replicas_s per reduction).
     reductions = np.where(g.zero == 2, lay.microbatches, 1.0)
     layers = lay.layers_per_stage
-    zero_s = (reductions + 1.0) * once
+    zero_reduce_s, zero_gather_s = reductions * once, once
     if np.any(g.zero == 0):
         all_reduce = partial(all_reduce_time, in_network=g.in_network)
         all_reduced = _gradient_collectives(g, lay, w, s, all_reduce, tier)
-        zero_s = np.where(g.zero == 0, all_reduced, zero_s)
+        zero_reduce_s = np.where(g.zero == 0, all_reduced, zero_reduce_s)
+        zero_gather_s = np.where(g.zero == 0, 0.0, zero_gather_s)
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
     gather_s = ring_time(weights_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
     reduce_s = ring_time(grads_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
     if g.dp_shard is not None:
         per_bucket, per_layer = replica_all_reduce_s(g, lay, w, s, (buckets, layers))
-        zero_s = zero_s + reductions * per_bucket
+        zero_reduce_s = zero_reduce_s + reductions * per_bucket
         reduce_s = reduce_s + per_layer / layers
-    zero_s = overlapped(zero_s, pipeline_s * 2.0 / 3.0, s.dp_overlap)
+    # the reduction behind the backward pass of the micro-batch that makes the gradients (each
+    # one's with ZeRO-2, the last one's otherwise), the gather behind the next step's first forward
+    zero_s = bucketed_exposed_s(
+        zero_reduce_s, reductions * stage_s * 2.0 / 3.0, buckets, s.dp_overlap
+    ) + bucketed_exposed_s(zero_gather_s, stage_s / 3.0, buckets, s.dp_overlap)
     fsdp_s = fsdp_exposed_s(gather_s, reduce_s, pipeline_s / (lay.microbatches * layers), layers)
     return np.where(g.fsdp, lay.microbatches * fsdp_s, zero_s)
+
+
+def bucketed_exposed_s(
+    comm_s: FloatArray, window_s: FloatArray, buckets: FloatArray, overlap: float
+) -> FloatArray:
+    """§2.7 Exposed time (s) of a data-parallel collective issued bucket by bucket as the compute
+    of ``window_s`` (a micro-batch's backward for the gradient reduction, its forward for the
+    weight gather) makes each bucket ready (Megatron-Core's ``overlap_grad_reduce`` and
+    ``overlap_param_gather``, PyTorch DDP's gradient buckets, DeepSpeed's ``overlap_comm``): a
+    fraction ``overlap`` of it (``dp_overlap``) hides, at most the window, and never the one
+    bucket issued after the window's compute (the reduction's last, the gather's first)::
+
+        T_exp = max(T − min(o·T, W), T / K)
+    """
+    hidden = np.minimum(overlap * comm_s, window_s)
+    return np.maximum(comm_s - hidden, comm_s / buckets)
 
 
 def _gradient_collectives(

@@ -202,7 +202,7 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     stage_s = comp.total_s + comm.total_s
     slots = pipeline_bubble_slots(g.pp, g.vp, g.dual)
     pipeline_s = (lay.microbatches + slots) * stage_s
-    dp_s = data_parallel_exposed_s(g, lay, mem, pipeline_s, w, s)
+    dp_s = data_parallel_exposed_s(g, lay, mem, stage_s, pipeline_s, w, s)
     # The optimizer step reads and writes every state of the parameters this rank updates.
     optimizer_s = 2.0 * mem.updated_params * state_bytes_per_param(s) / g.hbm_b_s
     step_s = pipeline_s + dp_s + optimizer_s

@@ -109,8 +109,11 @@ def test_bad_uncertainty_files_name_file_key_and_rule(
 
 def test_plus_minus_follows_the_value_within_its_bounds() -> None:
     by_name = {u.name: u for u in load_uncertainty()}
-    overlap = by_name["settings.moe_comm_overlap"]  # 0 ± 0.25 in [0, 1]
-    assert (overlap.low, overlap.high) == (0.0, pytest.approx(overlap.value + 0.25))
+    overlap = by_name["settings.tp_overlap"]  # 0 ± 0.125 in [0, 1]
+    assert overlap.value == 0.0
+    assert (overlap.low, overlap.high) == (0.0, pytest.approx(0.125))
+    moe = by_name["settings.moe_comm_overlap"]  # 0.5 ± 0.25, inside its bounds
+    assert (moe.low, moe.high) == (pytest.approx(moe.value - 0.25), pytest.approx(moe.value + 0.25))
     goodput = by_name["settings.goodput"]
     assert goodput.low < load_settings().goodput < goodput.high
 

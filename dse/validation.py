@@ -61,11 +61,12 @@ STATE_FORMATS = (
 """Settings that are facts of a run's configuration: the bytes its framework keeps per parameter
 for weights, main gradients and optimizer state, and reduces gradients in (§2.1). A run records
 them under ``[run.settings]`` where its published configuration departs from the defaults."""
-RUN_OVERLAPS = ("dp_overlap",)
-"""Overlaps a run's published configuration switches on (§2.7): ``dp_overlap = 1`` where its
-stack issues the data-parallel reduce-scatter and all-gather bucket by bucket behind compute
-(Megatron-Core's ``overlap_grad_reduce`` and ``overlap_param_gather``); recorded under
-``[run.settings]``, the calibrated default applying to runs that do not say."""
+RUN_OVERLAPS = ("dp_overlap", "moe_comm_overlap")
+"""Overlaps a run's published configuration fixes (§2.7), recorded under ``[run.settings]``, the
+calibrated default applying to runs that do not say: ``dp_overlap = 1`` where its stack issues
+the data-parallel reduce-scatter and all-gather bucket by bucket behind compute (Megatron-Core's
+``overlap_grad_reduce`` and ``overlap_param_gather``); ``moe_comm_overlap = 0`` where it turns
+the expert all-to-all's overlap off (Megatron-Bridge's ``moe_a2a_overlap = False``)."""
 
 _OPTIONAL_POSITIVE = Field(required=False, positive=True)
 RUN_SCHEMA = Table(

@@ -135,6 +135,40 @@ def test_sweep_survives_a_killed_dask_worker(space_file: Path, tmp_path: Path) -
     )
 
 
+def _scaled_square(shared: int, item: int) -> int:
+    return shared * item * item
+
+
+class LoseTheSharedObject(Dask):
+    """A local Dask cluster that loses the scattered shared object after the first result, as
+    when the worker holding it is killed (Dask cannot recompute scattered data)."""
+
+    def map(self, task: Task, shared: Any, items: Iterable[Any]) -> Iterator[Any]:
+        scattered: list[Any] = []
+        scatter = self.client.scatter
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            scattered.append(scatter(*args, **kwargs))
+            return scattered[-1]
+
+        self.client.scatter = recording  # type: ignore[method-assign]
+        for n, result in enumerate(super().map(task, shared, items)):
+            if n == 0:
+                self.client.cancel(scattered[0])
+            yield result
+        self.rescattered = len(scattered) - 1
+
+
+def test_a_lost_shared_object_is_sent_again() -> None:
+    executor = LoseTheSharedObject(workers=2)
+    try:
+        results = list(executor.map(_scaled_square, 3, range(20)))
+    finally:
+        executor.close()
+    assert results == [3 * i * i for i in range(20)]
+    assert executor.rescattered == 1
+
+
 POSTGRES = os.environ.get("DSE_TEST_POSTGRES_URL")
 STORAGES = [
     "journal",

@@ -8,7 +8,8 @@ results in item order, keeping at most a bounded window of tasks in flight. Exec
 * ``processes``: a pool of ``jobs`` spawned processes on this machine (``jobs=N``);
 * ``dask``: Dask distributed, either a local cluster of ``workers`` processes (``workers=N``)
   or a running cluster at ``scheduler`` (``scheduler="tcp://HOST:PORT"``). A task lost with a
-  killed worker is rescheduled by Dask on another worker.
+  killed worker is rescheduled by Dask on another worker; the shared object, if it was lost
+  too, is sent again.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ class Processes(Executor):
                 yield done
 
 
+RESCATTERS = 3
+"""How many times one ``Dask.map`` sends its shared object again after losing it with workers."""
+
+
 class Dask(Executor):
     """Dask distributed: a ``LocalCluster`` of ``workers`` processes (one thread each) or the
     running cluster whose scheduler listens at ``scheduler``."""
@@ -143,16 +148,34 @@ class Dask(Executor):
         return sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
 
     def map(self, task: Task, shared: Any, items: Iterable[Any]) -> Iterator[Any]:
+        from distributed.client import FutureCancelledError
+
         remote = self.client.scatter(shared, broadcast=True, hash=False)
         queue = iter(items)
         pending = [
-            self.client.submit(task, remote, item, pure=False)
+            (item, self.client.submit(task, remote, item, pure=False))
             for item in itertools.islice(queue, self.window)
         ]
+        rescatters = 0
         while pending:
-            done = pending.pop(0).result()
+            try:
+                done = pending[0][1].result()
+            except FutureCancelledError:
+                # The scattered ``shared`` was lost with a killed worker, and the tasks that
+                # need it with it (Dask cannot recompute scattered data): send it again and
+                # resubmit what is in flight.
+                rescatters += 1
+                if rescatters > RESCATTERS:
+                    raise
+                remote = self.client.scatter(shared, broadcast=True, hash=False)
+                pending = [
+                    (item, self.client.submit(task, remote, item, pure=False))
+                    for item, _ in pending
+                ]
+                continue
+            pending.pop(0)
             for item in itertools.islice(queue, 1):
-                pending.append(self.client.submit(task, remote, item, pure=False))
+                pending.append((item, self.client.submit(task, remote, item, pure=False)))
             yield done
 
     def close(self) -> None:

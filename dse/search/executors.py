@@ -151,11 +151,12 @@ class Dask(Executor):
         from distributed.client import FutureCancelledError
 
         remote = self.client.scatter(shared, broadcast=True, hash=False)
+
+        def submit(item: Any) -> tuple[Any, Any]:
+            return item, self.client.submit(task, remote, item, pure=False)
+
         queue = iter(items)
-        pending = [
-            (item, self.client.submit(task, remote, item, pure=False))
-            for item in itertools.islice(queue, self.window)
-        ]
+        pending = [submit(item) for item in itertools.islice(queue, self.window)]
         rescatters = 0
         while pending:
             try:
@@ -168,14 +169,10 @@ class Dask(Executor):
                 if rescatters > RESCATTERS:
                     raise
                 remote = self.client.scatter(shared, broadcast=True, hash=False)
-                pending = [
-                    (item, self.client.submit(task, remote, item, pure=False))
-                    for item, _ in pending
-                ]
+                pending = [submit(item) for item, _ in pending]
                 continue
             pending.pop(0)
-            for item in itertools.islice(queue, 1):
-                pending.append((item, self.client.submit(task, remote, item, pure=False)))
+            pending.extend(submit(item) for item in itertools.islice(queue, 1))
             yield done
 
     def close(self) -> None:

@@ -10,14 +10,15 @@ Two layers, each fitted on its own data:
 - the run overhead (``goodput``) on the time figures of full runs (GPU-hours or days, which
   include failures, restarts and evaluations), in closed form: the median log ratio.
 
-:func:`cross_validate` refits both leaving out one group of runs at a time (a source, a chip
-family or a run) and predicts the left-out group with the refitted constants. Every setting of
+:func:`cross_validate` refits both leaving out one group of runs at a time (a source, a company,
+a chip family or a run) and predicts the left-out group with the refitted constants. Every setting of
 the grid is evaluated once; each fold only chooses among them, so the cross-validation costs
 one grid evaluation.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -30,6 +31,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from dse.errors import InputError
+from dse.files import read_toml
 from dse.intervals import time_log_error
 from dse.settings import Settings, load_settings
 from dse.validation import Comparison, validate
@@ -78,8 +81,32 @@ def publisher(source: str) -> str:
     return source.split(",")[0].split(";")[0].strip()
 
 
+COMPANIES_PATH = Path(__file__).with_name("validation_companies.toml")
+
+
+@functools.cache
+def companies(path: Path = COMPANIES_PATH) -> dict[str, str]:
+    """Publisher → company (dse/validation_companies.toml), checked: every key and value a
+    non-empty string."""
+    table = read_toml(path).get("company")
+    if not isinstance(table, dict):
+        raise InputError(path, "company", "a table of publisher = company", type(table).__name__)
+    for name, company in table.items():
+        if not isinstance(company, str) or not company.strip():
+            raise InputError(path, f"company.{name}", "a company name", repr(company))
+    return dict(table)
+
+
+def company(source: str) -> str:
+    """The company behind a run's ``source``: its :func:`publisher` mapped through
+    :func:`companies`, or the publisher itself where it is not listed."""
+    name = publisher(source)
+    return companies().get(name, name)
+
+
 GROUPINGS: dict[str, Callable[[Comparison], str]] = {
     "source": lambda r: publisher(r.source),
+    "company": lambda r: company(r.source),
     "family": lambda r: r.family,
     "run": lambda r: r.run,
 }
@@ -306,7 +333,7 @@ def cross_validate(
 ) -> tuple[list[HeldOut], dict[str, Any]]:
     """Leave-one-group-out predictions of every published figure, and the in-sample fit.
 
-    ``by`` names the grouping (``source``, ``family`` or ``run``). Returns one
+    ``by`` names the grouping (``source``, ``company``, ``family`` or ``run``). Returns one
     :class:`HeldOut` per figure and the constants fitted on all figures: the grid values,
     ``goodput``, ``family_scales`` (a held-out family gets its vendor's scale, fitted on the
     vendor's other families, else 1, the measured Hopper value) and ``vendor_scales``.

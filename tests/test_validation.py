@@ -179,6 +179,26 @@ def test_cross_validation_by_source_leaves_out_whole_publishers() -> None:
     assert len(groups) >= 20  # the held-out unit is a publisher, not one big table
 
 
+def test_cross_validation_by_company_leaves_out_all_of_a_companys_publishers(tmp_path) -> None:
+    """NVIDIA's MLPerf submissions and its Megatron-Bridge tables are one company; a publisher
+    the file does not list is its own; every listed publisher is one of the runs' (no stale or
+    misspelt names); a malformed file is one clear error naming the key."""
+    from dse.calibration import companies, company, publisher
+
+    nemo = "NVIDIA-NeMo/Megatron-Bridge docs/performance-summary.md, '25.11 NeMo Container'"
+    mlperf = "mlcommons/training_results_v5.1 (commit 441d) NVIDIA/results/tyche/llama31_8b/x"
+    assert publisher(nemo) != publisher(mlperf)
+    assert company(nemo) == company(mlperf) == "NVIDIA"
+    assert company("Zeng et al. 2022, GLM-130B") == "Zeng et al. 2022"
+    published = {publisher(run["source"]) for run in load_runs()}
+    assert set(companies()) <= published
+    assert len({company(run["source"]) for run in load_runs()}) < len(published)
+    bad = tmp_path / "companies.toml"
+    bad.write_text('[company]\n"NVIDIA-NeMo" = 3\n')
+    with pytest.raises(InputError, match=r"company\.NVIDIA-NeMo"):
+        companies(bad)
+
+
 def test_one_run_is_traced_to_its_facts_plan_and_parts(dse) -> None:
     """``dse validate --run ID``: what the model is given, the plan it runs, the step's parts
     and each published figure beside the prediction, the same as the table's row."""

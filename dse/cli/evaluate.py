@@ -275,7 +275,8 @@ def compare(
     flag_value="source",
     default=None,
     help="Refit the calibrated defaults leaving out one chip family, source (a publisher: all "
-    "its tables and papers; the default when no value is given) or run at a time and report "
+    "its tables and papers; the default when no value is given), company (all its publishers, "
+    "dse/validation_companies.toml) or run at a time and report "
     "every figure's held-out error beside its in-sample error (a few minutes, on every core).",
 )
 @click.option(

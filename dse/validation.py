@@ -129,6 +129,7 @@ RUN_SCHEMA = Table(
             required=False,
         ),
         "reported": Table({key: _OPTIONAL_POSITIVE for key in REPORTED}),
+        "memory": Table({"peak_allocated_gib": _OPTIONAL_POSITIVE}, required=False),
     }
 )
 
@@ -377,6 +378,40 @@ def published_plans(rows: list[Comparison], tolerance: float = PLAN_TOLERANCE) -
         median_abs_error=statistics.median(errors) if errors else float("nan"),
         not_fitting=tuple(sorted({r.run for r in pinned if not r.fits})),
     )
+
+
+GIB = 2.0**30
+"""Bytes in a GiB: logs print ``torch.cuda.max_memory_allocated() / 2**30``."""
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    """§4 A run's peak memory per chip in the model (its pinned plan's weights, gradients,
+    optimizer state and activations, §2.1 and §2.5) beside the peak its log reports
+    (``torch.cuda.max_memory_allocated``: tensors only, no allocator cache, CUDA context or
+    communication buffers); both in GB (10⁹ bytes)."""
+
+    run: str
+    predicted_gb: float
+    logged_gb: float
+
+    @property
+    def error(self) -> float:
+        return self.predicted_gb / self.logged_gb - 1.0
+
+
+def logged_memory(settings: Settings | None = None, path: Path = RUNS_PATH) -> list[MemoryCheck]:
+    """§4 :class:`MemoryCheck` of every run whose ``[run.memory]`` records a logged peak."""
+    settings = settings or load_settings()
+    checks = []
+    for run in load_runs(path):
+        logged = run["memory"]["peak_allocated_gib"]
+        if logged is None:
+            continue
+        metrics = evaluate_run(run, settings)[0]
+        predicted = float(metrics.columns["memory_per_chip_gb"][0])
+        checks.append(MemoryCheck(run["id"], predicted, float(logged) * GIB / 1e9))
+    return checks
 
 
 def rule_median_abs_error(rows: list[Comparison]) -> float:

@@ -21,7 +21,13 @@ from dse.validation import (
 
 def test_validate_json_contract_and_accuracy(dse) -> None:
     data = dse("validate", "--format", "json").json()
-    assert set(data) == {"runs", "median_abs_error", "rule_median_abs_error", "published_plans"}
+    assert set(data) == {
+        "runs",
+        "median_abs_error",
+        "rule_median_abs_error",
+        "published_plans",
+        "logged_memory",
+    }
     rows = data["runs"]
     # the runs that publish their plan (issue 9's ±15 % target): their steady-state figures
     pinned = [r for r in rows if r["plan_published"] and r["run_type"] != "full_run"]
@@ -197,6 +203,25 @@ def test_cross_validation_by_company_leaves_out_all_of_a_companys_publishers(tmp
     bad.write_text('[company]\n"NVIDIA-NeMo" = 3\n')
     with pytest.raises(InputError, match=r"company\.NVIDIA-NeMo"):
         companies(bad)
+
+
+def test_model_memory_is_checked_against_the_peaks_runs_log(dse) -> None:
+    """``[run.memory]`` records a log's torch.cuda.max_memory_allocated in GiB; validate sets the
+    model's peak memory per chip (GB) of the pinned plan beside it, the same figure as the
+    run's trace, and the model stays within 15 % of the logged peaks (median)."""
+    from dse.validation import GIB, load_runs
+
+    memory = dse("validate", "--format", "json").json()["logged_memory"]
+    logged = {r["id"]: r["memory"]["peak_allocated_gib"] for r in load_runs()}
+    assert len(memory["runs"]) == sum(v is not None for v in logged.values()) >= 10
+    for row in memory["runs"][:2]:
+        assert row["logged_gb"] == pytest.approx(logged[row["run"]] * GIB / 1e9)
+        traced = dse("validate", "--run", row["run"], "--format", "json").json()
+        assert row["predicted_gb"] == pytest.approx(traced["memory_per_chip_gb"])
+        assert row["error"] == pytest.approx(row["predicted_gb"] / row["logged_gb"] - 1)
+    errors = [abs(r["error"]) for r in memory["runs"]]
+    assert memory["median_abs_error"] == pytest.approx(statistics.median(errors))
+    assert memory["median_abs_error"] < 0.15
 
 
 def test_one_run_is_traced_to_its_facts_plan_and_parts(dse) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ from dse.settings import (
     setting_source,
 )
 from dse.validation import (
+    MemoryCheck,
     explain_run,
+    logged_memory,
     median_abs_error,
     published_plans,
     rule_median_abs_error,
@@ -303,11 +306,12 @@ def validate(fmt: str, cross: str | None, run_id: str | None, **options: Any) ->
     if run_id is not None:
         click.echo(render_record(explain_run(run_id, settings_from(options)), fmt))
         return
-    rows = run_validation(settings_from(options))
+    settings = settings_from(options)
+    rows, memory = run_validation(settings), logged_memory(settings)
     records = _validation_records(rows)
     median, rule = median_abs_error(rows), rule_median_abs_error(rows)
     if fmt == "json":
-        click.echo(render_record(_validation_json(rows), "json"))
+        click.echo(render_record(_validation_json(rows, memory), "json"))
         return
     # the table shows what fits 100 columns; csv and json carry every key
     shown = [_validation_table_row(r) for r in records] if fmt == "table" else records
@@ -320,6 +324,19 @@ def validate(fmt: str, cross: str | None, run_id: str | None, **options: Any) ->
             f"({worst.model}, {worst.metric})"
         )
         click.echo(_published_plans_line(rows))
+        click.echo(_memory_line(memory))
+
+
+def _memory_line(memory: list[MemoryCheck]) -> str:
+    """The model's peak memory against the peaks the runs' logs report."""
+    if not memory:
+        return "logged peak memory: no run records one"
+    errors = [m.error for m in memory]
+    median = statistics.median(abs(e) for e in errors)
+    return (
+        f"logged peak memory (torch max allocated) of {len(memory)} runs: median |error| "
+        f"{median:.1%} (from {min(errors):+.1%} to {max(errors):+.1%})"
+    )
 
 
 def _published_plans_line(rows: list[Any]) -> str:
@@ -336,8 +353,9 @@ def _published_plans_line(rows: list[Any]) -> str:
     )
 
 
-def _validation_json(rows: list[Any]) -> dict[str, Any]:
-    """What ``dse validate --format json`` prints: every figure, the median |errors|."""
+def _validation_json(rows: list[Any], memory: list[MemoryCheck]) -> dict[str, Any]:
+    """What ``dse validate --format json`` prints: every figure, the median |errors|, the
+    published plans and the logged peak memory."""
     plans = published_plans(rows)
     return {
         "runs": _validation_records(rows),
@@ -349,6 +367,20 @@ def _validation_json(rows: list[Any]) -> dict[str, Any]:
             "tolerance": plans.tolerance,
             "median_abs_error": plans.median_abs_error,
             "not_fitting": list(plans.not_fitting),
+        },
+        "logged_memory": {
+            "median_abs_error": (
+                statistics.median(abs(m.error) for m in memory) if memory else float("nan")
+            ),
+            "runs": [
+                {
+                    "run": m.run,
+                    "predicted_gb": m.predicted_gb,
+                    "logged_gb": m.logged_gb,
+                    "error": m.error,
+                }
+                for m in memory
+            ],
         },
     }
 
@@ -419,7 +451,7 @@ def _cross_validate(by: str, settings: Settings, fmt: str) -> None:
     ]
     families = summary(held)
     if fmt == "json":
-        out = _validation_json(run_validation(settings))
+        out = _validation_json(run_validation(settings), logged_memory(settings))
         out["cross_validation"] = {
             "by": by,
             "median_abs_error": families[0]["held_out"],

@@ -10,10 +10,10 @@ Two layers, each fitted on its own data:
 - the run overhead (``goodput``) on the time figures of full runs (GPU-hours or days, which
   include failures, restarts and evaluations), in closed form: the median log ratio.
 
-:func:`cross_validate` refits both leaving out one group of runs at a time (a source, a company,
-a chip family or a run) and predicts the left-out group with the refitted constants. Every setting of
-the grid is evaluated once; each fold only chooses among them, so the cross-validation costs
-one grid evaluation.
+:func:`cross_validate` refits both leaving out one group of runs at a time (a source, a
+company, a chip family or a run) and predicts the left-out group with the refitted constants.
+Every setting of the grid is evaluated once; each fold only chooses among them, so the
+cross-validation costs one grid evaluation.
 """
 
 from __future__ import annotations

@@ -414,6 +414,11 @@ def logged_memory(settings: Settings | None = None, path: Path = RUNS_PATH) -> l
     return checks
 
 
+def memory_median_abs_error(checks: list[MemoryCheck]) -> float:
+    """Median |predicted / logged − 1| of the logged peak memories (NaN when none)."""
+    return statistics.median(abs(m.error) for m in checks) if checks else float("nan")
+
+
 def rule_median_abs_error(rows: list[Comparison]) -> float:
     """Median |error| of the 40 %-of-peak rule over the rows it predicts (not energy)."""
     errors = [abs(r.rule_error) for r in rows if r.rule == r.rule]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from dse.validation import (
     explain_run,
     logged_memory,
     median_abs_error,
+    memory_median_abs_error,
     published_plans,
     rule_median_abs_error,
 )
@@ -332,10 +332,9 @@ def _memory_line(memory: list[MemoryCheck]) -> str:
     if not memory:
         return "logged peak memory: no run records one"
     errors = [m.error for m in memory]
-    median = statistics.median(abs(e) for e in errors)
     return (
         f"logged peak memory (torch max allocated) of {len(memory)} runs: median |error| "
-        f"{median:.1%} (from {min(errors):+.1%} to {max(errors):+.1%})"
+        f"{memory_median_abs_error(memory):.1%} (from {min(errors):+.1%} to {max(errors):+.1%})"
     )
 
 
@@ -369,9 +368,7 @@ def _validation_json(rows: list[Any], memory: list[MemoryCheck]) -> dict[str, An
             "not_fitting": list(plans.not_fitting),
         },
         "logged_memory": {
-            "median_abs_error": (
-                statistics.median(abs(m.error) for m in memory) if memory else float("nan")
-            ),
+            "median_abs_error": memory_median_abs_error(memory),
             "runs": [
                 {
                     "run": m.run,

@@ -35,7 +35,7 @@ from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
-from dse.units import SECONDS_PER_DAY
+from dse.units import BYTES_PER_GIB, SECONDS_PER_DAY
 
 RUNS_PATH = Path(__file__).with_name("validation_runs.toml")
 REPORTED = (
@@ -380,10 +380,6 @@ def published_plans(rows: list[Comparison], tolerance: float = PLAN_TOLERANCE) -
     )
 
 
-GIB = 2.0**30
-"""Bytes in a GiB: logs print ``torch.cuda.max_memory_allocated() / 2**30``."""
-
-
 @dataclass(frozen=True)
 class MemoryCheck:
     """§4 A run's peak memory per chip in the model (its pinned plan's weights, gradients,
@@ -405,12 +401,12 @@ def logged_memory(settings: Settings | None = None, path: Path = RUNS_PATH) -> l
     settings = settings or load_settings()
     checks = []
     for run in load_runs(path):
-        logged = run["memory"]["peak_allocated_gib"]
+        logged = run["memory"]["peak_allocated_gib"]  # torch max_memory_allocated() / 2**30
         if logged is None:
             continue
         metrics = evaluate_run(run, settings)[0]
         predicted = float(metrics.columns["memory_per_chip_gb"][0])
-        checks.append(MemoryCheck(run["id"], predicted, float(logged) * GIB / 1e9))
+        checks.append(MemoryCheck(run["id"], predicted, float(logged) * BYTES_PER_GIB / 1e9))
     return checks
 
 

@@ -209,19 +209,38 @@ def test_model_memory_is_checked_against_the_peaks_runs_log(dse) -> None:
     """``[run.memory]`` records a log's torch.cuda.max_memory_allocated in GiB; validate sets the
     model's peak memory per chip (GB) of the pinned plan beside it, the same figure as the
     run's trace, and the model stays within 15 % of the logged peaks (median)."""
-    from dse.validation import GIB, load_runs
+    from dse.units import BYTES_PER_GIB
+    from dse.validation import load_runs
 
     memory = dse("validate", "--format", "json").json()["logged_memory"]
     logged = {r["id"]: r["memory"]["peak_allocated_gib"] for r in load_runs()}
     assert len(memory["runs"]) == sum(v is not None for v in logged.values()) >= 10
     for row in memory["runs"][:2]:
-        assert row["logged_gb"] == pytest.approx(logged[row["run"]] * GIB / 1e9)
+        assert row["logged_gb"] == pytest.approx(logged[row["run"]] * BYTES_PER_GIB / 1e9)
         traced = dse("validate", "--run", row["run"], "--format", "json").json()
         assert row["predicted_gb"] == pytest.approx(traced["memory_per_chip_gb"])
         assert row["error"] == pytest.approx(row["predicted_gb"] / row["logged_gb"] - 1)
     errors = [abs(r["error"]) for r in memory["runs"]]
     assert memory["median_abs_error"] == pytest.approx(statistics.median(errors))
     assert memory["median_abs_error"] < 0.15
+
+
+def test_every_logged_peak_fits_in_the_usable_memory_of_its_chip() -> None:
+    """A run that ran had its logged peak inside the chip's memory, so the model's usable
+    capacity (the catalog's binary GiB less the reserve, §2.5; what ``g_memory`` divides by)
+    holds every logged peak: with capacities read as decimal GB, Cisco's 71.2 GiB on an
+    80 GB H100 would not fit."""
+    from dse.settings import load_settings
+    from dse.units import BYTES_PER_GIB
+    from dse.validation import evaluate_run, load_runs
+
+    logged = [r for r in load_runs() if r["memory"]["peak_allocated_gib"] is not None]
+    assert len(logged) >= 10
+    for run in logged:
+        metrics = evaluate_run(run, load_settings())[0]
+        memory_gb = metrics.columns["memory_per_chip_gb"][0]
+        usable_gb = memory_gb / (1.0 + metrics.constraints["g_memory"][0])
+        assert run["memory"]["peak_allocated_gib"] * BYTES_PER_GIB / 1e9 <= usable_gb, run["id"]
 
 
 def test_one_run_is_traced_to_its_facts_plan_and_parts(dse) -> None:

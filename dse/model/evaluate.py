@@ -26,7 +26,7 @@ from dse.model.training.analog import (
     take,
 )
 from dse.settings import Settings, load_settings
-from dse.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
+from dse.units import GB_PER_GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 METRICS = (
     "training_days",
@@ -200,7 +200,8 @@ def evaluate(
         ).astype(np.int64),
     }
     constraints = dict(silicon.constraints)
-    usable_gb = training.memory_capacity_gb * (1.0 - settings.memory_reserve_fraction)
+    # capacities are binary (GiB); the memory estimate is in decimal GB
+    usable_gb = training.memory_capacity_gb * GB_PER_GIB * (1.0 - settings.memory_reserve_fraction)
     over = training.memory_per_chip_gb / usable_gb - 1.0
     # No plan at all can run (e.g. fewer chips than one model replica needs): infeasible too.
     constraints["g_memory"] = np.where(training.fits, over, np.maximum(over, 1e-6))

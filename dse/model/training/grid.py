@@ -14,7 +14,7 @@ from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.settings import Settings
-from dse.units import GIGA, TERA
+from dse.units import BYTES_PER_GIB, GIGA, TERA
 
 FULL, SELECTIVE, NONE, OP, OFFLOAD, FFN = 2, 1, 0, 3, 4, 5
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
@@ -73,7 +73,7 @@ class Grid:
     offloaded, the pinned sharding group ``dp_shard`` (None where every plan shards over the
     whole data-parallel axis). Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
-    (bytes/s), usable HBM (bytes),
+    (bytes/s), usable HBM (bytes; the capacity in GiB, §2.5),
     sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
     whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family
     efficiency scale.
@@ -190,7 +190,9 @@ def build_grid(
         in_network=col(designs.in_network_reduction) > 0,
         host_b_s=col(designs.host_bandwidth_gb_s) * GIGA,
         hbm_b_s=col(silicon.memory_bandwidth_tb_s) * TERA * s.hbm_efficiency,
-        capacity_b=col(silicon.memory_capacity_gb) * GIGA * (1.0 - s.memory_reserve_fraction),
+        capacity_b=col(silicon.memory_capacity_gb)
+        * BYTES_PER_GIB
+        * (1.0 - s.memory_reserve_fraction),
         gemm_rate=gemm,
         attention_rate=attention,
         exp_rate=attention * col(exp_per_sixteen_bit_flop(designs)),

@@ -468,7 +468,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     return {
         "step_time_s": pipeline + exposed + optimizer_time,
         "memory_gb": memory / 1e9,
-        "fits": memory <= chip.hbm_gb * 1e9 * (1 - s.memory_reserve_fraction),
+        "fits": memory <= chip.hbm_gb * 2**30 * (1 - s.memory_reserve_fraction),  # GiB
         "dp": dp,
         "recompute_factor": redo,
         "attention_recompute": 1.0 if keep_attention else 4 / 3,
@@ -478,9 +478,12 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
 def best_plan(
     chip: Chip, w: Workload, plans: list[Plan], s: Settings
 ) -> tuple[int, dict[str, float]] | None:
-    """The fastest plan that fits, as (index, results); None when none fits."""
+    """The fastest plan that fits, as (index, results); None when none fits. A searched
+    tensor parallelism stays inside the scale-up domain (§2.4)."""
     best: tuple[int, dict[str, float]] | None = None
     for i, plan in enumerate(plans):
+        if plan.tp > max(chip.domain, 1):
+            continue
         result = step(chip, w, plan, s)
         if result is None or not result["fits"]:
             continue

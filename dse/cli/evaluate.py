@@ -417,6 +417,8 @@ def _validation_table_row(record: dict[str, Any]) -> dict[str, str]:
     the 40 %-of-peak rule's."""
 
     def shown(value: float) -> str:
+        if abs(value) >= 1e6:  # millions to 3 figures, so that the rule's column fits too
+            return f"{value / 1e6:.3g}M"
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
     rule = record["rule_40pct_error"]

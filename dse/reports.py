@@ -104,6 +104,8 @@ def workload_summary(workload: Workload) -> dict[str, Any]:
             "ffn_kind": workload.ffn_kind,
             "parallel_blocks": workload.parallel_blocks,
             "parallel_shared_norm": workload.parallel_shared_norm,
+            "sliding_window": workload.sliding_window,
+            "window_layers": workload.window_layers,
             "vocab_size": workload.vocab_size,
             "experts": workload.experts,
             "experts_per_token": workload.experts_per_token,

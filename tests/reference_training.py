@@ -282,8 +282,15 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # compute of one micro-batch on one stage
     t_matmul = layers * linears(chip, w, tokens, plan, s)
     # flash: the causal half of the scores, each 12·hd FLOPs on the tensor units and 2
-    # exponentials; materialized: every score, its matrices through HBM, 1 exponential
-    scores = 0.5 * tokens * seq * w.heads * layers / plan.tp
+    # exponentials; materialized: every score, its matrices through HBM, 1 exponential.
+    # A sliding-window layer's query attends to at most `window` keys: s·w − w²/2 scores of a
+    # sequence, where a full layer computes s²/2.
+    window = min(w.sliding_window, seq) if w.window_layers else seq
+    windowed_share = w.window_layers / w.layers
+    window_keys = window - window * window / (2 * seq)  # per query, averaged over the sequence
+    full_scores = 0.5 * tokens * seq * w.heads * layers * (1 - windowed_share) / plan.tp
+    window_scores = tokens * window_keys * w.heads * layers * windowed_share / plan.tp
+    scores = full_scores + window_scores
     eta = min(s.attention_efficiency * chip.family_scale, 1.0)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
     if w.attention_kernel == "materialized":
@@ -294,7 +301,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         if w.attention_kernel == "flash2":  # FlashAttention-2 where the family has faster kernels
             eta *= chip.flash2_ratio
         per_score = 12 * hd / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
-        t_attention = scores * (1 + s.attention_overhead_tokens * plan.cp / seq) * per_score
+        s0 = s.attention_overhead_tokens
+        t_attention = (
+            full_scores * (1 + s0 * plan.cp / seq)
+            + window_scores * (1 + s0 / min(2 * window_keys, seq / plan.cp))
+        ) * per_score
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
     full = full or offload  # from here on, offload computes as full recompute does

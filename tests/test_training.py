@@ -294,6 +294,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("gpt3-175b+materialized", 0.0, None),  # scores stored, with dropout (Megatron 2021)
         ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks, a norm each
         ("palm-540b", 0.0, None),  # parallel blocks sharing one norm
+        ("gpt-oss-20b", 0.3, 32768),  # 128-token sliding windows in half the layers, cp searched
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
@@ -564,6 +565,43 @@ def test_a_shared_norm_without_parallel_blocks_is_one_line(dse, tmp_path) -> Non
     result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(path), "--num-chips", "8")
     assert result.code != 0
     assert "model.parallel_shared_norm" in result.err and "parallel_blocks" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_sliding_window_cuts_attention_and_a_window_as_long_as_the_sequence_changes_nothing() -> (
+    None
+):
+    """§2.2, §2.6 A sliding-window layer counts ``2w − w²/s`` keys per query where a full one
+    counts ``s``: fewer model FLOPs and a shorter step, and a window of the whole sequence (or
+    none) is full attention."""
+    full = load_workload("gpt-oss-20b").with_changes(sliding_window=0, window_layers=0)
+    windowed = full.with_changes(sliding_window=128, window_layers=12)
+    whole = full.with_changes(sliding_window=full.seq_len, window_layers=24)
+    assert flops_per_token(whole) == pytest.approx(flops_per_token(full), rel=1e-12)
+    matmul, attention = flops_per_token(windowed)
+    assert matmul == flops_per_token(full)[0]
+    s, w = full.seq_len, 128
+    keys = 12 * s + 12 * (2 * w - w * w / s)
+    assert attention == pytest.approx(12.0 * full.heads * full.head_dim * keys, rel=1e-12)
+    designs = _cluster("b200", [8.0])
+    plan = {"tp": 1, "pp": 1, "ep": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    steps = [_pinned(x, designs, **plan).columns["step_time_s"][0] for x in (full, windowed)]
+    assert steps[1] < steps[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("sliding_window = 128", "model.window_layers"),
+        ("window_layers = 99", "model.window_layers"),
+    ],
+)
+def test_a_window_without_its_layers_is_one_line(dse, tmp_path, extra, key) -> None:
+    text = (Path(__file__).parents[1] / "workloads" / "llama3.1-8b.toml").read_text()
+    path = tmp_path / "w.toml"
+    path.write_text(text.replace("[model]", f"[model]\n{extra}", 1))
+    result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(path), "--num-chips", "8")
+    assert result.code != 0 and key in result.err and "Traceback" not in result.err
     assert len(result.err.strip().splitlines()) == 1
 
 

@@ -99,6 +99,8 @@ WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "moe_ffn_dim": (1, 10_000_000),
     "dense_layers": (0, 10_000),
     "route_max_domains": (0, 100_000),
+    "sliding_window": (0, 100_000_000),
+    "window_layers": (0, 10_000),
     "total_params": (1.0, 1e16),
     "active_params": (1.0, 1e16),
     "tokens": (1.0, 1e18),
@@ -140,6 +142,8 @@ WORKLOAD_SCHEMA = Table(
                 "moe_ffn_dim": _count("moe_ffn_dim"),
                 "dense_layers": _count("dense_layers", default=0),
                 "route_max_domains": _count("route_max_domains", default=0),
+                "sliding_window": _count("sliding_window", default=0),
+                "window_layers": _count("window_layers", default=0),
                 "total_params": _count("total_params"),
                 "active_params": _count("active_params"),
             }
@@ -225,6 +229,12 @@ class Workload:
     where a faster one exists (Hopper: ``flash2_attention_ratio``, docs/model.md §2.6)."""
     fp8_casts: str = "fused"
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
+    sliding_window: int = 0
+    """Tokens each query attends to in the sliding-window layers (a query sees itself and the
+    ``sliding_window − 1`` tokens before it; gpt-oss: 128, Mistral 7B: 4,096); 0 = none."""
+    window_layers: int = 0
+    """How many of the layers use the sliding window (gpt-oss: every other one); the rest
+    attend causally over the whole sequence (docs/model.md §2.2, §2.6)."""
     parallel_blocks: bool = False
     """Attention and MLP read the layer's input side by side and their outputs join the residual
     together (GPT-J, GPT-NeoX/Pythia, PaLM, Falcon): fewer tensor-parallel collectives than
@@ -398,6 +408,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
             "false unless parallel_blocks = true (a sequential block normalizes two inputs)",
             True,
         )
+    _check_window(source, model)
     experts = model["experts"] or 0
     if experts:
         for key in ("experts_per_token", "moe_ffn_dim"):
@@ -455,6 +466,8 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         fp8_casts=training["fp8_casts"],
         parallel_blocks=model["parallel_blocks"],
         parallel_shared_norm=model["parallel_shared_norm"],
+        sliding_window=model["sliding_window"],
+        window_layers=model["window_layers"],
         **_algorithm_gemms(training["algorithm"]),
     )
     shape_total, shape_active = shape_params(draft)
@@ -524,20 +537,57 @@ def default_batch_tokens(total_params: float, seq_len: int, tokens: float = math
     return float(max(math.floor(batch / seq_len), 1) * seq_len)
 
 
+def _check_window(source: str | Path, model: dict[str, Any]) -> None:
+    """A sliding window needs the layers that use it, and those layers a window."""
+    window, windowed = model["sliding_window"], model["window_layers"]
+    if windowed > model["layers"]:
+        raise InputError(
+            source, "model.window_layers", f"at most layers ({model['layers']})", windowed
+        )
+    if bool(window) != bool(windowed):
+        key, given = ("window_layers", windowed) if window else ("sliding_window", window)
+        raise InputError(
+            source,
+            f"model.{key}",
+            "a whole number > 0: sliding_window and window_layers go together",
+            given,
+        )
+
+
+def attention_keys(w: Workload) -> tuple[float, float]:
+    """§2.2 Keys per query that the model FLOPs count in a full-attention layer and in a
+    sliding-window layer, in PaLM's convention (twice the keys a causal query attends to on
+    average): ``s`` and ``2·w − w²/s`` with ``w = min(sliding_window, s)`` (a causal window
+    computes ``s·w − w²/2`` scores per sequence)."""
+    s = float(w.seq_len)
+    window = min(float(w.sliding_window), s) if w.window_layers else s
+    return s, 2.0 * window - window * window / s
+
+
+def windowed_attention_share(w: Workload) -> float:
+    """§2.2 Share of the model's attention FLOPs in its sliding-window layers (0 without)."""
+    full_keys, window_keys = attention_keys(w)
+    windowed = w.window_layers * window_keys
+    return windowed / ((w.layers - w.window_layers) * full_keys + windowed)
+
+
 def flops_per_token(w: Workload) -> tuple[float, float]:
     """§2.2 Model FLOPs per training token: (matmul part, attention part).
 
     Matmuls: 6 FLOPs per active parameter that a matmul touches (the input-embedding lookup
     is no matmul, so untied models drop V·d), times the training algorithm's GEMMs per linear
     layer over backpropagation's 3 (§2.10). Attention scores: 12·L·H·hd·s (PaLM's
-    convention, arXiv:2204.02311 App. B: QKᵀ and AV over the full sequence, ×3 for backward).
+    convention, arXiv:2204.02311 App. B: QKᵀ and AV over the full sequence, ×3 for backward);
+    a sliding-window layer counts its window's keys instead (:func:`attention_keys`).
     """
     lookup = 0.0 if w.tied_embeddings else w.vocab_size * w.d_model
     # §2.10 other training algorithms: their GEMMs per linear layer over backprop's three
     # (attention scores are recomputed with every pass).
     passes = w.linear_gemms / 3.0
     matmul = 6.0 * max(w.active_params - lookup, 0.0) * passes
-    attention = 12.0 * w.layers * w.heads * w.head_dim * w.seq_len * passes
+    full_keys, window_keys = attention_keys(w)
+    keys = (w.layers - w.window_layers) * full_keys + w.window_layers * window_keys
+    attention = 12.0 * w.heads * w.head_dim * keys * passes
     return matmul, attention
 
 

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse.catalog.workloads import Workload, flops_per_token
+from dse.catalog.workloads import (
+    Workload,
+    attention_keys,
+    flops_per_token,
+    windowed_attention_share,
+)
 from dse.designs import FloatArray
 from dse.model.training.grid import FFN, NONE, OP, Grid, recomputes_layers
 from dse.model.training.memory import ffn_checkpoint, op_checkpoint
@@ -238,7 +243,20 @@ def attention_time_s(
     per_score_s = per_score_flops / (efficiency * g.attention_rate) + (
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )
-    return scores * (1.0 + s.attention_overhead_tokens * g.cp / float(w.seq_len)) * per_score_s
+    return scores * attention_overhead(w, g.cp, s.attention_overhead_tokens) * per_score_s
+
+
+def attention_overhead(w: Workload, cp: FloatArray, overhead_tokens: float) -> FloatArray:
+    """§2.6 Time per causal score over the long-sequence time, ``1 + s0/k``: each query's ``k``
+    counted keys (:func:`~dse.catalog.workloads.attention_keys`: the ``s/c`` tokens of a
+    context-parallel rank in a full-attention layer, ``2w − w²/s`` in a sliding-window layer,
+    at most ``s/c``) pay for ``s0`` keys of masked diagonal blocks and per-block fixed cost;
+    weighted by the two kinds of layers' shares of the attention FLOPs."""
+    full_keys, window_keys = attention_keys(w)
+    full = 1.0 + overhead_tokens * cp / full_keys
+    windowed = 1.0 + overhead_tokens / np.minimum(window_keys, full_keys / cp)
+    share = windowed_attention_share(w)
+    return (1.0 - share) * full + share * windowed
 
 
 def materialized_attention_time_s(

@@ -66,6 +66,7 @@ from dse.model.training.collectives import ring_bus_bytes, tensor_parallel_colle
 from dse.model.training.compute import (
     EXPONENTIALS_PER_SCORE,
     OPERAND_BYTES,
+    attention_overhead,
     flops_per_score,
     gemm_time_s,
     layer_linear_time_s,
@@ -225,7 +226,9 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     coefficients = np.stack(
         [
             linear_flops * matmul_redo + logits_flops,
-            attention_flops * attention_redo * (1.0 + s.attention_overhead_tokens * cp / w.seq_len),
+            attention_flops
+            * attention_redo
+            * attention_overhead(w, cp, s.attention_overhead_tokens),
             memory_bytes * redo.other,
             link_bytes,
             latency_s,

@@ -26,7 +26,7 @@ MB_PER_MIB = 1.048576
 GB_PER_GIB = 1.073741824
 BYTES_PER_GIB = 2.0**30
 """Memory capacities (HBM stacks, SRAM) are binary: a "192 GB" HBM3e package holds 192 GiB
-(DRAM dies of 2^k bits; docs/model.md §2.5)."""
+(DRAM dies of 2^k bits; docs/model.md §2.4)."""
 W_PER_MW = 1e6
 WH_PER_MWH = 1e6
 KWH_PER_MWH = 1e3

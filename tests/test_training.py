@@ -568,9 +568,7 @@ def test_a_shared_norm_without_parallel_blocks_is_one_line(dse, tmp_path) -> Non
     assert len(result.err.strip().splitlines()) == 1
 
 
-def test_a_sliding_window_cuts_attention_and_a_window_as_long_as_the_sequence_changes_nothing() -> (
-    None
-):
+def test_a_sliding_window_cuts_attention() -> None:
     """§2.2, §2.6 A sliding-window layer counts ``2w − w²/s`` keys per query where a full one
     counts ``s``: fewer model FLOPs and a shorter step, and a window of the whole sequence (or
     none) is full attention."""

@@ -227,7 +227,7 @@ def test_model_memory_is_checked_against_the_peaks_runs_log(dse) -> None:
 
 def test_every_logged_peak_fits_in_the_usable_memory_of_its_chip() -> None:
     """A run that ran had its logged peak inside the chip's memory, so the model's usable
-    capacity (the catalog's binary GiB less the reserve, §2.5; what ``g_memory`` divides by)
+    capacity (the catalog's binary GiB less the reserve, §2.4; what ``g_memory`` divides by)
     holds every logged peak: with capacities read as decimal GB, Cisco's 71.2 GiB on an
     80 GB H100 would not fit."""
     from dse.settings import load_settings

@@ -35,7 +35,7 @@ from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
-from dse.units import BYTES_PER_GIB, SECONDS_PER_DAY
+from dse.units import GB_PER_GIB, SECONDS_PER_DAY
 
 RUNS_PATH = Path(__file__).with_name("validation_runs.toml")
 REPORTED = (
@@ -406,7 +406,7 @@ def logged_memory(settings: Settings | None = None, path: Path = RUNS_PATH) -> l
             continue
         metrics = evaluate_run(run, settings)[0]
         predicted = float(metrics.columns["memory_per_chip_gb"][0])
-        checks.append(MemoryCheck(run["id"], predicted, float(logged) * BYTES_PER_GIB / 1e9))
+        checks.append(MemoryCheck(run["id"], predicted, float(logged) * GB_PER_GIB))
     return checks
 
 

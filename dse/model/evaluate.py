@@ -25,8 +25,9 @@ from dse.model.training.analog import (
     merge,
     take,
 )
+from dse.model.training.grid import usable_memory_b
 from dse.settings import Settings, load_settings
-from dse.units import GB_PER_GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
+from dse.units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 METRICS = (
     "training_days",
@@ -200,8 +201,7 @@ def evaluate(
         ).astype(np.int64),
     }
     constraints = dict(silicon.constraints)
-    # capacities are binary (GiB); the memory estimate is in decimal GB
-    usable_gb = training.memory_capacity_gb * GB_PER_GIB * (1.0 - settings.memory_reserve_fraction)
+    usable_gb = usable_memory_b(training.memory_capacity_gb, settings) / GIGA
     over = training.memory_per_chip_gb / usable_gb - 1.0
     # No plan at all can run (e.g. fewer chips than one model replica needs): infeasible too.
     constraints["g_memory"] = np.where(training.fits, over, np.maximum(over, 1e-6))

@@ -190,9 +190,7 @@ def build_grid(
         in_network=col(designs.in_network_reduction) > 0,
         host_b_s=col(designs.host_bandwidth_gb_s) * GIGA,
         hbm_b_s=col(silicon.memory_bandwidth_tb_s) * TERA * s.hbm_efficiency,
-        capacity_b=col(silicon.memory_capacity_gb)
-        * BYTES_PER_GIB
-        * (1.0 - s.memory_reserve_fraction),
+        capacity_b=usable_memory_b(col(silicon.memory_capacity_gb), s),
         gemm_rate=gemm,
         attention_rate=attention,
         exp_rate=attention * col(exp_per_sixteen_bit_flop(designs)),
@@ -201,6 +199,12 @@ def build_grid(
         family_scale=col(designs.gemm_efficiency_scale),
         flash2_ratio=col(designs.flash2_attention_ratio),
     )
+
+
+def usable_memory_b(capacity_gb: FloatArray, s: Settings) -> FloatArray:
+    """§2.4 Memory a plan may fill (bytes): the capacity, binary as DRAM is built (GiB), less
+    the reserve for workspace, fragmentation and communication buffers."""
+    return capacity_gb * BYTES_PER_GIB * (1.0 - s.memory_reserve_fraction)
 
 
 def _pinned_shard(plans: Plans) -> FloatArray | None:

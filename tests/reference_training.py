@@ -325,6 +325,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             share = (1 - f) * share + f * redone_share(w.moe_ffn_dim, experts)
         redo = 1 + share / 3
     keep_attention = none or op
+    # recomputing attention repeats its forward pass: a third of a materialized attention's time,
+    # a quarter of a fused one's (H200: forward / (forward + backward) = 0.22-0.27)
+    attention_forward = 1 / 3 if w.attention_kernel == "materialized" else 0.25
+    attention_redo = 1.0 if keep_attention else 1 + attention_forward
     # the MoE layers' fixed kernel cost: 60 kernels per layer, 6 per local expert (§2.6)
     t_moe = 0.0
     if w.is_moe:
@@ -332,7 +336,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         t_moe = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
     compute = (
         t_matmul * redo
-        + t_attention * (1.0 if keep_attention else 4 / 3)
+        + t_attention * attention_redo
         + t_memory * other_redo
         + t_logits
         + t_moe * other_redo
@@ -380,7 +384,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     kv = 2 * tokens * max(w.kv_heads / plan.tp, 1) * w.head_dim * 2
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
-    cp_comm = max(cp_all - t_attention * (1.0 if keep_attention else 4 / 3), 0.0)
+    cp_comm = max(cp_all - t_attention * attention_redo, 0.0)
     # offload: inputs out during the forward quarter of the compute, back during the rest
     host_comm = 0.0
     if offload:
@@ -482,7 +486,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         "fits": memory <= chip.hbm_gb * 2**30 * (1 - s.memory_reserve_fraction),  # GiB
         "dp": dp,
         "recompute_factor": redo,
-        "attention_recompute": 1.0 if keep_attention else 4 / 3,
+        "attention_recompute": attention_redo,
     }
 
 

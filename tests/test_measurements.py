@@ -20,6 +20,7 @@ from dse.designs import from_chips
 from dse.model.plans import candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import evaluate_training, gemm_time_s, precision_flop_s
+from dse.model.training.compute import ATTENTION_FORWARD_SHARE
 from dse.settings import load_settings
 from dse.units import TERA
 
@@ -86,3 +87,15 @@ def test_layer_compute_time_matches_measured_layers() -> None:
     assert len(errors) == 7
     assert all(-0.20 <= e <= 0.10 for e in errors)
     assert -0.15 <= statistics.median(errors) <= 0.05
+
+
+def test_attention_recompute_repeats_the_measured_forward_share() -> None:
+    """§2.6 Recomputing a fused attention repeats its forward pass: the share the model charges
+    lies within the measured causal forward / (forward + backward) times, within 0.02 of their
+    median, and below the linear layers' third."""
+    rows = [r for r in _rows("attention.csv") if r["causal"] == "True"]
+    shares = [float(r["forward_ms"]) / float(r["forward_backward_ms"]) for r in rows]
+    assert len(shares) >= 10
+    assert min(shares) <= ATTENTION_FORWARD_SHARE <= max(shares)
+    assert abs(ATTENTION_FORWARD_SHARE - statistics.median(shares)) <= 0.02
+    assert ATTENTION_FORWARD_SHARE < 1.0 / 3.0

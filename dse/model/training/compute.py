@@ -40,6 +40,13 @@ MATERIALIZED_DROPOUT_BYTES_PER_SCORE = 10.0
 """[P] HBM bytes per score of attention dropout where the run uses it: the forward reads P and
 writes its 1-byte mask and the 16-bit output (5), the backward reads the gradient and the mask
 and writes the gradient (5)."""
+ATTENTION_FORWARD_SHARE = 0.25
+"""[M] Share of a fused (flash) causal attention's forward + backward time that its forward pass
+takes, which recomputing attention repeats: 0.22-0.27, median 0.247, over the 12 causal
+measurements on an H200 (head_dim 64 and 128, 1,024-32,768 tokens;
+data/measurements/h200/attention.csv, forward_ms / forward_backward_ms). Below the linear
+layers' 1/3: the backward pass recomputes the scores and runs five matmuls to the forward's two
+(Dao 2023, FlashAttention-2, arXiv:2307.08691, Algorithm 2)."""
 MOE_LAYER_KERNELS = 60.0
 """[E] Kernels of one MoE layer's forward and backward besides the experts' GEMMs: router GEMM,
 softmax/sigmoid, top-k and auxiliary loss; token permutation (sort, gather) and unpermutation;
@@ -152,15 +159,17 @@ class Recompute:
 def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 1.0) -> Recompute:
     """§2.6 The recompute factors of policy codes ``rc`` applied to a share ``layers`` of each
     stage's layers (any shapes that broadcast; the other layers recompute nothing): the forward
-    pass is a third of forward + backward, so redoing all of it costs 4/3. ``full`` and
-    ``offload`` redo every layer, ``selective`` only attention, ``op`` a share of the linear
+    pass is a third of forward + backward for the linear layers, the memory-bound operators and a
+    materialized attention, so redoing all of it costs 4/3, and a fused attention's
+    :data:`ATTENTION_FORWARD_SHARE` (measured). ``full`` and ``offload`` redo every layer, ``selective`` only attention, ``op`` a share of the linear
     layers (:func:`op_checkpoint`) and all the memory-bound operators but not attention, ``ffn``
     the MLP's up projections (:func:`ffn_checkpoint`), attention and the memory-bound
     operators."""
     op, ffn = op_checkpoint(w).recomputed_share, ffn_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
     matmul = np.select([whole, rc == OP, rc == FFN], [1.0 / 3.0, op / 3.0, ffn / 3.0], 0.0)
-    attention = np.where((rc == NONE) | (rc == OP), 0.0, 1.0 / 3.0)
+    forward = 1.0 / 3.0 if w.attention_kernel == "materialized" else ATTENTION_FORWARD_SHARE
+    attention = np.where((rc == NONE) | (rc == OP), 0.0, forward)
     other = np.where(whole | (rc == OP) | (rc == FFN), 1.0 / 3.0, 0.0)
     return Recompute(1.0 + layers * matmul, 1.0 + layers * attention, 1.0 + layers * other)
 

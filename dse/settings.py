@@ -41,6 +41,7 @@ SETTINGS_SCHEMA = Table(
                 "tp_overlap": _FRACTION,
                 "moe_comm_overlap": _FRACTION,
                 "moe_kernel_overhead_us": Field(minimum=0.0, maximum=1e4),
+                "step_overhead_ms": Field(minimum=0.0, maximum=1e5),
                 "goodput": _EFFICIENCY,
                 "memory_reserve_fraction": Field(minimum=0.0, maximum=0.9),
                 "active_idle_power_fraction": _FRACTION,
@@ -98,6 +99,7 @@ class Settings:
     tp_overlap: float
     moe_comm_overlap: float
     moe_kernel_overhead_us: float
+    step_overhead_ms: float
     goodput: float
     memory_reserve_fraction: float
     active_idle_power_fraction: float
@@ -199,6 +201,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "moe_kernel_overhead_us": (
         "exposed host time of each kernel of a MoE layer (the dispatcher syncs the host)",
         "µs",
+    ),
+    "step_overhead_ms": (
+        "fixed time of each optimizer step beyond its micro-batches (optimizer, clipping, sync)",
+        "ms",
     ),
     "goodput": ("productive fraction of wall time (failures, restarts, checkpoints)", "1"),
     "memory_reserve_fraction": ("HBM kept free for workspace and fragmentation", "1"),

@@ -479,7 +479,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         # the reduction behind its micro-batch's backward (each one's with ZeRO-2), the
         # all-gather behind the first forward
         exposed = hide(reduce, reductions * stage * 2 / 3) + hide(gather, stage / 3)
-    optimizer_time = 2 * updated * states / hbm
+    optimizer_time = 2 * updated * states / hbm + s.step_overhead_ms / 1e3  # + the fixed time
     return {
         "step_time_s": pipeline + exposed + optimizer_time,
         "memory_gb": memory / 1e9,

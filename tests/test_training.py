@@ -1219,3 +1219,23 @@ def test_flash_attention_2_is_slower_only_where_a_faster_kernel_exists() -> None
     assert short_slowdown / run("h100-sxm", short).step_time_s[0] < (
         hopper2.step_time_s[0] / hopper.step_time_s[0]
     )
+
+
+def test_the_step_overhead_adds_its_time_to_every_step_at_any_scale() -> None:
+    """§2.8 The fixed time of an optimizer step lands on every step, on top of the micro-batches:
+    the step time grows by exactly that time at a pinned plan, so spreading one batch over more
+    chips saves ever less (strong scaling saturates)."""
+    workload = load_workload("llama3.1-8b")
+    plans = candidate_plans(workload, tp=1, pp=1, microbatch=1, recompute="none", zero_stage=1)
+    counts = [8.0, 64.0, 512.0]
+    base = load_settings()
+    steps = {}
+    for overhead_ms in (0.0, 30.0):
+        s = replace(base, step_overhead_ms=overhead_ms)
+        training = evaluate(_cluster("b200", counts), workload, s, plans).training
+        steps[overhead_ms] = np.asarray(training.step_time_s)
+        assert np.all(np.asarray(training.optimizer_time_s) >= overhead_ms * 1e-3)
+    np.testing.assert_allclose(steps[30.0] - steps[0.0], 0.030, rtol=1e-9)
+    # the same 30 ms is a larger share of the shorter steps of the larger clusters
+    share = 0.030 / steps[30.0]
+    assert np.all(np.diff(share) > 0), share

@@ -161,10 +161,10 @@ def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 
     stage's layers (any shapes that broadcast; the other layers recompute nothing): the forward
     pass is a third of forward + backward for the linear layers, the memory-bound operators and a
     materialized attention, so redoing all of it costs 4/3, and a fused attention's
-    :data:`ATTENTION_FORWARD_SHARE` (measured). ``full`` and ``offload`` redo every layer, ``selective`` only attention, ``op`` a share of the linear
-    layers (:func:`op_checkpoint`) and all the memory-bound operators but not attention, ``ffn``
-    the MLP's up projections (:func:`ffn_checkpoint`), attention and the memory-bound
-    operators."""
+    :data:`ATTENTION_FORWARD_SHARE` (measured). ``full`` and ``offload`` redo every layer,
+    ``selective`` only attention, ``op`` a share of the linear layers (:func:`op_checkpoint`) and
+    all the memory-bound operators but not attention, ``ffn`` the MLP's up projections
+    (:func:`ffn_checkpoint`), attention and the memory-bound operators."""
     op, ffn = op_checkpoint(w).recomputed_share, ffn_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
     matmul = np.select([whole, rc == OP, rc == FFN], [1.0 / 3.0, op / 3.0, ffn / 3.0], 0.0)

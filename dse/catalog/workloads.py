@@ -564,11 +564,17 @@ def attention_keys(w: Workload) -> tuple[float, float]:
     return s, 2.0 * window - window * window / s
 
 
+def _counted_keys(w: Workload) -> tuple[float, float]:
+    """§2.2 Keys per query summed over the full-attention layers and over the sliding-window
+    layers (:func:`attention_keys` times each kind's layer count)."""
+    full_keys, window_keys = attention_keys(w)
+    return (w.layers - w.window_layers) * full_keys, w.window_layers * window_keys
+
+
 def windowed_attention_share(w: Workload) -> float:
     """§2.2 Share of the model's attention FLOPs in its sliding-window layers (0 without)."""
-    full_keys, window_keys = attention_keys(w)
-    windowed = w.window_layers * window_keys
-    return windowed / ((w.layers - w.window_layers) * full_keys + windowed)
+    full, windowed = _counted_keys(w)
+    return windowed / (full + windowed)
 
 
 def flops_per_token(w: Workload) -> tuple[float, float]:
@@ -585,9 +591,7 @@ def flops_per_token(w: Workload) -> tuple[float, float]:
     # (attention scores are recomputed with every pass).
     passes = w.linear_gemms / 3.0
     matmul = 6.0 * max(w.active_params - lookup, 0.0) * passes
-    full_keys, window_keys = attention_keys(w)
-    keys = (w.layers - w.window_layers) * full_keys + w.window_layers * window_keys
-    attention = 12.0 * w.heads * w.head_dim * keys * passes
+    attention = 12.0 * w.heads * w.head_dim * sum(_counted_keys(w)) * passes
     return matmul, attention
 
 

@@ -205,8 +205,9 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     dp_s = data_parallel_exposed_s(g, lay, mem, stage_s, pipeline_s, w, s)
     # The optimizer step reads and writes every state of the parameters this rank updates; the
     # step's fixed time comes on top, however few tokens each chip processes (§2.8).
-    optimizer_s = 2.0 * mem.updated_params * state_bytes_per_param(s) / g.hbm_b_s
-    optimizer_s = optimizer_s + s.step_overhead_ms * 1e-3
+    optimizer_s = (
+        2.0 * mem.updated_params * state_bytes_per_param(s) / g.hbm_b_s + s.step_overhead_ms * 1e-3
+    )
     step_s = pipeline_s + dp_s + optimizer_s
     return StepModel(lay, mem, comp, comm, slots, dp_s, optimizer_s, step_s, fits, g.capacity_b)
 

@@ -17,6 +17,7 @@ import copy
 import statistics
 from collections import defaultdict
 
+from dse.calibration import median_abs
 from dse.settings import load_settings
 from dse.validation import compare_run, load_runs
 
@@ -36,10 +37,6 @@ def paired_errors() -> list[tuple[str, str, float, float]]:
     return out
 
 
-def _median_abs(values: list[float]) -> float:
-    return statistics.median(abs(v) for v in values)
-
-
 def main() -> None:
     rows = paired_errors()
     pinned = [r[2] for r in rows]
@@ -47,8 +44,8 @@ def main() -> None:
     faster = sum(s > p + 0.01 for _, _, p, s in rows)
     print(f"{len(rows)} steady-state figures with a published plan")
     print(
-        f"median |error|: published plan {_median_abs(pinned):.1%}, searched plan "
-        f"{_median_abs(searched):.1%}; median signed error {statistics.median(pinned):+.1%} and "
+        f"median |error|: published plan {median_abs(pinned):.1%}, searched plan "
+        f"{median_abs(searched):.1%}; median signed error {statistics.median(pinned):+.1%} and "
         f"{statistics.median(searched):+.1%}; the search beats the published plan by > 1 % on "
         f"{faster} of {len(rows)}"
     )
@@ -58,8 +55,8 @@ def main() -> None:
     print(f"{'family':18} {'n':>4} {'published':>10} {'searched':>9} {'signed':>8}")
     for family, pairs in sorted(by_family.items()):
         print(
-            f"{family:18} {len(pairs):4d} {_median_abs([p for p, _ in pairs]):10.1%} "
-            f"{_median_abs([s for _, s in pairs]):9.1%} "
+            f"{family:18} {len(pairs):4d} {median_abs([p for p, _ in pairs]):10.1%} "
+            f"{median_abs([s for _, s in pairs]):9.1%} "
             f"{statistics.median(s for _, s in pairs):+8.1%}"
         )
     worst = sorted(rows, key=lambda r: r[3] - r[2], reverse=True)[:5]

@@ -185,6 +185,10 @@ def _flash2_attention_ratio(chip: Chip, technology: Technology) -> float:
     return technology.family(chip.family).flash2_attention_ratio
 
 
+def _collective_efficiency_scale(chip: Chip, technology: Technology) -> float:
+    return technology.family(chip.family).collective_efficiency_scale
+
+
 def _energy_per_flop_scale(chip: Chip, technology: Technology) -> float:
     from dse.model.silicon import tdp_energy_scale
 
@@ -481,6 +485,17 @@ PARAMETERS: tuple[Parameter, ...] = (
         0.2,
         1.0,
         from_chip=_flash2_attention_ratio,
+    ),
+    Parameter(
+        "collective_efficiency_scale",
+        "",
+        "float",
+        "share of its links' bandwidth that the chip family's collective library reaches, over "
+        "NCCL's (collective_efficiency; chips/technology/families.toml); scales every transfer "
+        "of the scale-up and scale-out links",
+        0.2,
+        1.4,  # families.toml: Trainium 0.67 - Gaudi 1.3
+        from_chip=_collective_efficiency_scale,
     ),
     Parameter(
         "energy_per_flop_scale",

@@ -29,6 +29,7 @@ class Chip:
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
     flash2_ratio: float = 1.0  # FlashAttention-2's attention efficiency over the measured kernel's
+    link_share: float = 1.0  # the family's collective_efficiency_scale: share of the links reached
     host_gb_s: float = 64.0  # host link, each direction
     pod_chips: float = 1e7  # chips in one non-blocking pod of the scale-out fabric
     oversubscription: float = 1.0  # the fabric's uplinks above a pod: 1/r of the pod's NICs
@@ -109,7 +110,7 @@ def pod_out(chip: Chip, span: float, members_per_pod: float) -> float:
     """Scale-out bytes/s per rank of rings spanning ``span`` chips with ``members_per_pod``
     consecutive members in a pod: they leave the pod on one link in ``members_per_pod``, over
     uplinks worth 1/r of the pod's NICs."""
-    out = chip.scale_out_gb_s * 1e9
+    out = chip.scale_out_gb_s * 1e9 * chip.link_share
     if span <= chip.pod_chips:
         return out
     return out / max(chip.oversubscription / members_per_pod, 1)
@@ -343,8 +344,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     )
 
     # communication of one micro-batch on one stage
-    up = chip.scale_up_gb_s * 1e9 / 2
-    out = chip.scale_out_gb_s * 1e9
+    up = chip.scale_up_gb_s * 1e9 / 2 * chip.link_share
+    out = chip.scale_out_gb_s * 1e9 * chip.link_share
     message = tokens * d * 2
     tp_comm = 0.0
     if plan.tp > 1:

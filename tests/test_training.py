@@ -13,6 +13,7 @@ from dse.catalog.chips import load_chip
 from dse.catalog.workloads import flops_per_token, load_workload
 from dse.designs import Designs, from_chips
 from dse.errors import InputError
+from dse.evaluation import step_breakdown
 from dse.model.evaluate import evaluate
 from dse.model.plans import PLACEMENTS, RECOMPUTE, candidate_plans
 from dse.model.silicon import evaluate_silicon
@@ -274,6 +275,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         peak_flop_s=float(peak[i]),
         family_scale=float(designs.gemm_efficiency_scale[i]),
         flash2_ratio=float(designs.flash2_attention_ratio[i]),
+        link_share=float(designs.collective_efficiency_scale[i]),
         pod_chips=float(designs.fabric_pod_chips[i]),
         oversubscription=float(designs.fabric_oversubscription[i]),
         in_network=bool(designs.in_network_reduction[i]),
@@ -319,6 +321,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         scale_out_bandwidth_gb_s=rng.uniform(10, 100, n),
         compute_units=rng.integers(60, 200, n).astype(float),
         gemm_efficiency_scale=rng.uniform(0.7, 1.4, n),
+        collective_efficiency_scale=rng.choice([1.0, 0.67], n),
         fabric_pod_chips=rng.choice([1e7, 32, 512], n).astype(float),
         fabric_oversubscription=rng.choice([1.0, 4.0, 16.0], n),
         in_network_reduction=rng.integers(0, 2, n).astype(float),
@@ -1219,6 +1222,28 @@ def test_flash_attention_2_is_slower_only_where_a_faster_kernel_exists() -> None
     assert short_slowdown / run("h100-sxm", short).step_time_s[0] < (
         hopper2.step_time_s[0] / hopper.step_time_s[0]
     )
+
+
+def test_a_family_whose_collectives_reach_less_of_its_links_communicates_slower() -> None:
+    """§2.7 ``collective_efficiency_scale``: a family whose collective library reaches a share
+    ``x`` of NCCL's fraction of the links (Trainium: 0.67, from AWS's nccom-test) spends exactly
+    ``1/x`` the bandwidth time in its tensor-parallel collectives at a pinned plan, never
+    computes slower or faster, and never trains faster; Trainium 1 carries its family's value."""
+    workload = load_workload("llama3.1-8b")
+    plan = {"tp": 8, "pp": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    plans = candidate_plans(workload, **plan)
+    settings = load_settings().with_overrides(
+        collective_latency_us=0.0, scale_up_hop_latency_us=0.0, scale_out_hop_latency_us=0.0
+    )
+    designs = _cluster("h100-sxm", [64.0, 64.0])
+    designs = designs.replace(collective_efficiency_scale=np.array([1.0, 0.5]))
+    metrics = evaluate(designs, workload, settings, plans)
+    parts = [step_breakdown(metrics, i) for i in range(2)]
+    assert parts[1]["tensor_parallel"] == pytest.approx(2.0 * parts[0]["tensor_parallel"])
+    assert parts[1]["compute"] == parts[0]["compute"]
+    assert metrics.columns["step_time_s"][1] > metrics.columns["step_time_s"][0]
+    assert from_chips([load_chip("trainium1")]).collective_efficiency_scale[0] == 0.67
+    assert from_chips([load_chip("h100-sxm")]).collective_efficiency_scale[0] == 1.0
 
 
 def test_the_step_overhead_adds_its_time_to_every_step_at_any_scale() -> None:

@@ -81,6 +81,7 @@ FAMILY_SCHEMA = Table(
     {
         "gemm_efficiency_scale": Field(minimum=0.5, maximum=1.4),
         "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
+        "collective_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.4),
     },
     sourced=True,
 )
@@ -207,6 +208,10 @@ class Family:
     """The FlashAttention-2 kernel's attention efficiency over the measured kernel's on this
     family (docs/model.md §2.6): below 1 where a faster kernel exists (Hopper's FlashAttention-3
     and cuDNN attention), 1 where FlashAttention-2 is the state of the art."""
+    collective_efficiency_scale: float = 1.0
+    """The share of link bandwidth this family's collective library reaches, over NCCL's
+    ``collective_efficiency`` (docs/model.md §2.7): below 1 where the vendor's own collective
+    benchmarks fall short of NCCL's fraction of its links, 1 where none is published."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -72,8 +72,8 @@ class Grid:
     data-parallel replicas (placement ``tp-pp-dp``), layers per stage whose activations are
     offloaded, the pinned sharding group ``dp_shard`` (None where every plan shards over the
     whole data-parallel axis). Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
-    link bandwidths per direction (scale-up, scale-out, host) and achieved HBM bandwidth
-    (bytes/s), usable HBM (bytes; the capacity in GiB, §2.4),
+    link bandwidths per direction (scale-up and scale-out at the share of them the family's
+    collective library reaches, §2.7; host) and achieved HBM bandwidth (bytes/s), usable HBM (bytes; the capacity in GiB, §2.4),
     sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
     whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family
     efficiency scale.
@@ -164,6 +164,8 @@ def build_grid(
 
     s = settings
     gemm, attention, peak = (col(r) for r in precision_flop_s(silicon, precision))
+    # §2.7 the family's collective library reaches this share of NCCL's fraction of the links
+    link_share = col(designs.collective_efficiency_scale)
     return Grid(
         rows=rows,
         tp=plan(plans.tp),
@@ -183,8 +185,8 @@ def build_grid(
         tp_searched=plans.tp_searched,
         chips=col(designs.num_chips),
         domain=col(designs.scale_up_domain),
-        up_b_s=col(designs.scale_up_bandwidth_gb_s) * GIGA / 2.0,
-        out_b_s=col(designs.scale_out_bandwidth_gb_s) * GIGA,
+        up_b_s=col(designs.scale_up_bandwidth_gb_s) * GIGA / 2.0 * link_share,
+        out_b_s=col(designs.scale_out_bandwidth_gb_s) * GIGA * link_share,
         pod_chips=col(designs.fabric_pod_chips),
         oversubscription=col(designs.fabric_oversubscription),
         in_network=col(designs.in_network_reduction) > 0,

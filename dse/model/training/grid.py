@@ -73,10 +73,10 @@ class Grid:
     offloaded, the pinned sharding group ``dp_shard`` (None where every plan shards over the
     whole data-parallel axis). Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up and scale-out at the share of them the family's
-    collective library reaches, §2.7; host) and achieved HBM bandwidth (bytes/s), usable HBM (bytes; the capacity in GiB, §2.4),
-    sustained matmul / attention rates and nominal peak (FLOP/s), sustained exponentials/s,
-    whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family
-    efficiency scale.
+    collective library reaches, §2.7; host) and achieved HBM bandwidth (bytes/s), usable HBM
+    (bytes; the capacity in GiB, §2.4), sustained matmul / attention rates and nominal peak
+    (FLOP/s), sustained exponentials/s, whether the matmuls run in the workload's fp8/fp4
+    format (faster than 16-bit), family efficiency scale.
     """
 
     rows: slice

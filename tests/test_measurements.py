@@ -99,3 +99,41 @@ def test_attention_recompute_repeats_the_measured_forward_share() -> None:
     assert min(shares) <= ATTENTION_FORWARD_SHARE <= max(shares)
     assert abs(ATTENTION_FORWARD_SHARE - statistics.median(shares)) <= 0.02
     assert ATTENTION_FORWARD_SHARE < 1.0 / 3.0
+
+
+PUBLISHED = MEASURED.parent / "published" / "collective_fraction.csv"
+
+
+def test_family_collective_shares_are_their_published_measurements() -> None:
+    """§2.7 A family's ``collective_efficiency_scale`` is read off the vendors' published
+    collective benchmarks (data/measurements/published/collective_fraction.csv): the median over
+    its chips and tiers of the share of the links reached at the largest message measured, over
+    NCCL's ``collective_efficiency``; every row's share follows from its own numbers; the
+    families without a scale of their own sit in the range their rows span (NCCL on A100s)."""
+    from dse.catalog.technology import load_technology
+
+    with PUBLISHED.open() as fh:
+        rows = list(csv.DictReader(fh))
+    largest: dict[str, dict[tuple[str, str], dict[str, str]]] = {}
+    for row in rows:
+        chips, size = float(row["chips"]), float(row["size_bytes"])
+        if row["ranks"] == row["chips"]:
+            share = float(row["busbw_gb_s"]) / float(row["link_gb_s"])
+        else:  # ranks below a chip: the chip ring's bus bandwidth from the time
+            moved = 2.0 * (chips - 1.0) / chips * size / (float(row["time_us"]) * 1e-6)
+            share = moved / 1e9 / float(row["link_gb_s"])
+        assert float(row["fraction_of_links"]) == pytest.approx(share, abs=5e-4)
+        group = largest.setdefault(row["family"], {})
+        key = (row["chip"], row["domains"])
+        if key not in group or size > float(group[key]["size_bytes"]):
+            group[key] = row
+    nccl = load_settings().collective_efficiency
+    families = load_technology().families
+    for family, groups in largest.items():
+        measured = statistics.median(float(r["fraction_of_links"]) for r in groups.values())
+        scale = families[family].collective_efficiency_scale
+        if "collective_efficiency_scale" in families[family].sources:
+            assert scale == pytest.approx(measured / nccl, abs=0.02), family
+        else:
+            shares = [float(r["fraction_of_links"]) for r in rows if r["family"] == family]
+            assert scale == 1.0 and min(shares) <= nccl <= max(shares), family

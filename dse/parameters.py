@@ -177,16 +177,13 @@ def _modeled_price(chip: Chip, technology: Technology) -> float:
     return float("nan")  # catalog chips are priced as unit cost x markup (docs/model.md §3.2)
 
 
-def _gemm_efficiency_scale(chip: Chip, technology: Technology) -> float:
-    return technology.family(chip.family).gemm_efficiency_scale
+def _from_family(key: str) -> Callable[[Chip, Technology], float]:
+    """The chip's value of ``key``: its architecture family's (chips/technology/families.toml)."""
 
+    def value(chip: Chip, technology: Technology) -> float:
+        return float(getattr(technology.family(chip.family), key))
 
-def _flash2_attention_ratio(chip: Chip, technology: Technology) -> float:
-    return technology.family(chip.family).flash2_attention_ratio
-
-
-def _collective_efficiency_scale(chip: Chip, technology: Technology) -> float:
-    return technology.family(chip.family).collective_efficiency_scale
+    return value
 
 
 def _energy_per_flop_scale(chip: Chip, technology: Technology) -> float:
@@ -474,7 +471,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "(chips/technology/families.toml)",
         0.5,
         1.2,  # families.toml; the fit searches 0.6-1.2
-        from_chip=_gemm_efficiency_scale,
+        from_chip=_from_family("gemm_efficiency_scale"),
     ),
     Parameter(
         "flash2_attention_ratio",
@@ -484,7 +481,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "(chips/technology/families.toml); applies to workloads with attention = flash2",
         0.2,
         1.0,
-        from_chip=_flash2_attention_ratio,
+        from_chip=_from_family("flash2_attention_ratio"),
     ),
     Parameter(
         "collective_efficiency_scale",
@@ -495,7 +492,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "of the scale-up and scale-out links",
         0.2,
         1.4,  # families.toml: Trainium 0.67 - Gaudi 1.3
-        from_chip=_collective_efficiency_scale,
+        from_chip=_from_family("collective_efficiency_scale"),
     ),
     Parameter(
         "energy_per_flop_scale",

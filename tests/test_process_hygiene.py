@@ -5,6 +5,7 @@ exactly the requested COMPLETE trials."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -115,19 +116,29 @@ STUDIES = [
 ]
 
 
+@functools.cache
+def _storage(url: str) -> object:
+    """One storage per URL: opening a PostgreSQL storage takes long enough that a search could
+    finish between two polls if every poll opened its own."""
+    from dse.search.shared_study import open_storage
+
+    return open_storage(url)
+
+
 def study_counts(url: str, name: str) -> dict[str, int]:
     import optuna
 
-    from dse.search.shared_study import open_storage
-
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        study = optuna.load_study(study_name=name, storage=_storage(url))
     except KeyError:
         return {}
     counts: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     return counts
+
+
+EVALS = 40  # enough that the search cannot finish between the third COMPLETE trial and the kill
 
 
 @pytest.mark.parametrize("kind", STUDIES)
@@ -140,7 +151,7 @@ def test_killed_optuna_workers_trials_are_retried_to_the_exact_total(
     }.get(kind, str(POSTGRES))
     name = f"killed-{uuid.uuid4().hex[:8]}"
     search = [sys.executable, "-m", "dse", "search", str(small), "--workload", "llama3.1-70b",
-              "--engine", "optuna", "--storage", url, "--study", name, "--evals", "12",
+              "--engine", "optuna", "--storage", url, "--study", name, "--evals", str(EVALS),
               "--pop-size", "8", "--batch-size", "2", "--workers", "2",
               "--out", str(tmp_path / "out.csv"), "--quiet"]  # fmt: skip
     env = {**os.environ, "DSE_HEARTBEAT_S": "1", "DSE_GRACE_S": "3"}
@@ -153,13 +164,13 @@ def test_killed_optuna_workers_trials_are_retried_to_the_exact_total(
     proc.wait(timeout=30)
     assert not wait_gone(group, 5.0)
     killed = study_counts(url, name)
-    assert killed.get("COMPLETE", 0) < 12, "the search should be stopped mid-way"
+    assert killed.get("COMPLETE", 0) < EVALS, "the search should be stopped mid-way"
     rerun = subprocess.run(search, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     final = study_counts(url, name)
-    assert final.get("COMPLETE") == 12
+    assert final.get("COMPLETE") == EVALS
     assert not final.get("RUNNING") and not final.get("WAITING")
-    assert len(read_results(tmp_path / "out.csv")[0]) == 12
+    assert len(read_results(tmp_path / "out.csv")[0]) == EVALS
 
 
 def test_a_zombie_worker_counts_as_dead() -> None:

@@ -495,6 +495,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         from_chip=_from_family("collective_efficiency_scale"),
     ),
     Parameter(
+        "collective_latency_scale",
+        "",
+        "float",
+        "fixed latencies of the chip family's collective library over NCCL's cost model's "
+        "(chips/technology/families.toml); scales every collective's latency",
+        0.5,
+        5.0,  # families.toml: NCCL 1, Trainium 2.4
+        from_chip=_from_family("collective_latency_scale"),
+    ),
+    Parameter(
         "energy_per_flop_scale",
         "",
         "float",

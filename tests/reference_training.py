@@ -7,7 +7,7 @@ vectorized model must agree with it on random designs and plans.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.settings import Settings
@@ -30,6 +30,7 @@ class Chip:
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
     flash2_ratio: float = 1.0  # FlashAttention-2's attention efficiency over the measured kernel's
     link_share: float = 1.0  # the family's collective_efficiency_scale: share of the links reached
+    latency_scale: float = 1.0  # the family's collective_latency_scale: its latencies over NCCL's
     host_gb_s: float = 64.0  # host link, each direction
     pod_chips: float = 1e7  # chips in one non-blocking pod of the scale-out fabric
     oversubscription: float = 1.0  # the fabric's uplinks above a pod: 1/r of the pod's NICs
@@ -167,6 +168,14 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
 
 def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] | None:
     """Step time and memory of one plan; None when the plan cannot run at all."""
+    k = chip.latency_scale  # the family's collective library: every latency k times NCCL's
+    s = replace(
+        s,
+        collective_latency_us=k * s.collective_latency_us,
+        scale_up_hop_latency_us=k * s.scale_up_hop_latency_us,
+        scale_out_hop_latency_us=k * s.scale_out_hop_latency_us,
+        tree_level_latency_us=k * s.tree_level_latency_us,
+    )
     sequences = w.global_batch_sequences
     mp = plan.tp * plan.pp
     replica = mp * plan.cp

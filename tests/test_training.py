@@ -276,6 +276,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         family_scale=float(designs.gemm_efficiency_scale[i]),
         flash2_ratio=float(designs.flash2_attention_ratio[i]),
         link_share=float(designs.collective_efficiency_scale[i]),
+        latency_scale=float(designs.collective_latency_scale[i]),
         pod_chips=float(designs.fabric_pod_chips[i]),
         oversubscription=float(designs.fabric_oversubscription[i]),
         in_network=bool(designs.in_network_reduction[i]),
@@ -322,6 +323,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         compute_units=rng.integers(60, 200, n).astype(float),
         gemm_efficiency_scale=rng.uniform(0.7, 1.4, n),
         collective_efficiency_scale=rng.choice([1.0, 0.67], n),
+        collective_latency_scale=rng.choice([1.0, 3.8], n),
         fabric_pod_chips=rng.choice([1e7, 32, 512], n).astype(float),
         fabric_oversubscription=rng.choice([1.0, 4.0, 16.0], n),
         in_network_reduction=rng.integers(0, 2, n).astype(float),
@@ -1264,3 +1266,26 @@ def test_the_step_overhead_adds_its_time_to_every_step_at_any_scale() -> None:
     # the same 30 ms is a larger share of the shorter steps of the larger clusters
     share = 0.030 / steps[30.0]
     assert np.all(np.diff(share) > 0), share
+
+
+def test_a_family_with_slower_collective_latencies_pays_them_in_every_collective() -> None:
+    """§2.7 ``collective_latency_scale``: a family whose collective library's latencies are
+    ``k`` times NCCL's spends exactly ``k`` times the latency time in its tensor-parallel
+    collectives at a pinned plan when the bandwidth is free, leaves compute alone, and never
+    trains faster; Trainium 1 carries its family's measured value, NVIDIA's chips 1."""
+    workload = load_workload("llama3.1-8b")
+    plan = {"tp": 8, "pp": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    plans = candidate_plans(workload, **plan)
+    designs = _cluster("h100-sxm", [64.0, 64.0])
+    designs = designs.replace(
+        collective_latency_scale=np.array([1.0, 3.0]),
+        scale_up_bandwidth_gb_s=np.array([1e9, 1e9]),  # the bandwidth time all but 0
+    )
+    metrics = evaluate(designs, workload, load_settings(), plans)
+    parts = [step_breakdown(metrics, i) for i in range(2)]
+    assert parts[1]["tensor_parallel"] == pytest.approx(3.0 * parts[0]["tensor_parallel"], 1e-4)
+    assert parts[1]["compute"] == parts[0]["compute"]
+    assert metrics.columns["step_time_s"][1] > metrics.columns["step_time_s"][0]
+    trainium = from_chips([load_chip("trainium1")]).collective_latency_scale[0]
+    assert trainium > 1.0
+    assert from_chips([load_chip("h100-sxm")]).collective_latency_scale[0] == 1.0

@@ -82,6 +82,7 @@ FAMILY_SCHEMA = Table(
         "gemm_efficiency_scale": Field(minimum=0.5, maximum=1.4),
         "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
         "collective_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.4),
+        "collective_latency_scale": Field(required=False, minimum=0.5, maximum=5.0),
     },
     sourced=True,
 )
@@ -212,6 +213,10 @@ class Family:
     """The share of link bandwidth this family's collective library reaches, over NCCL's
     ``collective_efficiency`` (docs/model.md §2.7): below 1 where the vendor's own collective
     benchmarks fall short of NCCL's fraction of its links, 1 where none is published."""
+    collective_latency_scale: float = 1.0
+    """This family's collective library's fixed latencies over NCCL's cost model's (docs/model.md
+    §2.7): above 1 where the vendor's own small-message benchmarks take longer than NCCL's
+    latencies predict on the same ranks, 1 where none is published."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -59,12 +59,14 @@ def ring_time(
     settings: Settings,
     domains: FloatArray | float = 1.0,
     messages: FloatArray | float = 1.0,
+    latency_scale: FloatArray | float = 1.0,
 ) -> FloatArray:
     """§2.7 α–β time (s) of ``messages`` ring all-gathers or reduce-scatters that together move
     ``bytes_`` (the full buffers) over ``group`` ranks in ``domains`` scale-up domains: each
-    message pays :func:`ring_latency_s`, the bytes pay the bandwidth."""
+    message pays :func:`ring_latency_s` (times the family's ``latency_scale``,
+    ``collective_latency_scale``), the bytes pay the bandwidth."""
     bandwidth_s = ring_bus_bytes(bytes_, group, settings) / bandwidth_b_s
-    return messages * ring_latency_s(group, domains, settings) + bandwidth_s
+    return messages * latency_scale * ring_latency_s(group, domains, settings) + bandwidth_s
 
 
 def all_reduce_time(
@@ -75,6 +77,7 @@ def all_reduce_time(
     domains: FloatArray | float = 1.0,
     messages: FloatArray | float = 1.0,
     in_network: np.ndarray | bool = False,
+    latency_scale: FloatArray | float = 1.0,
 ) -> FloatArray:
     """§2.7 α–β time (s) of ``messages`` all-reduces that together reduce ``bytes_`` over
     ``group`` ranks in ``domains`` scale-up domains, by the faster of NCCL's two algorithms
@@ -84,16 +87,17 @@ def all_reduce_time(
     bytes are ``2·bytes_`` (up the tree and down) at :data:`TREE_BUS_BANDWIDTH_RATIO` of the
     ring's bus bandwidth: the tree for small buffers over many domains, the ring for large.
     Where ``in_network`` (switches that reduce, :func:`in_network_all_reduce_time`) and the
-    group spans domains, also that algorithm."""
-    ring = 2.0 * ring_time(bytes_, group, bandwidth_b_s, settings, domains, messages)
+    group spans domains, also that algorithm. Every latency is the family's ``latency_scale``
+    times NCCL's."""
+    ring = 2.0 * ring_time(bytes_, group, bandwidth_b_s, settings, domains, messages, latency_scale)
     spans = np.maximum(np.asarray(domains, dtype=float), 1.0)
     levels = 2.0 * (np.maximum(group / spans - 1.0, 0.0) + np.floor(np.log2(spans)))
-    tree_latency = messages * levels * settings.tree_level_latency_us * 1e-6
+    tree_latency = messages * latency_scale * levels * settings.tree_level_latency_us * 1e-6
     tree_b_s = TREE_BUS_BANDWIDTH_RATIO * settings.collective_efficiency * bandwidth_b_s
     best = np.minimum(ring, tree_latency + 2.0 * bytes_ / tree_b_s)
     if np.any(in_network):
         switched = in_network_all_reduce_time(
-            bytes_, group, bandwidth_b_s, settings, spans, messages
+            bytes_, group, bandwidth_b_s, settings, spans, messages, latency_scale
         )
         best = np.where(np.logical_and(in_network, spans > 1.0), np.minimum(best, switched), best)
     return np.where(group > 1.0, best, 0.0)
@@ -106,15 +110,17 @@ def in_network_all_reduce_time(
     settings: Settings,
     domains: FloatArray,
     messages: FloatArray | float = 1.0,
+    latency_scale: FloatArray | float = 1.0,
 ) -> FloatArray:
     """§2.7 All-reduce (s) through switches that reduce (InfiniBand SHARP, NCCL's CollNet
     Direct): the ranks of a domain reduce-scatter there, each sends its ``1/m`` share to the
     switch tree once and receives the sum once, at the same time, then the domain all-gathers:
     ``bytes_`` over the hierarchical bandwidth where the ring moves ``2·(n − 1)/n·bytes_``.
     Latency as NCCL's cost model for CollNet Direct (``src/graph/tuning.cc``): the base, a
-    scale-up step each way and one network traversal. The scale-out links, not the scale-up
-    ones, are taken to limit the hierarchical bandwidth (``m·B_out < B_up``: eight 400 Gb/s NICs
-    under a 450 GB/s NVLink domain); NCCL's further CollNet efficiency factors are left out."""
+    scale-up step each way and one network traversal, times the family's ``latency_scale``.
+    The scale-out links, not the scale-up ones, are taken to limit the hierarchical bandwidth
+    (``m·B_out < B_up``: eight 400 Gb/s NICs under a 450 GB/s NVLink domain); NCCL's further
+    CollNet efficiency factors are left out."""
     per_domain = group / domains
     up_steps = np.where(per_domain > 1.0, 2.0, 0.0)
     latency_us = (
@@ -122,7 +128,8 @@ def in_network_all_reduce_time(
         + up_steps * settings.scale_up_hop_latency_us
         + settings.scale_out_hop_latency_us
     )
-    return messages * latency_us * 1e-6 + bytes_ / (settings.collective_efficiency * bandwidth_b_s)
+    latency_s = messages * latency_scale * latency_us * 1e-6
+    return latency_s + bytes_ / (settings.collective_efficiency * bandwidth_b_s)
 
 
 def overlapped(
@@ -237,7 +244,7 @@ def stage_communication(
     redone = recomputed_layer_share(g.rc, g.rc_share)
     tp_collectives = tensor_parallel_collectives(w, redone) * lay.layers_per_stage
     tp_domains = np.maximum(g.tp / g.domain, 1.0)
-    tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains)
+    tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains, latency_scale=g.latency_scale)
     tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)
     tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap)
     # Placement tp-cp-ep-dp-pp (Megatron-Core's default): pipeline neighbours are tp·cp·dp ranks
@@ -345,8 +352,9 @@ def data_parallel_exposed_s(
     tier = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
     dp_b_s, _, domains = tier
     buckets = _buckets((w.total_params - w.expert_params) / lay.model_parallel, lay.shard_dp)
+    ring = partial(ring_time, latency_scale=g.latency_scale)
     # One reduce-scatter of every gradient bucket, or its all-gather (same bytes).
-    once = _gradient_collectives(g, lay, w, s, ring_time, tier)
+    once = _gradient_collectives(g, lay, w, s, ring, tier)
     # ZeRO 1: the accumulated gradients reduce-scattered once per step and the updated weights
     # all-gathered; ZeRO 0 (DDP) all-reduces the gradients, by ring or tree; ZeRO-2 holds no
     # full gradient across micro-batches, so each micro-batch's gradients are reduce-scattered
@@ -356,14 +364,16 @@ def data_parallel_exposed_s(
     layers = lay.layers_per_stage
     zero_reduce_s, zero_gather_s = reductions * once, once
     if np.any(g.zero == 0):
-        all_reduce = partial(all_reduce_time, in_network=g.in_network)
+        all_reduce = partial(
+            all_reduce_time, in_network=g.in_network, latency_scale=g.latency_scale
+        )
         all_reduced = _gradient_collectives(g, lay, w, s, all_reduce, tier)
         zero_reduce_s = np.where(g.zero == 0, all_reduced, zero_reduce_s)
         zero_gather_s = np.where(g.zero == 0, 0.0, zero_gather_s)
     weights_b = mem.params_chip * s.weight_bytes_per_param
     grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
-    gather_s = ring_time(weights_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
-    reduce_s = ring_time(grads_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
+    gather_s = ring(weights_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
+    reduce_s = ring(grads_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
     if g.dp_shard is not None:
         per_bucket, per_layer = replica_all_reduce_s(g, lay, w, s, (buckets, layers))
         zero_reduce_s = zero_reduce_s + reductions * per_bucket
@@ -448,7 +458,9 @@ def replica_all_reduce_s(
         total: FloatArray = np.zeros(())
         for params, ranks, (b_s, _, domains) in groups:
             grads_b = params * s.grad_reduce_bytes_per_param
-            total = total + all_reduce_time(grads_b, ranks, b_s, s, domains, count, g.in_network)
+            total = total + all_reduce_time(
+                grads_b, ranks, b_s, s, domains, count, g.in_network, g.latency_scale
+            )
         return total
 
     return tuple(over_groups(count) for count in messages)

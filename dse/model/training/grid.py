@@ -76,7 +76,8 @@ class Grid:
     collective library reaches, §2.7; host) and achieved HBM bandwidth (bytes/s), usable HBM
     (bytes; the capacity in GiB, §2.4), sustained matmul / attention rates and nominal peak
     (FLOP/s), sustained exponentials/s, whether the matmuls run in the workload's fp8/fp4
-    format (faster than 16-bit), family efficiency scale.
+    format (faster than 16-bit), family efficiency scale, the family's collective latencies over
+    NCCL's (§2.7).
     """
 
     rows: slice
@@ -112,6 +113,7 @@ class Grid:
     peak_rate: FloatArray
     family_scale: FloatArray
     flash2_ratio: FloatArray
+    latency_scale: FloatArray
 
     @property
     def pods_split(self) -> bool:
@@ -200,6 +202,7 @@ def build_grid(
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),
         flash2_ratio=col(designs.flash2_attention_ratio),
+        latency_scale=col(designs.collective_latency_scale),
     )
 
 

@@ -501,7 +501,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "fixed latencies of the chip family's collective library over NCCL's cost model's "
         "(chips/technology/families.toml); scales every collective's latency",
         0.5,
-        5.0,  # families.toml: NCCL 1, Trainium 2.4
+        5.0,  # families.toml: NCCL 1, Trainium 3.8
         from_chip=_from_family("collective_latency_scale"),
     ),
     Parameter(

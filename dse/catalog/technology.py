@@ -215,8 +215,8 @@ class Family:
     benchmarks fall short of NCCL's fraction of its links, 1 where none is published."""
     collective_latency_scale: float = 1.0
     """This family's collective library's fixed latencies over NCCL's cost model's (docs/model.md
-    §2.7): above 1 where the vendor's own small-message benchmarks take longer than NCCL's
-    latencies predict on the same ranks, 1 where none is published."""
+    §2.7): above 1 where the vendor's own size sweeps, fitted from 64 KiB up, show a larger fixed
+    cost than NCCL's latencies on the same chips, 1 where none is read."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,6 +21,7 @@ from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import (
     ATTENTION_KERNELS,
+    CONTEXT_PARALLEL,
     FP8_CASTS,
     PRECISIONS,
     Workload,
@@ -91,6 +92,8 @@ RUN_SCHEMA = Table(
                 "attention": Field("str", required=False, choices=ATTENTION_KERNELS),
                 "dropout": Field("number", required=False, minimum=0.0, maximum=0.99),
                 "fp8_casts": Field("str", required=False, choices=FP8_CASTS),
+                "context_parallel": Field("str", required=False, choices=CONTEXT_PARALLEL),
+                "repeat_kv": Field("bool", required=False),
             },
             required=False,
         ),

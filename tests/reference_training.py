@@ -391,10 +391,17 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency
         overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
         moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
-    kv = 2 * tokens * max(w.kv_heads / plan.tp, 1) * w.head_dim * 2
+    # context parallelism: K/V forward (again where attention is recomputed) and backward, plus
+    # the gradients: cp - 1 16-bit hops by ring, cp fp32 hops with PyTorch's all-gather variant
+    heads = w.heads / plan.tp if w.repeat_kv else max(w.kv_heads / plan.tp, 1)
+    kv = 2 * tokens * heads * w.head_dim * 2
+    allgather = w.context_parallel == "allgather"
+    grads = 2 * plan.cp * kv if allgather else (plan.cp - 1) * kv
+    forwards = 2 if keep_attention else 3
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
-    cp_all = layers * 3 * (plan.cp - 1) * kv / (cp_bw * s.collective_efficiency)
-    cp_comm = max(cp_all - t_attention * attention_redo, 0.0)
+    cp_all = layers * (forwards * (plan.cp - 1) * kv + grads) / (cp_bw * s.collective_efficiency)
+    cp_hidden = 0.0 if allgather else min(cp_all, t_attention * attention_redo)
+    cp_comm = cp_all - cp_hidden
     # offload: inputs out during the forward quarter of the compute, back during the rest
     host_comm = 0.0
     if offload:

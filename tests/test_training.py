@@ -293,6 +293,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("deepseek-v3", 0.5, None),
         ("llama3.1-8b", 0.0, None),
         ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
+        ("llama3.1-8b+allgather", 0.0, 131072),  # K/V all-gathered, repeated heads (torchtitan)
         ("llama3.1-8b+flash2", 0.0, 32768),  # FlashAttention-2 on Hopper-class designs
         ("gpt3-175b+materialized", 0.0, None),  # scores stored, with dropout (Megatron 2021)
         ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks, a norm each
@@ -308,6 +309,8 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
     workload = load_workload(workload_id)
     if kernel == "materialized":
         workload = workload.with_changes(attention_kernel=kernel, dropout=0.1)
+    elif kernel == "allgather":
+        workload = workload.with_changes(context_parallel=kernel, repeat_kv=True)
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
@@ -627,6 +630,31 @@ def test_context_parallelism_shrinks_activation_memory() -> None:
         for cp in (1, 2, 4, 8)
     ]
     assert all(b < a for a, b in itertools.pairwise(memory))
+
+
+def test_an_all_gathered_exchange_is_exposed_and_repeated_heads_cost_their_share() -> None:
+    """§2.7 The all-gather variant of context parallelism waits for its K/V before attention,
+    so it is never faster than the ring, which hides its sends behind attention; repeating the
+    K/V heads (torchtitan) multiplies the exposed exchange by H/H_kv, and recomputing attention
+    repeats the forward all-gather."""
+    workload = load_workload("llama3.1-405b").with_changes(seq_len=131072)
+    designs = _cluster("h100-sxm", [512.0])
+    plan = {"tp": 8, "pp": 8, "cp": 8, "microbatch": 1, "zero_stage": 3}
+
+    def exchange(recompute: str, **changes) -> tuple[float, float]:
+        t = _pinned(workload.with_changes(**changes), designs, **plan, recompute=recompute)
+        return t.training.cp_comm_time_s[0], t.columns["step_time_s"][0]
+
+    ring_s, ring_step = exchange("selective")
+    gathered_s, gathered_step = exchange("selective", context_parallel="allgather")
+    repeated_s, _ = exchange("selective", context_parallel="allgather", repeat_kv=True)
+    kept_s, _ = exchange("none", context_parallel="allgather", repeat_kv=True)
+    assert gathered_step > ring_step and gathered_s > ring_s
+    heads = workload.heads / workload.kv_heads
+    assert repeated_s == pytest.approx(heads * gathered_s, rel=1e-9)
+    # selective recompute redoes the forward all-gather: (3 + 2·c/(c − 1)) over (2 + 2·c/(c − 1))
+    c = plan["cp"]
+    assert repeated_s / kept_s == pytest.approx((3 + 2 * c / (c - 1)) / (2 + 2 * c / (c - 1)))
 
 
 @pytest.mark.parametrize("key", ["tp_overlap", "moe_comm_overlap", "dp_overlap"])

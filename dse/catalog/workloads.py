@@ -85,6 +85,18 @@ Transformer Engine). ``separate``: the 16-bit tensors are cast by kernels of the
 each tensor and writing its low-precision copy and transpose (torchao's Float8Linear in
 torchtitan, NVIDIA's MXFP8 / NVFP4 recipes outside Transformer Engine's fused layers)."""
 
+CONTEXT_PARALLEL = ("ring", "allgather")
+"""How context parallelism exchanges keys and values (docs/model.md §2.7). ``ring``: each rank
+passes its K/V chunk to the next while it computes attention on the chunk in hand, and the
+backward pass passes K/V and their gradients the same way, in 16-bit (Liu et al. 2023, Ring
+Attention; Megatron-Core / Transformer Engine's ``cp_comm_type = "p2p"``). ``allgather``: the
+K/V chunks are all-gathered before attention, with the all-gather exposed (Llama 3's context
+parallelism: "the all-gather communication latency is exposed in the critical path", Llama
+Team 2024, arXiv:2407.21783, Sec. 3.3.2; PyTorch's experimental ``context_parallel`` with
+``rotate_method = "allgather"``, torchtitan's default, whose collectives a compiled block waits
+for at once), and the backward pass all-gathers them again and passes the gradients around the
+ring in fp32 (PyTorch's ``_templated_ring_attention_backward``)."""
+
 WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "layers": (1, 10_000),
     "d_model": (1, 1_000_000),
@@ -165,6 +177,10 @@ WORKLOAD_SCHEMA = Table(
                 ),
                 "dropout": Field("number", required=False, default=0.0, minimum=0.0, maximum=0.99),
                 "fp8_casts": Field("str", required=False, default="fused", choices=FP8_CASTS),
+                "context_parallel": Field(
+                    "str", required=False, default="ring", choices=CONTEXT_PARALLEL
+                ),
+                "repeat_kv": Field("bool", required=False, default=False),
             }
         ),
     }
@@ -229,6 +245,12 @@ class Workload:
     where a faster one exists (Hopper: ``flash2_attention_ratio``, docs/model.md §2.6)."""
     fp8_casts: str = "fused"
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
+    context_parallel: str = "ring"
+    """How context parallelism exchanges keys and values (:data:`CONTEXT_PARALLEL`, §2.7)."""
+    repeat_kv: bool = False
+    """The training code repeats each key/value head for its group of query heads before
+    attention (torchtitan's Llama ``repeat_kv``), so context parallelism exchanges the ``H/t``
+    repeated heads rather than the ``H_kv/t`` grouped ones (§2.7)."""
     sliding_window: int = 0
     """Tokens each query attends to in the sliding-window layers (a query sees itself and the
     ``sliding_window − 1`` tokens before it; gpt-oss: 128, Mistral 7B: 4,096); 0 = none."""
@@ -464,6 +486,8 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         attention_kernel=training["attention"],
         dropout=float(training["dropout"]),
         fp8_casts=training["fp8_casts"],
+        context_parallel=training["context_parallel"],
+        repeat_kv=training["repeat_kv"],
         parallel_blocks=model["parallel_blocks"],
         parallel_shared_norm=model["parallel_shared_norm"],
         sliding_window=model["sliding_window"],

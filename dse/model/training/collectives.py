@@ -185,21 +185,27 @@ def context_parallel_time_s(
     tokens: FloatArray | float,
     tp: FloatArray,
     cp: FloatArray,
-    domain: FloatArray,
-    up_b_s: FloatArray,
-    out_b_s: FloatArray,
+    redone: FloatArray | float,
+    links: tuple[FloatArray, FloatArray, FloatArray],
     settings: Settings,
 ) -> FloatArray:
-    """§2.7 Ring-attention K/V exchange of one layer, forward and backward (s).
+    """§2.7 K/V exchange of one layer's context-parallel attention, forward and backward (s).
 
-    Each of the ``cp`` ranks passes its K and V chunk (``tokens`` tokens, KV heads / tp) around
-    the ring, cp − 1 hops forward; the backward pass moves K, V and their gradients, twice the
-    forward bytes (Megatron-Core context parallelism; Liu et al. 2023, Ring Attention). The cp
-    group follows tp in rank order, so it stays on the scale-up links while tp·cp fits there.
-    """
-    kv_b = 2.0 * tokens * kv_heads_per_rank(w, tp) * w.head_dim * 2.0
+    Each of the ``cp`` ranks holds the K and V of its chunk (``tokens`` tokens, ``K_V`` bytes
+    in 16-bit) and receives the other ranks' cp − 1 chunks in the forward pass, again for the
+    share ``redone`` of the layers whose attention recompute repeats. The backward pass moves
+    K and V once more and their gradients: cp − 1 hops in 16-bit by ring
+    (:data:`~dse.catalog.workloads.CONTEXT_PARALLEL`), cp hops of fp32 gradients with PyTorch's
+    all-gather variant. ``links``: the scale-up domain's size, its and the scale-out network's
+    bandwidth per chip (B/s); the cp group follows tp in rank order, so it stays on the scale-up
+    links while tp·cp fits there."""
+    domain, up_b_s, out_b_s = links
+    heads = w.heads / tp if w.repeat_kv else kv_heads_per_rank(w, tp)
+    kv_b = 2.0 * tokens * heads * w.head_dim * 2.0
+    gradients = 2.0 * cp * kv_b if w.context_parallel == "allgather" else (cp - 1.0) * kv_b
+    moved = (2.0 + redone) * (cp - 1.0) * kv_b + gradients
     bandwidth = np.where(tp * cp <= domain, up_b_s, out_b_s)
-    return 3.0 * (cp - 1.0) * kv_b / (bandwidth * settings.collective_efficiency)
+    return moved / (bandwidth * settings.collective_efficiency)
 
 
 def tensor_parallel_collectives(w: Workload, redone: FloatArray | float) -> FloatArray | float:
@@ -275,10 +281,17 @@ def stage_communication(
         moe_s = overlapped(count * one, comp.total_s, np.where(g.dual, 1.0, s.moe_comm_overlap))
     cp_s: FloatArray | float = 0.0
     if np.any(g.cp > 1):
-        ring = context_parallel_time_s(
-            w, lay.tokens_mb, g.tp, g.cp, g.domain, g.up_b_s, g.out_b_s, s
+        # attention recompute repeats the forward exchange on the layers it applies to
+        attention_redone = np.where(comp.attention_redo > 1.0, g.rc_share, 0.0)
+        exchange = context_parallel_time_s(
+            w, lay.tokens_mb, g.tp, g.cp, attention_redone, (g.domain, g.up_b_s, g.out_b_s), s
         )
-        cp_s = overlapped(lay.layers_per_stage * ring, comp.attention_s * comp.attention_redo, 1.0)
+        # a ring step's send hides behind the attention on the chunk in hand; the all-gather
+        # variant is waited for before attention
+        hidden = 0.0 if w.context_parallel == "allgather" else 1.0
+        cp_s = overlapped(
+            lay.layers_per_stage * exchange, comp.attention_s * comp.attention_redo, hidden
+        )
     host_s = offload_time_s(g, lay, comp.total_s, w) + activation_offload_time_s(
         g, lay, mem, comp.total_s
     )

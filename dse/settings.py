@@ -54,6 +54,7 @@ SETTINGS_SCHEMA = Table(
                 "grad_bytes_per_param": _BYTES_PER_PARAM,
                 "optimizer_bytes_per_param": _BYTES_PER_PARAM,
                 "distributed_optimizer": Field("bool"),
+                "sharded_weight_copy": Field("bool"),
                 "grad_reduce_bytes_per_param": Field(minimum=0.1, maximum=64.0),
             },
             sourced=True,
@@ -107,6 +108,7 @@ class Settings:
     grad_bytes_per_param: float
     optimizer_bytes_per_param: float
     distributed_optimizer: bool
+    sharded_weight_copy: bool
     grad_reduce_bytes_per_param: float
     host_power_w_per_chip: float
     pue: float
@@ -219,6 +221,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
         "bytes/param",
     ),
     "distributed_optimizer": ("shard the optimizer state over data-parallel ranks", "on/off"),
+    "sharded_weight_copy": (
+        "ZeRO-3 keeps a 16-bit weight shard beside the fp32 master (off: cast as gathered)",
+        "on/off",
+    ),
     "grad_reduce_bytes_per_param": (
         "gradient bytes sent in the data-parallel reduction",
         "bytes/param",

@@ -62,6 +62,10 @@ STATE_FORMATS = (
 """Settings that are facts of a run's configuration: the bytes its framework keeps per parameter
 for weights, main gradients and optimizer state, and reduces gradients in (§2.1). A run records
 them under ``[run.settings]`` where its published configuration departs from the defaults."""
+RUN_FLAGS = ("sharded_weight_copy",)
+"""On/off settings that are facts of a run's framework, recorded under ``[run.settings]``:
+``sharded_weight_copy = false`` where its ZeRO-3 keeps only the fp32 master shard and casts it
+as it is gathered (PyTorch FSDP's mixed precision, JAX's fp32 parameters; §2.1)."""
 RUN_OVERLAPS = ("dp_overlap", "moe_comm_overlap")
 """Overlaps a run's published configuration fixes (§2.7), recorded under ``[run.settings]``, the
 calibrated default applying to runs that do not say: ``dp_overlap = 1`` where its stack issues
@@ -117,6 +121,7 @@ RUN_SCHEMA = Table(
                     k: Field("number", required=False, minimum=0.0, maximum=1.0)
                     for k in RUN_OVERLAPS
                 },
+                **{k: Field("bool", required=False) for k in RUN_FLAGS},
             },
             required=False,
         ),
@@ -205,10 +210,12 @@ def evaluate_run(
     return evaluate(designs, workload, run_settings, plans), designs, workload
 
 
-def _run_settings(run: dict[str, Any]) -> dict[str, float]:
+def _run_settings(run: dict[str, Any]) -> dict[str, float | bool]:
     """The settings the run's published configuration fixes (:data:`STATE_FORMATS`,
-    :data:`RUN_OVERLAPS`) that it records."""
-    return {k: float(v) for k, v in run["settings"].items() if v is not None}
+    :data:`RUN_OVERLAPS`, :data:`RUN_FLAGS`) that it records."""
+    return {
+        k: v if k in RUN_FLAGS else float(v) for k, v in run["settings"].items() if v is not None
+    }
 
 
 def compare_run(

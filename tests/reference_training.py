@@ -205,7 +205,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     sharded = shared / mp / sdp + local_experts / expert_sdp
     if plan.zero_stage == 3:
         updated = sharded
-        static = updated * states + 2 * params / layers * s.weight_bytes_per_param
+        # without a sharded 16-bit copy the fp32 master shard is cast as it is gathered
+        kept = states - (0 if s.sharded_weight_copy else s.weight_bytes_per_param)
+        static = updated * kept + 2 * params / layers * s.weight_bytes_per_param
     else:
         shard = plan.zero_stage >= 2 or (plan.zero_stage == 1 and s.distributed_optimizer)
         updated = sharded if shard else params

@@ -621,6 +621,22 @@ def test_interleaving_shrinks_the_bubble() -> None:
     assert interleaved.pp_comm_time_s[0] > plain.pp_comm_time_s[0]  # v× more p2p
 
 
+def test_fsdp_without_a_sharded_weight_copy_keeps_two_bytes_per_parameter_less() -> None:
+    """§2.1 Where ZeRO-3 casts the fp32 master shard as it gathers (PyTorch FSDP's mixed
+    precision, JAX), each chip keeps its shard's 16-bit bytes less; other stages keep theirs,
+    and the step time does not change."""
+    workload = load_workload("llama3.1-70b")
+    designs = _cluster("h100-sxm", [256.0])
+    off = load_settings().with_overrides(sharded_weight_copy=False)
+    shard = workload.total_params / 256 * off.weight_bytes_per_param / 1e9
+    for zero, saved in ((3, shard), (1, 0.0)):
+        plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "full", "zero_stage": zero}
+        kept, cast = (_pinned(workload, designs, s, **plan) for s in (load_settings(), off))
+        memory = "memory_per_chip_gb"
+        assert kept.columns[memory][0] - cast.columns[memory][0] == pytest.approx(saved)
+        assert kept.columns["step_time_s"][0] == cast.columns["step_time_s"][0]
+
+
 def test_context_parallelism_shrinks_activation_memory() -> None:
     workload = load_workload("llama3.1-8b").with_changes(seq_len=65536)
     designs = _cluster("h100-sxm", [1024.0])
@@ -755,11 +771,13 @@ def test_hybrid_sharding_inside_the_domain_gathers_on_the_fast_links(dp: int) ->
     assert 0.0 < hybrid.training.dp_exposed_time_s[0] <= flat.training.dp_exposed_time_s[0]
 
 
-def test_scalar_reference_agrees_with_hybrid_sharding() -> None:
+@pytest.mark.parametrize("weight_copy", [True, False])
+def test_scalar_reference_agrees_with_hybrid_sharding(weight_copy: bool) -> None:
     """The scalar reference (tests/reference_training.py) and the vectorized model agree on
-    plans with a pinned dp_shard, dense and MoE, on random designs."""
+    plans with a pinned dp_shard, dense and MoE, on random designs, with and without ZeRO-3's
+    sharded 16-bit weight copy."""
     rng = np.random.default_rng(17)
-    settings = load_settings()
+    settings = load_settings().with_overrides(sharded_weight_copy=weight_copy)
     n = 8
     designs = from_chips([load_chip("h100-sxm")] * n).replace(
         num_chips=rng.choice([64, 256, 1024, 4096], n).astype(float),

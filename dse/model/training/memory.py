@@ -347,16 +347,21 @@ def zero_state_bytes(zero: FloatArray, s: Settings) -> tuple[FloatArray, FloatAr
     Stage 0 replicates weights, gradients and optimizer state; 1 shards the optimizer state
     (when ``distributed_optimizer`` is on, else it is stage 0); 2 the gradients too, holding two
     layers' full gradients while they are reduce-scattered; 3 (FSDP) the weights as well,
-    holding two layers' gathered weights (Rajbhandari et al. 2020, Sec. 5)."""
+    holding two layers' gathered weights (Rajbhandari et al. 2020, Sec. 5), and no sharded
+    16-bit copy where ``sharded_weight_copy`` is off (the fp32 master shard is cast as it is
+    gathered: PyTorch FSDP's mixed precision, JAX's fp32 parameters)."""
     wt, gr, opt = s.weight_bytes_per_param, s.grad_bytes_per_param, s.optimizer_bytes_per_param
     optimizer_sharded = (zero >= 2) | ((zero == 1) & s.distributed_optimizer)
+    weights_sharded = zero == 3
     sharded = (
         np.where(optimizer_sharded, opt, 0.0)
         + np.where(zero >= 2, gr, 0.0)
-        + np.where(zero == 3, wt, 0.0)
+        + np.where(weights_sharded, wt if s.sharded_weight_copy else 0.0, 0.0)
     )
-    in_flight = np.where(zero == 2, 2.0 * gr, np.where(zero == 3, 2.0 * wt, 0.0))
-    return wt + gr + opt - sharded, sharded, in_flight
+    replicated = np.where(weights_sharded, 0.0, wt) + gr + opt - np.where(zero >= 2, gr, 0.0)
+    replicated = replicated - np.where(optimizer_sharded, opt, 0.0)
+    in_flight = np.where(zero == 2, 2.0 * gr, np.where(weights_sharded, 2.0 * wt, 0.0))
+    return replicated, sharded, in_flight
 
 
 def state_bytes_per_param(s: Settings) -> float:

@@ -352,14 +352,18 @@ def zero_state_bytes(zero: FloatArray, s: Settings) -> tuple[FloatArray, FloatAr
     gathered: PyTorch FSDP's mixed precision, JAX's fp32 parameters)."""
     wt, gr, opt = s.weight_bytes_per_param, s.grad_bytes_per_param, s.optimizer_bytes_per_param
     optimizer_sharded = (zero >= 2) | ((zero == 1) & s.distributed_optimizer)
-    weights_sharded = zero == 3
+    grads_sharded, weights_sharded = zero >= 2, zero == 3
+    replicated = (
+        np.where(optimizer_sharded, 0.0, opt)
+        + np.where(grads_sharded, 0.0, gr)
+        + np.where(weights_sharded, 0.0, wt)
+    )
+    weight_copy = wt if s.sharded_weight_copy else 0.0
     sharded = (
         np.where(optimizer_sharded, opt, 0.0)
-        + np.where(zero >= 2, gr, 0.0)
-        + np.where(weights_sharded, wt if s.sharded_weight_copy else 0.0, 0.0)
+        + np.where(grads_sharded, gr, 0.0)
+        + np.where(weights_sharded, weight_copy, 0.0)
     )
-    replicated = np.where(weights_sharded, 0.0, wt) + gr + opt - np.where(zero >= 2, gr, 0.0)
-    replicated = replicated - np.where(optimizer_sharded, opt, 0.0)
     in_flight = np.where(zero == 2, 2.0 * gr, np.where(weights_sharded, 2.0 * wt, 0.0))
     return replicated, sharded, in_flight
 

@@ -360,7 +360,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     message = tokens * d * 2
     tp_comm = 0.0
     if plan.tp > 1:
-        bw = up if plan.tp <= chip.domain else out
+        bw = up if plan.tp <= chip.domain else min(up, out * chip.domain)  # every NIC of a domain
         tp_domains = max(plan.tp / chip.domain, 1)
         # parallel blocks: one reduce of the summed outputs, a gather per normalization
         per_block = ((1 if w.parallel_shared_norm else 2) + 1) / 4 if w.parallel_blocks else 1.0

@@ -246,7 +246,9 @@ def stage_communication(
     """§2.7 TP collectives, pipeline p2p, MoE all-to-all and ring attention of one micro-batch,
     each with the overlap its stack achieves; §2.5 the host copies of offloaded activations."""
     activation_msg = lay.tokens_mb * w.d_model * 2.0
-    tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, g.out_b_s)
+    # a group larger than the domain crosses the network over all its domain's NICs at once, as
+    # a data-parallel group does (data_parallel_tier): NCCL runs a ring per NIC
+    tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * g.domain))
     redone = recomputed_layer_share(g.rc, g.rc_share)
     tp_collectives = tensor_parallel_collectives(w, redone) * lay.layers_per_stage
     tp_domains = np.maximum(g.tp / g.domain, 1.0)

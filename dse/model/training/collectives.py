@@ -246,12 +246,11 @@ def stage_communication(
     """§2.7 TP collectives, pipeline p2p, MoE all-to-all and ring attention of one micro-batch,
     each with the overlap its stack achieves; §2.5 the host copies of offloaded activations."""
     activation_msg = lay.tokens_mb * w.d_model * 2.0
-    # a group larger than the domain crosses the network over all its domain's NICs at once, as
-    # a data-parallel group does (data_parallel_tier): NCCL runs a ring per NIC
-    tp_b_s = np.where(g.tp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * g.domain))
+    # the tp ranks are adjacent in rank order; a group larger than the domain crosses it over
+    # all the domain's NICs at once, the tier every collective group takes
+    tp_b_s, _, tp_domains = data_parallel_tier(g, g.tp, np.ones_like(g.tp))
     redone = recomputed_layer_share(g.rc, g.rc_share)
     tp_collectives = tensor_parallel_collectives(w, redone) * lay.layers_per_stage
-    tp_domains = np.maximum(g.tp / g.domain, 1.0)
     tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains, latency_scale=g.latency_scale)
     tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)
     tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap)
@@ -315,11 +314,12 @@ def data_parallel_stride(g: Grid) -> FloatArray:
 def data_parallel_tier(
     g: Grid, group: FloatArray, stride: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """§2.7 Bandwidth (bytes/s), ranks per scale-up domain and domains spanned of a data-parallel
-    group of ``group`` ranks ``stride`` ranks apart in rank order: the scale-up links where the
-    ``stride·group`` ranks share a domain, else hierarchical — the ranks sharing a domain reduce
-    there first, then cross the scale-out network over their own NICs in parallel, at what the
-    fabric's pod uplinks leave them where the group spans pods (:func:`pod_ring_bandwidth`)."""
+    """§2.7 Bandwidth (bytes/s), ranks per scale-up domain and domains spanned of a collective
+    group (data-parallel; tensor-parallel at stride 1) of ``group`` ranks ``stride`` ranks apart
+    in rank order: the scale-up links where the ``stride·group`` ranks share a domain, else
+    hierarchical — the ranks sharing a domain reduce there first, then cross the scale-out
+    network over their own NICs in parallel, at what the fabric's pod uplinks leave them where
+    the group spans pods (:func:`pod_ring_bandwidth`)."""
     per_domain = np.clip(g.domain / stride, 1.0, group)
     out_b_s = g.out_b_s
     if g.pods_split:

@@ -253,3 +253,17 @@ def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(
     _assert_same(
         evaluate(designs, w, plans=plans), evaluate(designs, w, plans=plans, exhaustive=True)
     )
+
+
+def test_the_search_interleaves_up_to_eight_virtual_stages_where_the_layers_split() -> None:
+    # Llama 3.1 405B: 126 layers, so 16 stages hold ⌈126/16⌉ = 8 layers each (8 virtual stages
+    # of one layer, Meta's 16K-GPU plan), 8 stages hold 16, and 32 stages hold 4 (no vp 8).
+    w = load_workload("llama3.1-405b")
+    plans = candidate_plans(w, max_tp=8)
+    vp, pp = plans.virtual_stages, plans.pp
+    assert set(np.unique(vp[pp == 16])) == {1.0, 2.0, 4.0, 8.0}
+    assert 8.0 in vp[pp == 8]
+    assert 8.0 not in vp[pp == 32] and 4.0 in vp[pp == 32]
+    assert (vp[pp < 4] == 1).all()
+    per_stage = np.ceil(w.layers / pp)
+    assert (per_stage % vp == 0).all()

@@ -42,7 +42,9 @@ to keep its plan count."""
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
 MICROBATCH_CHOICES = (1, 2, 4, 8)
-VP_CHOICES = (1, 2, 4)
+VP_CHOICES = (1, 2, 4, 8)
+"""Virtual pipeline stages per rank the search tries (docs/model.md §2.4): the published plans
+pin 2-20, 8 most often (Megatron-Bridge, MLPerf); more only when pinned."""
 PLACEMENTS = ("tp-cp-ep-dp-pp", "tp-pp-dp")
 """Rank placements (docs/model.md §2.4), the order of the parallel dimensions from the
 innermost (neighbouring ranks, which share a scale-up domain first) to the outermost, as

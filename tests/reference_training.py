@@ -189,6 +189,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     m = sequences / (dp * plan.microbatch)
     layers = math.ceil(w.layers / plan.pp)
     full, none, op, ffn = (plan.recompute == p for p in ("full", "none", "op", "ffn"))
+    qkv_linear1 = plan.recompute == "qkv_linear1"
     offload = plan.recompute == "offload"  # full recompute, layer inputs in host memory
 
     # memory
@@ -267,10 +268,14 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     op_kept += d + w.heads * hd
     # ffn (AXLearn's default): the input, q, k, v, o and attention's output kept
     ffn_kept = d + 2 * w.heads * hd + 2 * w.kv_heads * hd + d
+    # qkv_linear1 (AXLearn on Trainium2): the input, q, k, v and the MLP's up projections
+    qkv_linear1_kept = d + (w.heads + 2 * w.kv_heads) * hd + mlp_ups * width
     if op:
         kept = 2 * tokens * op_kept / plan.tp
     elif ffn:
         kept = 2 * tokens * ffn_kept / plan.tp
+    elif qkv_linear1:
+        kept = 2 * tokens * qkv_linear1_kept / plan.tp
     elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
@@ -322,15 +327,17 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
-    other_redo = 4 / 3 if full or op or ffn else 1.0
+    other_redo = 4 / 3 if full or op or ffn or qkv_linear1 else 1.0
 
     def redone_share(mlp_width: float, experts: float) -> float:
-        """op redoes k, o and every other MLP projection; ffn the MLP's up projections."""
+        """op redoes k, o and every other MLP projection; ffn the MLP's up projections;
+        qkv_linear1 the o projection."""
         forward = [d * w.heads * hd, d * w.kv_heads * hd, d * w.kv_heads * hd, w.heads * hd * d]
         forward += [experts * d * mlp_width] * mlp_ups + [experts * mlp_width * d]
-        return sum(forward[4:-1] if ffn else forward[1::2]) / sum(forward)
+        redone = forward[4:-1] if ffn else forward[3:4] if qkv_linear1 else forward[1::2]
+        return sum(redone) / sum(forward)
 
-    if op or ffn:
+    if op or ffn or qkv_linear1:
         share = redone_share(w.ffn_dim, 1)
         if w.is_moe:
             experts = w.experts_per_token + w.shared_experts

@@ -859,11 +859,11 @@ def test_a_format_slower_than_16_bit_trains_in_16_bit() -> None:
 
 
 def _activation_bytes(workload, recompute: str, tp: int = 1) -> float:
-    from dse.model.training.grid import FFN, FULL, NONE, OP, SELECTIVE
+    from dse.model.training.grid import FFN, FULL, NONE, OP, QKV_LINEAR1, SELECTIVE
     from dse.model.training.memory import activations
 
     codes = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL, "offload": OFFLOAD}
-    code = {**codes, "ffn": FFN}[recompute]
+    code = {**codes, "ffn": FFN, "qkv_linear1": QKV_LINEAR1}[recompute]
     act = activations(workload, np.array([8192.0]), np.array([float(tp)]), np.array([code]))
     return float(act.kept_b[0])
 
@@ -930,6 +930,27 @@ def test_ffn_checkpointing_keeps_the_attention_projections_and_redoes_the_mlp() 
     assert ffn_checkpoint(w).recomputed_share == pytest.approx(share)
     searched = candidate_plans(w).recompute
     assert RECOMPUTE.index("ffn") not in set(searched.tolist())
+
+
+def test_qkv_linear1_checkpointing_keeps_q_k_v_and_the_up_projections() -> None:
+    """§2.5-2.6 AXLearn's Trainium2 policy keeps the input, q, k, v and the MLP's up projections
+    and redoes attention, the o projection and the memory-bound operators: for Llama 2 70B less
+    memory than selective recompute (which keeps every other activation), more than full; slower
+    than selective, faster than full; never searched."""
+    from dse.model.training.memory import qkv_linear1_checkpoint
+
+    w = load_workload("llama2-70b")
+    kept = [_activation_bytes(w, policy) for policy in ("selective", "qkv_linear1", "full")]
+    assert kept[0] > kept[1] > kept[2]
+    d, ffn, kv = 8192, 28672, 1024
+    # the layer input, q, k, v and the gate and up projections, 16-bit, for 8,192 tokens
+    assert kept[1] == pytest.approx(2 * 8192 * (d + d + kv + kv + 2 * ffn))
+    times = [_step_seconds(w, policy) for policy in ("selective", "qkv_linear1", "full")]
+    assert times[0] < times[1] < times[2]
+    share = d * d / (d * (d + kv + kv + d) + 3 * d * ffn)  # the o projection of all linears
+    assert qkv_linear1_checkpoint(w).recomputed_share == pytest.approx(share)
+    searched = candidate_plans(w).recompute
+    assert RECOMPUTE.index("qkv_linear1") not in set(searched.tolist())
 
 
 def test_pipeline_stages_placed_inside_a_domain_trade_p2p_for_data_parallel_bandwidth() -> None:

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
 
-RECOMPUTE = ("none", "selective", "full", "op", "offload", "ffn")
+RECOMPUTE = ("none", "selective", "full", "op", "offload", "ffn", "qkv_linear1")
 """Activation recompute policies (docs/model.md §2.5): keep everything; recompute attention
 scores (flash-style, Korthikanti et al. 2022); recompute whole layers from their inputs;
 ``op``: per-operator selective checkpointing (torchtitan's ``selective_ac_option = "op"``), which
@@ -29,15 +29,18 @@ keeps attention's output and every other linear layer's output and recomputes th
 ``offload``: recompute whole layers from inputs kept in host memory (MaxText's offloading remat
 policies, PyTorch's ``save_on_cpu``), copied over the host link behind the compute; ``ffn``:
 AXLearn's default, which keeps the attention projections and output and recomputes the MLP's up
-projections, attention and the norms. The search tries ``offload`` with FSDP (ZeRO-3) only, the
-way the stacks that offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed
-ZeRO-3's ``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``
-is evaluated when pinned (:data:`SEARCHED_RECOMPUTE`)."""
+projections, attention and the norms; ``qkv_linear1``: AXLearn's policy on Trainium2 (its
+``QKV_PROJ|LINEAR1_X`` names), which keeps q, k, v and the MLP's up projections and recomputes
+attention, the o projection, the activation and the norms. The search tries ``offload`` with
+FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText, Megatron-FSDP's
+``cpu_offloading``, DeepSpeed ZeRO-3's ``cpu_checkpointing``); a pinned ``recompute="offload"``
+runs with any plan. ``ffn`` and ``qkv_linear1`` are evaluated when pinned
+(:data:`SEARCHED_RECOMPUTE`)."""
 
 SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
-"""The policies the plan search tries. ``ffn`` (one stack's default, which redoes attention and
-most of the MLP to keep less than ``op``) is a published fact to pin; the search leaves it out
-to keep its plan count."""
+"""The policies the plan search tries. ``ffn`` and ``qkv_linear1`` (one stack's policies, which
+redo attention and part of each layer's linear layers to keep less than ``op``) are published
+facts to pin; the search leaves them out to keep its plan count."""
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -386,7 +389,7 @@ def _check_recompute_layers(
     return layers
 
 
-OFFLOAD_WITH = ("none", "selective", "op", "ffn")
+OFFLOAD_WITH = ("none", "selective", "op", "ffn", "qkv_linear1")
 """Recompute policies whose kept activations ``offload_layers`` can move to host memory; ``full``
 and ``offload`` keep only each layer's input."""
 

@@ -25,7 +25,16 @@ from dse.model.training.collectives import (
     ring_time,
 )
 from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_time_s
-from dse.model.training.grid import FFN, FULL, NONE, OFFLOAD, OP, SELECTIVE, precision_flop_s
+from dse.model.training.grid import (
+    FFN,
+    FULL,
+    NONE,
+    OFFLOAD,
+    OP,
+    QKV_LINEAR1,
+    SELECTIVE,
+    precision_flop_s,
+)
 from dse.model.training.schedule import interleaved_in_flight, pipeline_bubble_slots
 from dse.model.training.step import CHUNK_CELLS, Training, evaluate_training
 
@@ -37,6 +46,7 @@ __all__ = [
     "OFFLOAD",
     "OP",
     "OPERAND_BYTES",
+    "QKV_LINEAR1",
     "SELECTIVE",
     "Training",
     "all_to_all_time_s",

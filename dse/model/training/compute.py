@@ -13,8 +13,8 @@ from dse.catalog.workloads import (
     windowed_attention_share,
 )
 from dse.designs import FloatArray
-from dse.model.training.grid import FFN, NONE, OP, Grid, recomputes_layers
-from dse.model.training.memory import ffn_checkpoint, op_checkpoint
+from dse.model.training.grid import FFN, NONE, OP, QKV_LINEAR1, Grid, recomputes_layers
+from dse.model.training.memory import ffn_checkpoint, op_checkpoint, qkv_linear1_checkpoint
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
@@ -164,13 +164,20 @@ def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 
     :data:`ATTENTION_FORWARD_SHARE` (measured). ``full`` and ``offload`` redo every layer,
     ``selective`` only attention, ``op`` a share of the linear layers (:func:`op_checkpoint`) and
     all the memory-bound operators but not attention, ``ffn`` the MLP's up projections
-    (:func:`ffn_checkpoint`), attention and the memory-bound operators."""
+    (:func:`ffn_checkpoint`), attention and the memory-bound operators, ``qkv_linear1`` the o
+    projection (:func:`qkv_linear1_checkpoint`), attention and the memory-bound operators."""
     op, ffn = op_checkpoint(w).recomputed_share, ffn_checkpoint(w).recomputed_share
+    o_proj = qkv_linear1_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
-    matmul = np.select([whole, rc == OP, rc == FFN], [1.0 / 3.0, op / 3.0, ffn / 3.0], 0.0)
+    per_op = (rc == OP) | (rc == FFN) | (rc == QKV_LINEAR1)
+    matmul = np.select(
+        [whole, rc == OP, rc == FFN, rc == QKV_LINEAR1],
+        [1.0 / 3.0, op / 3.0, ffn / 3.0, o_proj / 3.0],
+        0.0,
+    )
     forward = 1.0 / 3.0 if w.attention_kernel == "materialized" else ATTENTION_FORWARD_SHARE
     attention = np.where((rc == NONE) | (rc == OP), 0.0, forward)
-    other = np.where(whole | (rc == OP) | (rc == FFN), 1.0 / 3.0, 0.0)
+    other = np.where(whole | per_op, 1.0 / 3.0, 0.0)
     return Recompute(1.0 + layers * matmul, 1.0 + layers * attention, 1.0 + layers * other)
 
 

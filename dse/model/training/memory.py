@@ -10,7 +10,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
-from dse.model.training.grid import FFN, FULL, NONE, OFFLOAD, OP, SELECTIVE, Grid
+from dse.model.training.grid import FFN, FULL, NONE, OFFLOAD, OP, QKV_LINEAR1, SELECTIVE, Grid
 from dse.model.training.parallelism import Layout
 from dse.model.training.schedule import micro_batches_in_flight
 from dse.settings import Settings
@@ -71,8 +71,8 @@ def _per_token_layer_bytes(
 
 @dataclass(frozen=True)
 class OpCheckpoint:
-    """§2.5 What a per-operator checkpointing policy (recompute ``op`` or ``ffn``) keeps and
-    redoes."""
+    """§2.5 What a per-operator checkpointing policy (recompute ``op``, ``ffn`` or
+    ``qkv_linear1``) keeps and redoes."""
 
     recomputed_share: float
     """Share of the layer's forward linear FLOPs recomputed in the backward pass."""
@@ -81,13 +81,16 @@ class OpCheckpoint:
 
 
 def _checkpoint(
-    w: Workload, redone: Callable[[int, int], bool], kept: Callable[[int, int], bool]
+    w: Workload,
+    redone: Callable[[int, int], bool],
+    kept: Callable[[int, int], bool],
+    keeps_context: bool = True,
 ) -> OpCheckpoint:
     """§2.5 A policy that redoes the forward GEMMs where ``redone(i, n)`` and keeps the outputs
     of those where ``kept(i, n)`` (``i``: the GEMM's place among the layer's ``n`` in forward
     order: q, k, v, o, then the MLP's up projections and its down projection), besides the
-    layer's input and attention's output. MoE layers count each routed and shared expert as a
-    dense MLP of the expert width."""
+    layer's input and, where ``keeps_context``, attention's output. MoE layers count each routed
+    and shared expert as a dense MLP of the expert width."""
     d, hd = float(w.d_model), float(w.head_dim)
     # (input width, output width) of each forward GEMM, in execution order
     attention = [(d, w.heads * hd), (d, w.kv_heads * hd), (d, w.kv_heads * hd), (w.heads * hd, d)]
@@ -115,7 +118,8 @@ def _checkpoint(
         moe_share, moe_kept = share_and_kept(routed, copies)
         share = (1.0 - moe_fraction) * share + moe_fraction * moe_share
         kept_elements = (1.0 - moe_fraction) * kept_elements + moe_fraction * moe_kept
-    return OpCheckpoint(share, kept_elements + d + w.heads * hd)
+    context = w.heads * hd if keeps_context else 0.0
+    return OpCheckpoint(share, kept_elements + d + context)
 
 
 @lru_cache(maxsize=16)
@@ -135,6 +139,21 @@ def ffn_checkpoint(w: Workload) -> OpCheckpoint:
     activation and the norms (the down projection's output is not needed by the backward pass,
     so it is not redone)."""
     return _checkpoint(w, redone=lambda i, n: 4 <= i < n - 1, kept=lambda i, n: i < 4)
+
+
+@lru_cache(maxsize=16)
+def qkv_linear1_checkpoint(w: Workload) -> OpCheckpoint:
+    """§2.5 AXLearn's policy on Trainium2 (the Fuji configs' Trn2 mesh rules:
+    ``save_and_offload_only_these_names_regex`` with ``QKV_PROJ|LINEAR1_X``, nothing offloaded):
+    a layer keeps its input, q, k, v and the MLP's up projections, and recomputes attention from
+    the kept q, k, v, the o projection (the second norm's input is the residual after it), the
+    activation and the norms; the down projection's output is not needed by the backward pass."""
+    return _checkpoint(
+        w,
+        redone=lambda i, n: i == 3,
+        kept=lambda i, n: i < 3 or 4 <= i < n - 1,
+        keeps_context=False,
+    )
 
 
 QUANTIZE_BYTES_PER_ELEMENT = 4.0
@@ -235,10 +254,11 @@ def activations(
     input_b = layer_input_bytes(w, tokens_mb, tp)
     op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
     ffn_b = 2.0 * tokens_mb * ffn_checkpoint(w).kept_elements / tp
+    qkv_linear1_b = 2.0 * tokens_mb * qkv_linear1_checkpoint(w).kept_elements / tp
     everything = layer_b + scores_b
     kept = np.select(
-        [rc == NONE, rc == SELECTIVE, rc == OP, rc == FFN, rc == OFFLOAD],
-        [everything, layer_b, op_b, ffn_b, 0.0],
+        [rc == NONE, rc == SELECTIVE, rc == OP, rc == FFN, rc == QKV_LINEAR1, rc == OFFLOAD],
+        [everything, layer_b, op_b, ffn_b, qkv_linear1_b, 0.0],
         input_b,
     )
     kept = recompute_share * kept + (1.0 - recompute_share) * everything

@@ -64,6 +64,7 @@ def model_seconds(row: pd.Series, beta: float) -> float:
 
 def main() -> None:
     current = load_settings().elementwise_bytes_per_activation_byte
+    solved: dict[str, dict[tuple[str, int, int], float]] = {}
     for name in ("layer_step.csv", "layer_step_compiled.csv"):
         data = pd.read_csv(MEASUREMENTS / name)
         print(f"{name}: β_ew at which the model matches the sustained time")
@@ -75,6 +76,7 @@ def main() -> None:
             beta = (measured - fixed) / per_beta
             at_current = fixed + current * per_beta
             betas.append(beta)
+            solved.setdefault(name, {})[row["model"], int(row["tp"]), int(row["microbatch"])] = beta
             print(
                 f"  {row['model']:12s} tp {int(row['tp'])} mb {int(row['microbatch'])}: "
                 f"measured {measured * 1e3:6.1f} ms, model without memory-bound work "
@@ -82,6 +84,14 @@ def main() -> None:
                 f"{at_current / measured - 1:+.1%}"
             )
         print(f"  median β_ew {np.median(betas):.1f} (range {min(betas):.1f}-{max(betas):.1f})")
+    eager, compiled = solved["layer_step.csv"], solved["layer_step_compiled.csv"]
+    ratios = [compiled[shape] / eager[shape] for shape in compiled if shape in eager]
+    print(
+        "compiled / eager β_ew over the shapes measured both ways: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f"; median {np.median(ratios):.2f} (compiled_elementwise_fraction: "
+        f"{load_settings().compiled_elementwise_fraction:g})"
+    )
 
 
 if __name__ == "__main__":

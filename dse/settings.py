@@ -31,6 +31,7 @@ SETTINGS_SCHEMA = Table(
                 "attention_efficiency": _EFFICIENCY,
                 "attention_overhead_tokens": Field(minimum=0.0, maximum=1e7),
                 "elementwise_bytes_per_activation_byte": Field(minimum=0.0, maximum=1000.0),
+                "compiled_elementwise_fraction": _FRACTION,
                 "hbm_efficiency": _EFFICIENCY,
                 "collective_efficiency": _EFFICIENCY,
                 "collective_latency_us": Field(minimum=0.0, maximum=1e6),
@@ -90,6 +91,7 @@ class Settings:
     attention_efficiency: float
     attention_overhead_tokens: float
     elementwise_bytes_per_activation_byte: float
+    compiled_elementwise_fraction: float
     hbm_efficiency: float
     collective_efficiency: float
     collective_latency_us: float
@@ -190,6 +192,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "elementwise_bytes_per_activation_byte": (
         "HBM bytes moved by memory-bound operators per stored activation byte",
         "bytes/byte",
+    ),
+    "compiled_elementwise_fraction": (
+        "share of the eager memory-bound HBM traffic a graph compiler's fused kernels move",
+        "1",
     ),
     "hbm_efficiency": ("achieved over peak HBM bandwidth", "1"),
     "collective_efficiency": ("collective bus bandwidth over link bandwidth", "1"),

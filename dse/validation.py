@@ -21,6 +21,7 @@ from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import (
     ATTENTION_KERNELS,
+    COMPILERS,
     CONTEXT_PARALLEL,
     FP8_CASTS,
     PRECISIONS,
@@ -97,6 +98,7 @@ RUN_SCHEMA = Table(
                 "dropout": Field("number", required=False, minimum=0.0, maximum=0.99),
                 "fp8_casts": Field("str", required=False, choices=FP8_CASTS),
                 "context_parallel": Field("str", required=False, choices=CONTEXT_PARALLEL),
+                "compiler": Field("str", required=False, choices=COMPILERS),
                 "repeat_kv": Field("bool", required=False),
             },
             required=False,

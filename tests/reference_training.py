@@ -324,7 +324,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             + window_scores * (1 + s0 / min(2 * window_keys, seq / plan.cp))
         ) * per_score
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
-    t_memory = layers * (s.elementwise_bytes_per_activation_byte * layer_16 + quantize) / hbm
+    beta = s.elementwise_bytes_per_activation_byte
+    if w.compiler == "compiled":
+        beta *= s.compiled_elementwise_fraction  # a graph compiler's fused kernels
+    t_memory = layers * (beta * layer_16 + quantize) / hbm
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
     other_redo = 4 / 3 if full or op or ffn or qkv_linear1 else 1.0

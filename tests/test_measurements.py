@@ -89,6 +89,44 @@ def test_layer_compute_time_matches_measured_layers() -> None:
     assert -0.15 <= statistics.median(errors) <= 0.05
 
 
+def _solved_beta(row: dict[str, str]) -> float:
+    """The β_ew at which the model's compute time of a measured layer row equals its sustained
+    time (the model is linear in β_ew)."""
+    designs, silicon = _h200()
+    tp, mb, seq = int(row["tp"]), int(row["microbatch"]), int(row["seq_len"])
+    workload = load_workload(WORKLOADS[row["model"]]).with_changes(
+        layers=int(row["layers"]), vocab_size=8, seq_len=seq, global_batch_tokens=float(mb * seq)
+    )
+    plans = candidate_plans(
+        workload, tp=tp, pp=1, dp=1, microbatch=mb, recompute="none", zero_stage=1
+    )
+    cluster = designs.replace(num_chips=float(tp))
+
+    def compute_s(beta: float) -> float:
+        settings = load_settings().with_overrides(elementwise_bytes_per_activation_byte=beta)
+        training = evaluate_training(cluster, silicon, workload, plans, settings)
+        return float(training.compute_time_s[0])
+
+    fixed = compute_s(0.0)
+    return (float(row["sustained_ms"]) * 1e-3 - fixed) / (compute_s(1.0) - fixed)
+
+
+def test_compiled_fraction_is_the_measured_compiled_to_eager_ratio() -> None:
+    """§2.6 ``compiled_elementwise_fraction`` is the median, over the layer shapes timed both
+    eagerly and through torch.compile on the H200, of the ratio of the β_ew each needs: the
+    compiled layers move 0.58-0.83 of the eager bytes."""
+
+    def key(row: dict[str, str]) -> tuple[str, str, str]:
+        return row["model"], row["tp"], row["microbatch"]
+
+    eager = {key(r): _solved_beta(r) for r in _rows("layer_step.csv")}
+    ratios = [_solved_beta(r) / eager[key(r)] for r in _rows("layer_step_compiled.csv")]
+    assert len(ratios) == 4
+    assert all(0.5 < r < 0.9 for r in ratios)
+    fraction = load_settings().compiled_elementwise_fraction
+    assert abs(fraction - statistics.median(ratios)) <= 0.01
+
+
 def test_attention_recompute_repeats_the_measured_forward_share() -> None:
     """§2.6 Recomputing a fused attention repeats its forward pass: the share the model charges
     lies within the measured causal forward / (forward + backward) times, within 0.02 of their

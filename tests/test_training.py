@@ -299,6 +299,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks, a norm each
         ("palm-540b", 0.0, None),  # parallel blocks sharing one norm
         ("gpt-oss-20b", 0.3, 32768),  # 128-token sliding windows in half the layers, cp searched
+        ("llama3.1-8b+compiled", 0.0, None),  # memory-bound operators fused by a graph compiler
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
@@ -311,6 +312,8 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         workload = workload.with_changes(attention_kernel=kernel, dropout=0.1)
     elif kernel == "allgather":
         workload = workload.with_changes(context_parallel=kernel, repeat_kv=True)
+    elif kernel in ("compiled", "eager"):
+        workload = workload.with_changes(compiler=kernel)
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
@@ -1356,3 +1359,26 @@ def test_a_family_with_slower_collective_latencies_pays_them_in_every_collective
     trainium = from_chips([load_chip("trainium1")]).collective_latency_scale[0]
     assert trainium > 1.0
     assert from_chips([load_chip("h100-sxm")]).collective_latency_scale[0] == 1.0
+
+
+def test_a_compiled_stack_moves_less_memory_bound_traffic_and_is_never_slower() -> None:
+    """§2.6 ``training.compiler``: a graph compiler's fused kernels move
+    ``compiled_elementwise_fraction`` of the eager memory-bound bytes, so a compiled step is
+    never slower than the eager one, strictly faster where those operators take time, and
+    exactly the eager step when the fraction is 1."""
+    eager = load_workload("llama3.1-8b")
+    compiled = eager.with_changes(compiler="compiled")
+    assert eager.compiler == "eager"
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "zero_stage": 3, "recompute": "none"}
+
+    def step_s(chip: str, w, settings=None) -> float:  # -> seconds
+        plans = candidate_plans(w, **plan)
+        columns = evaluate(_cluster(chip, [64.0]), w, settings, plans).columns
+        return float(columns["step_time_s"][0])
+
+    for chip in ("h100-sxm", "tpu-v5p", "mi300x"):
+        assert step_s(chip, compiled) < 0.99 * step_s(chip, eager)
+    unfused = load_settings().with_overrides(compiled_elementwise_fraction=1.0)
+    assert step_s("h100-sxm", compiled, unfused) == pytest.approx(
+        step_s("h100-sxm", eager), rel=1e-12
+    )

@@ -85,6 +85,13 @@ Transformer Engine). ``separate``: the 16-bit tensors are cast by kernels of the
 each tensor and writing its low-precision copy and transpose (torchao's Float8Linear in
 torchtitan, NVIDIA's MXFP8 / NVFP4 recipes outside Transformer Engine's fused layers)."""
 
+COMPILERS = ("eager", "compiled")
+"""How the training stack runs the memory-bound operators (docs/model.md §2.6). ``eager``: one
+kernel per operator, each reading and writing HBM (PyTorch eager, with the fused kernels of its
+libraries: Transformer Engine, Apex). ``compiled``: a graph compiler fuses chains of them into
+few kernels (torch.compile; JAX/XLA on GPUs). TPUs and Trainium always compile, and their
+family scales were fitted on those runs as ``eager``: the scale holds what their compilers do."""
+
 CONTEXT_PARALLEL = ("ring", "allgather")
 """How context parallelism exchanges keys and values (docs/model.md §2.7). ``ring``: each rank
 passes its K/V chunk to the next while it computes attention on the chunk in hand, and the
@@ -180,6 +187,7 @@ WORKLOAD_SCHEMA = Table(
                 "context_parallel": Field(
                     "str", required=False, default="ring", choices=CONTEXT_PARALLEL
                 ),
+                "compiler": Field("str", required=False, default="eager", choices=COMPILERS),
                 "repeat_kv": Field("bool", required=False, default=False),
             }
         ),
@@ -247,6 +255,9 @@ class Workload:
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
     context_parallel: str = "ring"
     """How context parallelism exchanges keys and values (:data:`CONTEXT_PARALLEL`, §2.7)."""
+    compiler: str = "eager"
+    """Whether the memory-bound operators run eagerly or fused by a graph compiler
+    (:data:`COMPILERS`, docs/model.md §2.6)."""
     repeat_kv: bool = False
     """The training code repeats each key/value head for its group of query heads before
     attention (torchtitan's Llama ``repeat_kv``), so context parallelism exchanges the ``H/t``
@@ -487,6 +498,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         dropout=float(training["dropout"]),
         fp8_casts=training["fp8_casts"],
         context_parallel=training["context_parallel"],
+        compiler=training["compiler"],
         repeat_kv=training["repeat_kv"],
         parallel_blocks=model["parallel_blocks"],
         parallel_shared_norm=model["parallel_shared_norm"],

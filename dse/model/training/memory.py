@@ -195,15 +195,19 @@ def elementwise_bytes(
     stored activation byte. Where the design runs an fp8/fp4 workload (``low_precision``) with
     ``fused`` casts, the linear layers' inputs are written in the format (the stored bytes of
     §2.5); with ``separate`` casts the operators work on 16-bit tensors and every GEMM operand
-    is cast besides (:data:`QUANTIZE_BYTES_PER_ELEMENT` per :func:`linear_operand_elements`)."""
+    is cast besides (:data:`QUANTIZE_BYTES_PER_ELEMENT` per :func:`linear_operand_elements`).
+    Where a graph compiler fuses the operators (``w.compiler`` ``compiled``), a share
+    ``compiled_elementwise_fraction`` of their bytes remains (the casts, not measured compiled,
+    keep theirs)."""
+    beta = s.elementwise_bytes_per_activation_byte
+    if w.compiler == "compiled":
+        beta = beta * s.compiled_elementwise_fraction
     if w.precision not in ("fp8", "fp4") or w.fp8_casts == "fused":
         stored_b, _ = _per_token_layer_bytes(w, low_precision)
-        return tokens_mb * s.elementwise_bytes_per_activation_byte * stored_b / tp
+        return tokens_mb * beta * stored_b / tp
     per_token_16, _ = _per_token_layer_bytes(w, low_precision=False)
     quantize = QUANTIZE_BYTES_PER_ELEMENT * linear_operand_elements(w)
-    per_token = s.elementwise_bytes_per_activation_byte * per_token_16 + np.where(
-        low_precision, quantize, 0.0
-    )
+    per_token = beta * per_token_16 + np.where(low_precision, quantize, 0.0)
     return tokens_mb * per_token / tp
 
 

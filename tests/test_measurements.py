@@ -21,7 +21,7 @@ from dse.model.plans import candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import evaluate_training, gemm_time_s, precision_flop_s
 from dse.model.training.compute import ATTENTION_FORWARD_SHARE
-from dse.settings import load_settings
+from dse.settings import Settings, load_settings
 from dse.units import TERA
 
 MEASURED = Path(__file__).resolve().parents[1] / "data" / "measurements" / "h200"
@@ -60,27 +60,34 @@ def test_gemm_roofline_predicts_measured_gemms(fmt: str, operand_bytes: float) -
     assert float(np.median(errors[2.0 * m * n * k > 1e11])) <= 0.15
 
 
-def test_layer_compute_time_matches_measured_layers() -> None:
+def _layer_compute_s(row: dict[str, str], settings: Settings) -> float:
+    """The model's compute time (s) of one measured layer row (its layers, one micro-batch, one
+    tensor-parallel rank) on the H200."""
     designs, silicon = _h200()
+    tp, mb, seq = int(row["tp"]), int(row["microbatch"]), int(row["seq_len"])
+    workload = load_workload(WORKLOADS[row["model"]]).with_changes(
+        layers=int(row["layers"]),
+        vocab_size=8,
+        seq_len=seq,
+        global_batch_tokens=float(mb * seq),
+        tokens=float(mb * seq),
+    )
+    total, active = shape_params(workload)
+    workload = workload.with_changes(total_params=total, active_params=active)
+    cluster = designs.replace(num_chips=float(tp))
+    plans = candidate_plans(
+        workload, tp=tp, pp=1, dp=1, microbatch=mb, recompute="none", zero_stage=1
+    )
+    training = evaluate_training(cluster, silicon, workload, plans, settings)
+    return float(training.compute_time_s[0])
+
+
+def test_layer_compute_time_matches_measured_layers() -> None:
     settings = load_settings()
-    errors = []
-    for row in _rows("layer_step.csv"):
-        tp, mb, seq = int(row["tp"]), int(row["microbatch"]), int(row["seq_len"])
-        workload = load_workload(WORKLOADS[row["model"]]).with_changes(
-            layers=int(row["layers"]),
-            vocab_size=8,
-            seq_len=seq,
-            global_batch_tokens=float(mb * seq),
-            tokens=float(mb * seq),
-        )
-        total, active = shape_params(workload)
-        workload = workload.with_changes(total_params=total, active_params=active)
-        cluster = designs.replace(num_chips=float(tp))
-        plans = candidate_plans(
-            workload, tp=tp, pp=1, dp=1, microbatch=mb, recompute="none", zero_stage=1
-        )
-        training = evaluate_training(cluster, silicon, workload, plans, settings)
-        errors.append(float(training.compute_time_s[0]) / (float(row["sustained_ms"]) * 1e-3) - 1)
+    errors = [
+        _layer_compute_s(row, settings) / (float(row["sustained_ms"]) * 1e-3) - 1
+        for row in _rows("layer_step.csv")
+    ]
     # Seven layer shapes (Llama 3 8B/70B/405B, GPT-3 175B at tp 1-8), timed at the power limit
     # in eager PyTorch. Production stacks fuse the memory-bound operators (Transformer Engine),
     # so the model, calibrated on their runs, may be faster than eager layers, never much slower.
@@ -92,20 +99,10 @@ def test_layer_compute_time_matches_measured_layers() -> None:
 def _solved_beta(row: dict[str, str]) -> float:
     """The β_ew at which the model's compute time of a measured layer row equals its sustained
     time (the model is linear in β_ew)."""
-    designs, silicon = _h200()
-    tp, mb, seq = int(row["tp"]), int(row["microbatch"]), int(row["seq_len"])
-    workload = load_workload(WORKLOADS[row["model"]]).with_changes(
-        layers=int(row["layers"]), vocab_size=8, seq_len=seq, global_batch_tokens=float(mb * seq)
-    )
-    plans = candidate_plans(
-        workload, tp=tp, pp=1, dp=1, microbatch=mb, recompute="none", zero_stage=1
-    )
-    cluster = designs.replace(num_chips=float(tp))
 
     def compute_s(beta: float) -> float:
         settings = load_settings().with_overrides(elementwise_bytes_per_activation_byte=beta)
-        training = evaluate_training(cluster, silicon, workload, plans, settings)
-        return float(training.compute_time_s[0])
+        return _layer_compute_s(row, settings)
 
     fixed = compute_s(0.0)
     return (float(row["sustained_ms"]) * 1e-3 - fixed) / (compute_s(1.0) - fixed)

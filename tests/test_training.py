@@ -312,7 +312,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         workload = workload.with_changes(attention_kernel=kernel, dropout=0.1)
     elif kernel == "allgather":
         workload = workload.with_changes(context_parallel=kernel, repeat_kv=True)
-    elif kernel in ("compiled", "eager"):
+    elif kernel == "compiled":
         workload = workload.with_changes(compiler=kernel)
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)

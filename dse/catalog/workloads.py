@@ -403,8 +403,32 @@ def load_workload(name: str | Path) -> Workload:
 
 
 def build_workload(workload_id: str, values: dict, source: str | Path) -> Workload:
-    """Turn validated TOML values into a :class:`Workload` (shared by files and the CLI)."""
-    model, training = dict(values["model"]), values["training"]
+    """Turn validated TOML values into a :class:`Workload` (shared by files and the CLI).
+
+    Each rule a value breaks raises one :class:`InputError` line naming ``source`` and the
+    key."""
+    model = dict(values["model"])
+    given = _complete_shape(model, source)
+    _check_attention_shape(model, source)
+    _check_window(source, model)
+    _check_experts(model, source)
+    draft = _draft_workload(workload_id, values, model)
+    total, active = _parameter_counts(draft, model, bool(given), source)
+    tokens, batch_tokens, defaulted = _training_budget(values["training"], total, source)
+    overridden = model["total_params"] is not None or model["active_params"] is not None
+    return draft.with_changes(
+        total_params=total,
+        active_params=active,
+        tokens=tokens,
+        shape_only_params=not overridden,
+        global_batch_tokens=batch_tokens,
+        global_batch_default=defaulted,
+    )
+
+
+def _complete_shape(model: dict[str, Any], source: str | Path) -> list[str]:
+    """The shape keys the file gives; with none, ``model`` gets the standard shape of its
+    ``total_params`` (in place). A partial shape is an error."""
     given = [key for key in _SHAPE_KEYS if model[key] is not None]
     if not given:
         if model["total_params"] is None:
@@ -423,6 +447,12 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
             "a whole number > 0 (the shape is incomplete)",
             "nothing (missing)",
         )
+    return given
+
+
+def _check_attention_shape(model: dict[str, Any], source: str | Path) -> None:
+    """Heads that split d_model (or a given head_dim), kv heads that split the heads, and a
+    shared norm only in parallel blocks."""
     heads = model["heads"]
     if model["d_model"] % heads and model["head_dim"] is None:
         raise InputError(
@@ -441,32 +471,43 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
             "false unless parallel_blocks = true (a sequential block normalizes two inputs)",
             True,
         )
-    _check_window(source, model)
+
+
+def _check_experts(model: dict[str, Any], source: str | Path) -> None:
+    """A Mixture of Experts names its routing and expert width, routes to at most its experts
+    and keeps at least one MoE layer."""
     experts = model["experts"] or 0
-    if experts:
-        for key in ("experts_per_token", "moe_ffn_dim"):
-            if model[key] is None:
-                raise InputError(
-                    source,
-                    f"model.{key}",
-                    "a whole number > 0 for a Mixture of Experts",
-                    "nothing (missing)",
-                )
-        if model["experts_per_token"] > experts:
+    if not experts:
+        return
+    for key in ("experts_per_token", "moe_ffn_dim"):
+        if model[key] is None:
             raise InputError(
                 source,
-                "model.experts_per_token",
-                f"at most experts ({experts})",
-                model["experts_per_token"],
+                f"model.{key}",
+                "a whole number > 0 for a Mixture of Experts",
+                "nothing (missing)",
             )
-        if model["dense_layers"] >= model["layers"]:
-            raise InputError(
-                source,
-                "model.dense_layers",
-                f"fewer than layers ({model['layers']})",
-                model["dense_layers"],
-            )
-    draft = Workload(
+    if model["experts_per_token"] > experts:
+        raise InputError(
+            source,
+            "model.experts_per_token",
+            f"at most experts ({experts})",
+            model["experts_per_token"],
+        )
+    if model["dense_layers"] >= model["layers"]:
+        raise InputError(
+            source,
+            "model.dense_layers",
+            f"fewer than layers ({model['layers']})",
+            model["dense_layers"],
+        )
+
+
+def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Workload:
+    """The workload of the checked values, its parameter counts and tokens still 0."""
+    training = values["training"]
+    heads, experts = model["heads"], model["experts"] or 0
+    return Workload(
         id=workload_id,
         name=values["name"],
         source=values["source"],
@@ -474,7 +515,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         layers=model["layers"],
         d_model=model["d_model"],
         heads=heads,
-        kv_heads=kv_heads,
+        kv_heads=model["kv_heads"] or heads,
         head_dim=model["head_dim"] or model["d_model"] // heads,
         ffn_dim=model["ffn_dim"],
         ffn_kind=model["ffn_kind"],
@@ -506,11 +547,18 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         window_layers=model["window_layers"],
         **_algorithm_gemms(training["algorithm"]),
     )
+
+
+def _parameter_counts(
+    draft: Workload, model: dict[str, Any], shape_given: bool, source: str | Path
+) -> tuple[float, float]:
+    """Total and active parameters: the file's where given (within MAX_PARAMS_OVER_SHAPE of
+    the shape's count when the shape is given too), else the shape's."""
     shape_total, shape_active = shape_params(draft)
     total = float(model["total_params"] or shape_total)
     if model["active_params"] is not None:
         active = float(model["active_params"])
-    elif not experts:
+    elif not draft.experts:
         active = total
     else:
         active = shape_active
@@ -518,7 +566,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         ("total_params", total, shape_total),
         ("active_params", active, shape_active),
     ):
-        if given and model[key] is not None and count > MAX_PARAMS_OVER_SHAPE * derived:
+        if shape_given and model[key] is not None and count > MAX_PARAMS_OVER_SHAPE * derived:
             raise InputError(
                 source,
                 f"model.{key}",
@@ -529,36 +577,34 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
         raise InputError(
             source, "model.active_params", f"at most total_params ({total:.4g})", active
         )
+    return total, active
+
+
+def _training_budget(
+    training: dict[str, Any], total: float, source: str | Path
+) -> tuple[float, float, bool]:
+    """Tokens (Chinchilla's 20 per parameter unless given), the global batch in tokens
+    (:func:`default_batch_tokens` unless given) and whether it was defaulted."""
+    seq_len = training["seq_len"]
     tokens = float(training["tokens"] or CHINCHILLA_TOKENS_PER_PARAM * total)
     defaulted = training["global_batch_tokens"] is None
-    if defaulted:
-        training = {
-            **training,
-            "global_batch_tokens": default_batch_tokens(total, training["seq_len"], tokens),
-        }
-    if training["global_batch_tokens"] < training["seq_len"]:
+    batch = (
+        default_batch_tokens(total, seq_len, tokens)
+        if defaulted
+        else training["global_batch_tokens"]
+    )
+    if batch < seq_len:
         raise InputError(
-            source,
-            "training.global_batch_tokens",
-            f"at least seq_len ({training['seq_len']})",
-            training["global_batch_tokens"],
+            source, "training.global_batch_tokens", f"at least seq_len ({seq_len})", batch
         )
-    if tokens < training["global_batch_tokens"]:
+    if tokens < batch:
         raise InputError(
             source,
             "training.tokens",
-            f"at least one global batch ({training['global_batch_tokens']:.4g} tokens)",
+            f"at least one global batch ({batch:.4g} tokens)",
             tokens,
         )
-    overridden = model["total_params"] is not None or model["active_params"] is not None
-    return draft.with_changes(
-        total_params=total,
-        active_params=active,
-        tokens=tokens,
-        shape_only_params=not overridden,
-        global_batch_tokens=float(training["global_batch_tokens"]),
-        global_batch_default=defaulted,
-    )
+    return tokens, float(batch), defaulted
 
 
 def default_batch_tokens(total_params: float, seq_len: int, tokens: float = math.inf) -> float:

@@ -153,10 +153,31 @@ def evaluate(
         designs, silicon, training, plans, workload, settings, tables
     )
     economics = evaluate_economics(designs, silicon, training, settings)
-    precision = workload.precision
+    columns = _metric_columns(designs, silicon, training, economics, workload.precision)
+    plan = _chosen_plans(plans, training, workload)
+    constraints = dict(silicon.constraints)
+    usable_gb = usable_memory_b(training.memory_capacity_gb, settings) / GIGA
+    over = training.memory_per_chip_gb / usable_gb - 1.0
+    # No plan at all can run (e.g. fewer chips than one model replica needs): infeasible too.
+    constraints["g_memory"] = np.where(training.fits, over, np.maximum(over, 1e-6))
+    constraints.update(analog_constraints)
+    constraints.update(extra_constraints or {})
+    G = np.column_stack(list(constraints.values()))
+    feasible = np.all(G <= 0.0, axis=1) & np.all(np.isfinite(G), axis=1)
+    return Metrics(columns, plan, constraints, feasible, silicon, training, economics)
+
+
+def _metric_columns(
+    designs: Designs,
+    silicon: Silicon,
+    training: Training,
+    economics: Economics,
+    precision: str,
+) -> dict[str, FloatArray]:
+    """The metric columns of :class:`Metrics`, each ``(n,)``."""
     # The training format's peak, or the 16-bit one where the format is missing or slower.
     peak = precision_flop_s(silicon, precision)[2]
-    columns = {
+    return {
         "training_days": training.training_time_s / SECONDS_PER_DAY,
         "chip_hours": training.training_time_s / SECONDS_PER_HOUR * designs.num_chips,
         "energy_mwh": economics.energy_mwh,
@@ -177,8 +198,13 @@ def evaluate(
         "unit_cost_usd": silicon.unit_cost_usd,
         "unit_price_usd": economics.unit_price_usd,
     }
+
+
+def _chosen_plans(plans: Plans, training: Training, workload: Workload) -> dict[str, np.ndarray]:
+    """The plan columns of :class:`Metrics`: each design's chosen plan, ``(n,)`` integers
+    (recompute, schedule and placement as indices into their tuples)."""
     index = training.plan_index
-    plan = {
+    return {
         "tp": plans.tp[index].astype(np.int64),
         "pp": plans.pp[index].astype(np.int64),
         "dp": training.dp.astype(np.int64),
@@ -200,16 +226,6 @@ def evaluate(
             plans.recomputed_share[index] * np.ceil(workload.layers / plans.pp[index])
         ).astype(np.int64),
     }
-    constraints = dict(silicon.constraints)
-    usable_gb = usable_memory_b(training.memory_capacity_gb, settings) / GIGA
-    over = training.memory_per_chip_gb / usable_gb - 1.0
-    # No plan at all can run (e.g. fewer chips than one model replica needs): infeasible too.
-    constraints["g_memory"] = np.where(training.fits, over, np.maximum(over, 1e-6))
-    constraints.update(analog_constraints)
-    constraints.update(extra_constraints or {})
-    G = np.column_stack(list(constraints.values()))
-    feasible = np.all(G <= 0.0, axis=1) & np.all(np.isfinite(G), axis=1)
-    return Metrics(columns, plan, constraints, feasible, silicon, training, economics)
 
 
 def _training(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,7 +68,7 @@ CP_SEARCHED_FROM_SEQ_LEN = 65536
 """Context parallelism is searched only for sequences this long (pin ``cp`` for shorter ones),
 and only down to ``CP_MIN_TOKENS_PER_RANK`` tokens of the sequence per rank."""
 CP_MIN_TOKENS_PER_RANK = 8192
-"""Virtual pipeline stages per pipeline rank searched (interleaved 1F1B, Narayanan et al. 2021)."""
+"""The fewest tokens of one sequence per context-parallel rank the search tries."""
 ZERO_STAGES = (0, 1, 2, 3)
 """ZeRO stages (Rajbhandari et al. 2020, arXiv:1910.02054; docs/model.md §2.1, §2.7): 0 plain
 data parallelism (DDP), 1 optimizer state sharded over the data-parallel ranks (Megatron's
@@ -191,6 +192,42 @@ def _powers_of_two_dividing(n: int, limit: int) -> list[int]:
     return [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v <= limit and n % v == 0]
 
 
+class _Row(NamedTuple):
+    """One candidate plan while the plans are enumerated: a product of the axes' choices."""
+
+    tp: int
+    pp: int
+    ep: int
+    microbatch: int
+    recompute: int
+    zero_stage: int
+    vp: int
+    cp: int
+    dualpipe: int
+    offload_layers: int
+    recompute_layers: int
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """The plan options a caller pinned (None where searched); see :func:`candidate_plans`."""
+
+    tp: int | None = None
+    pp: int | None = None
+    dp: int | None = None
+    ep: int | None = None
+    microbatch: int | None = None
+    recompute: str | None = None
+    zero_stage: int | None = None
+    vp: int | None = None
+    cp: int | None = None
+    schedule: str | None = None
+    offload_layers: int | None = None
+    recompute_layers: int | None = None
+    placement: str | None = None
+    dp_shard: int | None = None
+
+
 def candidate_plans(
     workload: Workload,
     *,
@@ -222,23 +259,34 @@ def candidate_plans(
     the first of :data:`PLACEMENTS` unless pinned) ``tp-pp-dp`` only with cp 1 and ep 1;
     ``dp_shard`` (never searched: the whole data-parallel axis unless pinned) at least 1,
     dividing a pinned ``dp`` and only with a ZeRO stage that shards. Pinned values replace their
-    axis.
+    axis; a pinned value that breaks a rule raises one :class:`InputError` line naming it.
     """
+    pinned = _Pinned(
+        tp=tp, pp=pp, dp=dp, ep=ep, microbatch=microbatch, recompute=recompute,
+        zero_stage=zero_stage, vp=vp, cp=cp, schedule=schedule, offload_layers=offload_layers,
+        recompute_layers=recompute_layers, placement=placement, dp_shard=dp_shard,
+    )  # fmt: skip
+    _check_pinned(workload, pinned)
+    inner = _check_placement(placement, cp, ep)
+    axes = _axis_choices(workload, pinned, max_tp)
+    rows = [
+        row
+        for row in map(_Row._make, itertools.product(*axes))
+        if _row_runs(workload, pinned, inner, row)
+    ]
+    if not rows:
+        raise _no_plan_error(pinned)
+    return _plans_from_rows(workload, rows, pinned, inner)
+
+
+def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
+    """One :class:`InputError` line for the first pinned option that breaks its own rule."""
     sequences = workload.global_batch_sequences
-    tps = [tp] if tp else [v for v in TP_CHOICES if v <= max_tp and workload.heads % v == 0]
-    pps = [pp] if pp else [v for v in PP_CHOICES if v <= workload.layers]
-    eps = (
-        [ep] if ep else (_powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1])
-    )
-    mbs = [microbatch] if microbatch else [v for v in MICROBATCH_CHOICES if v <= sequences]
-    rcs = (
-        [RECOMPUTE.index(recompute)]
-        if recompute
-        else [RECOMPUTE.index(r) for r in SEARCHED_RECOMPUTE]
-    )
-    zeros = [zero_stage] if zero_stage is not None else list(SEARCHED_ZERO_STAGES)
-    if zero_stage is not None and zero_stage not in ZERO_STAGES:
-        raise InputError.for_argument("zero_stage", f"one of {list(ZERO_STAGES)}", zero_stage)
+    tp, pp, ep, microbatch = pinned.tp, pinned.pp, pinned.ep, pinned.microbatch
+    if pinned.zero_stage is not None and pinned.zero_stage not in ZERO_STAGES:
+        raise InputError.for_argument(
+            "zero_stage", f"one of {list(ZERO_STAGES)}", pinned.zero_stage
+        )
     if tp is not None and (tp < 1 or workload.heads % tp):
         raise InputError.for_argument(
             "tp", f"a divisor of the attention heads ({workload.heads})", tp
@@ -259,72 +307,109 @@ def candidate_plans(
         raise InputError.for_argument(
             "ep", "a divisor of the number of experts (1 for dense models)", ep
         )
-    _check_vp(workload, pp, vp, pps)
-    _check_cp(workload, cp)
-    _check_dp_shard(dp, zero_stage, dp_shard)
-    vps = [vp] if vp else list(VP_CHOICES)
+    _check_vp(workload, pp, pinned.vp, [pp] if pp else _searched_pp(workload))
+    _check_cp(workload, pinned.cp)
+    _check_dp_shard(pinned.dp, pinned.zero_stage, pinned.dp_shard)
+    _check_schedule(pp, pinned.vp, pinned.schedule)
+
+
+def _check_schedule(pp: int | None, vp: int | None, schedule: str | None) -> None:
+    """One line naming the rule a pinned ``schedule`` breaks: a known schedule, and DualPipe
+    only with an even pinned ``pp`` ≥ 2 and no interleaving."""
     if schedule is not None and schedule not in SCHEDULES:
         raise InputError.for_argument("schedule", f"one of {list(SCHEDULES)}", schedule)
     if schedule == "dualpipe" and pp is not None and not _dualpipe_fits(pp, vp or 1, 1):
         raise InputError.for_argument(
             "schedule", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
         )
-    duals = [SCHEDULES.index(schedule)] if schedule else [0]
-    inner = _check_placement(placement, cp, ep)
-    cps = [cp] if cp else _searched_cp(workload)
-    offloads = [_check_offload_layers(workload, pp, recompute, offload_layers)]
-    redone = [_check_recompute_layers(workload, pp, recompute, recompute_layers)]
-    rows = [
-        row
-        for row in itertools.product(
-            tps, pps, eps, mbs, rcs, zeros, vps, cps, duals, offloads, redone
-        )
-        if (row[5] <= 1 or row[1] == 1 or pp)
-        and (row[4] != RECOMPUTE.index("offload") or row[5] == 3 or recompute)
-        and _vp_fits(workload, row[1], row[6])
-        and (vp is not None or _vp_searched(row[1], row[6]))
-        and _dualpipe_fits(row[1], row[6], row[8])
-        and _offload_fits(workload, row[1], row[4], row[9])
-        and _recompute_layers_fit(workload, row[1], row[4], row[10])
-        and (not inner or (row[2] == 1 and row[7] == 1))
+
+
+def _searched_pp(workload: Workload) -> list[int]:
+    return [v for v in PP_CHOICES if v <= workload.layers]
+
+
+def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list[int]]:
+    """The values each axis of :class:`_Row` takes, in its order: the pinned value alone, or
+    the searched choices. ``offload_layers`` and ``recompute_layers`` are never searched."""
+    p = pinned
+    heads, sequences = workload.heads, workload.global_batch_sequences
+    experts = _powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1]
+    searched_rc = [RECOMPUTE.index(r) for r in SEARCHED_RECOMPUTE]
+    return [
+        [p.tp] if p.tp else [v for v in TP_CHOICES if v <= max_tp and heads % v == 0],
+        [p.pp] if p.pp else _searched_pp(workload),
+        [p.ep] if p.ep else experts,
+        [p.microbatch] if p.microbatch else [v for v in MICROBATCH_CHOICES if v <= sequences],
+        [RECOMPUTE.index(p.recompute)] if p.recompute else searched_rc,
+        [p.zero_stage] if p.zero_stage is not None else list(SEARCHED_ZERO_STAGES),
+        [p.vp] if p.vp else list(VP_CHOICES),
+        [p.cp] if p.cp else _searched_cp(workload),
+        [SCHEDULES.index(p.schedule)] if p.schedule else [0],
+        [_check_offload_layers(workload, p.pp, p.recompute, p.offload_layers)],
+        [_check_recompute_layers(workload, p.pp, p.recompute, p.recompute_layers)],
     ]
-    if not rows:
-        pinned = {
-            "tp": tp, "pp": pp, "ep": ep, "microbatch": microbatch, "recompute": recompute,
-            "zero_stage": zero_stage, "vp": vp, "cp": cp, "schedule": schedule,
-            "offload_layers": offload_layers, "recompute_layers": recompute_layers,
-            "placement": placement,
-            "dp_shard": dp_shard,
-        }  # fmt: skip
-        given = ", ".join(f"{k} {v}" for k, v in pinned.items() if v is not None)
-        raise InputError(
-            "plan",
-            "",
-            "pinned plan options that some plan satisfies together (vp > 1 needs pp > 1 and"
-            " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2; ZeRO"
-            " stages 2 and 3 need pp 1 unless pp is pinned; docs/model.md §2.4)",
-            given or "no pinned option",
-        )
-    table = np.array(rows, dtype=np.float64).reshape(-1, 11)
-    per_stage = np.ceil(workload.layers / table[:, 1])
-    redo_layers = np.where(table[:, 10] > 0, table[:, 10], per_stage)
+
+
+def _row_runs(workload: Workload, pinned: _Pinned, inner: int, row: _Row) -> bool:
+    """Whether the options of ``row`` can run together: ZeRO 2/3 without pipeline stages
+    unless pp is pinned, the offload policy with FSDP unless the policy is pinned, vp, DualPipe,
+    offload and recompute layers within the stage, and ``tp-pp-dp`` without cp or ep."""
+    offload = RECOMPUTE.index("offload")
+    return (
+        (row.zero_stage <= 1 or row.pp == 1 or bool(pinned.pp))
+        and (row.recompute != offload or row.zero_stage == 3 or bool(pinned.recompute))
+        and _vp_fits(workload, row.pp, row.vp)
+        and (pinned.vp is not None or _vp_searched(row.pp, row.vp))
+        and _dualpipe_fits(row.pp, row.vp, row.dualpipe)
+        and _offload_fits(workload, row.pp, row.recompute, row.offload_layers)
+        and _recompute_layers_fit(workload, row.pp, row.recompute, row.recompute_layers)
+        and (not inner or (row.ep == 1 and row.cp == 1))
+    )
+
+
+def _no_plan_error(pinned: _Pinned) -> InputError:
+    """The one line for pinned options that no plan satisfies together."""
+    given = ", ".join(
+        f"{f.name} {getattr(pinned, f.name)}"
+        for f in fields(pinned)
+        if f.name != "dp" and getattr(pinned, f.name) is not None
+    )
+    return InputError(
+        "plan",
+        "",
+        "pinned plan options that some plan satisfies together (vp > 1 needs pp > 1 and"
+        " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2; ZeRO"
+        " stages 2 and 3 need pp 1 unless pp is pinned; docs/model.md §2.4)",
+        given or "no pinned option",
+    )
+
+
+def _plans_from_rows(workload: Workload, rows: list[_Row], pinned: _Pinned, inner: int) -> Plans:
+    """The :class:`Plans` of the enumerated rows, ``recompute_layers`` 0 read as the whole
+    stage."""
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(_Row._fields))
+    column = {name: table[:, i] for i, name in enumerate(_Row._fields)}
+    count = len(rows)
+    per_stage = np.ceil(workload.layers / column["pp"])
+    redone = column["recompute_layers"]
+    redo_layers = np.where(redone > 0, redone, per_stage)
     return Plans(
-        dp_shard=None if dp_shard is None else np.full(len(rows), float(dp_shard)),
-        tp=table[:, 0],
-        pp=table[:, 1],
-        ep=table[:, 2],
-        dp=np.full(len(rows), float(dp or 0)),
-        microbatch=table[:, 3],
-        recompute=table[:, 4].astype(np.int64),
-        zero_stage=table[:, 5],
-        vp=table[:, 6],
-        cp=table[:, 7],
-        dualpipe=table[:, 8],
-        offload_layers=table[:, 9],
+        dp_shard=None if pinned.dp_shard is None else np.full(count, float(pinned.dp_shard)),
+        tp=column["tp"],
+        pp=column["pp"],
+        ep=column["ep"],
+        dp=np.full(count, float(pinned.dp or 0)),
+        microbatch=column["microbatch"],
+        recompute=column["recompute"].astype(np.int64),
+        zero_stage=column["zero_stage"],
+        vp=column["vp"],
+        cp=column["cp"],
+        dualpipe=column["dualpipe"],
+        offload_layers=column["offload_layers"],
         recompute_layers=redo_layers,
         recompute_share=redo_layers / per_stage,
-        placement=np.full(len(rows), float(inner)),
-        tp_searched=tp is None,
+        placement=np.full(count, float(inner)),
+        tp_searched=pinned.tp is None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -320,10 +320,66 @@ def evaluate_silicon(
     unit_mm2, die_mm2 = die_area(designs, tech)
     analog = analog_tiles(designs, tech)
     memory_tb_s, memory_gb = training_memory(designs, tech, analog, bandwidth_tb_s, capacity_gb)
-    dies = designs.dies_per_package
-    silicon_mm2 = die_mm2 * dies
+    silicon_mm2 = die_mm2 * designs.dies_per_package
+    cost = _package_cost(designs, tech, unit_mm2, die_mm2, capacity_gb)
+    power = _full_load_power(designs, tech, peaks, bandwidth_tb_s, silicon_mm2, analog)
+    density = designs.tdp_w / silicon_mm2
+    limits = tech.silicon["power"]
+    constraints = {
+        "g_die_area": die_mm2 / tech.silicon["wafer"]["reticle_limit_mm2"] - 1.0,
+        "g_power_density": density / limits["max_power_density_w_per_mm2"] - 1.0,
+        "g_tdp_headroom": (power.static_w + power.hbm_full_w) / designs.tdp_w - 1.0,
+    }
+    return Silicon(
+        clock_ghz=designs.clock_ghz,
+        peak_flop_s=peaks,
+        sustained_clock_ghz=power.clocks,
+        hbm_bandwidth_tb_s=bandwidth_tb_s,
+        hbm_capacity_gb=capacity_gb,
+        memory_bandwidth_tb_s=memory_tb_s,
+        memory_capacity_gb=memory_gb,
+        unit_area_mm2=unit_mm2,
+        die_area_mm2=die_mm2,
+        silicon_area_mm2=silicon_mm2,
+        dies_per_wafer=cost.dies_per_wafer,
+        die_yield=cost.die_yield,
+        die_cost_usd=cost.die_usd,
+        hbm_cost_usd=cost.hbm_usd,
+        interposer_cost_usd=cost.interposer_usd,
+        unit_cost_usd=cost.unit_usd,
+        static_power_w=power.static_w,
+        hbm_power_full_w=power.hbm_full_w,
+        compute_power_peak_w=power.compute_w,
+        full_load_power_w=power.full_w,
+        energy_pj_per_flop=power.energy,
+        hbm_energy_pj_per_bit=power.hbm_pj_per_bit,
+        power_density_w_per_mm2=density,
+        constraints=constraints,
+        dvfs_exponent=limits["dvfs_exponent"],
+        analog=analog,
+    )
 
-    # §1.6 cost: die, HBM, interposer, bonding losses, test and assembly.
+
+class _PackageCost(NamedTuple):
+    """§1.6 the parts of a package's cost, each ``(n,)``."""
+
+    dies_per_wafer: FloatArray
+    die_yield: FloatArray
+    die_usd: FloatArray
+    hbm_usd: FloatArray
+    interposer_usd: FloatArray
+    unit_usd: FloatArray
+
+
+def _package_cost(
+    designs: Designs,
+    tech: TechArrays,
+    unit_mm2: FloatArray,
+    die_mm2: FloatArray,
+    capacity_gb: FloatArray,
+) -> _PackageCost:
+    """§1.6 cost: die, HBM, interposer, bonding losses, test and assembly."""
+    dies = designs.dies_per_package
     dpw = dies_per_wafer(die_mm2, tech)
     yield_ = die_yield(designs, unit_mm2, die_mm2, tech)
     wafer_usd = tech.node["wafer_price_usd"][designs.node]
@@ -331,7 +387,7 @@ def evaluate_silicon(
     hbm_usd = capacity_gb * tech.memory["cost_usd_per_gb"][designs.hbm_generation]
     package = tech.silicon["package"]
     interposer_mm2 = package["interposer_area_factor"] * (
-        silicon_mm2 + designs.hbm_stacks * package["hbm_footprint_mm2"]
+        die_mm2 * dies + designs.hbm_stacks * package["hbm_footprint_mm2"]
     )
     # A single die without HBM (weights on chip, §1.2) needs no 2.5D interposer.
     interposer_mm2 = np.where((designs.hbm_stacks > 0) | (dies > 1), interposer_mm2, 0.0)
@@ -340,8 +396,30 @@ def evaluate_silicon(
         dies + designs.hbm_stacks
     )
     unit_usd = bonded * (1.0 + package["test_assembly_fraction"])
+    return _PackageCost(dpw, yield_, die_usd, hbm_usd, interposer_usd, unit_usd)
 
-    # §1.7 power at full tensor load and the clock the TDP sustains.
+
+class _FullLoadPower(NamedTuple):
+    """§1.7 power at full tensor load, ``(n,)`` each; the per-format ones keyed by format."""
+
+    static_w: FloatArray
+    hbm_full_w: FloatArray
+    hbm_pj_per_bit: FloatArray
+    energy: dict[str, FloatArray]
+    compute_w: dict[str, FloatArray]
+    full_w: dict[str, FloatArray]
+    clocks: dict[str, FloatArray]
+
+
+def _full_load_power(
+    designs: Designs,
+    tech: TechArrays,
+    peaks: dict[str, FloatArray],
+    bandwidth_tb_s: FloatArray,
+    silicon_mm2: FloatArray,
+    analog: Analog,
+) -> _FullLoadPower:
+    """§1.7 power at full tensor load and the clock the TDP sustains, per format."""
     power = tech.silicon["power"]
     hbm_pj_per_bit = tech.memory["energy_pj_per_bit"][designs.hbm_generation]
     hbm_full_w = (
@@ -373,42 +451,7 @@ def evaluate_silicon(
         # A format the chip lacks draws no tensor power, so it throttles nothing.
         ratio = np.where(compute_w[fmt] > 0, np.minimum(ratio, 1.0), 1.0)
         clocks[fmt] = designs.clock_ghz * ratio
-
-    density = designs.tdp_w / silicon_mm2
-    wafer = tech.silicon["wafer"]
-    constraints = {
-        "g_die_area": die_mm2 / wafer["reticle_limit_mm2"] - 1.0,
-        "g_power_density": density / power["max_power_density_w_per_mm2"] - 1.0,
-        "g_tdp_headroom": (static_w + hbm_full_w) / designs.tdp_w - 1.0,
-    }
-    return Silicon(
-        clock_ghz=designs.clock_ghz,
-        peak_flop_s=peaks,
-        sustained_clock_ghz=clocks,
-        hbm_bandwidth_tb_s=bandwidth_tb_s,
-        hbm_capacity_gb=capacity_gb,
-        memory_bandwidth_tb_s=memory_tb_s,
-        memory_capacity_gb=memory_gb,
-        unit_area_mm2=unit_mm2,
-        die_area_mm2=die_mm2,
-        silicon_area_mm2=silicon_mm2,
-        dies_per_wafer=dpw,
-        die_yield=yield_,
-        die_cost_usd=die_usd,
-        hbm_cost_usd=hbm_usd,
-        interposer_cost_usd=interposer_usd,
-        unit_cost_usd=unit_usd,
-        static_power_w=static_w,
-        hbm_power_full_w=hbm_full_w,
-        compute_power_peak_w=compute_w,
-        full_load_power_w=full_w,
-        energy_pj_per_flop=energy,
-        hbm_energy_pj_per_bit=hbm_pj_per_bit,
-        power_density_w_per_mm2=density,
-        constraints=constraints,
-        dvfs_exponent=power["dvfs_exponent"],
-        analog=analog,
-    )
+    return _FullLoadPower(static_w, hbm_full_w, hbm_pj_per_bit, energy, compute_w, full_w, clocks)
 
 
 def tdp_energy_scale(chip: Chip, technology: Technology | None = None) -> float:

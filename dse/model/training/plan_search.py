@@ -170,14 +170,32 @@ REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP = rang
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     """The plan-only parts of the step-time lower bound (§2.3, §2.6, §2.7)."""
-    tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
-    vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
-    dual = plans.dual_pipe > 0
+    coefficients, moe_b = _stage_coefficients(plans, w, s)
+    sequences = float(w.global_batch_sequences)
+    return PlanBounds(
+        coefficients=np.maximum(coefficients, 0.0),
+        layout=_layout(plans, sequences),
+        slots=pipeline_bubble_slots(plans.pp, plans.virtual_stages, plans.dual_pipe > 0),
+        data_parallel=_data_parallel_rows(plans, w, s),
+        memory=memory_bounds(plans, w, s),
+        exp_per_attention_flop=EXPONENTIALS_PER_SCORE / flops_per_score(w),
+        sequences=sequences,
+        pinned=bool(plans.dp.any()),
+        moe=moe_b,
+        experts_per_token=float(w.experts_per_token) if w.is_moe else 0.0,
+        route_max_domains=float(w.route_max_domains or 0),
+    )
+
+
+def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatArray, FloatArray]:
+    """``(5, k)`` per-micro-batch stage work that a design's features scale — GEMM FLOPs,
+    attention FLOPs, memory-bound bytes, link bytes no overlap hides, kernel latency — and the
+    MoE all-to-all's bytes per achieved link fraction, ``(k,)``."""
+    tp, pp, ep, cp = plans.tp, plans.pp, plans.ep, plans.context_parallel
     layers_per_stage = np.ceil(w.layers / pp)
-    tokens_mb = mb * float(w.seq_len) / cp
-    redo = recompute_factors(rc, w, plans.recomputed_share)
-    redone = recomputed_layer_share(rc, plans.recomputed_share)
-    matmul_redo, attention_redo = redo.matmul, redo.attention
+    tokens_mb = plans.microbatch * float(w.seq_len) / cp
+    redo = recompute_factors(plans.recompute, w, plans.recomputed_share)
+    redone = recomputed_layer_share(plans.recompute, plans.recomputed_share)
     # FLOPs of the linear layers and the logits: the GEMM roofline at unit rate and efficiency,
     # infinite bandwidth and no kernel latency.
     no_latency = replace(s, gemm_kernel_latency_us=0.0)
@@ -193,7 +211,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         OPERAND_BYTES["bf16"], 1.0, no_latency,
     )  # fmt: skip
     # Kernel latency of those GEMMs: the same roofline at infinite rate and bandwidth.
-    latency_s = layers_per_stage * matmul_redo * layer_linear_time_s(
+    latency_s = layers_per_stage * redo.matmul * layer_linear_time_s(
         w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s
     ) + logits_gemms * gemm_time_s(
         tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
@@ -203,7 +221,6 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     latency_s = latency_s + moe_overhead_s(w, layers_per_stage, ep, s) * redo.other
     _, attention_per_token = flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
-    _, moe_fraction = _per_token_layer_bytes(w)
     # the less of the two formats a design may run: never more than the step's own bytes
     memory_bytes = layers_per_stage * np.minimum(
         elementwise_bytes(w, tokens_mb, tp, s, low_precision=True),
@@ -213,36 +230,56 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     message_b = tokens_mb * w.d_model * 2.0
     tp_collectives = tensor_parallel_collectives(w, redone) * layers_per_stage
     tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
-    pp_bytes = np.where(pp > 1, 2.0 * vp * message_b / tp, 0.0)
-    link_bytes = tp_bytes * (1.0 - s.tp_overlap) + pp_bytes
-    # §2.7 MoE all-to-all: count × the bytes of one token over the achieved link fraction, per
-    # token copy (the copies per link depend on ep and the design's domain, moe_lower_bound).
-    moe_b = np.zeros_like(tp)
-    if w.is_moe:
-        count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
-        element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
-        one_b = tokens_mb / tp * w.d_model * element_b / s.collective_efficiency
-        moe_b = count * one_b * (1.0 - np.where(dual, 1.0, s.moe_comm_overlap))
+    pp_bytes = np.where(pp > 1, 2.0 * plans.virtual_stages * message_b / tp, 0.0)
     coefficients = np.stack(
         [
-            linear_flops * matmul_redo + logits_flops,
-            attention_flops
-            * attention_redo
-            * attention_overhead(w, cp, s.attention_overhead_tokens),
+            linear_flops * redo.matmul + logits_flops,
+            attention_flops * redo.attention * attention_overhead(w, cp, s.attention_overhead_tokens),
             memory_bytes * redo.other,
-            link_bytes,
+            tp_bytes * (1.0 - s.tp_overlap) + pp_bytes,
             latency_s,
         ]
-    )
-    # §2.7 ZeRO-1 reduce-scatters and all-gathers each gradient once per step, the shared
-    # parameters over the D·c ranks that hold them, the experts over their expert_dp ranks:
-    # the exposed part is at least (1 − o_dp) of them, without latency. FSDP prefetches its
-    # gathers and reduce-scatters behind the layers' compute: at least the first layer's gather
-    # of each micro-batch shows, and the step lasts at least as long as all of them.
+    )  # fmt: skip
+    return coefficients, _moe_link_bytes(plans, w, s, tokens_mb, layers_per_stage, redone)
+
+
+def _moe_link_bytes(
+    plans: Plans,
+    w: Workload,
+    s: Settings,
+    tokens_mb: FloatArray,
+    layers_per_stage: FloatArray,
+    redone: FloatArray | float,
+) -> FloatArray:
+    """§2.7 MoE all-to-all per micro-batch: count × the bytes of one token over the achieved
+    link fraction, per token copy (the copies per link depend on ep and the design's domain,
+    moe_lower_bound), less the overlapped share; ``(k,)``, 0 for dense models."""
+    if not w.is_moe:
+        return np.zeros_like(plans.tp)
+    _, moe_fraction = _per_token_layer_bytes(w)
+    count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
+    element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
+    one_b = tokens_mb / plans.tp * w.d_model * element_b / s.collective_efficiency
+    hidden = np.where(plans.dual_pipe > 0, 1.0, s.moe_comm_overlap)
+    return count * one_b * (1.0 - hidden)
+
+
+def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
+    """``(5, k)`` data-parallel bytes per step that no overlap hides (§2.7), in the rows
+    lower_bounds reads: shared gradients, expert gradients, first gather per micro-batch,
+    FSDP's bytes per micro-batch, ZeRO-2's expert gradients per micro-batch.
+
+    ZeRO-1 reduce-scatters and all-gathers each gradient once per step, the shared parameters
+    over the D·c ranks that hold them, the experts over their expert_dp ranks: the exposed part
+    is at least (1 − o_dp) of them, without latency. FSDP prefetches its gathers and
+    reduce-scatters behind the layers' compute: at least the first layer's gather of each
+    micro-batch shows, and the step lasts at least as long as all of them. ZeRO-2
+    reduce-scatters each micro-batch's gradients (rows 2 and 4, scaled by the micro-batches)
+    and all-gathers the weights once (rows 0 and 1)."""
+    tp, pp, ep = plans.tp, plans.pp, plans.ep
+    layers_per_stage = np.ceil(w.layers / pp)
     shared_params = (w.total_params - w.expert_params) / (tp * pp)
     expert_params = w.expert_params / (pp * ep)
-    # ZeRO-2 reduce-scatters each micro-batch's gradients (rows 2 and 4, scaled by the
-    # micro-batches) and all-gathers the weights once (rows 0 and 1).
     fsdp, zero2 = plans.zero_stage == 3, plans.zero_stage == 2
     grad_b = s.grad_reduce_bytes_per_param
     fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
@@ -253,7 +290,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     # ZeRO-0's all-reduce moves the bytes of a reduce-scatter and an all-gather by ring or
     # tree, but only one such share through switches that reduce (§2.7): bounded by one.
     once = np.where(zero2 | (plans.zero_stage == 0), 1.0, 2.0)
-    data_parallel = np.stack(
+    rows = np.stack(
         [
             np.where(fsdp, 0.0, once * shared_b),
             np.where(fsdp, 0.0, once * expert_b),
@@ -266,11 +303,15 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     )
     # Hybrid sharding (a pinned dp_shard) moves these collectives onto a smaller group, maybe
     # on faster links: no data-parallel bound for those plans (0 bounds every time).
-    data_parallel = np.where(plans.hybrid_sharded, 0.0, data_parallel)
-    sequences = float(w.global_batch_sequences)
-    layout = np.stack(
+    return np.where(plans.hybrid_sharded, 0.0, rows)
+
+
+def _layout(plans: Plans, sequences: float) -> FloatArray:
+    """``(9, k)`` the plan's layout rows (the indices REPLICA … EP that lower_bounds reads)."""
+    tp, ep, mb, cp = plans.tp, plans.ep, plans.microbatch, plans.context_parallel
+    return np.stack(
         [
-            tp * pp * cp,
+            tp * plans.pp * cp,
             tp,
             np.floor(sequences / mb),
             data_parallel_step(ep, tp, cp, plans.dp_shard),
@@ -280,19 +321,6 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
             ep / tp,
             ep + 0.0,
         ]
-    )
-    return PlanBounds(
-        coefficients=np.maximum(coefficients, 0.0),
-        layout=layout,
-        slots=pipeline_bubble_slots(pp, vp, dual),
-        data_parallel=data_parallel,
-        memory=memory_bounds(plans, w, s),
-        exp_per_attention_flop=EXPONENTIALS_PER_SCORE / flops_per_score(w),
-        sequences=sequences,
-        pinned=bool(plans.dp.any()),
-        moe=moe_b,
-        experts_per_token=float(w.experts_per_token) if w.is_moe else 0.0,
-        route_max_domains=float(w.route_max_domains or 0),
     )
 
 

@@ -228,6 +228,16 @@ def test_same_seed_repeats_and_other_seeds_differ(indices: pd.DataFrame) -> None
     assert not np.allclose(other["total"], indices["total"])
 
 
+def test_seed_zero_repeats_the_bootstrap_intervals_too() -> None:
+    """Seed 0 (the CLI's default) must not fall back to an unseeded bootstrap: SALib's Sobol
+    analysis reads a seed of 0 as none."""
+    runs = [
+        dse.sensitivity("accelerator", WORKLOAD, samples=8, seed=0, constants=False)
+        for _ in range(2)
+    ]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
 def test_morris_screening_and_dimensions_only() -> None:
     frame = dse.sensitivity(
         "accelerator", WORKLOAD, samples=8, seed=1, method="morris", constants=False

@@ -20,10 +20,10 @@ from dse.catalog.chips import Chip, load_chip
 from dse.catalog.technology import load_technology
 from dse.errors import InputError
 from dse.search.problem import Problem
-from dse.space import Space
+from dse.space import Objective, Space
 from dse.uncertainty._choices import METHODS, SCALES
 from dse.uncertainty.constants import Uncertain, uncertain_constants
-from dse.uncertainty.perturb import evaluate_drawn
+from dse.uncertainty.perturb import Outcome, evaluate_drawn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +33,8 @@ __all__ = ["METHODS", "SCALES", "run_sensitivity", "sensitivity_record"]
 CONFIDENCE_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 100
 MORRIS_LEVELS = 4
+SEED_ZERO_BOOTSTRAP = 2**31 - 1
+"""The bootstrap seed of Sobol's intervals at ``seed=0`` (SALib would leave them unseeded)."""
 
 
 @dataclass(frozen=True)
@@ -108,19 +110,8 @@ def run_sensitivity(
     ``attrs["dse_sensitivity"]`` holds the run's figures (evaluations, seconds, feasible share).
     """
     import pandas as pd
-    from SALib.analyze import morris as morris_analyze
-    from SALib.analyze import sobol as sobol_analyze
-    from SALib.sample import morris as morris_sample
-    from SALib.sample import sobol as sobol_sample
 
-    if method not in METHODS:
-        raise InputError.for_argument("method", f"one of {list(METHODS)}", method)
-    if scale not in SCALES:
-        raise InputError.for_argument("scale", f"one of {list(SCALES)}", scale)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
-        raise InputError.for_argument("samples", "a whole number >= 2", samples)
-    if method == "sobol" and samples & (samples - 1):
-        raise InputError.for_argument("samples", "a power of two for sobol (e.g. 512)", samples)
+    _check_options(method, scale, samples)
     space = job.space
     uncertain = space_constants(job, uncertainty=uncertainty) if constants else ()
     uncertain = tuple(u for u in uncertain if not u.certain)
@@ -134,10 +125,7 @@ def run_sensitivity(
         "bounds": [[0.0, 1.0]] * len(factors),
     }
     started = time.perf_counter()
-    if method == "sobol":
-        U = sobol_sample.sample(problem, samples, calc_second_order=False, seed=seed)
-    else:
-        U = morris_sample.sample(problem, samples, num_levels=MORRIS_LEVELS, seed=seed)
+    U = _sample(problem, method, samples, seed)
     d = len(space.dimensions)
     designs = space.decode(space.from_unit(U[:, :d]))
     draws = {u.name: u.from_unit(U[:, d + j]) for j, u in enumerate(uncertain)}
@@ -153,56 +141,18 @@ def run_sensitivity(
     )
     rows: list[dict[str, Any]] = []
     for objective in space.objectives:
-        y = np.asarray(outcome.columns[objective.name], dtype=np.float64)
-        if scale == "log":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y = np.log10(y)
-        # Designs that cannot run at all (static and memory power above the TDP: a clock near
-        # zero, times of 10^15 days) and non-numbers count as the worst design that runs;
-        # left as they are, a handful of them would hold all the variance.
-        usable = np.isfinite(y) & outcome.runs
-        kept = y[usable] if usable.any() else np.zeros(1)
-        y = np.where(usable, y, np.min(kept) if objective.maximize else np.max(kept))
-        if method == "sobol":
-            result = sobol_analyze.analyze(
-                problem,
-                y,
-                calc_second_order=False,
-                num_resamples=BOOTSTRAP_RESAMPLES,
-                conf_level=CONFIDENCE_LEVEL,
-                seed=seed,
-            )
-            columns = {
-                "first_order": result["S1"],
-                "first_order_conf": result["S1_conf"],
-                "total": result["ST"],
-                "total_conf": result["ST_conf"],
+        y = _analysed_values(outcome, objective, scale)
+        columns = _indices(problem, method, U, y, seed)
+        rows.extend(
+            {
+                "objective": objective.name,
+                "factor": factor.name,
+                "kind": factor.kind,
+                "distribution": factor.describe,
+                **{k: float(v[i]) for k, v in columns.items()},
             }
-        else:
-            result = morris_analyze.analyze(
-                problem,
-                U,
-                y,
-                num_resamples=BOOTSTRAP_RESAMPLES,
-                conf_level=CONFIDENCE_LEVEL,
-                num_levels=MORRIS_LEVELS,
-                seed=seed,
-            )
-            columns = {
-                "mu_star": result["mu_star"],
-                "mu_star_conf": result["mu_star_conf"],
-                "sigma": result["sigma"],
-            }
-        for i, factor in enumerate(factors):
-            rows.append(
-                {
-                    "objective": objective.name,
-                    "factor": factor.name,
-                    "kind": factor.kind,
-                    "distribution": factor.describe,
-                    **{k: float(v[i]) for k, v in columns.items()},
-                }
-            )
+            for i, factor in enumerate(factors)
+        )
     frame = pd.DataFrame(rows)
     frame.attrs["dse_sensitivity"] = {
         "method": method,
@@ -219,6 +169,85 @@ def run_sensitivity(
         "confidence_level": CONFIDENCE_LEVEL,
     }
     return frame
+
+
+def _check_options(method: str, scale: str, samples: int) -> None:
+    """One line for a method, scale or sample count :func:`run_sensitivity` cannot use."""
+    if method not in METHODS:
+        raise InputError.for_argument("method", f"one of {list(METHODS)}", method)
+    if scale not in SCALES:
+        raise InputError.for_argument("scale", f"one of {list(SCALES)}", scale)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise InputError.for_argument("samples", "a whole number >= 2", samples)
+    if method == "sobol" and samples & (samples - 1):
+        raise InputError.for_argument("samples", "a power of two for sobol (e.g. 512)", samples)
+
+
+def _sample(problem: dict[str, Any], method: str, samples: int, seed: int) -> np.ndarray:
+    """SALib's sample of the unit cube, ``(evaluations, factors)``: Saltelli's scheme for
+    Sobol (no second order), Morris trajectories otherwise."""
+    from SALib.sample import morris as morris_sample
+    from SALib.sample import sobol as sobol_sample
+
+    if method == "sobol":
+        return sobol_sample.sample(problem, samples, calc_second_order=False, seed=seed)
+    return morris_sample.sample(problem, samples, num_levels=MORRIS_LEVELS, seed=seed)
+
+
+def _analysed_values(outcome: Outcome, objective: Objective, scale: str) -> np.ndarray:
+    """One objective's values as analysed, ``(evaluations,)``: log10 on the log scale, and
+    designs that cannot run count as the worst design that runs."""
+    y = np.asarray(outcome.columns[objective.name], dtype=np.float64)
+    if scale == "log":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log10(y)
+    # Designs that cannot run at all (static and memory power above the TDP: a clock near
+    # zero, times of 10^15 days) and non-numbers count as the worst design that runs;
+    # left as they are, a handful of them would hold all the variance.
+    usable = np.isfinite(y) & outcome.runs
+    kept = y[usable] if usable.any() else np.zeros(1)
+    return np.where(usable, y, np.min(kept) if objective.maximize else np.max(kept))
+
+
+def _indices(
+    problem: dict[str, Any], method: str, U: np.ndarray, y: np.ndarray, seed: int
+) -> dict[str, np.ndarray]:
+    """SALib's indices of ``y`` per factor, with their bootstrap half-widths."""
+    from SALib.analyze import morris as morris_analyze
+    from SALib.analyze import sobol as sobol_analyze
+
+    if method == "sobol":
+        # SALib's Sobol analysis reads a seed of 0 as none (``if seed:``) and bootstraps from
+        # numpy's global state: seed 0 bootstraps with SEED_ZERO_BOOTSTRAP, so that it repeats
+        # too (and every other seed keeps its intervals).
+        result = sobol_analyze.analyze(
+            problem,
+            y,
+            calc_second_order=False,
+            num_resamples=BOOTSTRAP_RESAMPLES,
+            conf_level=CONFIDENCE_LEVEL,
+            seed=seed or SEED_ZERO_BOOTSTRAP,
+        )
+        return {
+            "first_order": result["S1"],
+            "first_order_conf": result["S1_conf"],
+            "total": result["ST"],
+            "total_conf": result["ST_conf"],
+        }
+    result = morris_analyze.analyze(
+        problem,
+        U,
+        y,
+        num_resamples=BOOTSTRAP_RESAMPLES,
+        conf_level=CONFIDENCE_LEVEL,
+        num_levels=MORRIS_LEVELS,
+        seed=seed,
+    )
+    return {
+        "mu_star": result["mu_star"],
+        "mu_star_conf": result["mu_star_conf"],
+        "sigma": result["sigma"],
+    }
 
 
 def sensitivity_record(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:

@@ -266,119 +266,144 @@ def _matplotlib(
     path: Path,
     fmt: str,
 ) -> None:
+    """The front as a static figure: a scatter per pair of objectives above, the front's
+    parallel coordinates below."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
 
     pairs = list(itertools.combinations(range(len(objectives)), 2))
     fig = plt.figure(figsize=(max(5.0 * len(pairs), 10.0), 9.5), layout="constrained")
     grid = fig.add_gridspec(2, len(pairs), height_ratios=[1.0, 0.9])
-    symbols = ("*", "D", "P", "X", "s", "^")
     for col, (i, j) in enumerate(pairs):
         ax = fig.add_subplot(grid[0, col])
-        x, y = objectives[i].name, objectives[j].name
-        ax.scatter(
-            frame[x].iloc[background],
-            frame[y].iloc[background],
-            s=4,
-            c="0.78",
-            label="other feasible designs",
-            rasterized=True,
-        )
-        ax.plot(
-            frame[x].iloc[front],
-            frame[y].iloc[front],
-            "o",
-            ms=4.5,
-            c="tab:red",
-            mec="darkred",
-            mew=0.4,
-            label=f"Pareto front ({len(front)})",
-        )
-        for k, marker in enumerate(markers):
-            px, py = marker.values.get(x, np.nan), marker.values.get(y, np.nan)
-            if np.isfinite(px) and np.isfinite(py):
-                ax.plot(
-                    px,
-                    py,
-                    symbols[k % len(symbols)],
-                    ms=13,
-                    c="tab:blue",
-                    mec="black",
-                    mew=0.8,
-                    label=marker.label,
-                    zorder=5,
-                )
-                ax.annotate(
-                    marker.label,
-                    (px, py),
-                    xytext=(7, 7),
-                    textcoords="offset points",
-                    fontsize=9,
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0},
-                    color="tab:blue",
-                )
-        ax.set_xlabel(objective_title(objectives[i]), fontsize=11)
-        ax.set_ylabel(objective_title(objectives[j]), fontsize=11)
-        shown = np.concatenate([front, background])
-        for name, axis in ((x, "x"), (y, "y")):
-            values = frame[name].iloc[shown].to_numpy(dtype=np.float64)
-            extra = [m.values.get(name, np.nan) for m in markers]
-            values = np.concatenate([values, np.asarray(extra, dtype=np.float64)])
-            if _log_scale(values):
-                _log_ticks(ax, axis, values)
-            else:
-                _linear_ticks(ax, axis)
-        ax.tick_params(labelsize=10)
-        ax.grid(alpha=0.3, which="major")
+        _scatter_pair(ax, frame, objectives[i], objectives[j], front, background, markers)
         if col == 0:
             ax.legend(loc="best", fontsize="small")
     ax = fig.add_subplot(grid[1, :])
-    rows = front[:MAX_LINES]
-    columns = _axes_columns(frame, objectives, rows) if len(rows) else []
-    if columns:
-        scaled = []
-        for name in columns:
-            numbers, labels = _numeric(frame[name].iloc[rows])
-            low, high = np.nanmin(numbers), np.nanmax(numbers)
-            scaled.append(
-                (numbers - low) / (high - low) if high > low else np.full_like(numbers, 0.5)
-            )
-            top = labels[-1] if labels else compact(high)
-            bottom = labels[0] if labels else compact(low)
-            for text, level, offset in ((top, 1.0, 4), (bottom, 0.0, -12)):
-                ax.annotate(
-                    text,
-                    (len(scaled) - 1, level),
-                    xytext=(0, offset),
-                    textcoords="offset points",
-                    ha="center",
-                    fontsize=8,
-                )
-        matrix = np.column_stack(scaled)
-        positions = np.arange(len(columns))
-        segments = [np.column_stack([positions, row]) for row in matrix]
-        color = matrix[:, -len(objectives)]
-        lines = LineCollection(segments, array=color, cmap="viridis", linewidths=0.8, alpha=0.6)
-        ax.add_collection(lines)
-        ax.set_xlim(-0.3, len(columns) - 0.7)
-        ax.set_ylim(-0.1, 1.1)
-        ax.set_xticks(
-            positions, [axis_title(c) for c in columns], rotation=25, ha="right", fontsize=9
-        )
-        ax.set_yticks([])
-        for position in positions:
-            ax.axvline(float(position), color="0.6", linewidth=0.6)
-        fig.colorbar(
-            lines,
-            ax=ax,
-            label=f"{axis_title(objectives[0].name)}: 0 lowest, 1 highest on the front",
-        )
+    _parallel_coordinates(fig, ax, frame, objectives, front)
     ax.set_title(f"Pareto front: {len(front)} designs (parallel coordinates, each axis min to max)")
     fig.savefig(path, format=fmt, dpi=120)
     plt.close(fig)
+
+
+_MARKER_SYMBOLS = ("*", "D", "P", "X", "s", "^")
+
+
+def _scatter_pair(
+    ax: Any,
+    frame: pd.DataFrame,
+    first: Objective,
+    second: Objective,
+    front: np.ndarray,
+    background: np.ndarray,
+    markers: Sequence[Marker],
+) -> None:
+    """One objective against another: the feasible designs in grey, the front in red, the
+    markers (catalog chips) labelled in blue; log axes where the values span decades."""
+    x, y = first.name, second.name
+    ax.scatter(
+        frame[x].iloc[background],
+        frame[y].iloc[background],
+        s=4,
+        c="0.78",
+        label="other feasible designs",
+        rasterized=True,
+    )
+    ax.plot(
+        frame[x].iloc[front],
+        frame[y].iloc[front],
+        "o",
+        ms=4.5,
+        c="tab:red",
+        mec="darkred",
+        mew=0.4,
+        label=f"Pareto front ({len(front)})",
+    )
+    for k, marker in enumerate(markers):
+        px, py = marker.values.get(x, np.nan), marker.values.get(y, np.nan)
+        if not (np.isfinite(px) and np.isfinite(py)):
+            continue
+        ax.plot(
+            px,
+            py,
+            _MARKER_SYMBOLS[k % len(_MARKER_SYMBOLS)],
+            ms=13,
+            c="tab:blue",
+            mec="black",
+            mew=0.8,
+            label=marker.label,
+            zorder=5,
+        )
+        ax.annotate(
+            marker.label,
+            (px, py),
+            xytext=(7, 7),
+            textcoords="offset points",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0},
+            color="tab:blue",
+        )
+    ax.set_xlabel(objective_title(first), fontsize=11)
+    ax.set_ylabel(objective_title(second), fontsize=11)
+    shown = np.concatenate([front, background])
+    for name, axis in ((x, "x"), (y, "y")):
+        values = frame[name].iloc[shown].to_numpy(dtype=np.float64)
+        extra = [m.values.get(name, np.nan) for m in markers]
+        values = np.concatenate([values, np.asarray(extra, dtype=np.float64)])
+        if _log_scale(values):
+            _log_ticks(ax, axis, values)
+        else:
+            _linear_ticks(ax, axis)
+    ax.tick_params(labelsize=10)
+    ax.grid(alpha=0.3, which="major")
+
+
+def _parallel_coordinates(
+    fig: Any, ax: Any, frame: pd.DataFrame, objectives: Sequence[Objective], front: np.ndarray
+) -> None:
+    """The first MAX_LINES designs of the front as lines over their columns, each axis scaled
+    from its least to its largest value on the front and coloured by the first objective."""
+    from matplotlib.collections import LineCollection
+
+    rows = front[:MAX_LINES]
+    columns = _axes_columns(frame, objectives, rows) if len(rows) else []
+    if not columns:
+        return
+    scaled = []
+    for name in columns:
+        numbers, labels = _numeric(frame[name].iloc[rows])
+        low, high = np.nanmin(numbers), np.nanmax(numbers)
+        scaled.append((numbers - low) / (high - low) if high > low else np.full_like(numbers, 0.5))
+        top = labels[-1] if labels else compact(high)
+        bottom = labels[0] if labels else compact(low)
+        for text, level, offset in ((top, 1.0, 4), (bottom, 0.0, -12)):
+            ax.annotate(
+                text,
+                (len(scaled) - 1, level),
+                xytext=(0, offset),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
+    matrix = np.column_stack(scaled)
+    positions = np.arange(len(columns))
+    segments = [np.column_stack([positions, row]) for row in matrix]
+    color = matrix[:, -len(objectives)]
+    lines = LineCollection(segments, array=color, cmap="viridis", linewidths=0.8, alpha=0.6)
+    ax.add_collection(lines)
+    ax.set_xlim(-0.3, len(columns) - 0.7)
+    ax.set_ylim(-0.1, 1.1)
+    ax.set_xticks(positions, [axis_title(c) for c in columns], rotation=25, ha="right", fontsize=9)
+    ax.set_yticks([])
+    for position in positions:
+        ax.axvline(float(position), color="0.6", linewidth=0.6)
+    fig.colorbar(
+        lines,
+        ax=ax,
+        label=f"{axis_title(objectives[0].name)}: 0 lowest, 1 highest on the front",
+    )
 
 
 def _shown(value: object) -> str:

@@ -868,6 +868,24 @@ def sensitivity(
     return frame
 
 
+def _problem_of_results(meta: dict[str, Any], source: str) -> Problem:
+    """The problem a results file was made from, by its provenance ``meta`` (space, workload,
+    precision, tokens, settings); one line naming ``source`` where it has none."""
+    if not meta.get("space") or not meta.get("workload"):
+        expected = "the provenance of a dse sweep, search or pareto file (space and workload)"
+        raise InputError(source, "provenance", expected, "none")
+    space_ref: str | Path = meta["space"]
+    if not Path(str(space_ref)).is_file() and meta.get("space_id"):
+        space_ref = meta["space_id"]
+    return problem(
+        space_ref,
+        meta["workload"],
+        precision=meta.get("precision"),
+        tokens=meta.get("tokens"),
+        settings=meta.get("settings") or {},
+    )
+
+
 def robust(
     results: str | Path | pd.DataFrame,
     *,
@@ -917,19 +935,7 @@ def robust(
     if target is not None:
         AtomicFile(target).discard()  # fails early where out is not writable
     meta = dict(frame.attrs.get("dse") or {})
-    if not meta.get("space") or not meta.get("workload"):
-        expected = "the provenance of a dse sweep, search or pareto file (space and workload)"
-        raise InputError(source, "provenance", expected, "none")
-    space_ref: str | Path = meta["space"]
-    if not Path(str(space_ref)).is_file() and meta.get("space_id"):
-        space_ref = meta["space_id"]
-    job = problem(
-        space_ref,
-        meta["workload"],
-        precision=meta.get("precision"),
-        tokens=meta.get("tokens"),
-        settings=meta.get("settings") or {},
-    )
+    job = _problem_of_results(meta, source)
     chosen = objectives_of(frame, minimize, maximize)
     check_objectives(frame, chosen, source)
     rows, summary = run_robust(

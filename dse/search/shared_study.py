@@ -25,12 +25,15 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dse.errors import InputError
 from dse.files import check_input, exists
+
+if TYPE_CHECKING:
+    import optuna
 
 HEARTBEAT_S = int(os.environ.get("DSE_HEARTBEAT_S", "5"))
 GRACE_S = int(os.environ.get("DSE_GRACE_S", "15"))  # silence after which a trial is stale
@@ -268,7 +271,6 @@ def run_worker(
     """Join the study and add trials, in batches, until it holds ``total`` trials (or this
     worker added ``evals``); returns the number this worker completed."""
     import optuna
-    from optuna.trial import TrialState
 
     from dse.search.optuna_engine import (
         OptunaEngine,
@@ -305,24 +307,7 @@ def run_worker(
         while True:
             if heart.storage is not None:
                 optuna.storages.fail_stale_trials(study)
-            trials = []
-            for _ in range(engine.batch_size):
-                if count_live(study) >= target:
-                    break
-                trial = study.ask()
-                heart.add(trial._trial_id)
-                trial.set_user_attr(WORKER_ATTR, me)
-                before = [
-                    t
-                    for t in study.get_trials(deepcopy=False, states=live_states())
-                    if t.number < trial.number
-                ]
-                if len(before) >= target:
-                    trial.set_user_attr(EXCESS_ATTR, True)
-                    study.tell(trial, state=TrialState.FAIL)
-                    heart.trials.discard(trial._trial_id)
-                    break
-                trials.append(trial)
+            trials = _ask_batch(study, engine.batch_size, heart, me, target)
             if not trials:
                 if _settle(study, target):
                     continue
@@ -342,6 +327,35 @@ def run_worker(
     finally:
         heart.stop()
     return done
+
+
+def _ask_batch(
+    study: optuna.Study, size: int, heart: _Heartbeat, me: str, target: int
+) -> list[optuna.trial.Trial]:
+    """Up to ``size`` new trials of this worker (``me``), none beyond the study's ``target``:
+    a trial asked while other workers filled the study is failed as excess, and ends the batch.
+    """
+    from optuna.trial import TrialState
+
+    trials = []
+    for _ in range(size):
+        if count_live(study) >= target:
+            break
+        trial = study.ask()
+        heart.add(trial._trial_id)
+        trial.set_user_attr(WORKER_ATTR, me)
+        before = [
+            t
+            for t in study.get_trials(deepcopy=False, states=live_states())
+            if t.number < trial.number
+        ]
+        if len(before) >= target:
+            trial.set_user_attr(EXCESS_ATTR, True)
+            study.tell(trial, state=TrialState.FAIL)
+            heart.trials.discard(trial._trial_id)
+            break
+        trials.append(trial)
+    return trials
 
 
 def worker_process(storage_url: str, study_name: str, total: int, seed: int) -> None:

@@ -572,6 +572,16 @@ def compiled_lower_bounds(
     )
 
 
+def _runnable_cells(g: Grid, bounds: PlanBounds, lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (design, plan) cell of the designs ``lost`` whose plan runs on its cluster: one
+    replica fits in the chips and, where tp is searched, tp within the scale-up domain."""
+    runs = bounds.replica[None, :] <= g.chips[lost]
+    if g.tp_searched:
+        runs &= bounds.tp[None, :] <= np.maximum(g.domain[lost], 1.0)
+    rows, plan = np.nonzero(runs)
+    return lost[rows], plan
+
+
 def _search_compiled(
     g: Grid,
     w: Workload,
@@ -645,11 +655,7 @@ def _search_compiled(
     # need every plan that runs, including those the bounds skipped.
     lost = np.flatnonzero(~np.isfinite(best_s))
     if lost.size:
-        runs = bounds.replica[None, :] <= g.chips[lost]
-        if g.tp_searched:
-            runs &= bounds.tp[None, :] <= np.maximum(g.domain[lost], 1.0)
-        rows, plan = np.nonzero(runs)
-        fold(lost[rows], plan)
+        fold(*_runnable_cells(g, bounds, lost))
     any_fit = np.isfinite(fit_s)
     fallback = np.where(any_fit, fit_plan, least_plan)
     return np.where(np.isfinite(best_s), best_plan, fallback), any_fit

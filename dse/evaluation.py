@@ -40,12 +40,7 @@ def evaluate_one(
     """All metrics of ``workload`` on ``num_chips`` of one chip, at the best (or pinned) plan."""
     chip = chip_name if isinstance(chip_name, Chip) else load_chip(chip_name)
     pinned = dict(pinned or {})
-    dp = pinned.get("dp")
-    tp, pp = pinned.get("tp") or 1, pinned.get("pp") or 1
-    if dp is not None and dp * tp * pp > num_chips:
-        raise InputError.for_argument(
-            "dp", f"dp x tp x pp <= `num_chips` ({num_chips})", dp * tp * pp
-        )
+    _check_pinned_replicas(pinned, num_chips)
     plans = candidate_plans(workload, max_tp=chip.scale_up_domain, **pinned)
     metrics = evaluate(from_chips([chip], num_chips), workload, settings, plans)
     record = metrics.record(0)
@@ -94,8 +89,27 @@ def step_breakdown(metrics: Metrics, i: int) -> dict[str, float]:
 
 
 def idle_chips(num_chips: int, plan: dict[str, Any]) -> int:
-    """Chips of the cluster that the plan leaves unused: ``num_chips − tp·pp·dp`` (chips)."""
-    return int(num_chips - plan["tp"] * plan["pp"] * plan["dp"])
+    """Chips of the cluster that the plan leaves unused: ``num_chips − tp·pp·cp·dp`` (chips;
+    expert parallelism folds into the data-parallel ranks)."""
+    return int(num_chips - plan["tp"] * plan["pp"] * plan.get("cp", 1) * plan["dp"])
+
+
+def _check_pinned_replicas(pinned: Mapping[str, Any], num_chips: int) -> None:
+    """One line where the pinned parallel degrees need more chips than the cluster has: one
+    model replica takes ``tp·pp·cp`` chips, and a pinned ``dp`` that many times over."""
+    degrees = {key: pinned.get(key) or 1 for key in ("tp", "pp", "cp")}
+    replica = math.prod(degrees.values())
+    product = " x ".join(degrees)
+    dp = pinned.get("dp")
+    if dp is not None and dp * replica > num_chips:
+        raise InputError.for_argument(
+            "dp", f"dp x {product} <= `num_chips` ({num_chips})", dp * replica
+        )
+    if replica > num_chips:
+        first = next(key for key in degrees if pinned.get(key))
+        raise InputError.for_argument(
+            first, f"{product} <= `num_chips` ({num_chips}): one model replica", replica
+        )
 
 
 _SILICON_NOTE = (

@@ -137,6 +137,20 @@ def test_evaluate_states_idle_chips(dse: Callable[..., Any]) -> None:
     assert best["idle_chips"] == 4096 - plan["tp"] * plan["pp"] * plan["dp"] >= 0
 
 
+def test_idle_chips_count_context_parallel_ranks(dse: Callable[..., Any]) -> None:
+    """A plan with context parallelism uses tp·pp·cp·dp chips; a pinned replica larger than
+    the cluster is one error line, not an infeasible answer."""
+    pinned = ("--chip", "h100-sxm", "--num-chips", "1030", "--tp", "4", "--cp", "2", "--pp", "1")
+    record = dse(*EVALUATE, *pinned, "--dp", "128", "--format", "json").json()
+    plan = record["plan"]
+    assert plan["cp"] == 2 and plan["dp"] == 128
+    assert record["idle_chips"] == 1030 - 4 * 2 * 128 == 6
+    too_big = dse(*EVALUATE, "--chip", "h100-sxm", "--num-chips", "8", "--tp", "8", "--cp", "2")
+    assert too_big.code != 0
+    assert "tp x pp x cp <= --num-chips (8)" in too_big.err and "got 16" in too_big.err
+    assert len(too_big.err.strip().splitlines()) == 1
+
+
 def test_infeasible_verdict_and_reasons_come_first(dse: Callable[..., Any]) -> None:
     args = ("evaluate", "--chip", "v100", "--workload", "llama3.1-405b", "--num-chips", "64")
     table = dse(*args)

@@ -96,7 +96,8 @@ def idle_chips(num_chips: int, plan: dict[str, Any]) -> int:
 
 def _check_pinned_replicas(pinned: Mapping[str, Any], num_chips: int) -> None:
     """One line where the pinned parallel degrees need more chips than the cluster has: one
-    model replica takes ``tp·pp·cp`` chips, and a pinned ``dp`` that many times over."""
+    model replica takes ``tp·pp·cp`` chips, a pinned ``dp`` that many times over, and each
+    pipeline stage needs at least ``ep`` ranks for its experts."""
     degrees = {key: pinned.get(key) or 1 for key in ("tp", "pp", "cp")}
     replica = math.prod(degrees.values())
     product = " x ".join(degrees)
@@ -109,6 +110,14 @@ def _check_pinned_replicas(pinned: Mapping[str, Any], num_chips: int) -> None:
         first = next(key for key in degrees if pinned.get(key))
         raise InputError.for_argument(
             first, f"{product} <= `num_chips` ({num_chips}): one model replica", replica
+        )
+    ep = pinned.get("ep") or 1
+    if ep * degrees["pp"] > num_chips:
+        raise InputError.for_argument(
+            "ep",
+            f"ep x pp <= `num_chips` ({num_chips}): the expert-parallel ranks of one pipeline"
+            " stage",
+            ep * degrees["pp"],
         )
 
 

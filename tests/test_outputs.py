@@ -149,6 +149,9 @@ def test_idle_chips_count_context_parallel_ranks(dse: Callable[..., Any]) -> Non
     assert too_big.code != 0
     assert "tp x pp x cp <= --num-chips (8)" in too_big.err and "got 16" in too_big.err
     assert len(too_big.err.strip().splitlines()) == 1
+    experts = dse("evaluate", "--workload", "mixtral-8x7b", "--chip", "h100-sxm", "--num-chips",
+                  "16", "--ep", "8", "--pp", "4")  # fmt: skip
+    assert experts.code != 0 and "ep x pp <= --num-chips (16)" in experts.err
 
 
 def test_infeasible_verdict_and_reasons_come_first(dse: Callable[..., Any]) -> None:

@@ -110,3 +110,13 @@ def test_shell_completion_script() -> None:
     words = subprocess.run([sys.executable, "-m", "dse"], env=env, capture_output=True,
                            text=True, check=True).stdout  # fmt: skip
     assert "sweep" in words
+
+
+@pytest.mark.parametrize("group", [(), ("chips",), ("workloads",)])
+def test_a_group_alone_prints_its_help(dse: Callable[..., Any], group: tuple[str, ...]) -> None:
+    """``dse`` or ``dse chips`` without a command shows the help, not an error (click 8.2
+    raises for it)."""
+    result = dse(*group)
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"Usage: dse {' '.join(group)}".rstrip() + " [OPTIONS]")
+    assert "error" not in result.err

@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("dse: interrupted", err=True)
         sys.exit(130)
     except click.UsageError as error:
+        if _asks_for_help(error) and error.ctx is not None:
+            click.echo(error.ctx.get_help())  # `dse` or `dse chips` alone: their --help
+            sys.exit(0)
         command = error.ctx.command_path if error.ctx else "dse"
         click.echo(f"dse: error: {error.format_message()} (see '{command} --help')", err=True)
         sys.exit(2)
@@ -150,6 +153,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("dse: interrupted", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _asks_for_help(error: click.UsageError) -> bool:
+    """Whether ``error`` is a command group called without a command (click 8.2 raises
+    ``NoArgsIsHelpError`` for it, where 8.1 printed the help)."""
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    return no_args is not None and isinstance(error, no_args)
 
 
 def _caused_by_interrupt(error: BaseException) -> bool:

@@ -1,12 +1,14 @@
 """Candidate parallelism plans: the plan axis of the training model (docs/model.md §2.4).
 
-A plan fixes tensor (``tp``), pipeline (``pp``) and expert (``ep``) parallelism, the
-micro-batch size in sequences, the activation-recompute policy and the ZeRO stage of the
-data-parallel ranks (0: everything replicated; 1: optimizer state sharded; 2: gradients too;
-3: parameters as well, i.e. FSDP; stages 2 and 3 without pipeline parallelism, as in practice). Data parallelism follows
-from the cluster size per design (``dp = chips // (tp·pp)``, capped by the global batch and
-rounded down to a multiple of ``ep``), so the same candidate list serves every design point;
-plans are enumerated once per workload, never per design.
+A plan fixes tensor (``tp``), pipeline (``pp``, with ``vp`` virtual stages per rank),
+context (``cp``) and expert (``ep``) parallelism, the micro-batch size in sequences, the
+activation-recompute policy, the ZeRO stage of the data-parallel ranks (0: everything
+replicated; 1: optimizer state sharded; 2: gradients too; 3: parameters as well, i.e. FSDP;
+stages 2 and 3 without pipeline parallelism unless pinned, as in practice), the pipeline
+schedule and the rank placement. Data parallelism follows from the cluster size per design
+(``dp = chips // (tp·pp·cp)``, capped by the global batch and rounded down to the expert
+groups), so the same candidate list serves every design point; plans are enumerated once per
+workload, never per design.
 """
 
 from __future__ import annotations

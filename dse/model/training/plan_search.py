@@ -231,15 +231,16 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     tp_collectives = tensor_parallel_collectives(w, redone) * layers_per_stage
     tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * plans.virtual_stages * message_b / tp, 0.0)
+    attention_overhead_factor = attention_overhead(w, cp, s.attention_overhead_tokens)
     coefficients = np.stack(
         [
             linear_flops * redo.matmul + logits_flops,
-            attention_flops * redo.attention * attention_overhead(w, cp, s.attention_overhead_tokens),
+            attention_flops * redo.attention * attention_overhead_factor,
             memory_bytes * redo.other,
             tp_bytes * (1.0 - s.tp_overlap) + pp_bytes,
             latency_s,
         ]
-    )  # fmt: skip
+    )
     return coefficients, _moe_link_bytes(plans, w, s, tokens_mb, layers_per_stage, redone)
 
 

@@ -328,12 +328,11 @@ def evaluate_silicon(
     constraints = {
         "g_die_area": die_mm2 / tech.silicon["wafer"]["reticle_limit_mm2"] - 1.0,
         "g_power_density": density / limits["max_power_density_w_per_mm2"] - 1.0,
-        "g_tdp_headroom": (power.static_w + power.hbm_full_w) / designs.tdp_w - 1.0,
+        "g_tdp_headroom": (power.static_power_w + power.hbm_power_full_w) / designs.tdp_w - 1.0,
     }
     return Silicon(
         clock_ghz=designs.clock_ghz,
         peak_flop_s=peaks,
-        sustained_clock_ghz=power.clocks,
         hbm_bandwidth_tb_s=bandwidth_tb_s,
         hbm_capacity_gb=capacity_gb,
         memory_bandwidth_tb_s=memory_tb_s,
@@ -341,18 +340,8 @@ def evaluate_silicon(
         unit_area_mm2=unit_mm2,
         die_area_mm2=die_mm2,
         silicon_area_mm2=silicon_mm2,
-        dies_per_wafer=cost.dies_per_wafer,
-        die_yield=cost.die_yield,
-        die_cost_usd=cost.die_usd,
-        hbm_cost_usd=cost.hbm_usd,
-        interposer_cost_usd=cost.interposer_usd,
-        unit_cost_usd=cost.unit_usd,
-        static_power_w=power.static_w,
-        hbm_power_full_w=power.hbm_full_w,
-        compute_power_peak_w=power.compute_w,
-        full_load_power_w=power.full_w,
-        energy_pj_per_flop=power.energy,
-        hbm_energy_pj_per_bit=power.hbm_pj_per_bit,
+        **cost._asdict(),
+        **power._asdict(),
         power_density_w_per_mm2=density,
         constraints=constraints,
         dvfs_exponent=limits["dvfs_exponent"],
@@ -361,14 +350,14 @@ def evaluate_silicon(
 
 
 class _PackageCost(NamedTuple):
-    """§1.6 the parts of a package's cost, each ``(n,)``."""
+    """§1.6 the parts of a package's cost, each ``(n,)``, named as in :class:`Silicon`."""
 
     dies_per_wafer: FloatArray
     die_yield: FloatArray
-    die_usd: FloatArray
-    hbm_usd: FloatArray
-    interposer_usd: FloatArray
-    unit_usd: FloatArray
+    die_cost_usd: FloatArray
+    hbm_cost_usd: FloatArray
+    interposer_cost_usd: FloatArray
+    unit_cost_usd: FloatArray
 
 
 def _package_cost(
@@ -400,15 +389,16 @@ def _package_cost(
 
 
 class _FullLoadPower(NamedTuple):
-    """§1.7 power at full tensor load, ``(n,)`` each; the per-format ones keyed by format."""
+    """§1.7 power at full tensor load, ``(n,)`` each; the per-format ones keyed by format;
+    named as in :class:`Silicon`."""
 
-    static_w: FloatArray
-    hbm_full_w: FloatArray
-    hbm_pj_per_bit: FloatArray
-    energy: dict[str, FloatArray]
-    compute_w: dict[str, FloatArray]
-    full_w: dict[str, FloatArray]
-    clocks: dict[str, FloatArray]
+    static_power_w: FloatArray
+    hbm_power_full_w: FloatArray
+    hbm_energy_pj_per_bit: FloatArray
+    energy_pj_per_flop: dict[str, FloatArray]
+    compute_power_peak_w: dict[str, FloatArray]
+    full_load_power_w: dict[str, FloatArray]
+    sustained_clock_ghz: dict[str, FloatArray]
 
 
 def _full_load_power(

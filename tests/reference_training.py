@@ -147,6 +147,16 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
     attention = gemm(tokens, (w.heads / tp + 2 * kv_per_rank) * hd, d, chip, ob, s) + gemm(
         tokens, d, w.heads * hd / tp, chip, ob, s
     )
+    if w.kv_lora_rank:  # MLA: latents down on the rank's own tokens, heads up, o row-parallel
+        rope, qk = w.qk_rope_head_dim, hd + w.qk_rope_head_dim
+        if w.q_lora_rank:
+            q = gemm(tokens / tp, w.q_lora_rank, d, chip, ob, s)
+            q += gemm(tokens, w.heads * qk / tp, w.q_lora_rank, chip, ob, s)
+        else:
+            q = gemm(tokens, w.heads * qk / tp, d, chip, ob, s)
+        kv = gemm(tokens / tp, w.kv_lora_rank + rope, d, chip, ob, s)
+        kv += gemm(tokens, w.heads * 2 * hd / tp, w.kv_lora_rank, chip, ob, s)
+        attention = q + kv + gemm(tokens, d, w.heads * hd / tp, chip, ob, s)
     dense = gemm(tokens, up * w.ffn_dim, d, chip, ob, s) + gemm(
         tokens, d, w.ffn_dim / tp, chip, ob, s
     )
@@ -227,6 +237,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     def stored(o_in: float) -> float:
         """Stored bytes of the layer with its linear inputs at ``o_in`` bytes."""
         attention = o_in * d + 2 * w.heads * hd + 4 * w.kv_heads * hd + o_in * w.heads * hd
+        if w.kv_lora_rank:  # MLA: input, latents (format + normalized 16-bit), q, k, v, o input
+            latents = w.q_lora_rank + w.kv_lora_rank
+            q_k_v = w.heads * (2 * (hd + w.qk_rope_head_dim) + hd)
+            attention = o_in * (d + latents + w.heads * hd) + 2 * latents + 2 * q_k_v
         width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
         mlp = (o_in + mask) * d + (1 - f) * width * w.ffn_dim
         if w.is_moe:
@@ -250,6 +264,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             return 2 * d + fm * width
 
         operands = 2 * d + (2 * w.heads + 2 * w.kv_heads) * hd
+        if w.kv_lora_rank:  # each MLA projection's input and output gradient
+            r_q, r_kv, rope = w.q_lora_rank, w.kv_lora_rank, w.qk_rope_head_dim
+            q_path = (d + 2 * r_q) if r_q else d
+            qk = w.heads * (hd + rope)
+            operands = q_path + qk + d + r_kv + rope + r_kv + 2 * w.heads * hd + w.heads * hd + d
         if w.is_moe:
             routed = (w.experts_per_token + w.shared_experts) * mlp_operands(w.moe_ffn_dim)
             operands += (1 - f) * mlp_operands(w.ffn_dim) + f * routed
@@ -264,12 +283,16 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         width = (1 - f) * w.ffn_dim + f * (w.experts_per_token + w.shared_experts) * w.moe_ffn_dim
     else:
         copies, width = 1.0, w.ffn_dim
-    op_kept = w.heads * hd + w.kv_heads * hd + width + (copies * d if mlp_ups == 2 else 0.0)
+    # MLA: queries and keys H·(hd + rope) wide, values H·hd
+    q_out = w.heads * (hd + w.qk_rope_head_dim) if w.kv_lora_rank else w.heads * hd
+    k_out = q_out if w.kv_lora_rank else w.kv_heads * hd
+    v_out = w.heads * hd if w.kv_lora_rank else w.kv_heads * hd
+    op_kept = q_out + v_out + width + (copies * d if mlp_ups == 2 else 0.0)
     op_kept += d + w.heads * hd
     # ffn (AXLearn's default): the input, q, k, v, o and attention's output kept
-    ffn_kept = d + 2 * w.heads * hd + 2 * w.kv_heads * hd + d
+    ffn_kept = d + q_out + k_out + v_out + d + w.heads * hd
     # qkv_linear1 (AXLearn on Trainium2): the input, q, k, v and the MLP's up projections
-    qkv_linear1_kept = d + (w.heads + 2 * w.kv_heads) * hd + mlp_ups * width
+    qkv_linear1_kept = d + q_out + k_out + v_out + mlp_ups * width
     if op:
         kept = 2 * tokens * op_kept / plan.tp
     elif ffn:
@@ -310,14 +333,15 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     scores = full_scores + window_scores
     eta = min(s.attention_efficiency * chip.family_scale, 1.0)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
+    score_flops = 6 * (2 * hd + w.qk_rope_head_dim)  # QKᵀ over h_qk (MLA: hd + rope), PV over hd
     if w.attention_kernel == "materialized":
-        score_gemms = max(12 * hd / (eta * chip.attention_flop_s), 12 / hbm)
+        score_gemms = max(score_flops / (eta * chip.attention_flop_s), 12 / hbm)
         softmax_and_dropout = (10 + (10 if w.dropout > 0 else 0)) / hbm
         t_attention = 2 * scores * (score_gemms + softmax_and_dropout + 1 / chip.exp_per_s)
     else:
         if w.attention_kernel == "flash2":  # FlashAttention-2 where the family has faster kernels
             eta *= chip.flash2_ratio
-        per_score = 12 * hd / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
+        per_score = score_flops / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
         s0 = s.attention_overhead_tokens
         t_attention = (
             full_scores * (1 + s0 * plan.cp / seq)
@@ -336,6 +360,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         """op redoes k, o and every other MLP projection; ffn the MLP's up projections;
         qkv_linear1 the o projection."""
         forward = [d * w.heads * hd, d * w.kv_heads * hd, d * w.kv_heads * hd, w.heads * hd * d]
+        if w.kv_lora_rank:  # MLA: q's projections, and the latent's shared by k and v
+            r_q, r_kv, rope = w.q_lora_rank, w.kv_lora_rank, w.qk_rope_head_dim
+            q = (d * r_q + r_q * q_out) if r_q else d * q_out
+            kv = (d * (r_kv + rope) + r_kv * 2 * w.heads * hd) / 2
+            forward = [q, kv, kv, w.heads * hd * d]
         forward += [experts * d * mlp_width] * mlp_ups + [experts * mlp_width * d]
         redone = forward[4:-1] if ffn else forward[3:4] if qkv_linear1 else forward[1::2]
         return sum(redone) / sum(forward)
@@ -407,6 +436,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # the gradients: cp - 1 16-bit hops by ring, cp fp32 hops with PyTorch's all-gather variant
     heads = w.heads / plan.tp if w.repeat_kv else max(w.kv_heads / plan.tp, 1)
     kv = 2 * tokens * heads * w.head_dim * 2
+    if w.kv_lora_rank:  # MLA: the up-projected keys and values of every head
+        kv = tokens * w.heads / plan.tp * (2 * w.head_dim + w.qk_rope_head_dim) * 2
     allgather = w.context_parallel == "allgather"
     grads = 2 * plan.cp * kv if allgather else (plan.cp - 1) * kv
     forwards = 2 if keep_attention else 3

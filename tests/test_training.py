@@ -1382,3 +1382,58 @@ def test_a_compiled_stack_moves_less_memory_bound_traffic_and_is_never_slower() 
     assert step_s("h100-sxm", compiled, unfused) == pytest.approx(
         step_s("h100-sxm", eager), rel=1e-12
     )
+
+
+def _attention_linear_flops(w, tokens: float, tp: float) -> float:
+    """Forward + backward linear FLOPs of one layer on one rank: the GEMM roofline at unit rate,
+    unbounded bandwidth and no kernel latency (the plan search's bound does the same)."""
+    from dse.model.training.compute import layer_linear_time_s
+
+    s = replace(load_settings(), gemm_kernel_latency_us=0.0)
+    one, tp_ = np.ones(1), np.full(1, tp)
+    return float(layer_linear_time_s(w, tokens, tp_, one, one, np.full(1, np.inf), 1.0, s)[0])
+
+
+@pytest.mark.parametrize("tp", [1.0, 8.0])
+def test_latent_attention_projections_cost_their_parameters(tp: float) -> None:
+    """§2.1, §2.3 MLA's projections (q down 7168→1536, q up →128·192, kv down →512+64, kv up
+    →128·256, o 128·128→7168) cost 6 FLOPs per parameter per token, split over tp, where
+    DeepSeek-V3 as 128 full-rank heads of 128 would cost 4·7168·16384 parameters' worth."""
+    deepseek = load_workload("deepseek-v3")
+    as_mha = deepseek.with_changes(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0)
+    mla_params = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256 + 128 * 128 * 7168
+    mha_params = 4 * 7168 * 128 * 128
+    tokens = 4096.0
+    saved = _attention_linear_flops(as_mha, tokens, tp) - _attention_linear_flops(
+        deepseek, tokens, tp
+    )
+    assert saved == pytest.approx(6 * tokens * (mha_params - mla_params) / tp, rel=1e-9)
+
+
+def test_latent_attention_exchanges_its_up_projected_keys_and_values() -> None:
+    """§2.7 Context parallelism passes MLA's keys (128 + 64 per head) and values (128), every
+    head, where grouped-query heads would pass their kv_heads' keys and values."""
+    from dse.model.training.collectives import context_parallel_time_s
+
+    deepseek = load_workload("deepseek-v3")
+    as_mha = deepseek.with_changes(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0)
+    links = (np.full(1, 8.0), np.full(1, 450e9), np.full(1, 50e9))
+    tp, cp = np.full(1, 2.0), np.full(1, 4.0)
+    s = load_settings()
+    times = [
+        context_parallel_time_s(w, 2048.0, tp, cp, 0.0, links, s)[0] for w in (deepseek, as_mha)
+    ]
+    assert times[0] / times[1] == pytest.approx(320 / 256, rel=1e-12)
+
+
+def test_latent_attention_stores_its_latents_and_wider_heads() -> None:
+    """§2.5 An MLA layer keeps its latents and the 192-wide queries and keys for the fused
+    attention's backward pass: more stored bytes per token than 128-wide heads would keep."""
+    from dse.model.training.memory import _per_token_layer_bytes
+
+    deepseek = load_workload("deepseek-v3")
+    as_mha = deepseek.with_changes(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0)
+    mla, _ = _per_token_layer_bytes(deepseek)
+    mha, _ = _per_token_layer_bytes(as_mha)
+    # fp8 linear inputs: latents 1 + 2 bytes each, q and k 64 columns wider per head (2 bytes)
+    assert float(mla) - float(mha) == pytest.approx(3 * (1536 + 512) + 2 * 2 * 128 * 64)

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from dse.catalog.workloads import load_workload, shape_params, training_flops, workload_ids
+from dse.catalog.workloads import (
+    flops_per_token,
+    load_workload,
+    shape_params,
+    training_flops,
+    workload_ids,
+)
 
 PUBLISHED_PARAMS = {
     "gpt3-175b": 175e9,
@@ -55,6 +61,21 @@ def test_parameter_count_only_workload_is_compute_optimal(tmp_path: Path) -> Non
     assert training_flops(w) / (120 * 3e10**2) == pytest.approx(1.0, abs=0.3)
 
 
+MLA_SHAPE = "[model]\nlayers = 2\nd_model = 256\nheads = 4\nffn_dim = 512\nvocab_size = 1000\n"
+
+
+def test_deepseek_v3_shape_with_latent_attention_gives_its_published_counts() -> None:
+    """MLA's projections (DeepSeek-V3 report, Sec. 2.1.1) make the shape 671B total / 37.5B
+    active, where 128 full-rank heads of 128 would make it 688B / 55B."""
+    deepseek = load_workload("deepseek-v3")
+    total, active = shape_params(deepseek)
+    assert total == pytest.approx(671e9, rel=0.002) and active == pytest.approx(37e9, rel=0.02)
+    as_mha = deepseek.with_changes(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0)
+    assert shape_params(as_mha)[0] > 685e9
+    # attention scores: QKᵀ over 128 + 64, PV over 128, against 2 x 128 for plain heads
+    assert flops_per_token(deepseek)[1] / flops_per_token(as_mha)[1] == pytest.approx(320 / 256)
+
+
 @pytest.mark.parametrize(
     ("body", "key"),
     [
@@ -73,6 +94,14 @@ def test_parameter_count_only_workload_is_compute_optimal(tmp_path: Path) -> Non
         (
             '[model]\ntotal_params = 1e9\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\nprecision = "fp7"\n',
             "training.precision",
+        ),
+        (  # an MLA query rank without the key/value latent
+            f"{MLA_SHAPE}q_lora_rank = 64\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\n",
+            "model.q_lora_rank",
+        ),
+        (  # grouped-query heads with MLA, which up-projects every head
+            f"{MLA_SHAPE}kv_lora_rank = 32\nkv_heads = 2\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\n",
+            "model.kv_heads",
         ),
     ],
 )

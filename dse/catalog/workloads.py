@@ -110,6 +110,9 @@ WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "heads": (1, 100_000),
     "kv_heads": (1, 100_000),
     "head_dim": (1, 100_000),
+    "q_lora_rank": (0, 1_000_000),
+    "kv_lora_rank": (0, 1_000_000),
+    "qk_rope_head_dim": (0, 100_000),
     "ffn_dim": (1, 10_000_000),
     "vocab_size": (1, 100_000_000),
     "experts": (1, 100_000),
@@ -149,6 +152,9 @@ WORKLOAD_SCHEMA = Table(
                 "heads": _count("heads"),
                 "kv_heads": _count("kv_heads"),
                 "head_dim": _count("head_dim"),
+                "q_lora_rank": _count("q_lora_rank", default=0),
+                "kv_lora_rank": _count("kv_lora_rank", default=0),
+                "qk_rope_head_dim": _count("qk_rope_head_dim", default=0),
                 "ffn_dim": _count("ffn_dim"),
                 "ffn_kind": Field("str", required=False, default="gelu", choices=FFN_KINDS),
                 "vocab_size": _count("vocab_size"),
@@ -281,6 +287,15 @@ class Workload:
     """Input-gradient GEMMs per linear layer and token (0 without backpropagation)."""
     weight_gradient_gemms: float = 1.0
     """Weight-update GEMMs per linear layer and token."""
+    q_lora_rank: int = 0
+    """Multi-head Latent Attention (MLA): rank of the queries' low-rank compression (DeepSeek-V3:
+    1,536); 0 = queries projected at full rank (DeepSeek-V2-Lite). Only with ``kv_lora_rank``."""
+    kv_lora_rank: int = 0
+    """MLA: rank of the compressed key/value latent (DeepSeek-V3: 512); 0 = no MLA, the
+    attention is multi-head or grouped-query (docs/model.md §2.1)."""
+    qk_rope_head_dim: int = 0
+    """MLA: the decoupled rotary part of each query and key head (DeepSeek-V3: 64), beside its
+    ``head_dim`` (128) part that the latent up-projects; values are ``head_dim`` wide."""
     analog_linear: bool = False
     """True for the view of an analog design's digital units: the forward-type and
     input-gradient GEMMs run in the analog tiles (docs/model.md §2.9). Set by the model only."""
@@ -305,6 +320,16 @@ class Workload:
     @property
     def is_moe(self) -> bool:
         return self.experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        """Multi-head Latent Attention (``kv_lora_rank`` > 0)."""
+        return self.kv_lora_rank > 0
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Width of each query and key head: ``head_dim`` plus MLA's rotary part (§2.2)."""
+        return self.head_dim + self.qk_rope_head_dim
 
     @property
     def ffn_matrices(self) -> int:
@@ -356,7 +381,10 @@ def shape_params(w: Workload) -> tuple[float, float]:
     MLPs of width ``moe_ffn_dim`` and a router d·E. Embeddings V·d, twice when untied.
     """
     d, hd = w.d_model, w.head_dim
-    attention = 2 * d * w.heads * hd + 2 * d * w.kv_heads * hd
+    if w.is_mla:
+        attention = sum(int(p.inputs * p.outputs) for p in mla_projections(w))
+    else:
+        attention = 2 * d * w.heads * hd + 2 * d * w.kv_heads * hd
     dense_mlp = w.ffn_matrices * d * w.ffn_dim
     embeddings = w.vocab_size * d * (1 if w.tied_embeddings else 2)
     if not w.experts:
@@ -370,6 +398,48 @@ def shape_params(w: Workload) -> tuple[float, float]:
     total = base + moe_layers * (w.experts + w.shared_experts) * expert
     active = base + moe_layers * (w.experts_per_token + w.shared_experts) * expert
     return float(total), float(active)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One linear layer of attention: ``inputs`` → ``outputs`` features per token, and what
+    tensor parallelism splits: ``outputs`` (column-parallel), ``inputs`` (row-parallel) or
+    ``tokens`` (run on each rank's sequence-parallel share of the tokens)."""
+
+    inputs: float
+    outputs: float
+    split: str
+
+
+def mla_projections(w: Workload) -> tuple[Projection, ...]:
+    """§2.1 Multi-head Latent Attention's linear layers in forward order (DeepSeek-AI 2024,
+    DeepSeek-V2, arXiv:2405.04434, Sec. 2.1.2-2.1.3; Megatron-Core ``MLASelfAttention``):
+
+    - queries: down to ``q_lora_rank`` and up to ``H·(h_d + h_r)``, or one projection to it
+      where ``q_lora_rank`` is 0;
+    - keys and values: down to the latent ``kv_lora_rank`` plus the shared rotary key ``h_r``,
+      then the latent up to ``H·2·h_d`` (each head's key part and value);
+    - the output projection from ``H·h_d``.
+
+    The down projections run on each rank's sequence-parallel tokens (Megatron gathers the
+    small latents, not the layer's input), the up projections are column-parallel, the output
+    projection row-parallel."""
+    d, heads, hd = float(w.d_model), float(w.heads), float(w.head_dim)
+    qk = float(w.qk_head_dim)
+    queries: tuple[Projection, ...]
+    if w.q_lora_rank:
+        queries = (
+            Projection(d, float(w.q_lora_rank), "tokens"),
+            Projection(float(w.q_lora_rank), heads * qk, "outputs"),
+        )
+    else:
+        queries = (Projection(d, heads * qk, "outputs"),)
+    latent = float(w.kv_lora_rank)
+    keys_values = (
+        Projection(d, latent + w.qk_rope_head_dim, "tokens"),
+        Projection(latent, heads * 2.0 * hd, "outputs"),
+    )
+    return (*queries, *keys_values, Projection(heads * hd, d, "inputs"))
 
 
 def standard_shape(total_params: float) -> dict[str, int]:
@@ -464,12 +534,35 @@ def _check_attention_shape(model: dict[str, Any], source: str | Path) -> None:
     kv_heads = model["kv_heads"] or heads
     if heads % kv_heads:
         raise InputError(source, "model.kv_heads", f"a divisor of heads ({heads})", kv_heads)
+    _check_latent_attention(model, source)
     if model["parallel_shared_norm"] and not model["parallel_blocks"]:
         raise InputError(
             source,
             "model.parallel_shared_norm",
             "false unless parallel_blocks = true (a sequential block normalizes two inputs)",
             True,
+        )
+
+
+def _check_latent_attention(model: dict[str, Any], source: str | Path) -> None:
+    """MLA's query rank and rotary head go with its key/value latent, and it up-projects every
+    head's key and value (no grouped-query heads)."""
+    if not model["kv_lora_rank"]:
+        for key in ("q_lora_rank", "qk_rope_head_dim"):
+            if model[key]:
+                raise InputError(
+                    source,
+                    f"model.{key}",
+                    "0 unless kv_lora_rank > 0 (Multi-head Latent Attention)",
+                    model[key],
+                )
+        return
+    if model["kv_heads"] not in (None, model["heads"]):
+        raise InputError(
+            source,
+            "model.kv_heads",
+            f"heads ({model['heads']}) or nothing: MLA up-projects every head's key and value",
+            model["kv_heads"],
         )
 
 
@@ -527,6 +620,9 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         moe_ffn_dim=model["moe_ffn_dim"] or 0,
         dense_layers=model["dense_layers"] if experts else 0,
         route_max_domains=model["route_max_domains"] if experts else 0,
+        q_lora_rank=model["q_lora_rank"],
+        kv_lora_rank=model["kv_lora_rank"],
+        qk_rope_head_dim=model["qk_rope_head_dim"],
         total_params=0.0,
         active_params=0.0,
         tokens=0.0,
@@ -665,7 +761,8 @@ def flops_per_token(w: Workload) -> tuple[float, float]:
     Matmuls: 6 FLOPs per active parameter that a matmul touches (the input-embedding lookup
     is no matmul, so untied models drop V·d), times the training algorithm's GEMMs per linear
     layer over backpropagation's 3 (§2.10). Attention scores: 12·L·H·hd·s (PaLM's
-    convention, arXiv:2204.02311 App. B: QKᵀ and AV over the full sequence, ×3 for backward);
+    convention, arXiv:2204.02311 App. B: QKᵀ and AV over the full sequence, ×3 for backward),
+    6·L·H·(h_qk + h_v)·s where MLA's query/key heads are wider than its values;
     a sliding-window layer counts its window's keys instead (:func:`attention_keys`).
     """
     lookup = 0.0 if w.tied_embeddings else w.vocab_size * w.d_model
@@ -673,8 +770,14 @@ def flops_per_token(w: Workload) -> tuple[float, float]:
     # (attention scores are recomputed with every pass).
     passes = w.linear_gemms / 3.0
     matmul = 6.0 * max(w.active_params - lookup, 0.0) * passes
-    attention = 12.0 * w.heads * w.head_dim * sum(_counted_keys(w)) * passes
+    attention = 6.0 * w.heads * _score_widths(w) * sum(_counted_keys(w)) * passes
     return matmul, attention
+
+
+def _score_widths(w: Workload) -> float:
+    """§2.2 Query/key width plus value width of one head: ``2·h_d``, and ``h_d + h_r + h_d``
+    with MLA's rotary part ``h_r`` (DeepSeek-V3: 192 + 128)."""
+    return float(w.qk_head_dim + w.head_dim)
 
 
 def training_flops(w: Workload) -> float:

@@ -192,7 +192,7 @@ def context_parallel_time_s(
     """§2.7 K/V exchange of one layer's context-parallel attention, forward and backward (s).
 
     Each of the ``cp`` ranks holds the K and V of its chunk (``tokens`` tokens, ``K_V`` bytes
-    in 16-bit) and receives the other ranks' cp − 1 chunks in the forward pass, again for the
+    in 16-bit; MLA's up-projected keys and values, which Megatron-Core exchanges) and receives the other ranks' cp − 1 chunks in the forward pass, again for the
     share ``redone`` of the layers whose attention recompute repeats. The backward pass moves
     K and V once more and their gradients: cp − 1 hops in 16-bit by ring
     (:data:`~dse.catalog.workloads.CONTEXT_PARALLEL`), cp hops of fp32 gradients with PyTorch's
@@ -200,8 +200,12 @@ def context_parallel_time_s(
     bandwidth per chip (B/s); the cp group follows tp in rank order, so it stays on the scale-up
     links while tp·cp fits there."""
     domain, up_b_s, out_b_s = links
-    heads = w.heads / tp if w.repeat_kv else kv_heads_per_rank(w, tp)
-    kv_b = 2.0 * tokens * heads * w.head_dim * 2.0
+    kv_b: FloatArray | float
+    if w.is_mla:  # every head's key (h_d + h_r) and value (h_d), in 16-bit
+        kv_b = tokens * (w.heads / tp) * (w.qk_head_dim + w.head_dim) * 2.0
+    else:
+        heads = w.heads / tp if w.repeat_kv else kv_heads_per_rank(w, tp)
+        kv_b = 2.0 * tokens * heads * w.head_dim * 2.0
     gradients = 2.0 * cp * kv_b if w.context_parallel == "allgather" else (cp - 1.0) * kv_b
     moved = (2.0 + redone) * (cp - 1.0) * kv_b + gradients
     bandwidth = np.where(tp * cp <= domain, up_b_s, out_b_s)

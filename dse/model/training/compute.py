@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from dse.catalog.workloads import (
+    Projection,
     Workload,
     attention_keys,
     flops_per_token,
+    mla_projections,
     windowed_attention_share,
 )
 from dse.designs import FloatArray
@@ -59,8 +62,9 @@ weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per ex
 
 def flops_per_score(w: Workload) -> float:
     """§2.6 Model FLOPs per attention score, forward and backward: 12·h_d (QKᵀ and P·V, each
-    2·h_d forward and twice that backward)."""
-    return 12.0 * float(w.head_dim)
+    2·h_d forward and twice that backward); 6·(h_qk + h_v) where MLA's query/key heads are
+    wider than its values."""
+    return 6.0 * float(w.qk_head_dim + w.head_dim)
 
 
 def computed_score_share(w: Workload) -> float:
@@ -124,8 +128,14 @@ def layer_linear_time_s(
         return gemm_time_s(m, n_out, k_in, rate, hbm_b_s, ob, efficiency, settings, groups)  # type: ignore[arg-type]
 
     up_width = (w.ffn_matrices - 1.0) / tp
-    qkv_width = (w.heads / tp + 2.0 * kv_heads_per_rank(w, tp)) * hd
-    attention = linear(d, qkv_width) + linear(w.heads * hd / tp, d)
+    if w.is_mla:
+        attention = sum(
+            (_projection_time_s(p, tokens, tp, linear) for p in mla_projections(w)),
+            start=np.zeros_like(tp),
+        )
+    else:
+        qkv_width = (w.heads / tp + 2.0 * kv_heads_per_rank(w, tp)) * hd
+        attention = linear(d, qkv_width) + linear(w.heads * hd / tp, d)
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return gemms * (attention + dense_mlp)
@@ -144,6 +154,17 @@ def layer_linear_time_s(
         moe_mlp = moe_mlp + linear(d, up_width * shared) + linear(shared / tp, d)
     moe_fraction = (w.layers - w.dense_layers) / w.layers
     return gemms * (attention + (1.0 - moe_fraction) * dense_mlp + moe_fraction * moe_mlp)
+
+
+def _projection_time_s(
+    p: Projection, tokens: FloatArray | float, tp: FloatArray, linear: Callable[..., FloatArray]
+) -> FloatArray:
+    """§2.3 One MLA projection's GEMMs on one tensor-parallel rank (:func:`mla_projections`)."""
+    if p.split == "outputs":
+        return linear(p.inputs, p.outputs / tp)
+    if p.split == "inputs":
+        return linear(p.inputs / tp, p.outputs)
+    return linear(p.inputs, p.outputs, m=tokens / tp)
 
 
 @dataclass(frozen=True)

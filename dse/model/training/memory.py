@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dse.catalog.workloads import Workload
+from dse.catalog.workloads import Workload, mla_projections
 from dse.designs import FloatArray
 from dse.model.training.grid import FFN, FULL, NONE, OFFLOAD, OP, QKV_LINEAR1, SELECTIVE, Grid
 from dse.model.training.parallelism import Layout
@@ -48,8 +48,11 @@ def _per_token_layer_bytes(
     low = w.precision in ("fp8", "fp4")
     linear_in = np.where(np.logical_and(low, low_precision), 1.0, 2.0)
     mask = 1.0 if w.dropout > 0 else 0.0
-    q_and_kv = 2 * w.heads * hd + 4 * w.kv_heads * hd
-    attention_linear = linear_in * d + q_and_kv + linear_in * w.heads * hd + mask * d
+    if w.is_mla:
+        attention_linear = _mla_stored_bytes(w, linear_in) + mask * d
+    else:
+        q_and_kv = 2 * w.heads * hd + 4 * w.kv_heads * hd
+        attention_linear = linear_in * d + q_and_kv + linear_in * w.heads * hd + mask * d
     # GELU keeps its input (16-bit) and output (the down projection's input); SwiGLU keeps the
     # gate and up projections (16-bit) and their product (the down projection's input).
     mlp_width = (4.0 if w.ffn_kind == "swiglu" else 2.0) + linear_in
@@ -67,6 +70,17 @@ def _per_token_layer_bytes(
     norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
     shared_norm = linear_in * d if w.parallel_shared_norm else 0.0
     return attention_linear + mlp + norm_inputs - shared_norm, moe_fraction
+
+
+def _mla_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
+    """§2.5 Stored bytes per token of an MLA attention block (:func:`mla_projections`): each
+    projection's input in the training format (the layer's normalized input once, for both
+    down projections), the normalized latents' 16-bit inputs, and the 16-bit queries, keys
+    (``H·(h_d + h_r)`` each) and values (``H·h_d``) that the fused attention's backward reads."""
+    latents = float(w.q_lora_rank + w.kv_lora_rank)
+    projection_inputs = w.d_model + latents + w.heads * w.head_dim
+    q_k_v = w.heads * (2.0 * w.qk_head_dim + w.head_dim)
+    return linear_in * projection_inputs + 2.0 * (latents + q_k_v)
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,8 @@ def _checkpoint(
     d, hd = float(w.d_model), float(w.head_dim)
     # (input width, output width) of each forward GEMM, in execution order
     attention = [(d, w.heads * hd), (d, w.kv_heads * hd), (d, w.kv_heads * hd), (w.heads * hd, d)]
+    if w.is_mla:
+        attention = _mla_as_qkvo(w)
 
     def mlp(width: float) -> list[tuple[float, float]]:
         ups = [(d, width)] * (w.ffn_matrices - 1)
@@ -120,6 +136,23 @@ def _checkpoint(
         kept_elements = (1.0 - moe_fraction) * kept_elements + moe_fraction * moe_kept
     context = w.heads * hd if keeps_context else 0.0
     return OpCheckpoint(share, kept_elements + d + context)
+
+
+def _mla_as_qkvo(w: Workload) -> list[tuple[float, float]]:
+    """§2.5 MLA's projections as the q, k, v and o GEMMs that the checkpointing policies name:
+    each has the width of the tensor it outputs (queries and keys ``H·(h_d + h_r)``, values
+    ``H·h_d``) and an input width that gives it the FLOPs of the projections that produce that
+    tensor (the key/value latent's two projections split evenly between keys and values)."""
+    p = mla_projections(w)
+    flops = [q.inputs * q.outputs for q in p]
+    qk_width, v_width = float(w.heads * w.qk_head_dim), float(w.heads * w.head_dim)
+    q_flops, kv_flops = sum(flops[:-3]), (flops[-3] + flops[-2]) / 2.0
+    return [
+        (q_flops / qk_width, qk_width),
+        (kv_flops / qk_width, qk_width),
+        (kv_flops / v_width, v_width),
+        (p[-1].inputs, p[-1].outputs),
+    ]
 
 
 @lru_cache(maxsize=16)
@@ -172,6 +205,8 @@ def linear_operand_elements(w: Workload) -> float:
     is the FFN width; MoE layers count the tokens' routed and shared experts."""
     d, hd = float(w.d_model), float(w.head_dim)
     attention = d + w.heads * hd + (w.heads + 2.0 * w.kv_heads) * hd + d
+    if w.is_mla:
+        attention = sum(p.inputs + p.outputs for p in mla_projections(w))
 
     def mlp(width: float, copies: float) -> float:
         return copies * (d + width + (w.ffn_matrices - 1.0) * width + d)

@@ -200,6 +200,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     layers = math.ceil(w.layers / plan.pp)
     full, none, op, ffn = (plan.recompute == p for p in ("full", "none", "op", "ffn"))
     qkv_linear1 = plan.recompute == "qkv_linear1"
+    qkv_context = plan.recompute == "qkv_context"
     offload = plan.recompute == "offload"  # full recompute, layer inputs in host memory
 
     # memory
@@ -293,12 +294,16 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     ffn_kept = d + q_out + k_out + v_out + d + w.heads * hd
     # qkv_linear1 (AXLearn on Trainium2): the input, q, k, v and the MLP's up projections
     qkv_linear1_kept = d + q_out + k_out + v_out + mlp_ups * width
+    # qkv_context (MaxText's Ironwood recipes): the input, q, k, v and attention's output
+    qkv_context_kept = d + q_out + k_out + v_out + w.heads * hd
     if op:
         kept = 2 * tokens * op_kept / plan.tp
     elif ffn:
         kept = 2 * tokens * ffn_kept / plan.tp
     elif qkv_linear1:
         kept = 2 * tokens * qkv_linear1_kept / plan.tp
+    elif qkv_context:
+        kept = 2 * tokens * qkv_context_kept / plan.tp
     elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
@@ -354,11 +359,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_memory = layers * (beta * layer_16 + quantize) / hbm
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
-    other_redo = 4 / 3 if full or op or ffn or qkv_linear1 else 1.0
+    other_redo = 4 / 3 if full or op or ffn or qkv_linear1 or qkv_context else 1.0
 
     def redone_share(mlp_width: float, experts: float) -> float:
         """op redoes k, o and every other MLP projection; ffn the MLP's up projections;
-        qkv_linear1 the o projection."""
+        qkv_linear1 the o projection; qkv_context the o and the MLP's up projections."""
         forward = [d * w.heads * hd, d * w.kv_heads * hd, d * w.kv_heads * hd, w.heads * hd * d]
         if w.kv_lora_rank:  # MLA: q's projections, and the latent's shared by k and v
             r_q, r_kv, rope = w.q_lora_rank, w.kv_lora_rank, w.qk_rope_head_dim
@@ -366,16 +371,19 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             kv = (d * (r_kv + rope) + r_kv * 2 * w.heads * hd) / 2
             forward = [q, kv, kv, w.heads * hd * d]
         forward += [experts * d * mlp_width] * mlp_ups + [experts * mlp_width * d]
-        redone = forward[4:-1] if ffn else forward[3:4] if qkv_linear1 else forward[1::2]
+        if qkv_context:  # the o projection and the MLP's up projections
+            redone = forward[3:-1]
+        else:
+            redone = forward[4:-1] if ffn else forward[3:4] if qkv_linear1 else forward[1::2]
         return sum(redone) / sum(forward)
 
-    if op or ffn or qkv_linear1:
+    if op or ffn or qkv_linear1 or qkv_context:
         share = redone_share(w.ffn_dim, 1)
         if w.is_moe:
             experts = w.experts_per_token + w.shared_experts
             share = (1 - f) * share + f * redone_share(w.moe_ffn_dim, experts)
         redo = 1 + share / 3
-    keep_attention = none or op
+    keep_attention = none or op or qkv_context
     # recomputing attention repeats its forward pass: a third of a materialized attention's time,
     # a quarter of a fused one's (H200: forward / (forward + backward) = 0.22-0.27)
     attention_forward = 1 / 3 if w.attention_kernel == "materialized" else 0.25

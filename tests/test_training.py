@@ -353,9 +353,27 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         assert metrics.columns["mfu"][i] == pytest.approx(mfu, rel=1e-9)
 
 
-def test_scalar_reference_agrees_on_random_pinned_plans() -> None:
+def _dense_latent_attention():
+    """DeepSeek-V3's MLA layers (§2.1) with dense MLPs of 18,432, 12 of them, in bf16 (the A100
+    has no fp8, and the reference stores fp8 linear inputs as the workload's format)."""
+    from dse.catalog.workloads import shape_params
+
+    moe = {"experts": 0, "experts_per_token": 0, "shared_experts": 0, "moe_ffn_dim": 0}
+    draft = load_workload("deepseek-v3").with_changes(
+        layers=12, dense_layers=0, route_max_domains=0, precision="bf16", **moe
+    )
+    total, _ = shape_params(draft)
+    return draft.with_changes(total_params=total, active_params=total)
+
+
+@pytest.mark.parametrize("workload_id", ["llama2-13b", "dense-mla"])
+def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> None:
+    """Every recompute policy, placement and sharding, pinned; a dense MLA model for its
+    projections' time and memory under each policy."""
     rng = np.random.default_rng(3)
-    workload = load_workload("llama2-13b")
+    workload = (
+        _dense_latent_attention() if workload_id == "dense-mla" else load_workload(workload_id)
+    )
     settings = load_settings()
     # pods of 32 under a 16:1 fabric, with switches that reduce
     designs = from_chips([load_chip("a100-80gb")], 512.0).replace(
@@ -862,11 +880,11 @@ def test_a_format_slower_than_16_bit_trains_in_16_bit() -> None:
 
 
 def _activation_bytes(workload, recompute: str, tp: int = 1) -> float:
-    from dse.model.training.grid import FFN, FULL, NONE, OP, QKV_LINEAR1, SELECTIVE
+    from dse.model.training.grid import FFN, FULL, NONE, OP, QKV_CONTEXT, QKV_LINEAR1, SELECTIVE
     from dse.model.training.memory import activations
 
     codes = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL, "offload": OFFLOAD}
-    code = {**codes, "ffn": FFN, "qkv_linear1": QKV_LINEAR1}[recompute]
+    code = {**codes, "ffn": FFN, "qkv_linear1": QKV_LINEAR1, "qkv_context": QKV_CONTEXT}[recompute]
     act = activations(workload, np.array([8192.0]), np.array([float(tp)]), np.array([code]))
     return float(act.kept_b[0])
 
@@ -954,6 +972,28 @@ def test_qkv_linear1_checkpointing_keeps_q_k_v_and_the_up_projections() -> None:
     assert qkv_linear1_checkpoint(w).recomputed_share == pytest.approx(share)
     searched = candidate_plans(w).recompute
     assert RECOMPUTE.index("qkv_linear1") not in set(searched.tolist())
+
+
+def test_qkv_context_checkpointing_keeps_attention_and_redoes_o_and_the_up_projections() -> None:
+    """§2.5-2.6 MaxText's policy of the Ironwood Llama recipes keeps the input, q, k, v and
+    attention's output, so attention is not redone, and recomputes the o projection, the MLP's up
+    projections and the memory-bound operators: less memory than AXLearn's ``ffn`` (no o output
+    kept), more than full recompute; faster than ``ffn`` (attention not redone), slower than no
+    recompute; never searched."""
+    from dse.model.training.memory import qkv_context_checkpoint
+
+    w = load_workload("llama3.1-70b")
+    kept = [_activation_bytes(w, policy) for policy in ("ffn", "qkv_context", "full")]
+    assert kept[0] > kept[1] > kept[2]
+    d, ffn, kv = 8192, 28672, 1024
+    # the layer input, q, k, v and attention's output, 16-bit, for 8,192 tokens
+    assert kept[1] == pytest.approx(2 * 8192 * (d + d + kv + kv + d))
+    times = [_step_seconds(w, policy) for policy in ("none", "qkv_context", "ffn")]
+    assert times[0] < times[1] < times[2]
+    share = (d * d + 2 * d * ffn) / (d * (d + kv + kv + d) + 3 * d * ffn)
+    assert qkv_context_checkpoint(w).recomputed_share == pytest.approx(share)
+    searched = candidate_plans(w).recompute
+    assert RECOMPUTE.index("qkv_context") not in set(searched.tolist())
 
 
 def test_pipeline_stages_placed_inside_a_domain_trade_p2p_for_data_parallel_bandwidth() -> None:

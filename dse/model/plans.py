@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
 
-RECOMPUTE = ("none", "selective", "full", "op", "offload", "ffn", "qkv_linear1")
+RECOMPUTE = ("none", "selective", "full", "op", "offload", "ffn", "qkv_linear1", "qkv_context")
 """Activation recompute policies (docs/model.md §2.5): keep everything; recompute attention
 scores (flash-style, Korthikanti et al. 2022); recompute whole layers from their inputs;
 ``op``: per-operator selective checkpointing (torchtitan's ``selective_ac_option = "op"``), which
@@ -34,15 +34,20 @@ policies, PyTorch's ``save_on_cpu``), copied over the host link behind the compu
 AXLearn's default, which keeps the attention projections and output and recomputes the MLP's up
 projections, attention and the norms; ``qkv_linear1``: AXLearn's policy on Trainium2 (its
 ``QKV_PROJ|LINEAR1_X`` names), which keeps q, k, v and the MLP's up projections and recomputes
-attention, the o projection, the activation and the norms. The search tries ``offload`` with
+attention, the o projection, the activation and the norms; ``qkv_context``: MaxText's custom
+remat policy of the Ironwood Llama recipes (``decoder_layer_input``, ``query_proj``,
+``key_proj``, ``value_proj`` and ``context`` saved on the device), which keeps q, k, v and
+attention's output and recomputes the o projection, the MLP's up projections, the activation
+and the norms. The search tries ``offload`` with
 FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText, Megatron-FSDP's
 ``cpu_offloading``, DeepSpeed ZeRO-3's ``cpu_checkpointing``); a pinned ``recompute="offload"``
-runs with any plan. ``ffn`` and ``qkv_linear1`` are evaluated when pinned
+runs with any plan. ``ffn``, ``qkv_linear1`` and ``qkv_context`` are evaluated when pinned
 (:data:`SEARCHED_RECOMPUTE`)."""
 
 SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
-"""The policies the plan search tries. ``ffn`` and ``qkv_linear1`` (one stack's policies, which
-redo attention and part of each layer's linear layers to keep less than ``op``) are published
+"""The policies the plan search tries. ``ffn``, ``qkv_linear1`` and ``qkv_context`` (one stack's
+policies, which redo part of each layer's linear layers, and attention or not, to keep less than
+``op`` or ``none``) are published
 facts to pin; the search leaves them out to keep its plan count."""
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
@@ -476,7 +481,7 @@ def _check_recompute_layers(
     return layers
 
 
-OFFLOAD_WITH = ("none", "selective", "op", "ffn", "qkv_linear1")
+OFFLOAD_WITH = ("none", "selective", "op", "ffn", "qkv_linear1", "qkv_context")
 """Recompute policies whose kept activations ``offload_layers`` can move to host memory; ``full``
 and ``offload`` keep only each layer's input."""
 

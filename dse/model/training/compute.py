@@ -16,8 +16,21 @@ from dse.catalog.workloads import (
     windowed_attention_share,
 )
 from dse.designs import FloatArray
-from dse.model.training.grid import FFN, NONE, OP, QKV_LINEAR1, Grid, recomputes_layers
-from dse.model.training.memory import ffn_checkpoint, op_checkpoint, qkv_linear1_checkpoint
+from dse.model.training.grid import (
+    FFN,
+    NONE,
+    OP,
+    QKV_CONTEXT,
+    QKV_LINEAR1,
+    Grid,
+    recomputes_layers,
+)
+from dse.model.training.memory import (
+    ffn_checkpoint,
+    op_checkpoint,
+    qkv_context_checkpoint,
+    qkv_linear1_checkpoint,
+)
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
@@ -186,18 +199,21 @@ def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 
     ``selective`` only attention, ``op`` a share of the linear layers (:func:`op_checkpoint`) and
     all the memory-bound operators but not attention, ``ffn`` the MLP's up projections
     (:func:`ffn_checkpoint`), attention and the memory-bound operators, ``qkv_linear1`` the o
-    projection (:func:`qkv_linear1_checkpoint`), attention and the memory-bound operators."""
+    projection (:func:`qkv_linear1_checkpoint`), attention and the memory-bound operators,
+    ``qkv_context`` the o and MLP up projections (:func:`qkv_context_checkpoint`) and the
+    memory-bound operators but not attention."""
     op, ffn = op_checkpoint(w).recomputed_share, ffn_checkpoint(w).recomputed_share
     o_proj = qkv_linear1_checkpoint(w).recomputed_share
+    o_and_ups = qkv_context_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
-    per_op = (rc == OP) | (rc == FFN) | (rc == QKV_LINEAR1)
+    per_op = (rc == OP) | (rc == FFN) | (rc == QKV_LINEAR1) | (rc == QKV_CONTEXT)
     matmul = np.select(
-        [whole, rc == OP, rc == FFN, rc == QKV_LINEAR1],
-        [1.0 / 3.0, op / 3.0, ffn / 3.0, o_proj / 3.0],
+        [whole, rc == OP, rc == FFN, rc == QKV_LINEAR1, rc == QKV_CONTEXT],
+        [1.0 / 3.0, op / 3.0, ffn / 3.0, o_proj / 3.0, o_and_ups / 3.0],
         0.0,
     )
     forward = 1.0 / 3.0 if w.attention_kernel == "materialized" else ATTENTION_FORWARD_SHARE
-    attention = np.where((rc == NONE) | (rc == OP), 0.0, forward)
+    attention = np.where((rc == NONE) | (rc == OP) | (rc == QKV_CONTEXT), 0.0, forward)
     other = np.where(whole | per_op, 1.0 / 3.0, 0.0)
     return Recompute(1.0 + layers * matmul, 1.0 + layers * attention, 1.0 + layers * other)
 

@@ -16,7 +16,7 @@ from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import BYTES_PER_GIB, GIGA, TERA
 
-FULL, SELECTIVE, NONE, OP, OFFLOAD, FFN, QKV_LINEAR1 = 2, 1, 0, 3, 4, 5, 6
+FULL, SELECTIVE, NONE, OP, OFFLOAD, FFN, QKV_LINEAR1, QKV_CONTEXT = 2, 1, 0, 3, 4, 5, 6, 7
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
 
 

@@ -10,7 +10,17 @@ import numpy as np
 
 from dse.catalog.workloads import Workload, mla_projections
 from dse.designs import FloatArray
-from dse.model.training.grid import FFN, FULL, NONE, OFFLOAD, OP, QKV_LINEAR1, SELECTIVE, Grid
+from dse.model.training.grid import (
+    FFN,
+    FULL,
+    NONE,
+    OFFLOAD,
+    OP,
+    QKV_CONTEXT,
+    QKV_LINEAR1,
+    SELECTIVE,
+    Grid,
+)
 from dse.model.training.parallelism import Layout
 from dse.model.training.schedule import micro_batches_in_flight
 from dse.settings import Settings
@@ -189,6 +199,22 @@ def qkv_linear1_checkpoint(w: Workload) -> OpCheckpoint:
     )
 
 
+@lru_cache(maxsize=16)
+def qkv_context_checkpoint(w: Workload) -> OpCheckpoint:
+    """§2.5 MaxText's custom remat policy of the Ironwood Llama 3.1 70B recipes (AI-Hypercomputer
+    tpu-recipes ``training/ironwood/llama3.1-70b/8k-*-tpu7x-*/``: ``remat_policy=custom`` with
+    ``decoder_layer_input``, ``query_proj``, ``key_proj``, ``value_proj`` and ``context`` saved on
+    the device, every other name recomputed): a layer keeps its input, q, k, v and attention's
+    output, so attention is not redone, and recomputes the o projection, the MLP's up
+    projections, the activation and the norms; the down projection's output is not needed by the
+    backward pass."""
+    return _checkpoint(
+        w,
+        redone=lambda i, n: i == 3 or 4 <= i < n - 1,
+        kept=lambda i, n: i < 3,
+    )
+
+
 QUANTIZE_BYTES_PER_ELEMENT = 4.0
 """[P/E] HBM bytes to quantize one element of a GEMM operand to fp8/fp4 (§2.6): read the 16-bit
 tensor (2) and write the low-precision copy (1) and its transpose (1). Hopper's fp8 tensor-core
@@ -294,10 +320,19 @@ def activations(
     op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
     ffn_b = 2.0 * tokens_mb * ffn_checkpoint(w).kept_elements / tp
     qkv_linear1_b = 2.0 * tokens_mb * qkv_linear1_checkpoint(w).kept_elements / tp
+    qkv_context_b = 2.0 * tokens_mb * qkv_context_checkpoint(w).kept_elements / tp
     everything = layer_b + scores_b
     kept = np.select(
-        [rc == NONE, rc == SELECTIVE, rc == OP, rc == FFN, rc == QKV_LINEAR1, rc == OFFLOAD],
-        [everything, layer_b, op_b, ffn_b, qkv_linear1_b, 0.0],
+        [
+            rc == NONE,
+            rc == SELECTIVE,
+            rc == OP,
+            rc == FFN,
+            rc == QKV_LINEAR1,
+            rc == QKV_CONTEXT,
+            rc == OFFLOAD,
+        ],
+        [everything, layer_b, op_b, ffn_b, qkv_linear1_b, qkv_context_b, 0.0],
         input_b,
     )
     kept = recompute_share * kept + (1.0 - recompute_share) * everything

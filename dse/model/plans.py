@@ -38,17 +38,16 @@ attention, the o projection, the activation and the norms; ``qkv_context``: MaxT
 remat policy of the Ironwood Llama recipes (``decoder_layer_input``, ``query_proj``,
 ``key_proj``, ``value_proj`` and ``context`` saved on the device), which keeps q, k, v and
 attention's output and recomputes the o projection, the MLP's up projections, the activation
-and the norms. The search tries ``offload`` with
-FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText, Megatron-FSDP's
-``cpu_offloading``, DeepSpeed ZeRO-3's ``cpu_checkpointing``); a pinned ``recompute="offload"``
-runs with any plan. ``ffn``, ``qkv_linear1`` and ``qkv_context`` are evaluated when pinned
+and the norms. The search tries ``offload`` with FSDP (ZeRO-3) only, the way the stacks that
+offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's
+``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``, ``qkv_linear1`` and ``qkv_context`` are evaluated when pinned
 (:data:`SEARCHED_RECOMPUTE`)."""
 
 SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
 """The policies the plan search tries. ``ffn``, ``qkv_linear1`` and ``qkv_context`` (one stack's
 policies, which redo part of each layer's linear layers, and attention or not, to keep less than
-``op`` or ``none``) are published
-facts to pin; the search leaves them out to keep its plan count."""
+``op`` or ``none``) are published facts to pin; the search leaves them out to keep its plan
+count."""
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)

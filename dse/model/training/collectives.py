@@ -192,8 +192,9 @@ def context_parallel_time_s(
     """§2.7 K/V exchange of one layer's context-parallel attention, forward and backward (s).
 
     Each of the ``cp`` ranks holds the K and V of its chunk (``tokens`` tokens, ``K_V`` bytes
-    in 16-bit; MLA's up-projected keys and values, which Megatron-Core exchanges) and receives the other ranks' cp − 1 chunks in the forward pass, again for the
-    share ``redone`` of the layers whose attention recompute repeats. The backward pass moves
+    in 16-bit; with MLA the up-projected keys and values, which Megatron-Core exchanges) and
+    receives the other ranks' cp − 1 chunks in the forward pass, again for the share
+    ``redone`` of the layers whose attention recompute repeats. The backward pass moves
     K and V once more and their gradients: cp − 1 hops in 16-bit by ring
     (:data:`~dse.catalog.workloads.CONTEXT_PARALLEL`), cp hops of fp32 gradients with PyTorch's
     all-gather variant. ``links``: the scale-up domain's size, its and the scale-out network's

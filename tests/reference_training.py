@@ -411,9 +411,19 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         tp_domains = max(plan.tp / chip.domain, 1)
         # parallel blocks: one reduce of the summed outputs, a gather per normalization
         per_block = ((1 if w.parallel_shared_norm else 2) + 1) / 4 if w.parallel_blocks else 1.0
-        tp_all = (
-            per_block * (12 if full else 8) * layers * ring(message, plan.tp, bw, s, tp_domains)
-        )
+        collectives = per_block * (12 if full else 8)
+        latents = [x for x in (w.q_lora_rank, w.kv_lora_rank, w.qk_rope_head_dim) if x]
+        if w.kv_lora_rank and not w.parallel_blocks:
+            # MLA gathers its latents (and, without a query latent, the input for q) for attention:
+            # forward, backward and the recomputed forward
+            gathers = 3 if full else 2
+            if w.q_lora_rank:
+                collectives -= gathers
+            latent_bytes = tokens * sum(latents) * 2
+            collectives_s = gathers * ring(latent_bytes, plan.tp, bw, s, tp_domains, len(latents))
+        else:
+            collectives_s = 0.0
+        tp_all = layers * (collectives * ring(message, plan.tp, bw, s, tp_domains) + collectives_s)
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
     pipeline_inner = plan.placement == "tp-pp-dp"  # stages next to each other, then dp
     pipeline_span = plan.tp * plan.pp if pipeline_inner else replica * dp

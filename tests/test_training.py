@@ -1477,3 +1477,29 @@ def test_latent_attention_stores_its_latents_and_wider_heads() -> None:
     mha, _ = _per_token_layer_bytes(as_mha)
     # fp8 linear inputs: latents 1 + 2 bytes each, q and k 64 columns wider per head (2 bytes)
     assert float(mla) - float(mha) == pytest.approx(3 * (1536 + 512) + 2 * 2 * 128 * 64)
+
+
+def test_latent_attention_gathers_its_latents_for_tensor_parallelism() -> None:
+    """§2.7 With sequence parallelism MLA's attention all-gathers its query latent (1,536), its
+    key/value latent (512) and the rotary key (64), not the 7,168-wide input: two of the eight
+    d-wide collectives of a layer give way to three narrow ones each, and at tp 8 the step's
+    tensor-parallel time falls below that of the same model with full-rank heads."""
+    from dse.model.training.collectives import latent_gathers, tensor_parallel_collectives
+
+    deepseek = load_workload("deepseek-v3")
+    as_mha = deepseek.with_changes(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0)
+    assert latent_gathers(deepseek) == (1536 + 512 + 64, 3)
+    assert latent_gathers(as_mha) == (0, 0)
+    assert tensor_parallel_collectives(deepseek, 0.0) == 6
+    assert tensor_parallel_collectives(as_mha, 0.0) == 8
+    # without a query latent the input is still gathered for the query projection
+    full_rank_q = deepseek.with_changes(q_lora_rank=0)
+    assert latent_gathers(full_rank_q) == (512 + 64, 2)
+    assert tensor_parallel_collectives(full_rank_q, 1.0) == 12
+    designs = _cluster("h100-sxm", [2048.0])
+    plan = {"tp": 8, "pp": 16, "ep": 8, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    tp_s = [
+        step_breakdown(_pinned(w, designs, **plan), 0)["tensor_parallel"]
+        for w in (deepseek, as_mha)
+    ]
+    assert 0 < tp_s[0] < tp_s[1]

@@ -217,14 +217,32 @@ def tensor_parallel_collectives(w: Workload, redone: FloatArray | float) -> Floa
     """§2.7 Tensor-parallel collectives of one layer per micro-batch, each moving the layer's
     activations: with sequence parallelism an all-gather before and a reduce-scatter after each
     of attention and the MLP, forward and backward (8), and the forward's 4 again for the share
-    ``redone`` of the layer that recompute repeats. A parallel block reduce-scatters its two
+    ``redone`` of the layer that recompute repeats; MLA with a query latent gathers its latents
+    before attention instead (:func:`latent_gathers`), 6 and 3. A parallel block reduce-scatters its two
     branches' summed outputs once and gathers each normalization's output: 3 of the 4 forward
     collectives (GPT-NeoX, Falcon-180B: a normalization per branch), 2 of 4 where both branches
     read one (GPT-J, PaLM); the backward pass mirrors the forward."""
     if not w.parallel_blocks:
+        if latent_gathers(w)[1] and w.q_lora_rank:  # attention gathers its latents instead
+            return 6.0 + 3.0 * redone
         return 8.0 + 4.0 * redone
     norms = 1.0 if w.parallel_shared_norm else 2.0
     return (norms + 1.0) / 4.0 * (8.0 + 4.0 * redone)
+
+
+def latent_gathers(w: Workload) -> tuple[float, float]:
+    """§2.7 What MLA's attention gathers over tensor (sequence) parallelism besides or instead of
+    the layer's normalized input: the summed width per token and the number of tensors. Its down
+    projections run on each rank's share of the tokens and its up projections gather their
+    inputs, the query latent, the key/value latent and the rotary key (Megatron-Core
+    ``MLASelfAttention``: ``_qkv_down_projection``, ``get_query_key_value_tensors``); without a
+    query latent the query projection gathers the input as usual. Each gather is an all-gather
+    forward, again where recompute repeats the forward, and a reduce-scatter backward. ``(0, 0)``
+    for other attention and for parallel blocks (whose shared gathers are not split out)."""
+    if not w.is_mla or w.parallel_blocks:
+        return 0.0, 0.0
+    widths = [width for width in (w.q_lora_rank, w.kv_lora_rank, w.qk_rope_head_dim) if width]
+    return float(sum(widths)), float(len(widths))
 
 
 @dataclass(frozen=True)
@@ -257,7 +275,15 @@ def stage_communication(
     redone = recomputed_layer_share(g.rc, g.rc_share)
     tp_collectives = tensor_parallel_collectives(w, redone) * lay.layers_per_stage
     tp_one = ring_time(activation_msg, g.tp, tp_b_s, s, tp_domains, latency_scale=g.latency_scale)
-    tp_all = np.where(g.tp > 1, tp_collectives * tp_one, 0.0)
+    tp_all = tp_collectives * tp_one
+    latent_width, latent_tensors = latent_gathers(w)
+    if latent_tensors:
+        gathers = (2.0 + redone) * lay.layers_per_stage
+        latent_b = lay.tokens_mb * latent_width * 2.0
+        tp_all = tp_all + gathers * ring_time(
+            latent_b, g.tp, tp_b_s, s, tp_domains, latent_tensors, g.latency_scale
+        )
+    tp_all = np.where(g.tp > 1, tp_all, 0.0)
     tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap)
     # Placement tp-cp-ep-dp-pp (Megatron-Core's default): pipeline neighbours are tp·cp·dp ranks
     # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks

@@ -62,7 +62,11 @@ from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Silicon
-from dse.model.training.collectives import ring_bus_bytes, tensor_parallel_collectives
+from dse.model.training.collectives import (
+    latent_gathers,
+    ring_bus_bytes,
+    tensor_parallel_collectives,
+)
 from dse.model.training.compute import (
     EXPONENTIALS_PER_SCORE,
     OPERAND_BYTES,
@@ -229,7 +233,12 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
     message_b = tokens_mb * w.d_model * 2.0
     tp_collectives = tensor_parallel_collectives(w, redone) * layers_per_stage
-    tp_bytes = np.where(tp > 1, tp_collectives * ring_bus_bytes(message_b, tp, s), 0.0)
+    tp_bytes = tp_collectives * ring_bus_bytes(message_b, tp, s)
+    latent_width, latent_tensors = latent_gathers(w)
+    if latent_tensors:  # §2.7 MLA's latents, gathered before attention
+        latent_b = tokens_mb * latent_width * 2.0
+        tp_bytes = tp_bytes + (2.0 + redone) * layers_per_stage * ring_bus_bytes(latent_b, tp, s)
+    tp_bytes = np.where(tp > 1, tp_bytes, 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * plans.virtual_stages * message_b / tp, 0.0)
     attention_overhead_factor = attention_overhead(w, cp, s.attention_overhead_tokens)
     coefficients = np.stack(

@@ -201,6 +201,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     full, none, op, ffn = (plan.recompute == p for p in ("full", "none", "op", "ffn"))
     qkv_linear1 = plan.recompute == "qkv_linear1"
     qkv_context = plan.recompute == "qkv_context"
+    mla_up_proj = plan.recompute == "mla_up_proj"  # MLA's q, k, v dropped, redone from latents
     offload = plan.recompute == "offload"  # full recompute, layer inputs in host memory
 
     # memory
@@ -304,6 +305,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         kept = 2 * tokens * qkv_linear1_kept / plan.tp
     elif qkv_context:
         kept = 2 * tokens * qkv_context_kept / plan.tp
+    elif mla_up_proj:
+        kept = layer - 2 * tokens * w.heads * (2 * (hd + w.qk_rope_head_dim) + hd) / plan.tp
     elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
@@ -377,13 +380,26 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             redone = forward[4:-1] if ffn else forward[3:4] if qkv_linear1 else forward[1::2]
         return sum(redone) / sum(forward)
 
+    if mla_up_proj:  # the up projections of the queries and of the key/value latent
+        r_q, r_kv, qk = w.q_lora_rank, w.kv_lora_rank, hd + w.qk_rope_head_dim
+        up = (r_q * w.heads * qk if r_q else d * w.heads * qk) + r_kv * 2 * w.heads * hd
+        down = (d * r_q if r_q else 0) + d * (r_kv + w.qk_rope_head_dim)
+        attention_params = up + down + w.heads * hd * d
+        mlp_params = (3 if w.ffn_kind == "swiglu" else 2) * d
+        share = up / (attention_params + mlp_params * w.ffn_dim)
+        if w.is_moe:
+            experts = w.experts_per_token + w.shared_experts
+            share = (1 - f) * share + f * up / (
+                attention_params + mlp_params * w.moe_ffn_dim * experts
+            )
+        redo = 1 + share / 3
     if op or ffn or qkv_linear1 or qkv_context:
         share = redone_share(w.ffn_dim, 1)
         if w.is_moe:
             experts = w.experts_per_token + w.shared_experts
             share = (1 - f) * share + f * redone_share(w.moe_ffn_dim, experts)
         redo = 1 + share / 3
-    keep_attention = none or op or qkv_context
+    keep_attention = none or op or qkv_context or mla_up_proj
     # recomputing attention repeats its forward pass: a third of a materialized attention's time,
     # a quarter of a fused one's (H200: forward / (forward + backward) = 0.22-0.27)
     attention_forward = 1 / 3 if w.attention_kernel == "materialized" else 0.25

@@ -374,6 +374,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
     workload = (
         _dense_latent_attention() if workload_id == "dense-mla" else load_workload(workload_id)
     )
+    policies = [p for p in RECOMPUTE if workload.is_mla or p != "mla_up_proj"]
     settings = load_settings()
     # pods of 32 under a 16:1 fabric, with switches that reduce
     designs = from_chips([load_chip("a100-80gb")], 512.0).replace(
@@ -388,7 +389,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
             int(rng.choice([1, 2, 4, 8])),
             1,
             int(rng.choice([1, 2, 4])),
-            str(rng.choice(RECOMPUTE)),
+            str(rng.choice(policies)),
             int(rng.choice([0, 1])),
         )
         if plan.pp > 1 and rng.random() < 0.5:
@@ -880,11 +881,26 @@ def test_a_format_slower_than_16_bit_trains_in_16_bit() -> None:
 
 
 def _activation_bytes(workload, recompute: str, tp: int = 1) -> float:
-    from dse.model.training.grid import FFN, FULL, NONE, OP, QKV_CONTEXT, QKV_LINEAR1, SELECTIVE
+    from dse.model.training.grid import (
+        FFN,
+        FULL,
+        MLA_UP_PROJ,
+        NONE,
+        OP,
+        QKV_CONTEXT,
+        QKV_LINEAR1,
+        SELECTIVE,
+    )
     from dse.model.training.memory import activations
 
     codes = {"none": NONE, "selective": SELECTIVE, "op": OP, "full": FULL, "offload": OFFLOAD}
-    code = {**codes, "ffn": FFN, "qkv_linear1": QKV_LINEAR1, "qkv_context": QKV_CONTEXT}[recompute]
+    code = {
+        **codes,
+        "ffn": FFN,
+        "qkv_linear1": QKV_LINEAR1,
+        "qkv_context": QKV_CONTEXT,
+        "mla_up_proj": MLA_UP_PROJ,
+    }[recompute]
     act = activations(workload, np.array([8192.0]), np.array([float(tp)]), np.array([code]))
     return float(act.kept_b[0])
 
@@ -1503,3 +1519,27 @@ def test_latent_attention_gathers_its_latents_for_tensor_parallelism() -> None:
         for w in (deepseek, as_mha)
     ]
     assert 0 < tp_s[0] < tp_s[1]
+
+
+def test_mla_up_proj_recompute_drops_the_up_projected_heads(dse) -> None:
+    """§2.5-2.6 Megatron's ``mla_up_proj`` recompute keeps MLA's latents and drops the queries,
+    keys and values (128 heads x (192 + 192 + 128) 16-bit elements a token) and recomputes them:
+    less memory than ``selective``, which keeps them, and less time, since attention is not
+    redone; a workload without MLA refuses it with one line."""
+    deepseek = load_workload("deepseek-v3")
+    kept = [_activation_bytes(deepseek, p) for p in ("none", "selective", "mla_up_proj")]
+    assert kept[0] - kept[2] == pytest.approx(2 * 8192 * 128 * (192 + 192 + 128))
+    assert kept[1] > kept[2]
+    designs = _cluster("h100-sxm", [2048.0])
+    plan = {"tp": 1, "pp": 16, "vp": 1, "ep": 64, "microbatch": 1, "zero_stage": 1}
+    steps = [
+        _pinned(deepseek, designs, recompute=p, **plan).columns["step_time_s"][0]
+        for p in ("none", "mla_up_proj", "selective")
+    ]
+    assert steps[0] < steps[1] < steps[2]
+    result = dse(
+        "evaluate", "--chip", "h100-sxm", "--workload", "llama3.1-8b", "--num-chips", "8",
+        "--recompute", "mla_up_proj",
+    )  # fmt: skip
+    assert result.code == 2 and "Multi-head Latent Attention" in result.err
+    assert len(result.err.strip().splitlines()) == 1

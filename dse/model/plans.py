@@ -24,7 +24,17 @@ from numpy.typing import NDArray
 from dse.catalog.workloads import Workload
 from dse.errors import InputError
 
-RECOMPUTE = ("none", "selective", "full", "op", "offload", "ffn", "qkv_linear1", "qkv_context")
+RECOMPUTE = (
+    "none",
+    "selective",
+    "full",
+    "op",
+    "offload",
+    "ffn",
+    "qkv_linear1",
+    "qkv_context",
+    "mla_up_proj",
+)
 """Activation recompute policies (docs/model.md §2.5): keep everything; recompute attention
 scores (flash-style, Korthikanti et al. 2022); recompute whole layers from their inputs;
 ``op``: per-operator selective checkpointing (torchtitan's ``selective_ac_option = "op"``), which
@@ -38,9 +48,13 @@ attention, the o projection, the activation and the norms; ``qkv_context``: MaxT
 remat policy of the Ironwood Llama recipes (``decoder_layer_input``, ``query_proj``,
 ``key_proj``, ``value_proj`` and ``context`` saved on the device), which keeps q, k, v and
 attention's output and recomputes the o projection, the MLP's up projections, the activation
-and the norms. The search tries ``offload`` with FSDP (ZeRO-3) only, the way the stacks that
+and the norms; ``mla_up_proj``: Megatron-Core's selective recompute of MLA's up projections
+(``recompute_modules = ["mla_up_proj"]``), which drops the queries, keys and values and
+recomputes them from the kept latents (MLA workloads only). The search tries ``offload`` with
+FSDP (ZeRO-3) only, the way the stacks that
 offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's
-``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``, ``qkv_linear1`` and ``qkv_context`` are evaluated when pinned
+``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``, ``qkv_linear1``, ``qkv_context`` and ``mla_up_proj`` are evaluated
+when pinned
 (:data:`SEARCHED_RECOMPUTE`)."""
 
 SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
@@ -313,6 +327,13 @@ def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
         raise InputError.for_argument(
             "ep", "a divisor of the number of experts (1 for dense models)", ep
         )
+    if pinned.recompute == "mla_up_proj" and not workload.is_mla:
+        raise InputError.for_argument(
+            "recompute",
+            "a policy other than mla_up_proj: the workload has no Multi-head Latent Attention "
+            "(kv_lora_rank 0)",
+            pinned.recompute,
+        )
     _check_vp(workload, pp, pinned.vp, [pp] if pp else _searched_pp(workload))
     _check_cp(workload, pinned.cp)
     _check_dp_shard(pinned.dp, pinned.zero_stage, pinned.dp_shard)
@@ -480,7 +501,7 @@ def _check_recompute_layers(
     return layers
 
 
-OFFLOAD_WITH = ("none", "selective", "op", "ffn", "qkv_linear1", "qkv_context")
+OFFLOAD_WITH = ("none", "selective", "op", "ffn", "qkv_linear1", "qkv_context", "mla_up_proj")
 """Recompute policies whose kept activations ``offload_layers`` can move to host memory; ``full``
 and ``offload`` keep only each layer's input."""
 

@@ -28,6 +28,7 @@ from dse.model.training.compute import OPERAND_BYTES, gemm_time_s, layer_linear_
 from dse.model.training.grid import (
     FFN,
     FULL,
+    MLA_UP_PROJ,
     NONE,
     OFFLOAD,
     OP,
@@ -43,6 +44,7 @@ __all__ = [
     "CHUNK_CELLS",
     "FFN",
     "FULL",
+    "MLA_UP_PROJ",
     "NONE",
     "OFFLOAD",
     "OP",

@@ -18,6 +18,7 @@ from dse.catalog.workloads import (
 from dse.designs import FloatArray
 from dse.model.training.grid import (
     FFN,
+    MLA_UP_PROJ,
     NONE,
     OP,
     QKV_CONTEXT,
@@ -27,6 +28,7 @@ from dse.model.training.grid import (
 )
 from dse.model.training.memory import (
     ffn_checkpoint,
+    mla_up_projection_share,
     op_checkpoint,
     qkv_context_checkpoint,
     qkv_linear1_checkpoint,
@@ -201,19 +203,22 @@ def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 
     (:func:`ffn_checkpoint`), attention and the memory-bound operators, ``qkv_linear1`` the o
     projection (:func:`qkv_linear1_checkpoint`), attention and the memory-bound operators,
     ``qkv_context`` the o and MLP up projections (:func:`qkv_context_checkpoint`) and the
-    memory-bound operators but not attention."""
+    memory-bound operators but not attention, ``mla_up_proj`` MLA's up projections alone
+    (:func:`mla_up_projection_share`)."""
     op, ffn = op_checkpoint(w).recomputed_share, ffn_checkpoint(w).recomputed_share
     o_proj = qkv_linear1_checkpoint(w).recomputed_share
     o_and_ups = qkv_context_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
     per_op = (rc == OP) | (rc == FFN) | (rc == QKV_LINEAR1) | (rc == QKV_CONTEXT)
+    up_proj = mla_up_projection_share(w)
     matmul = np.select(
-        [whole, rc == OP, rc == FFN, rc == QKV_LINEAR1, rc == QKV_CONTEXT],
-        [1.0 / 3.0, op / 3.0, ffn / 3.0, o_proj / 3.0, o_and_ups / 3.0],
+        [whole, rc == OP, rc == FFN, rc == QKV_LINEAR1, rc == QKV_CONTEXT, rc == MLA_UP_PROJ],
+        [1.0 / 3.0, op / 3.0, ffn / 3.0, o_proj / 3.0, o_and_ups / 3.0, up_proj / 3.0],
         0.0,
     )
     forward = 1.0 / 3.0 if w.attention_kernel == "materialized" else ATTENTION_FORWARD_SHARE
-    attention = np.where((rc == NONE) | (rc == OP) | (rc == QKV_CONTEXT), 0.0, forward)
+    kept = (rc == NONE) | (rc == OP) | (rc == QKV_CONTEXT) | (rc == MLA_UP_PROJ)
+    attention = np.where(kept, 0.0, forward)
     other = np.where(whole | per_op, 1.0 / 3.0, 0.0)
     return Recompute(1.0 + layers * matmul, 1.0 + layers * attention, 1.0 + layers * other)
 

@@ -16,7 +16,7 @@ from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import BYTES_PER_GIB, GIGA, TERA
 
-FULL, SELECTIVE, NONE, OP, OFFLOAD, FFN, QKV_LINEAR1, QKV_CONTEXT = 2, 1, 0, 3, 4, 5, 6, 7
+NONE, SELECTIVE, FULL, OP, OFFLOAD, FFN, QKV_LINEAR1, QKV_CONTEXT, MLA_UP_PROJ = range(9)
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
 
 

@@ -13,6 +13,7 @@ from dse.designs import FloatArray
 from dse.model.training.grid import (
     FFN,
     FULL,
+    MLA_UP_PROJ,
     NONE,
     OFFLOAD,
     OP,
@@ -215,6 +216,38 @@ def qkv_context_checkpoint(w: Workload) -> OpCheckpoint:
     )
 
 
+def mla_up_projected_elements(w: Workload) -> float:
+    """§2.5 16-bit elements per token per layer that MLA's up projections produce and Megatron's
+    ``mla_up_proj`` recompute drops: every head's query and key (``h_d + h_r`` each) and value
+    (``h_d``), recomputed from the kept latents in the backward pass; 0 without MLA."""
+    if not w.is_mla:
+        return 0.0
+    return float(w.heads * (2 * w.qk_head_dim + w.head_dim))
+
+
+def mla_up_projection_share(w: Workload) -> float:
+    """§2.6 Share of a layer's forward linear FLOPs in MLA's up projections (the queries' and
+    the key/value latent's), which ``mla_up_proj`` recomputes; MoE layers count each routed and
+    shared expert as a dense MLP of the expert width, as :func:`_checkpoint` does."""
+    if not w.is_mla:
+        return 0.0
+    projections = mla_projections(w)
+    ups = [p for p in projections if p.split == "outputs"]
+    attention = sum(p.inputs * p.outputs for p in projections)
+    up = sum(p.inputs * p.outputs for p in ups)
+
+    def mlp(width: float, copies: float) -> float:
+        return copies * w.ffn_matrices * w.d_model * width
+
+    dense = up / (attention + mlp(w.ffn_dim, 1.0))
+    if not w.is_moe:
+        return dense
+    experts = float(w.experts_per_token + w.shared_experts)
+    moe = up / (attention + mlp(w.moe_ffn_dim, experts))
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    return (1.0 - moe_fraction) * dense + moe_fraction * moe
+
+
 QUANTIZE_BYTES_PER_ELEMENT = 4.0
 """[P/E] HBM bytes to quantize one element of a GEMM operand to fp8/fp4 (§2.6): read the 16-bit
 tensor (2) and write the low-precision copy (1) and its transpose (1). Hopper's fp8 tensor-core
@@ -321,6 +354,7 @@ def activations(
     ffn_b = 2.0 * tokens_mb * ffn_checkpoint(w).kept_elements / tp
     qkv_linear1_b = 2.0 * tokens_mb * qkv_linear1_checkpoint(w).kept_elements / tp
     qkv_context_b = 2.0 * tokens_mb * qkv_context_checkpoint(w).kept_elements / tp
+    up_proj_b = layer_b - 2.0 * tokens_mb * mla_up_projected_elements(w) / tp
     everything = layer_b + scores_b
     kept = np.select(
         [
@@ -330,9 +364,10 @@ def activations(
             rc == FFN,
             rc == QKV_LINEAR1,
             rc == QKV_CONTEXT,
+            rc == MLA_UP_PROJ,
             rc == OFFLOAD,
         ],
-        [everything, layer_b, op_b, ffn_b, qkv_linear1_b, qkv_context_b, 0.0],
+        [everything, layer_b, op_b, ffn_b, qkv_linear1_b, qkv_context_b, up_proj_b, 0.0],
         input_b,
     )
     kept = recompute_share * kept + (1.0 - recompute_share) * everything

@@ -332,6 +332,13 @@ class Workload:
         return self.head_dim + self.qk_rope_head_dim
 
     @property
+    def key_value_width(self) -> int:
+        """Width of one head's key plus its value, the query/key width plus the value width that
+        each score's matmuls run over: ``2·h_d``, and ``h_d + h_r + h_d`` with MLA's rotary
+        part ``h_r`` (DeepSeek-V3: 192 + 128; §2.2, §2.7)."""
+        return self.qk_head_dim + self.head_dim
+
+    @property
     def ffn_matrices(self) -> int:
         return 3 if self.ffn_kind == "swiglu" else 2
 
@@ -770,14 +777,8 @@ def flops_per_token(w: Workload) -> tuple[float, float]:
     # (attention scores are recomputed with every pass).
     passes = w.linear_gemms / 3.0
     matmul = 6.0 * max(w.active_params - lookup, 0.0) * passes
-    attention = 6.0 * w.heads * _score_widths(w) * sum(_counted_keys(w)) * passes
+    attention = 6.0 * w.heads * w.key_value_width * sum(_counted_keys(w)) * passes
     return matmul, attention
-
-
-def _score_widths(w: Workload) -> float:
-    """§2.2 Query/key width plus value width of one head: ``2·h_d``, and ``h_d + h_r + h_d``
-    with MLA's rotary part ``h_r`` (DeepSeek-V3: 192 + 128)."""
-    return float(w.qk_head_dim + w.head_dim)
 
 
 def training_flops(w: Workload) -> float:

@@ -203,7 +203,7 @@ def context_parallel_time_s(
     domain, up_b_s, out_b_s = links
     kv_b: FloatArray | float
     if w.is_mla:  # every head's key (h_d + h_r) and value (h_d), in 16-bit
-        kv_b = tokens * (w.heads / tp) * (w.qk_head_dim + w.head_dim) * 2.0
+        kv_b = tokens * (w.heads / tp) * w.key_value_width * 2.0
     else:
         heads = w.heads / tp if w.repeat_kv else kv_heads_per_rank(w, tp)
         kv_b = 2.0 * tokens * heads * w.head_dim * 2.0
@@ -218,12 +218,12 @@ def tensor_parallel_collectives(w: Workload, redone: FloatArray | float) -> Floa
     activations: with sequence parallelism an all-gather before and a reduce-scatter after each
     of attention and the MLP, forward and backward (8), and the forward's 4 again for the share
     ``redone`` of the layer that recompute repeats; MLA with a query latent gathers its latents
-    before attention instead (:func:`latent_gathers`), 6 and 3. A parallel block reduce-scatters its two
-    branches' summed outputs once and gathers each normalization's output: 3 of the 4 forward
+    before attention instead (:func:`latent_gathers`), 6 and 3. A parallel block reduce-scatters
+    its two branches' summed outputs once and gathers each normalization's output: 3 of the 4 forward
     collectives (GPT-NeoX, Falcon-180B: a normalization per branch), 2 of 4 where both branches
     read one (GPT-J, PaLM); the backward pass mirrors the forward."""
     if not w.parallel_blocks:
-        if latent_gathers(w)[1] and w.q_lora_rank:  # attention gathers its latents instead
+        if w.is_mla and w.q_lora_rank:  # attention gathers its latents instead
             return 6.0 + 3.0 * redone
         return 8.0 + 4.0 * redone
     norms = 1.0 if w.parallel_shared_norm else 2.0

@@ -79,7 +79,7 @@ def flops_per_score(w: Workload) -> float:
     """§2.6 Model FLOPs per attention score, forward and backward: 12·h_d (QKᵀ and P·V, each
     2·h_d forward and twice that backward); 6·(h_qk + h_v) where MLA's query/key heads are
     wider than its values."""
-    return 6.0 * float(w.qk_head_dim + w.head_dim)
+    return 6.0 * float(w.key_value_width)
 
 
 def computed_score_share(w: Workload) -> float:

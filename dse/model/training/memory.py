@@ -90,8 +90,7 @@ def _mla_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray 
     (``H·(h_d + h_r)`` each) and values (``H·h_d``) that the fused attention's backward reads."""
     latents = float(w.q_lora_rank + w.kv_lora_rank)
     projection_inputs = w.d_model + latents + w.heads * w.head_dim
-    q_k_v = w.heads * (2.0 * w.qk_head_dim + w.head_dim)
-    return linear_in * projection_inputs + 2.0 * (latents + q_k_v)
+    return linear_in * projection_inputs + 2.0 * (latents + mla_up_projected_elements(w))
 
 
 @dataclass(frozen=True)

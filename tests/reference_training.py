@@ -48,6 +48,7 @@ class Plan:
     vp: int = 1
     cp: int = 1
     dualpipe: int = 0
+    zero_bubble: int = 0  # ZB-H1
     placement: str = "tp-cp-ep-dp-pp"
     dp_shard: int = 0  # hybrid sharding: ZeRO states sharded over dp_shard ranks; 0: all of dp
 
@@ -408,7 +409,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_moe = 0.0
     if w.is_moe:
         moe_layers = layers * (w.layers - w.dense_layers) / w.layers
-        t_moe = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
+        launches = w.experts / plan.ep if w.expert_gemms == "per_expert" else 1
+        t_moe = moe_layers * (60 + 6 * launches) * s.moe_kernel_overhead_us * 1e-6
     compute = (
         t_matmul * redo
         + t_attention * attention_redo
@@ -486,6 +488,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         host_comm = max(copy - compute / 4, 0) + max(copy - 3 * compute / 4, 0)
     stage = compute + tp_comm + pp_comm + moe_comm + cp_comm + host_comm
     slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
+    if plan.zero_bubble:  # the weight-gradient passes fill two thirds of 1F1B's bubble
+        slots = (plan.pp - 1) / 3
     pipeline = (m + slots) * stage
 
     # data parallelism: the ZeRO collectives over the sharding group of sdp ranks, stride apart

@@ -193,7 +193,8 @@ def _reference_plans(plans, dp_shard: int = 0) -> list[Plan]:
             int(plans.zero_stage[k]),
             int(plans.virtual_stages[k]),
             int(plans.context_parallel[k]),
-            int(plans.dual_pipe[k]),
+            int(plans.schedule_code[k] == 1),
+            zero_bubble=int(plans.schedule_code[k] == 2),
             dp_shard=dp_shard,
         )
         for k in range(len(plans))
@@ -291,6 +292,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("mixtral-8x7b", 0.0, None),
         ("mixtral-8x7b", 0.6, None),
         ("deepseek-v3", 0.5, None),
+        ("deepseek-v2+grouped", 0.5, None),  # one grouped GEMM for a layer's local experts
         ("llama3.1-8b", 0.0, None),
         ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
         ("llama3.1-8b+allgather", 0.0, 131072),  # K/V all-gathered, repeated heads (torchtitan)
@@ -314,6 +316,8 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         workload = workload.with_changes(context_parallel=kernel, repeat_kv=True)
     elif kernel == "compiled":
         workload = workload.with_changes(compiler=kernel)
+    elif kernel == "grouped":
+        workload = workload.with_changes(expert_gemms=kernel)
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
@@ -398,6 +402,8 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
         elif rng.random() < 0.5:
             plan = Plan(plan.tp, 1, 1, plan.microbatch, plan.recompute, int(rng.choice([2, 3])))
         plan.placement = str(rng.choice(PLACEMENTS))
+        if plan.pp > 1 and plan.vp == 1 and rng.random() < 0.5:
+            plan.zero_bubble = 1
         if plan.zero_stage >= 1 and rng.random() < 0.5:
             plan.dp_shard = int(rng.choice([1, 2, 4, 8]))  # hybrid sharding
         expected = step(chip, workload, plan, settings)
@@ -411,6 +417,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
             vp=plan.vp,
             placement=plan.placement,
             dp_shard=plan.dp_shard or None,
+            schedule="zb-h1" if plan.zero_bubble else None,
         )
         metrics = evaluate(designs, workload, settings, pinned)
         if expected is None:
@@ -716,6 +723,7 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
         (("--pp", "8", "--vp", "3"), ("--vp", "layers per pipeline stage", "10")),
         (("--vp", "7"), ("--vp", "some pp > 1", "80 layers", "got 7")),
         (("--schedule", "dualpipe", "--vp", "2"), ("plan", "vp 2, schedule dualpipe")),
+        (("--schedule", "zb-h1", "--vp", "2"), ("--schedule", "vp 2", "ZB-H1", "vp 1")),
         (("--ep", "3"), ("--ep", "experts")),
         (("--offload-layers", "81"), ("--offload-layers", "layers per pipeline stage", "80")),
         (
@@ -837,6 +845,44 @@ def test_dualpipe_hides_the_all_to_all_and_shrinks_the_bubble() -> None:
     assert dual.training.bubble_fraction[0] < plain.training.bubble_fraction[0]
     assert dual.columns["memory_per_chip_gb"][0] > plain.columns["memory_per_chip_gb"][0]
     assert dual.record(0)["plan"]["schedule"] == "dualpipe"  # type: ignore[index]
+
+
+def test_grouped_expert_gemms_launch_one_kernel_per_layer_not_per_expert() -> None:
+    """§2.6 The MoE layer's fixed cost: (60 + 6·E/ep)·t_k per layer with a GEMM per local
+    expert, (60 + 6)·t_k with one grouped GEMM for them all; nothing else changes."""
+    from dse.model.training.compute import moe_overhead_s
+
+    settings = load_settings()
+    per_expert = load_workload("deepseek-v2")
+    grouped = per_expert.with_changes(expert_gemms="grouped")
+    layers, ep = np.array([4.0]), np.array([8.0])
+    t_k = settings.moe_kernel_overhead_us * 1e-6
+    moe_layers = 4.0 * 59 / 60
+    assert moe_overhead_s(per_expert, layers, ep, settings)[0] == pytest.approx(
+        moe_layers * (60 + 6 * 160 / 8) * t_k
+    )
+    assert moe_overhead_s(grouped, layers, ep, settings)[0] == pytest.approx(moe_layers * 66 * t_k)
+    designs = _cluster("h800", [2048.0])
+    plan = {"tp": 1, "pp": 16, "ep": 8, "microbatch": 1, "recompute": "op", "zero_stage": 1}
+    slow, fast = (_pinned(w, designs, **plan) for w in (per_expert, grouped))
+    assert fast.columns["step_time_s"][0] < slow.columns["step_time_s"][0]
+    assert fast.columns["memory_per_chip_gb"][0] == slow.columns["memory_per_chip_gb"][0]
+
+
+def test_zero_bubble_takes_two_thirds_of_the_bubble_at_the_memory_of_1f1b() -> None:
+    """ZB-H1 (Qi et al. 2023, Table 1): (p − 1)/3 idle slots against 1F1B's p − 1, the same
+    activations in flight, the same stage time."""
+    workload = load_workload("llama3.1-70b")
+    designs = _cluster("h100-sxm", [1024.0])
+    plan = {"tp": 8, "pp": 8, "microbatch": 1, "recompute": "selective", "zero_stage": 1}
+    plain = _pinned(workload, designs, **plan, vp=1, schedule="1f1b")
+    zero_bubble = _pinned(workload, designs, **plan, schedule="zb-h1")
+    m = workload.global_batch_sequences / (1024 / 64)
+    assert plain.training.bubble_fraction[0] == pytest.approx(7 / (m + 7))
+    assert zero_bubble.training.bubble_fraction[0] == pytest.approx(7 / 3 / (m + 7 / 3))
+    assert zero_bubble.columns["step_time_s"][0] < plain.columns["step_time_s"][0]
+    assert zero_bubble.columns["memory_per_chip_gb"][0] == plain.columns["memory_per_chip_gb"][0]
+    assert zero_bubble.record(0)["plan"]["schedule"] == "zb-h1"  # type: ignore[index]
 
 
 def test_deepseek_v3_with_its_published_plan_matches_its_gpu_hours(dse) -> None:

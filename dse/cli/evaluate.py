@@ -131,7 +131,8 @@ def settings_from(options: dict[str, Any]) -> Settings:
     "--schedule",
     type=click.Choice(list(SCHEDULES)),
     default=None,
-    help="Pin the pipeline schedule: 1f1b (interleaved with --vp > 1) or dualpipe (MoE).",
+    help="Pin the pipeline schedule: 1f1b (interleaved with --vp > 1), dualpipe (MoE) or"
+    " zb-h1 (zero bubble: weight gradients fill the bubble; vp 1).",
 )
 @click.option(
     "--placement",

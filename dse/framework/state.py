@@ -125,7 +125,7 @@ def run(state: State) -> Outcome:
         "pp": int(plans.pp[index]),
         "vp": int(plans.virtual_stages[index]),
         "cp": int(plans.context_parallel[index]),
-        "schedule": SCHEDULES[int(plans.dual_pipe[index])],
+        "schedule": SCHEDULES[int(plans.schedule_code[index])],
         "placement": PLACEMENTS[int(plans.pipeline_inner[index])],
         "dp": int(training.dp[0]),
         "dp_shard": plans.describe(index)["dp_shard"] or int(training.dp[0]),

@@ -219,7 +219,7 @@ def _chosen_plans(plans: Plans, training: Training, workload: Workload) -> dict[
         "zero_stage": plans.zero_stage[index].astype(np.int64),
         "vp": plans.virtual_stages[index].astype(np.int64),
         "cp": plans.context_parallel[index].astype(np.int64),
-        "schedule": plans.dual_pipe[index].astype(np.int64),
+        "schedule": plans.schedule_code[index].astype(np.int64),
         "placement": plans.pipeline_inner[index].astype(np.int64),
         "offload_layers": plans.offloaded_layers[index].astype(np.int64),
         "recompute_layers": np.rint(

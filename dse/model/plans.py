@@ -79,10 +79,13 @@ context nor expert parallelism). The first is every stack's default (torchtitan'
 uses; the second puts pipeline stages next to each other, inside a scale-up domain before the
 data-parallel replicas."""
 
-SCHEDULES = ("1f1b", "dualpipe")
-"""Pipeline schedules: 1F1B (interleaved when vp > 1) and DeepSeek-V3's DualPipe
-(arXiv:2412.19437, Sec. 3.2.1). The search tries 1F1B; DualPipe is evaluated when pinned
-(``schedule="dualpipe"``), which keeps the MoE plan space small enough to sweep."""
+SCHEDULES = ("1f1b", "dualpipe", "zb-h1")
+"""Pipeline schedules: 1F1B (interleaved when vp > 1), DeepSeek-V3's DualPipe
+(arXiv:2412.19437, Sec. 3.2.1) and the zero-bubble schedule ZB-H1, which splits each backward
+pass into its input and weight gradients and runs the weight gradients in the bubble (Qi et al.
+2023, arXiv:2311.18467, Sec. 3.1; DeepSeek-V2's HAI-LLM, torchtitan's zero-bubble schedules).
+The search tries 1F1B; the others are evaluated when pinned (``schedule="dualpipe"``,
+``"zb-h1"``), which keeps the plan space small enough to sweep."""
 CP_CHOICES = (1, 2, 4, 8, 16)
 CP_SEARCHED_FROM_SEQ_LEN = 65536
 """Context parallelism is searched only for sequences this long (pin ``cp`` for shorter ones),
@@ -124,7 +127,7 @@ class Plans:
     zero_stage: NDArray[np.float64]
     vp: NDArray[np.float64] | None = None
     cp: NDArray[np.float64] | None = None
-    dualpipe: NDArray[np.float64] | None = None
+    schedule: NDArray[np.float64] | None = None
     offload_layers: NDArray[np.float64] | None = None
     recompute_layers: NDArray[np.float64] | None = None
     recompute_share: NDArray[np.float64] | None = None
@@ -138,9 +141,10 @@ class Plans:
         return self.vp if self.vp is not None else np.ones_like(self.tp)
 
     @property
-    def dual_pipe(self) -> NDArray[np.float64]:
-        """1 where the plan runs DualPipe, else 0; shape ``(k,)``."""
-        return self.dualpipe if self.dualpipe is not None else np.zeros_like(self.tp)
+    def schedule_code(self) -> NDArray[np.float64]:
+        """Each plan's pipeline schedule as its index into :data:`SCHEDULES` (0, 1F1B, where not
+        given); shape ``(k,)``."""
+        return self.schedule if self.schedule is not None else np.zeros_like(self.tp)
 
     @property
     def pipeline_inner(self) -> NDArray[np.float64]:
@@ -192,7 +196,7 @@ class Plans:
             "pp": int(self.pp[index]),
             "vp": int(self.virtual_stages[index]),
             "cp": int(self.context_parallel[index]),
-            "schedule": SCHEDULES[int(self.dual_pipe[index])],
+            "schedule": SCHEDULES[int(self.schedule_code[index])],
             "placement": PLACEMENTS[int(self.pipeline_inner[index])],
             "ep": int(self.ep[index]),
             "microbatch": int(self.microbatch[index]),
@@ -223,7 +227,7 @@ class _Row(NamedTuple):
     zero_stage: int
     vp: int
     cp: int
-    dualpipe: int
+    schedule: int
     offload_layers: int
     recompute_layers: int
 
@@ -341,13 +345,20 @@ def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
 
 
 def _check_schedule(pp: int | None, vp: int | None, schedule: str | None) -> None:
-    """One line naming the rule a pinned ``schedule`` breaks: a known schedule, and DualPipe
-    only with an even pinned ``pp`` ≥ 2 and no interleaving."""
+    """One line naming the rule a pinned ``schedule`` breaks: a known schedule, DualPipe only
+    with an even pinned ``pp`` ≥ 2 and no interleaving, ZB-H1 only without interleaving."""
     if schedule is not None and schedule not in SCHEDULES:
         raise InputError.for_argument("schedule", f"one of {list(SCHEDULES)}", schedule)
-    if schedule == "dualpipe" and pp is not None and not _dualpipe_fits(pp, vp or 1, 1):
+    code = SCHEDULES.index(schedule) if schedule else 0
+    if schedule == "dualpipe" and pp is not None and not _schedule_fits(pp, vp or 1, code):
         raise InputError.for_argument(
             "schedule", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
+        )
+    if schedule == "zb-h1" and vp is not None and not _schedule_fits(pp or 2, vp, code):
+        raise InputError.for_argument(
+            "schedule",
+            f"1f1b with vp {vp} (ZB-H1 runs one stage per pipeline rank, vp 1)",
+            schedule,
         )
 
 
@@ -379,7 +390,7 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
 
 def _row_runs(workload: Workload, pinned: _Pinned, inner: int, row: _Row) -> bool:
     """Whether the options of ``row`` can run together: ZeRO 2/3 without pipeline stages
-    unless pp is pinned, the offload policy with FSDP unless the policy is pinned, vp, DualPipe,
+    unless pp is pinned, the offload policy with FSDP unless the policy is pinned, vp, the schedule,
     offload and recompute layers within the stage, and ``tp-pp-dp`` without cp or ep."""
     offload = RECOMPUTE.index("offload")
     return (
@@ -387,7 +398,7 @@ def _row_runs(workload: Workload, pinned: _Pinned, inner: int, row: _Row) -> boo
         and (row.recompute != offload or row.zero_stage == 3 or bool(pinned.recompute))
         and _vp_fits(workload, row.pp, row.vp)
         and (pinned.vp is not None or _vp_searched(row.pp, row.vp))
-        and _dualpipe_fits(row.pp, row.vp, row.dualpipe)
+        and _schedule_fits(row.pp, row.vp, row.schedule)
         and _offload_fits(workload, row.pp, row.recompute, row.offload_layers)
         and _recompute_layers_fit(workload, row.pp, row.recompute, row.recompute_layers)
         and (not inner or (row.ep == 1 and row.cp == 1))
@@ -405,7 +416,7 @@ def _no_plan_error(pinned: _Pinned) -> InputError:
         "plan",
         "",
         "pinned plan options that some plan satisfies together (vp > 1 needs pp > 1 and"
-        " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2; ZeRO"
+        " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2, ZB-H1 vp 1; ZeRO"
         " stages 2 and 3 need pp 1 unless pp is pinned; docs/model.md §2.4)",
         given or "no pinned option",
     )
@@ -431,7 +442,7 @@ def _plans_from_rows(workload: Workload, rows: list[_Row], pinned: _Pinned, inne
         zero_stage=column["zero_stage"],
         vp=column["vp"],
         cp=column["cp"],
-        dualpipe=column["dualpipe"],
+        schedule=column["schedule"],
         offload_layers=column["offload_layers"],
         recompute_layers=redo_layers,
         recompute_share=redo_layers / per_stage,
@@ -531,10 +542,13 @@ def _check_offload_layers(
     return layers
 
 
-def _dualpipe_fits(pp: float, vp: float, dual: float) -> bool:
-    """DualPipe runs two pipelines in opposite directions: an even number of stages ≥ 2, no
-    interleaving."""
-    return not dual or (pp >= 2 and pp % 2 == 0 and vp == 1)
+def _schedule_fits(pp: float, vp: float, schedule: float) -> bool:
+    """Whether schedule code ``schedule`` (:data:`SCHEDULES`) runs with ``pp`` stages of ``vp``
+    virtual stages: DualPipe runs two pipelines in opposite directions, an even number of stages
+    ≥ 2 without interleaving; ZB-H1 one stage per rank, without interleaving."""
+    if schedule == SCHEDULES.index("dualpipe"):
+        return pp >= 2 and pp % 2 == 0 and vp == 1
+    return schedule != SCHEDULES.index("zb-h1") or vp == 1
 
 
 def _searched_cp(workload: Workload) -> list[int]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from dse.designs import Designs, FloatArray
-from dse.model.plans import Plans
+from dse.model.plans import SCHEDULES, Plans
 from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import BYTES_PER_GIB, GIGA, TERA
@@ -68,7 +68,7 @@ class Grid:
 
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code
     and the share of a stage's layers it applies to, ZeRO stage
-    (0-3; :attr:`fsdp` where it is 3), DualPipe flag, whether pipeline stages sit inside the
+    (0-3; :attr:`fsdp` where it is 3), pipeline schedule code (:attr:`dual`), whether pipeline stages sit inside the
     data-parallel replicas (placement ``tp-pp-dp``), layers per stage whose activations are
     offloaded, the pinned sharding group ``dp_shard`` (None where every plan shards over the
     whole data-parallel axis). Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
@@ -90,7 +90,7 @@ class Grid:
     rc: np.ndarray
     rc_share: FloatArray
     zero: FloatArray
-    dual: np.ndarray
+    schedule: FloatArray
     pp_inner: np.ndarray
     offload: FloatArray
     pinned_dp: FloatArray | None
@@ -126,6 +126,11 @@ class Grid:
         """Where the plan is FSDP (ZeRO stage 3), plan axis."""
         return self.zero == 3
 
+    @property
+    def dual(self) -> np.ndarray:
+        """Where the plan runs DualPipe, plan axis."""
+        return self.schedule == SCHEDULES.index("dualpipe")
+
     def cells(self, design: np.ndarray, plan: np.ndarray) -> Grid:
         """The grid of the cells ``(design[i], plan[i])`` only: every array becomes shape
         ``(m,)`` (``design`` indexes this grid's rows, ``plan`` its plans), so the mechanisms
@@ -141,7 +146,8 @@ class Grid:
 
 PLAN_FIELDS = frozenset(
     (
-        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "dual", "pp_inner", "offload",
+        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "schedule", "pp_inner",
+        "offload",
         "pinned_dp", "dp_shard",
     )
 )  # fmt: skip
@@ -179,7 +185,7 @@ def build_grid(
         rc=plan(plans.recompute),
         rc_share=plan(plans.recomputed_share),
         zero=plan(plans.zero_stage),
-        dual=plan(plans.dual_pipe) > 0,
+        schedule=plan(plans.schedule_code),
         pp_inner=plan(plans.pipeline_inner) > 0,
         offload=plan(plans.offloaded_layers),
         pinned_dp=plan(plans.dp) if plans.dp.any() else None,

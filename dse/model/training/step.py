@@ -200,7 +200,7 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     comp = compute(g, lay, mem.elementwise_b, w, s)
     comm = stage_communication(g, lay, comp, mem, w, s)
     stage_s = comp.total_s + comm.total_s
-    slots = pipeline_bubble_slots(g.pp, g.vp, g.dual)
+    slots = pipeline_bubble_slots(g.pp, g.vp, g.schedule)
     pipeline_s = (lay.microbatches + slots) * stage_s
     dp_s = data_parallel_exposed_s(g, lay, mem, stage_s, pipeline_s, w, s)
     # The optimizer step reads and writes every state of the parameters this rank updates; the

@@ -409,8 +409,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_moe = 0.0
     if w.is_moe:
         moe_layers = layers * (w.layers - w.dense_layers) / w.layers
-        launches = w.experts / plan.ep if w.expert_gemms == "per_expert" else 1
-        t_moe = moe_layers * (60 + 6 * launches) * s.moe_kernel_overhead_us * 1e-6
+        t_moe = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
     compute = (
         t_matmul * redo
         + t_attention * attention_redo

@@ -292,7 +292,6 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("mixtral-8x7b", 0.0, None),
         ("mixtral-8x7b", 0.6, None),
         ("deepseek-v3", 0.5, None),
-        ("deepseek-v2+grouped", 0.5, None),  # one grouped GEMM for a layer's local experts
         ("llama3.1-8b", 0.0, None),
         ("llama3.1-8b", 0.3, 65536),  # long sequences: context parallelism is searched
         ("llama3.1-8b+allgather", 0.0, 131072),  # K/V all-gathered, repeated heads (torchtitan)
@@ -316,8 +315,6 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         workload = workload.with_changes(context_parallel=kernel, repeat_kv=True)
     elif kernel == "compiled":
         workload = workload.with_changes(compiler=kernel)
-    elif kernel == "grouped":
-        workload = workload.with_changes(expert_gemms=kernel)
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
@@ -845,28 +842,6 @@ def test_dualpipe_hides_the_all_to_all_and_shrinks_the_bubble() -> None:
     assert dual.training.bubble_fraction[0] < plain.training.bubble_fraction[0]
     assert dual.columns["memory_per_chip_gb"][0] > plain.columns["memory_per_chip_gb"][0]
     assert dual.record(0)["plan"]["schedule"] == "dualpipe"  # type: ignore[index]
-
-
-def test_grouped_expert_gemms_launch_one_kernel_per_layer_not_per_expert() -> None:
-    """§2.6 The MoE layer's fixed cost: (60 + 6·E/ep)·t_k per layer with a GEMM per local
-    expert, (60 + 6)·t_k with one grouped GEMM for them all; nothing else changes."""
-    from dse.model.training.compute import moe_overhead_s
-
-    settings = load_settings()
-    per_expert = load_workload("deepseek-v2")
-    grouped = per_expert.with_changes(expert_gemms="grouped")
-    layers, ep = np.array([4.0]), np.array([8.0])
-    t_k = settings.moe_kernel_overhead_us * 1e-6
-    moe_layers = 4.0 * 59 / 60
-    assert moe_overhead_s(per_expert, layers, ep, settings)[0] == pytest.approx(
-        moe_layers * (60 + 6 * 160 / 8) * t_k
-    )
-    assert moe_overhead_s(grouped, layers, ep, settings)[0] == pytest.approx(moe_layers * 66 * t_k)
-    designs = _cluster("h800", [2048.0])
-    plan = {"tp": 1, "pp": 16, "ep": 8, "microbatch": 1, "recompute": "op", "zero_stage": 1}
-    slow, fast = (_pinned(w, designs, **plan) for w in (per_expert, grouped))
-    assert fast.columns["step_time_s"][0] < slow.columns["step_time_s"][0]
-    assert fast.columns["memory_per_chip_gb"][0] == slow.columns["memory_per_chip_gb"][0]
 
 
 def test_zero_bubble_takes_two_thirds_of_the_bubble_at_the_memory_of_1f1b() -> None:

@@ -95,10 +95,6 @@ def test_deepseek_v3_shape_with_latent_attention_gives_its_published_counts() ->
             '[model]\ntotal_params = 1e9\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\nprecision = "fp7"\n',
             "training.precision",
         ),
-        (
-            '[model]\ntotal_params = 1e9\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\nexpert_gemms = "fused"\n',
-            "training.expert_gemms",
-        ),
         (  # an MLA query rank without the key/value latent
             f"{MLA_SHAPE}q_lora_rank = 64\n[training]\nseq_len = 8\nglobal_batch_tokens = 64\n",
             "model.q_lora_rank",

@@ -92,14 +92,6 @@ libraries: Transformer Engine, Apex). ``compiled``: a graph compiler fuses chain
 few kernels (torch.compile; JAX/XLA on GPUs). TPUs and Trainium always compile, and their
 family scales were fitted on those runs as ``eager``: the scale holds what their compilers do."""
 
-EXPERT_GEMMS = ("per_expert", "grouped")
-"""How a MoE layer launches its experts' GEMMs (docs/model.md §2.6). ``per_expert``: one GEMM
-kernel per local expert for each of fc1 and fc2, forward, input and weight gradient
-(Transformer Engine's ``GroupedLinear``, which Megatron-Core's ``TEGroupedMLP`` runs).
-``grouped``: one grouped-GEMM kernel for all local experts each time (DeepSeek-V2's "fused
-linear computations across different experts", arXiv:2405.04434, Sec. 3.1.3; DeepSeek's DeepGEMM
-grouped GEMMs for DeepSeek-V3)."""
-
 CONTEXT_PARALLEL = ("ring", "allgather")
 """How context parallelism exchanges keys and values (docs/model.md §2.7). ``ring``: each rank
 passes its K/V chunk to the next while it computes attention on the chunk in hand, and the
@@ -202,9 +194,6 @@ WORKLOAD_SCHEMA = Table(
                     "str", required=False, default="ring", choices=CONTEXT_PARALLEL
                 ),
                 "compiler": Field("str", required=False, default="eager", choices=COMPILERS),
-                "expert_gemms": Field(
-                    "str", required=False, default="per_expert", choices=EXPERT_GEMMS
-                ),
                 "repeat_kv": Field("bool", required=False, default=False),
             }
         ),
@@ -275,9 +264,6 @@ class Workload:
     compiler: str = "eager"
     """Whether the memory-bound operators run eagerly or fused by a graph compiler
     (:data:`COMPILERS`, docs/model.md §2.6)."""
-    expert_gemms: str = "per_expert"
-    """Whether a MoE layer launches a GEMM per local expert or one grouped GEMM for them all
-    (:data:`EXPERT_GEMMS`, docs/model.md §2.6)."""
     repeat_kv: bool = False
     """The training code repeats each key/value head for its group of query heads before
     attention (torchtitan's Llama ``repeat_kv``), so context parallelism exchanges the ``H/t``
@@ -657,7 +643,6 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         fp8_casts=training["fp8_casts"],
         context_parallel=training["context_parallel"],
         compiler=training["compiler"],
-        expert_gemms=training["expert_gemms"],
         repeat_kv=training["repeat_kv"],
         parallel_blocks=model["parallel_blocks"],
         parallel_shared_norm=model["parallel_shared_norm"],

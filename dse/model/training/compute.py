@@ -72,8 +72,7 @@ the dispatch and combine all-to-alls with their token-count exchange (Megatron-C
 ``MoEAlltoAllTokenDispatcher``), each with its backward."""
 MOE_EXPERT_KERNELS = 6.0
 """[E] GEMM kernels per local expert per layer: fc1 and fc2, each forward, input gradient and
-weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert); as many
-for all local experts together where the stack runs grouped GEMMs (``expert_gemms``)."""
+weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert)."""
 
 
 def flops_per_score(w: Workload) -> float:
@@ -361,8 +360,7 @@ def moe_overhead_s(
     w: Workload, layers_per_stage: FloatArray, ep: FloatArray, s: Settings
 ) -> FloatArray | float:
     """§2.6 Exposed fixed time (s) of the MoE layers of one stage for one micro-batch, forward
-    and backward: ``(K_layer + K_expert·E/ep)·t_k`` per MoE layer, ``(K_layer + K_expert)·t_k``
-    where one grouped GEMM serves all local experts (``expert_gemms = "grouped"``).
+    and backward: ``(K_layer + K_expert·E/ep)·t_k`` per MoE layer.
 
     The expert dispatcher synchronizes host and device in every MoE layer (the host needs the
     tokens per expert to size the buffers), so the host cannot queue kernels ahead of the GPU
@@ -373,6 +371,5 @@ def moe_overhead_s(
     if not w.is_moe:
         return 0.0
     moe_layers = layers_per_stage * (w.layers - w.dense_layers) / w.layers
-    launches = w.experts / ep if w.expert_gemms == "per_expert" else 1.0
-    kernels = MOE_LAYER_KERNELS + MOE_EXPERT_KERNELS * launches
+    kernels = MOE_LAYER_KERNELS + MOE_EXPERT_KERNELS * w.experts / ep
     return moe_layers * kernels * s.moe_kernel_overhead_us * 1e-6

@@ -321,6 +321,68 @@ def memory_bound_ops() -> list[dict[str, object]]:
     return rows
 
 
+FLOOR_TOKENS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+"""Token counts of :func:`memory_bound_floor`: from far below a short MLPerf step's per-rank
+share (2,048 tokens at context parallelism 4) to a long-sequence micro-batch."""
+
+
+def _per_launch_ms(fn: Callable[[], object], launches: int = 100) -> float:
+    """Median time (ms) of one ``fn`` when ``launches`` of them replay from one CUDA graph: the
+    kernels' own duration without the host's launch cost (a graph-captured step's case). L2 is
+    flushed before each replay, not between its kernels: at small sizes all but the first find
+    their inputs in L2, as a layer's next kernel often does."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):  # warm-up outside the capture (allocator, lazy init)
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(launches):
+            fn()
+    return median_ms(graph.replay) / launches
+
+
+def memory_bound_floor() -> list[dict[str, object]]:
+    """The fixed time of a small memory-bound kernel: RMSNorm, a residual add and SwiGLU of a
+    4,096-wide layer at :data:`FLOOR_TOKENS`, each timed alone (host launch included, L2
+    flushed) and back to back inside a CUDA graph. Fitting ``t = t0 + bytes/B`` over the token
+    counts gives the floor ``t0`` per kernel that docs/model.md §2.6 leaves out of the
+    memory-bound operators (the suspect of the strong-scaled MLPerf steps, §5)."""
+    rows = []
+    for tokens in FLOOR_TOKENS:
+        for name, (fn, nbytes) in _layer_operators(tokens).items():
+            rows.append(
+                {
+                    "operator": name,
+                    "tokens": tokens,
+                    "min_bytes": nbytes,
+                    "time_ms": median_ms(fn),
+                    "graph_time_ms": _per_launch_ms(fn),
+                }
+            )
+    return rows
+
+
+def _layer_operators(tokens: int) -> dict[str, tuple[Callable[[], object], int]]:
+    """RMSNorm, residual add and SwiGLU of ``tokens`` tokens of a Llama 3.1 8B layer (d 4,096,
+    FFN 14,336), each with the least bytes it moves."""
+    d, ffn = 4096, 14336
+    weight = torch.ones(d, device=DEV, dtype=torch.bfloat16)
+    x = torch.randn(tokens, d, device=DEV, dtype=torch.bfloat16)
+    residual = torch.randn_like(x)
+    gate_up = torch.randn(tokens, 2 * ffn, device=DEV, dtype=torch.bfloat16)
+    return {
+        "rms_norm": (lambda: F.rms_norm(x, (d,), weight), 2 * x.nbytes),
+        "residual_add": (lambda: x + residual, 3 * x.nbytes),
+        "swiglu": (
+            lambda: F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:],
+            gate_up.nbytes + gate_up.nbytes // 2,
+        ),
+    }
+
+
 def _adam_step() -> list[dict[str, object]]:
     """Fused AdamW over 1e9 fp32 parameters in 8 tensors: the optimizer's time per parameter."""
     params = [torch.randn(125_000_000, device=DEV, requires_grad=True) for _ in range(8)]
@@ -468,6 +530,7 @@ def main() -> None:
         ("power.csv", power_under_load),
         ("bandwidth.csv", bandwidth),
         ("memory_bound.csv", memory_bound_ops),
+        ("memory_bound_floor.csv", memory_bound_floor),
         ("attention.csv", attention),
         ("layer_gemm.csv", layer_gemms),
         ("moe_batched_gemm.csv", batched_gemms),

@@ -255,7 +255,8 @@ def evaluate(
     ``recompute`` (one of :data:`~dse.model.plans.RECOMPUTE`), ``zero_stage`` (0-3) and
     ``schedule`` (one of :data:`~dse.model.plans.SCHEDULES`) instead of searching them,
     ``placement`` (one of :data:`~dse.model.plans.PLACEMENTS`; the first unless pinned), and
-    ``offload_layers`` (layers per pipeline stage whose activations go to host memory; 0, the default, is never searched) and
+    ``offload_layers`` (layers per pipeline stage whose activations go to host memory; 0, the
+    default, is never searched) and
     ``recompute_layers`` (layers per stage the recompute policy applies to, the others keep
     everything; every layer unless pinned) and ``dp_shard`` (the data-parallel ranks each ZeRO
     stage shards over, replicated across the ``dp / dp_shard`` groups: hybrid sharding; ``dp``

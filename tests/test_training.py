@@ -15,7 +15,7 @@ from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.evaluation import step_breakdown
 from dse.model.evaluate import evaluate
-from dse.model.plans import PLACEMENTS, RECOMPUTE, candidate_plans
+from dse.model.plans import PLACEMENTS, RECOMPUTE, ZB_H1, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
 from dse.model.training.grid import OFFLOAD, exp_per_sixteen_bit_flop
@@ -193,8 +193,8 @@ def _reference_plans(plans, dp_shard: int = 0) -> list[Plan]:
             int(plans.zero_stage[k]),
             int(plans.virtual_stages[k]),
             int(plans.context_parallel[k]),
-            int(plans.schedule_code[k] == 1),
-            zero_bubble=int(plans.schedule_code[k] == 2),
+            int(plans.dualpipe[k]),
+            zero_bubble=int(plans.schedule_code[k] == ZB_H1),
             dp_shard=dp_shard,
         )
         for k in range(len(plans))

@@ -51,10 +51,9 @@ attention's output and recomputes the o projection, the MLP's up projections, th
 and the norms; ``mla_up_proj``: Megatron-Core's selective recompute of MLA's up projections
 (``recompute_modules = ["mla_up_proj"]``), which drops the queries, keys and values and
 recomputes them from the kept latents (MLA workloads only). The search tries ``offload`` with
-FSDP (ZeRO-3) only, the way the stacks that
-offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's
-``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``, ``qkv_linear1``, ``qkv_context`` and ``mla_up_proj`` are evaluated
-when pinned
+FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's
+``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``,
+``qkv_linear1``, ``qkv_context`` and ``mla_up_proj`` are evaluated when pinned
 (:data:`SEARCHED_RECOMPUTE`)."""
 
 SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
@@ -86,6 +85,8 @@ pass into its input and weight gradients and runs the weight gradients in the bu
 2023, arXiv:2311.18467, Sec. 3.1; DeepSeek-V2's HAI-LLM, torchtitan's zero-bubble schedules).
 The search tries 1F1B; the others are evaluated when pinned (``schedule="dualpipe"``,
 ``"zb-h1"``), which keeps the plan space small enough to sweep."""
+DUALPIPE, ZB_H1 = SCHEDULES.index("dualpipe"), SCHEDULES.index("zb-h1")
+"""Codes of DualPipe and ZB-H1 in :attr:`Plans.schedule_code`."""
 CP_CHOICES = (1, 2, 4, 8, 16)
 CP_SEARCHED_FROM_SEQ_LEN = 65536
 """Context parallelism is searched only for sequences this long (pin ``cp`` for shorter ones),
@@ -145,6 +146,11 @@ class Plans:
         """Each plan's pipeline schedule as its index into :data:`SCHEDULES` (0, 1F1B, where not
         given); shape ``(k,)``."""
         return self.schedule if self.schedule is not None else np.zeros_like(self.tp)
+
+    @property
+    def dualpipe(self) -> NDArray[np.bool_]:
+        """Where the plan runs DualPipe; shape ``(k,)``."""
+        return self.schedule_code == DUALPIPE
 
     @property
     def pipeline_inner(self) -> NDArray[np.float64]:
@@ -349,12 +355,11 @@ def _check_schedule(pp: int | None, vp: int | None, schedule: str | None) -> Non
     with an even pinned ``pp`` ≥ 2 and no interleaving, ZB-H1 only without interleaving."""
     if schedule is not None and schedule not in SCHEDULES:
         raise InputError.for_argument("schedule", f"one of {list(SCHEDULES)}", schedule)
-    code = SCHEDULES.index(schedule) if schedule else 0
-    if schedule == "dualpipe" and pp is not None and not _schedule_fits(pp, vp or 1, code):
+    if schedule == "dualpipe" and pp is not None and not _schedule_fits(pp, vp or 1, DUALPIPE):
         raise InputError.for_argument(
             "schedule", f"1f1b with pp {pp} (DualPipe needs an even pp >= 2, vp 1)", schedule
         )
-    if schedule == "zb-h1" and vp is not None and not _schedule_fits(pp or 2, vp, code):
+    if schedule == "zb-h1" and vp not in (None, 1):
         raise InputError.for_argument(
             "schedule",
             f"1f1b with vp {vp} (ZB-H1 runs one stage per pipeline rank, vp 1)",
@@ -390,8 +395,9 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
 
 def _row_runs(workload: Workload, pinned: _Pinned, inner: int, row: _Row) -> bool:
     """Whether the options of ``row`` can run together: ZeRO 2/3 without pipeline stages
-    unless pp is pinned, the offload policy with FSDP unless the policy is pinned, vp, the schedule,
-    offload and recompute layers within the stage, and ``tp-pp-dp`` without cp or ep."""
+    unless pp is pinned, the offload policy with FSDP unless the policy is pinned, vp, the
+    schedule, offload and recompute layers within the stage, and ``tp-pp-dp`` without cp or
+    ep."""
     offload = RECOMPUTE.index("offload")
     return (
         (row.zero_stage <= 1 or row.pp == 1 or bool(pinned.pp))
@@ -416,8 +422,8 @@ def _no_plan_error(pinned: _Pinned) -> InputError:
         "plan",
         "",
         "pinned plan options that some plan satisfies together (vp > 1 needs pp > 1 and"
-        " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2, ZB-H1 vp 1; ZeRO"
-        " stages 2 and 3 need pp 1 unless pp is pinned; docs/model.md §2.4)",
+        " divides the layers per stage; DualPipe needs vp 1 and an even pp >= 2, ZB-H1"
+        " vp 1; ZeRO stages 2 and 3 need pp 1 unless pp is pinned; docs/model.md §2.4)",
         given or "no pinned option",
     )
 
@@ -546,9 +552,9 @@ def _schedule_fits(pp: float, vp: float, schedule: float) -> bool:
     """Whether schedule code ``schedule`` (:data:`SCHEDULES`) runs with ``pp`` stages of ``vp``
     virtual stages: DualPipe runs two pipelines in opposite directions, an even number of stages
     ≥ 2 without interleaving; ZB-H1 one stage per rank, without interleaving."""
-    if schedule == SCHEDULES.index("dualpipe"):
+    if schedule == DUALPIPE:
         return pp >= 2 and pp % 2 == 0 and vp == 1
-    return schedule != SCHEDULES.index("zb-h1") or vp == 1
+    return schedule != ZB_H1 or vp == 1
 
 
 def _searched_cp(workload: Workload) -> list[int]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from dse.designs import Designs, FloatArray
-from dse.model.plans import SCHEDULES, Plans
+from dse.model.plans import DUALPIPE, Plans
 from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import BYTES_PER_GIB, GIGA, TERA
@@ -68,8 +68,8 @@ class Grid:
 
     Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code
     and the share of a stage's layers it applies to, ZeRO stage
-    (0-3; :attr:`fsdp` where it is 3), pipeline schedule code (:attr:`dual`), whether pipeline stages sit inside the
-    data-parallel replicas (placement ``tp-pp-dp``), layers per stage whose activations are
+    (0-3; :attr:`fsdp` where it is 3), pipeline schedule code (:attr:`dual`), whether
+    pipeline stages sit inside the data-parallel replicas (placement ``tp-pp-dp``), layers per stage whose activations are
     offloaded, the pinned sharding group ``dp_shard`` (None where every plan shards over the
     whole data-parallel axis). Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up and scale-out at the share of them the family's
@@ -129,7 +129,7 @@ class Grid:
     @property
     def dual(self) -> np.ndarray:
         """Where the plan runs DualPipe, plan axis."""
-        return self.schedule == SCHEDULES.index("dualpipe")
+        return self.schedule == DUALPIPE
 
     def cells(self, design: np.ndarray, plan: np.ndarray) -> Grid:
         """The grid of the cells ``(design[i], plan[i])`` only: every array becomes shape
@@ -147,8 +147,7 @@ class Grid:
 PLAN_FIELDS = frozenset(
     (
         "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "schedule", "pp_inner",
-        "offload",
-        "pinned_dp", "dp_shard",
+        "offload", "pinned_dp", "dp_shard",
     )
 )  # fmt: skip
 """The fields of :class:`Grid` along the plan axis; the other arrays run along the designs."""

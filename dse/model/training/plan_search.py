@@ -60,7 +60,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
-from dse.model.plans import SCHEDULES, Plans
+from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import (
     latent_gathers,
@@ -270,7 +270,7 @@ def _moe_link_bytes(
     count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
     one_b = tokens_mb / plans.tp * w.d_model * element_b / s.collective_efficiency
-    hidden = np.where(plans.schedule_code == SCHEDULES.index("dualpipe"), 1.0, s.moe_comm_overlap)
+    hidden = np.where(plans.dualpipe, 1.0, s.moe_comm_overlap)
     return count * one_b * (1.0 - hidden)
 
 
@@ -349,7 +349,7 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     """
     tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
     vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
-    zero, dual = plans.zero_stage, plans.schedule_code == SCHEDULES.index("dualpipe")
+    zero, dual = plans.zero_stage, plans.dualpipe
     layers_per_stage = np.ceil(w.layers / pp)
     experts = w.expert_params
     shared = (w.total_params - experts) / (tp * pp)

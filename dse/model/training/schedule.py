@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dse.designs import FloatArray
-from dse.model.plans import SCHEDULES
+from dse.model.plans import DUALPIPE, ZB_H1
 from dse.model.training.grid import Grid
 from dse.model.training.parallelism import Layout
 
@@ -19,7 +19,7 @@ def pipeline_bubble_slots(pp: FloatArray, vp: FloatArray, schedule: FloatArray) 
     gradient B and weight gradient W of one forward F each, the W passes filling the bubble
     (Qi et al. 2023, arXiv:2311.18467, Sec. 3.1, Table 1)."""
     return np.select(
-        [schedule == SCHEDULES.index("dualpipe"), schedule == SCHEDULES.index("zb-h1")],
+        [schedule == DUALPIPE, schedule == ZB_H1],
         [np.maximum(pp / 2.0 - 1.0, 0.0) * 2.0 / 3.0, (pp - 1.0) / 3.0],
         (pp - 1.0) / vp,
     )

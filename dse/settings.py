@@ -41,6 +41,7 @@ SETTINGS_SCHEMA = Table(
                 "dp_overlap": _FRACTION,
                 "tp_overlap": _FRACTION,
                 "moe_comm_overlap": _FRACTION,
+                "overlap_slowdown": _FRACTION,
                 "moe_kernel_overhead_us": Field(minimum=0.0, maximum=1e4),
                 "step_overhead_ms": Field(minimum=0.0, maximum=1e5),
                 "goodput": _EFFICIENCY,
@@ -101,6 +102,7 @@ class Settings:
     dp_overlap: float
     tp_overlap: float
     moe_comm_overlap: float
+    overlap_slowdown: float
     moe_kernel_overhead_us: float
     step_overhead_ms: float
     goodput: float
@@ -206,6 +208,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "dp_overlap": ("fraction of the data-parallel gradient reduction hidden by compute", "1"),
     "tp_overlap": ("fraction of tensor-parallel communication hidden by compute", "1"),
     "moe_comm_overlap": ("fraction of the MoE dispatch and combine all-to-all hidden", "1"),
+    "overlap_slowdown": (
+        "compute time lost per second of communication hidden behind it (shared SMs and HBM)",
+        "1",
+    ),
     "moe_kernel_overhead_us": (
         "exposed host time of each kernel of a MoE layer (the dispatcher syncs the host)",
         "µs",

@@ -442,6 +442,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             collectives_s = 0.0
         tp_all = layers * (collectives * ring(message, plan.tp, bw, s, tp_domains) + collectives_s)
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
+        tp_comm += s.overlap_slowdown * (tp_all - tp_comm)  # hidden: slows the compute
     pipeline_inner = plan.placement == "tp-pp-dp"  # stages next to each other, then dp
     pipeline_span = plan.tp * plan.pp if pipeline_inner else replica * dp
     pp_out = out
@@ -467,6 +468,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency
         overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
         moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
+        moe_comm += s.overlap_slowdown * (moe_all - moe_comm)
     # context parallelism: K/V forward (again where attention is recomputed) and backward, plus
     # the gradients: cp - 1 16-bit hops by ring, cp fp32 hops with PyTorch's all-gather variant
     heads = w.heads / plan.tp if w.repeat_kv else max(w.kv_heads / plan.tp, 1)
@@ -479,7 +481,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * (forwards * (plan.cp - 1) * kv + grads) / (cp_bw * s.collective_efficiency)
     cp_hidden = 0.0 if allgather else min(cp_all, t_attention * attention_redo)
-    cp_comm = cp_all - cp_hidden
+    cp_comm = cp_all - cp_hidden + s.overlap_slowdown * cp_hidden
     # offload: inputs out during the forward quarter of the compute, back during the rest
     host_comm = 0.0
     if offload:
@@ -542,6 +544,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         forward = max(gather - per_layer / 3, 0)
         backward = max(gather + reduce / layers - 2 * per_layer / 3, 0)
         exposed = m * (gather + layers * (forward + backward))
+        hidden = layers * (2 * gather + reduce / layers - forward - backward)
+        exposed += m * s.overlap_slowdown * hidden
     else:
         # stages 0-1: one reduce-scatter and one all-gather per step; 2: a reduce-scatter
         # per micro-batch
@@ -571,7 +575,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
 
         def hide(comm: float, window: float) -> float:
             # bucket by bucket behind the window's compute, never the bucket issued after it
-            return max(comm - min(s.dp_overlap * comm, window), comm / k)
+            shown = max(comm - min(s.dp_overlap * comm, window), comm / k)
+            return shown + s.overlap_slowdown * (comm - shown)
 
         # the reduction behind its micro-batch's backward (each one's with ZeRO-2), the
         # all-gather behind the first forward

@@ -133,11 +133,27 @@ def in_network_all_reduce_time(
 
 
 def overlapped(
-    comm_s: FloatArray, compute_s: FloatArray, overlap: FloatArray | float
+    comm_s: FloatArray,
+    compute_s: FloatArray,
+    overlap: FloatArray | float,
+    slowdown: float = 0.0,
 ) -> FloatArray:
-    """§2.7 Exposed time of communication overlapped with compute: a fraction ``overlap`` is
-    hidden, but never more than the compute it hides behind."""
-    return np.maximum(comm_s * (1.0 - overlap), comm_s - compute_s)
+    """§2.7 Time a step pays for communication overlapped with compute: a fraction ``overlap``
+    is hidden, but never more than the compute it hides behind, and the hidden part still
+    slows that compute by ``slowdown`` of its time (:func:`with_contention`)."""
+    exposed = np.maximum(comm_s * (1.0 - overlap), comm_s - compute_s)
+    return with_contention(exposed, comm_s - exposed, slowdown)
+
+
+def with_contention(exposed_s: FloatArray, hidden_s: FloatArray, slowdown: float) -> FloatArray:
+    """§2.7 Exposed communication plus the compute time its hidden part costs (s): a collective
+    running beside compute takes SMs (one thread block per NCCL channel) and HBM bandwidth
+    from it, which slows the compute by ``slowdown`` (``overlap_slowdown``) of the hidden
+    time::
+
+        T_paid = T_exp + κ · T_hidden
+    """
+    return exposed_s + slowdown * hidden_s
 
 
 def all_to_all_time_s(
@@ -284,7 +300,9 @@ def stage_communication(
             latent_b, g.tp, tp_b_s, s, tp_domains, latent_tensors, g.latency_scale
         )
     tp_all = np.where(g.tp > 1, tp_all, 0.0)
-    tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap)
+    tp_s = overlapped(
+        tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap, s.overlap_slowdown
+    )
     # Placement tp-cp-ep-dp-pp (Megatron-Core's default): pipeline neighbours are tp·cp·dp ranks
     # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks
     # apart, in one domain when a whole pipeline (tp·pp ranks) fits in it.
@@ -310,7 +328,8 @@ def stage_communication(
             (g.pod_chips, g.oversubscription) if g.pods_split else None,
         )
         # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
-        moe_s = overlapped(count * one, comp.total_s, np.where(g.dual, 1.0, s.moe_comm_overlap))
+        hidden_share = np.where(g.dual, 1.0, s.moe_comm_overlap)
+        moe_s = overlapped(count * one, comp.total_s, hidden_share, s.overlap_slowdown)
     cp_s: FloatArray | float = 0.0
     if np.any(g.cp > 1):
         # attention recompute repeats the forward exchange on the layers it applies to
@@ -322,7 +341,10 @@ def stage_communication(
         # variant is waited for before attention
         hidden = 0.0 if w.context_parallel == "allgather" else 1.0
         cp_s = overlapped(
-            lay.layers_per_stage * exchange, comp.attention_s * comp.attention_redo, hidden
+            lay.layers_per_stage * exchange,
+            comp.attention_s * comp.attention_redo,
+            hidden,
+            s.overlap_slowdown,
         )
     host_s = offload_time_s(g, lay, comp.total_s, w) + activation_offload_time_s(
         g, lay, mem, comp.total_s
@@ -426,27 +448,37 @@ def data_parallel_exposed_s(
         reduce_s = reduce_s + per_layer / layers
     # the reduction behind the backward pass of the micro-batch that makes the gradients (each
     # one's with ZeRO-2, the last one's otherwise), the gather behind the next step's first forward
-    zero_s = bucketed_exposed_s(
-        zero_reduce_s, reductions * stage_s * 2.0 / 3.0, buckets, s.dp_overlap
-    ) + bucketed_exposed_s(zero_gather_s, stage_s / 3.0, buckets, s.dp_overlap)
-    fsdp_s = fsdp_exposed_s(gather_s, reduce_s, pipeline_s / (lay.microbatches * layers), layers)
+    hide = partial(
+        bucketed_exposed_s, buckets=buckets, overlap=s.dp_overlap, slowdown=s.overlap_slowdown
+    )
+    zero_s = hide(zero_reduce_s, reductions * stage_s * 2.0 / 3.0) + hide(
+        zero_gather_s, stage_s / 3.0
+    )
+    layer_s = pipeline_s / (lay.microbatches * layers)
+    fsdp_s = fsdp_exposed_s(gather_s, reduce_s, layer_s, layers, s.overlap_slowdown)
     return np.where(g.fsdp, lay.microbatches * fsdp_s, zero_s)
 
 
 def bucketed_exposed_s(
-    comm_s: FloatArray, window_s: FloatArray, buckets: FloatArray, overlap: float
+    comm_s: FloatArray,
+    window_s: FloatArray,
+    buckets: FloatArray,
+    overlap: float,
+    slowdown: float = 0.0,
 ) -> FloatArray:
     """§2.7 Exposed time (s) of a data-parallel collective issued bucket by bucket as the compute
     of ``window_s`` (a micro-batch's backward for the gradient reduction, its forward for the
     weight gather) makes each bucket ready (Megatron-Core's ``overlap_grad_reduce`` and
     ``overlap_param_gather``, PyTorch DDP's gradient buckets, DeepSpeed's ``overlap_comm``): a
     fraction ``overlap`` of it (``dp_overlap``) hides, at most the window, and never the one
-    bucket issued after the window's compute (the reduction's last, the gather's first)::
+    bucket issued after the window's compute (the reduction's last, the gather's first); the
+    hidden part slows the compute by ``slowdown`` of its time (:func:`with_contention`)::
 
         T_exp = max(T − min(o·T, W), T / K)
     """
     hidden = np.minimum(overlap * comm_s, window_s)
-    return np.maximum(comm_s - hidden, comm_s / buckets)
+    exposed = np.maximum(comm_s - hidden, comm_s / buckets)
+    return with_contention(exposed, comm_s - exposed, slowdown)
 
 
 def _gradient_collectives(
@@ -513,7 +545,11 @@ def replica_all_reduce_s(
 
 
 def fsdp_exposed_s(
-    gather_s: FloatArray, reduce_s: FloatArray, layer_s: FloatArray, layers: FloatArray
+    gather_s: FloatArray,
+    reduce_s: FloatArray,
+    layer_s: FloatArray,
+    layers: FloatArray,
+    slowdown: float = 0.0,
 ) -> FloatArray:
     """§2.7 Exposed FSDP (ZeRO-3) time of one micro-batch on one stage (s): each layer's weights
     gathered for its forward and again for its backward pass (``gather_s`` each), its gradients
@@ -523,10 +559,12 @@ def fsdp_exposed_s(
     compute of the neighbouring layer (PyTorch FSDP's forward and backward prefetch, Zhao et
     al. 2023, arXiv:2304.11277, Sec. 3.3; Megatron-FSDP's double buffer). Only the first
     gather and what a layer's collectives take beyond its compute (``layer_s``: a third forward,
-    two thirds backward) show::
+    two thirds backward) show, and what hides slows the compute by ``slowdown`` of its time
+    (:func:`with_contention`)::
 
         T_fsdp = g + L · (max(g − c/3, 0) + max(g + r − 2c/3, 0))
     """
     forward = np.maximum(gather_s - layer_s / 3.0, 0.0)
     backward = np.maximum(gather_s + reduce_s - 2.0 * layer_s / 3.0, 0.0)
-    return gather_s + layers * (forward + backward)
+    hidden = layers * (2.0 * gather_s + reduce_s - forward - backward)
+    return with_contention(gather_s + layers * (forward + backward), hidden, slowdown)

@@ -300,9 +300,7 @@ def stage_communication(
             latent_b, g.tp, tp_b_s, s, tp_domains, latent_tensors, g.latency_scale
         )
     tp_all = np.where(g.tp > 1, tp_all, 0.0)
-    tp_s = overlapped(
-        tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap, s.overlap_slowdown
-    )
+    tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap, s.overlap_slowdown)
     # Placement tp-cp-ep-dp-pp (Megatron-Core's default): pipeline neighbours are tp·cp·dp ranks
     # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks
     # apart, in one domain when a whole pipeline (tp·pp ranks) fits in it.

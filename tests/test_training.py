@@ -15,7 +15,7 @@ from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.evaluation import step_breakdown
 from dse.model.evaluate import evaluate
-from dse.model.plans import PLACEMENTS, RECOMPUTE, ZB_H1, candidate_plans
+from dse.model.plans import PLACEMENTS, RECOMPUTE, ZB_H1, Plans, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
 from dse.model.training.grid import OFFLOAD, exp_per_sixteen_bit_flop
@@ -1264,6 +1264,49 @@ def test_fsdp_collectives_hide_behind_the_layers_they_prefetch_for() -> None:
     # a layer whose gather alone outlasts its forward compute shows the excess 40 times over
     slow = fsdp_exposed_s(np.array(2.0), np.array(0.0), layer_s, layers)
     assert float(slow) == pytest.approx(2.0 + 40 * ((2.0 - 1.0) + 0.0))
+
+
+def test_hidden_communication_slows_the_compute_it_hides_behind() -> None:
+    """§2.7 A collective that runs beside compute takes SMs and HBM bandwidth from it: the
+    hidden part costs κ of its time (``overlap_slowdown``), the exposed part all of it."""
+    from dse.model.training.collectives import bucketed_exposed_s, fsdp_exposed_s, overlapped
+
+    comm, compute = np.array([0.5, 2.0, 6.0]), np.array(3.0)
+    # hidden 0.5, 2 and 3 s: the first two entirely, the third up to the compute
+    paid = overlapped(comm, compute, 1.0, slowdown=0.2)
+    assert paid == pytest.approx([0.1, 0.4, 3.0 + 0.6])
+    # a third of 0.6 s hides, the rest shows; 10 buckets, the last (0.06 s) always shows
+    assert float(bucketed_exposed_s(np.array(0.6), np.array(0.2), np.array(10.0), 1.0, 0.5)) == (
+        pytest.approx(0.4 + 0.5 * 0.2)
+    )
+    # FSDP: of 40 layers' 0.5 s gathers and reduce-scatters only the first gather shows
+    quick = fsdp_exposed_s(np.array(0.5), np.array(0.5), np.array(3.0), np.array(40.0), 0.2)
+    assert float(quick) == pytest.approx(0.5 + 0.2 * 40 * 1.5)
+    # κ = 1: hiding buys nothing, κ = 0: it is free
+    assert overlapped(comm, compute, 1.0, slowdown=1.0) == pytest.approx(comm)
+    assert overlapped(comm, compute, 1.0) == pytest.approx([0.0, 0.0, 3.0])
+
+
+def test_contention_costs_only_where_communication_hides() -> None:
+    """§2.7 ``overlap_slowdown`` never speeds a step up, costs nothing without collectives (one
+    chip) and at most what exposing every collective would cost (κ = 1 against no overlap)."""
+    workload = load_workload("llama3.1-8b")
+    fsdp = candidate_plans(workload, tp=1, pp=1, microbatch=1, recompute="full", zero_stage=3)
+    zero1 = candidate_plans(workload, tp=2, pp=1, microbatch=1, recompute="full", zero_stage=1)
+
+    def step(n: float, plans: Plans, **overrides: float) -> float:
+        settings = load_settings().with_overrides(**overrides)
+        designs = _cluster("h100-sxm", [n])
+        return float(evaluate(designs, workload, settings, plans).columns["step_time_s"][0])
+
+    alone = [step(1.0, fsdp, overlap_slowdown=k) for k in (0.0, 0.5)]
+    assert alone[0] == pytest.approx(alone[1], rel=1e-12)
+    for plans in (fsdp, zero1):
+        times = [step(256.0, plans, overlap_slowdown=k, dp_overlap=1.0) for k in (0, 0.2, 0.6)]
+        assert times[0] < times[1] < times[2]
+    hidden_all = step(256.0, zero1, overlap_slowdown=1.0, dp_overlap=1.0)
+    shown_all = step(256.0, zero1, overlap_slowdown=0.0, dp_overlap=0.0)
+    assert hidden_all == pytest.approx(shown_all, rel=1e-9)
 
 
 def test_tensor_parallelism_beyond_the_kv_heads_replicates_them() -> None:

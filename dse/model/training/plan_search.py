@@ -246,11 +246,18 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
             linear_flops * redo.matmul + logits_flops,
             attention_flops * redo.attention * attention_overhead_factor,
             memory_bytes * redo.other,
-            tp_bytes * (1.0 - s.tp_overlap) + pp_bytes,
+            tp_bytes * paid_share(s.tp_overlap, s) + pp_bytes,
             latency_s,
         ]
     )
     return coefficients, _moe_link_bytes(plans, w, s, tokens_mb, layers_per_stage, redone)
+
+
+def paid_share(overlap: FloatArray | float, s: Settings) -> FloatArray | float:
+    """§2.7 The least share of a collective's time a step pays with a fraction ``overlap`` of it
+    hidden: the rest shows, and what hides slows the compute by ``overlap_slowdown``
+    (``(1 − o) + κ·o``; at least that, since no more than ``o`` hides)."""
+    return (1.0 - overlap) + s.overlap_slowdown * overlap
 
 
 def _moe_link_bytes(
@@ -271,21 +278,21 @@ def _moe_link_bytes(
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
     one_b = tokens_mb / plans.tp * w.d_model * element_b / s.collective_efficiency
     hidden = np.where(plans.dualpipe, 1.0, s.moe_comm_overlap)
-    return count * one_b * (1.0 - hidden)
+    return count * one_b * paid_share(hidden, s)
 
 
 def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
-    """``(5, k)`` data-parallel bytes per step that no overlap hides (§2.7), in the rows
+    """``(5, k)`` data-parallel bytes per step that the step pays for (§2.7), in the rows
     lower_bounds reads: shared gradients, expert gradients, first gather per micro-batch,
     FSDP's bytes per micro-batch, ZeRO-2's expert gradients per micro-batch.
 
     ZeRO-1 reduce-scatters and all-gathers each gradient once per step, the shared parameters
-    over the D·c ranks that hold them, the experts over their expert_dp ranks: the exposed part
-    is at least (1 − o_dp) of them, without latency. FSDP prefetches its gathers and
-    reduce-scatters behind the layers' compute: at least the first layer's gather of each
-    micro-batch shows, and the step lasts at least as long as all of them. ZeRO-2
-    reduce-scatters each micro-batch's gradients (rows 2 and 4, scaled by the micro-batches)
-    and all-gathers the weights once (rows 0 and 1)."""
+    over the D·c ranks that hold them, the experts over their expert_dp ranks: the step pays
+    at least (1 − o_dp) + κ·o_dp of them (:func:`paid_share`), without latency. FSDP prefetches
+    its gathers and reduce-scatters behind the layers' compute: at least the first layer's
+    gather of each micro-batch shows, and the step lasts at least as long as all of them.
+    ZeRO-2 reduce-scatters each micro-batch's gradients (rows 2 and 4, scaled by the
+    micro-batches) and all-gathers the weights once (rows 0 and 1)."""
     tp, pp, ep = plans.tp, plans.pp, plans.ep
     layers_per_stage = np.ceil(w.layers / pp)
     shared_params = (w.total_params - w.expert_params) / (tp * pp)
@@ -294,9 +301,9 @@ def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     grad_b = s.grad_reduce_bytes_per_param
     fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
     first_gather_b = (shared_params + expert_params) * s.weight_bytes_per_param / layers_per_stage
-    hidden_share = max(1.0 - s.dp_overlap, 0.0) / s.collective_efficiency
-    shared_b = hidden_share * shared_params * grad_b
-    expert_b = hidden_share * expert_params * grad_b if w.is_moe else np.zeros_like(tp)
+    paid = paid_share(s.dp_overlap, s) / s.collective_efficiency
+    shared_b = paid * shared_params * grad_b
+    expert_b = paid * expert_params * grad_b if w.is_moe else np.zeros_like(tp)
     # ZeRO-0's all-reduce moves the bytes of a reduce-scatter and an all-gather by ring or
     # tree, but only one such share through switches that reduce (§2.7): bounded by one.
     once = np.where(zero2 | (plans.zero_stage == 0), 1.0, 2.0)

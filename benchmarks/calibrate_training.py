@@ -19,6 +19,7 @@ from dse.calibration import (
     cross_validate,
     goodput_trends,
     prediction_tables,
+    search_shifts,
     summary,
     write_residuals,
 )
@@ -36,7 +37,7 @@ def main() -> None:
         start = time.perf_counter()
         rows, fitted = cross_validate(by, tables=tables)
         if by == "source":
-            write_residuals(rows, RESIDUALS_PATH)
+            write_residuals(rows, RESIDUALS_PATH, search_shifts())
             print(f"wrote the held-out errors behind the prediction intervals: {RESIDUALS_PATH}")
         print(f"leave one {by} out ({time.perf_counter() - start:.0f} s); fitted on all: {fitted}")
         print(

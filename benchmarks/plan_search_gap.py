@@ -13,28 +13,21 @@ Run: python benchmarks/plan_search_gap.py
 
 from __future__ import annotations
 
-import copy
 import statistics
 from collections import defaultdict
 
 from dse.calibration import median_abs
 from dse.settings import load_settings
-from dse.validation import compare_run, load_runs
+from dse.validation import searched_plan_pairs
 
 
 def paired_errors() -> list[tuple[str, str, float, float]]:
     """(run id, family, error with the published plan, error with the searched plan) for the
     first figure of every steady-state run that publishes a plan."""
-    settings = load_settings()
-    out = []
-    for run in load_runs():
-        if run["run_type"] != "throughput" or all(v is None for v in run["plan"].values()):
-            continue
-        free = copy.deepcopy(run)
-        free["plan"] = dict.fromkeys(free["plan"])
-        pinned, searched = compare_run(run, settings)[0], compare_run(free, settings)[0]
-        out.append((run["id"], pinned.family, pinned.error, searched.error))
-    return out
+    first: dict[str, tuple[str, str, float, float]] = {}
+    for pinned, searched in searched_plan_pairs(load_settings()):
+        first.setdefault(pinned.run, (pinned.run, pinned.family, pinned.error, searched.error))
+    return list(first.values())
 
 
 def main() -> None:

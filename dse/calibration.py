@@ -35,7 +35,7 @@ from dse.errors import InputError
 from dse.files import read_toml
 from dse.intervals import time_log_error
 from dse.settings import Settings, load_settings
-from dse.validation import Comparison, validate
+from dse.validation import Comparison, searched_plan_pairs, validate
 
 GRID: dict[str, tuple[float, ...]] = {
     # At most 20: the eager PyTorch layers measured on an H200 need 14.6-16.7 bytes per stored
@@ -369,14 +369,34 @@ def cross_validate(
     return out, fitted
 
 
-def write_residuals(rows: Sequence[HeldOut], path: Path) -> None:
-    """The held-out errors behind the prediction intervals (dse/intervals.py), as CSV."""
-    lines = ["run,metric,family,run_type,moe,time_log_error"]
+def search_shifts(settings: Settings | None = None) -> dict[tuple[str, str], float]:
+    """How much the plan search moves each figure of the steady-state runs that publish a plan,
+    ``(run, metric) → ln(searched time / pinned time)`` at ``settings`` (the searched plan's
+    time log error minus the pinned plan's; < 0: the search finds the run faster)."""
+    return {
+        (pinned.run, pinned.metric): time_log_error(
+            pinned.metric, searched.predicted, pinned.reported
+        )
+        - time_log_error(pinned.metric, pinned.predicted, pinned.reported)
+        for pinned, searched in searched_plan_pairs(settings)
+    }
+
+
+def write_residuals(
+    rows: Sequence[HeldOut], path: Path, shifts: Mapping[tuple[str, str], float] | None = None
+) -> None:
+    """The held-out errors behind the prediction intervals (dse/intervals.py), as CSV, with each
+    figure's error under the searched plan (its held-out error plus its ``shifts`` entry,
+    :func:`search_shifts`) where it has one."""
+    shifts = shifts or {}
+    lines = ["run,metric,family,run_type,moe,time_log_error,searched_time_log_error"]
     for h in rows:
         r = h.row
         e = time_log_error(r.metric, h.held_out, r.reported)
         moe = "true" if r.moe else "false"
-        lines.append(f"{r.run},{r.metric},{r.family},{r.run_type},{moe},{e:.6f}")
+        shift = shifts.get((r.run, r.metric))
+        searched = "" if shift is None else f"{e + shift:.6f}"
+        lines.append(f"{r.run},{r.metric},{r.family},{r.run_type},{moe},{e:.6f},{searched}")
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)

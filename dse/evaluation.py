@@ -20,14 +20,15 @@ from dse.model.plans import candidate_plans
 from dse.settings import Settings
 
 
-def prediction_intervals(record: dict[str, Any], moe: bool) -> dict[str, list[float]]:
+def prediction_intervals(
+    record: dict[str, Any], moe: bool, searched: bool = True
+) -> dict[str, list[float]]:
     """80 % intervals (docs/model.md §4) of one record's metrics, ``metric → [low, high]``;
-    the same computation as a results row's ``<metric>_low``/``_high`` columns."""
+    the same computation as a results row's ``<metric>_low``/``_high`` columns. ``searched``:
+    the plan was left to the search (wider and slower steady-state bands than a pinned plan's)."""
     columns = {metric: np.array([float(record[metric])]) for metric in INTERVAL_METRICS}
-    return {
-        metric: [float(low[0]), float(high[0])]
-        for metric, (low, high) in intervals.prediction_intervals(columns, moe=moe).items()
-    }
+    bands = intervals.prediction_intervals(columns, moe=moe, searched=searched)
+    return {metric: [float(low[0]), float(high[0])] for metric, (low, high) in bands.items()}
 
 
 def evaluate_one(
@@ -60,7 +61,7 @@ def evaluate_one(
     }
     out.update(record)
     out["breakdown_s"] = step_breakdown(metrics, 0)
-    out["interval"] = prediction_intervals(out, workload.is_moe)
+    out["interval"] = prediction_intervals(out, workload.is_moe, searched=len(plans) > 1)
     if "peak_tflop_s" in chip.published:
         # A shipped product is buildable by definition: a silicon limit it appears to break is
         # an error of the silicon model's estimate, reported as a note, not a design violation.

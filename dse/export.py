@@ -76,7 +76,9 @@ def results_columns(evaluation: Evaluation) -> Columns:
         else:
             out[name] = column
     out.update(metrics.columns)
-    out.update(interval_columns(metrics.columns, moe=evaluation.moe))
+    out.update(
+        interval_columns(metrics.columns, moe=evaluation.moe, searched=evaluation.plan_searched)
+    )
     for name in PLAN_COLUMNS:
         out[name] = metrics.plan[name]
     out["recompute"] = np.array(RECOMPUTE)[metrics.plan["recompute"]]

@@ -7,17 +7,22 @@ so a figure the model predicts too slow has e > 0 whether it was published as a 
 throughput or an MFU. A prediction's interval
 is the range the reported value fell in for 80 % of comparable runs: the 10th and 90th
 percentiles of e over the runs of the same kind (steady-state throughput or full run; dense or
-MoE), pooled over all runs where a kind has fewer than ``MIN_RESIDUALS``. This is split
-conformal prediction on the held-out errors; it covers the model's error on runs like the
-published ones, not the uncertainty of the technology constants of a hypothetical chip.
+MoE), pooled over all runs where a kind has fewer than ``MIN_RESIDUALS``. A steady-state
+prediction whose plan was left to the search takes the band of the same figures re-predicted
+with the searched plan (``searched_time_log_error``: the held-out error plus the search's shift
+at the shipped defaults, :func:`dse.calibration.search_shifts`), since the search is
+optimistic. This is split conformal prediction on the held-out errors; it covers the model's
+error on runs like the published ones, not the uncertainty of the technology constants of a
+hypothetical chip.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -38,43 +43,81 @@ INTERVAL_COLUMNS: tuple[str, ...] = tuple(
 """Results columns of the intervals, ``<metric>_low`` and ``<metric>_high``, in this order."""
 
 
+class Residual(NamedTuple):
+    """One held-out figure: ``e`` with its published plan (or the search's, where the run
+    publishes none) and ``searched``, the same figure with every plan key left to the search
+    (steady-state runs that publish a plan; ``None`` otherwise)."""
+
+    full_run: bool
+    moe: bool
+    e: float
+    searched: float | None = None
+
+
 @cache
-def residuals(path: Path = RESIDUALS_PATH) -> tuple[tuple[bool, bool, float], ...]:
-    """(full_run, moe, e) of every held-out figure."""
+def residuals(path: Path = RESIDUALS_PATH) -> tuple[Residual, ...]:
+    """Every held-out figure of the residuals file."""
     with path.open(newline="") as fh:
         return tuple(
-            (row["run_type"] == "full_run", row["moe"] == "true", float(row["time_log_error"]))
+            Residual(
+                row["run_type"] == "full_run",
+                row["moe"] == "true",
+                float(row["time_log_error"]),
+                float(row["searched_time_log_error"])
+                if row.get("searched_time_log_error")
+                else None,
+            )
             for row in csv.DictReader(fh)
         )
 
 
 def log_error_band(
-    full_run: bool, moe: bool, rows: tuple[tuple[bool, bool, float], ...] | None = None
+    full_run: bool,
+    moe: bool,
+    rows: Sequence[Residual] | None = None,
+    *,
+    searched: bool = False,
 ) -> tuple[float, float]:
     """The 10th and 90th percentiles of e for runs of this kind (pooled when too few), over
-    ``rows`` (full_run, moe, e) or the shipped residuals."""
+    ``rows`` or the shipped residuals. ``searched``: the prediction's plan was left to the
+    search, so a steady-state band is that of the published figures re-predicted with the
+    searched plan (the search is optimistic, docs/model.md §4); a full run's band already holds
+    the runs whose plans were searched."""
     rows = residuals() if rows is None else rows
-    same = [e for f, m, e in rows if f == full_run and m == moe]
-    pool = same if len(same) >= MIN_RESIDUALS else [e for *_, e in rows]
+    if searched and not full_run:
+        pairs = [(r.full_run, r.moe, r.searched) for r in rows if r.searched is not None]
+    else:
+        pairs = [(r.full_run, r.moe, r.e) for r in rows]
+    same = [e for f, m, e in pairs if f == full_run and m == moe]
+    pool = same if len(same) >= MIN_RESIDUALS else [e for *_, e in pairs]
     low, high = np.quantile(pool, QUANTILES)
     return float(low), float(high)
 
 
-def interval(metric: str, value: float, *, full_run: bool, moe: bool) -> tuple[float, float]:
+def interval(
+    metric: str, value: float, *, full_run: bool, moe: bool, searched: bool = False
+) -> tuple[float, float]:
     """80 % interval of ``metric`` around the model's ``value``: where the reported value of a
     comparable run fell. Time-like metrics: value·e^(−q90) … value·e^(−q10); MFU inversely."""
-    low, high = interval_arrays(metric, np.array([value]), full_run=full_run, moe=moe)
+    low, high = interval_arrays(
+        metric, np.array([value]), full_run=full_run, moe=moe, searched=searched
+    )
     return float(low[0]), float(high[0])
 
 
 def interval_arrays(
-    metric: str, values: ArrayLike, *, full_run: bool, moe: bool | ArrayLike
+    metric: str,
+    values: ArrayLike,
+    *,
+    full_run: bool,
+    moe: bool | ArrayLike,
+    searched: bool = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """:func:`interval` over an array of model values, shape ``(n,)``; ``moe`` is one flag
     for all or one per value."""
     values = np.asarray(values, dtype=np.float64)
     kind = np.broadcast_to(np.asarray(moe, dtype=bool), values.shape)
-    bands = {flag: log_error_band(full_run, flag) for flag in (False, True)}
+    bands = {flag: log_error_band(full_run, flag, searched=searched) for flag in (False, True)}
     q10 = np.where(kind, bands[True][0], bands[False][0])
     q90 = np.where(kind, bands[True][1], bands[False][1])
     if metric in SPEED_LIKE:
@@ -83,26 +126,32 @@ def interval_arrays(
 
 
 def prediction_intervals(
-    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike
+    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike, searched: bool = False
 ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """80 % intervals of every :data:`INTERVAL_METRICS` column, ``metric → (low, high)``, each
     of shape ``(n,)``: step time and MFU as steady-state throughput, the run's days,
-    chip-hours, energy and cost as a full run (goodput included)."""
+    chip-hours, energy and cost as a full run (goodput included); ``searched``: the plans were
+    left to the search (:func:`log_error_band`)."""
     return {
         metric: interval_arrays(
-            metric, columns[metric], full_run=metric not in THROUGHPUT_METRICS, moe=moe
+            metric,
+            columns[metric],
+            full_run=metric not in THROUGHPUT_METRICS,
+            moe=moe,
+            searched=searched,
         )
         for metric in INTERVAL_METRICS
     }
 
 
 def interval_columns(
-    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike
+    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike, searched: bool = False
 ) -> dict[str, NDArray[np.float64]]:
     """The :data:`INTERVAL_COLUMNS` of results rows (``training_days_low``, ...) from their
-    metric columns, for a workload that is a Mixture of Experts (``moe``) or not."""
+    metric columns, for a workload that is a Mixture of Experts (``moe``) or not, with plans
+    left to the search (``searched``) or pinned."""
     out: dict[str, NDArray[np.float64]] = {}
-    for metric, (low, high) in prediction_intervals(columns, moe=moe).items():
+    for metric, (low, high) in prediction_intervals(columns, moe=moe, searched=searched).items():
         out[f"{metric}_low"], out[f"{metric}_high"] = low, high
     return out
 

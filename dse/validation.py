@@ -356,6 +356,22 @@ def validate(
     return [row for run in load_runs(path) for row in compare_run(run, settings, family_scales)]
 
 
+def searched_plan_pairs(
+    settings: Settings | None = None, path: Path = RUNS_PATH
+) -> list[tuple[Comparison, Comparison]]:
+    """Every figure of every steady-state run that publishes a plan, evaluated twice: with the
+    published plan pinned and with every plan key left to the search (the run's other facts
+    kept), as ``(pinned, searched)`` (docs/model.md §4, "Plans left to the search")."""
+    settings = settings or load_settings()
+    pairs: list[tuple[Comparison, Comparison]] = []
+    for run in load_runs(path):
+        if run["run_type"] != "throughput" or all(v is None for v in run["plan"].values()):
+            continue
+        free = {**run, "plan": dict.fromkeys(run["plan"])}
+        pairs += zip(compare_run(run, settings), compare_run(free, settings), strict=True)
+    return pairs
+
+
 def median_abs_error(rows: list[Comparison]) -> float:
     """Median of |predicted / reported − 1| over all rows."""
     return statistics.median(abs(r.error) for r in rows) if rows else float("nan")

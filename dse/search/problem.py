@@ -31,7 +31,8 @@ class Evaluation:
     ``X`` (n, d) level indices; ``F`` (n, k) objectives to minimize (maximized ones negated);
     ``G`` (n, m) constraints, ``<= 0`` feasible, model constraints then the space's; ``feasible``
     (n,) their conjunction (and finite objectives). ``moe``: the workload is a Mixture of
-    Experts (its prediction intervals are those of MoE runs).
+    Experts (its prediction intervals are those of MoE runs); ``plan_searched``: each design's
+    plan was the search's, not a pinned one (its intervals are those of searched plans).
     """
 
     X: IntArray
@@ -41,6 +42,7 @@ class Evaluation:
     G: FloatArray
     feasible: np.ndarray
     moe: bool
+    plan_searched: bool = True
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -75,7 +77,9 @@ class Problem:
         metrics = metrics.with_constraints(self.space.constraint_values(metrics))
         F = objective_matrix(metrics.columns, self.space.objectives)
         feasible = metrics.feasible & np.all(np.isfinite(F), axis=1)
-        return Evaluation(X, designs, metrics, F, metrics.G, feasible, self.workload.is_moe)
+        return Evaluation(
+            X, designs, metrics, F, metrics.G, feasible, self.workload.is_moe, len(self.plans) > 1
+        )
 
     def fingerprint(self) -> str:
         """A hash of everything that decides the results: space file, workload, settings."""

@@ -62,6 +62,7 @@ def evaluate_one(
     out.update(record)
     out["breakdown_s"] = step_breakdown(metrics, 0)
     out["interval"] = prediction_intervals(out, workload.is_moe, searched=len(plans) > 1)
+    out["interval_level"] = intervals.INTERVAL_LEVEL
     if "peak_tflop_s" in chip.published:
         # A shipped product is buildable by definition: a silicon limit it appears to break is
         # an error of the silicon model's estimate, reported as a note, not a design violation.

@@ -29,6 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 RESIDUALS_PATH = Path(__file__).with_name("validation_residuals.csv")
 QUANTILES = (0.1, 0.9)
+INTERVAL_LEVEL = round(QUANTILES[1] - QUANTILES[0], 6)
+"""Share of comparable published figures an interval covers (``interval_level`` in JSON)."""
 MIN_RESIDUALS = 10
 TIME_LIKE = ("training_days", "chip_hours", "step_time_s", "energy_mwh", "cost_usd")
 SPEED_LIKE = ("mfu",)

@@ -79,6 +79,7 @@ def test_evaluate_reports_an_interval_per_metric(dse: Callable[..., Any]) -> Non
         "json",
     ).json()
     assert set(record["interval"]) == set(INTERVAL_METRICS)
+    assert record["interval_level"] == 0.8
     for metric, (low, high) in record["interval"].items():
         assert 0 < low < high
         # The model's error on runs like this one spans its own prediction.

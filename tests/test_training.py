@@ -1585,6 +1585,25 @@ def test_latent_attention_gathers_its_latents_for_tensor_parallelism() -> None:
     assert 0 < tp_s[0] < tp_s[1]
 
 
+def test_the_search_recomputes_mla_up_projections_for_mla_workloads_only() -> None:
+    """§2.5 The search tries MLA's up-projection recompute, the policy DeepSeek-V3 trains with,
+    for MLA workloads alone; on DeepSeek-V3's published plan, where nothing recomputed does not
+    fit on an H800, it is the fastest plan that fits (full and op-level recompute redo more)."""
+
+    def policies(workload_id: str) -> set[str]:
+        plans = candidate_plans(load_workload(workload_id))
+        return {RECOMPUTE[int(rc)] for rc in np.unique(plans.recompute)}
+
+    assert "mla_up_proj" in policies("deepseek-v3")
+    assert "mla_up_proj" not in policies("llama3.1-70b")
+    assert "mla_up_proj" not in policies("mixtral-8x7b")
+    deepseek = load_workload("deepseek-v3")
+    plan = {"tp": 1, "pp": 16, "ep": 64, "zero_stage": 1, "microbatch": 1, "schedule": "dualpipe"}
+    searched = _pinned(deepseek, _cluster("h800", [2048.0]), **plan)
+    assert searched.record(0)["plan"]["recompute"] == "mla_up_proj"
+    assert bool(searched.training.fits[0])
+
+
 def test_mla_up_proj_recompute_drops_the_up_projected_heads(dse) -> None:
     """§2.5-2.6 Megatron's ``mla_up_proj`` recompute keeps MLA's latents and drops the queries,
     keys and values (128 heads x (192 + 192 + 128) 16-bit elements a token) and recomputes them:

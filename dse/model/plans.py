@@ -53,14 +53,21 @@ and the norms; ``mla_up_proj``: Megatron-Core's selective recompute of MLA's up 
 recomputes them from the kept latents (MLA workloads only). The search tries ``offload`` with
 FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's
 ``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``,
-``qkv_linear1``, ``qkv_context`` and ``mla_up_proj`` are evaluated when pinned
-(:data:`SEARCHED_RECOMPUTE`)."""
+``qkv_linear1`` and ``qkv_context`` are evaluated when pinned, ``mla_up_proj`` also searched
+for MLA workloads (:data:`SEARCHED_RECOMPUTE`, :data:`SEARCHED_MLA_RECOMPUTE`)."""
 
 SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
 """The policies the plan search tries. ``ffn``, ``qkv_linear1`` and ``qkv_context`` (one stack's
 policies, which redo part of each layer's linear layers, and attention or not, to keep less than
 ``op`` or ``none``) are published facts to pin; the search leaves them out to keep its plan
 count."""
+SEARCHED_MLA_RECOMPUTE = ("mla_up_proj",)
+"""Policies the search adds for Multi-head Latent Attention workloads: the recompute of MLA's up
+projections is how the MLA models are trained, not one stack's choice. DeepSeek-V3 recomputes
+them, and every RMSNorm, in the backward pass (DeepSeek-AI 2024, arXiv:2412.19437, Sec. 3.2.3).
+Megatron-Core offers it as ``recompute_modules = ["mla_up_proj"]``; Megatron-Bridge's DeepSeek-V3
+performance recipes for the H100 use it, with the MLP's (``recompute_modules = ["mla_up_proj",
+"mlp"]``, src/megatron/bridge/perf_recipes/deepseek/h100/deepseek_v3.py)."""
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -377,7 +384,8 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
     p = pinned
     heads, sequences = workload.heads, workload.global_batch_sequences
     experts = _powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1]
-    searched_rc = [RECOMPUTE.index(r) for r in SEARCHED_RECOMPUTE]
+    mla_rc = SEARCHED_MLA_RECOMPUTE if workload.is_mla else ()
+    searched_rc = [RECOMPUTE.index(r) for r in SEARCHED_RECOMPUTE + mla_rc]
     return [
         [p.tp] if p.tp else [v for v in TP_CHOICES if v <= max_tp and heads % v == 0],
         [p.pp] if p.pp else _searched_pp(workload),

@@ -267,3 +267,9 @@ def test_the_search_interleaves_up_to_eight_virtual_stages_where_the_layers_spli
     assert (vp[pp < 4] == 1).all()
     per_stage = np.ceil(w.layers / pp)
     assert (per_stage % vp == 0).all()
+    # Not powers of two alone: Mixtral 8x22B's 56 layers on 8 stages are 7 a stage, which
+    # interleave only by 7; Llama 3 70B's 80 on 16 stages are 5 a stage.
+    mixtral = candidate_plans(load_workload("mixtral-8x22b"), max_tp=8)
+    assert set(np.unique(mixtral.virtual_stages[mixtral.pp == 8])) == {1.0, 7.0}
+    llama = candidate_plans(load_workload("llama3.1-70b"), max_tp=8)
+    assert set(np.unique(llama.virtual_stages[llama.pp == 16])) == {1.0, 5.0}

@@ -72,9 +72,12 @@ performance recipes for the H100 use it, with the MLP's (``recompute_modules = [
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
 MICROBATCH_CHOICES = (1, 2, 4, 8)
-VP_CHOICES = (1, 2, 4, 8)
-"""Virtual pipeline stages per rank the search tries (docs/model.md §2.4): the published plans
-pin 2-20, 8 most often (Megatron-Bridge, MLPerf); more only when pinned."""
+VP_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8)
+"""Virtual pipeline stages per rank the search tries (docs/model.md §2.4), those that divide the
+layers per stage (Megatron-Core's rule): the published plans pin 2-20, 8 most often
+(Megatron-Bridge, MLPerf); more only when pinned. Not powers of two alone: 7 layers a stage
+(Mixtral 8x22B on 8 stages, Qwen2-57B-A14B on 4) interleave only by 7, and 5 (Llama 3 70B on
+16) only by 5."""
 PLACEMENTS = ("tp-cp-ep-dp-pp", "tp-pp-dp")
 """Rank placements (docs/model.md §2.4), the order of the parallel dimensions from the
 innermost (neighbouring ranks, which share a scale-up domain first) to the outermost, as

@@ -458,6 +458,13 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         element = 1.75 if w.precision in ("fp8", "fp4") else 2.0
         in_domain = min(plan.ep, chip.domain)
         remote = k * (plan.ep - in_domain) / plan.ep
+        if w.moe_dispatcher == "hierarchical":  # once per remote domain with any of its experts
+            domains = plan.ep / in_domain
+            per_domain = w.experts / domains
+            missed = math.prod(
+                max(w.experts - per_domain - i, 0) / (w.experts - i) for i in range(k)
+            )
+            remote = (domains - 1) * (1 - missed)
         if w.route_max_domains:
             remote = min(remote, w.route_max_domains)
         local = k * (plan.ep - 1) / plan.ep - remote

@@ -301,6 +301,8 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("palm-540b", 0.0, None),  # parallel blocks sharing one norm
         ("gpt-oss-20b", 0.3, 32768),  # 128-token sliding windows in half the layers, cp searched
         ("llama3.1-8b+compiled", 0.0, None),  # memory-bound operators fused by a graph compiler
+        ("qwen3-30b-a3b+hierarchical", 0.0, None),  # DeepEP: once per remote domain
+        ("deepseek-v3+hierarchical", 0.5, None),  # ... under node-limited routing
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
@@ -315,6 +317,8 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         workload = workload.with_changes(context_parallel=kernel, repeat_kv=True)
     elif kernel == "compiled":
         workload = workload.with_changes(compiler=kernel)
+    elif kernel == "hierarchical":
+        workload = workload.with_changes(moe_dispatcher=kernel)
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
@@ -842,6 +846,32 @@ def test_dualpipe_hides_the_all_to_all_and_shrinks_the_bubble() -> None:
     assert dual.training.bubble_fraction[0] < plain.training.bubble_fraction[0]
     assert dual.columns["memory_per_chip_gb"][0] > plain.columns["memory_per_chip_gb"][0]
     assert dual.record(0)["plan"]["schedule"] == "dualpipe"  # type: ignore[index]
+
+
+def test_hierarchical_dispatch_crosses_the_network_once_per_remote_domain() -> None:
+    """Qwen3-235B's 128 experts, top 8, over EP 32 in domains of 8 (4 domains of 32 experts):
+    the all-to-all sends 8·24/32 = 6 copies of a token across the network, DeepEP one per
+    remote domain hit, 3·(1 − C(96, 8)/C(128, 8)); inside one domain none either way; under
+    DeepSeek-V3's node-limited routing (at most 4 domains) both send 4."""
+    from math import comb
+
+    from dse.model.training.collectives import network_copies
+
+    qwen = load_workload("qwen3-235b-a22b")
+    deep = qwen.with_changes(moe_dispatcher="hierarchical")
+    ep, domain = np.array([32.0, 8.0]), np.array([8.0, 8.0])
+    assert network_copies(qwen, ep, domain) == pytest.approx([6.0, 0.0])
+    expected = 3.0 * (1.0 - comb(96, 8) / comb(128, 8))
+    assert network_copies(deep, ep, domain) == pytest.approx([expected, 0.0])
+    designs = _cluster("h100-sxm", [256.0])
+    plan = {"tp": 2, "pp": 8, "ep": 32, "microbatch": 1, "recompute": "selective", "zero_stage": 1}
+    plain, hierarchical = (_pinned(w, designs, **plan) for w in (qwen, deep))
+    assert hierarchical.training.moe_comm_time_s[0] < plain.training.moe_comm_time_s[0]
+    assert hierarchical.columns["step_time_s"][0] < plain.columns["step_time_s"][0]
+    v3 = load_workload("deepseek-v3")
+    v3_deep = v3.with_changes(moe_dispatcher="hierarchical")
+    assert network_copies(v3, np.array([64.0]), np.array([8.0])) == pytest.approx([4.0])
+    assert network_copies(v3_deep, np.array([64.0]), np.array([8.0])) == pytest.approx([4.0])
 
 
 def test_zero_bubble_takes_two_thirds_of_the_bubble_at_the_memory_of_1f1b() -> None:

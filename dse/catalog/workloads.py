@@ -104,6 +104,13 @@ Team 2024, arXiv:2407.21783, Sec. 3.3.2; PyTorch's experimental ``context_parall
 for at once), and the backward pass all-gathers them again and passes the gradients around the
 ring in fp32 (PyTorch's ``_templated_ring_attention_backward``)."""
 
+MOE_DISPATCHERS = ("alltoall", "hierarchical")
+"""How the MoE layers send tokens to their experts' ranks (docs/model.md §2.7). ``alltoall``: one
+copy per remote expert, an all-to-all over the expert group (NCCL; Megatron-Core's ``alltoall``
+dispatcher). ``hierarchical``: a token crosses the scale-out network once per remote scale-up
+domain that holds any of its experts and is forwarded inside it on the scale-up links
+(DeepEP's internode kernels, HybridEP; Megatron-Core's ``flex`` dispatcher)."""
+
 WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "layers": (1, 10_000),
     "d_model": (1, 1_000_000),
@@ -194,6 +201,9 @@ WORKLOAD_SCHEMA = Table(
                     "str", required=False, default="ring", choices=CONTEXT_PARALLEL
                 ),
                 "compiler": Field("str", required=False, default="eager", choices=COMPILERS),
+                "moe_dispatcher": Field(
+                    "str", required=False, default="alltoall", choices=MOE_DISPATCHERS
+                ),
                 "repeat_kv": Field("bool", required=False, default=False),
             }
         ),
@@ -264,6 +274,8 @@ class Workload:
     compiler: str = "eager"
     """Whether the memory-bound operators run eagerly or fused by a graph compiler
     (:data:`COMPILERS`, docs/model.md §2.6)."""
+    moe_dispatcher: str = "alltoall"
+    """How the MoE layers send tokens to their experts' ranks (:data:`MOE_DISPATCHERS`, §2.7)."""
     repeat_kv: bool = False
     """The training code repeats each key/value head for its group of query heads before
     attention (torchtitan's Llama ``repeat_kv``), so context parallelism exchanges the ``H/t``
@@ -643,6 +655,7 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         fp8_casts=training["fp8_casts"],
         context_parallel=training["context_parallel"],
         compiler=training["compiler"],
+        moe_dispatcher=training["moe_dispatcher"],
         repeat_kv=training["repeat_kv"],
         parallel_blocks=model["parallel_blocks"],
         parallel_shared_norm=model["parallel_shared_norm"],

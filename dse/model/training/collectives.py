@@ -170,9 +170,8 @@ def all_to_all_time_s(
 
     Each token goes to ``k`` experts spread evenly over the ``ep`` ranks of its expert group,
     which is contiguous in rank order: copies for ranks in the own scale-up domain travel on
-    it, the others on the scale-out network, both at once. Node-limited routing
-    (``route_max_domains`` = M, DeepSeek-V3) sends a token to at most M other domains once each
-    and forwards it inside them on the scale-up links. fp8 training dispatches in fp8 and
+    it, the others on the scale-out network (:func:`network_copies`), both at once; copies a
+    remote domain forwards inside it travel on its scale-up links. fp8 training dispatches in fp8 and
     combines in 16-bit (1.75 bytes per element forward and backward together); 16-bit
     training moves 2 bytes. ``pods``: the fabric's pod size (chips) and oversubscription
     ``r``; the copies for ranks beyond the pod leave it at ``1/r`` of the NIC bandwidth
@@ -180,10 +179,7 @@ def all_to_all_time_s(
     """
     k = float(w.experts_per_token)
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
-    in_domain = np.minimum(ep, domain)
-    remote = k * (ep - in_domain) / ep
-    if w.route_max_domains:
-        remote = np.minimum(remote, float(w.route_max_domains))
+    remote = network_copies(w, ep, domain)
     local = k * (ep - 1.0) / ep - remote  # own domain, plus copies forwarded in remote ones
     token_b = tokens * w.d_model * element_b
     scale_up = token_b * np.maximum(local, 0.0) / up_b_s
@@ -194,6 +190,46 @@ def all_to_all_time_s(
         leaving = np.minimum(k * (ep - np.minimum(ep, pod_chips)) / ep, remote)
         scale_out = token_b * np.maximum(remote, leaving * oversubscription) / out_b_s
     return np.maximum(scale_up, scale_out) / settings.collective_efficiency
+
+
+def network_copies(w: Workload, ep: FloatArray, domain: FloatArray) -> FloatArray:
+    """§2.7 Copies of one token that a MoE dispatch of workload ``w`` sends over the scale-out
+    network (:func:`dispatch_network_copies`)."""
+    hierarchical = float(w.experts) if w.moe_dispatcher == "hierarchical" else 0.0
+    route = float(w.route_max_domains or 0)
+    return dispatch_network_copies(float(w.experts_per_token), hierarchical, route, ep, domain)
+
+
+def dispatch_network_copies(
+    k: float,
+    hierarchical_experts: float,
+    route_max_domains: float,
+    ep: FloatArray,
+    domain: FloatArray,
+) -> FloatArray:
+    """§2.7 Copies of one token that a MoE dispatch to ``k`` experts sends over the scale-out
+    network, for an expert group of ``ep`` ranks in scale-up domains of ``domain`` chips (any
+    shapes that broadcast). The ``alltoall`` dispatcher (``hierarchical_experts`` 0) sends one
+    per expert outside the own domain, ``k·(e − min(e, S))/e``. The ``hierarchical`` one
+    (DeepEP, HybridEP; ``hierarchical_experts`` = the workload's ``E`` experts) sends one per
+    remote domain that holds any of the token's experts and forwards it inside: with the
+    group over ``D = e/min(e, S)`` domains, ``E/D`` experts each, and the ``k`` experts of
+    uniform routing drawn without replacement,
+    ``(D − 1)·(1 − Π_{i<k} (E − E/D − i)/(E − i))``, never more than the former. Node-limited
+    routing (``route_max_domains`` = M > 0, DeepSeek-V3) caps either at M."""
+    in_domain = np.minimum(ep, domain)
+    if hierarchical_experts:
+        domains = ep / in_domain
+        missed = np.ones_like(domains)
+        for i in range(int(k)):
+            elsewhere = np.maximum(hierarchical_experts - hierarchical_experts / domains - i, 0.0)
+            missed = missed * elsewhere / (hierarchical_experts - i)
+        remote = (domains - 1.0) * (1.0 - missed)
+    else:
+        remote = k * (ep - in_domain) / ep
+    if route_max_domains:
+        remote = np.minimum(remote, route_max_domains)
+    return remote
 
 
 def context_parallel_time_s(

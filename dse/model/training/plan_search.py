@@ -63,6 +63,7 @@ from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import (
+    dispatch_network_copies,
     latent_gathers,
     ring_bus_bytes,
     tensor_parallel_collectives,
@@ -156,6 +157,8 @@ class PlanBounds:
     moe: FloatArray
     experts_per_token: float
     route_max_domains: float
+    hierarchical_experts: float
+    """The workload's experts with the ``hierarchical`` MoE dispatcher, else 0."""
 
     @property
     def replica(self) -> FloatArray:
@@ -188,6 +191,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         moe=moe_b,
         experts_per_token=float(w.experts_per_token) if w.is_moe else 0.0,
         route_max_domains=float(w.route_max_domains or 0),
+        hierarchical_experts=float(w.experts) if w.moe_dispatcher == "hierarchical" else 0.0,
     )
 
 
@@ -437,15 +441,15 @@ def moe_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
     """``(n, k)`` the exposed MoE all-to-all time (s) of one micro-batch on one stage beyond the
     overlapped fraction (§2.7, :func:`~dse.model.training.collectives.all_to_all_time_s`): of
     a token's ``k·(e − 1)/e`` copies to other ranks, those beyond the design's scale-up domain
-    (at most ``route_max_domains`` with node-limited routing) cross the scale-out network, the
-    others the scale-up links, both at once."""
+    (:func:`~dse.model.training.collectives.dispatch_network_copies`) cross the scale-out
+    network, the others the scale-up links, both at once."""
     if not bounds.experts_per_token:
         return np.zeros((g.chips.shape[0], bounds.moe.shape[0]))
     ep = bounds.layout[EP]
     experts = bounds.experts_per_token
-    remote = experts * (ep - np.minimum(ep, g.domain)) / ep
-    if bounds.route_max_domains:
-        remote = np.minimum(remote, bounds.route_max_domains)
+    remote = dispatch_network_copies(
+        experts, bounds.hierarchical_experts, bounds.route_max_domains, ep, g.domain
+    )
     local = np.maximum(experts * (ep - 1.0) / ep - remote, 0.0)
     return bounds.moe * np.maximum(local / g.up_b_s, remote / g.out_b_s)
 
@@ -574,6 +578,7 @@ def compiled_lower_bounds(
         bounds.moe,
         bounds.experts_per_token,
         bounds.route_max_domains,
+        bounds.hierarchical_experts,
         np.ascontiguousarray(g.chips[:, 0]),
         np.ascontiguousarray(g.domain[:, 0]),
         np.ascontiguousarray(g.up_b_s[:, 0]),

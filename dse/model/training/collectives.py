@@ -195,9 +195,15 @@ def all_to_all_time_s(
 def network_copies(w: Workload, ep: FloatArray, domain: FloatArray) -> FloatArray:
     """§2.7 Copies of one token that a MoE dispatch of workload ``w`` sends over the scale-out
     network (:func:`dispatch_network_copies`)."""
-    hierarchical = float(w.experts) if w.moe_dispatcher == "hierarchical" else 0.0
     route = float(w.route_max_domains or 0)
-    return dispatch_network_copies(float(w.experts_per_token), hierarchical, route, ep, domain)
+    k = float(w.experts_per_token)
+    return dispatch_network_copies(k, hierarchical_experts(w), route, ep, domain)
+
+
+def hierarchical_experts(w: Workload) -> float:
+    """The workload's experts where its dispatcher is ``hierarchical``, else 0 (the argument of
+    :func:`dispatch_network_copies` that selects the dispatcher)."""
+    return float(w.experts) if w.moe_dispatcher == "hierarchical" else 0.0
 
 
 def dispatch_network_copies(

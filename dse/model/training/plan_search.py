@@ -64,6 +64,7 @@ from dse.model.plans import Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import (
     dispatch_network_copies,
+    hierarchical_experts,
     latent_gathers,
     ring_bus_bytes,
     tensor_parallel_collectives,
@@ -191,7 +192,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         moe=moe_b,
         experts_per_token=float(w.experts_per_token) if w.is_moe else 0.0,
         route_max_domains=float(w.route_max_domains or 0),
-        hierarchical_experts=float(w.experts) if w.moe_dispatcher == "hierarchical" else 0.0,
+        hierarchical_experts=hierarchical_experts(w),
     )
 
 

@@ -187,9 +187,9 @@ def _from_family(key: str) -> Callable[[Chip, Technology], float]:
 
 
 def _energy_per_flop_scale(chip: Chip, technology: Technology) -> float:
-    from dse.model.silicon import tdp_energy_scale
+    from dse.model.silicon import chip_energy_scale
 
-    return float(tdp_energy_scale(chip, technology))
+    return float(chip_energy_scale(chip, technology))
 
 
 def _vendor_markup(chip: Chip, technology: Technology) -> float:

@@ -169,6 +169,16 @@ def _write(tmp_path: Path, text: str) -> Path:
             "architecture.clock_ghz",
             "a number",
         ),
+        (
+            lambda t: t.replace("family =", 'same_silicon_as = "h101"\nfamily =', 1),
+            "same_silicon_as",
+            "the id of another catalog chip",
+        ),
+        (
+            lambda t: t.replace("family =", 'same_silicon_as = "b200"\nfamily =', 1),
+            "same_silicon_as",
+            "names no same_silicon_as itself",
+        ),
     ],
 )
 def test_bad_chip_file_gives_one_clear_line(

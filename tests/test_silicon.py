@@ -100,11 +100,11 @@ def test_tdp_limits_the_sustained_clock() -> None:
     assert clocks[0] > clocks[1] > clocks[2] > 0
 
 
-@pytest.mark.parametrize("chip_id", chip_ids())
+@pytest.mark.parametrize("chip_id", [c for c in chip_ids() if not load_chip(c).same_silicon_as])
 def test_no_catalog_chip_is_throttled_below_its_datasheet(chip_id: str) -> None:
     """§1.7: a catalog chip's energy per FLOP is the one at which its datasheet peak draws its
     TDP, so every format it has runs at the datasheet clock, and the most power-hungry one
-    draws exactly the TDP."""
+    draws exactly the TDP (unless it is a lower-power part of another's silicon, below)."""
     designs = one(chip_id)
     s = evaluate_silicon(designs)
     formats = [f for f in s.peak_flop_s if s.peak_flop_s[f][0] > 0]
@@ -112,6 +112,48 @@ def test_no_catalog_chip_is_throttled_below_its_datasheet(chip_id: str) -> None:
         assert s.sustained_clock_ghz[fmt][0] == pytest.approx(designs.clock_ghz[0], rel=1e-9)
     hungriest = max(s.full_load_power_w[f][0] for f in formats)
     assert hungriest == pytest.approx(designs.tdp_w[0], rel=1e-9)
+
+
+@pytest.mark.parametrize("chip_id", [c for c in chip_ids() if load_chip(c).same_silicon_as])
+def test_a_lower_power_part_takes_its_twins_energy_per_flop_at_its_own_clock(
+    chip_id: str,
+) -> None:
+    """§1.7: a chip that is the same silicon as a higher-power part draws the part's energy per
+    FLOP scaled by (f / f_twin)^(x − 1), so it never sustains more than its datasheet clock and
+    never draws more than its TDP at full load."""
+    chip = load_chip(chip_id)
+    twin = one(chip.same_silicon_as)
+    designs = one(chip_id)
+    exponent = load_technology().silicon["power"]["dvfs_exponent"]
+    ratio = designs.clock_ghz[0] / twin.clock_ghz[0]
+    expected = twin.energy_per_flop_scale[0] * ratio ** (exponent - 1.0)
+    assert designs.energy_per_flop_scale[0] == pytest.approx(expected, rel=1e-9)
+    s = evaluate_silicon(designs)
+    fixed_w = s.static_power_w[0] + s.hbm_power_full_w[0] + s.analog.full_load_power_w[0]
+    for fmt, peak in s.peak_flop_s.items():
+        if peak[0] > 0:
+            clock = s.sustained_clock_ghz[fmt][0] / designs.clock_ghz[0]
+            assert clock <= 1.0 + 1e-9
+            tensor_w = (s.full_load_power_w[fmt][0] - fixed_w) * clock**exponent
+            assert fixed_w + tensor_w <= designs.tdp_w[0] * (1 + 1e-9)
+
+
+def test_the_air_cooled_mi350x_throttles_where_the_b200_does_not() -> None:
+    """AMD's MI350X datasheet clock (2.2 GHz at 1,000 W) is more than the MI355X's silicon
+    sustains at 1,000 W, while NVIDIA's B200 datasheet (1,000 W) is within 2 % of what the
+    GB200's silicon sustains at its clock: the B200's own TDP-derived scale and the one from
+    its twin agree."""
+    from dse.model.silicon import tdp_energy_scale
+
+    mi350x = evaluate_silicon(one("mi350x"))
+    assert mi350x.sustained_clock_ghz["fp8"][0] < 0.97 * 2.2
+    assert mi350x.sustained_clock_ghz["fp4"][0] < mi350x.sustained_clock_ghz["fp8"][0]
+    b200 = one("b200")
+    own = tdp_energy_scale(load_chip("b200"))
+    assert b200.energy_per_flop_scale[0] == pytest.approx(own, rel=0.03)
+    assert evaluate_silicon(b200).sustained_clock_ghz["fp8"][0] == pytest.approx(
+        b200.clock_ghz[0], rel=1e-6
+    )
 
 
 def test_no_catalog_chip_runs_slower_than_its_published_benchmarks() -> None:

@@ -99,6 +99,7 @@ CHIP_SCHEMA = Table(
         "year": Field("int", minimum=1990, maximum=2100),
         "source": Field("str"),
         "notes": Field("str", required=False, default=""),
+        "same_silicon_as": Field("str", required=False, default=""),
         **{section: _section_schema(section) for section in SECTIONS},
         "published": Table(
             {
@@ -147,6 +148,7 @@ _METADATA: tuple[tuple[str, type], ...] = (
     ("year", int),
     ("source", str),
     ("notes", str),
+    ("same_silicon_as", str),
 )
 _TYPES: dict[str, type] = {"int": int, "float": float, "category": str}
 
@@ -235,6 +237,7 @@ def load_chip(name: str | Path) -> Chip:
                 raise InputError(path, key, str(rule), raw) from None
         parameters[p.name] = _TYPES[p.kind](raw)
     _check_formats(path, parameters)
+    _check_same_silicon(path, values["same_silicon_as"])
     return Chip(
         id=path.stem,
         path=path,
@@ -245,6 +248,23 @@ def load_chip(name: str | Path) -> Chip:
         ),
         file_values=MappingProxyType(file_values),
     )
+
+
+def _check_same_silicon(path: Path, reference: str) -> None:
+    """``same_silicon_as`` names another catalog chip that is not itself a lower-power part of a
+    third (docs/model.md §1.7)."""
+    if not reference:
+        return
+    key = "same_silicon_as"
+    if reference not in chip_ids() or reference == path.stem:
+        raise InputError(path, key, "the id of another catalog chip (dse chips list)", reference)
+    if load_chip(reference).same_silicon_as:
+        raise InputError(
+            path,
+            key,
+            f"a chip that names no same_silicon_as itself ({reference} names one)",
+            reference,
+        )
 
 
 def _implied(p: Parameter, parameters: Mapping[str, Any], technology: Technology) -> Any:

@@ -459,6 +459,48 @@ def tdp_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
     return float(energy_scale_at_tdp(designs, evaluate_silicon(designs, technology))[0])
 
 
+def chip_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
+    """§1.7 A catalog chip's energy-per-FLOP scale: its twin's at its clock where it names one
+    (:func:`same_silicon_energy_scale`), else the one at which its datasheet peak draws its TDP
+    (:func:`tdp_energy_scale`)."""
+    if chip.same_silicon_as:
+        return same_silicon_energy_scale(chip, technology)
+    return tdp_energy_scale(chip, technology)
+
+
+def same_silicon_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
+    """§1.7 The energy-per-FLOP scale of a chip that is the same silicon as a higher-power part
+    (its ``same_silicon_as``): the part's TDP-derived scale (:func:`tdp_energy_scale`) at this
+    chip's clock. Power goes as clock^x (``dvfs_exponent``) and FLOPs as the clock, so the
+    energy per FLOP goes as clock^(x−1):
+
+        e = e_twin · (f / f_twin)^(x − 1)
+
+    Where the chip's datasheet clock is more than its TDP sustains at that energy, the chip
+    throttles under full tensor load (:func:`_full_load_power`), as the lower-power parts of one
+    die do."""
+    from dse.catalog.chips import load_chip
+
+    technology = technology or load_technology()
+    twin = load_chip(chip.same_silicon_as)
+    exponent = float(technology.silicon["power"]["dvfs_exponent"])
+    ratio = float(clock_energy_ratio(chip, twin, exponent))
+    return tdp_energy_scale(twin, technology) * ratio * _node_energy_ratio(twin, chip, technology)
+
+
+def _node_energy_ratio(twin: Chip, chip: Chip, technology: Technology) -> float:
+    """The twin's node's 16-bit energy per FLOP over the chip's (1 on the same node): the scale
+    is relative to the node, the twin's energy per FLOP is absolute."""
+    nodes = technology.nodes
+    return nodes[twin.node].energy_bf16_pj_per_flop / nodes[chip.node].energy_bf16_pj_per_flop
+
+
+def clock_energy_ratio(chip: Chip, twin: Chip, exponent: float | FloatArray) -> float | FloatArray:
+    """§1.7 Energy per FLOP of ``chip`` over its ``twin``'s (the same silicon) at their datasheet
+    clocks: ``(f / f_twin)^(x − 1)`` with ``x`` the DVFS exponent."""
+    return (chip.clock_ghz / twin.clock_ghz) ** (np.asarray(exponent) - 1.0)
+
+
 def underived_rows(chip: Chip, n: int, technology: Technology) -> Designs:
     """``n`` copies of ``chip`` as designs (one chip each) with its derived parameters at 1.0,
     as :func:`energy_scale_at_tdp` needs them."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dse.catalog.chips import Chip
+from dse.catalog.chips import Chip, load_chip
 from dse.catalog.technology import Technology, load_technology
 from dse.catalog.workloads import Workload
 from dse.designs import Designs, FloatArray
@@ -23,9 +23,10 @@ from dse.model.plans import Plans
 from dse.model.silicon import (
     TechArrays,
     _tech_arrays,
+    chip_energy_scale,
+    clock_energy_ratio,
     energy_scale_at_tdp,
     evaluate_silicon,
-    tdp_energy_scale,
     underived_rows,
 )
 from dse.settings import Settings
@@ -115,7 +116,7 @@ def perturbed(
         else:
             silicon[table][key] = values
     if base_chip is not None and draws:
-        nominal = tdp_energy_scale(base_chip, technology)
+        nominal = chip_energy_scale(base_chip, technology)
         follows = designs.energy_per_flop_scale == nominal
         if follows.any():
             columns["energy_per_flop_scale"] = np.where(
@@ -131,8 +132,14 @@ def perturbed(
 def _drawn_energy_scale(
     chip: Chip, draws: Mapping[str, FloatArray], settings: Settings, technology: Technology
 ) -> FloatArray:
-    """``chip``'s TDP-derived energy-per-FLOP scale (:func:`~dse.model.silicon.tdp_energy_scale`)
-    under each row's draw, shape ``(n,)``."""
+    """``chip``'s energy-per-FLOP scale (:func:`~dse.model.silicon.chip_energy_scale`: TDP-derived,
+    or its twin's at its clock) under each row's draw, shape ``(n,)``."""
+    if chip.same_silicon_as:
+        twin = load_chip(chip.same_silicon_as)
+        default = technology.silicon["power"]["dvfs_exponent"]
+        exponent = draws.get("tech.power.dvfs_exponent", default)
+        twin_scale = _drawn_energy_scale(twin, draws, settings, technology)
+        return twin_scale * clock_energy_ratio(chip, twin, exponent)
     own = underived_rows(chip, len(next(iter(draws.values()))), technology)
     drawn, tech, _ = perturbed(own, draws, settings, None, technology)
     return energy_scale_at_tdp(drawn, evaluate_silicon(drawn, tech))

@@ -36,8 +36,14 @@ def test_every_workload_loads_with_sane_flops() -> None:
     for workload_id in workload_ids():
         w = load_workload(workload_id)
         ratio = training_flops(w) / (6 * w.active_params * w.tokens)
-        # attention adds 2·s·L·H·hd / N per token: a little at 2-8k tokens, more at 32k (Mixtral)
-        assert 0.9 < ratio < (1.5 if w.seq_len <= 8192 else 2.0), (workload_id, ratio)
+        # attention adds 2·s·L·H·hd / N per token: a little at 2-8k tokens, more at 32k (Mixtral);
+        # the input embedding is a lookup, no FLOPs: a benchmark cut to a few layers
+        # (llama3.1-70b-proxy4) holds a fifth of its parameters there
+        lookup = w.vocab_size * w.d_model / w.active_params
+        assert 0.9 * (1 - lookup) < ratio < (1.5 if w.seq_len <= 8192 else 2.0), (
+            workload_id,
+            ratio,
+        )
         assert w.active_params <= w.total_params
 
 

@@ -30,6 +30,8 @@ def chip_summary(chip: Chip) -> dict[str, Any]:
         "vendor": chip.vendor,
         "year": chip.year,
     }
+    if chip.same_silicon_as:  # its energy per FLOP is that part's (docs/model.md §1.7)
+        summary["same_silicon_as"] = chip.same_silicon_as
     # Every declared chip parameter, as the chip file gives it and as the model's column.
     for p in PARAMETERS:
         if p.chip_carries and p.shown:

@@ -136,6 +136,9 @@ def test_csv_and_table_formats(dse) -> None:
     assert len(csv_out) == len(chip_ids()) + 1
     table = dse("chips", "show", "v100").out
     assert "die_area_model_mm2" in table
+    assert "same_silicon_as" not in table
+    twin = dse("chips", "show", "mi350x", "--format", "json").out
+    assert '"same_silicon_as": "mi355x"' in twin
 
 
 H100 = (Path(__file__).parents[1] / "chips" / "h100-sxm.toml").read_text()

@@ -105,6 +105,17 @@ def test_bounded_search_agrees_with_exhaustive_search(
     assert fast.training.fits.any() and not fast.training.fits.all()
 
 
+def test_bounded_search_agrees_with_exhaustive_search_under_the_hierarchical_dispatcher() -> None:
+    """The numba bounds compile the hierarchical dispatcher's branch only for such workloads
+    (None prunes it for the all-to-all); both variants must stay safe lower bounds."""
+    w = load_workload("qwen3-30b-a3b").with_changes(moe_dispatcher="hierarchical")
+    plans = candidate_plans(w, max_tp=72)
+    designs = _random_designs(560, seed=11)
+    _assert_same(
+        evaluate(designs, w, plans=plans), evaluate(designs, w, plans=plans, exhaustive=True)
+    )
+
+
 def test_bounded_search_with_long_sequences_searches_context_parallelism() -> None:
     w = load_workload("llama3.1-8b").with_changes(seq_len=131072, global_batch_tokens=16e6)
     plans = candidate_plans(w, max_tp=72)

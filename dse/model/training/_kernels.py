@@ -26,6 +26,16 @@ _LARGEST = np.finfo(np.float64).max
 """The largest finite bound: ``bound <= min(high, _LARGEST)`` is ``bound <= high`` and finite."""
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="never")
+def _hierarchical_copies(k: float, experts: float, domains: float) -> float:
+    """§2.7 One copy per remote domain holding any of the token's ``k`` experts
+    (collectives.dispatch_network_copies)."""
+    missed = 1.0
+    for j in range(int(k)):
+        missed *= max(experts - experts / domains - j, 0.0) / (experts - j)
+    return (domains - 1.0) * (1.0 - missed)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def lower_bounds(
     features: np.ndarray,
@@ -37,7 +47,7 @@ def lower_bounds(
     moe: np.ndarray,
     experts_per_token: float,
     route_max_domains: float,
-    hierarchical_experts: float,
+    hierarchical_experts: float | None,
     chips: np.ndarray,
     domain: np.ndarray,
     up_b_s: np.ndarray,
@@ -125,14 +135,10 @@ def lower_bounds(
                 # §2.7 the all-to-all's copies beyond the domain on scale-out, the others on
                 # scale-up, both at once (plan_search.moe_lower_bound)
                 remote = experts_per_token * (ep[p] - min(ep[p], domain_i)) * inverse_ep[p]
-                if hierarchical_experts > 0.0:
-                    # one copy per remote domain holding any of the token's experts
-                    domains = ep[p] / min(ep[p], domain_i)
-                    missed = 1.0
-                    for j in range(int(experts_per_token)):
-                        elsewhere = hierarchical_experts - hierarchical_experts / domains - j
-                        missed *= max(elsewhere, 0.0) / (hierarchical_experts - j)
-                    remote = (domains - 1.0) * (1.0 - missed)
+                if hierarchical_experts is not None:  # None (all-to-all) prunes this branch
+                    remote = _hierarchical_copies(
+                        experts_per_token, hierarchical_experts, ep[p] / min(ep[p], domain_i)
+                    )
                 remote = min(remote, route_max_domains) if routed else remote
                 local = max(experts_per_token * (ep[p] - 1.0) * inverse_ep[p] - remote, 0.0)
                 stage += moe[p] * max(local * inverse_up, remote * inverse_out)

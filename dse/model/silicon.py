@@ -484,21 +484,20 @@ def same_silicon_energy_scale(chip: Chip, technology: Technology | None = None) 
     technology = technology or load_technology()
     twin = load_chip(chip.same_silicon_as)
     exponent = float(technology.silicon["power"]["dvfs_exponent"])
-    ratio = float(clock_energy_ratio(chip, twin, exponent))
-    return tdp_energy_scale(twin, technology) * ratio * _node_energy_ratio(twin, chip, technology)
+    factor = float(twin_energy_factor(chip, twin, exponent, technology))
+    return tdp_energy_scale(twin, technology) * factor
 
 
-def _node_energy_ratio(twin: Chip, chip: Chip, technology: Technology) -> float:
-    """The twin's node's 16-bit energy per FLOP over the chip's (1 on the same node): the scale
-    is relative to the node, the twin's energy per FLOP is absolute."""
+def twin_energy_factor(
+    chip: Chip, twin: Chip, exponent: float | FloatArray, technology: Technology
+) -> float | FloatArray:
+    """§1.7 ``chip``'s energy-per-FLOP scale over its ``twin``'s (the same silicon) at their
+    datasheet clocks: ``(f / f_twin)^(x − 1)`` with ``x`` the DVFS exponent, times the twin's
+    node's 16-bit energy per FLOP over the chip's (1 on the same node: the scale is relative to
+    the node, the twin's energy per FLOP is absolute)."""
     nodes = technology.nodes
-    return nodes[twin.node].energy_bf16_pj_per_flop / nodes[chip.node].energy_bf16_pj_per_flop
-
-
-def clock_energy_ratio(chip: Chip, twin: Chip, exponent: float | FloatArray) -> float | FloatArray:
-    """§1.7 Energy per FLOP of ``chip`` over its ``twin``'s (the same silicon) at their datasheet
-    clocks: ``(f / f_twin)^(x − 1)`` with ``x`` the DVFS exponent."""
-    return (chip.clock_ghz / twin.clock_ghz) ** (np.asarray(exponent) - 1.0)
+    node = nodes[twin.node].energy_bf16_pj_per_flop / nodes[chip.node].energy_bf16_pj_per_flop
+    return (chip.clock_ghz / twin.clock_ghz) ** (np.asarray(exponent) - 1.0) * node
 
 
 def underived_rows(chip: Chip, n: int, technology: Technology) -> Designs:

@@ -24,9 +24,9 @@ from dse.model.silicon import (
     TechArrays,
     _tech_arrays,
     chip_energy_scale,
-    clock_energy_ratio,
     energy_scale_at_tdp,
     evaluate_silicon,
+    twin_energy_factor,
     underived_rows,
 )
 from dse.settings import Settings
@@ -139,7 +139,7 @@ def _drawn_energy_scale(
         default = technology.silicon["power"]["dvfs_exponent"]
         exponent = draws.get("tech.power.dvfs_exponent", default)
         twin_scale = _drawn_energy_scale(twin, draws, settings, technology)
-        return twin_scale * clock_energy_ratio(chip, twin, exponent)
+        return twin_scale * twin_energy_factor(chip, twin, exponent, technology)
     own = underived_rows(chip, len(next(iter(draws.values()))), technology)
     drawn, tech, _ = perturbed(own, draws, settings, None, technology)
     return energy_scale_at_tdp(drawn, evaluate_silicon(drawn, tech))

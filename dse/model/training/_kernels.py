@@ -26,7 +26,7 @@ _LARGEST = np.finfo(np.float64).max
 """The largest finite bound: ``bound <= min(high, _LARGEST)`` is ``bound <= high`` and finite."""
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="never")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _hierarchical_copies(k: float, experts: float, domains: float) -> float:
     """§2.7 One copy per remote domain holding any of the token's ``k`` experts
     (collectives.dispatch_network_copies)."""

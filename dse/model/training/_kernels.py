@@ -36,6 +36,69 @@ def _hierarchical_copies(k: float, experts: float, domains: float) -> float:
     return (domains - 1.0) * (1.0 - missed)
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _data_parallel_ranks(
+    chips: float, replica: float, batch_dp: float, pinned_dp: float, pinned: bool, step: float
+) -> float:
+    """§2.4 layout: D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋) (or the pinned D), rounded down to whole
+    expert groups of ``step`` ranks; 0 where not even one group fits."""
+    searched = min(np.floor(chips / replica), batch_dp)
+    dp = pinned_dp if pinned else searched
+    return np.floor(dp / step) * step if dp >= step else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _data_parallel_s_per_b(
+    tp: float,
+    weight_dp: float,
+    inverse_weight_dp: float,
+    domain: float,
+    inverse_domain: float,
+    inverse_up: float,
+    inverse_out: float,
+) -> float:
+    """§2.7 Seconds per byte of the data-parallel collectives: the scale-up links where the
+    ``tp·weight_dp`` ranks share a domain, else the domain's scale-out links in parallel."""
+    per_domain = max(min(tp * inverse_domain, 1.0), inverse_weight_dp)
+    return inverse_up if tp * weight_dp <= domain else max(inverse_up, inverse_out * per_domain)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _all_to_all_s(
+    per_byte_s: float,
+    ep: float,
+    experts_per_token: float,
+    route_max_domains: float,
+    hierarchical_experts: float | None,
+    domain: float,
+    inverse_up: float,
+    inverse_out: float,
+) -> float:
+    """§2.7 A micro-batch's expert all-to-all on the stage (s): the copies beyond the domain on
+    scale-out, the others on scale-up, both at once (plan_search.moe_lower_bound);
+    ``per_byte_s`` is the plan's bytes coefficient."""
+    inverse_ep = 1.0 / ep
+    remote = experts_per_token * (ep - min(ep, domain)) * inverse_ep
+    if hierarchical_experts is not None:  # None (all-to-all) prunes this branch
+        remote = _hierarchical_copies(experts_per_token, hierarchical_experts, ep / min(ep, domain))
+    remote = min(remote, route_max_domains) if route_max_domains > 0.0 else remote
+    local = max(experts_per_token * (ep - 1.0) * inverse_ep - remote, 0.0)
+    return per_byte_s * max(local * inverse_up, remote * inverse_out)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _keep_within(
+    row: np.ndarray, hi: float, i: int, design: np.ndarray, plan: np.ndarray, count: int
+) -> int:
+    """Append the cells of design ``i`` whose bound is at most ``hi``; the new count."""
+    for p in range(row.shape[0]):
+        if row[p] <= hi:
+            design[count] = i
+            plan[count] = p
+            count += 1
+    return count
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def lower_bounds(
     features: np.ndarray,
@@ -76,35 +139,28 @@ def lower_bounds(
     count = 0
     replica, tp, batch_dp, dp_step = layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP]
     pinned_dp, microbatch, cp = layout[PINNED_DP], layout[MICROBATCH], layout[CP]
-    ep_over_tp = layout[EP_OVER_TP]
+    ep, ep_over_tp = layout[EP], layout[EP_OVER_TP]
     inverse_microbatch, inverse_cp = 1.0 / microbatch, 1.0 / cp
     shared_b, expert_b = data_parallel[0], data_parallel[1]
     first_b, fsdp_b, expert_each_b = data_parallel[2], data_parallel[3], data_parallel[4]
     weight_b, expert_state_b, in_flight_cap = memory[1], memory[2], memory[4]
     c0, c1, c2 = coefficients[0], coefficients[1], coefficients[2]
     c3, c4 = coefficients[3], coefficients[4]
-    ep = layout[EP]
-    inverse_ep = 1.0 / ep
-    is_moe = experts_per_token > 0.0
-    routed = route_max_domains > 0.0
     for i in range(n):
         row = bounds[i]
         f0, f1, f2 = features[i, 0], features[i, 1], features[i, 2]
         f3, f4 = features[i, 3], features[i, 4]
         top_tp = max(domain[i], 1.0) if tp_searched else np.inf
-        chips_i, domain_i, capacity = chips[i], domain[i], capacity_b[i]
-        inverse_up = 1.0 / up_b_s[i]
-        inverse_out = 1.0 / out_b_s[i]
+        chips_i, domain_i = chips[i], domain[i]
+        inverse_up, inverse_out = 1.0 / up_b_s[i], 1.0 / out_b_s[i]
         inverse_domain = 1.0 / domain_i
         # the activations of the format the design runs (memory_bounds' rows)
         fixed_b = memory[0] if low_precision[i] else memory[5]
         stored_b = memory[3] if low_precision[i] else memory[6]
         for p in range(k):
-            # §2.4 layout: D = min(⌊N/(t·p·c)⌋, ⌊B/b⌋), rounded to the expert groups
-            searched = min(np.floor(chips_i / replica[p]), batch_dp[p])
-            dp = pinned_dp[p] if pinned else searched
-            step = dp_step[p]
-            dp = np.floor(dp / step) * step if dp >= step else 0.0
+            dp = _data_parallel_ranks(
+                chips_i, replica[p], batch_dp[p], pinned_dp[p], pinned, dp_step[p]
+            )
             runs = (
                 (dp >= 1.0)
                 & (dp * replica[p] <= chips_i)
@@ -116,12 +172,14 @@ def lower_bounds(
             microbatches = sequences * inverse_dp * inverse_microbatch[p]
             weight_dp = dp * cp[p]
             inverse_weight_dp = inverse_dp * inverse_cp[p]
-            # §2.7 the data-parallel bandwidth: scale-up, or the domain's scale-out links
-            per_domain = max(min(tp[p] * inverse_domain, 1.0), inverse_weight_dp)
-            inverse_bw = (
-                inverse_up
-                if tp[p] * weight_dp <= domain_i
-                else max(inverse_up, inverse_out * per_domain)
+            inverse_bw = _data_parallel_s_per_b(
+                tp[p],
+                weight_dp,
+                inverse_weight_dp,
+                domain_i,
+                inverse_domain,
+                inverse_up,
+                inverse_out,
             )
             expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
             ring_share = 1.0 - inverse_weight_dp
@@ -131,17 +189,17 @@ def lower_bounds(
             # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
             fsdp_s = microbatches * fsdp_b[p] * ring_share * inverse_bw
             stage = f0 * c0[p] + f1 * c1[p] + f2 * c2[p] + f3 * c3[p] + f4 * c4[p]
-            if is_moe:
-                # §2.7 the all-to-all's copies beyond the domain on scale-out, the others on
-                # scale-up, both at once (plan_search.moe_lower_bound)
-                remote = experts_per_token * (ep[p] - min(ep[p], domain_i)) * inverse_ep[p]
-                if hierarchical_experts is not None:  # None (all-to-all) prunes this branch
-                    remote = _hierarchical_copies(
-                        experts_per_token, hierarchical_experts, ep[p] / min(ep[p], domain_i)
-                    )
-                remote = min(remote, route_max_domains) if routed else remote
-                local = max(experts_per_token * (ep[p] - 1.0) * inverse_ep[p] - remote, 0.0)
-                stage += moe[p] * max(local * inverse_up, remote * inverse_out)
+            if experts_per_token > 0.0:
+                stage += _all_to_all_s(
+                    moe[p],
+                    ep[p],
+                    experts_per_token,
+                    route_max_domains,
+                    hierarchical_experts,
+                    domain_i,
+                    inverse_up,
+                    inverse_out,
+                )
             value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step * inverse_bw) * scale
             least_b = (
                 fixed_b[p]
@@ -149,16 +207,10 @@ def lower_bounds(
                 + expert_state_b[p] * expert_inverse
                 + min(in_flight_cap[p], microbatches) * stored_b[p]
             )
-            row[p] = value if runs & (least_b * scale <= capacity) else np.inf
-        hi = _least(row) * first
-        high[i] = hi
-        if hi == np.inf:
-            continue
-        for p in range(k):
-            if row[p] <= hi:
-                design[count] = i
-                plan[count] = p
-                count += 1
+            row[p] = value if runs & (least_b * scale <= capacity_b[i]) else np.inf
+        high[i] = _least(row) * first
+        if high[i] != np.inf:
+            count = _keep_within(row, high[i], i, design, plan, count)
     return high, design[:count].copy(), plan[:count].copy()
 
 

@@ -67,6 +67,7 @@ def _data_parallel_s_per_b(
 def _all_to_all_s(
     per_byte_s: float,
     ep: float,
+    inverse_ep: float,
     experts_per_token: float,
     route_max_domains: float,
     hierarchical_experts: float | None,
@@ -77,7 +78,6 @@ def _all_to_all_s(
     """§2.7 A micro-batch's expert all-to-all on the stage (s): the copies beyond the domain on
     scale-out, the others on scale-up, both at once (plan_search.moe_lower_bound);
     ``per_byte_s`` is the plan's bytes coefficient."""
-    inverse_ep = 1.0 / ep
     remote = experts_per_token * (ep - min(ep, domain)) * inverse_ep
     if hierarchical_experts is not None:  # None (all-to-all) prunes this branch
         remote = _hierarchical_copies(experts_per_token, hierarchical_experts, ep / min(ep, domain))
@@ -140,6 +140,7 @@ def lower_bounds(
     replica, tp, batch_dp, dp_step = layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP]
     pinned_dp, microbatch, cp = layout[PINNED_DP], layout[MICROBATCH], layout[CP]
     ep, ep_over_tp = layout[EP], layout[EP_OVER_TP]
+    inverse_ep = 1.0 / ep
     inverse_microbatch, inverse_cp = 1.0 / microbatch, 1.0 / cp
     shared_b, expert_b = data_parallel[0], data_parallel[1]
     first_b, fsdp_b, expert_each_b = data_parallel[2], data_parallel[3], data_parallel[4]
@@ -151,7 +152,7 @@ def lower_bounds(
         f0, f1, f2 = features[i, 0], features[i, 1], features[i, 2]
         f3, f4 = features[i, 3], features[i, 4]
         top_tp = max(domain[i], 1.0) if tp_searched else np.inf
-        chips_i, domain_i = chips[i], domain[i]
+        chips_i, domain_i, capacity = chips[i], domain[i], capacity_b[i]
         inverse_up, inverse_out = 1.0 / up_b_s[i], 1.0 / out_b_s[i]
         inverse_domain = 1.0 / domain_i
         # the activations of the format the design runs (memory_bounds' rows)
@@ -193,6 +194,7 @@ def lower_bounds(
                 stage += _all_to_all_s(
                     moe[p],
                     ep[p],
+                    inverse_ep[p],
                     experts_per_token,
                     route_max_domains,
                     hierarchical_experts,
@@ -207,7 +209,7 @@ def lower_bounds(
                 + expert_state_b[p] * expert_inverse
                 + min(in_flight_cap[p], microbatches) * stored_b[p]
             )
-            row[p] = value if runs & (least_b * scale <= capacity_b[i]) else np.inf
+            row[p] = value if runs & (least_b * scale <= capacity) else np.inf
         high[i] = _least(row) * first
         if high[i] != np.inf:
             count = _keep_within(row, high[i], i, design, plan, count)

@@ -105,8 +105,8 @@ class Evaluation:
 
     Every metric is an attribute in the unit its name states (``training_days``,
     ``energy_mwh``, ``cost_usd``, ...); ``plan`` maps ``tp``, ``pp``, ``vp``, ``cp``, ``dp``,
-    ``ep``, ``microbatch``, ``recompute``, ``zero_stage``, ``dp_shard``, ``schedule`` and
-    ``placement`` to the chosen values;
+    ``ep``, ``etp``, ``microbatch``, ``recompute``, ``zero_stage``, ``dp_shard``, ``schedule``
+    and ``placement`` to the chosen values;
     ``breakdown_s`` splits a training step (s) into compute, each kind of communication, the
     optimizer and the bubble; ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
     ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics;
@@ -260,7 +260,8 @@ def evaluate(
     ``recompute_layers`` (layers per stage the recompute policy applies to, the others keep
     everything; every layer unless pinned) and ``dp_shard`` (the data-parallel ranks each ZeRO
     stage shards over, replicated across the ``dp / dp_shard`` groups: hybrid sharding; ``dp``
-    unless pinned);
+    unless pinned) and ``etp`` (the ranks each routed expert's weights are split over: expert
+    tensor parallelism; 1 unless pinned);
     ``settings`` replace model defaults by name (``pue=1.3``, ``electricity_usd_per_kwh=0.12``;
     see ``dse/defaults.toml``).
 

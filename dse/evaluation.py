@@ -99,7 +99,7 @@ def idle_chips(num_chips: int, plan: dict[str, Any]) -> int:
 def _check_pinned_replicas(pinned: Mapping[str, Any], num_chips: int) -> None:
     """One line where the pinned parallel degrees need more chips than the cluster has: one
     model replica takes ``tp·pp·cp`` chips, a pinned ``dp`` that many times over, and each
-    pipeline stage needs at least ``ep`` ranks for its experts."""
+    pipeline stage needs at least ``ep·etp`` ranks for its experts."""
     degrees = {key: pinned.get(key) or 1 for key in ("tp", "pp", "cp")}
     replica = math.prod(degrees.values())
     product = " x ".join(degrees)
@@ -113,13 +113,13 @@ def _check_pinned_replicas(pinned: Mapping[str, Any], num_chips: int) -> None:
         raise InputError.for_argument(
             first, f"{product} <= `num_chips` ({num_chips}): one model replica", replica
         )
-    ep = pinned.get("ep") or 1
-    if ep * degrees["pp"] > num_chips:
+    ep, etp = pinned.get("ep") or 1, pinned.get("etp") or 1
+    if ep * etp * degrees["pp"] > num_chips:
+        names = "ep x etp x pp" if etp > 1 else "ep x pp"
         raise InputError.for_argument(
-            "ep",
-            f"ep x pp <= `num_chips` ({num_chips}): the expert-parallel ranks of one pipeline"
-            " stage",
-            ep * degrees["pp"],
+            "ep" if pinned.get("ep") else "etp",
+            f"{names} <= `num_chips` ({num_chips}): the expert ranks of one pipeline stage",
+            ep * etp * degrees["pp"],
         )
 
 

@@ -3,7 +3,7 @@
 Columns, in order: the design parameters (categoricals by id, e.g. ``node = "n3"``), the metric
 columns of ``dse evaluate``, their 80 % prediction intervals (``<metric>_low``/``<metric>_high``
 for :data:`~dse.intervals.INTERVAL_METRICS`, dse/intervals.py; not objectives), the plan
-(flattened as ``tp``, ``pp``, ``dp``, ``dp_shard``, ``ep``, ``microbatch``, ``recompute``,
+(flattened as ``tp``, ``pp``, ``dp``, ``dp_shard``, ``ep``, ``etp``, ``microbatch``, ``recompute``,
 ``zero_stage``, ...),
 the ``g_*`` constraint columns, ``feasible`` and ``pareto``.
 

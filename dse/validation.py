@@ -51,7 +51,8 @@ REPORTED = (
 )
 CONFIDENCE = ("high", "medium", "low")
 PLAN_KEYS = (
-    "tp", "pp", "cp", "vp", "ep", "dp", "dp_shard", "microbatch", "zero_stage", "recompute_layers",
+    "tp", "pp", "cp", "vp", "ep", "etp", "dp", "dp_shard", "microbatch", "zero_stage",
+    "recompute_layers",
 )  # fmt: skip
 """Plan facts a run may record. Those :func:`candidate_plans` cannot pin yet are kept as facts
 and left to the search."""

@@ -51,6 +51,7 @@ class Plan:
     zero_bubble: int = 0  # ZB-H1
     placement: str = "tp-cp-ep-dp-pp"
     dp_shard: int = 0  # hybrid sharding: ZeRO states sharded over dp_shard ranks; 0: all of dp
+    etp: int = 1  # expert tensor parallelism: each routed expert split over etp ranks
 
 
 def ring(
@@ -163,12 +164,14 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
     )
     if not w.is_moe:
         return 3 * (attention + dense)
-    per_expert = tokens / tp * w.experts_per_token * plan.ep / w.experts
+    # each local expert's tokens gathered over its etp ranks, at 1/etp of the width
+    per_expert = tokens / tp * w.experts_per_token * plan.ep * plan.etp / w.experts
     local = w.experts / plan.ep
+    width = w.moe_ffn_dim / plan.etp
     moe = (
         gemm(tokens / tp, w.experts, d, chip, ob, s)
-        + gemm(per_expert, (w.ffn_matrices - 1) * w.moe_ffn_dim, d, chip, ob, s, local)
-        + gemm(per_expert, d, w.moe_ffn_dim, chip, ob, s, local)
+        + gemm(per_expert, (w.ffn_matrices - 1) * width, d, chip, ob, s, local)
+        + gemm(per_expert, d, width, chip, ob, s, local)
     )
     if w.shared_experts:
         width = w.shared_experts * w.moe_ffn_dim
@@ -191,7 +194,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     mp = plan.tp * plan.pp
     replica = mp * plan.cp
     dp = min(math.floor(chip.num_chips / replica), math.floor(sequences / plan.microbatch))
-    fold = max(plan.ep / (plan.tp * plan.cp), 1)  # ep ranks tile tp·cp·dp (expert TP 1)
+    fold = max(plan.ep * plan.etp / (plan.tp * plan.cp), 1)  # ep·etp ranks tile tp·cp·dp
     if plan.dp_shard:  # and the sharding groups tile dp
         fold = math.lcm(int(fold), plan.dp_shard) if fold == int(fold) else fold * plan.dp_shard
     dp = math.floor(dp / fold) * fold if dp >= fold else 0
@@ -208,12 +211,13 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # memory
     experts = w.expert_params
     shared = w.total_params - experts
-    local_experts = experts / (plan.pp * plan.ep)
+    expert_ranks = plan.ep * plan.etp  # one copy of a stage's experts
+    local_experts = experts / (plan.pp * expert_ranks)
     wdp = dp * plan.cp  # ranks holding the same weights
-    expert_dp = max(plan.tp * wdp / plan.ep, 1)
+    expert_dp = max(plan.tp * wdp / expert_ranks, 1)
     # the ranks each ZeRO state is sharded over: all wdp, or dp_shard·cp (hybrid sharding)
     sdp = plan.dp_shard * plan.cp if plan.dp_shard else wdp
-    expert_sdp = min(max(plan.tp * sdp / plan.ep, 1), expert_dp)
+    expert_sdp = min(max(plan.tp * sdp / expert_ranks, 1), expert_dp)
     params = shared / mp + local_experts
     states = s.weight_bytes_per_param + s.grad_bytes_per_param + s.optimizer_bytes_per_param
     sharded = shared / mp / sdp + local_experts / expert_sdp
@@ -422,7 +426,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     up = chip.scale_up_gb_s * 1e9 / 2 * chip.link_share
     out = chip.scale_out_gb_s * 1e9 * chip.link_share
     message = tokens * d * 2
-    tp_comm = 0.0
+    tp_comm = tp_all = 0.0
     if plan.tp > 1:
         bw = up if plan.tp <= chip.domain else min(up, out * chip.domain)  # every NIC of a domain
         tp_domains = max(plan.tp / chip.domain, 1)
@@ -441,6 +445,14 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         else:
             collectives_s = 0.0
         tp_all = layers * (collectives * ring(message, plan.tp, bw, s, tp_domains) + collectives_s)
+    if w.is_moe and plan.etp > 1:
+        # each MoE layer gathers the k copies of the rank's tokens/tp over the etp ranks before
+        # the experts and reduce-scatters after them, forward, backward (and recomputed forward)
+        e_bw = up if plan.etp <= chip.domain else min(up, out * chip.domain)
+        gathered = plan.etp * tokens / plan.tp * w.experts_per_token * d * 2
+        e_one = ring(gathered, plan.etp, e_bw, s, max(plan.etp / chip.domain, 1))
+        tp_all += (6 if full else 4) * layers * f * e_one
+    if plan.tp > 1 or (w.is_moe and plan.etp > 1):
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
         tp_comm += s.overlap_slowdown * (tp_all - tp_comm)  # hidden: slows the compute
     pipeline_inner = plan.placement == "tp-pp-dp"  # stages next to each other, then dp
@@ -456,7 +468,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     if w.is_moe:
         k = w.experts_per_token
         element = 1.75 if w.precision in ("fp8", "fp4") else 2.0
-        in_domain = min(plan.ep, chip.domain)
+        ep_domain = max(chip.domain / plan.etp, 1)  # ep ranks are etp apart in rank order
+        in_domain = min(plan.ep, ep_domain)
         remote = k * (plan.ep - in_domain) / plan.ep
         if w.moe_dispatcher == "hierarchical":  # once per remote domain with any of its experts
             domains = plan.ep / in_domain
@@ -469,7 +482,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             remote = min(remote, w.route_max_domains)
         local = k * (plan.ep - 1) / plan.ep - remote
         token_bytes = tokens / plan.tp * d * element
-        beyond_pod = min(k * (plan.ep - min(plan.ep, chip.pod_chips)) / plan.ep, remote)
+        ep_pod = chip.pod_chips / plan.etp
+        beyond_pod = min(k * (plan.ep - min(plan.ep, ep_pod)) / plan.ep, remote)
         network = max(remote, beyond_pod * chip.oversubscription)
         one = max(token_bytes * max(local, 0) / up, token_bytes * network / out)
         moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency

@@ -252,6 +252,8 @@ def test_the_bounds_hold_with_hybrid_sharding(workload: str) -> None:
         ("llama3.1-70b", {"dp_shard": 8}),  # hybrid sharding: no data-parallel bound
         ("mixtral-8x7b", {"dp_shard": 4}),  # ... with expert shards
         ("llama3.1-70b", {"dp": 32, "dp_shard": 16, "zero_stage": 3}),
+        ("mixtral-8x7b", {"etp": 2}),  # experts split: no all-to-all bound
+        ("deepseek-v3", {"etp": 4, "zero_stage": 1}),
     ],
 )
 def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(

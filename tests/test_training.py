@@ -181,7 +181,7 @@ def test_bad_evaluate_input_is_one_line(dse) -> None:
         )
 
 
-def _reference_plans(plans, dp_shard: int = 0) -> list[Plan]:
+def _reference_plans(plans, dp_shard: int = 0, etp: int = 1) -> list[Plan]:
     """The scalar reference's :class:`Plan` of each of ``plans``."""
     return [
         Plan(
@@ -196,6 +196,7 @@ def _reference_plans(plans, dp_shard: int = 0) -> list[Plan]:
             int(plans.dualpipe[k]),
             zero_bubble=int(plans.schedule_code[k] == ZB_H1),
             dp_shard=dp_shard,
+            etp=etp,
         )
         for k in range(len(plans))
     ]
@@ -739,8 +740,12 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
             ("--dp", "8", "--zero-stage", "0", "--dp-shard", "4"),
             ("--dp-shard", "dp_shard = dp, 8", "zero_stage 0", "got 4"),
         ),
-        (("--placement", "tp-pp-dp", "--cp", "2"), ("--placement", "cp 2", "cp 1 and ep 1")),
-        (("--placement", "tp-pp-dp", "--ep", "8"), ("--placement", "ep 8", "cp 1 and ep 1")),
+        (("--placement", "tp-pp-dp", "--cp", "2"), ("--placement", "cp 2", "cp, ep and etp 1")),
+        (("--placement", "tp-pp-dp", "--ep", "8"), ("--placement", "ep 8", "cp, ep and etp 1")),
+        (("--etp", "2"), ("--etp", "dense model", "got 2")),
+        (("--ep", "8", "--etp", "3"), ("--etp", "expert FFN width (14336)", "got 3")),
+        (("--ep", "1", "--placement", "tp-pp-dp", "--etp", "2"), ("--placement", "etp 2")),
+        (("--ep", "8", "--etp", "4", "--pp", "4"), ("--ep", "ep x etp x pp", "got 128")),
     ],
 )
 def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:
@@ -800,6 +805,63 @@ def test_hybrid_sharding_inside_the_domain_gathers_on_the_fast_links(dp: int) ->
     hybrid = evaluate(designs, workload, settings, plans)
     flat = _pinned(workload, designs, settings, **plan)
     assert 0.0 < hybrid.training.dp_exposed_time_s[0] <= flat.training.dp_exposed_time_s[0]
+
+
+def test_expert_tensor_parallelism_splits_the_experts_not_the_work() -> None:
+    """§2.4 expert tensor parallelism: each rank holds 1/etp of its experts' weights, so
+    memory per chip falls as etp grows, the FLOPs per rank stay the same, the experts' all-gather
+    and reduce-scatter appear among the tensor-parallel collectives, and etp = 1 pinned is the
+    plan the model always ran, every number the same."""
+    workload = load_workload("mixtral-8x7b")
+    designs = _cluster("h100-sxm", [64.0])
+    plan = {"tp": 1, "pp": 1, "ep": 8, "dp": 64, "microbatch": 1, "recompute": "full"}
+    runs = [_pinned(workload, designs, **plan, etp=etp, zero_stage=1) for etp in (1, 2, 4, 8)]
+    memory = [m.columns["memory_per_chip_gb"][0] for m in runs]
+    assert all(larger > smaller for larger, smaller in itertools.pairwise(memory))
+    flops = {float(m.training.hardware_flops_per_step[0]) for m in runs}
+    assert len(flops) == 1
+    assert runs[0].training.tp_comm_time_s[0] == 0.0 < runs[1].training.tp_comm_time_s[0]
+    assert [int(m.plan["etp"][0]) for m in runs] == [1, 2, 4, 8]
+    plain = _pinned(workload, designs, **plan, zero_stage=1)
+    for name, values in plain.columns.items():
+        np.testing.assert_array_equal(runs[0].columns[name], values, err_msg=name)
+    # the expert groups of ep·etp = 32 ranks tile the data-parallel ranks: dp a multiple of 32
+    derived = {k: v for k, v in plan.items() if k != "dp"}
+    assert _pinned(workload, _cluster("h100-sxm", [48.0]), **derived, etp=4).training.dp[0] == 32
+
+
+@pytest.mark.parametrize("etp", [2, 8])
+def test_scalar_reference_agrees_with_expert_tensor_parallelism(etp: int) -> None:
+    """The scalar reference (tests/reference_training.py) and the vectorized model agree on
+    plans with experts split over ``etp`` ranks, on random designs (domains smaller and larger
+    than the expert groups)."""
+    rng = np.random.default_rng(23 + etp)
+    settings = load_settings()
+    n = 6
+    designs = from_chips([load_chip("h100-sxm")] * n).replace(
+        num_chips=rng.choice([64, 256, 1024], n).astype(float),
+        scale_up_domain=rng.choice([4, 8, 72], n).astype(float),
+        scale_out_bandwidth_gb_s=rng.uniform(10, 100, n),
+    )
+    for workload_id in ("mixtral-8x7b", "qwen3-30b-a3b"):
+        workload = load_workload(workload_id)
+        plans = candidate_plans(workload, max_tp=8, etp=etp, pp=2, microbatch=1)
+        metrics = evaluate(designs, workload, settings, plans)
+        reference_plans = _reference_plans(plans, etp=etp)
+        for i in range(n):
+            chip = _reference_chip(designs, i, workload.precision)
+            found = best_plan(chip, workload, reference_plans, settings)
+            assert metrics.training.fits[i] == (found is not None)
+            if found is None:
+                continue
+            _, result = found
+            assert metrics.plan["etp"][i] == etp
+            assert metrics.columns["step_time_s"][i] == pytest.approx(
+                result["step_time_s"], rel=1e-9
+            )
+            assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
+                result["memory_gb"], rel=1e-9
+            )
 
 
 @pytest.mark.parametrize("weight_copy", [True, False])
@@ -1081,7 +1143,7 @@ def test_pipeline_stages_placed_inside_a_domain_trade_p2p_for_data_parallel_band
     assert inner.training.pp_comm_time_s[0] < default.training.pp_comm_time_s[0] / 5
     assert inner.training.dp_exposed_time_s[0] > default.training.dp_exposed_time_s[0]
     assert set(evaluate(designs, w).plan["placement"].tolist()) == {0}  # never searched
-    with pytest.raises(InputError, match="cp 1 and ep 1"):
+    with pytest.raises(InputError, match="cp, ep and etp 1"):
         candidate_plans(w, cp=2, placement="tp-pp-dp")
     with pytest.raises(InputError, match="one of"):
         candidate_plans(w, placement="dp-tp")

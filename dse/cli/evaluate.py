@@ -157,6 +157,14 @@ def settings_from(options: dict[str, Any]) -> Settings:
 )
 @click.option("--ep", type=click.IntRange(min=1), default=None, help="Pin expert parallelism.")
 @click.option(
+    "--etp",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pin expert tensor parallelism: each routed expert's weights split over this many "
+    "ranks (Megatron-Core expert_tensor_parallel_size); divides the expert FFN width; never "
+    "searched, default 1.",
+)
+@click.option(
     "--microbatch",
     type=click.IntRange(min=1),
     default=None,
@@ -212,8 +220,8 @@ def evaluate(
 
     Plans are searched over tp, pp, vp, cp, ep, micro-batch, recompute, ZeRO stage and
     pipeline schedule; any of them given on the command line is pinned instead. Activation
-    offload (--offload-layers), recompute of some layers (--recompute-layers) and hybrid
-    sharding (--dp-shard) are only ever pinned.
+    offload (--offload-layers), recompute of some layers (--recompute-layers), hybrid
+    sharding (--dp-shard) and expert tensor parallelism (--etp) are only ever pinned.
     """
     settings = setting_options(options)
     plan = {k: v for k, v in options.items() if v is not None}

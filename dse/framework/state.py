@@ -130,6 +130,7 @@ def run(state: State) -> Outcome:
         "dp": int(training.dp[0]),
         "dp_shard": plans.describe(index)["dp_shard"] or int(training.dp[0]),
         "ep": int(plans.ep[index]),
+        "etp": int(plans.expert_tensor_parallel[index]),
         "microbatch": int(plans.microbatch[index]),
         "recompute": RECOMPUTE[int(plans.recompute[index])],
         "zero_stage": int(plans.zero_stage[index]),

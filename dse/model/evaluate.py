@@ -58,6 +58,7 @@ PLAN_COLUMNS = (
     "dp",
     "dp_shard",
     "ep",
+    "etp",
     "microbatch",
     "recompute",
     "zero_stage",
@@ -69,7 +70,8 @@ PLAN_COLUMNS = (
 """The plan columns of a results file; ``recompute``, ``schedule`` and ``placement`` as codes
 into :data:`~dse.model.plans.RECOMPUTE`, :data:`~dse.model.plans.SCHEDULES` and
 :data:`~dse.model.plans.PLACEMENTS`; ``dp_shard`` the data-parallel ranks the ZeRO states are
-sharded over (``dp`` unless hybrid sharding pins it)."""
+sharded over (``dp`` unless hybrid sharding pins it); ``etp`` the ranks each routed expert is
+split over (1 unless pinned)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ def _chosen_plans(plans: Plans, training: Training, workload: Workload) -> dict[
             training.dp,
         ).astype(np.int64),
         "ep": plans.ep[index].astype(np.int64),
+        "etp": plans.expert_tensor_parallel[index].astype(np.int64),
         "microbatch": plans.microbatch[index].astype(np.int64),
         "recompute": plans.recompute[index].astype(np.int64),
         "zero_stage": plans.zero_stage[index].astype(np.int64),

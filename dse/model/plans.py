@@ -1,7 +1,8 @@
 """Candidate parallelism plans: the plan axis of the training model (docs/model.md §2.4).
 
 A plan fixes tensor (``tp``), pipeline (``pp``, with ``vp`` virtual stages per rank),
-context (``cp``) and expert (``ep``) parallelism, the micro-batch size in sequences, the
+context (``cp``) and expert (``ep``, with ``etp`` ranks splitting each expert) parallelism,
+the micro-batch size in sequences, the
 activation-recompute policy, the ZeRO stage of the data-parallel ranks (0: everything
 replicated; 1: optimizer state sharded; 2: gradients too; 3: parameters as well, i.e. FSDP;
 stages 2 and 3 without pipeline parallelism unless pinned, as in practice), the pipeline
@@ -144,6 +145,7 @@ class Plans:
     recompute_share: NDArray[np.float64] | None = None
     placement: NDArray[np.float64] | None = None
     dp_shard: NDArray[np.float64] | None = None
+    etp: NDArray[np.float64] | None = None
     tp_searched: bool = True
 
     @property
@@ -187,6 +189,12 @@ class Plans:
         return self.recompute_share if self.recompute_share is not None else np.ones_like(self.tp)
 
     @property
+    def expert_tensor_parallel(self) -> NDArray[np.float64]:
+        """``etp`` per plan, shape ``(k,)``: the ranks each routed expert's weights are split over
+        (expert tensor parallelism, §2.4); 1 (whole experts) where not given."""
+        return self.etp if self.etp is not None else np.ones_like(self.tp)
+
+    @property
     def hybrid_sharded(self) -> NDArray[np.bool_]:
         """Where the plan pins a sharding group ``dp_shard`` (hybrid sharding), shape ``(k,)``;
         elsewhere the ZeRO states are sharded over the whole data-parallel axis."""
@@ -215,6 +223,7 @@ class Plans:
             "schedule": SCHEDULES[int(self.schedule_code[index])],
             "placement": PLACEMENTS[int(self.pipeline_inner[index])],
             "ep": int(self.ep[index]),
+            "etp": int(self.expert_tensor_parallel[index]),
             "microbatch": int(self.microbatch[index]),
             "recompute": RECOMPUTE[int(self.recompute[index])],
             "zero_stage": int(self.zero_stage[index]),
@@ -266,6 +275,7 @@ class _Pinned:
     recompute_layers: int | None = None
     placement: str | None = None
     dp_shard: int | None = None
+    etp: int | None = None
 
 
 def candidate_plans(
@@ -286,6 +296,7 @@ def candidate_plans(
     recompute_layers: int | None = None,
     placement: str | None = None,
     dp_shard: int | None = None,
+    etp: int | None = None,
 ) -> Plans:
     """All plans worth trying for ``workload``, or the single pinned plan where all are given.
 
@@ -298,16 +309,18 @@ def candidate_plans(
     layers per stage and only with a policy that recomputes; ``placement`` (never searched:
     the first of :data:`PLACEMENTS` unless pinned) ``tp-pp-dp`` only with cp 1 and ep 1;
     ``dp_shard`` (never searched: the whole data-parallel axis unless pinned) at least 1,
-    dividing a pinned ``dp`` and only with a ZeRO stage that shards. Pinned values replace their
+    dividing a pinned ``dp`` and only with a ZeRO stage that shards; ``etp`` (never searched: 1
+    unless pinned) 1 for dense models, else a divisor of the expert FFN width, and 1 with
+    ``tp-pp-dp``. Pinned values replace their
     axis; a pinned value that breaks a rule raises one :class:`InputError` line naming it.
     """
     pinned = _Pinned(
         tp=tp, pp=pp, dp=dp, ep=ep, microbatch=microbatch, recompute=recompute,
         zero_stage=zero_stage, vp=vp, cp=cp, schedule=schedule, offload_layers=offload_layers,
-        recompute_layers=recompute_layers, placement=placement, dp_shard=dp_shard,
+        recompute_layers=recompute_layers, placement=placement, dp_shard=dp_shard, etp=etp,
     )  # fmt: skip
     _check_pinned(workload, pinned)
-    inner = _check_placement(placement, cp, ep)
+    inner = _check_placement(placement, cp, ep, etp)
     axes = _axis_choices(workload, pinned, max_tp)
     rows = [
         row
@@ -357,6 +370,7 @@ def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
     _check_vp(workload, pp, pinned.vp, [pp] if pp else _searched_pp(workload))
     _check_cp(workload, pinned.cp)
     _check_dp_shard(pinned.dp, pinned.zero_stage, pinned.dp_shard)
+    _check_etp(workload, pinned.etp)
     _check_schedule(pp, pinned.vp, pinned.schedule)
 
 
@@ -464,11 +478,14 @@ def _plans_from_rows(workload: Workload, rows: list[_Row], pinned: _Pinned, inne
         recompute_layers=redo_layers,
         recompute_share=redo_layers / per_stage,
         placement=np.full(count, float(inner)),
+        etp=None if pinned.etp is None else np.full(count, float(pinned.etp)),
         tp_searched=pinned.tp is None,
     )
 
 
-def _check_placement(placement: str | None, cp: int | None, ep: int | None) -> int:
+def _check_placement(
+    placement: str | None, cp: int | None, ep: int | None, etp: int | None = None
+) -> int:
     """The code of the pinned ``placement`` in :data:`PLACEMENTS` (0 when not given), or one
     line naming the rule: ``tp-pp-dp`` lays out tensor, pipeline and data parallelism only
     (Megatron-Core's ``use_tp_pp_dp_mapping`` takes no context or expert parallelism)."""
@@ -477,11 +494,11 @@ def _check_placement(placement: str | None, cp: int | None, ep: int | None) -> i
     if placement not in PLACEMENTS:
         raise InputError.for_argument("placement", f"one of {list(PLACEMENTS)}", placement)
     inner = PLACEMENTS.index(placement)
-    if inner and ((cp or 1) > 1 or (ep or 1) > 1):
+    if inner and ((cp or 1) > 1 or (ep or 1) > 1 or (etp or 1) > 1):
         raise InputError.for_argument(
             "placement",
-            f"{PLACEMENTS[0]} with cp {cp or 1} and ep {ep or 1} (tp-pp-dp places tp, pp and dp"
-            " only: cp 1 and ep 1)",
+            f"{PLACEMENTS[0]} with cp {cp or 1}, ep {ep or 1} and etp {etp or 1} (tp-pp-dp"
+            " places tp, pp and dp only: cp, ep and etp 1)",
             placement,
         )
     return inner
@@ -643,4 +660,19 @@ def _check_vp(workload: Workload, pp: int | None, vp: int | None, pps: list[int]
             f"a divisor of the layers per pipeline stage ({per_stage} = ceil({workload.layers}"
             f" / pp {pp})), with pp > 1",
             vp,
+        )
+
+
+def _check_etp(workload: Workload, etp: int | None) -> None:
+    """One line naming the rule a pinned ``etp`` breaks (§2.4 expert tensor parallelism): 1 for
+    dense models; for MoE a whole number ≥ 1 that divides the expert FFN width, as
+    Megatron-Core splits each expert's up projections by columns and its down projection by
+    rows over the ``etp`` ranks."""
+    if etp is None:
+        return
+    if not workload.is_moe and etp != 1:
+        raise InputError.for_argument("etp", "1 for a dense model (it has no experts)", etp)
+    if etp < 1 or workload.moe_ffn_dim % etp:
+        raise InputError.for_argument(
+            "etp", f"a divisor of the expert FFN width ({workload.moe_ffn_dim})", etp
         )

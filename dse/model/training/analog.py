@@ -78,7 +78,8 @@ def merge(parts: list[tuple[np.ndarray, Training]], n: int) -> Training:
 
 def weights_per_chip(w: Workload, tp: FloatArray, pp: FloatArray, ep: FloatArray) -> FloatArray:
     """§2.9 Weights one chip's arrays must hold: its tensor shard of its pipeline stage, the
-    routed experts sharded by expert parallelism (expert tensor parallelism 1)."""
+    routed experts sharded by expert parallelism (``ep``; ``ep·etp`` where each expert is
+    split over ``etp`` ranks)."""
     experts = w.expert_params
     return (w.total_params - experts) / (tp * pp) + experts / (pp * ep)
 
@@ -115,7 +116,8 @@ def array_step(
     chips_used: FloatArray,
     bubble_fraction: FloatArray,
 ) -> ArrayStep:
-    """§2.9 The arrays' time of a plan (``tp``, ``pp``, ``ep``, recompute ``rc`` on a share
+    """§2.9 The arrays' time of a plan (``tp``, ``pp``, ``ep`` the ranks one copy of the routed
+    experts spans, i.e. ``ep·etp``, recompute ``rc`` on a share
     ``rc_share`` of the layers) on the chips
     ``a`` (arrays broadcasting against the plan's), reading the weights to program at
     ``memory_b_s`` (bytes/s: HBM, or on-chip SRAM on a chip without HBM)."""
@@ -169,7 +171,7 @@ class ArrayExtra:
     def allowed_plans(self, index: np.ndarray, g: Grid) -> np.ndarray:
         """Whether each cell of designs ``index`` × the plans of ``g`` lasts (broadcast)."""
         cells = take(self.analog, index)
-        writes = writes_per_step(cells, weights_per_chip(self.w, g.tp, g.pp, g.ep))
+        writes = writes_per_step(cells, weights_per_chip(self.w, g.tp, g.pp, g.expert_ranks))
         return endurance_margin(cells, writes, self.w) <= 0.0
 
     def __call__(self, index: np.ndarray, g: Grid, m: StepModel) -> tuple[FloatArray, np.ndarray]:
@@ -181,7 +183,7 @@ class ArrayExtra:
             self.w,
             g.tp,
             g.pp,
-            g.ep,
+            g.expert_ranks,
             g.rc,
             g.rc_share,
             lay.dp * lay.replica,
@@ -227,7 +229,7 @@ def analog_training(
         w,
         plans.tp[index],
         plans.pp[index],
-        plans.ep[index],
+        plans.ep[index] * plans.expert_tensor_parallel[index],
         plans.recompute[index],
         plans.recomputed_share[index],
         t.chips_used,

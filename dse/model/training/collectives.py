@@ -341,7 +341,7 @@ def stage_communication(
         tp_all = tp_all + gathers * ring_time(
             latent_b, g.tp, tp_b_s, s, tp_domains, latent_tensors, g.latency_scale
         )
-    tp_all = np.where(g.tp > 1, tp_all, 0.0)
+    tp_all = np.where(g.tp > 1, tp_all, 0.0) + expert_tensor_parallel_s(g, lay, w, redone, s)
     tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap, s.overlap_slowdown)
     # Placement tp-cp-ep-dp-pp (Megatron-Core's default): pipeline neighbours are tp·cp·dp ranks
     # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks
@@ -357,15 +357,16 @@ def stage_communication(
     if w.is_moe:
         moe_fraction = (w.layers - w.dense_layers) / w.layers
         count = (4.0 + 2.0 * redone) * lay.layers_per_stage * moe_fraction
+        # the ep ranks of an expert group are etp apart in rank order (expert order etp-ep-edp)
         one = all_to_all_time_s(
             w,
             lay.tokens_mb / g.tp,
             g.ep,
-            g.domain,
+            np.maximum(g.domain / g.etp, 1.0),
             g.up_b_s,
             g.out_b_s,
             s,
-            (g.pod_chips, g.oversubscription) if g.pods_split else None,
+            (g.pod_chips / g.etp, g.oversubscription) if g.pods_split else None,
         )
         # DualPipe overlaps one micro-batch's all-to-all with another's compute in full.
         hidden_share = np.where(g.dual, 1.0, s.moe_comm_overlap)
@@ -390,6 +391,27 @@ def stage_communication(
         g, lay, mem, comp.total_s
     )
     return StageCommunication(tp_s, pp_s, moe_s, cp_s, host_s)
+
+
+def expert_tensor_parallel_s(
+    g: Grid, lay: Layout, w: Workload, redone: FloatArray | float, s: Settings
+) -> FloatArray | float:
+    """§2.7 Expert tensor parallelism's collectives of one micro-batch on one stage (s): in each
+    MoE layer the ``etp`` ranks that split an expert all-gather the tokens dispatched to them
+    before the experts and reduce-scatter the experts' outputs after them, forward and backward
+    (4), and the forward's 2 again for the share ``redone`` that recompute repeats
+    (Megatron-Core's ``MoEAlltoAllTokenDispatcher`` with ``expert_tensor_parallel_size`` > 1).
+    Each gathers the ``k`` routed copies of the rank's ``tokens/t`` tokens from every one of
+    the ``etp`` ranks, in 16-bit; the ranks are adjacent in rank order, so the group takes the
+    tier a tensor-parallel group of its size takes. 0 where ``etp`` is 1."""
+    if not w.is_moe or not np.any(g.etp > 1):
+        return 0.0
+    moe_layers = lay.layers_per_stage * (w.layers - w.dense_layers) / w.layers
+    count = (4.0 + 2.0 * redone) * moe_layers
+    gathered_b = g.etp * lay.tokens_mb / g.tp * w.experts_per_token * w.d_model * 2.0
+    b_s, _, domains = data_parallel_tier(g, g.etp, np.ones_like(g.etp))
+    one = ring_time(gathered_b, g.etp, b_s, s, domains, latency_scale=g.latency_scale)
+    return np.where(g.etp > 1, count * one, 0.0)
 
 
 def _buckets(params: FloatArray, dp: FloatArray) -> FloatArray:
@@ -539,7 +561,7 @@ def _gradient_collectives(
     buckets = _buckets(shared_params, lay.shard_dp)
     time_s = collective(shared_grad, lay.shard_dp, b_s, s, domains, buckets)
     if w.is_moe:
-        expert_params = w.expert_params / (g.pp * g.ep)
+        expert_params = w.expert_params / (g.pp * g.expert_ranks)
         expert_domains = np.maximum(lay.expert_shard / per_domain, 1.0)
         expert_buckets = _buckets(expert_params, lay.expert_shard)
         time_s = time_s + collective(
@@ -568,7 +590,7 @@ def replica_all_reduce_s(
     shard_b = (w.total_params - w.expert_params) / lay.model_parallel / lay.shard_dp
     groups = [(shard_b, replicas, data_parallel_tier(g, replicas, stride))]
     if w.is_moe:
-        expert_b = w.expert_params / (g.pp * g.ep) / lay.expert_shard
+        expert_b = w.expert_params / (g.pp * g.expert_ranks) / lay.expert_shard
         expert_replicas = lay.expert_dp / lay.expert_shard
         groups.append((expert_b, expert_replicas, data_parallel_tier(g, expert_replicas, stride)))
 

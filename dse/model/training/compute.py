@@ -130,11 +130,14 @@ def layer_linear_time_s(
     hbm_b_s: FloatArray,
     efficiency: FloatArray | float,
     settings: Settings,
+    etp: FloatArray | float = 1.0,
 ) -> FloatArray:
     """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
     rank, averaged over dense and MoE layers: each linear runs three GEMMs of equal size
     (forward Y = X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X), of which
-    ``w.digital_linear_gemms`` on the digital units (§2.9: analog tiles run the first two)."""
+    ``w.digital_linear_gemms`` on the digital units (§2.9: analog tiles run the first two).
+    With expert tensor parallelism ``etp`` each local expert's GEMMs run on the tokens its
+    ``etp`` ranks gathered, at ``1/etp`` of the expert width."""
     gemms = w.digital_linear_gemms
     d, hd = float(w.d_model), float(w.head_dim)
     ob = OPERAND_BYTES.get(w.precision, 2.0)
@@ -154,15 +157,17 @@ def layer_linear_time_s(
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return gemms * (attention + dense_mlp)
-    # Expert tensor parallelism 1: each rank routes its tokens/tp (sequence-parallel) tokens;
-    # the ep ranks' local experts see ep·(tokens/tp)·k/E tokens each, at full expert width.
-    expert_tokens = tokens / tp * w.experts_per_token * ep / w.experts
+    # Each rank routes its tokens/tp (sequence-parallel) tokens; the ep ranks' local experts
+    # see ep·(tokens/tp)·k/E tokens each, gathered over the etp ranks that split each expert
+    # (etp times as many tokens at 1/etp of the width; the same FLOPs per rank).
+    expert_tokens = tokens / tp * w.experts_per_token * ep * etp / w.experts
     local_experts = w.experts / ep
-    expert_up = (w.ffn_matrices - 1.0) * w.moe_ffn_dim
+    expert_width = w.moe_ffn_dim / etp
+    expert_up = (w.ffn_matrices - 1.0) * expert_width
     moe_mlp = (
         linear(d, w.experts, m=tokens / tp)  # router
         + linear(d, expert_up, local_experts, expert_tokens)
-        + linear(w.moe_ffn_dim, d, local_experts, expert_tokens)
+        + linear(expert_width, d, local_experts, expert_tokens)
     )
     if w.shared_experts:
         shared = w.shared_experts * w.moe_ffn_dim
@@ -249,7 +254,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
     matmul_s = lay.layers_per_stage * layer_linear_time_s(
-        w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, gemm_eff, s
+        w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, gemm_eff, s, g.etp
     )
     attention_s = attention_time_s(stage_attention, w, attention_eff, g, s)
     logits_s = w.digital_linear_gemms * gemm_time_s(

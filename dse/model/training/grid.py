@@ -66,7 +66,8 @@ def exp_per_sixteen_bit_flop(designs: Designs) -> FloatArray:
 class Grid:
     """One chunk of designs (``rows``) against every candidate plan.
 
-    Plan axis, shape ``(1, k)``: parallelism degrees, micro-batch (sequences), recompute code
+    Plan axis, shape ``(1, k)``: parallelism degrees (``etp`` the ranks each routed expert is
+    split over, §2.4), micro-batch (sequences), recompute code
     and the share of a stage's layers it applies to, ZeRO stage
     (0-3; :attr:`fsdp` where it is 3), pipeline schedule code (:attr:`dual`), whether
     pipeline stages sit inside the data-parallel replicas (placement ``tp-pp-dp``), layers per stage whose activations are
@@ -84,6 +85,7 @@ class Grid:
     tp: FloatArray
     pp: FloatArray
     ep: FloatArray
+    etp: FloatArray
     mb: FloatArray
     vp: FloatArray
     cp: FloatArray
@@ -122,6 +124,11 @@ class Grid:
         return bool(np.any(self.pod_chips < self.chips))
 
     @property
+    def expert_ranks(self) -> FloatArray:
+        """Ranks that hold one copy of a stage's routed experts, ``ep·etp``, plan axis (§2.4)."""
+        return self.ep * self.etp
+
+    @property
     def fsdp(self) -> np.ndarray:
         """Where the plan is FSDP (ZeRO stage 3), plan axis."""
         return self.zero == 3
@@ -146,7 +153,7 @@ class Grid:
 
 PLAN_FIELDS = frozenset(
     (
-        "tp", "pp", "ep", "mb", "vp", "cp", "rc", "rc_share", "zero", "schedule", "pp_inner",
+        "tp", "pp", "ep", "etp", "mb", "vp", "cp", "rc", "rc_share", "zero", "schedule", "pp_inner",
         "offload", "pinned_dp", "dp_shard",
     )
 )  # fmt: skip
@@ -178,6 +185,7 @@ def build_grid(
         tp=plan(plans.tp),
         pp=plan(plans.pp),
         ep=plan(plans.ep),
+        etp=plan(plans.expert_tensor_parallel),
         mb=plan(plans.microbatch),
         vp=plan(plans.virtual_stages),
         cp=plan(plans.context_parallel),

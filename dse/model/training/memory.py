@@ -454,10 +454,11 @@ def _static(
     """§2.1 Static bytes, parameters held and parameters updated per chip, by ZeRO stage
     (:func:`zero_state_bytes`); the sharded states over the ``shard_dp`` ranks of the sharding
     group (all ``D·c`` data-parallel ranks unless the plan pins ``dp_shard``: hybrid
-    sharding), the experts' over ``expert_shard``."""
+    sharding), the experts' over ``expert_shard``; a rank holds ``1/(p·e·etp)`` of the routed
+    experts' parameters."""
     experts = w.expert_params
     shared = w.total_params - experts
-    local_experts = experts / (g.pp * g.ep)  # whole experts: expert tensor parallelism 1
+    local_experts = experts / (g.pp * g.expert_ranks)  # each expert split over etp ranks
     params_chip = shared / lay.model_parallel + local_experts
     sharded = shared / lay.model_parallel / lay.shard_dp + local_experts / lay.expert_shard
     replicated_b, sharded_b, in_flight_b = zero_state_bytes(g.zero, s)

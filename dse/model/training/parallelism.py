@@ -21,6 +21,8 @@ class Layout:
     ``weight_dp`` ranks (the experts' over ``expert_shard`` of their ``expert_dp``) and
     replicated over ``replicas = dp / dp_shard`` such groups (§2.1 hybrid sharding; without it
     ``shard_dp = weight_dp``, ``expert_shard = expert_dp``, ``replicas = 1``).
+    A copy of the stage's routed experts spans ``ep·etp`` ranks (expert tensor parallelism
+    ``etp``, 1 unless pinned).
     """
 
     valid: np.ndarray
@@ -42,18 +44,22 @@ def layout(g: Grid, w: Workload) -> Layout:
     sequences = w.global_batch_sequences
     model_parallel = g.tp * g.pp
     replica = model_parallel * g.cp
-    # MoE parallel folding: expert groups of ep ranks tile the tp·cp·dp ranks of a stage
-    # (expert tensor parallelism 1), so tp·cp·dp must be a multiple of ep.
-    dp_step = data_parallel_step(g.ep, g.tp, g.cp, g.dp_shard)
+    # MoE parallel folding: expert groups of ep·etp ranks (ep expert-parallel ranks, each
+    # expert split over etp) tile the tp·cp·dp ranks of a stage, so tp·cp·dp must be a multiple
+    # of ep·etp (Megatron-Core's expert rank order etp-ep-edp).
+    expert_ranks = g.expert_ranks
+    dp_step = data_parallel_step(expert_ranks, g.tp, g.cp, g.dp_shard)
     valid, dp_safe = data_parallelism(
         g, replica, np.floor(sequences / g.mb), dp_step, g.pinned_dp, g.mb, g.tp, sequences
     )
     weight_dp = dp_safe * g.cp
-    expert_dp = np.maximum(g.tp * weight_dp / g.ep, 1.0)
+    expert_dp = np.maximum(g.tp * weight_dp / expert_ranks, 1.0)
     shard_dp, expert_shard = weight_dp, expert_dp
     replicas: FloatArray | float = 1.0
     if g.dp_shard is not None:
-        shard_dp, expert_shard = shard_groups(g.dp_shard, g.tp, g.cp, g.ep, weight_dp, expert_dp)
+        shard_dp, expert_shard = shard_groups(
+            g.dp_shard, g.tp, g.cp, expert_ranks, weight_dp, expert_dp
+        )
         replicas = weight_dp / shard_dp
     return Layout(
         valid=valid,
@@ -75,7 +81,7 @@ def data_parallel_step(
     ep: FloatArray, tp: FloatArray, cp: FloatArray, dp_shard: FloatArray | None
 ) -> FloatArray:
     """§2.4 What ``D`` is rounded down to a multiple of: ``max(e/(t·c), 1)`` so that the expert
-    groups tile the ranks, and, where a plan pins ``dp_shard`` (§2.1 hybrid sharding), also a
+    groups of ``e`` ranks (``ep·etp`` with expert tensor parallelism) tile the ranks, and, where a plan pins ``dp_shard`` (§2.1 hybrid sharding), also a
     multiple of it (the least common multiple), so that the sharding groups tile ``D``."""
     step = np.maximum(ep / (tp * cp), 1.0)
     if dp_shard is None:

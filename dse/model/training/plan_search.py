@@ -201,6 +201,7 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     attention FLOPs, memory-bound bytes, link bytes no overlap hides, kernel latency — and the
     MoE all-to-all's bytes per achieved link fraction, ``(k,)``."""
     tp, pp, ep, cp = plans.tp, plans.pp, plans.ep, plans.context_parallel
+    etp = plans.expert_tensor_parallel
     layers_per_stage = np.ceil(w.layers / pp)
     tokens_mb = plans.microbatch * float(w.seq_len) / cp
     redo = recompute_factors(plans.recompute, w, plans.recomputed_share)
@@ -210,7 +211,7 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     no_latency = replace(s, gemm_kernel_latency_us=0.0)
     unit, unbounded = np.ones_like(tp), np.full_like(tp, np.inf)
     linear_flops = layers_per_stage * layer_linear_time_s(
-        w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency
+        w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency, etp
     )
     # The logits' GEMMs the digital units run, as compute.compute counts them (§2.9: one of
     # three on a design whose analog tiles run the forward and input-gradient GEMMs).
@@ -221,7 +222,7 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     )  # fmt: skip
     # Kernel latency of those GEMMs: the same roofline at infinite rate and bandwidth.
     latency_s = layers_per_stage * redo.matmul * layer_linear_time_s(
-        w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s
+        w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s, etp
     ) + logits_gemms * gemm_time_s(
         tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
         OPERAND_BYTES["bf16"], 1.0, s,
@@ -275,7 +276,9 @@ def _moe_link_bytes(
 ) -> FloatArray:
     """§2.7 MoE all-to-all per micro-batch: count × the bytes of one token over the achieved
     link fraction, per token copy (the copies per link depend on ep and the design's domain,
-    moe_lower_bound), less the overlapped share; ``(k,)``, 0 for dense models."""
+    moe_lower_bound), less the overlapped share; ``(k,)``, 0 for dense models and for plans that
+    split experts (``etp`` > 1: their expert groups spread over more scale-up domains, which
+    the bound, reading the design's domain alone, does not know)."""
     if not w.is_moe:
         return np.zeros_like(plans.tp)
     _, moe_fraction = _per_token_layer_bytes(w)
@@ -283,7 +286,8 @@ def _moe_link_bytes(
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
     one_b = tokens_mb / plans.tp * w.d_model * element_b / s.collective_efficiency
     hidden = np.where(plans.dualpipe, 1.0, s.moe_comm_overlap)
-    return count * one_b * paid_share(hidden, s)
+    whole_experts = plans.expert_tensor_parallel == 1
+    return np.where(whole_experts, count * one_b * paid_share(hidden, s), 0.0)
 
 
 def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
@@ -298,7 +302,7 @@ def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     gather of each micro-batch shows, and the step lasts at least as long as all of them.
     ZeRO-2 reduce-scatters each micro-batch's gradients (rows 2 and 4, scaled by the
     micro-batches) and all-gathers the weights once (rows 0 and 1)."""
-    tp, pp, ep = plans.tp, plans.pp, plans.ep
+    tp, pp, ep = plans.tp, plans.pp, plans.ep * plans.expert_tensor_parallel
     layers_per_stage = np.ceil(w.layers / pp)
     shared_params = (w.total_params - w.expert_params) / (tp * pp)
     expert_params = w.expert_params / (pp * ep)
@@ -329,18 +333,20 @@ def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
 
 
 def _layout(plans: Plans, sequences: float) -> FloatArray:
-    """``(9, k)`` the plan's layout rows (the indices REPLICA … EP that lower_bounds reads)."""
+    """``(9, k)`` the plan's layout rows (the indices REPLICA … EP that lower_bounds reads); the
+    expert groups span ``ep·etp`` ranks, the all-to-all ``ep``."""
     tp, ep, mb, cp = plans.tp, plans.ep, plans.microbatch, plans.context_parallel
+    expert_ranks = ep * plans.expert_tensor_parallel
     return np.stack(
         [
             tp * plans.pp * cp,
             tp,
             np.floor(sequences / mb),
-            data_parallel_step(ep, tp, cp, plans.dp_shard),
+            data_parallel_step(expert_ranks, tp, cp, plans.dp_shard),
             plans.dp + 0.0,
             mb + 0.0,
             cp + 0.0,
-            ep / tp,
+            expert_ranks / tp,
             ep + 0.0,
         ]
     )
@@ -359,7 +365,8 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     :attr:`~dse.model.training.grid.Grid.low_precision`); then fixed and stored for one that
     runs an fp8/fp4 workload in 16-bit.
     """
-    tp, pp, ep, mb = plans.tp, plans.pp, plans.ep, plans.microbatch
+    tp, pp, mb = plans.tp, plans.pp, plans.microbatch
+    ep = plans.ep * plans.expert_tensor_parallel  # the ranks one copy of the experts spans
     vp, cp, rc = plans.virtual_stages, plans.context_parallel, plans.recompute
     zero, dual = plans.zero_stage, plans.dualpipe
     layers_per_stage = np.ceil(w.layers / pp)

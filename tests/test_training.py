@@ -746,6 +746,11 @@ def test_overlap_never_makes_a_step_slower(key: str) -> None:
         (("--ep", "8", "--etp", "3"), ("--etp", "expert FFN width (14336)", "got 3")),
         (("--ep", "1", "--placement", "tp-pp-dp", "--etp", "2"), ("--placement", "etp 2")),
         (("--ep", "8", "--etp", "4", "--pp", "4"), ("--ep", "ep x etp x pp", "got 128")),
+        (
+            ("--ep", "8", "--tp", "1", "--dp", "4"),
+            ("--dp", "tp x cp x dp (1 x 1 x dp)", "ep x etp (8 x 1)", "got 4"),
+        ),
+        (("--ep", "8", "--etp", "2", "--tp", "2", "--dp", "4"), ("--dp", "(8 x 2)", "got 4")),
     ],
 )
 def test_bad_plan_names_the_rule_and_the_values(dse, args, names) -> None:

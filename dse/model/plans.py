@@ -329,7 +329,25 @@ def candidate_plans(
     ]
     if not rows:
         raise _no_plan_error(pinned)
+    if pinned.dp is not None:
+        rows = _rows_tiling_dp(rows, pinned.dp, pinned.etp or 1)
     return _plans_from_rows(workload, rows, pinned, inner)
+
+
+def _rows_tiling_dp(rows: list[_Row], dp: int, etp: int) -> list[_Row]:
+    """The rows whose expert groups tile a pinned ``dp`` (§2.4: the ``ep·etp`` ranks of an
+    expert group tile the ``tp·cp·dp`` ranks of a stage), or one line naming the rule and the
+    values where none does."""
+    tiled = [row for row in rows if (row.tp * row.cp * dp) % (row.ep * etp) == 0]
+    if tiled:
+        return tiled
+    row = rows[0]
+    raise InputError.for_argument(
+        "dp",
+        f"a dp with tp x cp x dp ({row.tp} x {row.cp} x dp) a multiple of ep x etp"
+        f" ({row.ep} x {etp}): the expert groups tile the ranks of a pipeline stage",
+        dp,
+    )
 
 
 def _check_pinned(workload: Workload, pinned: _Pinned) -> None:

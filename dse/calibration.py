@@ -46,7 +46,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "dp_overlap": (0.0, 0.25, 0.5, 0.75, 1.0),
     "tp_overlap": (0.0, 0.25, 0.5, 0.75),
     "moe_comm_overlap": (0.0, 0.5),
-    "moe_kernel_overhead_us": (7.5, 15.0, 22.5, 30.0, 45.0),
+    "moe_kernel_overhead_us": (15.0, 22.5, 30.0, 45.0, 60.0),
 }
 """The throughput model's [C] constants and the values searched (dse/defaults.toml sources)."""
 

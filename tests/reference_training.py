@@ -140,6 +140,17 @@ def gemm(
     )
 
 
+def routed_experts(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> float:
+    """Forward + backward time of one MoE layer's routed experts (grouped GEMMs) on one rank."""
+    ob = OPERAND_BYTES.get(w.precision, 2.0)
+    # each local expert's tokens gathered over its etp ranks, at 1/etp of the width
+    per_expert = tokens / plan.tp * w.experts_per_token * plan.ep * plan.etp / w.experts
+    local = w.experts / plan.ep
+    width = w.moe_ffn_dim / plan.etp
+    up = gemm(per_expert, (w.ffn_matrices - 1) * width, w.d_model, chip, ob, s, local)
+    return 3 * (up + gemm(per_expert, w.d_model, width, chip, ob, s, local))
+
+
 def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> float:
     """Forward + backward time of one layer's linear layers, averaged over dense and MoE layers."""
     d, hd, tp = w.d_model, w.head_dim, plan.tp
@@ -164,14 +175,8 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
     )
     if not w.is_moe:
         return 3 * (attention + dense)
-    # each local expert's tokens gathered over its etp ranks, at 1/etp of the width
-    per_expert = tokens / tp * w.experts_per_token * plan.ep * plan.etp / w.experts
-    local = w.experts / plan.ep
-    width = w.moe_ffn_dim / plan.etp
     moe = (
-        gemm(tokens / tp, w.experts, d, chip, ob, s)
-        + gemm(per_expert, (w.ffn_matrices - 1) * width, d, chip, ob, s, local)
-        + gemm(per_expert, d, width, chip, ob, s, local)
+        gemm(tokens / tp, w.experts, d, chip, ob, s) + routed_experts(chip, w, tokens, plan, s) / 3
     )
     if w.shared_experts:
         width = w.shared_experts * w.moe_ffn_dim
@@ -409,18 +414,16 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # a quarter of a fused one's (H200: forward / (forward + backward) = 0.22-0.27)
     attention_forward = 1 / 3 if w.attention_kernel == "materialized" else 0.25
     attention_redo = 1.0 if keep_attention else 1 + attention_forward
-    # the MoE layers' fixed kernel cost: 60 kernels per layer, 6 per local expert (§2.6)
-    t_moe = 0.0
+    # the MoE layers' host time: 60 kernels per layer, 6 per local expert, each t_k (§2.6),
+    # exposed beyond the experts' GEMMs that the GPU runs meanwhile
+    t_host = 0.0
     if w.is_moe:
         moe_layers = layers * (w.layers - w.dense_layers) / w.layers
-        t_moe = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
-    compute = (
-        t_matmul * redo
-        + t_attention * attention_redo
-        + t_memory * other_redo
-        + t_logits
-        + t_moe * other_redo
-    )
+        launches = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
+        gpu = moe_layers * routed_experts(chip, w, tokens, plan, s) * redo
+        t_host = max(launches * other_redo - gpu, 0.0)
+    compute = t_matmul * redo + t_attention * attention_redo + t_memory * other_redo + t_logits
+    compute += t_host
 
     # communication of one micro-batch on one stage
     up = chip.scale_up_gb_s * 1e9 / 2 * chip.link_share

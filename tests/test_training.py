@@ -812,6 +812,40 @@ def test_hybrid_sharding_inside_the_domain_gathers_on_the_fast_links(dp: int) ->
     assert 0.0 < hybrid.training.dp_exposed_time_s[0] <= flat.training.dp_exposed_time_s[0]
 
 
+@pytest.mark.parametrize(
+    ("workload_id", "microbatch", "hidden"),
+    [("mixtral-8x7b", 4, True), ("qwen3-30b-a3b", 1, False)],
+)
+def test_moe_host_time_shows_only_beyond_the_expert_gemms(
+    workload_id: str, microbatch: int, hidden: bool
+) -> None:
+    """§2.6 host-bound MoE layers: the host's kernel launches after each layer's
+    synchronization run while the GPU computes the experts' GEMMs, so Mixtral's one large
+    expert per rank hides them entirely, and Qwen3-30B-A3B's 16 small experts per rank at
+    micro-batch 1 do not; either way the host time never adds more than it would alone."""
+    workload = load_workload(workload_id)
+    designs = _cluster("h100-sxm", [64.0])
+    plan = {"tp": 1, "pp": 1, "ep": 8, "microbatch": microbatch, "zero_stage": 1}
+    settings = load_settings()
+    step = {
+        t_k: _pinned(
+            workload, designs, settings.with_overrides(moe_kernel_overhead_us=t_k), **plan
+        ).columns["step_time_s"][0]
+        for t_k in (0.0, settings.moe_kernel_overhead_us)
+    }
+    host, gpu_only = step[settings.moe_kernel_overhead_us], step[0.0]
+    if hidden:
+        assert host == gpu_only
+    else:
+        assert host > gpu_only
+    from dse.model.training.compute import MOE_EXPERT_KERNELS, MOE_LAYER_KERNELS
+
+    kernels = MOE_LAYER_KERNELS + MOE_EXPERT_KERNELS * workload.experts / 8
+    launches_s = workload.layers * kernels * settings.moe_kernel_overhead_us * 1e-6
+    microbatches = workload.global_batch_sequences / (64 * microbatch)
+    assert host - gpu_only <= microbatches * launches_s * (1 + 1e-9)
+
+
 def test_expert_tensor_parallelism_splits_the_experts_not_the_work() -> None:
     """§2.4 expert tensor parallelism: each rank holds 1/etp of its experts' weights, so
     memory per chip falls as etp grows, the FLOPs per rank stay the same, the experts' all-gather

@@ -157,23 +157,41 @@ def layer_linear_time_s(
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return gemms * (attention + dense_mlp)
-    # Each rank routes its tokens/tp (sequence-parallel) tokens; the ep ranks' local experts
-    # see ep·(tokens/tp)·k/E tokens each, gathered over the etp ranks that split each expert
-    # (etp times as many tokens at 1/etp of the width; the same FLOPs per rank).
-    expert_tokens = tokens / tp * w.experts_per_token * ep * etp / w.experts
-    local_experts = w.experts / ep
-    expert_width = w.moe_ffn_dim / etp
-    expert_up = (w.ffn_matrices - 1.0) * expert_width
-    moe_mlp = (
-        linear(d, w.experts, m=tokens / tp)  # router
-        + linear(d, expert_up, local_experts, expert_tokens)
-        + linear(expert_width, d, local_experts, expert_tokens)
-    )
+    experts = expert_gemms_time_s(w, tokens, tp, ep, rate, hbm_b_s, efficiency, settings, etp)
+    moe_mlp = linear(d, w.experts, m=tokens / tp) + experts  # the router, the experts
     if w.shared_experts:
         shared = w.shared_experts * w.moe_ffn_dim
         moe_mlp = moe_mlp + linear(d, up_width * shared) + linear(shared / tp, d)
     moe_fraction = (w.layers - w.dense_layers) / w.layers
     return gemms * (attention + (1.0 - moe_fraction) * dense_mlp + moe_fraction * moe_mlp)
+
+
+def expert_gemms_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    tp: FloatArray,
+    ep: FloatArray,
+    rate: FloatArray,
+    hbm_b_s: FloatArray,
+    efficiency: FloatArray | float,
+    settings: Settings,
+    etp: FloatArray | float = 1.0,
+) -> FloatArray:
+    """§2.3 Time (s) of one of the three passes (forward, input gradient, weight gradient) of
+    one MoE layer's routed experts on one rank: the up and down projections of its ``E/ep``
+    local experts as grouped GEMMs. Each rank routes its ``tokens/tp`` (sequence-parallel)
+    tokens; the ``ep`` ranks' local experts see ``ep·(tokens/tp)·k/E`` tokens each, gathered
+    over the ``etp`` ranks that split each expert (``etp`` times as many tokens at ``1/etp`` of
+    the width; the same FLOPs per rank)."""
+    ob = OPERAND_BYTES.get(w.precision, 2.0)
+    expert_tokens = tokens / tp * w.experts_per_token * ep * etp / w.experts
+    local_experts = w.experts / ep
+    width = w.moe_ffn_dim / etp
+    up = (w.ffn_matrices - 1.0) * width
+    d = float(w.d_model)
+    return gemm_time_s(
+        expert_tokens, up, d, rate, hbm_b_s, ob, efficiency, settings, local_experts
+    ) + gemm_time_s(expert_tokens, d, width, rate, hbm_b_s, ob, efficiency, settings, local_experts)
 
 
 def _projection_time_s(
@@ -273,7 +291,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         + attention_s * attention_redo
         + memory_s * redo.other
         + logits_s
-        + moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * redo.other
+        + moe_host_exposed_s(g, lay, w, gemm_eff, redo, s)
     )
     score_b = materialized_score_bytes(stage_attention, w) * attention_redo
     return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo, score_b)
@@ -361,17 +379,41 @@ def materialized_score_bytes(
     return np.asarray(attention_flops) / flops_per_score(w) * per_score_b
 
 
+def moe_host_exposed_s(
+    g: Grid, lay: Layout, w: Workload, efficiency: FloatArray, redo: Recompute, s: Settings
+) -> FloatArray | float:
+    """§2.6 The MoE layers' host time that the GPU does not hide, one micro-batch on one stage
+    (s): after each MoE layer's host–device synchronization the host launches the layer's
+    kernels (:func:`moe_overhead_s`, again for the share that recompute repeats) while the GPU
+    runs the routed experts' grouped GEMMs (:func:`expert_gemms_time_s`, forward and backward);
+    only the host time beyond that GPU time shows::
+
+        T_host = max(L_moe · (K_layer + K_expert·E/ep) · t_k · ρ_other − L_moe · T_experts · ρ, 0)
+
+    so fine-grained MoE at few tokens per expert is host-bound and large expert GEMMs hide the
+    launches (0 for dense workloads)."""
+    host_s = moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * redo.other
+    if not w.is_moe:
+        return host_s
+    experts_s = w.digital_linear_gemms * expert_gemms_time_s(
+        w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, efficiency, s, g.etp
+    )
+    moe_layers = lay.layers_per_stage * (w.layers - w.dense_layers) / w.layers
+    return np.maximum(host_s - moe_layers * experts_s * redo.matmul, 0.0)
+
+
 def moe_overhead_s(
     w: Workload, layers_per_stage: FloatArray, ep: FloatArray, s: Settings
 ) -> FloatArray | float:
-    """§2.6 Exposed fixed time (s) of the MoE layers of one stage for one micro-batch, forward
+    """§2.6 Host time (s) of the MoE layers' kernels of one stage for one micro-batch, forward
     and backward: ``(K_layer + K_expert·E/ep)·t_k`` per MoE layer.
 
     The expert dispatcher synchronizes host and device in every MoE layer (the host needs the
     tokens per expert to size the buffers), so the host cannot queue kernels ahead of the GPU
-    and each kernel costs at least its host time ``t_k`` (``moe_kernel_overhead_us``, [C]),
-    however few tokens it processes. This is why fine-grained MoE (many small experts per
-    rank) trains far below its FLOP rate at small micro-batches.
+    and each kernel costs its host time ``t_k`` (``moe_kernel_overhead_us``, [C]) unless the
+    GPU is still busy with the experts' GEMMs (:func:`moe_host_exposed_s`). This is why
+    fine-grained MoE (many small experts per rank) trains far below its FLOP rate at small
+    micro-batches.
     """
     if not w.is_moe:
         return 0.0

@@ -76,7 +76,6 @@ from dse.model.training.compute import (
     flops_per_score,
     gemm_time_s,
     layer_linear_time_s,
-    moe_overhead_s,
     recompute_factors,
 )
 from dse.model.training.grid import Grid, build_grid, recomputed_layer_share
@@ -227,8 +226,8 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
         tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
         OPERAND_BYTES["bf16"], 1.0, s,
     )  # fmt: skip
-    # §2.6 the MoE layers' fixed kernel time, the same on every design
-    latency_s = latency_s + moe_overhead_s(w, layers_per_stage, ep, s) * redo.other
+    # §2.6 the MoE layers' host time shows only beyond the experts' GEMM time, which depends on
+    # the design: no bound from it (0 bounds it)
     _, attention_per_token = flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
     # the less of the two formats a design may run: never more than the step's own bytes

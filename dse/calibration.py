@@ -34,6 +34,7 @@ from typing import Any
 from dse.errors import InputError
 from dse.files import read_toml
 from dse.intervals import time_log_error
+from dse.lifeline import die_with_parent
 from dse.settings import Settings, load_settings
 from dse.validation import Comparison, searched_plan_pairs, validate
 
@@ -221,7 +222,12 @@ def _validate_in_processes(
     plain values: their ``sources`` mapping does not pickle)."""
     values = [{name: getattr(s, name) for name in Settings.names()} for s in settings]
     workers = min(len(values), os.cpu_count() or 1)
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         return list(pool.map(_validate_values, values, itertools.repeat(dict(family_scales))))
 
 

@@ -104,6 +104,25 @@ def test_killed_parallel_sweep_leaves_no_process_and_resumes_exactly(
     assert not out.with_name("out.parquet.parts").exists()
 
 
+def test_killed_cross_validation_leaves_no_worker_behind() -> None:
+    """``dse validate --cross-validate`` predicts the calibration grid on a process pool; killing
+    the command (SIGKILL: no cleanup runs) takes its workers with it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dse", "validate", "--cross-validate", "family"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        workers = descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(workers) >= 2, "the cross-validation should have started its worker processes"
+    assert not wait_gone(workers, 5.0), "worker processes outlived the killed cross-validation"
+
+
 STUDIES = [
     "sqlite",
     "journal",

@@ -131,13 +131,15 @@ def layer_linear_time_s(
     efficiency: FloatArray | float,
     settings: Settings,
     etp: FloatArray | float = 1.0,
+    experts: FloatArray | None = None,
 ) -> FloatArray:
     """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
     rank, averaged over dense and MoE layers: each linear runs three GEMMs of equal size
     (forward Y = X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X), of which
     ``w.digital_linear_gemms`` on the digital units (§2.9: analog tiles run the first two).
     With expert tensor parallelism ``etp`` each local expert's GEMMs run on the tokens its
-    ``etp`` ranks gathered, at ``1/etp`` of the expert width."""
+    ``etp`` ranks gathered, at ``1/etp`` of the expert width; ``experts``, where given, is that
+    pass already computed (:func:`expert_gemms_time_s` with these arguments)."""
     gemms = w.digital_linear_gemms
     d, hd = float(w.d_model), float(w.head_dim)
     ob = OPERAND_BYTES.get(w.precision, 2.0)
@@ -157,7 +159,8 @@ def layer_linear_time_s(
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return gemms * (attention + dense_mlp)
-    experts = expert_gemms_time_s(w, tokens, tp, ep, rate, hbm_b_s, efficiency, settings, etp)
+    if experts is None:
+        experts = expert_gemms_time_s(w, tokens, tp, ep, rate, hbm_b_s, efficiency, settings, etp)
     moe_mlp = linear(d, w.experts, m=tokens / tp) + experts  # the router, the experts
     if w.shared_experts:
         shared = w.shared_experts * w.moe_ffn_dim
@@ -271,8 +274,10 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
     # §2.3 the measured efficiencies, times the design's family scale, never above peak
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
+    rates = (g.gemm_rate, g.hbm_b_s, gemm_eff, s)
+    experts = expert_gemms_time_s(w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp) if w.is_moe else None
     matmul_s = lay.layers_per_stage * layer_linear_time_s(
-        w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, gemm_eff, s, g.etp
+        w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp, experts
     )
     attention_s = attention_time_s(stage_attention, w, attention_eff, g, s)
     logits_s = w.digital_linear_gemms * gemm_time_s(
@@ -291,7 +296,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         + attention_s * attention_redo
         + memory_s * redo.other
         + logits_s
-        + moe_host_exposed_s(g, lay, w, gemm_eff, redo, s)
+        + moe_host_exposed_s(g, lay, w, experts, redo, s)
     )
     score_b = materialized_score_bytes(stage_attention, w) * attention_redo
     return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo, score_b)
@@ -380,12 +385,13 @@ def materialized_score_bytes(
 
 
 def moe_host_exposed_s(
-    g: Grid, lay: Layout, w: Workload, efficiency: FloatArray, redo: Recompute, s: Settings
+    g: Grid, lay: Layout, w: Workload, experts: FloatArray | None, redo: Recompute, s: Settings
 ) -> FloatArray | float:
     """§2.6 The MoE layers' host time that the GPU does not hide, one micro-batch on one stage
     (s): after each MoE layer's host–device synchronization the host launches the layer's
     kernels (:func:`moe_overhead_s`, again for the share that recompute repeats) while the GPU
-    runs the routed experts' grouped GEMMs (:func:`expert_gemms_time_s`, forward and backward);
+    runs the routed experts' grouped GEMMs (``experts``, one pass of :func:`expert_gemms_time_s`;
+    three, forward and backward);
     only the host time beyond that GPU time shows::
 
         T_host = max(L_moe · (K_layer + K_expert·E/ep) · t_k · ρ_other − L_moe · T_experts · ρ, 0)
@@ -393,11 +399,9 @@ def moe_host_exposed_s(
     so fine-grained MoE at few tokens per expert is host-bound and large expert GEMMs hide the
     launches (0 for dense workloads)."""
     host_s = moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * redo.other
-    if not w.is_moe:
+    if experts is None:
         return host_s
-    experts_s = w.digital_linear_gemms * expert_gemms_time_s(
-        w, lay.tokens_mb, g.tp, g.ep, g.gemm_rate, g.hbm_b_s, efficiency, s, g.etp
-    )
+    experts_s = w.digital_linear_gemms * experts
     moe_layers = lay.layers_per_stage * (w.layers - w.dense_layers) / w.layers
     return np.maximum(host_s - moe_layers * experts_s * redo.matmul, 0.0)
 

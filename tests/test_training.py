@@ -872,6 +872,26 @@ def test_expert_tensor_parallelism_splits_the_experts_not_the_work() -> None:
     assert _pinned(workload, _cluster("h100-sxm", [48.0]), **derived, etp=4).training.dp[0] == 32
 
 
+def _assert_best_plans_agree(
+    designs, workload, settings, plans, reference_plans, key: str, value: int
+) -> None:
+    """The vectorized search and the scalar reference's :func:`best_plan` agree on every design:
+    whether a plan fits, the chosen plan's ``key`` (pinned to ``value``), step time, memory."""
+    metrics = evaluate(designs, workload, settings, plans)
+    for i in range(len(designs.num_chips)):
+        chip = _reference_chip(designs, i, workload.precision)
+        found = best_plan(chip, workload, reference_plans, settings)
+        assert metrics.training.fits[i] == (found is not None)
+        if found is None:
+            continue
+        _, result = found
+        assert metrics.plan[key][i] == value
+        assert metrics.columns["step_time_s"][i] == pytest.approx(result["step_time_s"], rel=1e-9)
+        assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
+            result["memory_gb"], rel=1e-9
+        )
+
+
 @pytest.mark.parametrize("etp", [2, 8])
 def test_scalar_reference_agrees_with_expert_tensor_parallelism(etp: int) -> None:
     """The scalar reference (tests/reference_training.py) and the vectorized model agree on
@@ -888,22 +908,8 @@ def test_scalar_reference_agrees_with_expert_tensor_parallelism(etp: int) -> Non
     for workload_id in ("mixtral-8x7b", "qwen3-30b-a3b"):
         workload = load_workload(workload_id)
         plans = candidate_plans(workload, max_tp=8, etp=etp, pp=2, microbatch=1)
-        metrics = evaluate(designs, workload, settings, plans)
         reference_plans = _reference_plans(plans, etp=etp)
-        for i in range(n):
-            chip = _reference_chip(designs, i, workload.precision)
-            found = best_plan(chip, workload, reference_plans, settings)
-            assert metrics.training.fits[i] == (found is not None)
-            if found is None:
-                continue
-            _, result = found
-            assert metrics.plan["etp"][i] == etp
-            assert metrics.columns["step_time_s"][i] == pytest.approx(
-                result["step_time_s"], rel=1e-9
-            )
-            assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
-                result["memory_gb"], rel=1e-9
-            )
+        _assert_best_plans_agree(designs, workload, settings, plans, reference_plans, "etp", etp)
 
 
 @pytest.mark.parametrize("weight_copy", [True, False])
@@ -922,22 +928,10 @@ def test_scalar_reference_agrees_with_hybrid_sharding(weight_copy: bool) -> None
     for workload_id, shard in (("llama3.1-70b", 4), ("llama3.1-8b", 16), ("mixtral-8x7b", 8)):
         workload = load_workload(workload_id)
         plans = candidate_plans(workload, max_tp=8, dp_shard=shard)
-        metrics = evaluate(designs, workload, settings, plans)
         reference_plans = _reference_plans(plans, dp_shard=shard)
-        for i in range(n):
-            chip = _reference_chip(designs, i, workload.precision)
-            found = best_plan(chip, workload, reference_plans, settings)
-            assert metrics.training.fits[i] == (found is not None)
-            if found is None:
-                continue
-            _, result = found
-            assert metrics.plan["dp_shard"][i] == shard
-            assert metrics.columns["step_time_s"][i] == pytest.approx(
-                result["step_time_s"], rel=1e-9
-            )
-            assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
-                result["memory_gb"], rel=1e-9
-            )
+        _assert_best_plans_agree(
+            designs, workload, settings, plans, reference_plans, "dp_shard", shard
+        )
 
 
 def test_dualpipe_hides_the_all_to_all_and_shrinks_the_bubble() -> None:

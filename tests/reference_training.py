@@ -512,6 +512,17 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         copy = layers * layer_input / (chip.host_gb_s * 1e9)
         host_comm = max(copy - compute / 4, 0) + max(copy - 3 * compute / 4, 0)
     stage = compute + tp_comm + pp_comm + moe_comm + cp_comm + host_comm
+    # the last stage: the output layer and the multi-token-prediction modules, and one of the
+    # short stages of floor(L/p) layers where the layers do not divide evenly
+    per_layer = (stage - t_logits - pp_comm) / layers
+    modules = w.mtp_layers * (per_layer + t_logits)
+    if plan.pp > 1:
+        first = stage - t_logits
+        last = stage - (layers - w.layers // plan.pp) * per_layer + modules
+        # DualPipe: the first and the last stage share a rank, one micro-batch each in turn
+        stage = max(first, (first + last) / 2) if plan.dualpipe else max(first, last)
+    else:
+        stage += modules
     slots = max(plan.pp / 2 - 1, 0) * 2 / 3 if plan.dualpipe else (plan.pp - 1) / plan.vp
     if plan.zero_bubble:  # the weight-gradient passes fill two thirds of 1F1B's bubble
         slots = (plan.pp - 1) / 3

@@ -1754,3 +1754,42 @@ def test_mla_up_proj_recompute_drops_the_up_projected_heads(dse) -> None:
     )  # fmt: skip
     assert result.code == 2 and "Multi-head Latent Attention" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_the_last_stage_takes_the_output_layer_and_a_short_stage() -> None:
+    """§2.7: with 22 layers on 8 stages the last stage holds 2 layers and the logits, the others
+    3; with 24 layers the last stage is the slowest by its logits; DualPipe's rank runs the
+    first and the last stage in turn; MTP modules run on the last stage only."""
+    from types import SimpleNamespace
+
+    from dse.model.training.step import slowest_stage_s
+
+    layer, logits, p2p = 1.0, 0.6, 0.05
+    pp = np.array([8.0, 8.0, 1.0])
+    grid = SimpleNamespace(pp=pp, dual=np.array([False, True, False]))
+    uneven = load_workload("llama3.1-8b").with_changes(layers=22)
+    stage = np.ceil(22 / pp) * layer + logits + p2p  # the model's stage of ⌈L/p⌉ layers
+    got = slowest_stage_s(stage, np.full(3, logits), np.full(3, p2p), grid, uneven)
+    first, last = 3 * layer + p2p, 2 * layer + logits + p2p
+    np.testing.assert_allclose(got, [max(first, last), max(first, (first + last) / 2), stage[2]])
+    assert (got <= stage).all()
+    even = uneven.with_changes(layers=24)
+    stage = np.ceil(24 / pp) * layer + logits + p2p
+    got = slowest_stage_s(stage, np.full(3, logits), np.full(3, p2p), grid, even)
+    np.testing.assert_allclose(got[[0, 2]], stage[[0, 2]])
+    mtp = even.with_changes(mtp_layers=1)
+    with_mtp = slowest_stage_s(stage, np.full(3, logits), np.full(3, p2p), grid, mtp)
+    np.testing.assert_allclose(
+        with_mtp - got, [layer + logits, (layer + logits) / 2, layer + logits]
+    )
+
+
+def test_a_multi_token_prediction_module_slows_the_step() -> None:
+    """§2.7: DeepSeek-V3's MTP module, on the last stage, makes its step slower, never faster,
+    whatever the plan."""
+    w = load_workload("deepseek-v3").with_changes(global_batch_tokens=4096.0 * 4096)
+    designs = from_chips([load_chip("h800")], 2048)
+    plans = candidate_plans(w, max_tp=8, tp=1, pp=16, ep=64, microbatch=1)
+    with_mtp = evaluate(designs, w, plans=plans).columns["step_time_s"][0]
+    without = evaluate(designs, w.with_changes(mtp_layers=0), plans=plans)
+    assert with_mtp > without.columns["step_time_s"][0]

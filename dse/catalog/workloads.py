@@ -130,6 +130,7 @@ WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "route_max_domains": (0, 100_000),
     "sliding_window": (0, 100_000_000),
     "window_layers": (0, 10_000),
+    "mtp_layers": (0, 100),
     "total_params": (1.0, 1e16),
     "active_params": (1.0, 1e16),
     "tokens": (1.0, 1e18),
@@ -176,6 +177,7 @@ WORKLOAD_SCHEMA = Table(
                 "route_max_domains": _count("route_max_domains", default=0),
                 "sliding_window": _count("sliding_window", default=0),
                 "window_layers": _count("window_layers", default=0),
+                "mtp_layers": _count("mtp_layers", default=0),
                 "total_params": _count("total_params"),
                 "active_params": _count("active_params"),
             }
@@ -284,6 +286,10 @@ class Workload:
     """Tokens each query attends to in the sliding-window layers (a query sees itself and the
     ``sliding_window − 1`` tokens before it; gpt-oss: 128, Mistral 7B: 4,096); 0 = none."""
     window_layers: int = 0
+    mtp_layers: int = 0
+    """Multi-token-prediction modules after the last layer (DeepSeek-V3: 1), each a
+    transformer layer and a second pass through the output layer that only the pipeline's last
+    stage runs (docs/model.md §2.7); left out of the parameter counts, as published."""
     """How many of the layers use the sliding window (gpt-oss: every other one); the rest
     attend causally over the whole sequence (docs/model.md §2.2, §2.6)."""
     parallel_blocks: bool = False
@@ -661,6 +667,7 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         parallel_shared_norm=model["parallel_shared_norm"],
         sliding_window=model["sliding_window"],
         window_layers=model["window_layers"],
+        mtp_layers=model["mtp_layers"],
         **_algorithm_gemms(training["algorithm"]),
     )
 

@@ -93,7 +93,7 @@ SCHEDULES = ("1f1b", "dualpipe", "zb-h1")
 """Pipeline schedules: 1F1B (interleaved when vp > 1), DeepSeek-V3's DualPipe
 (arXiv:2412.19437, Sec. 3.2.1) and the zero-bubble schedule ZB-H1, which splits each backward
 pass into its input and weight gradients and runs the weight gradients in the bubble (Qi et al.
-2023, arXiv:2311.18467, Sec. 3.1; DeepSeek-V2's HAI-LLM, torchtitan's zero-bubble schedules).
+2023, arXiv:2401.10241, Sec. 3.1; DeepSeek-V2's HAI-LLM, torchtitan's zero-bubble schedules).
 The search tries 1F1B; the others are evaluated when pinned (``schedule="dualpipe"``,
 ``"zb-h1"``), which keeps the plan space small enough to sweep."""
 DUALPIPE, ZB_H1 = SCHEDULES.index("dualpipe"), SCHEDULES.index("zb-h1")

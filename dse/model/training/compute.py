@@ -254,7 +254,8 @@ class Compute:
     """Seconds per micro-batch on one stage, ``(n, k)``: the linear layers (``matmul_s``) and
     attention (``attention_s``) once, and everything with recomputation (``total_s``); the
     recompute factors of the matmuls and of attention; the HBM bytes of stored attention scores
-    with recomputation (``score_b``, 0 with a flash kernel; §3.1's energy)."""
+    with recomputation (``score_b``, 0 with a flash kernel; §3.1's energy); the output layer's
+    GEMMs (``logits_s``, part of ``total_s``), which only the last stage runs."""
 
     matmul_s: FloatArray
     attention_s: FloatArray
@@ -262,6 +263,7 @@ class Compute:
     matmul_redo: FloatArray
     attention_redo: FloatArray
     score_b: FloatArray | float
+    logits_s: FloatArray
 
 
 def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Settings) -> Compute:
@@ -299,7 +301,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         + moe_host_exposed_s(g, lay, w, experts, redo, s)
     )
     score_b = materialized_score_bytes(stage_attention, w) * attention_redo
-    return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo, score_b)
+    return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo, score_b, logits_s)
 
 
 def attention_time_s(

@@ -60,7 +60,7 @@ import numpy as np
 
 from dse.catalog.workloads import Workload, flops_per_token
 from dse.designs import Designs, FloatArray
-from dse.model.plans import Plans
+from dse.model.plans import DUALPIPE, Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import (
     dispatch_network_copies,
@@ -198,10 +198,12 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
 def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatArray, FloatArray]:
     """``(5, k)`` per-micro-batch stage work that a design's features scale — GEMM FLOPs,
     attention FLOPs, memory-bound bytes, link bytes no overlap hides, kernel latency — and the
-    MoE all-to-all's bytes per achieved link fraction, ``(k,)``."""
+    MoE all-to-all's bytes per achieved link fraction, ``(k,)``. The slowest stage (§2.7) is
+    at least a stage of ⌈L/p⌉ layers and at least the last stage (DualPipe: the mean of the
+    two, its rank running the first and the last stage in turn); each plan takes the one of
+    the two with more GEMM FLOPs."""
     tp, pp, ep, cp = plans.tp, plans.pp, plans.ep, plans.context_parallel
     etp = plans.expert_tensor_parallel
-    layers_per_stage = np.ceil(w.layers / pp)
     tokens_mb = plans.microbatch * float(w.seq_len) / cp
     redo = recompute_factors(plans.recompute, w, plans.recomputed_share)
     redone = recomputed_layer_share(plans.recompute, plans.recomputed_share)
@@ -209,9 +211,7 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     # infinite bandwidth and no kernel latency.
     no_latency = replace(s, gemm_kernel_latency_us=0.0)
     unit, unbounded = np.ones_like(tp), np.full_like(tp, np.inf)
-    linear_flops = layers_per_stage * layer_linear_time_s(
-        w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency, etp
-    )
+    layer_flops = layer_linear_time_s(w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency, etp)
     # The logits' GEMMs the digital units run, as compute.compute counts them (§2.9: one of
     # three on a design whose analog tiles run the forward and input-gradient GEMMs).
     logits_gemms = w.digital_linear_gemms
@@ -220,12 +220,24 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
         OPERAND_BYTES["bf16"], 1.0, no_latency,
     )  # fmt: skip
     # Kernel latency of those GEMMs: the same roofline at infinite rate and bandwidth.
-    latency_s = layers_per_stage * redo.matmul * layer_linear_time_s(
+    layer_latency_s = redo.matmul * layer_linear_time_s(
         w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s, etp
-    ) + logits_gemms * gemm_time_s(
+    )
+    logits_latency_s = logits_gemms * gemm_time_s(
         tokens_mb, w.vocab_size / tp, float(w.d_model), unbounded, unbounded,
         OPERAND_BYTES["bf16"], 1.0, s,
     )  # fmt: skip
+    # the last stage: ⌊L/p⌋ layers, the output layer and M modules of a layer and the output
+    # layer each; DualPipe's rank: the mean of it and a stage of ⌈L/p⌉ layers
+    longest, shortest = np.ceil(w.layers / pp), np.floor(w.layers / pp)
+    modules = float(w.mtp_layers)
+    dual = plans.schedule_code == DUALPIPE
+    last_layers = np.where(dual, 0.5 * (longest + shortest + modules), shortest + modules)
+    last_logits = np.where(dual, 0.5, 1.0) * (1.0 + modules)
+    last = last_layers * layer_flops * redo.matmul + last_logits * logits_flops
+    last_stage = last >= longest * layer_flops * redo.matmul
+    layers_per_stage = np.where(last_stage, last_layers, longest)
+    logits_share = np.where(last_stage, last_logits, 0.0)
     # §2.6 the MoE layers' host time shows only beyond the experts' GEMM time, which depends on
     # the design: no bound from it (0 bounds it)
     _, attention_per_token = flops_per_token(w)
@@ -248,14 +260,16 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     attention_overhead_factor = attention_overhead(w, cp, s.attention_overhead_tokens)
     coefficients = np.stack(
         [
-            linear_flops * redo.matmul + logits_flops,
+            layers_per_stage * layer_flops * redo.matmul + logits_share * logits_flops,
             attention_flops * redo.attention * attention_overhead_factor,
             memory_bytes * redo.other,
             tp_bytes * paid_share(s.tp_overlap, s) + pp_bytes,
-            latency_s,
+            layers_per_stage * layer_latency_s + logits_share * logits_latency_s,
         ]
     )
-    return coefficients, _moe_link_bytes(plans, w, s, tokens_mb, layers_per_stage, redone)
+    # the all-to-all of at most a full stage's layers: what the model's communication counts
+    moe_layers = np.minimum(layers_per_stage, longest)
+    return coefficients, _moe_link_bytes(plans, w, s, tokens_mb, moe_layers, redone)
 
 
 def paid_share(overlap: FloatArray | float, s: Settings) -> FloatArray | float:

@@ -17,7 +17,7 @@ def pipeline_bubble_slots(pp: FloatArray, vp: FloatArray, schedule: FloatArray) 
     B = 2F and W = F (DeepSeek-V3 report, Sec. 3.2.1, Table 2); for ZB-H1
     (p − 1)·(F + B − W)/(F + B + W) = (p − 1)/3, the backward pass split into its input
     gradient B and weight gradient W of one forward F each, the W passes filling the bubble
-    (Qi et al. 2023, arXiv:2311.18467, Sec. 3.1, Table 1)."""
+    (Qi et al. 2023, arXiv:2401.10241, Sec. 3.1, Table 1)."""
     return np.select(
         [schedule == DUALPIPE, schedule == ZB_H1],
         [np.maximum(pp / 2.0 - 1.0, 0.0) * 2.0 / 3.0, (pp - 1.0) / 3.0],

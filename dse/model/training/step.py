@@ -175,6 +175,7 @@ class StepModel:
     comp: Compute
     comm: StageCommunication
     slots: FloatArray
+    stage_s: FloatArray
     dp_s: FloatArray
     optimizer_s: FloatArray
     step_s: FloatArray
@@ -199,7 +200,7 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     lay, mem, fits = fit_model(g, w, s)
     comp = compute(g, lay, mem.elementwise_b, w, s)
     comm = stage_communication(g, lay, comp, mem, w, s)
-    stage_s = comp.total_s + comm.total_s
+    stage_s = slowest_stage_s(comp.total_s + comm.total_s, comp.logits_s, comm.pp_s, g, w)
     slots = pipeline_bubble_slots(g.pp, g.vp, g.schedule)
     pipeline_s = (lay.microbatches + slots) * stage_s
     dp_s = data_parallel_exposed_s(g, lay, mem, stage_s, pipeline_s, w, s)
@@ -209,7 +210,39 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
         2.0 * mem.updated_params * state_bytes_per_param(s) / g.hbm_b_s + s.step_overhead_ms * 1e-3
     )
     step_s = pipeline_s + dp_s + optimizer_s
-    return StepModel(lay, mem, comp, comm, slots, dp_s, optimizer_s, step_s, fits, g.capacity_b)
+    return StepModel(
+        lay, mem, comp, comm, slots, stage_s, dp_s, optimizer_s, step_s, fits, g.capacity_b
+    )
+
+
+def slowest_stage_s(
+    stage_s: FloatArray, logits_s: FloatArray, boundary_s: FloatArray, g: Grid, w: Workload
+) -> FloatArray:
+    """§2.7 Seconds per micro-batch of the pipeline's slowest rank, from ``stage_s``: one
+    micro-batch on a stage of ⌈L/p⌉ layers with the output layer's GEMMs (``logits_s``) and its
+    sends to the neighbouring stages (``boundary_s``). Only the last stage runs the output layer
+    and the ``M`` multi-token-prediction modules (a layer and the output layer again each).
+    Where the layers do not divide evenly, the stacks give the last stage one of the short
+    stages of ⌊L/p⌋ layers (Llama 3: a layer fewer on the first and the last stage,
+    arXiv:2407.21783 Sec. 3.3.2; the Zero Bubble code pads the last stage first,
+    ``--allow-padding-num-layers``; Megatron-Core's ``account_for_loss_in_pipeline_split``)::
+
+        T_first = T − T_logits,   T_layer = (T − T_logits − T_p2p)/⌈L/p⌉
+        T_last  = T − (⌈L/p⌉ − ⌊L/p⌋)·T_layer + M·(T_layer + T_logits)
+        T_stage = max(T_first, T_last)              (1F1B, interleaved, ZB-H1)
+        T_stage = max(T_first, (T_first + T_last)/2)  (DualPipe)
+
+    DualPipe keeps the first and the last stage on one rank (DeepSeek-V3 report, Sec. 3.2.1:
+    the embedding and the output head on the same rank), which runs each micro-batch in one of
+    them. ``T`` (plus the modules) without pipeline parallelism."""
+    longest = np.ceil(w.layers / g.pp)
+    shortest = np.floor(w.layers / g.pp)
+    per_layer_s = (stage_s - logits_s - boundary_s) / longest
+    modules_s = w.mtp_layers * (per_layer_s + logits_s)
+    first = stage_s - logits_s
+    last = stage_s - (longest - shortest) * per_layer_s + modules_s
+    slowest = np.where(g.dual, np.maximum(first, 0.5 * (first + last)), np.maximum(first, last))
+    return np.where(g.pp > 1, slowest, stage_s + modules_s)
 
 
 def _evaluate_chunk(
@@ -284,7 +317,8 @@ def chosen_results(
         chips_used=chips_used,
         microbatches=chosen_mb,
         step_time_s=step,
-        compute_time_s=(chosen_mb + chosen_slots) * pick(comp.total_s),
+        # the slowest stage's compute: its time less the communication reported below
+        compute_time_s=(chosen_mb + chosen_slots) * pick(m.stage_s - comm.total_s),
         tp_comm_time_s=chosen_mb * pick(comm.tp_s),
         pp_comm_time_s=chosen_mb * pick(comm.pp_s),
         moe_comm_time_s=chosen_mb * pick(comm.moe_s),

@@ -84,7 +84,8 @@ def log_error_band(
     ``rows`` or the shipped residuals. ``searched``: the prediction's plan was left to the
     search, so a steady-state band is that of the published figures re-predicted with the
     searched plan (the search is optimistic, docs/model.md §4); a full run's band already holds
-    the runs whose plans were searched."""
+    the runs whose plans were searched. Widened to hold 0 (the model's value) where the
+    percentiles lie on one side of it."""
     rows = residuals() if rows is None else rows
     if searched and not full_run:
         pairs = [(r.full_run, r.moe, r.searched) for r in rows if r.searched is not None]
@@ -93,7 +94,9 @@ def log_error_band(
     same = [e for f, m, e in pairs if f == full_run and m == moe]
     pool = same if len(same) >= MIN_RESIDUALS else [e for *_, e in pairs]
     low, high = np.quantile(pool, QUANTILES)
-    return float(low), float(high)
+    # The band always holds the model's own value: where nearly every comparable figure was
+    # slower than predicted (MoE with a searched plan), it reaches down to the prediction.
+    return min(float(low), 0.0), max(float(high), 0.0)
 
 
 def interval(

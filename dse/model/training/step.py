@@ -225,7 +225,7 @@ def slowest_stage_s(
     Where the layers do not divide evenly, the stacks give the last stage one of the short
     stages of ⌊L/p⌋ layers (Llama 3: a layer fewer on the first and the last stage,
     arXiv:2407.21783 Sec. 3.3.2; the Zero Bubble code pads the last stage first,
-    ``--allow-padding-num-layers``; Megatron-Core's ``account_for_loss_in_pipeline_split``)::
+    ``allow_padding_num_layers``; Megatron-Core's ``account_for_loss_in_pipeline_split``)::
 
         T_first = T − T_logits,   T_layer = (T − T_logits − T_p2p)/⌈L/p⌉
         T_last  = T − (⌈L/p⌉ − ⌊L/p⌋)·T_layer + M·(T_layer + T_logits)

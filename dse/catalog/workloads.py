@@ -286,12 +286,12 @@ class Workload:
     """Tokens each query attends to in the sliding-window layers (a query sees itself and the
     ``sliding_window − 1`` tokens before it; gpt-oss: 128, Mistral 7B: 4,096); 0 = none."""
     window_layers: int = 0
+    """How many of the layers use the sliding window (gpt-oss: every other one); the rest
+    attend causally over the whole sequence (docs/model.md §2.2, §2.6)."""
     mtp_layers: int = 0
     """Multi-token-prediction modules after the last layer (DeepSeek-V3: 1), each a
     transformer layer and a second pass through the output layer that only the pipeline's last
     stage runs (docs/model.md §2.7); left out of the parameter counts, as published."""
-    """How many of the layers use the sliding window (gpt-oss: every other one); the rest
-    attend causally over the whole sequence (docs/model.md §2.2, §2.6)."""
     parallel_blocks: bool = False
     """Attention and MLP read the layer's input side by side and their outputs join the residual
     together (GPT-J, GPT-NeoX/Pythia, PaLM, Falcon): fewer tensor-parallel collectives than

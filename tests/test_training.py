@@ -344,19 +344,9 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         in_network_reduction=rng.integers(0, 2, n).astype(float),
     )
     plans = candidate_plans(workload, max_tp=8)
-    metrics = evaluate(designs, workload, settings, plans)
     reference_plans = _reference_plans(plans)
-    for i in range(n):
-        chip = _reference_chip(designs, i, workload.precision)
-        found = best_plan(chip, workload, reference_plans, settings)
-        assert metrics.training.fits[i] == (found is not None)
-        if found is None:
-            continue
-        index, result = found
-        assert metrics.columns["step_time_s"][i] == pytest.approx(result["step_time_s"], rel=1e-9)
-        assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
-            result["memory_gb"], rel=1e-9
-        )
+    compared = _agreeing_best_plans(designs, workload, settings, plans, reference_plans)
+    for metrics, i, chip, index, result in compared:
         days, mfu = training_days_and_mfu(chip, workload, reference_plans[index], result, settings)
         assert metrics.columns["training_days"][i] == pytest.approx(days, rel=1e-9)
         assert metrics.columns["mfu"][i] == pytest.approx(mfu, rel=1e-9)
@@ -872,11 +862,10 @@ def test_expert_tensor_parallelism_splits_the_experts_not_the_work() -> None:
     assert _pinned(workload, _cluster("h100-sxm", [48.0]), **derived, etp=4).training.dp[0] == 32
 
 
-def _assert_best_plans_agree(
-    designs, workload, settings, plans, reference_plans, key: str, value: int
-) -> None:
+def _agreeing_best_plans(designs, workload, settings, plans, reference_plans):
     """The vectorized search and the scalar reference's :func:`best_plan` agree on every design:
-    whether a plan fits, the chosen plan's ``key`` (pinned to ``value``), step time, memory."""
+    whether a plan fits, its step time and memory. Yields ``(metrics, i, chip, index, result)``
+    for each design the reference found a plan for, for further checks."""
     metrics = evaluate(designs, workload, settings, plans)
     for i in range(len(designs.num_chips)):
         chip = _reference_chip(designs, i, workload.precision)
@@ -884,12 +873,20 @@ def _assert_best_plans_agree(
         assert metrics.training.fits[i] == (found is not None)
         if found is None:
             continue
-        _, result = found
-        assert metrics.plan[key][i] == value
+        index, result = found
         assert metrics.columns["step_time_s"][i] == pytest.approx(result["step_time_s"], rel=1e-9)
         assert metrics.columns["memory_per_chip_gb"][i] == pytest.approx(
             result["memory_gb"], rel=1e-9
         )
+        yield metrics, i, chip, index, result
+
+
+def _assert_best_plans_agree(
+    designs, workload, settings, plans, reference_plans, key: str, value: int
+) -> None:
+    """:func:`_agreeing_best_plans`, and the chosen plan's ``key`` is pinned to ``value``."""
+    for metrics, i, *_ in _agreeing_best_plans(designs, workload, settings, plans, reference_plans):
+        assert metrics.plan[key][i] == value
 
 
 @pytest.mark.parametrize("etp", [2, 8])

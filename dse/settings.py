@@ -58,6 +58,7 @@ SETTINGS_SCHEMA = Table(
                 "distributed_optimizer": Field("bool"),
                 "sharded_weight_copy": Field("bool"),
                 "grad_reduce_bytes_per_param": Field(minimum=0.1, maximum=64.0),
+                "logits_bytes_per_element": Field(minimum=0.0, maximum=16.0),
             },
             sourced=True,
         ),
@@ -114,6 +115,7 @@ class Settings:
     distributed_optimizer: bool
     sharded_weight_copy: bool
     grad_reduce_bytes_per_param: float
+    logits_bytes_per_element: float
     host_power_w_per_chip: float
     pue: float
     electricity_usd_per_kwh: float
@@ -240,6 +242,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "grad_reduce_bytes_per_param": (
         "gradient bytes sent in the data-parallel reduction",
         "bytes/param",
+    ),
+    "logits_bytes_per_element": (
+        "bytes held per logit from the forward pass to the backward",
+        "bytes",
     ),
     "host_power_w_per_chip": ("host CPUs, memory, NICs, fans, switches per accelerator", "W"),
     "pue": ("power usage effectiveness: facility power over IT power", "ratio >= 1"),

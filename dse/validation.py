@@ -61,10 +61,12 @@ STATE_FORMATS = (
     "grad_bytes_per_param",
     "optimizer_bytes_per_param",
     "grad_reduce_bytes_per_param",
+    "logits_bytes_per_element",
 )
 """Settings that are facts of a run's configuration: the bytes its framework keeps per parameter
-for weights, main gradients and optimizer state, and reduces gradients in (§2.1). A run records
-them under ``[run.settings]`` where its published configuration departs from the defaults."""
+for weights, main gradients and optimizer state, reduces gradients in (§2.1) and holds per logit
+(§2.5). A run records them under ``[run.settings]`` where its published configuration departs
+from the defaults."""
 RUN_FLAGS = ("sharded_weight_copy",)
 """On/off settings that are facts of a run's framework, recorded under ``[run.settings]``:
 ``sharded_weight_copy = false`` where its ZeRO-3 keeps only the fp32 master shard and casts it

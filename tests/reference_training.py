@@ -333,7 +333,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         (min(plan.pp + 1, m) if plan.dualpipe else min(plan.pp, m) * interleave) * layers * kept
         + (layer if full or offload else 0)
         + (2 * layer_input if offload else 0)  # one going out, one coming back
-        + 4 * tokens * w.vocab_size / plan.tp
+        + s.logits_bytes_per_element * tokens * w.vocab_size / plan.tp
     )
     memory = static + activations
 

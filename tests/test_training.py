@@ -18,7 +18,7 @@ from dse.model.evaluate import evaluate
 from dse.model.plans import PLACEMENTS, RECOMPUTE, ZB_H1, Plans, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
-from dse.model.training.grid import OFFLOAD, exp_per_sixteen_bit_flop
+from dse.model.training.grid import FULL, OFFLOAD, exp_per_sixteen_bit_flop
 from dse.settings import load_settings
 
 from .reference_training import Chip, Plan, best_plan, step, training_days_and_mfu
@@ -1061,6 +1061,20 @@ def test_flash_attention_keeps_no_scores_and_materialized_attention_does() -> No
     with_dropout = stored.with_changes(dropout=0.1)
     assert _activation_bytes(with_dropout, "none") > _activation_bytes(stored, "none")
     assert _activation_bytes(with_dropout, "selective") > _activation_bytes(stored, "selective")
+
+
+def test_logits_held_in_fewer_bytes_shrink_only_the_logits_term() -> None:
+    """§2.5: ``logits_bytes_per_element`` scales the once-per-stage logits term alone, by
+    tokens x vocabulary / t bytes per byte."""
+    from dse.model.training.memory import activations
+
+    w = load_workload("gpt-oss-120b")
+    tokens, tp, rc = np.array([8192.0]), np.array([2.0]), np.array([FULL])
+    fp32 = activations(w, tokens, tp, rc)
+    bf16 = activations(w, tokens, tp, rc, logits_bytes=2.0)
+    assert bf16.kept_b == pytest.approx(fp32.kept_b)
+    saved = fp32.once_b - bf16.once_b
+    assert saved == pytest.approx(2.0 * 8192.0 * w.vocab_size / 2.0)
 
 
 def test_fp8_training_stores_the_linear_inputs_in_fp8() -> None:

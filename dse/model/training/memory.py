@@ -333,6 +333,7 @@ def activations(
     low_precision: FloatArray | bool = True,
     offload_share: FloatArray | float = 0.0,
     recompute_share: FloatArray | float = 1.0,
+    logits_bytes: float = 4.0,
 ) -> Activations:
     """§2.5 The activation bytes of ``tokens_mb`` tokens at tensor parallelism ``tp`` and
     recompute policy ``rc`` (any shapes that broadcast); ``low_precision``: whether the design
@@ -340,7 +341,8 @@ def activations(
     ``offload_share``: the share of the stage's layers whose kept activations are in host memory
     (:func:`offload_share`), of which one layer is on the chip while it is copied;
     ``recompute_share``: the share of the layers that follow ``rc``, the others keep everything
-    (Megatron's ``recompute_num_layers``)."""
+    (Megatron's ``recompute_num_layers``); ``logits_bytes``: bytes held per logit until the
+    backward pass (``logits_bytes_per_element``: 4 for fp32 logits)."""
     per_token, _ = _per_token_layer_bytes(w, low_precision)
     layer_b = tokens_mb * per_token / tp
     # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
@@ -370,7 +372,7 @@ def activations(
         input_b,
     )
     kept = recompute_share * kept + (1.0 - recompute_share) * everything
-    logits_b = 4.0 * tokens_mb * w.vocab_size / tp
+    logits_b = logits_bytes * tokens_mb * w.vocab_size / tp
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
     return Activations(
@@ -432,7 +434,16 @@ def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
     """§2.1 static state (ZeRO-1 or FSDP) and §2.5 activations of the plan's schedule."""
     static_b, params_chip, updated = _static(g, lay, w, s)
     share = offload_share(g.offload, lay.layers_per_stage)
-    act = activations(w, lay.tokens_mb, g.tp, g.rc, g.low_precision, share, g.rc_share)
+    act = activations(
+        w,
+        lay.tokens_mb,
+        g.tp,
+        g.rc,
+        g.low_precision,
+        share,
+        g.rc_share,
+        s.logits_bytes_per_element,
+    )
     in_flight = micro_batches_in_flight(g, lay)
     activation_b = in_flight * lay.layers_per_stage * act.kept_b + act.once_b
     layer_b = act.layer_b

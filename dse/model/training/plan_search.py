@@ -405,7 +405,14 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     share = offload_share(plans.offloaded_layers, layers_per_stage)
     low, sixteen = (
         activations(
-            w, mb * float(w.seq_len) / cp, tp, rc, low_precision, share, plans.recomputed_share
+            w,
+            mb * float(w.seq_len) / cp,
+            tp,
+            rc,
+            low_precision,
+            share,
+            plans.recomputed_share,
+            s.logits_bytes_per_element,
         )
         for low_precision in (True, False)
     )

@@ -108,7 +108,8 @@ class Evaluation:
     ``ep``, ``etp``, ``microbatch``, ``recompute``, ``zero_stage``, ``dp_shard``, ``schedule``
     and ``placement`` to the chosen values;
     ``breakdown_s`` splits a training step (s) into compute, each kind of communication, the
-    optimizer and the bubble; ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
+    optimizer and the bubble; ``memory_gb`` splits ``memory_per_chip_gb`` into weights,
+    gradients, optimizer state, kept activations, logits and the working set; ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
     ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics;
     ``idle_chips`` counts the chips the plan leaves unused. :meth:`to_dict` is exactly the
     JSON that ``dse evaluate`` prints. Metrics the model adds later are attributes too.
@@ -146,6 +147,7 @@ class Evaluation:
     plan: Mapping[str, Any]
     constraints: Mapping[str, float]
     breakdown_s: Mapping[str, float]
+    memory_gb: Mapping[str, float]
     interval: Mapping[str, list[float]]
     record: Mapping[str, Any] = field(repr=False, compare=False)
 
@@ -160,7 +162,7 @@ class Evaluation:
             value = record.get(name)
             if name in ("reasons", "notes"):
                 value = tuple(value or ())
-            elif name in ("plan", "constraints", "breakdown_s", "interval"):
+            elif name in ("plan", "constraints", "breakdown_s", "memory_gb", "interval"):
                 value = MappingProxyType(dict(value or {}))
             elif value is None and name not in ("chip", "workload", "precision"):
                 value = math.nan

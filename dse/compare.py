@@ -63,7 +63,7 @@ def _ratio(value: float, base: float) -> float | None:
 
 def comparison_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records transposed for a person: one row per quantity (verdict, metrics, plan, time
-    breakdown in s, ratios to the first), one column per design, named by its chip id."""
+    breakdown in s, memory by kind in GB, ratios to the first), one column per design, named by its chip id."""
     names = _column_names(records)
     quantities: list[tuple[str, Any]] = [
         ("feasible", lambda r: r["feasible"]),
@@ -73,6 +73,9 @@ def comparison_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     quantities += [(f"plan.{k}", lambda r, k=k: r["plan"][k]) for k in records[0]["plan"]]
     quantities += [
         (f"breakdown_s.{k}", lambda r, k=k: r["breakdown_s"][k]) for k in records[0]["breakdown_s"]
+    ]
+    quantities += [
+        (f"memory_gb.{k}", lambda r, k=k: r["memory_gb"][k]) for k in records[0]["memory_gb"]
     ]
     quantities += [(f"{m} / first", lambda r, m=m: r["ratio_to_first"][m]) for m in RATIO_METRICS]
     return [

@@ -17,6 +17,7 @@ from dse.errors import InputError
 from dse.intervals import INTERVAL_METRICS
 from dse.model.evaluate import SILICON_LIMITS, Metrics, evaluate, infeasibility_reasons
 from dse.model.plans import candidate_plans
+from dse.model.training.memory import MEMORY_PARTS
 from dse.settings import Settings
 
 
@@ -61,6 +62,7 @@ def evaluate_one(
     }
     out.update(record)
     out["breakdown_s"] = step_breakdown(metrics, 0)
+    out["memory_gb"] = memory_breakdown(metrics, 0)
     out["interval"] = prediction_intervals(out, workload.is_moe, searched=len(plans) > 1)
     out["interval_level"] = intervals.INTERVAL_LEVEL
     if "peak_tflop_s" in chip.published:
@@ -88,6 +90,14 @@ def step_breakdown(metrics: Metrics, i: int) -> dict[str, float]:
         "optimizer": float(training.optimizer_time_s[i]),
         "bubble_fraction": float(training.bubble_fraction[i]),
     }
+
+
+def memory_breakdown(metrics: Metrics, i: int) -> dict[str, float]:
+    """Design ``i``'s memory per chip (GB) at its chosen plan by kind: weights, gradients,
+    optimizer state, kept activations, logits and the working set; they sum to
+    ``memory_per_chip_gb`` (docs/model.md §2.1, §2.5)."""
+    training = metrics.training
+    return {kind: float(getattr(training, f"memory_{kind}_gb")[i]) for kind in MEMORY_PARTS}
 
 
 def idle_chips(num_chips: int, plan: dict[str, Any]) -> int:

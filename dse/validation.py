@@ -36,9 +36,10 @@ from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, candidate_plans
 from dse.model.silicon import evaluate_silicon
+from dse.model.training.grid import usable_memory_b
 from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
-from dse.units import GB_PER_GIB, SECONDS_PER_DAY
+from dse.units import GB_PER_GIB, GIGA, SECONDS_PER_DAY
 
 RUNS_PATH = Path(__file__).with_name("validation_runs.toml")
 REPORTED = (
@@ -310,7 +311,7 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
     and cluster overrides, the published plan), the plan the model runs, its step-time
     breakdown and memory, and every published figure beside the prediction (what ``dse
     validate`` shows for one run)."""
-    from dse.evaluation import step_breakdown
+    from dse.evaluation import memory_breakdown, step_breakdown
 
     runs = {run["id"]: run for run in load_runs()}
     if run_id not in runs:
@@ -344,6 +345,10 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
         "plan": record["plan"],
         "fits": bool(metrics.training.fits[0]),
         "memory_per_chip_gb": record["memory_per_chip_gb"],
+        "memory_gb": memory_breakdown(metrics, 0),
+        "usable_memory_gb": float(
+            usable_memory_b(metrics.training.memory_capacity_gb[0], settings) / GIGA
+        ),
         "step_time_s": record["step_time_s"],
         "mfu": record["mfu"],
         "breakdown_s": step_breakdown(metrics, 0),

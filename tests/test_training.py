@@ -1077,6 +1077,32 @@ def test_logits_held_in_fewer_bytes_shrink_only_the_logits_term() -> None:
     assert saved == pytest.approx(2.0 * 8192.0 * w.vocab_size / 2.0)
 
 
+@pytest.mark.parametrize(
+    ("chip", "workload", "chips", "pinned"),
+    [
+        ("h100-sxm", "llama3.1-70b", 4096, {}),
+        ("h800", "deepseek-v3", 2048, {"pp": 16, "ep": 64, "schedule": "dualpipe"}),
+        ("tpu-v7", "deepseek-v3", 128, {"zero_stage": 3, "recompute": "offload"}),
+        ("h100-sxm", "llama3.1-8b", 64, {"zero_stage": 2, "recompute": "full"}),
+        ("gb200", "llama3-70b", 64, {"pp": 4, "offload_layers": 10, "recompute": "none"}),
+    ],
+)
+def test_memory_parts_sum_to_the_memory_per_chip(chip, workload, chips, pinned) -> None:
+    """§2.1, §2.5: the memory split by kind adds up to ``memory_per_chip_gb`` at the chosen
+    plan, for ZeRO 1-3, DualPipe's second weight copy, layer-input offload and activation
+    offload; each part is a size, never negative."""
+    from dse.model.training.memory import MEMORY_PARTS
+
+    w = load_workload(workload)
+    plans = candidate_plans(w, max_tp=load_chip(chip).scale_up_domain, **pinned)
+    training = evaluate(from_chips([load_chip(chip)], chips), w, load_settings(), plans).training
+    parts = [float(getattr(training, f"memory_{kind}_gb")[0]) for kind in MEMORY_PARTS]
+    assert min(parts) >= 0.0
+    assert sum(parts) == pytest.approx(float(training.memory_per_chip_gb[0]), rel=1e-9)
+    weights, gradients, optimizer = parts[:3]
+    assert weights > 0 and gradients > 0 and optimizer > 0
+
+
 def test_fp8_training_stores_the_linear_inputs_in_fp8() -> None:
     bf16 = load_workload("llama3.1-70b")
     fp8 = bf16.with_changes(precision="fp8")

@@ -254,6 +254,10 @@ def test_one_run_is_traced_to_its_facts_plan_and_parts(dse) -> None:
     parts = traced["breakdown_s"]
     assert parts["compute"] > 0 and parts["tensor_parallel"] > 0
     assert parts["compute"] + parts["tensor_parallel"] <= traced["step_time_s"] * (1 + 1e-9)
+    memory = traced["memory_gb"]
+    assert sum(memory.values()) == pytest.approx(traced["memory_per_chip_gb"])
+    assert memory["activations"] > 0 and memory["logits"] > 0  # 1F1B keeps micro-batches
+    assert traced["memory_per_chip_gb"] <= traced["usable_memory_gb"]
     table = dse("validate", "--format", "json").json()["runs"]
     row = next(r for r in table if r["run"] == "gpt3-megatron")
     figure = traced["figures"][row["metric"]]

@@ -323,6 +323,7 @@ class Activations:
     kept_b: FloatArray
     once_b: FloatArray
     offloaded_b: FloatArray
+    logits_b: FloatArray
 
 
 def activations(
@@ -342,7 +343,8 @@ def activations(
     (:func:`offload_share`), of which one layer is on the chip while it is copied;
     ``recompute_share``: the share of the layers that follow ``rc``, the others keep everything
     (Megatron's ``recompute_num_layers``); ``logits_bytes``: bytes held per logit until the
-    backward pass (``logits_bytes_per_element``: 4 for fp32 logits)."""
+    backward pass (``logits_bytes_per_element``: 4 for fp32 logits; ``logits_b`` of the
+    result, part of ``once_b``)."""
     per_token, _ = _per_token_layer_bytes(w, low_precision)
     layer_b = tokens_mb * per_token / tp
     # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
@@ -376,7 +378,7 @@ def activations(
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
     return Activations(
-        layer_b, kept * (1.0 - offload_share), working_b + logits_b + in_copy_b, kept
+        layer_b, kept * (1.0 - offload_share), working_b + logits_b + in_copy_b, kept, logits_b
     )
 
 
@@ -463,26 +465,80 @@ def _static(
     g: Grid, lay: Layout, w: Workload, s: Settings
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """§2.1 Static bytes, parameters held and parameters updated per chip, by ZeRO stage
-    (:func:`zero_state_bytes`); the sharded states over the ``shard_dp`` ranks of the sharding
-    group (all ``D·c`` data-parallel ranks unless the plan pins ``dp_shard``: hybrid
-    sharding), the experts' over ``expert_shard``; a rank holds ``1/(p·e·etp)`` of the routed
-    experts' parameters."""
-    experts = w.expert_params
-    shared = w.total_params - experts
-    local_experts = experts / (g.pp * g.expert_ranks)  # each expert split over etp ranks
-    params_chip = shared / lay.model_parallel + local_experts
-    sharded = shared / lay.model_parallel / lay.shard_dp + local_experts / lay.expert_shard
+    (:func:`zero_state_bytes`, over the parameters of :func:`_held_params`)."""
+    params_chip, sharded, layer_params = _held_params(g, lay, w)
     replicated_b, sharded_b, in_flight_b = zero_state_bytes(g.zero, s)
-    layer_params = params_chip / lay.layers_per_stage
     static_b = params_chip * replicated_b + sharded * sharded_b + layer_params * in_flight_b
     # DualPipe keeps two copies of the stage's weights (DeepSeek-V3 report, Table 2).
     static_b = static_b + np.where(g.dual, params_chip * s.weight_bytes_per_param, 0.0)
     return static_b, params_chip, np.where(sharded_b > 0.0, sharded, params_chip)
 
 
+def _held_params(g: Grid, lay: Layout, w: Workload) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """§2.1 Parameters per chip: those its stage and shards hold, its share of the sharded
+    states (over the ``shard_dp`` ranks of the sharding group: all ``D·c`` data-parallel ranks
+    unless the plan pins ``dp_shard``, hybrid sharding; the experts' over ``expert_shard``), and
+    one layer's worth of them; a rank holds ``1/(p·e·etp)`` of the routed experts' parameters."""
+    experts = w.expert_params
+    shared = w.total_params - experts
+    local_experts = experts / (g.pp * g.expert_ranks)  # each expert split over etp ranks
+    params_chip = shared / lay.model_parallel + local_experts
+    sharded = shared / lay.model_parallel / lay.shard_dp + local_experts / lay.expert_shard
+    return params_chip, sharded, params_chip / lay.layers_per_stage
+
+
+MEMORY_PARTS = ("weights", "gradients", "optimizer_state", "activations", "logits", "working")
+"""The kinds of bytes :func:`memory_parts` splits a chip's memory into."""
+
+
+def memory_parts(g: Grid, lay: Layout, w: Workload, s: Settings) -> dict[str, FloatArray]:
+    """§2.1 and §2.5 A chip's memory (bytes) by kind, summing to :func:`memory`'s ``total_b``:
+    ``weights``, ``gradients`` and ``optimizer_state`` (each with its replicated part, its
+    ZeRO shard and, under ZeRO-2/3, the two layers' worth in flight; DualPipe's second copy of
+    the stage's weights under ``weights``); ``activations`` kept for the backward pass by the
+    micro-batches in flight; one micro-batch's ``logits``; and the ``working`` set (the layer
+    being recomputed, layer inputs on their way to or from host memory). Evaluated on the chosen
+    plans only, not in the search."""
+    params_chip, sharded, layer_params = _held_params(g, lay, w)
+    parts: dict[str, FloatArray] = {
+        kind: params_chip * replicated + sharded * shard + layer_params * in_flight
+        for kind, (replicated, shard, in_flight) in zero_state_parts(g.zero, s).items()
+    }
+    parts["weights"] = parts["weights"] + np.where(
+        g.dual, params_chip * s.weight_bytes_per_param, 0.0
+    )
+    share = offload_share(g.offload, lay.layers_per_stage)
+    act = activations(
+        w,
+        lay.tokens_mb,
+        g.tp,
+        g.rc,
+        g.low_precision,
+        share,
+        g.rc_share,
+        s.logits_bytes_per_element,
+    )
+    in_flight = micro_batches_in_flight(g, lay)
+    parts["activations"] = in_flight * lay.layers_per_stage * act.kept_b
+    parts["logits"] = act.logits_b
+    parts["working"] = act.once_b - act.logits_b
+    return parts
+
+
 def zero_state_bytes(zero: FloatArray, s: Settings) -> tuple[FloatArray, FloatArray, FloatArray]:
     """§2.1 Bytes per parameter that ZeRO stage ``zero`` replicates on every data-parallel rank,
-    that it shards over them, and that it holds per parameter of two layers in flight.
+    that it shards over them, and that it holds per parameter of two layers in flight: the sums
+    over weights, gradients and optimizer state of :func:`zero_state_parts`."""
+    w, g, o = zero_state_parts(zero, s).values()
+    return w[0] + g[0] + o[0], w[1] + g[1] + o[1], w[2] + g[2] + o[2]
+
+
+def zero_state_parts(
+    zero: FloatArray, s: Settings
+) -> dict[str, tuple[FloatArray, FloatArray, FloatArray]]:
+    """§2.1 Per kind of state (``weights``, ``gradients``, ``optimizer_state``): the bytes per
+    parameter that ZeRO stage ``zero`` replicates, shards, and holds per parameter of two layers
+    in flight.
 
     Stage 0 replicates weights, gradients and optimizer state; 1 shards the optimizer state
     (when ``distributed_optimizer`` is on, else it is stage 0); 2 the gradients too, holding two
@@ -493,19 +549,24 @@ def zero_state_bytes(zero: FloatArray, s: Settings) -> tuple[FloatArray, FloatAr
     wt, gr, opt = s.weight_bytes_per_param, s.grad_bytes_per_param, s.optimizer_bytes_per_param
     optimizer_sharded = (zero >= 2) | ((zero == 1) & s.distributed_optimizer)
     grads_sharded, weights_sharded = zero >= 2, zero == 3
-    replicated = (
-        np.where(optimizer_sharded, 0.0, opt)
-        + np.where(grads_sharded, 0.0, gr)
-        + np.where(weights_sharded, 0.0, wt)
-    )
     weight_copy = wt if s.sharded_weight_copy else 0.0
-    sharded = (
-        np.where(optimizer_sharded, opt, 0.0)
-        + np.where(grads_sharded, gr, 0.0)
-        + np.where(weights_sharded, weight_copy, 0.0)
-    )
-    in_flight = np.where(zero == 2, 2.0 * gr, np.where(weights_sharded, 2.0 * wt, 0.0))
-    return replicated, sharded, in_flight
+    return {
+        "weights": (
+            np.where(weights_sharded, 0.0, wt),
+            np.where(weights_sharded, weight_copy, 0.0),
+            np.where(weights_sharded, 2.0 * wt, 0.0),
+        ),
+        "gradients": (
+            np.where(grads_sharded, 0.0, gr),
+            np.where(grads_sharded, gr, 0.0),
+            np.where(zero == 2, 2.0 * gr, 0.0),
+        ),
+        "optimizer_state": (
+            np.where(optimizer_sharded, 0.0, opt),
+            np.where(optimizer_sharded, opt, 0.0),
+            np.zeros_like(np.asarray(zero, dtype=float)),
+        ),
+    }
 
 
 def state_bytes_per_param(s: Settings) -> float:

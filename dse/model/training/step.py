@@ -23,7 +23,7 @@ from dse.model.training.collectives import (
 )
 from dse.model.training.compute import Compute, compute
 from dse.model.training.grid import Grid, build_grid
-from dse.model.training.memory import Memory, memory, state_bytes_per_param
+from dse.model.training.memory import Memory, memory, memory_parts, state_bytes_per_param
 from dse.model.training.parallelism import Layout, layout
 from dse.model.training.power import average_power_w
 from dse.model.training.schedule import pipeline_bubble_slots
@@ -43,8 +43,10 @@ class Training:
     """Per-design results at the chosen plan; every array has shape ``(n,)``.
 
     Times in seconds unless the name says otherwise; memory in GB (1e9 bytes); FLOPs per step
-    count the whole cluster. ``plan_index`` points into the candidate :class:`Plans`; designs
-    with no plan that fits get the plan that needs the least memory and ``fits = False``.
+    count the whole cluster; ``memory_<kind>_gb`` split ``memory_per_chip_gb`` by the kinds of
+    :data:`~dse.model.training.memory.MEMORY_PARTS`. ``plan_index`` points into the candidate
+    :class:`Plans`; designs with no plan that fits get the plan that needs the least memory and
+    ``fits = False``.
     """
 
     plan_index: np.ndarray
@@ -63,6 +65,12 @@ class Training:
     bubble_fraction: FloatArray
     memory_per_chip_gb: FloatArray
     memory_capacity_gb: FloatArray
+    memory_weights_gb: FloatArray
+    memory_gradients_gb: FloatArray
+    memory_optimizer_state_gb: FloatArray
+    memory_activations_gb: FloatArray
+    memory_logits_gb: FloatArray
+    memory_working_gb: FloatArray
     model_flops_per_step: FloatArray
     hardware_flops_per_step: FloatArray
     steps: FloatArray
@@ -310,6 +318,7 @@ def chosen_results(
     )
     flops = _step_flops(w, matmul_redo, attention_redo)
     peak = pick(c.peak_rate)
+    parts = {kind: pick(b) / GIGA for kind, b in memory_parts(c, lay, w, s).items()}
     steps = w.tokens / (w.global_batch_sequences * w.seq_len)
     return Training(
         plan_index=best,
@@ -329,6 +338,12 @@ def chosen_results(
         bubble_fraction=chosen_slots / (chosen_mb + chosen_slots),
         memory_per_chip_gb=pick(mem.total_b) / GIGA,
         memory_capacity_gb=silicon.memory_capacity_gb[rows],
+        memory_weights_gb=parts["weights"],
+        memory_gradients_gb=parts["gradients"],
+        memory_optimizer_state_gb=parts["optimizer_state"],
+        memory_activations_gb=parts["activations"],
+        memory_logits_gb=parts["logits"],
+        memory_working_gb=parts["working"],
         model_flops_per_step=np.full(step.shape, flops[0]),
         hardware_flops_per_step=flops[1],
         steps=np.full(step.shape, steps),

@@ -109,7 +109,8 @@ class Evaluation:
     and ``placement`` to the chosen values;
     ``breakdown_s`` splits a training step (s) into compute, each kind of communication, the
     optimizer and the bubble; ``memory_gb`` splits ``memory_per_chip_gb`` into weights,
-    gradients, optimizer state, kept activations, logits and the working set; ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
+    gradients, optimizer state, kept activations, logits and the working set;
+    ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
     ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics;
     ``idle_chips`` counts the chips the plan leaves unused. :meth:`to_dict` is exactly the
     JSON that ``dse evaluate`` prints. Metrics the model adds later are attributes too.

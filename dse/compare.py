@@ -63,7 +63,8 @@ def _ratio(value: float, base: float) -> float | None:
 
 def comparison_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records transposed for a person: one row per quantity (verdict, metrics, plan, time
-    breakdown in s, memory by kind in GB, ratios to the first), one column per design, named by its chip id."""
+    breakdown in s, memory by kind in GB, ratios to the first), one column per design, named by
+    its chip id."""
     names = _column_names(records)
     quantities: list[tuple[str, Any]] = [
         ("feasible", lambda r: r["feasible"]),

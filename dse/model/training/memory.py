@@ -435,19 +435,8 @@ def activation_offload_time_s(
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
     """§2.1 static state (ZeRO-1 or FSDP) and §2.5 activations of the plan's schedule."""
     static_b, params_chip, updated = _static(g, lay, w, s)
-    share = offload_share(g.offload, lay.layers_per_stage)
-    act = activations(
-        w,
-        lay.tokens_mb,
-        g.tp,
-        g.rc,
-        g.low_precision,
-        share,
-        g.rc_share,
-        s.logits_bytes_per_element,
-    )
-    in_flight = micro_batches_in_flight(g, lay)
-    activation_b = in_flight * lay.layers_per_stage * act.kept_b + act.once_b
+    act, kept_b = _plan_activations(g, lay, w, s)
+    activation_b = kept_b + act.once_b
     layer_b = act.layer_b
     return Memory(
         static_b=static_b,
@@ -459,6 +448,25 @@ def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
         updated_params=updated,
         offloaded_b=act.offloaded_b,
     )
+
+
+def _plan_activations(
+    g: Grid, lay: Layout, w: Workload, s: Settings
+) -> tuple[Activations, FloatArray]:
+    """§2.5 The plan's :func:`activations` of one micro-batch, and the bytes its schedule keeps
+    for the backward pass: the micro-batches in flight on the first stage times its layers."""
+    share = offload_share(g.offload, lay.layers_per_stage)
+    act = activations(
+        w,
+        lay.tokens_mb,
+        g.tp,
+        g.rc,
+        g.low_precision,
+        share,
+        g.rc_share,
+        s.logits_bytes_per_element,
+    )
+    return act, micro_batches_in_flight(g, lay) * lay.layers_per_stage * act.kept_b
 
 
 def _static(
@@ -507,19 +515,7 @@ def memory_parts(g: Grid, lay: Layout, w: Workload, s: Settings) -> dict[str, Fl
     parts["weights"] = parts["weights"] + np.where(
         g.dual, params_chip * s.weight_bytes_per_param, 0.0
     )
-    share = offload_share(g.offload, lay.layers_per_stage)
-    act = activations(
-        w,
-        lay.tokens_mb,
-        g.tp,
-        g.rc,
-        g.low_precision,
-        share,
-        g.rc_share,
-        s.logits_bytes_per_element,
-    )
-    in_flight = micro_batches_in_flight(g, lay)
-    parts["activations"] = in_flight * lay.layers_per_stage * act.kept_b
+    act, parts["activations"] = _plan_activations(g, lay, w, s)
     parts["logits"] = act.logits_b
     parts["working"] = act.once_b - act.logits_b
     return parts
@@ -529,8 +525,10 @@ def zero_state_bytes(zero: FloatArray, s: Settings) -> tuple[FloatArray, FloatAr
     """§2.1 Bytes per parameter that ZeRO stage ``zero`` replicates on every data-parallel rank,
     that it shards over them, and that it holds per parameter of two layers in flight: the sums
     over weights, gradients and optimizer state of :func:`zero_state_parts`."""
-    w, g, o = zero_state_parts(zero, s).values()
-    return w[0] + g[0] + o[0], w[1] + g[1] + o[1], w[2] + g[2] + o[2]
+    weights, gradients, optimizer = zero_state_parts(zero, s).values()
+    replicated = weights[0] + gradients[0] + optimizer[0]
+    sharded = weights[1] + gradients[1] + optimizer[1]
+    return replicated, sharded, weights[2] + gradients[2] + optimizer[2]
 
 
 def zero_state_parts(

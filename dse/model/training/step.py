@@ -318,7 +318,7 @@ def chosen_results(
     )
     flops = _step_flops(w, matmul_redo, attention_redo)
     peak = pick(c.peak_rate)
-    parts = {kind: pick(b) / GIGA for kind, b in memory_parts(c, lay, w, s).items()}
+    parts = {f"memory_{kind}_gb": pick(b) / GIGA for kind, b in memory_parts(c, lay, w, s).items()}
     steps = w.tokens / (w.global_batch_sequences * w.seq_len)
     return Training(
         plan_index=best,
@@ -338,12 +338,7 @@ def chosen_results(
         bubble_fraction=chosen_slots / (chosen_mb + chosen_slots),
         memory_per_chip_gb=pick(mem.total_b) / GIGA,
         memory_capacity_gb=silicon.memory_capacity_gb[rows],
-        memory_weights_gb=parts["weights"],
-        memory_gradients_gb=parts["gradients"],
-        memory_optimizer_state_gb=parts["optimizer_state"],
-        memory_activations_gb=parts["activations"],
-        memory_logits_gb=parts["logits"],
-        memory_working_gb=parts["working"],
+        **parts,
         model_flops_per_step=np.full(step.shape, flops[0]),
         hardware_flops_per_step=flops[1],
         steps=np.full(step.shape, steps),

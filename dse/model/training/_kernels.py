@@ -128,92 +128,114 @@ def lower_bounds(
     memory bound of plan_search.memory_bounds: memory first); the first round's threshold per
     row (``first`` × its least bound); and the cells within it, row-major (design, plan).
     ``bounds`` is the ``(n, k)`` output, reused between calls: fresh pages cost more than the
-    bounds themselves. The layout (plan_search.data_parallel_layout), the micro-batches and
-    the data-parallel part (plan_search.data_parallel_lower_bound) follow the numpy code; the
-    loop over plans has no branch (but loop-invariant ones), so that it runs on vector units.
-    Five features (plan_search._design_features)."""
+    bounds themselves. One row per design (:func:`_design_bounds`); the plans' rows are taken
+    from their matrices once, as tuples, so that no view is made per design."""
     n, k = features.shape[0], coefficients.shape[1]
     high = np.empty(n)
     design = np.empty(n * k, np.int64)
     plan = np.empty(n * k, np.int64)
     count = 0
-    replica, tp, batch_dp, dp_step = layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP]
-    pinned_dp, microbatch, cp = layout[PINNED_DP], layout[MICROBATCH], layout[CP]
-    ep, ep_over_tp = layout[EP], layout[EP_OVER_TP]
-    inverse_ep = 1.0 / ep
-    inverse_microbatch, inverse_cp = 1.0 / microbatch, 1.0 / cp
-    shared_b, expert_b = data_parallel[0], data_parallel[1]
-    first_b, fsdp_b, expert_each_b = data_parallel[2], data_parallel[3], data_parallel[4]
-    weight_b, expert_state_b, in_flight_cap = memory[1], memory[2], memory[4]
-    c0, c1, c2 = coefficients[0], coefficients[1], coefficients[2]
-    c3, c4 = coefficients[3], coefficients[4]
+    ep = layout[EP]
+    plans = (
+        (layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP], layout[PINNED_DP]),
+        (layout[MICROBATCH], layout[CP], ep, layout[EP_OVER_TP]),
+        (1.0 / layout[MICROBATCH], 1.0 / layout[CP], 1.0 / ep),
+        (data_parallel[0], data_parallel[1], data_parallel[2], data_parallel[3], data_parallel[4]),
+        (memory[1], memory[2], memory[4], slots, moe),
+        (coefficients[0], coefficients[1], coefficients[2], coefficients[3], coefficients[4]),
+    )
+    dispatch = (experts_per_token, route_max_domains, sequences, scale)
     for i in range(n):
-        row = bounds[i]
-        f0, f1, f2 = features[i, 0], features[i, 1], features[i, 2]
-        f3, f4 = features[i, 3], features[i, 4]
-        top_tp = max(domain[i], 1.0) if tp_searched else np.inf
-        chips_i, domain_i, capacity = chips[i], domain[i], capacity_b[i]
-        inverse_up, inverse_out = 1.0 / up_b_s[i], 1.0 / out_b_s[i]
-        inverse_domain = 1.0 / domain_i
         # the activations of the format the design runs (memory_bounds' rows)
-        fixed_b = memory[0] if low_precision[i] else memory[5]
-        stored_b = memory[3] if low_precision[i] else memory[6]
-        for p in range(k):
-            dp = _data_parallel_ranks(
-                chips_i, replica[p], batch_dp[p], pinned_dp[p], pinned, dp_step[p]
-            )
-            runs = (
-                (dp >= 1.0)
-                & (dp * replica[p] <= chips_i)
-                & (dp * microbatch[p] <= sequences)
-                & (tp[p] <= top_tp)
-            )
-            dp = max(dp, 1.0)
-            inverse_dp = 1.0 / dp
-            microbatches = sequences * inverse_dp * inverse_microbatch[p]
-            weight_dp = dp * cp[p]
-            inverse_weight_dp = inverse_dp * inverse_cp[p]
-            inverse_bw = _data_parallel_s_per_b(
-                tp[p],
-                weight_dp,
-                inverse_weight_dp,
-                domain_i,
-                inverse_domain,
+        held = (memory[0], memory[3]) if low_precision[i] else (memory[5], memory[6])
+        design_i = (
+            chips[i],
+            max(domain[i], 1.0) if tp_searched else np.inf,
+            domain[i],
+            1.0 / up_b_s[i],
+            1.0 / out_b_s[i],
+            capacity_b[i],
+        )
+        _design_bounds(
+            bounds[i], features[i], design_i, held, plans, dispatch, hierarchical_experts, pinned
+        )
+        high[i] = _least(bounds[i]) * first
+        if high[i] != np.inf:
+            count = _keep_within(bounds[i], high[i], i, design, plan, count)
+    return high, design[:count].copy(), plan[:count].copy()
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _design_bounds(
+    row: np.ndarray,
+    f: np.ndarray,
+    design: tuple[float, float, float, float, float, float],
+    held: tuple[np.ndarray, np.ndarray],
+    plans: tuple,  # type: ignore[type-arg]
+    dispatch: tuple[float, float, float, float],
+    hierarchical_experts: float | None,
+    pinned: bool,
+) -> None:
+    """Design ``f``'s bound of every plan into ``row``: the layout (plan_search.
+    data_parallel_layout), the micro-batches and the data-parallel part (plan_search.
+    data_parallel_lower_bound) follow the numpy code; the loop over plans has no branch (but
+    loop-invariant ones), so that it runs on vector units. ``f``: five features
+    (plan_search._design_features); ``design``: chips, the largest tp, the scale-up domain, the
+    seconds per byte of its scale-up and scale-out links, the HBM bytes; ``held``: the plans'
+    fixed and stored activation bytes in the design's format."""
+    chips, top_tp, domain, inverse_up, inverse_out, capacity = design
+    fixed_b, stored_b = held
+    (replica, tp, batch_dp, dp_step, pinned_dp), split, inverse, dp_bytes, state, c = plans
+    microbatch, cp, ep, ep_over_tp = split
+    inverse_microbatch, inverse_cp, inverse_ep = inverse
+    shared_b, expert_b, first_b, fsdp_b, expert_each_b = dp_bytes
+    weight_b, expert_state_b, in_flight_cap, slots, moe = state
+    experts_per_token, route_max_domains, sequences, scale = dispatch
+    inverse_domain = 1.0 / domain
+    for p in range(row.shape[0]):
+        dp = _data_parallel_ranks(chips, replica[p], batch_dp[p], pinned_dp[p], pinned, dp_step[p])
+        runs = (
+            (dp >= 1.0)
+            & (dp * replica[p] <= chips)
+            & (dp * microbatch[p] <= sequences)
+            & (tp[p] <= top_tp)
+        )
+        dp = max(dp, 1.0)
+        inverse_dp = 1.0 / dp
+        microbatches = sequences * inverse_dp * inverse_microbatch[p]
+        weight_dp = dp * cp[p]
+        inverse_weight_dp = inverse_dp * inverse_cp[p]
+        inverse_bw = _data_parallel_s_per_b(
+            tp[p], weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
+        )
+        expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
+        ring_share = 1.0 - inverse_weight_dp
+        per_step = (shared_b[p] + microbatches * first_b[p]) * ring_share + (
+            expert_b[p] + microbatches * expert_each_b[p]
+        ) * (1.0 - expert_inverse)
+        # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
+        fsdp_s = microbatches * fsdp_b[p] * ring_share * inverse_bw
+        stage = f[0] * c[0][p] + f[1] * c[1][p] + f[2] * c[2][p] + f[3] * c[3][p] + f[4] * c[4][p]
+        if experts_per_token > 0.0:
+            stage += _all_to_all_s(
+                moe[p],
+                ep[p],
+                inverse_ep[p],
+                experts_per_token,
+                route_max_domains,
+                hierarchical_experts,
+                domain,
                 inverse_up,
                 inverse_out,
             )
-            expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
-            ring_share = 1.0 - inverse_weight_dp
-            per_step = (shared_b[p] + microbatches * first_b[p]) * ring_share + (
-                expert_b[p] + microbatches * expert_each_b[p]
-            ) * (1.0 - expert_inverse)
-            # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
-            fsdp_s = microbatches * fsdp_b[p] * ring_share * inverse_bw
-            stage = f0 * c0[p] + f1 * c1[p] + f2 * c2[p] + f3 * c3[p] + f4 * c4[p]
-            if experts_per_token > 0.0:
-                stage += _all_to_all_s(
-                    moe[p],
-                    ep[p],
-                    inverse_ep[p],
-                    experts_per_token,
-                    route_max_domains,
-                    hierarchical_experts,
-                    domain_i,
-                    inverse_up,
-                    inverse_out,
-                )
-            value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step * inverse_bw) * scale
-            least_b = (
-                fixed_b[p]
-                + weight_b[p] * inverse_weight_dp
-                + expert_state_b[p] * expert_inverse
-                + min(in_flight_cap[p], microbatches) * stored_b[p]
-            )
-            row[p] = value if runs & (least_b * scale <= capacity) else np.inf
-        high[i] = _least(row) * first
-        if high[i] != np.inf:
-            count = _keep_within(row, high[i], i, design, plan, count)
-    return high, design[:count].copy(), plan[:count].copy()
+        value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step * inverse_bw) * scale
+        least_b = (
+            fixed_b[p]
+            + weight_b[p] * inverse_weight_dp
+            + expert_state_b[p] * expert_inverse
+            + min(in_flight_cap[p], microbatches) * stored_b[p]
+        )
+        row[p] = value if runs & (least_b * scale <= capacity) else np.inf
 
 
 @njit(cache=True, nogil=True, inline="always")

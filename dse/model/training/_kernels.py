@@ -171,7 +171,7 @@ def _design_bounds(
     f: np.ndarray,
     design: tuple[float, float, float, float, float, float],
     held: tuple[np.ndarray, np.ndarray],
-    plans: tuple,  # type: ignore[type-arg]
+    plans: tuple,
     dispatch: tuple[float, float, float, float],
     hierarchical_experts: float | None,
     pinned: bool,

@@ -252,7 +252,7 @@ def test_the_bounds_hold_with_hybrid_sharding(workload: str) -> None:
         ("llama3.1-70b", {"dp_shard": 8}),  # hybrid sharding: no data-parallel bound
         ("mixtral-8x7b", {"dp_shard": 4}),  # ... with expert shards
         ("llama3.1-70b", {"dp": 32, "dp_shard": 16, "zero_stage": 3}),
-        ("mixtral-8x7b", {"etp": 2}),  # experts split: no all-to-all bound
+        ("mixtral-8x7b", {"etp": 2}),  # experts split: their all-to-all over S/etp per domain
         ("deepseek-v3", {"etp": 4, "zero_stage": 1}),
     ],
 )
@@ -286,3 +286,37 @@ def test_the_search_interleaves_up_to_eight_virtual_stages_where_the_layers_spli
     assert set(np.unique(mixtral.virtual_stages[mixtral.pp == 8])) == {1.0, 7.0}
     llama = candidate_plans(load_workload("llama3.1-70b"), max_tp=8)
     assert set(np.unique(llama.virtual_stages[llama.pp == 16])) == {1.0, 5.0}
+
+
+@pytest.mark.parametrize(("workload", "etp"), [("mixtral-8x7b", 2), ("deepseek-v3", 4)])
+def test_the_bounds_hold_with_expert_tensor_parallelism(workload: str, etp: int) -> None:
+    """Plans that split each expert over ``etp`` ranks (§2.4) keep safe bounds, numpy and
+    numba, and their all-to-all part stays tight: the ep ranks of an expert group are etp
+    apart, so S/etp of them share a scale-up domain (§2.7), and the etp ranks' gathers of the
+    tokens count with the tensor-parallel traffic no overlap hides."""
+    from dse.model.training import _kernels
+    from dse.settings import load_settings
+
+    settings = load_settings()
+    w = load_workload(workload)
+    plans = candidate_plans(w, max_tp=72, etp=etp)
+    grid, bounds, model = _bounds_and_model(w, plans, seed=13)
+    runs = model.lay.valid
+    bound = plan_search.step_lower_bound(grid, bounds, settings)
+    np.testing.assert_array_equal(np.isfinite(bound), runs)
+    assert (bound[runs] <= model.step_s[runs]).all()
+    features = plan_search._design_features(grid, settings, bounds.exp_per_attention_flop)
+    stage = features @ bounds.coefficients + plan_search.moe_lower_bound(grid, bounds)
+    exact_stage = np.broadcast_to(model.stage_s, stage.shape)
+    assert (stage[runs] <= exact_stage[runs] * (1 + 1e-12)).all()
+    moe = plan_search.moe_lower_bound(grid, bounds)
+    exact_moe = np.broadcast_to(model.comm.moe_s, moe.shape)
+    exposed = runs & (exact_moe > 0)
+    assert exposed.any() and (moe[runs] <= exact_moe[runs] * (1 + 1e-12)).all()
+    assert np.median(moe[exposed] / exact_moe[exposed]) > 0.99
+    compiled = np.empty((grid.chips.shape[0], len(plans)))
+    plan_search.compiled_lower_bounds(grid, settings, bounds, _kernels, compiled)
+    finite = np.isfinite(compiled)
+    assert np.isfinite(compiled[model.fits]).all()
+    assert (compiled[finite] <= model.step_s[finite]).all()
+    np.testing.assert_allclose(compiled[finite], bound[finite], rtol=1e-12)

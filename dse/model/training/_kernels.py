@@ -16,6 +16,7 @@ from dse.model.training.plan_search import (
     DP_STEP,
     EP,
     EP_OVER_TP,
+    ETP,
     MICROBATCH,
     PINNED_DP,
     REPLICA,
@@ -139,7 +140,7 @@ def lower_bounds(
     plans = (
         (layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP], layout[PINNED_DP]),
         (layout[MICROBATCH], layout[CP], ep, layout[EP_OVER_TP]),
-        (1.0 / layout[MICROBATCH], 1.0 / layout[CP], 1.0 / ep),
+        (1.0 / layout[MICROBATCH], 1.0 / layout[CP], 1.0 / ep, 1.0 / layout[ETP]),
         (data_parallel[0], data_parallel[1], data_parallel[2], data_parallel[3], data_parallel[4]),
         (memory[1], memory[2], memory[4], slots, moe),
         (coefficients[0], coefficients[1], coefficients[2], coefficients[3], coefficients[4]),
@@ -187,7 +188,7 @@ def _design_bounds(
     fixed_b, stored_b = held
     (replica, tp, batch_dp, dp_step, pinned_dp), split, inverse, dp_bytes, state, c = plans
     microbatch, cp, ep, ep_over_tp = split
-    inverse_microbatch, inverse_cp, inverse_ep = inverse
+    inverse_microbatch, inverse_cp, inverse_ep, inverse_etp = inverse
     shared_b, expert_b, first_b, fsdp_b, expert_each_b = dp_bytes
     weight_b, expert_state_b, in_flight_cap, slots, moe = state
     experts_per_token, route_max_domains, sequences, scale = dispatch
@@ -224,7 +225,7 @@ def _design_bounds(
                 experts_per_token,
                 route_max_domains,
                 hierarchical_experts,
-                domain,
+                max(domain * inverse_etp[p], 1.0),  # the ep ranks of a group are etp apart
                 inverse_up,
                 inverse_out,
             )

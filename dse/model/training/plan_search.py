@@ -132,10 +132,11 @@ class PlanBounds:
     ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
     features of :func:`_design_features`. ``moe`` ``(k,)``: the exposed seconds × bandwidth of
     one token copy in the stage's MoE all-to-alls per micro-batch (:func:`moe_lower_bound`;
-    ``experts_per_token`` ``k`` and ``route_max_domains`` too). ``layout`` ``(9, k)``: what §2.4's layout needs per
+    ``experts_per_token`` ``k`` and ``route_max_domains`` too). ``layout`` ``(10, k)``: what §2.4's layout needs per
     plan, rows :data:`REPLICA` ``t·p·c``, :data:`TP`, :data:`BATCH_DP` ``⌊B/b⌋``,
     :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
-    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`. ``slots`` ``(k,)``:
+    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`, :data:`ETP`.
+    ``slots`` ``(k,)``:
     bubble slots. ``data_parallel`` ``(5, k)``: bytes each rank moves (at ``(D−1)/D = 1``, over
     the achieved link fraction) in the step's ZeRO 0-2 collectives of the shared parameters and
     of the experts, times the share no overlap hides; per micro-batch, in FSDP's first layer
@@ -171,7 +172,7 @@ class PlanBounds:
         return self.layout[TP]
 
 
-REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP = range(9)
+REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP, ETP = range(10)
 """Rows of :attr:`PlanBounds.layout`."""
 
 
@@ -256,6 +257,12 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
         latent_b = tokens_mb * latent_width * 2.0
         tp_bytes = tp_bytes + (2.0 + redone) * layers_per_stage * ring_bus_bytes(latent_b, tp, s)
     tp_bytes = np.where(tp > 1, tp_bytes, 0.0)
+    if w.is_moe:  # §2.7 expert tensor parallelism's gathers and reduce-scatters of the tokens
+        etp = plans.expert_tensor_parallel
+        _, moe_fraction = _per_token_layer_bytes(w)
+        gathered_b = etp * tokens_mb / tp * w.experts_per_token * w.d_model * 2.0
+        etp_count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
+        tp_bytes = tp_bytes + np.where(etp > 1, etp_count * ring_bus_bytes(gathered_b, etp, s), 0.0)
     pp_bytes = np.where(pp > 1, 2.0 * plans.virtual_stages * message_b / tp, 0.0)
     attention_overhead_factor = attention_overhead(w, cp, s.attention_overhead_tokens)
     coefficients = np.stack(
@@ -289,9 +296,7 @@ def _moe_link_bytes(
 ) -> FloatArray:
     """§2.7 MoE all-to-all per micro-batch: count × the bytes of one token over the achieved
     link fraction, per token copy (the copies per link depend on ep and the design's domain,
-    moe_lower_bound), less the overlapped share; ``(k,)``, 0 for dense models and for plans that
-    split experts (``etp`` > 1: their expert groups spread over more scale-up domains, which
-    the bound, reading the design's domain alone, does not know)."""
+    moe_lower_bound), less the overlapped share; ``(k,)``, 0 for dense models."""
     if not w.is_moe:
         return np.zeros_like(plans.tp)
     _, moe_fraction = _per_token_layer_bytes(w)
@@ -299,8 +304,7 @@ def _moe_link_bytes(
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
     one_b = tokens_mb / plans.tp * w.d_model * element_b / s.collective_efficiency
     hidden = np.where(plans.dualpipe, 1.0, s.moe_comm_overlap)
-    whole_experts = plans.expert_tensor_parallel == 1
-    return np.where(whole_experts, count * one_b * paid_share(hidden, s), 0.0)
+    return count * one_b * paid_share(hidden, s)
 
 
 def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
@@ -346,8 +350,8 @@ def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
 
 
 def _layout(plans: Plans, sequences: float) -> FloatArray:
-    """``(9, k)`` the plan's layout rows (the indices REPLICA … EP that lower_bounds reads); the
-    expert groups span ``ep·etp`` ranks, the all-to-all ``ep``."""
+    """``(10, k)`` the plan's layout rows (the indices REPLICA … ETP that lower_bounds reads);
+    the expert groups span ``ep·etp`` ranks, the all-to-all ``ep``."""
     tp, ep, mb, cp = plans.tp, plans.ep, plans.microbatch, plans.context_parallel
     expert_ranks = ep * plans.expert_tensor_parallel
     return np.stack(
@@ -361,6 +365,7 @@ def _layout(plans: Plans, sequences: float) -> FloatArray:
             cp + 0.0,
             expert_ranks / tp,
             ep + 0.0,
+            plans.expert_tensor_parallel + 0.0,
         ]
     )
 
@@ -470,13 +475,15 @@ def moe_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
     overlapped fraction (§2.7, :func:`~dse.model.training.collectives.all_to_all_time_s`): of
     a token's ``k·(e − 1)/e`` copies to other ranks, those beyond the design's scale-up domain
     (:func:`~dse.model.training.collectives.dispatch_network_copies`) cross the scale-out
-    network, the others the scale-up links, both at once."""
+    network, the others the scale-up links, both at once. The ``ep`` ranks of an expert group
+    are ``etp`` apart in rank order, so ``S/etp`` of them share a domain."""
     if not bounds.experts_per_token:
         return np.zeros((g.chips.shape[0], bounds.moe.shape[0]))
     ep = bounds.layout[EP]
     experts = bounds.experts_per_token
+    domain = np.maximum(g.domain / bounds.layout[ETP], 1.0)
     remote = dispatch_network_copies(
-        experts, bounds.hierarchical_experts, bounds.route_max_domains, ep, g.domain
+        experts, bounds.hierarchical_experts, bounds.route_max_domains, ep, domain
     )
     local = np.maximum(experts * (ep - 1.0) / ep - remote, 0.0)
     return bounds.moe * np.maximum(local / g.up_b_s, remote / g.out_b_s)

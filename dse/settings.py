@@ -57,6 +57,7 @@ SETTINGS_SCHEMA = Table(
                 "optimizer_bytes_per_param": _BYTES_PER_PARAM,
                 "distributed_optimizer": Field("bool"),
                 "sharded_weight_copy": Field("bool"),
+                "offload_expert_inputs": Field("bool"),
                 "grad_reduce_bytes_per_param": Field(minimum=0.1, maximum=64.0),
                 "logits_bytes_per_element": Field(minimum=0.0, maximum=16.0),
             },
@@ -114,6 +115,7 @@ class Settings:
     optimizer_bytes_per_param: float
     distributed_optimizer: bool
     sharded_weight_copy: bool
+    offload_expert_inputs: bool
     grad_reduce_bytes_per_param: float
     logits_bytes_per_element: float
     host_power_w_per_chip: float
@@ -237,6 +239,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "distributed_optimizer": ("shard the optimizer state over data-parallel ranks", "on/off"),
     "sharded_weight_copy": (
         "ZeRO-3 keeps a 16-bit weight shard beside the fp32 master (off: cast as gathered)",
+        "on/off",
+    ),
+    "offload_expert_inputs": (
+        "keep the routed experts' inputs in host memory (Megatron-Core's expert_fc1 offloading)",
         "on/off",
     ),
     "grad_reduce_bytes_per_param": (

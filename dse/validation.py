@@ -68,10 +68,12 @@ STATE_FORMATS = (
 for weights, main gradients and optimizer state, reduces gradients in (§2.1) and holds per logit
 (§2.5). A run records them under ``[run.settings]`` where its published configuration departs
 from the defaults."""
-RUN_FLAGS = ("sharded_weight_copy",)
+RUN_FLAGS = ("sharded_weight_copy", "offload_expert_inputs")
 """On/off settings that are facts of a run's framework, recorded under ``[run.settings]``:
 ``sharded_weight_copy = false`` where its ZeRO-3 keeps only the fp32 master shard and casts it
-as it is gathered (PyTorch FSDP's mixed precision, JAX's fp32 parameters; §2.1)."""
+as it is gathered (PyTorch FSDP's mixed precision, JAX's fp32 parameters; §2.1);
+``offload_expert_inputs = true`` where it keeps the routed experts' inputs in host memory
+(Megatron-Core's fine-grained activation offloading of ``expert_fc1``; §2.5)."""
 RUN_OVERLAPS = ("dp_overlap", "moe_comm_overlap")
 """Overlaps a run's published configuration fixes (§2.7), recorded under ``[run.settings]``, the
 calibrated default applying to runs that do not say: ``dp_overlap = 1`` where its stack issues

@@ -257,6 +257,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         mlp = (o_in + mask) * d + (1 - f) * width * w.ffn_dim
         if w.is_moe:
             mlp += f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
+            mlp += f * w.experts_per_token * o_in * d  # the k dispatched copies, fc1's input
         norm_inputs = (2 if w.parallel_blocks else 4) * d  # one layer input, or two
         shared = o_in * d if w.parallel_shared_norm else 0  # one normalized copy for both
         return tokens * (attention + mask * d + mlp + norm_inputs - shared) / plan.tp
@@ -369,7 +370,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     beta = s.elementwise_bytes_per_activation_byte
     if w.compiler == "compiled":
         beta *= s.compiled_elementwise_fraction  # a graph compiler's fused kernels
-    t_memory = layers * (beta * layer_16 + quantize) / hbm
+    # the dispatched copies move by the permutation's own bytes: 8·d·(1 + k) a routed token
+    o_16 = 1 if w.precision in ("fp8", "fp4") and w.fp8_casts == "fused" else 2
+    routed_16 = tokens * f * w.experts_per_token * o_16 * d / plan.tp
+    permute = tokens * f * 8 * d * (1 + w.experts_per_token) / plan.tp
+    t_memory = layers * (beta * (layer_16 - routed_16) + permute + quantize) / hbm
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
     other_redo = 4 / 3 if full or op or ffn or qkv_linear1 or qkv_context else 1.0

@@ -661,6 +661,46 @@ def test_fsdp_without_a_sharded_weight_copy_keeps_two_bytes_per_parameter_less()
         assert kept.columns["step_time_s"][0] == cast.columns["step_time_s"][0]
 
 
+def test_the_routed_experts_inputs_are_kept_and_can_go_to_host_memory() -> None:
+    """§2.5 Each MoE layer keeps the k dispatched copies of its tokens, the input of the experts'
+    first grouped GEMM (k·o_in·d bytes a token): a plan without recompute holds them for every
+    layer of every micro-batch in flight. Offloading them (Megatron-Core's expert_fc1) frees
+    exactly those bytes, and the copies over the host link never make the step faster."""
+    workload = load_workload("qwen3-30b-a3b").with_changes(precision="bf16")
+    designs = _cluster("h100-sxm", [64.0])
+    plan = {"tp": 1, "pp": 1, "ep": 8, "microbatch": 2, "recompute": "none", "zero_stage": 1}
+    on = load_settings().with_overrides(offload_expert_inputs=True)
+    kept, sent = (_pinned(workload, designs, s, **plan) for s in (load_settings(), on))
+    tokens = 2 * workload.seq_len
+    expert_inputs_gb = workload.layers * tokens * workload.experts_per_token * 2 * 2048 / 1e9
+    memory = "memory_per_chip_gb"
+    assert kept.columns[memory][0] - sent.columns[memory][0] == pytest.approx(expert_inputs_gb)
+    assert sent.columns["step_time_s"][0] >= kept.columns["step_time_s"][0]
+    # full recompute keeps only the layer inputs: nothing of the experts' to send
+    full = {**plan, "recompute": "full"}
+    kept, sent = (_pinned(workload, designs, s, **full) for s in (load_settings(), on))
+    assert kept.columns[memory][0] == pytest.approx(sent.columns[memory][0])
+
+
+def test_the_moe_permutation_moves_its_own_bytes() -> None:
+    """§2.6 The memory-bound bytes of a MoE layer: β_ew per stored byte but for the dispatched
+    copies, which the permutation moves at 8·d·(1 + k) bytes a token, forward and backward; a
+    dense workload has no such term."""
+    from dse.model.training.memory import elementwise_bytes, expert_input_bytes
+
+    s = load_settings()
+    tokens, tp = np.array([4096.0]), np.array([1.0])
+    dense = load_workload("llama3.1-8b")
+    moe = load_workload("qwen3-30b-a3b").with_changes(precision="bf16")
+    assert expert_input_bytes(dense, 2.0) == 0.0
+    k, d = moe.experts_per_token, moe.d_model
+    fewer = moe.with_changes(experts_per_token=k - 1)
+    # one expert less per token: its activations at β_ew, its copy at the permutation's bytes
+    per_copy = s.elementwise_bytes_per_activation_byte * 6 * moe.moe_ffn_dim + 8 * d
+    difference = elementwise_bytes(moe, tokens, tp, s) - elementwise_bytes(fewer, tokens, tp, s)
+    assert difference[0] == pytest.approx(4096 * per_copy)
+
+
 def test_context_parallelism_shrinks_activation_memory() -> None:
     workload = load_workload("llama3.1-8b").with_changes(seq_len=65536)
     designs = _cluster("h100-sxm", [1024.0])

@@ -13,7 +13,12 @@ from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
 from dse.model.training.compute import Compute, kv_heads_per_rank
 from dse.model.training.grid import Grid, recomputed_layer_share
-from dse.model.training.memory import Memory, activation_offload_time_s, offload_time_s
+from dse.model.training.memory import (
+    Memory,
+    activation_offload_time_s,
+    expert_offload_time_s,
+    offload_time_s,
+)
 from dse.model.training.parallelism import Layout
 from dse.settings import Settings
 
@@ -387,8 +392,10 @@ def stage_communication(
             hidden,
             s.overlap_slowdown,
         )
-    host_s = offload_time_s(g, lay, comp.total_s, w) + activation_offload_time_s(
-        g, lay, mem, comp.total_s
+    host_s = (
+        offload_time_s(g, lay, comp.total_s, w)
+        + activation_offload_time_s(g, lay, mem, comp.total_s)
+        + expert_offload_time_s(g, lay, mem, comp.total_s)
     )
     return StageCommunication(tp_s, pp_s, moe_s, cp_s, host_s)
 

@@ -32,7 +32,8 @@ class Memory:
     """Bytes on one chip, ``(n, k)``: static state, activations and their sum; the stored
     activations of one micro-batch in one layer (``layer_b``) and the HBM bytes of its memory-bound
     operators (``elementwise_b``, :func:`elementwise_bytes`); parameters held and updated; the
-    bytes activation offload copies per offloaded layer (``offloaded_b``)."""
+    bytes activation offload copies per offloaded layer (``offloaded_b``) and the routed
+    experts' inputs each layer keeps in host memory (``expert_host_b``)."""
 
     static_b: FloatArray
     activation_b: FloatArray
@@ -42,6 +43,7 @@ class Memory:
     params_chip: FloatArray
     updated_params: FloatArray
     offloaded_b: FloatArray
+    expert_host_b: FloatArray | float
 
 
 def _per_token_layer_bytes(
@@ -56,8 +58,7 @@ def _per_token_layer_bytes(
     dropout. ``low_precision`` is False (or an array, per design) where a design trains an fp8/fp4
     workload in 16-bit because its low-precision units are slower."""
     d, hd = float(w.d_model), float(w.head_dim)
-    low = w.precision in ("fp8", "fp4")
-    linear_in = np.where(np.logical_and(low, low_precision), 1.0, 2.0)
+    linear_in = _linear_input_bytes(w, low_precision)
     mask = 1.0 if w.dropout > 0 else 0.0
     if w.is_mla:
         attention_linear = _mla_stored_bytes(w, linear_in) + mask * d
@@ -71,7 +72,7 @@ def _per_token_layer_bytes(
         moe_fraction = (w.layers - w.dense_layers) / w.layers
         routed = (w.experts_per_token + w.shared_experts) * mlp_width * w.moe_ffn_dim
         mlp = (linear_in + mask) * d + (1 - moe_fraction) * mlp_width * w.ffn_dim
-        mlp += moe_fraction * routed
+        mlp += moe_fraction * routed + expert_input_bytes(w, linear_in)
     else:
         moe_fraction = 0.0
         mlp = (linear_in + mask) * d + mlp_width * w.ffn_dim
@@ -81,6 +82,37 @@ def _per_token_layer_bytes(
     norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
     shared_norm = linear_in * d if w.parallel_shared_norm else 0.0
     return attention_linear + mlp + norm_inputs - shared_norm, moe_fraction
+
+
+def _linear_input_bytes(w: Workload, low_precision: FloatArray | bool) -> FloatArray:
+    """§2.5 Bytes an element of a linear layer's kept input: 1 where the design runs the
+    workload's fp8/fp4 format, else 2."""
+    low = w.precision in ("fp8", "fp4")
+    return np.where(np.logical_and(low, low_precision), 1.0, 2.0)
+
+
+def expert_input_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
+    """§2.5 Bytes per token per layer (averaged over the layers) of the routed experts' inputs:
+    the ``k`` dispatched copies of each token, which the experts' first grouped GEMM keeps for
+    its weight gradient in the training format (``linear_in`` bytes an element; Megatron-Core's
+    ``expert_fc1`` input, the tensor its fine-grained activation offloading moves to the host);
+    0 for dense workloads."""
+    if not w.is_moe:
+        return 0.0
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    return moe_fraction * w.experts_per_token * linear_in * float(w.d_model)
+
+
+def permutation_bytes(w: Workload) -> float:
+    """§2.6 HBM bytes per token per layer (averaged over the layers) of the MoE token
+    permutation, forward and backward, in 16-bit: the dispatch copies each token to its ``k``
+    experts (reads ``d``, writes ``k·d`` elements) and the combine sums them back (reads
+    ``k·d``, writes ``d``); the backward pass runs both once more in reverse, so
+    ``8·d·(1 + k)`` bytes. 0 for dense workloads."""
+    if not w.is_moe:
+        return 0.0
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    return moe_fraction * 8.0 * float(w.d_model) * (1.0 + w.experts_per_token)
 
 
 def _mla_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
@@ -291,16 +323,19 @@ def elementwise_bytes(
     is cast besides (:data:`QUANTIZE_BYTES_PER_ELEMENT` per :func:`linear_operand_elements`).
     Where a graph compiler fuses the operators (``w.compiler`` ``compiled``), a share
     ``compiled_elementwise_fraction`` of their bytes remains (the casts, not measured compiled,
-    keep theirs)."""
+    keep theirs). The routed experts' inputs are the MoE token permutation's output: their
+    traffic is the permutation's own (:func:`permutation_bytes`), not ``β_ew`` per stored byte."""
     beta = s.elementwise_bytes_per_activation_byte
     if w.compiler == "compiled":
         beta = beta * s.compiled_elementwise_fraction
     if w.precision not in ("fp8", "fp4") or w.fp8_casts == "fused":
         stored_b, _ = _per_token_layer_bytes(w, low_precision)
-        return tokens_mb * beta * stored_b / tp
+        routed_b = expert_input_bytes(w, _linear_input_bytes(w, low_precision))
+        return tokens_mb * (beta * (stored_b - routed_b) + permutation_bytes(w)) / tp
     per_token_16, _ = _per_token_layer_bytes(w, low_precision=False)
+    per_token_16 = per_token_16 - expert_input_bytes(w, 2.0)
     quantize = QUANTIZE_BYTES_PER_ELEMENT * linear_operand_elements(w)
-    per_token = beta * per_token_16 + np.where(low_precision, quantize, 0.0)
+    per_token = beta * per_token_16 + permutation_bytes(w) + np.where(low_precision, quantize, 0.0)
     return tokens_mb * per_token / tp
 
 
@@ -317,13 +352,15 @@ class Activations:
     inputs are offloaded to host memory), held once per stage (``once_b``: the logits, the
     layer being recomputed under full recompute or offload, and offload's two layer inputs in
     flight over the host link) and kept per layer before any goes to host memory (``offloaded_b``:
-    what activation offload copies for each offloaded layer)."""
+    what activation offload copies for each offloaded layer); the routed experts' inputs that
+    each layer keeps in host memory instead (``expert_host_b``, where they are offloaded)."""
 
     layer_b: FloatArray
     kept_b: FloatArray
     once_b: FloatArray
     offloaded_b: FloatArray
     logits_b: FloatArray
+    expert_host_b: FloatArray | float = 0.0
 
 
 def activations(
@@ -335,6 +372,7 @@ def activations(
     offload_share: FloatArray | float = 0.0,
     recompute_share: FloatArray | float = 1.0,
     logits_bytes: float = 4.0,
+    experts_offloaded: bool = False,
 ) -> Activations:
     """§2.5 The activation bytes of ``tokens_mb`` tokens at tensor parallelism ``tp`` and
     recompute policy ``rc`` (any shapes that broadcast); ``low_precision``: whether the design
@@ -344,9 +382,13 @@ def activations(
     ``recompute_share``: the share of the layers that follow ``rc``, the others keep everything
     (Megatron's ``recompute_num_layers``); ``logits_bytes``: bytes held per logit until the
     backward pass (``logits_bytes_per_element``: 4 for fp32 logits; ``logits_b`` of the
-    result, part of ``once_b``)."""
+    result, part of ``once_b``); ``experts_offloaded``: the routed experts' inputs go to host
+    memory where the policy would keep them (``offload_expert_inputs``: Megatron-Core's
+    fine-grained activation offloading of ``expert_fc1``)."""
     per_token, _ = _per_token_layer_bytes(w, low_precision)
     layer_b = tokens_mb * per_token / tp
+    expert_b = tokens_mb * expert_input_bytes(w, _linear_input_bytes(w, low_precision)) / tp
+    host_b = expert_b if experts_offloaded else 0.0
     # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
     # a fused (flash) kernel keeps only its row statistics and recomputes the scores inside its
     # backward pass.
@@ -370,15 +412,31 @@ def activations(
             rc == MLA_UP_PROJ,
             rc == OFFLOAD,
         ],
-        [everything, layer_b, op_b, ffn_b, qkv_linear1_b, qkv_context_b, up_proj_b, 0.0],
+        [
+            everything - host_b,
+            layer_b - host_b,
+            op_b,
+            ffn_b,
+            qkv_linear1_b,
+            qkv_context_b,
+            up_proj_b - host_b,
+            0.0,
+        ],
         input_b,
     )
+    # the policies that keep the experts' inputs send them to host memory instead
+    keeps_experts = (rc == NONE) | (rc == SELECTIVE) | (rc == MLA_UP_PROJ)
     kept = recompute_share * kept + (1.0 - recompute_share) * everything
     logits_b = logits_bytes * tokens_mb * w.vocab_size / tp
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
     return Activations(
-        layer_b, kept * (1.0 - offload_share), working_b + logits_b + in_copy_b, kept, logits_b
+        layer_b,
+        kept * (1.0 - offload_share),
+        working_b + logits_b + in_copy_b,
+        kept,
+        logits_b,
+        np.where(keeps_experts, recompute_share * host_b, 0.0),
     )
 
 
@@ -432,6 +490,20 @@ def activation_offload_time_s(
     return _copies_beyond(copy_s, compute_s, 1.0 / 3.0)
 
 
+def expert_offload_time_s(
+    g: Grid, lay: Layout, mem: Memory, compute_s: FloatArray
+) -> FloatArray | float:
+    """§2.5 Exposed seconds per micro-batch on one stage of moving the routed experts' inputs
+    to host memory and back (``offload_expert_inputs``, Megatron-Core's fine-grained activation
+    offloading of ``expert_fc1``): each layer's go out over the host link during the forward
+    pass and come back during the backward pass, on copy engines beside the compute, as whole
+    layers' activations do (:func:`activation_offload_time_s`); 0 where none are offloaded."""
+    if not np.any(mem.expert_host_b):
+        return 0.0
+    copy_s = lay.layers_per_stage * mem.expert_host_b / g.host_b_s
+    return _copies_beyond(copy_s, compute_s, 1.0 / 3.0)
+
+
 def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
     """§2.1 static state (ZeRO-1 or FSDP) and §2.5 activations of the plan's schedule."""
     static_b, params_chip, updated = _static(g, lay, w, s)
@@ -447,6 +519,7 @@ def memory(g: Grid, lay: Layout, w: Workload, s: Settings) -> Memory:
         params_chip=params_chip,
         updated_params=updated,
         offloaded_b=act.offloaded_b,
+        expert_host_b=act.expert_host_b,
     )
 
 
@@ -465,6 +538,7 @@ def _plan_activations(
         share,
         g.rc_share,
         s.logits_bytes_per_element,
+        s.offload_expert_inputs,
     )
     return act, micro_batches_in_flight(g, lay) * lay.layers_per_stage * act.kept_b
 

@@ -418,6 +418,7 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
             share,
             plans.recomputed_share,
             s.logits_bytes_per_element,
+            s.offload_expert_inputs,
         )
         for low_precision in (True, False)
     )

@@ -676,10 +676,15 @@ def test_the_routed_experts_inputs_are_kept_and_can_go_to_host_memory() -> None:
     memory = "memory_per_chip_gb"
     assert kept.columns[memory][0] - sent.columns[memory][0] == pytest.approx(expert_inputs_gb)
     assert sent.columns["step_time_s"][0] >= kept.columns["step_time_s"][0]
-    # full recompute keeps only the layer inputs: nothing of the experts' to send
+    # full recompute keeps only the layer inputs: nothing of the experts' to send; recomputing
+    # 12 of the 48 layers, the other 36 keep everything and send their experts' inputs
     full = {**plan, "recompute": "full"}
     kept, sent = (_pinned(workload, designs, s, **full) for s in (load_settings(), on))
     assert kept.columns[memory][0] == pytest.approx(sent.columns[memory][0])
+    partial = {**full, "recompute_layers": 12}
+    kept, sent = (_pinned(workload, designs, s, **partial) for s in (load_settings(), on))
+    saved_gb = kept.columns[memory][0] - sent.columns[memory][0]
+    assert saved_gb == pytest.approx(expert_inputs_gb * 36 / 48)
 
 
 def test_the_moe_permutation_moves_its_own_bytes() -> None:

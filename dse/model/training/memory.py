@@ -424,9 +424,11 @@ def activations(
         ],
         input_b,
     )
-    # the policies that keep the experts' inputs send them to host memory instead
+    # the policies that keep the experts' inputs send them to host memory instead, as do the
+    # layers outside recompute_layers, which keep everything
     keeps_experts = (rc == NONE) | (rc == SELECTIVE) | (rc == MLA_UP_PROJ)
-    kept = recompute_share * kept + (1.0 - recompute_share) * everything
+    kept = recompute_share * kept + (1.0 - recompute_share) * (everything - host_b)
+    sent_b = (recompute_share * np.where(keeps_experts, 1.0, 0.0) + 1.0 - recompute_share) * host_b
     logits_b = logits_bytes * tokens_mb * w.vocab_size / tp
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
@@ -436,7 +438,7 @@ def activations(
         working_b + logits_b + in_copy_b,
         kept,
         logits_b,
-        np.where(keeps_experts, recompute_share * host_b, 0.0),
+        sent_b,
     )
 
 

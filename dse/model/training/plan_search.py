@@ -250,19 +250,7 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     )
     # Link bytes no overlap hides: TP collectives beyond the overlapped fraction, pipeline p2p.
     message_b = tokens_mb * w.d_model * 2.0
-    tp_collectives = tensor_parallel_collectives(w, redone) * layers_per_stage
-    tp_bytes = tp_collectives * ring_bus_bytes(message_b, tp, s)
-    latent_width, latent_tensors = latent_gathers(w)
-    if latent_tensors:  # §2.7 MLA's latents, gathered before attention
-        latent_b = tokens_mb * latent_width * 2.0
-        tp_bytes = tp_bytes + (2.0 + redone) * layers_per_stage * ring_bus_bytes(latent_b, tp, s)
-    tp_bytes = np.where(tp > 1, tp_bytes, 0.0)
-    if w.is_moe:  # §2.7 expert tensor parallelism's gathers and reduce-scatters of the tokens
-        etp = plans.expert_tensor_parallel
-        _, moe_fraction = _per_token_layer_bytes(w)
-        gathered_b = etp * tokens_mb / tp * w.experts_per_token * w.d_model * 2.0
-        etp_count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
-        tp_bytes = tp_bytes + np.where(etp > 1, etp_count * ring_bus_bytes(gathered_b, etp, s), 0.0)
+    tp_bytes = _tensor_parallel_bytes(plans, w, s, tokens_mb, layers_per_stage, redone)
     pp_bytes = np.where(pp > 1, 2.0 * plans.virtual_stages * message_b / tp, 0.0)
     attention_overhead_factor = attention_overhead(w, cp, s.attention_overhead_tokens)
     coefficients = np.stack(
@@ -277,6 +265,35 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     # the all-to-all of at most a full stage's layers: what the model's communication counts
     moe_layers = np.minimum(layers_per_stage, longest)
     return coefficients, _moe_link_bytes(plans, w, s, tokens_mb, moe_layers, redone)
+
+
+def _tensor_parallel_bytes(
+    plans: Plans,
+    w: Workload,
+    s: Settings,
+    tokens_mb: FloatArray,
+    layers_per_stage: FloatArray,
+    redone: FloatArray | float,
+) -> FloatArray:
+    """§2.7 Bytes each rank sends per micro-batch on a stage in the tensor-parallel collectives
+    (with MLA's latent gathers) and, with expert tensor parallelism, in the ``etp`` ranks'
+    gathers and reduce-scatters of the tokens, over the achieved link fraction; ``(k,)``."""
+    tp = plans.tp
+    message_b = tokens_mb * w.d_model * 2.0
+    tp_collectives = tensor_parallel_collectives(w, redone) * layers_per_stage
+    tp_bytes = tp_collectives * ring_bus_bytes(message_b, tp, s)
+    latent_width, latent_tensors = latent_gathers(w)
+    if latent_tensors:  # §2.7 MLA's latents, gathered before attention
+        latent_b = tokens_mb * latent_width * 2.0
+        tp_bytes = tp_bytes + (2.0 + redone) * layers_per_stage * ring_bus_bytes(latent_b, tp, s)
+    tp_bytes = np.where(tp > 1, tp_bytes, 0.0)
+    if not w.is_moe:
+        return tp_bytes
+    etp = plans.expert_tensor_parallel
+    _, moe_fraction = _per_token_layer_bytes(w)
+    gathered_b = etp * tokens_mb / tp * w.experts_per_token * w.d_model * 2.0
+    etp_count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
+    return tp_bytes + np.where(etp > 1, etp_count * ring_bus_bytes(gathered_b, etp, s), 0.0)
 
 
 def paid_share(overlap: FloatArray | float, s: Settings) -> FloatArray | float:

@@ -360,8 +360,7 @@ def stage_communication(
     pp_s = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
     moe_s = np.zeros_like(pp_s)
     if w.is_moe:
-        moe_fraction = (w.layers - w.dense_layers) / w.layers
-        count = (4.0 + 2.0 * redone) * lay.layers_per_stage * moe_fraction
+        count = moe_token_collectives(w, lay.layers_per_stage, redone)
         # the ep ranks of an expert group are etp apart in rank order (expert order etp-ep-edp)
         one = all_to_all_time_s(
             w,
@@ -413,12 +412,29 @@ def expert_tensor_parallel_s(
     tier a tensor-parallel group of its size takes. 0 where ``etp`` is 1."""
     if not w.is_moe or not np.any(g.etp > 1):
         return 0.0
-    moe_layers = lay.layers_per_stage * (w.layers - w.dense_layers) / w.layers
-    count = (4.0 + 2.0 * redone) * moe_layers
-    gathered_b = g.etp * lay.tokens_mb / g.tp * w.experts_per_token * w.d_model * 2.0
+    count = moe_token_collectives(w, lay.layers_per_stage, redone)
+    gathered_b = expert_gathered_bytes(w, lay.tokens_mb, g.tp, g.etp)
     b_s, _, domains = data_parallel_tier(g, g.etp, np.ones_like(g.etp))
     one = ring_time(gathered_b, g.etp, b_s, s, domains, latency_scale=g.latency_scale)
     return np.where(g.etp > 1, count * one, 0.0)
+
+
+def moe_token_collectives(
+    w: Workload, layers_per_stage: FloatArray, redone: FloatArray | float
+) -> FloatArray:
+    """§2.7 Collectives per micro-batch on a stage that move each MoE layer's routed tokens
+    (the all-to-all, or the ``etp`` ranks' gathers): before and after the experts, forward and
+    backward (4), and the forward's 2 again for the share ``redone`` that recompute repeats."""
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    return (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
+
+
+def expert_gathered_bytes(
+    w: Workload, tokens_mb: FloatArray, tp: FloatArray, etp: FloatArray
+) -> FloatArray:
+    """§2.7 Bytes of one ``etp`` all-gather of a MoE layer: the ``k`` routed copies of each of
+    the ``etp`` ranks' ``tokens/t`` tokens, in 16-bit."""
+    return etp * tokens_mb / tp * w.experts_per_token * w.d_model * 2.0
 
 
 def _buckets(params: FloatArray, dp: FloatArray) -> FloatArray:

@@ -64,8 +64,10 @@ from dse.model.plans import DUALPIPE, Plans
 from dse.model.silicon import Silicon
 from dse.model.training.collectives import (
     dispatch_network_copies,
+    expert_gathered_bytes,
     hierarchical_experts,
     latent_gathers,
+    moe_token_collectives,
     ring_bus_bytes,
     tensor_parallel_collectives,
 )
@@ -80,7 +82,6 @@ from dse.model.training.compute import (
 )
 from dse.model.training.grid import Grid, build_grid, recomputed_layer_share
 from dse.model.training.memory import (
-    _per_token_layer_bytes,
     activations,
     elementwise_bytes,
     offload_share,
@@ -290,10 +291,9 @@ def _tensor_parallel_bytes(
     if not w.is_moe:
         return tp_bytes
     etp = plans.expert_tensor_parallel
-    _, moe_fraction = _per_token_layer_bytes(w)
-    gathered_b = etp * tokens_mb / tp * w.experts_per_token * w.d_model * 2.0
-    etp_count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
-    return tp_bytes + np.where(etp > 1, etp_count * ring_bus_bytes(gathered_b, etp, s), 0.0)
+    gathered_b = expert_gathered_bytes(w, tokens_mb, tp, etp)
+    count = moe_token_collectives(w, layers_per_stage, redone)
+    return tp_bytes + np.where(etp > 1, count * ring_bus_bytes(gathered_b, etp, s), 0.0)
 
 
 def paid_share(overlap: FloatArray | float, s: Settings) -> FloatArray | float:
@@ -316,8 +316,7 @@ def _moe_link_bytes(
     moe_lower_bound), less the overlapped share; ``(k,)``, 0 for dense models."""
     if not w.is_moe:
         return np.zeros_like(plans.tp)
-    _, moe_fraction = _per_token_layer_bytes(w)
-    count = (4.0 + 2.0 * redone) * layers_per_stage * moe_fraction
+    count = moe_token_collectives(w, layers_per_stage, redone)
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
     one_b = tokens_mb / plans.tp * w.d_model * element_b / s.collective_efficiency
     hidden = np.where(plans.dualpipe, 1.0, s.moe_comm_overlap)

@@ -387,8 +387,9 @@ def activations(
     fine-grained activation offloading of ``expert_fc1``)."""
     per_token, _ = _per_token_layer_bytes(w, low_precision)
     layer_b = tokens_mb * per_token / tp
-    expert_b = tokens_mb * expert_input_bytes(w, _linear_input_bytes(w, low_precision)) / tp
-    host_b = expert_b if experts_offloaded else 0.0
+    host_b: FloatArray | float = 0.0  # the experts' inputs sent to host memory, per layer
+    if experts_offloaded:
+        host_b = tokens_mb * expert_input_bytes(w, _linear_input_bytes(w, low_precision)) / tp
     # Stored softmax output (2 bytes per score), with dropout also its mask and output (1 + 2);
     # a fused (flash) kernel keeps only its row statistics and recomputes the scores inside its
     # backward pass.
@@ -426,9 +427,13 @@ def activations(
     )
     # the policies that keep the experts' inputs send them to host memory instead, as do the
     # layers outside recompute_layers, which keep everything
-    keeps_experts = (rc == NONE) | (rc == SELECTIVE) | (rc == MLA_UP_PROJ)
     kept = recompute_share * kept + (1.0 - recompute_share) * (everything - host_b)
-    sent_b = (recompute_share * np.where(keeps_experts, 1.0, 0.0) + 1.0 - recompute_share) * host_b
+    sent_b: FloatArray | float = 0.0
+    if experts_offloaded:
+        keeps_experts = (rc == NONE) | (rc == SELECTIVE) | (rc == MLA_UP_PROJ)
+        sent_b = (
+            recompute_share * np.where(keeps_experts, 1.0, 0.0) + 1.0 - recompute_share
+        ) * host_b
     logits_b = logits_bytes * tokens_mb * w.vocab_size / tp
     working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)

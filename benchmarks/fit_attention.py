@@ -7,7 +7,8 @@ Model of one causal attention forward + backward (FlashAttention):
     T = N · (1 + s0/s) · (F / (η_att · R) + c / R_exp)
 
 N = b·H·s²/2 scores, F = 12·h_d FLOPs per score (the model's convention: QKᵀ and AV, ×3 for the
-backward pass), R the 16-bit tensor rate, R_exp the special-function rate (exponentials/s) and
+backward pass), R the 16-bit tensor rate, R_exp the special-function rate (exponentials/s), both at
+the clock the model's H200 sustains under full tensor load (docs/model.md §1.7), and
 c = 2 exponentials per score (the forward softmax, and P recomputed in the backward pass).
 Fits η_att (``attention_efficiency``) and s0 (``attention_overhead_tokens``) by least squares
 on the log of the measured times (data/measurements/h200/attention.csv) and prints the fit
@@ -23,6 +24,8 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from dse.catalog.chips import load_chip
+from dse.designs import from_chips
+from dse.model.silicon import evaluate_silicon
 from dse.model.training.compute import EXPONENTIALS_PER_SCORE
 
 MEASUREMENTS = Path(__file__).parent.parent / "data/measurements/h200/attention.csv"
@@ -30,8 +33,12 @@ MEASUREMENTS = Path(__file__).parent.parent / "data/measurements/h200/attention.
 
 def main() -> None:
     chip = load_chip("h200")
-    rate = chip.compute_units * chip.clock_ghz * 1e9 * chip.bf16_flops_per_cycle_per_unit
-    exp_rate = chip.compute_units * chip.clock_ghz * 1e9 * chip.exp_per_cycle_per_unit
+    designs = from_chips([chip], 1)
+    # the rates at the clock the model's H200 sustains under full tensor load (§1.7), as the
+    # training model uses them: the measured H200 throttles (data/measurements/h200/power.csv)
+    clock_hz = float(evaluate_silicon(designs).sustained_clock_ghz["bf16"][0]) * 1e9
+    rate = chip.compute_units * clock_hz * chip.bf16_flops_per_cycle_per_unit
+    exp_rate = chip.compute_units * clock_hz * chip.exp_per_cycle_per_unit
     data = pd.read_csv(MEASUREMENTS)
     data = data[data["causal"]]
     seq = data["seq_len"].to_numpy(float)

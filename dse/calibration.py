@@ -31,6 +31,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from dse.catalog.technology import load_technology
 from dse.errors import InputError
 from dse.files import read_toml
 from dse.intervals import time_log_error
@@ -52,10 +53,10 @@ GRID: dict[str, tuple[float, ...]] = {
 """The throughput model's [C] constants and the values searched (dse/defaults.toml sources)."""
 
 GOODPUT_RANGE = (0.5, 1.0)
-FAMILY_SCALES = (0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
+FAMILY_SCALES = tuple(round(0.4 + 0.05 * i, 2) for i in range(15))
 """Values searched for each family's gemm_efficiency_scale (chips/technology/families.toml):
-steps of 0.05 below 0.7, where a step of 0.1 would move a family's speed by 14-20 %, of 0.1
-above."""
+0.4-1.1 in steps of 0.05 (a step moves a family's speed by 5-12 %). 1.1 is the largest that
+stays physical: 1.1 × gemm_efficiency_max (0.904) = 0.99 of the sustained rate."""
 MIN_RUNS_PER_FAMILY = 3
 """A family's scale is fitted only on at least this many runs; never on one published run."""
 FIXED_FAMILIES = ("nvidia-hopper",)
@@ -293,9 +294,13 @@ def _fit(tables: _Tables, keep: Sequence[bool], assumed: float) -> _Fit:
         for groups in (members, vendors)
     )
     # A family with too few runs of its own (left out, or new) takes its vendor's scale, fitted
-    # on all the vendor's families together; with too few of those as well, Hopper's 1.
+    # on all the vendor's families together (each at the vendor's level of the datasheet,
+    # :func:`vendor_level`); with too few of those as well, Hopper's level.
     scales = {
-        f: 1.0 if f in FIXED_FAMILIES else own.get(f) or pooled.get(vendor(f)) or 1.0
+        f: 1.0
+        if f in FIXED_FAMILIES
+        else own.get(f)
+        or (vendor_level(f, pooled[vendor(f)]) if vendor(f) in pooled else hopper_level(f))
         for f in tables.families
     }
     rows = _rows_at(tables, best, scales)
@@ -303,14 +308,53 @@ def _fit(tables: _Tables, keep: Sequence[bool], assumed: float) -> _Fit:
     return _Fit(best, scales, fit_goodput(kept, assumed), pooled)
 
 
+def hopper_level(family: str) -> float:
+    """The scale of FAMILY_SCALES nearest to the one at which ``family``'s chips run at the
+    measured Hopper efficiency in their most power-hungry format (docs/model.md §1.7, §2.3):
+    ``(κ_f / κ_Hopper)^(1/γ)``, 1 for NVIDIA's families and 0.8 for one whose datasheet clock
+    is taken as held (κ = 1), whose chips do not throttle in the model as Hopper's do."""
+    technology = load_technology()
+    exponent = float(technology.silicon["power"]["dvfs_exponent"])
+    ratio = (
+        technology.family(family).peak_clock_power_ratio
+        / technology.family(FIXED_FAMILIES[0]).peak_clock_power_ratio
+    )
+    level = ratio ** (1.0 / exponent)
+    return min(FAMILY_SCALES, key=lambda v: abs(v - level))
+
+
+def vendor_level(family: str, scale: float) -> float:
+    """The scale of FAMILY_SCALES nearest to the one at which ``family``'s chips run at the
+    same fraction of their datasheet peak as a chip of its vendor's entry at ``scale``
+    (chips/technology/families.toml): ``scale · (κ_f / κ_vendor)^(1/γ)``, ``scale`` itself
+    where the family's κ is its vendor's. What a vendor's families share is read as their
+    level against the datasheet, not against a clock measured on one of them."""
+    technology = load_technology()
+    exponent = float(technology.silicon["power"]["dvfs_exponent"])
+    ratio = (
+        technology.family(family).peak_clock_power_ratio
+        / technology.family(vendor(family)).peak_clock_power_ratio
+    )
+    level = scale * ratio ** (1.0 / exponent)
+    return min(FAMILY_SCALES, key=lambda v: abs(v - level))
+
+
 def _runs(tables: _Tables, setting: int, indices: Sequence[int]) -> int:
     return len({tables.grid[setting][i].run for i in indices})
 
 
 def _best_scale(tables: _Tables, setting: int, figures: Sequence[int]) -> float:
-    """The scale of FAMILY_SCALES with the least mean |log error| on ``figures``."""
+    """The scale of FAMILY_SCALES with the least mean |log error| on ``figures``, each at its
+    family's equivalent of it (:func:`vendor_level`: the scale itself within one family)."""
     scaled = tables.scaled(setting)
-    return min(FAMILY_SCALES, key=lambda v: _throughput_loss([scaled[v][i] for i in figures]))
+    families = {tables.grid[setting][i].family for i in figures}
+
+    def loss(v: float) -> float:
+        level = {f: vendor_level(f, v) for f in families} if len(families) > 1 else {}
+        rows = [scaled[level.get(tables.grid[setting][i].family, v)][i] for i in figures]
+        return _throughput_loss(rows)
+
+    return min(FAMILY_SCALES, key=loss)
 
 
 def _rows_at(tables: _Tables, setting: int, scales: Mapping[str, float]) -> list[Comparison]:
@@ -344,7 +388,8 @@ def cross_validate(
     ``by`` names the grouping (``source``, ``company``, ``family`` or ``run``). Returns one
     :class:`HeldOut` per figure and the constants fitted on all figures: the grid values,
     ``goodput``, ``family_scales`` (a held-out family gets its vendor's scale, fitted on the
-    vendor's other families, else 1, the measured Hopper value) and ``vendor_scales``.
+    vendor's other families, else Hopper's measured level, :func:`hopper_level`) and
+    ``vendor_scales``.
     ``tables`` (:func:`prediction_tables`) reuses the grid's predictions across groupings.
     """
     if by not in GROUPINGS:

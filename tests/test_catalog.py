@@ -177,11 +177,6 @@ def _write(tmp_path: Path, text: str) -> Path:
             "same_silicon_as",
             "the id of another catalog chip",
         ),
-        (
-            lambda t: t.replace("family =", 'same_silicon_as = "b200"\nfamily =', 1),
-            "same_silicon_as",
-            "names no same_silicon_as itself",
-        ),
     ],
 )
 def test_bad_chip_file_gives_one_clear_line(
@@ -196,6 +191,18 @@ def test_bad_chip_file_gives_one_clear_line(
     assert len(lines) == 1, result.err
     assert "Traceback" not in result.err
     assert str(path) in lines[0] and key in lines[0] and fragment in lines[0]
+
+
+def test_a_same_silicon_chain_that_comes_back_gives_one_clear_line(dse, tmp_path: Path) -> None:
+    """§1.7: the chips named by ``same_silicon_as`` may form a chain (the B300 names the GB300,
+    which names the GB200), never a loop: an H100 SXM naming the H100 PCIe, which names it."""
+    path = tmp_path / "h100-sxm.toml"
+    path.write_text(H100.replace("family =", 'same_silicon_as = "h100-pcie"\nfamily =', 1))
+    result = dse("chips", "show", path)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "same_silicon_as" in lines[0] and "comes back to h100-sxm" in lines[0]
 
 
 def test_unknown_chip_id_lists_the_catalog(dse) -> None:

@@ -101,17 +101,56 @@ def test_tdp_limits_the_sustained_clock() -> None:
 
 
 @pytest.mark.parametrize("chip_id", [c for c in chip_ids() if not load_chip(c).same_silicon_as])
-def test_no_catalog_chip_is_throttled_below_its_datasheet(chip_id: str) -> None:
-    """§1.7: a catalog chip's energy per FLOP is the one at which its datasheet peak draws its
-    TDP, so every format it has runs at the datasheet clock, and the most power-hungry one
-    draws exactly the TDP (unless it is a lower-power part of another's silicon, below)."""
+def test_each_catalog_chip_holds_the_clock_its_tdp_allows(chip_id: str) -> None:
+    """§1.7: a catalog chip's tensor units draw κ times the power its TDP leaves them at the
+    datasheet clock (its family's peak_clock_power_ratio; 1.707 for NVIDIA, from the H200's
+    measured 1.48 of 1.83 GHz), so its most power-hungry format holds κ^(−1/x) of that clock
+    and draws exactly the TDP there, and no format runs above the datasheet clock (unless it is
+    a lower-power part of another's silicon, below)."""
+    from dse.catalog.technology import load_technology
+
     designs = one(chip_id)
+    technology = load_technology()
+    kappa = technology.family(load_chip(chip_id).family).peak_clock_power_ratio
+    exponent = technology.silicon["power"]["dvfs_exponent"]
     s = evaluate_silicon(designs)
+    fixed_w = s.static_power_w[0] + s.hbm_power_full_w[0] + s.analog.full_load_power_w[0]
     formats = [f for f in s.peak_flop_s if s.peak_flop_s[f][0] > 0]
+    clocks = {f: s.sustained_clock_ghz[f][0] / designs.clock_ghz[0] for f in formats}
+    hungriest = max(formats, key=lambda f: s.full_load_power_w[f][0])
+    assert clocks[hungriest] == pytest.approx(kappa ** (-1.0 / exponent), rel=1e-9)
+    tensor_w = (s.full_load_power_w[hungriest][0] - fixed_w) * clocks[hungriest] ** exponent
+    assert fixed_w + tensor_w == pytest.approx(designs.tdp_w[0], rel=1e-9)
     for fmt in formats:
-        assert s.sustained_clock_ghz[fmt][0] == pytest.approx(designs.clock_ghz[0], rel=1e-9)
-    hungriest = max(s.full_load_power_w[f][0] for f in formats)
-    assert hungriest == pytest.approx(designs.tdp_w[0], rel=1e-9)
+        assert clocks[hungriest] - 1e-12 <= clocks[fmt] <= 1.0
+
+
+def _sustained_clocks() -> list[dict[str, str]]:
+    import csv
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "data" / "measurements" / "published"
+    with (root / "sustained_clock.csv").open() as fh:
+        return [r for r in csv.DictReader(fh) if r["dtype"] == "bf16"]
+
+
+@pytest.mark.parametrize(
+    ("chip_id", "tolerance"),
+    [("h200", 0.002), ("mi300x", 0.002), ("mi325x", 0.03)],
+)
+def test_each_measured_chip_holds_the_clock_measured_under_sustained_gemms(
+    chip_id: str, tolerance: float
+) -> None:
+    """§1.7: the bf16 clock the model's chip holds at full tensor load is the one measured
+    during long GEMMs at its power limit (data/measurements/published/sustained_clock.csv).
+    The H200 and MI300X set their families' κ; the MI325X, the MI300X's silicon at 1,000 W
+    where the MI300X has 750, is predicted from it (1.42 GHz against AMD's measured 1.447)."""
+    row = next(r for r in _sustained_clocks() if r["chip"] == chip_id)
+    designs = one(chip_id)
+    assert designs.tdp_w[0] == float(row["power_limit_w"])
+    assert designs.clock_ghz[0] * 1000.0 == pytest.approx(float(row["datasheet_clock_mhz"]))
+    clock = evaluate_silicon(designs).sustained_clock_ghz["bf16"][0] * 1000.0
+    assert clock == pytest.approx(float(row["sustained_clock_mhz"]), rel=tolerance)
 
 
 @pytest.mark.parametrize("chip_id", [c for c in chip_ids() if load_chip(c).same_silicon_as])
@@ -138,11 +177,11 @@ def test_a_lower_power_part_takes_its_twins_energy_per_flop_at_its_own_clock(
             assert fixed_w + tensor_w <= designs.tdp_w[0] * (1 + 1e-9)
 
 
-def test_the_air_cooled_mi350x_throttles_where_the_b200_does_not() -> None:
+def test_the_air_cooled_mi350x_throttles_beyond_its_twin_where_the_b200_does_not() -> None:
     """AMD's MI350X datasheet clock (2.2 GHz at 1,000 W) is more than the MI355X's silicon
-    sustains at 1,000 W, while NVIDIA's B200 datasheet (1,000 W) is within 2 % of what the
-    GB200's silicon sustains at its clock: the B200's own TDP-derived scale and the one from
-    its twin agree."""
+    sustains at 1,000 W, while NVIDIA's B200 (1,000 W) holds within 2 % of the clock its own
+    TDP would give it: the B200's own TDP-derived scale and the one from its twin, the GB200,
+    agree."""
     from dse.model.silicon import tdp_energy_scale
 
     mi350x = evaluate_silicon(one("mi350x"))
@@ -151,8 +190,9 @@ def test_the_air_cooled_mi350x_throttles_where_the_b200_does_not() -> None:
     b200 = one("b200")
     own = tdp_energy_scale(load_chip("b200"))
     assert b200.energy_per_flop_scale[0] == pytest.approx(own, rel=0.03)
+    own_clock = evaluate_silicon(b200.replace(energy_per_flop_scale=own)).sustained_clock_ghz
     assert evaluate_silicon(b200).sustained_clock_ghz["fp8"][0] == pytest.approx(
-        b200.clock_ghz[0], rel=1e-6
+        own_clock["fp8"][0], rel=0.02
     )
 
 

@@ -114,7 +114,8 @@ def test_plus_minus_follows_the_value_within_its_bounds() -> None:
     assert (overlap.low, overlap.high) == (0.0, pytest.approx(0.125))
     moe = by_name["settings.moe_kernel_overhead_us"]  # 30 ± 7.5, inside its bounds
     assert (moe.low, moe.high) == (pytest.approx(moe.value - 7.5), pytest.approx(moe.value + 7.5))
-    assert by_name["settings.moe_comm_overlap"].low == 0.0  # 0 ± 0.25, clipped at 0
+    comm = by_name["settings.moe_comm_overlap"]  # 0.5 ± 0.25, inside [0, 1]
+    assert (comm.low, comm.high) == (pytest.approx(0.25), pytest.approx(0.75))
     goodput = by_name["settings.goodput"]
     assert goodput.low < load_settings().goodput < goodput.high
 

@@ -251,20 +251,20 @@ def load_chip(name: str | Path) -> Chip:
 
 
 def _check_same_silicon(path: Path, reference: str) -> None:
-    """``same_silicon_as`` names another catalog chip that is not itself a lower-power part of a
-    third (docs/model.md §1.7)."""
+    """``same_silicon_as`` names another catalog chip, and following the chips it names never
+    comes back to this one (docs/model.md §1.7)."""
     if not reference:
         return
     key = "same_silicon_as"
-    if reference not in chip_ids() or reference == path.stem:
-        raise InputError(path, key, "the id of another catalog chip (dse chips list)", reference)
-    if load_chip(reference).same_silicon_as:
-        raise InputError(
-            path,
-            key,
-            f"a chip that names no same_silicon_as itself ({reference} names one)",
-            reference,
-        )
+    seen = {path.stem}
+    while reference:
+        if reference not in chip_ids() or reference in seen:
+            expected = "the id of another catalog chip (dse chips list)"
+            if reference in seen and reference in chip_ids():
+                expected = f"a chain of same_silicon_as that ends (it comes back to {reference})"
+            raise InputError(path, key, expected, reference)
+        seen.add(reference)
+        reference = load_chip(reference).same_silicon_as
 
 
 def _implied(p: Parameter, parameters: Mapping[str, Any], technology: Technology) -> Any:

@@ -79,7 +79,8 @@ ANALOG_FILE_SCHEMA = Table(
 
 FAMILY_SCHEMA = Table(
     {
-        "gemm_efficiency_scale": Field(minimum=0.5, maximum=1.4),
+        "gemm_efficiency_scale": Field(minimum=0.3, maximum=1.1),
+        "peak_clock_power_ratio": Field(required=False, minimum=1.0, maximum=6.0),
         "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
         "collective_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.4),
         "collective_latency_scale": Field(required=False, minimum=0.5, maximum=5.0),
@@ -217,6 +218,11 @@ class Family:
     """This family's collective library's fixed latencies over NCCL's cost model's (docs/model.md
     §2.7): above 1 where the vendor's own size sweeps, fitted from 64 KiB up, show a larger fixed
     cost than NCCL's latencies on the same chips, 1 where none is read."""
+    peak_clock_power_ratio: float = 1.0
+    """κ: the tensor units' power at the datasheet clock over the power the TDP leaves them, on
+    this family's chips under sustained GEMMs (docs/model.md §1.7): above 1 where the datasheet
+    peak is quoted at a clock the chip does not hold at its TDP (NVIDIA's, measured on an H200),
+    1 where the datasheet peak is taken as sustained."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -445,32 +445,43 @@ def _full_load_power(
 
 
 def tdp_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
-    """The energy-per-FLOP scale at which a catalog chip's datasheet dense peak draws exactly
-    its TDP (docs/model.md §1.7), over the node's energy per FLOP.
+    """The energy-per-FLOP scale of a catalog chip from its TDP (docs/model.md §1.7), over the
+    node's energy per FLOP: κ (its family's ``peak_clock_power_ratio``) times the scale at
+    which its datasheet dense peak draws exactly its TDP.
 
     The node tables give one energy per FLOP per process node; the architectures differ
     (systolic arrays move fewer operands than SIMT cores, Blackwell's tensor cores less than
-    Hopper's), and the vendor's TDP says by how much: the scale is the largest over the chip's
-    formats at which none of them exceeds the TDP at its peak rate, so that no catalog chip is
-    throttled below its datasheet. Designs derived from the chip keep it.
+    Hopper's), and the vendor's TDP says by how much: the scale at which none of the chip's
+    formats exceeds the TDP at its peak rate. Where the datasheet peak is quoted at a clock the
+    chip does not hold at its TDP (κ > 1, NVIDIA's, measured on an H200), the tensor units draw
+    κ times that at the datasheet clock, so the most power-hungry format sustains κ^(−1/x) of
+    it (x the DVFS exponent) and the others as their power allows. Designs derived from the
+    chip keep the scale.
     """
     technology = technology or load_technology()
     designs = underived_rows(chip, 1, technology)
-    return float(energy_scale_at_tdp(designs, evaluate_silicon(designs, technology))[0])
+    at_tdp = float(energy_scale_at_tdp(designs, evaluate_silicon(designs, technology))[0])
+    return at_tdp * peak_clock_power_ratio(chip, technology)
+
+
+def peak_clock_power_ratio(chip: Chip, technology: Technology) -> float:
+    """§1.7 κ of ``chip``'s family (chips/technology/families.toml): its tensor units' power at
+    the datasheet clock over the power its TDP leaves them."""
+    return float(technology.family(chip.family).peak_clock_power_ratio)
 
 
 def chip_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
     """§1.7 A catalog chip's energy-per-FLOP scale: its twin's at its clock where it names one
-    (:func:`same_silicon_energy_scale`), else the one at which its datasheet peak draws its TDP
-    (:func:`tdp_energy_scale`)."""
+    (:func:`same_silicon_energy_scale`), else the one from its TDP (:func:`tdp_energy_scale`)."""
     if chip.same_silicon_as:
         return same_silicon_energy_scale(chip, technology)
     return tdp_energy_scale(chip, technology)
 
 
 def same_silicon_energy_scale(chip: Chip, technology: Technology | None = None) -> float:
-    """§1.7 The energy-per-FLOP scale of a chip that is the same silicon as a higher-power part
-    (its ``same_silicon_as``): the part's TDP-derived scale (:func:`tdp_energy_scale`) at this
+    """§1.7 The energy-per-FLOP scale of a chip whose tensor units are those of another (its
+    ``same_silicon_as``: the same die at another TDP, or the same SM design on the same node):
+    the other's scale (:func:`chip_energy_scale`, which may itself come from a twin) at this
     chip's clock. Power goes as clock^x (``dvfs_exponent``) and FLOPs as the clock, so the
     energy per FLOP goes as clock^(x−1):
 
@@ -485,7 +496,7 @@ def same_silicon_energy_scale(chip: Chip, technology: Technology | None = None) 
     twin = load_chip(chip.same_silicon_as)
     exponent = float(technology.silicon["power"]["dvfs_exponent"])
     factor = float(twin_energy_factor(chip, twin, exponent, technology))
-    return tdp_energy_scale(twin, technology) * factor
+    return chip_energy_scale(twin, technology) * factor
 
 
 def twin_energy_factor(

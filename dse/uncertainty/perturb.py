@@ -26,6 +26,7 @@ from dse.model.silicon import (
     chip_energy_scale,
     energy_scale_at_tdp,
     evaluate_silicon,
+    peak_clock_power_ratio,
     twin_energy_factor,
     underived_rows,
 )
@@ -106,8 +107,8 @@ def perturbed(
             else:
                 memory[key] = np.where(mask, values, memory[key])
         elif table in technology.families:
-            if family != table:
-                continue
+            if family != table or key == "peak_clock_power_ratio":
+                continue  # κ moves the energy per FLOP, derived again below
             # a family's field is the design column of the same name (gemm_efficiency_scale,
             # flash2_attention_ratio), drawn where the design still holds the family's value
             current = columns.get(key, getattr(designs, key))
@@ -142,7 +143,11 @@ def _drawn_energy_scale(
         return twin_scale * twin_energy_factor(chip, twin, exponent, technology)
     own = underived_rows(chip, len(next(iter(draws.values()))), technology)
     drawn, tech, _ = perturbed(own, draws, settings, None, technology)
-    return energy_scale_at_tdp(drawn, evaluate_silicon(drawn, tech))
+    at_tdp = energy_scale_at_tdp(drawn, evaluate_silicon(drawn, tech))
+    kappa = draws.get(
+        f"tech.{chip.family}.peak_clock_power_ratio", peak_clock_power_ratio(chip, technology)
+    )
+    return at_tdp * kappa
 
 
 def evaluate_drawn(

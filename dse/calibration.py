@@ -313,14 +313,7 @@ def hopper_level(family: str) -> float:
     measured Hopper efficiency in their most power-hungry format (docs/model.md §1.7, §2.3):
     ``(κ_f / κ_Hopper)^(1/γ)``, 1 for NVIDIA's families and 0.8 for one whose datasheet clock
     is taken as held (κ = 1), whose chips do not throttle in the model as Hopper's do."""
-    technology = load_technology()
-    exponent = float(technology.silicon["power"]["dvfs_exponent"])
-    ratio = (
-        technology.family(family).peak_clock_power_ratio
-        / technology.family(FIXED_FAMILIES[0]).peak_clock_power_ratio
-    )
-    level = ratio ** (1.0 / exponent)
-    return min(FAMILY_SCALES, key=lambda v: abs(v - level))
+    return _equivalent_scale(family, FIXED_FAMILIES[0], 1.0)
 
 
 def vendor_level(family: str, scale: float) -> float:
@@ -329,11 +322,17 @@ def vendor_level(family: str, scale: float) -> float:
     (chips/technology/families.toml): ``scale · (κ_f / κ_vendor)^(1/γ)``, ``scale`` itself
     where the family's κ is its vendor's. What a vendor's families share is read as their
     level against the datasheet, not against a clock measured on one of them."""
+    return _equivalent_scale(family, vendor(family), scale)
+
+
+def _equivalent_scale(family: str, reference: str, scale: float) -> float:
+    """``scale`` of the ``reference`` family carried to ``family`` at the same fraction of the
+    datasheet peak, ``scale · (κ_f / κ_ref)^(1/γ)``, snapped to FAMILY_SCALES."""
     technology = load_technology()
     exponent = float(technology.silicon["power"]["dvfs_exponent"])
     ratio = (
         technology.family(family).peak_clock_power_ratio
-        / technology.family(vendor(family)).peak_clock_power_ratio
+        / technology.family(reference).peak_clock_power_ratio
     )
     level = scale * ratio ** (1.0 / exponent)
     return min(FAMILY_SCALES, key=lambda v: abs(v - level))

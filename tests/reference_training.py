@@ -509,6 +509,21 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     forwards = 2 if keep_attention else 3
     cp_bw = up if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * (forwards * (plan.cp - 1) * kv + grads) / (cp_bw * s.collective_efficiency)
+    # and each exchange's latency: a send/receive per ring step (K/V with their gradients
+    # backward), or an all-gather per pass and cp gradient steps
+    hop = (
+        s.scale_up_hop_latency_us
+        if plan.tp * plan.cp <= chip.domain
+        else s.scale_out_hop_latency_us
+    )
+    step_us = s.collective_latency_us + hop
+    if plan.cp > 1:
+        if allgather:
+            latency_us = forwards * (s.collective_latency_us + (plan.cp - 1) * hop)
+            latency_us += plan.cp * step_us
+        else:
+            latency_us = forwards * (plan.cp - 1) * step_us
+        cp_all += layers * latency_us * 1e-6
     cp_hidden = 0.0 if allgather else min(cp_all, t_attention * attention_redo)
     cp_comm = cp_all - cp_hidden + s.overlap_slowdown * cp_hidden
     # offload: inputs out during the forward quarter of the compute, back during the rest
@@ -539,19 +554,26 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     def pod_members(group_stride: float, group: float, in_domain: float) -> float:
         return max(min(max(chip.pod_chips / group_stride, 1), group) / in_domain, 1)
 
-    per_domain = min(max(chip.domain / stride, 1), sdp)
-    dp_out = pod_out(chip, stride * sdp, pod_members(stride, sdp, per_domain))
-    dp_bw = up if stride * sdp <= chip.domain else min(up, dp_out * per_domain)
-    domains = sdp / per_domain
+    def tier(group_stride: float, group: float) -> tuple[float, float]:
+        """Bandwidth and domains spanned of a group of ``group`` ranks ``group_stride`` apart."""
+        in_domain = min(max(chip.domain / group_stride, 1), group)
+        group_out = pod_out(chip, group_stride * group, pod_members(group_stride, group, in_domain))
+        span = group_stride * group
+        return (up if span <= chip.domain else min(up, group_out * in_domain)), group / in_domain
+
+    dp_bw, domains = tier(stride, sdp)
+    # the experts' data-parallel ranks are ep·etp apart (expert order etp-ep-edp)
+    expert_stride = expert_ranks * (plan.pp if pipeline_inner else 1)
     # hybrid sharding: each rank's gradient shard all-reduced (reduce-scatter + all-gather)
     # across the wdp/sdp groups, whose ranks are stride·sdp apart
     replicas, expert_replicas = wdp / sdp, expert_dp / expert_sdp
     r_domain = min(max(chip.domain / (stride * sdp), 1), replicas)
     r_out = pod_out(chip, stride * wdp, pod_members(stride * sdp, replicas, r_domain))
     r_bw = up if stride * wdp <= chip.domain else min(up, r_out * r_domain)
-    e_domain = min(max(chip.domain / (stride * sdp), 1), expert_replicas)
-    e_span = stride * sdp * expert_replicas
-    e_out = pod_out(chip, e_span, pod_members(stride * sdp, expert_replicas, e_domain))
+    e_stride = expert_stride * expert_sdp
+    e_domain = min(max(chip.domain / e_stride, 1), expert_replicas)
+    e_span = e_stride * expert_replicas
+    e_out = pod_out(chip, e_span, pod_members(e_stride, expert_replicas, e_domain))
     e_bw = up if e_span <= chip.domain else min(up, e_out * e_domain)
     messages = layers if plan.zero_stage == 3 else buckets(shared / mp, sdp)
     all_reduce = all_reduce_s(  # per step (ZeRO 0-1), micro-batch (2) or layer and micro-batch (3)
@@ -574,11 +596,23 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             chip.in_network,
         )
     wdp, expert_dp = sdp, expert_sdp
+    expert_bw, expert_domains = tier(expert_stride, expert_dp)
     if plan.zero_stage == 3:
         # each layer's weights gathered twice and its gradients reduce-scattered per micro-batch,
-        # each prefetched behind a neighbouring layer's compute (a third forward, two backward)
-        gather = ring(params * s.weight_bytes_per_param, wdp, dp_bw, s, domains, layers) / layers
-        reduce = ring(params * s.grad_reduce_bytes_per_param, wdp, dp_bw, s, domains, layers)
+        # each prefetched behind a neighbouring layer's compute (a third forward, two backward);
+        # the experts' over their own sharding group
+        dense = shared / mp
+
+        def layer_collectives(bytes_per_param: float) -> float:
+            time_s = ring(dense * bytes_per_param, wdp, dp_bw, s, domains, layers)
+            if w.is_moe:
+                time_s += ring(
+                    local_experts * bytes_per_param, expert_dp, expert_bw, s, expert_domains, layers
+                )
+            return time_s
+
+        gather = layer_collectives(s.weight_bytes_per_param) / layers
+        reduce = layer_collectives(s.grad_reduce_bytes_per_param)
         reduce += all_reduce  # hybrid sharding: after each layer's reduce-scatter
         per_layer = pipeline / (m * layers)
         forward = max(gather - per_layer / 3, 0)
@@ -605,9 +639,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             once += collective(
                 local_experts * s.grad_reduce_bytes_per_param,
                 expert_dp,
-                dp_bw,
+                expert_bw,
                 s,
-                max(expert_dp / per_domain, 1),
+                expert_domains,
                 buckets(local_experts, expert_dp),
             )
         reduce = reductions * once + (times - 1) * all_reduce  # hybrid: after each reduce-scatter

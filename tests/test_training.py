@@ -720,14 +720,22 @@ def test_context_parallelism_shrinks_activation_memory() -> None:
 def test_an_all_gathered_exchange_is_exposed_and_repeated_heads_cost_their_share() -> None:
     """§2.7 The all-gather variant of context parallelism waits for its K/V before attention,
     so it is never faster than the ring, which hides its sends behind attention; repeating the
-    K/V heads (torchtitan) multiplies the exposed exchange by H/H_kv, and recomputing attention
-    repeats the forward all-gather."""
+    K/V heads (torchtitan) multiplies the exposed exchange's bytes by H/H_kv, and recomputing
+    attention repeats the forward all-gather (latencies taken out: they do not scale with the
+    bytes, test_each_context_parallel_step_pays_nccl_latency)."""
     workload = load_workload("llama3.1-405b").with_changes(seq_len=131072)
     designs = _cluster("h100-sxm", [512.0])
     plan = {"tp": 8, "pp": 8, "cp": 8, "microbatch": 1, "zero_stage": 3}
+    bytes_only = replace(
+        load_settings(),
+        collective_latency_us=0.0,
+        scale_up_hop_latency_us=0.0,
+        scale_out_hop_latency_us=0.0,
+    )
 
     def exchange(recompute: str, **changes) -> tuple[float, float]:
-        t = _pinned(workload.with_changes(**changes), designs, **plan, recompute=recompute)
+        w = workload.with_changes(**changes)
+        t = _pinned(w, designs, bytes_only, **plan, recompute=recompute)
         return t.training.cp_comm_time_s[0], t.columns["step_time_s"][0]
 
     ring_s, ring_step = exchange("selective")
@@ -1749,11 +1757,71 @@ def test_latent_attention_exchanges_its_up_projected_keys_and_values() -> None:
     as_mha = deepseek.with_changes(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0)
     links = (np.full(1, 8.0), np.full(1, 450e9), np.full(1, 50e9))
     tp, cp = np.full(1, 2.0), np.full(1, 4.0)
-    s = load_settings()
+    s = replace(
+        load_settings(),
+        collective_latency_us=0.0,
+        scale_up_hop_latency_us=0.0,
+        scale_out_hop_latency_us=0.0,
+    )
     times = [
         context_parallel_time_s(w, 2048.0, tp, cp, 0.0, links, s)[0] for w in (deepseek, as_mha)
     ]
     assert times[0] / times[1] == pytest.approx(320 / 256, rel=1e-12)
+
+
+def test_each_context_parallel_step_pays_nccl_latency() -> None:
+    """§2.7 Every ring step of context parallelism is its own send/receive: a short chunk's
+    exchange costs NCCL's base latency and one hop per step, 2·(c − 1) steps without recompute
+    (forward, and backward with the gradients), a network hop once the ring leaves the domain;
+    the all-gather variant pays a base latency and c − 1 hops per all-gather, and c gradient
+    steps."""
+    from dse.model.training.collectives import context_parallel_time_s
+
+    w = load_workload("llama3.1-8b")
+    s = load_settings()
+    up, out = np.full(1, 450e9), np.full(1, 50e9)
+    one_token = 1e-6  # bytes negligible: the latency alone
+    tp = np.full(1, 1.0)
+    step_up = (s.collective_latency_us + s.scale_up_hop_latency_us) * 1e-6
+    step_out = (s.collective_latency_us + s.scale_out_hop_latency_us) * 1e-6
+    for c, domain, one_step in ((2, 8, step_up), (4, 8, step_up), (8, 4, step_out)):
+        cp, links = np.full(1, float(c)), (np.full(1, float(domain)), up, out)
+        ring = context_parallel_time_s(w, one_token, tp, cp, 0.0, links, s)[0]
+        assert ring == pytest.approx(2 * (c - 1) * one_step, rel=1e-3)
+        redone = context_parallel_time_s(w, one_token, tp, cp, 1.0, links, s)[0]
+        assert redone == pytest.approx(3 * (c - 1) * one_step, rel=1e-3)
+    gathered = w.with_changes(context_parallel="allgather")
+    cp, links = np.full(1, 4.0), (np.full(1, 8.0), up, out)
+    gather = (s.collective_latency_us + 3 * s.scale_up_hop_latency_us) * 1e-6
+    total = context_parallel_time_s(gathered, one_token, tp, cp, 0.0, links, s)[0]
+    assert total == pytest.approx(2 * gather + 4 * step_up, rel=1e-3)
+    assert context_parallel_time_s(w, one_token, tp, np.full(1, 1.0), 0.0, links, s)[0] == 0.0
+
+
+def test_expert_gradients_cross_the_network_where_expert_groups_fill_the_domain() -> None:
+    """§2.7 The ranks holding the same experts are ep·etp apart (expert order etp-ep-edp), so
+    the experts' gradient reduction runs over the NICs of the expert-data-parallel ranks each
+    domain holds, not over all the domain's NICs as the shared parameters' does. On 8-GPU
+    domains, ep 8 leaves each rank half the expert bytes of ep 4 over half the NICs: about the
+    same exposed time (0.87 of it, the rings' latencies and (n − 1)/n aside; were the experts
+    reduced on the shared parameters' tier, 0.49)."""
+    from types import SimpleNamespace
+
+    from dse.model.training.collectives import expert_data_parallel_stride
+
+    workload = load_workload("mixtral-8x7b")
+    designs = _cluster("h100-sxm", [256.0])
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    settings = replace(load_settings(), dp_overlap=0.0)
+    exposed = [
+        _pinned(workload, designs, settings, **plan, ep=ep).training.dp_exposed_time_s[0]
+        for ep in (4, 8)
+    ]
+    assert 0.8 < exposed[1] / exposed[0] < 1.0
+    g = SimpleNamespace(expert_ranks=np.array([[8.0]]), pp_inner=np.array([[False]]), pp=2.0)
+    assert expert_data_parallel_stride(g)[0, 0] == 8.0
+    g.pp_inner = np.array([[True]])
+    assert expert_data_parallel_stride(g)[0, 0] == 16.0
 
 
 def test_latent_attention_stores_its_latents_and_wider_heads() -> None:

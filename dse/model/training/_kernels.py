@@ -210,12 +210,26 @@ def _design_bounds(
             tp[p], weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
         )
         expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
+        # the experts' ranks are ep·etp apart: their traffic over the faster of the two tiers
+        fastest_inverse_bw = min(
+            inverse_bw,
+            _data_parallel_s_per_b(
+                ep[p] / inverse_etp[p],
+                1.0 / expert_inverse,
+                expert_inverse,
+                domain,
+                inverse_domain,
+                inverse_up,
+                inverse_out,
+            ),
+        )
         ring_share = 1.0 - inverse_weight_dp
-        per_step = (shared_b[p] + microbatches * first_b[p]) * ring_share + (
+        per_step_s = (shared_b[p] + microbatches * first_b[p]) * ring_share * inverse_bw + (
             expert_b[p] + microbatches * expert_each_b[p]
-        ) * (1.0 - expert_inverse)
+        ) * (1.0 - expert_inverse) * fastest_inverse_bw
         # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
-        fsdp_s = microbatches * fsdp_b[p] * ring_share * inverse_bw
+        fsdp_share = min(ring_share, 1.0 - expert_inverse)  # the smaller group's (n - 1)/n
+        fsdp_s = microbatches * fsdp_b[p] * fsdp_share * fastest_inverse_bw
         stage = f[0] * c[0][p] + f[1] * c[1][p] + f[2] * c[2][p] + f[3] * c[3][p] + f[4] * c[4][p]
         if experts_per_token > 0.0:
             stage += _all_to_all_s(
@@ -229,7 +243,7 @@ def _design_bounds(
                 inverse_up,
                 inverse_out,
             )
-        value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step * inverse_bw) * scale
+        value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step_s) * scale
         least_b = (
             fixed_b[p]
             + weight_b[p] * inverse_weight_dp

@@ -251,6 +251,7 @@ def context_parallel_time_s(
     redone: FloatArray | float,
     links: tuple[FloatArray, FloatArray, FloatArray],
     settings: Settings,
+    latency_scale: FloatArray | float = 1.0,
 ) -> FloatArray:
     """§2.7 K/V exchange of one layer's context-parallel attention, forward and backward (s).
 
@@ -262,7 +263,8 @@ def context_parallel_time_s(
     (:data:`~dse.catalog.workloads.CONTEXT_PARALLEL`), cp hops of fp32 gradients with PyTorch's
     all-gather variant. ``links``: the scale-up domain's size, its and the scale-out network's
     bandwidth per chip (B/s); the cp group follows tp in rank order, so it stays on the scale-up
-    links while tp·cp fits there."""
+    links while tp·cp fits there. Each exchange also pays its latency
+    (:func:`context_parallel_latency_s`), times the family's ``latency_scale``."""
     domain, up_b_s, out_b_s = links
     kv_b: FloatArray | float
     if w.is_mla:  # every head's key (h_d + h_r) and value (h_d), in 16-bit
@@ -272,8 +274,37 @@ def context_parallel_time_s(
         kv_b = 2.0 * tokens * heads * w.head_dim * 2.0
     gradients = 2.0 * cp * kv_b if w.context_parallel == "allgather" else (cp - 1.0) * kv_b
     moved = (2.0 + redone) * (cp - 1.0) * kv_b + gradients
-    bandwidth = np.where(tp * cp <= domain, up_b_s, out_b_s)
-    return moved / (bandwidth * settings.collective_efficiency)
+    in_domain = tp * cp <= domain
+    bandwidth = np.where(in_domain, up_b_s, out_b_s)
+    latency_s = context_parallel_latency_s(w, cp, redone, in_domain, settings) * latency_scale
+    return moved / (bandwidth * settings.collective_efficiency) + latency_s
+
+
+def context_parallel_latency_s(
+    w: Workload,
+    cp: FloatArray,
+    redone: FloatArray | float,
+    in_domain: np.ndarray,
+    settings: Settings,
+) -> FloatArray:
+    """§2.7 Latency (s) of one layer's context-parallel exchanges, forward and backward, at NCCL's
+    cost model (``src/graph/tuning.cc``), the base and hop latencies every other collective
+    pays. The ring passes its chunks in ``cp − 1`` steps forward, again on the recomputed share
+    ``redone``, and ``cp − 1`` backward (K/V and their gradients sent together), each step its
+    own send/receive (Transformer Engine's ``cp_comm_type = "p2p"``): a base latency and one
+    hop. The all-gather variant all-gathers K/V forward, on recompute and backward (a base
+    latency and ``cp − 1`` hops each) and passes the gradients in ``cp`` steps. The hop is
+    NVLink's inside the scale-up domain (``in_domain``), the network's across it."""
+    hop_us = np.where(
+        in_domain, settings.scale_up_hop_latency_us, settings.scale_out_hop_latency_us
+    )
+    step_us = settings.collective_latency_us + hop_us
+    if w.context_parallel == "allgather":
+        gather_us = settings.collective_latency_us + (cp - 1.0) * hop_us
+        latency_us = (2.0 + redone) * gather_us + cp * step_us
+    else:
+        latency_us = (2.0 + redone) * (cp - 1.0) * step_us
+    return np.where(cp > 1.0, latency_us * 1e-6, 0.0)
 
 
 def tensor_parallel_collectives(w: Workload, redone: FloatArray | float) -> FloatArray | float:
@@ -380,7 +411,14 @@ def stage_communication(
         # attention recompute repeats the forward exchange on the layers it applies to
         attention_redone = np.where(comp.attention_redo > 1.0, g.rc_share, 0.0)
         exchange = context_parallel_time_s(
-            w, lay.tokens_mb, g.tp, g.cp, attention_redone, (g.domain, g.up_b_s, g.out_b_s), s
+            w,
+            lay.tokens_mb,
+            g.tp,
+            g.cp,
+            attention_redone,
+            (g.domain, g.up_b_s, g.out_b_s),
+            s,
+            g.latency_scale,
         )
         # a ring step's send hides behind the attention on the chunk in hand; the all-gather
         # variant is waited for before attention
@@ -503,7 +541,6 @@ def data_parallel_exposed_s(
     behind compute (s): ZeRO 0-2's behind one micro-batch's pass on the stage (``stage_s``,
     :func:`bucketed_exposed_s`), FSDP's layer by layer over the step (``pipeline_s``)."""
     tier = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
-    dp_b_s, _, domains = tier
     buckets = _buckets((w.total_params - w.expert_params) / lay.model_parallel, lay.shard_dp)
     ring = partial(ring_time, latency_scale=g.latency_scale)
     # One reduce-scatter of every gradient bucket, or its all-gather (same bytes).
@@ -523,10 +560,7 @@ def data_parallel_exposed_s(
         all_reduced = _gradient_collectives(g, lay, w, s, all_reduce, tier)
         zero_reduce_s = np.where(g.zero == 0, all_reduced, zero_reduce_s)
         zero_gather_s = np.where(g.zero == 0, 0.0, zero_gather_s)
-    weights_b = mem.params_chip * s.weight_bytes_per_param
-    grads_b = mem.params_chip * s.grad_reduce_bytes_per_param
-    gather_s = ring(weights_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
-    reduce_s = ring(grads_b, lay.shard_dp, dp_b_s, s, domains, layers) / layers
+    gather_s, reduce_s = fsdp_layer_collectives_s(g, lay, w, s, tier)
     if g.dp_shard is not None:
         per_bucket, per_layer = replica_all_reduce_s(g, lay, w, s, (buckets, layers))
         zero_reduce_s = zero_reduce_s + reductions * per_bucket
@@ -542,6 +576,48 @@ def data_parallel_exposed_s(
     layer_s = pipeline_s / (lay.microbatches * layers)
     fsdp_s = fsdp_exposed_s(gather_s, reduce_s, layer_s, layers, s.overlap_slowdown)
     return np.where(g.fsdp, lay.microbatches * fsdp_s, zero_s)
+
+
+def fsdp_layer_collectives_s(
+    g: Grid,
+    lay: Layout,
+    w: Workload,
+    s: Settings,
+    tier: tuple[FloatArray, FloatArray, FloatArray],
+) -> tuple[FloatArray, FloatArray]:
+    """§2.7 FSDP's weight all-gather and gradient reduce-scatter of one layer (s, each): the
+    shared parameters over the sharding group on the data-parallel ``tier``, an MoE layer's
+    local experts over their own sharding group on the experts' tier
+    (:func:`expert_data_parallel_stride`: the ranks holding shards of one expert are ``e·e_t``
+    apart, so with experts inside a scale-up domain their gathers cross the network)."""
+    b_s, _, domains = tier
+    layers = lay.layers_per_stage
+    ring = partial(ring_time, latency_scale=g.latency_scale)
+    shared = (w.total_params - w.expert_params) / lay.model_parallel
+    gather_s = ring(shared * s.weight_bytes_per_param, lay.shard_dp, b_s, s, domains, layers)
+    reduce_s = ring(shared * s.grad_reduce_bytes_per_param, lay.shard_dp, b_s, s, domains, layers)
+    if w.is_moe:
+        experts = w.expert_params / (g.pp * g.expert_ranks)
+        expert_b_s, _, expert_domains = data_parallel_tier(
+            g, lay.expert_shard, expert_data_parallel_stride(g)
+        )
+        gather_s = gather_s + ring(
+            experts * s.weight_bytes_per_param,
+            lay.expert_shard,
+            expert_b_s,
+            s,
+            expert_domains,
+            layers,
+        )
+        reduce_s = reduce_s + ring(
+            experts * s.grad_reduce_bytes_per_param,
+            lay.expert_shard,
+            expert_b_s,
+            s,
+            expert_domains,
+            layers,
+        )
+    return gather_s / layers, reduce_s / layers
 
 
 def bucketed_exposed_s(
@@ -575,27 +651,38 @@ def _gradient_collectives(
     tier: tuple[FloatArray, FloatArray, FloatArray],
 ) -> FloatArray:
     """§2.7 Time (s) of one ``collective`` (:func:`ring_time` or :func:`all_reduce_time`) of a
-    stage's gradients in buckets: the shared parameters' over the sharding group, the experts'
-    over theirs, on the data-parallel ``tier`` (bandwidth, ranks per domain, domains spanned;
-    :func:`data_parallel_tier`)."""
-    b_s, per_domain, domains = tier
+    stage's gradients in buckets: the shared parameters' over the sharding group on the
+    data-parallel ``tier`` (bandwidth, ranks per domain, domains spanned;
+    :func:`data_parallel_tier`), the experts' over theirs on the experts' own tier
+    (:func:`expert_data_parallel_stride`)."""
+    b_s, _, domains = tier
     shared_params = (w.total_params - w.expert_params) / lay.model_parallel
     shared_grad = shared_params * s.grad_reduce_bytes_per_param
     buckets = _buckets(shared_params, lay.shard_dp)
     time_s = collective(shared_grad, lay.shard_dp, b_s, s, domains, buckets)
     if w.is_moe:
         expert_params = w.expert_params / (g.pp * g.expert_ranks)
-        expert_domains = np.maximum(lay.expert_shard / per_domain, 1.0)
+        expert_b_s, _, expert_domains = data_parallel_tier(
+            g, lay.expert_shard, expert_data_parallel_stride(g)
+        )
         expert_buckets = _buckets(expert_params, lay.expert_shard)
         time_s = time_s + collective(
             expert_params * s.grad_reduce_bytes_per_param,
             lay.expert_shard,
-            b_s,
+            expert_b_s,
             s,
             expert_domains,
             expert_buckets,
         )
     return time_s
+
+
+def expert_data_parallel_stride(g: Grid) -> FloatArray:
+    """§2.4 Ranks between neighbouring expert-data-parallel ranks in rank order: the expert
+    groups of ``e·e_t`` ranks are innermost (Megatron-Core's expert order etp-ep-edp, MoE
+    parallel folding), so the ranks that hold the same expert shard are ``e·e_t`` apart, times
+    ``p`` with ``tp-pp-dp``; shape ``(1, k)``."""
+    return g.expert_ranks * np.where(g.pp_inner, g.pp, 1.0)
 
 
 def replica_all_reduce_s(
@@ -605,8 +692,9 @@ def replica_all_reduce_s(
     (the tiers are found once): each rank's 1/``shard_dp`` shard of the stage's gradients (the
     experts' 1/``expert_shard``) all-reduced (:func:`all_reduce_time`: ring or tree) across the
     ``r = D/dp_shard`` sharding groups (the same shard on every group; PyTorch FSDP
-    ``HYBRID_SHARD``). A group's ranks are ``t·dp_shard·c`` apart in rank order, so this
-    all-reduce crosses the slower tier wherever the groups fill a scale-up domain
+    ``HYBRID_SHARD``). A group's ranks are ``t·dp_shard·c`` apart in rank order (an expert
+    shard's ``e·e_t·expert_shard``, :func:`expert_data_parallel_stride`), so this all-reduce
+    crosses the slower tier wherever the groups fill a scale-up domain
     (:func:`data_parallel_tier`); 0 where ``r = 1``."""
     stride = data_parallel_stride(g) * lay.shard_dp
     replicas = lay.replicas + 0.0 * lay.shard_dp
@@ -615,7 +703,10 @@ def replica_all_reduce_s(
     if w.is_moe:
         expert_b = w.expert_params / (g.pp * g.expert_ranks) / lay.expert_shard
         expert_replicas = lay.expert_dp / lay.expert_shard
-        groups.append((expert_b, expert_replicas, data_parallel_tier(g, expert_replicas, stride)))
+        expert_stride = expert_data_parallel_stride(g) * lay.expert_shard
+        groups.append(
+            (expert_b, expert_replicas, data_parallel_tier(g, expert_replicas, expert_stride))
+        )
 
     def over_groups(count: FloatArray) -> FloatArray:
         total: FloatArray = np.zeros(())

@@ -530,19 +530,33 @@ def data_parallel_lower_bound(
     per domain): what is exposed (ZeRO 0-2's reductions of the shared parameters over ``D·c``
     ranks and of the experts over ``D_e = max(t·c·D/e, 1)`` beyond the overlap, ZeRO-2's once
     per micro-batch, or FSDP's first layer gather of each micro-batch), and all of FSDP's
-    gathers and reduce-scatters, which the step lasts at least as long as (0 for ZeRO 0-2)."""
+    gathers and reduce-scatters, which the step lasts at least as long as (0 for ZeRO 0-2).
+    The experts' ranks are ``e·e_t`` apart where the shared parameters' are ``t`` apart: their
+    traffic, and FSDP's (both kinds together), is bounded over the faster of the two tiers and
+    the smaller of the two groups."""
     lay, (shared, expert, first, fsdp, expert_each) = bounds.layout, bounds.data_parallel
     weight_dp = dp * lay[CP]
-    expert_share = 1.0 - 1.0 / np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
+    expert_dp = np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
+    expert_share = 1.0 - 1.0 / expert_dp
     ring_share = 1.0 - 1.0 / weight_dp
-    exposed = (shared + microbatches * first) * ring_share + (
+    bandwidth = _tier_bandwidth(g, lay[TP], weight_dp)
+    fastest = np.maximum(bandwidth, _tier_bandwidth(g, lay[EP] * lay[ETP], expert_dp))
+    exposed = (shared + microbatches * first) * ring_share / bandwidth + (
         expert + microbatches * expert_each
-    ) * expert_share
-    per_domain = np.clip(g.domain / lay[TP], 1.0, weight_dp)
-    bandwidth = np.where(
-        lay[TP] * weight_dp <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
+    ) * expert_share / fastest
+    fsdp_share = np.minimum(ring_share, expert_share)  # the smaller group's (n − 1)/n
+    return exposed, microbatches * fsdp * fsdp_share / fastest
+
+
+def _tier_bandwidth(g: Grid, stride: FloatArray, group: FloatArray) -> FloatArray:
+    """§2.7 At least the bandwidth (bytes/s) of a collective group of ``group`` ranks ``stride``
+    apart: the scale-up links where they share a domain, else the lesser of them and the
+    scale-out links of the ``clip(S/stride, 1, group)`` ranks per domain (the pods' uplinks
+    and a pipeline-inner placement only slow it)."""
+    per_domain = np.clip(g.domain / stride, 1.0, group)
+    return np.where(
+        stride * group <= g.domain, g.up_b_s, np.minimum(g.up_b_s, g.out_b_s * per_domain)
     )
-    return exposed / bandwidth, microbatches * fsdp * ring_share / bandwidth
 
 
 def search_chunk(

@@ -210,10 +210,11 @@ def _design_bounds(
             tp[p], weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
         )
         expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
-        # the experts' ranks are ep·etp apart: their traffic over the faster of the two tiers
-        fastest_inverse_bw = min(
-            inverse_bw,
-            _data_parallel_s_per_b(
+        # the experts' ranks are ep·etp apart: their ZeRO 0-2 traffic over their own tier,
+        # FSDP's (both kinds together) over the faster of the two
+        expert_inverse_bw = inverse_bw
+        if experts_per_token > 0.0:
+            expert_inverse_bw = _data_parallel_s_per_b(
                 ep[p] / inverse_etp[p],
                 1.0 / expert_inverse,
                 expert_inverse,
@@ -221,12 +222,12 @@ def _design_bounds(
                 inverse_domain,
                 inverse_up,
                 inverse_out,
-            ),
-        )
+            )
+        fastest_inverse_bw = min(inverse_bw, expert_inverse_bw)
         ring_share = 1.0 - inverse_weight_dp
         per_step_s = (shared_b[p] + microbatches * first_b[p]) * ring_share * inverse_bw + (
             expert_b[p] + microbatches * expert_each_b[p]
-        ) * (1.0 - expert_inverse) * fastest_inverse_bw
+        ) * (1.0 - expert_inverse) * expert_inverse_bw
         # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
         fsdp_share = min(ring_share, 1.0 - expert_inverse)  # the smaller group's (n - 1)/n
         fsdp_s = microbatches * fsdp_b[p] * fsdp_share * fastest_inverse_bw

@@ -532,18 +532,21 @@ def data_parallel_lower_bound(
     per micro-batch, or FSDP's first layer gather of each micro-batch), and all of FSDP's
     gathers and reduce-scatters, which the step lasts at least as long as (0 for ZeRO 0-2).
     The experts' ranks are ``e·e_t`` apart where the shared parameters' are ``t`` apart: their
-    traffic, and FSDP's (both kinds together), is bounded over the faster of the two tiers and
-    the smaller of the two groups."""
+    ZeRO 0-2 traffic is bounded over their own tier, FSDP's (both kinds together, in one row)
+    over the faster of the two tiers and the smaller of the two groups."""
     lay, (shared, expert, first, fsdp, expert_each) = bounds.layout, bounds.data_parallel
     weight_dp = dp * lay[CP]
     expert_dp = np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
     expert_share = 1.0 - 1.0 / expert_dp
     ring_share = 1.0 - 1.0 / weight_dp
     bandwidth = _tier_bandwidth(g, lay[TP], weight_dp)
-    fastest = np.maximum(bandwidth, _tier_bandwidth(g, lay[EP] * lay[ETP], expert_dp))
+    expert_bandwidth, fastest = bandwidth, bandwidth  # a dense workload: one tier, tight
+    if bounds.experts_per_token > 0.0:
+        expert_bandwidth = _tier_bandwidth(g, lay[EP] * lay[ETP], expert_dp)
+        fastest = np.maximum(bandwidth, expert_bandwidth)
     exposed = (shared + microbatches * first) * ring_share / bandwidth + (
         expert + microbatches * expert_each
-    ) * expert_share / fastest
+    ) * expert_share / expert_bandwidth
     fsdp_share = np.minimum(ring_share, expert_share)  # the smaller group's (n − 1)/n
     return exposed, microbatches * fsdp * fsdp_share / fastest
 

@@ -528,7 +528,6 @@ def pod_p2p_slowdown(g: Grid, span: FloatArray, stride: FloatArray) -> FloatArra
 def data_parallel_exposed_s(
     g: Grid,
     lay: Layout,
-    mem: Memory,
     stage_s: FloatArray,
     pipeline_s: FloatArray,
     w: Workload,
@@ -541,10 +540,16 @@ def data_parallel_exposed_s(
     behind compute (s): ZeRO 0-2's behind one micro-batch's pass on the stage (``stage_s``,
     :func:`bucketed_exposed_s`), FSDP's layer by layer over the step (``pipeline_s``)."""
     tier = data_parallel_tier(g, lay.shard_dp, data_parallel_stride(g))
+    # the experts' ranks are e·e_t apart: their own tier, found once for every collective
+    expert_tier = (
+        data_parallel_tier(g, lay.expert_shard, expert_data_parallel_stride(g))
+        if w.is_moe
+        else tier
+    )
     buckets = _buckets((w.total_params - w.expert_params) / lay.model_parallel, lay.shard_dp)
     ring = partial(ring_time, latency_scale=g.latency_scale)
     # One reduce-scatter of every gradient bucket, or its all-gather (same bytes).
-    once = _gradient_collectives(g, lay, w, s, ring, tier)
+    once = _gradient_collectives(g, lay, w, s, ring, (tier, expert_tier))
     # ZeRO 1: the accumulated gradients reduce-scattered once per step and the updated weights
     # all-gathered; ZeRO 0 (DDP) all-reduces the gradients, by ring or tree; ZeRO-2 holds no
     # full gradient across micro-batches, so each micro-batch's gradients are reduce-scattered
@@ -557,10 +562,10 @@ def data_parallel_exposed_s(
         all_reduce = partial(
             all_reduce_time, in_network=g.in_network, latency_scale=g.latency_scale
         )
-        all_reduced = _gradient_collectives(g, lay, w, s, all_reduce, tier)
+        all_reduced = _gradient_collectives(g, lay, w, s, all_reduce, (tier, expert_tier))
         zero_reduce_s = np.where(g.zero == 0, all_reduced, zero_reduce_s)
         zero_gather_s = np.where(g.zero == 0, 0.0, zero_gather_s)
-    gather_s, reduce_s = fsdp_layer_collectives_s(g, lay, w, s, tier)
+    gather_s, reduce_s = fsdp_layer_collectives_s(g, lay, w, s, (tier, expert_tier))
     if g.dp_shard is not None:
         per_bucket, per_layer = replica_all_reduce_s(g, lay, w, s, (buckets, layers))
         zero_reduce_s = zero_reduce_s + reductions * per_bucket
@@ -583,41 +588,27 @@ def fsdp_layer_collectives_s(
     lay: Layout,
     w: Workload,
     s: Settings,
-    tier: tuple[FloatArray, FloatArray, FloatArray],
+    tiers: tuple[tuple[FloatArray, FloatArray, FloatArray], ...],
 ) -> tuple[FloatArray, FloatArray]:
     """§2.7 FSDP's weight all-gather and gradient reduce-scatter of one layer (s, each): the
-    shared parameters over the sharding group on the data-parallel ``tier``, an MoE layer's
-    local experts over their own sharding group on the experts' tier
-    (:func:`expert_data_parallel_stride`: the ranks holding shards of one expert are ``e·e_t``
-    apart, so with experts inside a scale-up domain their gathers cross the network)."""
-    b_s, _, domains = tier
+    shared parameters over the sharding group on the data-parallel tier, an MoE layer's local
+    experts over their own sharding group on the experts' tier (``tiers``: the two
+    :func:`data_parallel_tier` results; the ranks holding shards of one expert are ``e·e_t``
+    apart, :func:`expert_data_parallel_stride`, so with experts inside a scale-up domain their
+    gathers cross the network)."""
     layers = lay.layers_per_stage
-    ring = partial(ring_time, latency_scale=g.latency_scale)
-    shared = (w.total_params - w.expert_params) / lay.model_parallel
-    gather_s = ring(shared * s.weight_bytes_per_param, lay.shard_dp, b_s, s, domains, layers)
-    reduce_s = ring(shared * s.grad_reduce_bytes_per_param, lay.shard_dp, b_s, s, domains, layers)
+    groups = [((w.total_params - w.expert_params) / lay.model_parallel, lay.shard_dp, tiers[0])]
     if w.is_moe:
-        experts = w.expert_params / (g.pp * g.expert_ranks)
-        expert_b_s, _, expert_domains = data_parallel_tier(
-            g, lay.expert_shard, expert_data_parallel_stride(g)
-        )
-        gather_s = gather_s + ring(
-            experts * s.weight_bytes_per_param,
-            lay.expert_shard,
-            expert_b_s,
-            s,
-            expert_domains,
-            layers,
-        )
-        reduce_s = reduce_s + ring(
-            experts * s.grad_reduce_bytes_per_param,
-            lay.expert_shard,
-            expert_b_s,
-            s,
-            expert_domains,
-            layers,
-        )
-    return gather_s / layers, reduce_s / layers
+        groups.append((w.expert_params / (g.pp * g.expert_ranks), lay.expert_shard, tiers[1]))
+
+    def per_layer(bytes_per_param: float) -> FloatArray:
+        total: FloatArray = np.zeros(())
+        for params, group, (b_s, _, domains) in groups:
+            bytes_ = params * bytes_per_param
+            total = total + ring_time(bytes_, group, b_s, s, domains, layers, g.latency_scale)
+        return total / layers
+
+    return per_layer(s.weight_bytes_per_param), per_layer(s.grad_reduce_bytes_per_param)
 
 
 def bucketed_exposed_s(
@@ -648,23 +639,20 @@ def _gradient_collectives(
     w: Workload,
     s: Settings,
     collective: Callable[..., FloatArray],
-    tier: tuple[FloatArray, FloatArray, FloatArray],
+    tiers: tuple[tuple[FloatArray, FloatArray, FloatArray], ...],
 ) -> FloatArray:
     """§2.7 Time (s) of one ``collective`` (:func:`ring_time` or :func:`all_reduce_time`) of a
     stage's gradients in buckets: the shared parameters' over the sharding group on the
-    data-parallel ``tier`` (bandwidth, ranks per domain, domains spanned;
-    :func:`data_parallel_tier`), the experts' over theirs on the experts' own tier
-    (:func:`expert_data_parallel_stride`)."""
-    b_s, _, domains = tier
+    data-parallel tier, the experts' over theirs on the experts' own tier (``tiers``: the two
+    :func:`data_parallel_tier` results, bandwidth, ranks per domain, domains spanned;
+    :func:`expert_data_parallel_stride`)."""
+    (b_s, _, domains), (expert_b_s, _, expert_domains) = tiers
     shared_params = (w.total_params - w.expert_params) / lay.model_parallel
     shared_grad = shared_params * s.grad_reduce_bytes_per_param
     buckets = _buckets(shared_params, lay.shard_dp)
     time_s = collective(shared_grad, lay.shard_dp, b_s, s, domains, buckets)
     if w.is_moe:
         expert_params = w.expert_params / (g.pp * g.expert_ranks)
-        expert_b_s, _, expert_domains = data_parallel_tier(
-            g, lay.expert_shard, expert_data_parallel_stride(g)
-        )
         expert_buckets = _buckets(expert_params, lay.expert_shard)
         time_s = time_s + collective(
             expert_params * s.grad_reduce_bytes_per_param,

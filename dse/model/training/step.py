@@ -211,7 +211,7 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     stage_s = slowest_stage_s(comp.total_s + comm.total_s, comp.logits_s, comm.pp_s, g, w)
     slots = pipeline_bubble_slots(g.pp, g.vp, g.schedule)
     pipeline_s = (lay.microbatches + slots) * stage_s
-    dp_s = data_parallel_exposed_s(g, lay, mem, stage_s, pipeline_s, w, s)
+    dp_s = data_parallel_exposed_s(g, lay, stage_s, pipeline_s, w, s)
     # The optimizer step reads and writes every state of the parameters this rank updates; the
     # step's fixed time comes on top, however few tokens each chip processes (§2.8).
     optimizer_s = (

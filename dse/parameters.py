@@ -291,6 +291,23 @@ PARAMETERS: tuple[Parameter, ...] = (
         " Blackwell Ultra 32 (docs/model.md §2.6)",
     ),
     Parameter(
+        "matrix_unit_dim",
+        "MACs",
+        "int",
+        "side of the square systolic array a compute unit multiplies on (TPU MXU, Trainium's"
+        " tensor engine)",
+        8,
+        4096,
+        zero_allowed=True,
+        section="architecture",
+        required=False,
+        default=0.0,
+        notes="a matmul dimension narrower than it leaves rows or columns idle, so attention at"
+        " head width 128 runs at half rate on a 256-wide array (docs/model.md §2.3); 0, the"
+        " default: no such array (GPU tensor cores, whose small tiles the measured GEMM and"
+        " attention efficiencies hold)",
+    ),
+    Parameter(
         "analog_cell",
         "",
         "category",

@@ -35,6 +35,7 @@ class Chip:
     pod_chips: float = 1e7  # chips in one non-blocking pod of the scale-out fabric
     oversubscription: float = 1.0  # the fabric's uplinks above a pod: 1/r of the pod's NICs
     in_network: bool = False  # switches that reduce (SHARP)
+    matrix_unit: float = 0.0  # side of a systolic array (TPU MXU); 0: none
 
 
 @dataclass
@@ -127,14 +128,23 @@ def buckets(params: float, dp: float) -> float:
 OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 
 
+def filled(width: float, chip: Chip) -> float:
+    """Share of a systolic array's side that a matmul dimension of ``width`` keeps busy."""
+    if not chip.matrix_unit:
+        return 1.0
+    return width / (chip.matrix_unit * math.ceil(width / chip.matrix_unit))
+
+
 def gemm(
     m: float, n: float, k: float, chip: Chip, ob: float, s: Settings, groups: float = 1
 ) -> float:
-    """Roofline time of ``groups`` GEMMs (m × k)·(k × n) as one kernel."""
+    """Roofline time of ``groups`` GEMMs (m × k)·(k × n) as one kernel; on a systolic array the
+    weight tile k × n fills only part of it where k or n is not a multiple of its side."""
     flops = 2 * groups * m * n * k
     bytes_ = groups * (ob * (m * k + k * n) + 2 * m * n)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
     efficiency = min(s.gemm_efficiency_max * chip.family_scale, 1.0)
+    efficiency *= filled(k, chip) * filled(n, chip)
     return max(flops / (efficiency * chip.gemm_flop_s), bytes_ / hbm) + (
         s.gemm_kernel_latency_us * 1e-6
     )
@@ -352,7 +362,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     scores = full_scores + window_scores
     eta = min(s.attention_efficiency * chip.family_scale, 1.0)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
-    score_flops = 6 * (2 * hd + w.qk_rope_head_dim)  # QKᵀ over h_qk (MLA: hd + rope), PV over hd
+    # QKᵀ over h_qk (MLA: hd + rope), PV over hd; each score matmul idles a systolic array
+    # beyond its head width
+    qk = hd + w.qk_rope_head_dim
+    score_flops = 6 * qk / filled(qk, chip) + 6 * hd / filled(hd, chip)
     if w.attention_kernel == "materialized":
         score_gemms = max(score_flops / (eta * chip.attention_flop_s), 12 / hbm)
         softmax_and_dropout = (10 + (10 if w.dropout > 0 else 0)) / hbm

@@ -297,6 +297,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         pod_chips=float(designs.fabric_pod_chips[i]),
         oversubscription=float(designs.fabric_oversubscription[i]),
         in_network=bool(designs.in_network_reduction[i]),
+        matrix_unit=float(designs.matrix_unit_dim[i]),
     )
 
 
@@ -354,6 +355,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         fabric_pod_chips=rng.choice([1e7, 32, 512], n).astype(float),
         fabric_oversubscription=rng.choice([1.0, 4.0, 16.0], n),
         in_network_reduction=rng.integers(0, 2, n).astype(float),
+        matrix_unit_dim=rng.choice([0.0, 128.0, 256.0], n),
     )
     plans = candidate_plans(workload, max_tp=8)
     reference_plans = _reference_plans(plans)
@@ -1971,3 +1973,33 @@ def test_deepseek_v3_memory_matches_the_megatron_core_moe_reports_anatomy() -> N
     assert bf16.training.memory_optimizer_state_gb[0] == pytest.approx(32.1, rel=0.05)
     mxfp8 = _pinned(workload.with_changes(precision="fp8"), designs, **base, pp=8, ep=32)
     assert mxfp8.columns["memory_per_chip_gb"][0] == pytest.approx(169.0, rel=0.05)
+
+
+def test_a_systolic_array_idles_beyond_a_matmul_dimension() -> None:
+    """§2.3 A matmul dimension fills ``w / (A·⌈w/A⌉)`` of an array of side ``A``; no array, all."""
+    from dse.model.training.compute import array_utilization
+
+    unit = np.array([0.0, 128.0, 256.0])
+    assert array_utilization(128.0, unit) == pytest.approx([1.0, 1.0, 0.5])
+    assert array_utilization(64.0, unit) == pytest.approx([1.0, 0.5, 0.25])
+    assert array_utilization(2880.0, unit) == pytest.approx([1.0, 2880 / 2944, 2880 / 3072])
+
+
+def test_attention_slows_on_an_array_wider_than_its_heads() -> None:
+    """§2.3 On TPU v6e's 256-wide MXUs attention at head width 128 runs at half the rate of the
+    same chip with 128-wide arrays, and the step slows the more the longer the sequence (its
+    attention share); at 128 wide, head width 128 costs nothing more than no array at all."""
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "full", "zero_stage": 3}
+    steps = {}
+    for seq_len in (8192, 131072):
+        workload = load_workload("llama3.1-8b").with_changes(
+            seq_len=seq_len, global_batch_tokens=256 * 131072
+        )
+        designs = _cluster("tpu-v6e", [256.0] * 3).replace(
+            matrix_unit_dim=np.array([0.0, 128.0, 256.0])
+        )
+        steps[seq_len] = _pinned(workload, designs, **plan).columns["step_time_s"]
+        none, narrow, wide = steps[seq_len]
+        assert narrow == pytest.approx(none, rel=1e-12)
+        assert wide > narrow
+    assert steps[131072][2] / steps[131072][1] > steps[8192][2] / steps[8192][1] > 1.05

@@ -82,10 +82,31 @@ def flops_per_score(w: Workload) -> float:
     return 6.0 * float(w.key_value_width)
 
 
+def score_matmul_flops(w: Workload, matrix_unit: FloatArray) -> FloatArray:
+    """§2.3 FLOPs per score of the score matmuls, forward and backward, each divided by the
+    share of a systolic array its head width fills (:func:`array_utilization`): QKᵀ contracts
+    over the query/key width ``h_qk`` and P·V fills ``h_v`` output columns, and each of
+    their backward matmuls has the same width along one side, ``6·h_qk/u(h_qk) + 6·h_v/u(h_v)``.
+    :func:`flops_per_score` where the chip has no such array."""
+    qk, v = float(w.qk_head_dim), float(w.head_dim)
+    return 6.0 * qk / array_utilization(qk, matrix_unit) + 6.0 * v / array_utilization(
+        v, matrix_unit
+    )
+
+
 def computed_score_share(w: Workload) -> float:
     """§2.6 The share of the full s×s score matrix a causal attention computes: half with a
     fused (flash) kernel, which skips the masked blocks; all of it when ``materialized``."""
     return 1.0 if w.attention_kernel == "materialized" else 0.5
+
+
+def array_utilization(width: FloatArray | float, unit: FloatArray) -> FloatArray:
+    """§2.3 Share of a systolic array's rows (or columns) that a matmul dimension of ``width``
+    elements keeps busy, ``w / (A·⌈w/A⌉)``: each pass through an array of side ``A`` takes a
+    tile of ``A`` along the contraction and along the stationary operand's output, however
+    much of it the matmul fills. 1 where ``unit`` is 0 (no such array: GPU tensor cores)."""
+    side = np.maximum(unit, 1.0)
+    return np.where(unit > 0, width / (side * np.ceil(width / side)), 1.0)
 
 
 def kv_heads_per_rank(w: Workload, tp: FloatArray | float) -> FloatArray | float:
@@ -106,6 +127,7 @@ def gemm_time_s(
     efficiency: FloatArray | float,
     settings: Settings,
     groups: FloatArray | float = 1.0,
+    matrix_unit: FloatArray | None = None,
 ) -> FloatArray:
     """§2.3 Time (s) of ``groups`` GEMMs C[m, n] = A[m, k]·B[k, n] run as one kernel: a roofline,
     the larger of the FLOPs at the large-GEMM ``efficiency`` η and the bytes at HBM bandwidth,
@@ -114,9 +136,16 @@ def gemm_time_s(
     ``operand_bytes`` per element of A and B (C is written in 16-bit). A grouped GEMM (MoE
     experts) reads every group's weights once, so few tokens per expert make it memory-bound.
     Fitted to 686 cuBLAS GEMMs on an H200 (data/measurements/h200/gemm.csv): median |error| 10 %.
+    On a chip whose compute units are systolic arrays of side ``matrix_unit`` (None or 0: none)
+    the FLOPs run at the share of the array that ``k`` and ``n`` fill (:func:`array_utilization`;
+    the weight-stationary tile is k × n, the tokens ``m`` stream through it).
     """
     flops = 2.0 * groups * m * n * k
     bytes_ = groups * (operand_bytes * (m * k + k * n) + 2.0 * m * n)
+    if matrix_unit is not None:
+        efficiency = (
+            efficiency * array_utilization(k, matrix_unit) * array_utilization(n, matrix_unit)
+        )
     compute = flops / (efficiency * rate)
     return np.maximum(compute, bytes_ / hbm_b_s) + settings.gemm_kernel_latency_us * 1e-6
 
@@ -132,6 +161,7 @@ def layer_linear_time_s(
     settings: Settings,
     etp: FloatArray | float = 1.0,
     experts: FloatArray | None = None,
+    matrix_unit: FloatArray | None = None,
 ) -> FloatArray:
     """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
     rank, averaged over dense and MoE layers: each linear runs three GEMMs of equal size
@@ -139,13 +169,25 @@ def layer_linear_time_s(
     ``w.digital_linear_gemms`` on the digital units (§2.9: analog tiles run the first two).
     With expert tensor parallelism ``etp`` each local expert's GEMMs run on the tokens its
     ``etp`` ranks gathered, at ``1/etp`` of the expert width; ``experts``, where given, is that
-    pass already computed (:func:`expert_gemms_time_s` with these arguments)."""
+    pass already computed (:func:`expert_gemms_time_s` with these arguments); ``matrix_unit``
+    the chip's systolic array side (:func:`gemm_time_s`)."""
     gemms = w.digital_linear_gemms
     d, hd = float(w.d_model), float(w.head_dim)
     ob = OPERAND_BYTES.get(w.precision, 2.0)
 
     def linear(k_in: object, n_out: object, groups: object = 1.0, m: object = tokens) -> FloatArray:
-        return gemm_time_s(m, n_out, k_in, rate, hbm_b_s, ob, efficiency, settings, groups)  # type: ignore[arg-type]
+        return gemm_time_s(
+            m,  # type: ignore[arg-type]
+            n_out,  # type: ignore[arg-type]
+            k_in,  # type: ignore[arg-type]
+            rate,
+            hbm_b_s,
+            ob,
+            efficiency,
+            settings,
+            groups,  # type: ignore[arg-type]
+            matrix_unit,
+        )
 
     up_width = (w.ffn_matrices - 1.0) / tp
     if w.is_mla:
@@ -160,7 +202,9 @@ def layer_linear_time_s(
     if not w.is_moe:
         return gemms * (attention + dense_mlp)
     if experts is None:
-        experts = expert_gemms_time_s(w, tokens, tp, ep, rate, hbm_b_s, efficiency, settings, etp)
+        experts = expert_gemms_time_s(
+            w, tokens, tp, ep, rate, hbm_b_s, efficiency, settings, etp, matrix_unit
+        )
     moe_mlp = linear(d, w.experts, m=tokens / tp) + experts  # the router, the experts
     if w.shared_experts:
         shared = w.shared_experts * w.moe_ffn_dim
@@ -179,6 +223,7 @@ def expert_gemms_time_s(
     efficiency: FloatArray | float,
     settings: Settings,
     etp: FloatArray | float = 1.0,
+    matrix_unit: FloatArray | None = None,
 ) -> FloatArray:
     """§2.3 Time (s) of one of the three passes (forward, input gradient, weight gradient) of
     one MoE layer's routed experts on one rank: the up and down projections of its ``E/ep``
@@ -192,9 +237,8 @@ def expert_gemms_time_s(
     width = w.moe_ffn_dim / etp
     up = (w.ffn_matrices - 1.0) * width
     d = float(w.d_model)
-    return gemm_time_s(
-        expert_tokens, up, d, rate, hbm_b_s, ob, efficiency, settings, local_experts
-    ) + gemm_time_s(expert_tokens, d, width, rate, hbm_b_s, ob, efficiency, settings, local_experts)
+    rates = (rate, hbm_b_s, ob, efficiency, settings, local_experts, matrix_unit)
+    return gemm_time_s(expert_tokens, up, d, *rates) + gemm_time_s(expert_tokens, d, width, *rates)
 
 
 def _projection_time_s(
@@ -277,9 +321,13 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
     rates = (g.gemm_rate, g.hbm_b_s, gemm_eff, s)
-    experts = expert_gemms_time_s(w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp) if w.is_moe else None
+    experts = (
+        expert_gemms_time_s(w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp, g.matrix_unit)
+        if w.is_moe
+        else None
+    )
     matmul_s = lay.layers_per_stage * layer_linear_time_s(
-        w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp, experts
+        w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp, experts, g.matrix_unit
     )
     attention_s = attention_time_s(stage_attention, w, attention_eff, g, s)
     logits_s = w.digital_linear_gemms * gemm_time_s(
@@ -291,6 +339,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         OPERAND_BYTES["bf16"],
         gemm_eff,
         s,
+        matrix_unit=g.matrix_unit,
     )
     memory_s = lay.layers_per_stage * elementwise_b / g.hbm_b_s
     total = (
@@ -328,7 +377,7 @@ def attention_time_s(
         return materialized_attention_time_s(scores, w, efficiency, g)
     if w.attention_kernel == "flash2":
         efficiency = efficiency * g.flash2_ratio
-    per_score_s = per_score_flops / (efficiency * g.attention_rate) + (
+    per_score_s = score_matmul_flops(w, g.matrix_unit) / (efficiency * g.attention_rate) + (
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )
     return scores * attention_overhead(w, g.cp, s.attention_overhead_tokens) * per_score_s
@@ -361,7 +410,7 @@ def materialized_attention_time_s(
     as a roofline; the softmax and dropout kernels are memory-bound on their own; one
     exponential per score (the backward pass reads the stored probabilities)."""
     gemm_s = np.maximum(
-        flops_per_score(w) / (efficiency * g.attention_rate),
+        score_matmul_flops(w, g.matrix_unit) / (efficiency * g.attention_rate),
         MATERIALIZED_GEMM_BYTES_PER_SCORE / g.hbm_b_s,
     )
     memory_s = _elementwise_bytes_per_score(w) / g.hbm_b_s

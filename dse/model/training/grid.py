@@ -116,6 +116,7 @@ class Grid:
     family_scale: FloatArray
     flash2_ratio: FloatArray
     latency_scale: FloatArray
+    matrix_unit: FloatArray
 
     @property
     def pods_split(self) -> bool:
@@ -216,6 +217,7 @@ def build_grid(
         family_scale=col(designs.gemm_efficiency_scale),
         flash2_ratio=col(designs.flash2_attention_ratio),
         latency_scale=col(designs.collective_latency_scale),
+        matrix_unit=col(designs.matrix_unit_dim),
     )
 
 

@@ -305,7 +305,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         notes="a matmul dimension narrower than it leaves rows or columns idle, so attention at"
         " head width 128 runs at half rate on a 256-wide array (docs/model.md §2.3); 0, the"
         " default: no such array (GPU tensor cores, whose small tiles the measured GEMM and"
-        " attention efficiencies hold)",
+        " attention efficiencies hold); it changes neither the FLOPs per cycle nor the die area,"
+        " so vary those with it",
     ),
     Parameter(
         "analog_cell",

@@ -221,6 +221,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     qkv_linear1 = plan.recompute == "qkv_linear1"
     qkv_context = plan.recompute == "qkv_context"
     mla_up_proj = plan.recompute == "mla_up_proj"  # MLA's q, k, v dropped, redone from latents
+    moe = plan.recompute == "moe"  # each MoE layer redone from its input, dispatch included
     offload = plan.recompute == "offload"  # full recompute, layer inputs in host memory
 
     # memory
@@ -274,8 +275,18 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
 
     # linear-layer inputs in the training format (fp8/fp4: 1 byte), dropout masks only with
     # dropout; memory-bound operators work on the 16-bit tensors
-    layer = stored(1 if w.precision in ("fp8", "fp4") else 2)
+    o_linear = 1 if w.precision in ("fp8", "fp4") else 2
+    layer = stored(o_linear)
     layer_16 = stored(2)
+    per_token_16 = layer_16 * plan.tp / tokens
+
+    def moe_stored(o_in: float) -> float:
+        """What the MLP part of one MoE layer keeps per token: its normalized input, the
+        experts' activations and the k dispatched copies."""
+        width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
+        experts = (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
+        return o_in * d + experts + w.experts_per_token * o_in * d
+
     # fp8/fp4: every linear's input and output gradient cast to the format, 4 bytes an element
     quantize = 0.0
     if w.precision in ("fp8", "fp4") and w.fp8_casts == "fused":
@@ -328,6 +339,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         kept = 2 * tokens * qkv_context_kept / plan.tp
     elif mla_up_proj:
         kept = layer - 2 * tokens * w.heads * (2 * (hd + w.qk_rope_head_dim) + hd) / plan.tp
+    elif moe:  # the MoE layers keep their 16-bit input instead
+        kept = layer - f * tokens * (moe_stored(o_linear) - 2 * d) / plan.tp
     elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
@@ -343,6 +356,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     activations = (
         (min(plan.pp + 1, m) if plan.dualpipe else min(plan.pp, m) * interleave) * layers * kept
         + (layer if full or offload else 0)
+        + (tokens * moe_stored(o_linear) / plan.tp if moe else 0)  # one MoE layer redone
         + (2 * layer_input if offload else 0)  # one going out, one coming back
         + s.logits_bytes_per_element * tokens * w.vocab_size / plan.tp
     )
@@ -421,13 +435,25 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
                 attention_params + mlp_params * w.moe_ffn_dim * experts
             )
         redo = 1 + share / 3
+    if moe:  # the routed and shared experts of the MoE layers, and their memory-bound share
+        if w.kv_lora_rank:
+            r_q, r_kv, qk = w.q_lora_rank, w.kv_lora_rank, hd + w.qk_rope_head_dim
+            up = (r_q * w.heads * qk if r_q else d * w.heads * qk) + r_kv * 2 * w.heads * hd
+            down = (d * r_q if r_q else 0) + d * (r_kv + w.qk_rope_head_dim)
+            attention_params = up + down + w.heads * hd * d
+        else:
+            attention_params = d * (w.heads + 2 * w.kv_heads) * hd + w.heads * hd * d
+        experts = (w.experts_per_token + w.shared_experts) * (3 if w.ffn_kind == "swiglu" else 2)
+        moe_mlp = experts * d * w.moe_ffn_dim
+        redo = 1 + f * moe_mlp / (attention_params + moe_mlp) / 3
+        other_redo = 1 + f * moe_stored(2) / per_token_16 / 3
     if op or ffn or qkv_linear1 or qkv_context:
         share = redone_share(w.ffn_dim, 1)
         if w.is_moe:
             experts = w.experts_per_token + w.shared_experts
             share = (1 - f) * share + f * redone_share(w.moe_ffn_dim, experts)
         redo = 1 + share / 3
-    keep_attention = none or op or qkv_context or mla_up_proj
+    keep_attention = none or op or qkv_context or mla_up_proj or moe
     # recomputing attention repeats its forward pass: a third of a materialized attention's time,
     # a quarter of a fused one's (H200: forward / (forward + backward) = 0.22-0.27)
     attention_forward = 1 / 3 if w.attention_kernel == "materialized" else 0.25
@@ -438,8 +464,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     if w.is_moe:
         moe_layers = layers * (w.layers - w.dense_layers) / w.layers
         launches = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
-        gpu = moe_layers * routed_experts(chip, w, tokens, plan, s) * redo
-        t_host = max(launches * other_redo - gpu, 0.0)
+        layer_redo = 4 / 3 if moe else redo  # moe: every kernel of the MoE layer again
+        gpu = moe_layers * routed_experts(chip, w, tokens, plan, s) * layer_redo
+        t_host = max(launches * (4 / 3 if moe else other_redo) - gpu, 0.0)
     compute = t_matmul * redo + t_attention * attention_redo + t_memory * other_redo + t_logits
     compute += t_host
 
@@ -472,7 +499,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         e_bw = up if plan.etp <= chip.domain else min(up, out * chip.domain)
         gathered = plan.etp * tokens / plan.tp * w.experts_per_token * d * 2
         e_one = ring(gathered, plan.etp, e_bw, s, max(plan.etp / chip.domain, 1))
-        tp_all += (6 if full else 4) * layers * f * e_one
+        tp_all += (6 if full or moe else 4) * layers * f * e_one
     if plan.tp > 1 or (w.is_moe and plan.etp > 1):
         tp_comm = max(tp_all * (1 - s.tp_overlap), tp_all - t_matmul * redo)
         tp_comm += s.overlap_slowdown * (tp_all - tp_comm)  # hidden: slows the compute
@@ -507,7 +534,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         beyond_pod = min(k * (plan.ep - min(plan.ep, ep_pod)) / plan.ep, remote)
         network = max(remote, beyond_pod * chip.oversubscription)
         one = max(token_bytes * max(local, 0) / up, token_bytes * network / out)
-        moe_all = (6 if full else 4) * layers * f * one / s.collective_efficiency
+        moe_all = (6 if full or moe else 4) * layers * f * one / s.collective_efficiency
         overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
         moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
         moe_comm += s.overlap_slowdown * (moe_all - moe_comm)

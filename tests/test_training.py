@@ -387,7 +387,11 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
     workload = (
         _dense_latent_attention() if workload_id == "dense-mla" else load_workload(workload_id)
     )
-    policies = [p for p in RECOMPUTE if workload.is_mla or p != "mla_up_proj"]
+    policies = [
+        p
+        for p in RECOMPUTE
+        if (workload.is_mla or p != "mla_up_proj") and (workload.is_moe or p != "moe")
+    ]
     settings = load_settings()
     # pods of 32 under a 16:1 fabric, with switches that reduce
     designs = from_chips([load_chip("a100-80gb")], 512.0).replace(
@@ -2003,3 +2007,60 @@ def test_attention_slows_on_an_array_wider_than_its_heads() -> None:
         assert narrow == pytest.approx(none, rel=1e-12)
         assert wide > narrow
     assert steps[131072][2] / steps[131072][1] > steps[8192][2] / steps[8192][1] > 1.05
+
+
+@pytest.mark.parametrize("workload_id", ["mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3"])
+def test_scalar_reference_agrees_on_moe_recompute(workload_id: str) -> None:
+    """§2.5-2.7 ``moe`` recompute (Megatron-Core's ``recompute_modules = ["moe"]``): the scalar
+    reference and the vectorized model agree on its memory and step time, with experts split
+    over ranks or not, and it keeps less than ``none`` and more than ``full`` at a step time
+    between theirs."""
+    rng = np.random.default_rng(5)
+    workload = load_workload(workload_id)
+    settings = load_settings()
+    designs = from_chips([load_chip("h100-sxm")], 256.0)
+    chip = _reference_chip(designs, 0, workload.precision)
+    for _ in range(6):
+        plan = Plan(
+            int(rng.choice([1, 2, 4])),
+            int(rng.choice([1, 2, 4])),
+            int(rng.choice([1, 2, 8])),
+            int(rng.choice([1, 2])),
+            "moe",
+            int(rng.choice([0, 1])),
+        )
+        plan.etp = int(rng.choice([1, 2])) if plan.ep > 1 else 1
+        expected = step(chip, workload, plan, settings)
+        pinned = candidate_plans(
+            workload,
+            tp=plan.tp,
+            pp=plan.pp,
+            ep=plan.ep,
+            etp=plan.etp,
+            microbatch=plan.microbatch,
+            recompute="moe",
+            zero_stage=plan.zero_stage,
+            vp=1,
+        )
+        metrics = evaluate(designs, workload, settings, pinned)
+        assert expected is not None
+        assert metrics.columns["memory_per_chip_gb"][0] == pytest.approx(
+            expected["memory_gb"], rel=1e-9
+        )
+        if expected["fits"]:
+            assert metrics.columns["step_time_s"][0] == pytest.approx(
+                expected["step_time_s"], rel=1e-9
+            )
+    plan = {"tp": 2, "pp": 4, "ep": 8, "microbatch": 1, "zero_stage": 1}
+    memory, step_s = {}, {}
+    for policy in ("none", "moe", "full"):
+        m = _pinned(workload, _cluster("h100-sxm", [1024.0]), settings, **plan, recompute=policy)
+        memory[policy] = m.columns["memory_per_chip_gb"][0]
+        step_s[policy] = m.columns["step_time_s"][0]
+    assert memory["full"] < memory["moe"] < memory["none"]
+    assert step_s["none"] < step_s["moe"] < step_s["full"]
+
+
+def test_moe_recompute_needs_a_moe_workload() -> None:
+    with pytest.raises(InputError, match=r"recompute.*moe"):
+        candidate_plans(load_workload("llama3.1-8b"), recompute="moe")

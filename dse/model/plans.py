@@ -35,6 +35,7 @@ RECOMPUTE = (
     "qkv_linear1",
     "qkv_context",
     "mla_up_proj",
+    "moe",
 )
 """Activation recompute policies (docs/model.md §2.5): keep everything; recompute attention
 scores (flash-style, Korthikanti et al. 2022); recompute whole layers from their inputs;
@@ -51,10 +52,13 @@ remat policy of the Ironwood Llama recipes (``decoder_layer_input``, ``query_pro
 attention's output and recomputes the o projection, the MLP's up projections, the activation
 and the norms; ``mla_up_proj``: Megatron-Core's selective recompute of MLA's up projections
 (``recompute_modules = ["mla_up_proj"]``), which drops the queries, keys and values and
-recomputes them from the kept latents (MLA workloads only). The search tries ``offload`` with
+recomputes them from the kept latents (MLA workloads only); ``moe``: Megatron-Core's selective
+recompute of the MoE layer (``recompute_modules = ["moe"]``), which keeps each MoE layer's input
+and runs its router, dispatch, experts and combine again in the backward pass (MoE workloads
+only). The search tries ``offload`` with
 FSDP (ZeRO-3) only, the way the stacks that offload use it (MaxText, Megatron-FSDP's ``cpu_offloading``, DeepSpeed ZeRO-3's
 ``cpu_checkpointing``); a pinned ``recompute="offload"`` runs with any plan. ``ffn``,
-``qkv_linear1`` and ``qkv_context`` are evaluated when pinned, ``mla_up_proj`` also searched
+``qkv_linear1``, ``qkv_context`` and ``moe`` are evaluated when pinned, ``mla_up_proj`` also searched
 for MLA workloads (:data:`SEARCHED_RECOMPUTE`, :data:`SEARCHED_MLA_RECOMPUTE`)."""
 
 SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
@@ -385,6 +389,12 @@ def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
             "(kv_lora_rank 0)",
             pinned.recompute,
         )
+    if pinned.recompute == "moe" and not workload.is_moe:
+        raise InputError.for_argument(
+            "recompute",
+            "a policy other than moe: the workload has no MoE layers (experts 0)",
+            pinned.recompute,
+        )
     _check_vp(workload, pp, pinned.vp, [pp] if pp else _searched_pp(workload))
     _check_cp(workload, pinned.cp)
     _check_dp_shard(pinned.dp, pinned.zero_stage, pinned.dp_shard)
@@ -564,7 +574,9 @@ def _check_recompute_layers(
     return layers
 
 
-OFFLOAD_WITH = ("none", "selective", "op", "ffn", "qkv_linear1", "qkv_context", "mla_up_proj")
+OFFLOAD_WITH = (
+    "none", "selective", "op", "ffn", "qkv_linear1", "qkv_context", "mla_up_proj", "moe"
+)  # fmt: skip
 """Recompute policies whose kept activations ``offload_layers`` can move to host memory; ``full``
 and ``offload`` keep only each layer's input."""
 

@@ -12,7 +12,7 @@ import numpy as np
 from dse.catalog.workloads import Workload
 from dse.designs import FloatArray
 from dse.model.training.compute import Compute, kv_heads_per_rank
-from dse.model.training.grid import Grid, recomputed_layer_share
+from dse.model.training.grid import Grid, recomputed_layer_share, recomputed_moe_share
 from dse.model.training.memory import (
     Memory,
     activation_offload_time_s,
@@ -377,7 +377,9 @@ def stage_communication(
         tp_all = tp_all + gathers * ring_time(
             latent_b, g.tp, tp_b_s, s, tp_domains, latent_tensors, g.latency_scale
         )
-    tp_all = np.where(g.tp > 1, tp_all, 0.0) + expert_tensor_parallel_s(g, lay, w, redone, s)
+    # recomputing whole layers, or the MoE layer alone, dispatches the routed tokens again
+    moe_redone = recomputed_moe_share(g.rc, g.rc_share)
+    tp_all = np.where(g.tp > 1, tp_all, 0.0) + expert_tensor_parallel_s(g, lay, w, moe_redone, s)
     tp_s = overlapped(tp_all, comp.matmul_s * comp.matmul_redo, s.tp_overlap, s.overlap_slowdown)
     # Placement tp-cp-ep-dp-pp (Megatron-Core's default): pipeline neighbours are tp·cp·dp ranks
     # apart, so they share a scale-up domain only when the whole job does; tp-pp-dp: tp ranks
@@ -391,7 +393,7 @@ def stage_communication(
     pp_s = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
     moe_s = np.zeros_like(pp_s)
     if w.is_moe:
-        count = moe_token_collectives(w, lay.layers_per_stage, redone)
+        count = moe_token_collectives(w, lay.layers_per_stage, moe_redone)
         # the ep ranks of an expert group are etp apart in rank order (expert order etp-ep-edp)
         one = all_to_all_time_s(
             w,

@@ -19,6 +19,7 @@ from dse.designs import FloatArray
 from dse.model.training.grid import (
     FFN,
     MLA_UP_PROJ,
+    MOE,
     NONE,
     OP,
     QKV_CONTEXT,
@@ -29,6 +30,7 @@ from dse.model.training.grid import (
 from dse.model.training.memory import (
     ffn_checkpoint,
     mla_up_projection_share,
+    moe_layer_shares,
     op_checkpoint,
     qkv_context_checkpoint,
     qkv_linear1_checkpoint,
@@ -274,22 +276,25 @@ def recompute_factors(rc: np.ndarray, w: Workload, layers: FloatArray | float = 
     projection (:func:`qkv_linear1_checkpoint`), attention and the memory-bound operators,
     ``qkv_context`` the o and MLP up projections (:func:`qkv_context_checkpoint`) and the
     memory-bound operators but not attention, ``mla_up_proj`` MLA's up projections alone
-    (:func:`mla_up_projection_share`)."""
+    (:func:`mla_up_projection_share`), ``moe`` the MoE layers' experts and their share of the
+    memory-bound operators but not attention (:func:`moe_layer_shares`)."""
     op, ffn = op_checkpoint(w).recomputed_share, ffn_checkpoint(w).recomputed_share
     o_proj = qkv_linear1_checkpoint(w).recomputed_share
     o_and_ups = qkv_context_checkpoint(w).recomputed_share
     whole = recomputes_layers(rc)
     per_op = (rc == OP) | (rc == FFN) | (rc == QKV_LINEAR1) | (rc == QKV_CONTEXT)
     up_proj = mla_up_projection_share(w)
-    matmul = np.select(
-        [whole, rc == OP, rc == FFN, rc == QKV_LINEAR1, rc == QKV_CONTEXT, rc == MLA_UP_PROJ],
-        [1.0 / 3.0, op / 3.0, ffn / 3.0, o_proj / 3.0, o_and_ups / 3.0, up_proj / 3.0],
-        0.0,
+    moe_flops, moe_bytes = moe_layer_shares(w)
+    policies = [whole, rc == OP, rc == FFN, rc == QKV_LINEAR1, rc == QKV_CONTEXT]
+    shares = [1.0, op, ffn, o_proj, o_and_ups]
+    matmul = (
+        np.select([*policies, rc == MLA_UP_PROJ, rc == MOE], [*shares, up_proj, moe_flops], 0.0)
+        / 3.0
     )
     forward = 1.0 / 3.0 if w.attention_kernel == "materialized" else ATTENTION_FORWARD_SHARE
-    kept = (rc == NONE) | (rc == OP) | (rc == QKV_CONTEXT) | (rc == MLA_UP_PROJ)
+    kept = (rc == NONE) | (rc == OP) | (rc == QKV_CONTEXT) | (rc == MLA_UP_PROJ) | (rc == MOE)
     attention = np.where(kept, 0.0, forward)
-    other = np.where(whole | per_op, 1.0 / 3.0, 0.0)
+    other = np.select([whole | per_op, rc == MOE], [1.0, moe_bytes], 0.0) / 3.0
     return Recompute(1.0 + layers * matmul, 1.0 + layers * attention, 1.0 + layers * other)
 
 
@@ -449,12 +454,17 @@ def moe_host_exposed_s(
 
     so fine-grained MoE at few tokens per expert is host-bound and large expert GEMMs hide the
     launches (0 for dense workloads)."""
-    host_s = moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * redo.other
+    # moe recompute runs every kernel of the MoE layers' forward again, the experts' too
+    moe_redo = 1.0 + g.rc_share / 3.0
+    host_s = moe_overhead_s(w, lay.layers_per_stage, g.ep, s) * np.where(
+        g.rc == MOE, moe_redo, redo.other
+    )
     if experts is None:
         return host_s
     experts_s = w.digital_linear_gemms * experts
     moe_layers = lay.layers_per_stage * (w.layers - w.dense_layers) / w.layers
-    return np.maximum(host_s - moe_layers * experts_s * redo.matmul, 0.0)
+    gemms_redo = np.where(g.rc == MOE, moe_redo, redo.matmul)
+    return np.maximum(host_s - moe_layers * experts_s * gemms_redo, 0.0)
 
 
 def moe_overhead_s(

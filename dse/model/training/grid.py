@@ -16,7 +16,7 @@ from dse.model.silicon import Silicon
 from dse.settings import Settings
 from dse.units import BYTES_PER_GIB, GIGA, TERA
 
-NONE, SELECTIVE, FULL, OP, OFFLOAD, FFN, QKV_LINEAR1, QKV_CONTEXT, MLA_UP_PROJ = range(9)
+NONE, SELECTIVE, FULL, OP, OFFLOAD, FFN, QKV_LINEAR1, QKV_CONTEXT, MLA_UP_PROJ, MOE = range(10)
 """Codes of the recompute policies (dse.model.plans.RECOMPUTE)."""
 
 
@@ -30,6 +30,13 @@ def recomputed_layer_share(rc: np.ndarray, share: FloatArray | float) -> FloatAr
     """The share of a stage's layers recomputed whole: ``share`` (the layers the policy applies
     to) where ``rc`` recomputes whole layers, else 0."""
     return np.where(recomputes_layers(rc), share, 0.0)
+
+
+def recomputed_moe_share(rc: np.ndarray, share: FloatArray | float) -> FloatArray:
+    """The share of a stage's MoE layers whose routing, dispatch, experts and combine run again
+    in the backward pass: ``share`` where ``rc`` recomputes whole layers or the MoE layer
+    (``moe``), else 0."""
+    return np.where(recomputes_layers(rc) | (rc == MOE), share, 0.0)
 
 
 def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, FloatArray, FloatArray]:

@@ -14,6 +14,7 @@ from dse.model.training.grid import (
     FFN,
     FULL,
     MLA_UP_PROJ,
+    MOE,
     NONE,
     OFFLOAD,
     OP,
@@ -101,6 +102,20 @@ def expert_input_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray
         return 0.0
     moe_fraction = (w.layers - w.dense_layers) / w.layers
     return moe_fraction * w.experts_per_token * linear_in * float(w.d_model)
+
+
+def moe_layer_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
+    """§2.5 Bytes per token that the MLP part of one MoE layer keeps (not averaged over the
+    layers): its normalized input (``linear_in`` bytes an element, the router's and the shared
+    experts' input), the routed and shared experts' activations and the ``k`` dispatched copies.
+    ``moe`` recompute drops them and keeps the MoE layer's 16-bit input instead (Megatron-Core
+    checkpoints the MoE layer on its input); 0 for dense workloads."""
+    if not w.is_moe:
+        return 0.0
+    d = float(w.d_model)
+    mlp_width = (4.0 if w.ffn_kind == "swiglu" else 2.0) + linear_in
+    routed = (w.experts_per_token + w.shared_experts) * mlp_width * w.moe_ffn_dim
+    return linear_in * d + routed + w.experts_per_token * linear_in * d
 
 
 def permutation_bytes(w: Workload) -> float:
@@ -279,6 +294,29 @@ def mla_up_projection_share(w: Workload) -> float:
     return (1.0 - moe_fraction) * dense + moe_fraction * moe
 
 
+def moe_layer_shares(w: Workload) -> tuple[float, float]:
+    """§2.6 What ``moe`` recompute redoes, as shares of a layer averaged over the layers: the
+    MoE layers' routed and shared experts' share of the forward linear FLOPs (each expert a
+    dense MLP of the expert width, as :func:`_checkpoint` counts them; the router's GEMM left
+    out), and their MLP part's share of the stored 16-bit bytes
+    (:func:`moe_layer_stored_bytes`), which stands for their share of the memory-bound
+    traffic; (0, 0) for dense workloads."""
+    if not w.is_moe:
+        return 0.0, 0.0
+    d, hd = float(w.d_model), float(w.head_dim)
+    if w.is_mla:
+        attention = float(sum(p.inputs * p.outputs for p in mla_projections(w)))
+    else:
+        attention = d * (w.heads + 2.0 * w.kv_heads) * hd + w.heads * hd * d
+    experts = float(w.experts_per_token + w.shared_experts)
+    moe_mlp = experts * w.ffn_matrices * d * w.moe_ffn_dim
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    flops = moe_fraction * moe_mlp / (attention + moe_mlp)
+    per_token, _ = _per_token_layer_bytes(w, low_precision=False)
+    stored = moe_fraction * float(moe_layer_stored_bytes(w, 2.0)) / float(per_token)
+    return flops, stored
+
+
 QUANTIZE_BYTES_PER_ELEMENT = 4.0
 """[P/E] HBM bytes to quantize one element of a GEMM operand to fp8/fp4 (§2.6): read the 16-bit
 tensor (2) and write the low-precision copy (1) and its transpose (1). Hopper's fp8 tensor-core
@@ -401,6 +439,9 @@ def activations(
     qkv_linear1_b = 2.0 * tokens_mb * qkv_linear1_checkpoint(w).kept_elements / tp
     qkv_context_b = 2.0 * tokens_mb * qkv_context_checkpoint(w).kept_elements / tp
     up_proj_b = layer_b - 2.0 * tokens_mb * mla_up_projected_elements(w) / tp
+    moe_layer_b = tokens_mb * moe_layer_stored_bytes(w, _linear_input_bytes(w, low_precision)) / tp
+    moe_fraction = (w.layers - w.dense_layers) / w.layers if w.is_moe else 0.0
+    moe_b = layer_b - moe_fraction * (moe_layer_b - input_b)
     everything = layer_b + scores_b
     kept = np.select(
         [
@@ -411,6 +452,7 @@ def activations(
             rc == QKV_LINEAR1,
             rc == QKV_CONTEXT,
             rc == MLA_UP_PROJ,
+            rc == MOE,
             rc == OFFLOAD,
         ],
         [
@@ -421,6 +463,7 @@ def activations(
             qkv_linear1_b,
             qkv_context_b,
             up_proj_b - host_b,
+            moe_b,
             0.0,
         ],
         input_b,
@@ -435,7 +478,9 @@ def activations(
             recompute_share * np.where(keeps_experts, 1.0, 0.0) + 1.0 - recompute_share
         ) * host_b
     logits_b = logits_bytes * tokens_mb * w.vocab_size / tp
-    working_b = np.select([rc == FULL, rc == OFFLOAD], [layer_b, layer_b + 2.0 * input_b], 0.0)
+    working_b = np.select(
+        [rc == FULL, rc == OFFLOAD, rc == MOE], [layer_b, layer_b + 2.0 * input_b, moe_layer_b], 0.0
+    )
     in_copy_b = np.where(np.asarray(offload_share) > 0.0, kept, 0.0)
     return Activations(
         layer_b,

@@ -420,28 +420,37 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
         if plan.zero_stage >= 1 and rng.random() < 0.5:
             plan.dp_shard = int(rng.choice([1, 2, 4, 8]))  # hybrid sharding
         expected = step(chip, workload, plan, settings)
-        pinned = candidate_plans(
-            workload,
-            tp=plan.tp,
-            pp=plan.pp,
-            microbatch=plan.microbatch,
-            recompute=plan.recompute,
-            zero_stage=plan.zero_stage,
-            vp=plan.vp,
-            placement=plan.placement,
-            dp_shard=plan.dp_shard or None,
-            schedule="zb-h1" if plan.zero_bubble else None,
-        )
-        metrics = evaluate(designs, workload, settings, pinned)
+        metrics = evaluate(designs, workload, settings, _pinned_like(workload, plan))
         if expected is None:
             continue
-        assert metrics.columns["memory_per_chip_gb"][0] == pytest.approx(
-            expected["memory_gb"], rel=1e-9
-        )
-        if expected["fits"]:
-            assert metrics.columns["step_time_s"][0] == pytest.approx(
-                expected["step_time_s"], rel=1e-9
-            )
+        _assert_agrees(metrics, expected)
+
+
+def _pinned_like(workload, plan: Plan):
+    """The candidate plans of ``workload`` with every axis of the reference ``plan`` pinned."""
+    return candidate_plans(
+        workload,
+        tp=plan.tp,
+        pp=plan.pp,
+        ep=plan.ep,
+        etp=plan.etp,
+        microbatch=plan.microbatch,
+        recompute=plan.recompute,
+        zero_stage=plan.zero_stage,
+        vp=plan.vp,
+        placement=plan.placement,
+        dp_shard=plan.dp_shard or None,
+        schedule="zb-h1" if plan.zero_bubble else None,
+    )
+
+
+def _assert_agrees(metrics, expected: dict[str, float]) -> None:
+    """The model's memory, and its step time where the plan fits, equal the reference's."""
+    assert metrics.columns["memory_per_chip_gb"][0] == pytest.approx(
+        expected["memory_gb"], rel=1e-9
+    )
+    if expected["fits"]:
+        assert metrics.columns["step_time_s"][0] == pytest.approx(expected["step_time_s"], rel=1e-9)
 
 
 def test_energy_and_cost_follow_their_equations() -> None:
@@ -2031,26 +2040,10 @@ def test_scalar_reference_agrees_on_moe_recompute(workload_id: str) -> None:
         )
         plan.etp = int(rng.choice([1, 2])) if plan.ep > 1 else 1
         expected = step(chip, workload, plan, settings)
-        pinned = candidate_plans(
-            workload,
-            tp=plan.tp,
-            pp=plan.pp,
-            ep=plan.ep,
-            etp=plan.etp,
-            microbatch=plan.microbatch,
-            recompute="moe",
-            zero_stage=plan.zero_stage,
-            vp=1,
-        )
-        metrics = evaluate(designs, workload, settings, pinned)
         assert expected is not None
-        assert metrics.columns["memory_per_chip_gb"][0] == pytest.approx(
-            expected["memory_gb"], rel=1e-9
+        _assert_agrees(
+            evaluate(designs, workload, settings, _pinned_like(workload, plan)), expected
         )
-        if expected["fits"]:
-            assert metrics.columns["step_time_s"][0] == pytest.approx(
-                expected["step_time_s"], rel=1e-9
-            )
     plan = {"tp": 2, "pp": 4, "ep": 8, "microbatch": 1, "zero_stage": 1}
     memory, step_s = {}, {}
     for policy in ("none", "moe", "full"):

@@ -144,7 +144,7 @@ def gemm_time_s(
     """
     flops = 2.0 * groups * m * n * k
     bytes_ = groups * (operand_bytes * (m * k + k * n) + 2.0 * m * n)
-    if matrix_unit is not None:
+    if matrix_unit is not None and np.any(matrix_unit > 0):
         efficiency = (
             efficiency * array_utilization(k, matrix_unit) * array_utilization(n, matrix_unit)
         )

@@ -296,7 +296,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "int",
         "side of the square systolic array a compute unit multiplies on (TPU MXU, Trainium's"
         " tensor engine)",
-        8,
+        1,
         4096,
         zero_allowed=True,
         section="architecture",

@@ -344,13 +344,22 @@ class OptunaEngine(Engine):
         evaluation = problem.evaluate(self._indices(problem, params, free))
         values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
         G = finite_constraints(evaluation.G)
+        from optuna.exceptions import UpdateFinishedTrialError
+
         for i, trial in enumerate(trials):
             design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
-            trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
-            # The list form of optuna's constraints attribute: read by every optuna version's
-            # samplers and best_trials, and shown by optuna-dashboard.
-            trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, G[i].tolist())
-            study.tell(trial, values=values[i].tolist())
+            try:
+                trial.set_user_attr(DESIGN_ATTR, json.dumps(design))
+                # The list form of optuna's constraints attribute: read by every optuna
+                # version's samplers and best_trials, and shown by optuna-dashboard.
+                trial.storage.set_trial_system_attr(
+                    trial._trial_id, CONSTRAINTS_ATTR, G[i].tolist()
+                )
+                study.tell(trial, values=values[i].tolist())
+            except UpdateFinishedTrialError:
+                # The trial was finished elsewhere, e.g. failed as stale by the study's
+                # heartbeat on a loaded machine and retried: its retried copy counts instead.
+                continue
             if on_told is not None:
                 on_told(trial)
         return evaluation

@@ -523,6 +523,17 @@ PARAMETERS: tuple[Parameter, ...] = (
         from_chip=_from_family("collective_latency_scale"),
     ),
     Parameter(
+        "memory_reserve_fraction",
+        "",
+        "float",
+        "share of the HBM that the chip family's runtime keeps from programs "
+        "(chips/technology/families.toml; NaN: the settings' memory_reserve_fraction)",
+        0.0,
+        0.9,
+        zero_allowed=True,
+        from_chip=_from_family("memory_reserve_fraction"),
+    ),
+    Parameter(
         "energy_per_flop_scale",
         "",
         "float",

@@ -349,7 +349,12 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
         "memory_per_chip_gb": record["memory_per_chip_gb"],
         "memory_gb": memory_breakdown(metrics, 0),
         "usable_memory_gb": float(
-            usable_memory_b(metrics.training.memory_capacity_gb[0], settings) / GIGA
+            usable_memory_b(
+                metrics.training.memory_capacity_gb[0],
+                settings,
+                designs.memory_reserve_fraction[0],
+            )
+            / GIGA
         ),
         "step_time_s": record["step_time_s"],
         "mfu": record["mfu"],

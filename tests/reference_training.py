@@ -36,6 +36,7 @@ class Chip:
     oversubscription: float = 1.0  # the fabric's uplinks above a pod: 1/r of the pod's NICs
     in_network: bool = False  # switches that reduce (SHARP)
     matrix_unit: float = 0.0  # side of a systolic array (TPU MXU); 0: none
+    memory_reserve: float = math.nan  # the family runtime's share of the HBM; NaN: the settings'
 
 
 @dataclass
@@ -699,7 +700,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     return {
         "step_time_s": pipeline + exposed + optimizer_time,
         "memory_gb": memory / 1e9,
-        "fits": memory <= chip.hbm_gb * 2**30 * (1 - s.memory_reserve_fraction),  # GiB
+        "fits": memory <= chip.hbm_gb * 2**30 * (1 - _reserve(chip, s)),  # GiB
         "dp": dp,
         "recompute_factor": redo,
         "attention_recompute": attention_redo,
@@ -733,3 +734,8 @@ def training_days_and_mfu(
     used = result["dp"] * plan.tp * plan.pp * plan.cp
     mfu = tokens_step * (matmul + attention) / (result["step_time_s"] * used * chip.peak_flop_s)
     return days, mfu
+
+
+def _reserve(chip: Chip, s: Settings) -> float:
+    """The share of the HBM kept from the plan: the family runtime's, else the settings'."""
+    return s.memory_reserve_fraction if math.isnan(chip.memory_reserve) else chip.memory_reserve

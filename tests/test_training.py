@@ -18,7 +18,7 @@ from dse.model.evaluate import evaluate
 from dse.model.plans import PLACEMENTS, RECOMPUTE, ZB_H1, Plans, candidate_plans
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
-from dse.model.training.grid import FULL, OFFLOAD, exp_per_sixteen_bit_flop
+from dse.model.training.grid import FULL, OFFLOAD, exp_per_sixteen_bit_flop, usable_memory_b
 from dse.settings import load_settings
 
 from .reference_training import Chip, Plan, best_plan, step, training_days_and_mfu
@@ -298,6 +298,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         oversubscription=float(designs.fabric_oversubscription[i]),
         in_network=bool(designs.in_network_reduction[i]),
         matrix_unit=float(designs.matrix_unit_dim[i]),
+        memory_reserve=float(designs.memory_reserve_fraction[i]),
     )
 
 
@@ -1724,6 +1725,28 @@ def test_a_family_with_slower_collective_latencies_pays_them_in_every_collective
     trainium = from_chips([load_chip("trainium1")]).collective_latency_scale[0]
     assert trainium > 1.0
     assert from_chips([load_chip("h100-sxm")]).collective_latency_scale[0] == 1.0
+
+
+def test_a_family_runtime_reserve_replaces_the_allocators_where_it_is_published() -> None:
+    """§2.4 ``memory_reserve_fraction``: a TPU's plan may fill the HBM up to XLA:TPU's
+    allocation limit (31.25 of 32 GiB on a v6e), a GPU's up to the settings' reserve; a family
+    that states none takes the settings' value, and a larger reserve never fits more plans."""
+    settings = load_settings()
+    tpu, gpu = from_chips([load_chip("tpu-v6e"), load_chip("h100-sxm")]).memory_reserve_fraction
+    assert tpu == pytest.approx(1.0 - 31.246 / 32.0, abs=0.002)
+    assert np.isnan(gpu)
+    usable = usable_memory_b(np.array([32.0, 32.0]), settings, np.array([tpu, np.nan]))
+    assert usable[0] == pytest.approx(31.23 * 2**30, rel=1e-3)
+    assert usable[1] == pytest.approx(32.0 * 2**30 * (1.0 - settings.memory_reserve_fraction))
+    workload = load_workload("llama3.1-70b")
+    designs = _cluster("tpu-v6e", [64.0, 64.0, 64.0])
+    reserves = np.array([0.0, np.nan, 0.5])
+    metrics = evaluate(designs.replace(memory_reserve_fraction=reserves), workload, settings)
+    fits, step_s = metrics.training.fits, metrics.columns["step_time_s"]
+    assert fits.tolist() == [True, True, False]  # 16 GiB holds no plan of a 70B model on 64
+    assert step_s[0] <= step_s[1]  # more room never slows the best plan
+    memory_b = metrics.training.memory_per_chip_gb[:2] * 1e9
+    assert np.all(memory_b <= usable_memory_b(np.full(2, 32.0), settings, reserves[:2]))
 
 
 def test_a_compiled_stack_moves_less_memory_bound_traffic_and_is_never_slower() -> None:

@@ -6,6 +6,7 @@ source; the records here hold the values and keep the sources beside them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -84,6 +85,7 @@ FAMILY_SCHEMA = Table(
         "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
         "collective_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.4),
         "collective_latency_scale": Field(required=False, minimum=0.5, maximum=5.0),
+        "memory_reserve_fraction": Field(required=False, minimum=0.0, maximum=0.9),
     },
     sourced=True,
 )
@@ -218,6 +220,11 @@ class Family:
     """This family's collective library's fixed latencies over NCCL's cost model's (docs/model.md
     §2.7): above 1 where the vendor's own size sweeps, fitted from 64 KiB up, show a larger fixed
     cost than NCCL's latencies on the same chips, 1 where none is read."""
+    memory_reserve_fraction: float = math.nan
+    """Share of the HBM (its binary capacity) that this family's runtime keeps from programs,
+    where it is published (XLA:TPU's allocation limit, docs/model.md §2.4); NaN where none is:
+    the settings' ``memory_reserve_fraction`` (an eager allocator's workspace and
+    fragmentation) applies."""
     peak_clock_power_ratio: float = 1.0
     """κ: the tensor units' power at the datasheet clock over the power the TDP leaves them, on
     this family's chips under sustained GEMMs (docs/model.md §1.7): above 1 where the datasheet

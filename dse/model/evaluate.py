@@ -158,7 +158,10 @@ def evaluate(
     columns = _metric_columns(designs, silicon, training, economics, workload.precision)
     plan = _chosen_plans(plans, training, workload)
     constraints = dict(silicon.constraints)
-    usable_gb = usable_memory_b(training.memory_capacity_gb, settings) / GIGA
+    usable_gb = (
+        usable_memory_b(training.memory_capacity_gb, settings, designs.memory_reserve_fraction)
+        / GIGA
+    )
     over = training.memory_per_chip_gb / usable_gb - 1.0
     # No plan at all can run (e.g. fewer chips than one model replica needs): infeasible too.
     constraints["g_memory"] = np.where(training.fits, over, np.maximum(over, 1e-6))

@@ -215,7 +215,9 @@ def build_grid(
         in_network=col(designs.in_network_reduction) > 0,
         host_b_s=col(designs.host_bandwidth_gb_s) * GIGA,
         hbm_b_s=col(silicon.memory_bandwidth_tb_s) * TERA * s.hbm_efficiency,
-        capacity_b=usable_memory_b(col(silicon.memory_capacity_gb), s),
+        capacity_b=usable_memory_b(
+            col(silicon.memory_capacity_gb), s, col(designs.memory_reserve_fraction)
+        ),
         gemm_rate=gemm,
         attention_rate=attention,
         exp_rate=attention * col(exp_per_sixteen_bit_flop(designs)),
@@ -228,10 +230,15 @@ def build_grid(
     )
 
 
-def usable_memory_b(capacity_gb: FloatArray, s: Settings) -> FloatArray:
+def usable_memory_b(
+    capacity_gb: FloatArray, s: Settings, family_reserve: FloatArray | float = np.nan
+) -> FloatArray:
     """§2.4 Memory a plan may fill (bytes): the capacity, binary as DRAM is built (GiB), less
-    the reserve for workspace, fragmentation and communication buffers."""
-    return capacity_gb * BYTES_PER_GIB * (1.0 - s.memory_reserve_fraction)
+    the reserve: the share the chip family's runtime keeps (``family_reserve``, the design's
+    ``memory_reserve_fraction``) where one is published, else the settings' reserve for an
+    eager allocator's workspace, fragmentation and communication buffers."""
+    reserve = np.where(np.isnan(family_reserve), s.memory_reserve_fraction, family_reserve)
+    return capacity_gb * BYTES_PER_GIB * (1.0 - reserve)
 
 
 def _pinned_shard(plans: Plans) -> FloatArray | None:

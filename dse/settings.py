@@ -225,7 +225,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
         "ms",
     ),
     "goodput": ("productive fraction of wall time (failures, restarts, checkpoints)", "1"),
-    "memory_reserve_fraction": ("HBM kept free for workspace and fragmentation", "1"),
+    "memory_reserve_fraction": (
+        "HBM kept free for workspace and fragmentation (chips whose family states no reserve)",
+        "1",
+    ),
     "active_idle_power_fraction": (
         "power of a busy chip between tensor operations, over full-load power",
         "1",

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import (
@@ -34,9 +36,10 @@ from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.files import read_toml
 from dse.model.evaluate import Metrics, evaluate
-from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, candidate_plans
+from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, Plans, candidate_plans
 from dse.model.silicon import evaluate_silicon
-from dse.model.training.grid import usable_memory_b
+from dse.model.training.grid import build_grid, usable_memory_b
+from dse.model.training.step import compute_parts_s
 from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
 from dse.units import GB_PER_GIB, GIGA, SECONDS_PER_DAY
@@ -196,6 +199,16 @@ def evaluate_run(
     with the cluster's facts, its published plan pinned, goodput 1 unless it is a full run.
     ``family_scales`` replaces the ``gemm_efficiency_scale`` of chip families
     (chips/technology/families.toml) for calibration."""
+    designs, workload, plans, run_settings = run_inputs(run, settings, family_scales)
+    return evaluate(designs, workload, run_settings, plans), designs, workload
+
+
+def run_inputs(
+    run: dict[str, Any], settings: Settings, family_scales: Mapping[str, float] | None = None
+) -> tuple[Designs, Workload, Plans, Settings]:
+    """What :func:`evaluate_run` evaluates for one published run: the cluster (one design),
+    the workload with the run's facts, the candidate plans with its published plan pinned,
+    and the settings with the run's own."""
     workload = load_workload(run["workload"])
     overrides = {k: v for k, v in run["workload_overrides"].items() if v is not None}
     for key in ("global_batch_tokens", "tokens"):
@@ -218,7 +231,7 @@ def evaluate_run(
     run_settings = settings.with_overrides(str(RUNS_PATH), **_run_settings(run))
     if run["run_type"] != "full_run":
         run_settings = replace(run_settings, goodput=1.0)
-    return evaluate(designs, workload, run_settings, plans), designs, workload
+    return designs, workload, plans, run_settings
 
 
 def _run_settings(run: dict[str, Any]) -> dict[str, float | bool]:
@@ -323,7 +336,8 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
             RUNS_PATH, "run", f"a run id (the run column of dse validate){hint}", run_id
         )
     run = runs[run_id]
-    metrics, designs, workload = evaluate_run(run, settings)
+    designs, workload, plans, run_settings = run_inputs(run, settings)
+    metrics = evaluate(designs, workload, run_settings, plans)
     record = metrics.record(0)
     figures = {
         c.metric: {"predicted": c.predicted, "reported": c.reported, "error": c.error}
@@ -359,9 +373,23 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
         "step_time_s": record["step_time_s"],
         "mfu": record["mfu"],
         "breakdown_s": step_breakdown(metrics, 0),
+        "compute_per_microbatch_s": _compute_parts(
+            designs, workload, plans, run_settings, int(metrics.training.plan_index[0])
+        ),
         "figures": figures,
         "global_batch_tokens": workload.global_batch_tokens,
     }
+
+
+def _compute_parts(
+    designs: Designs, workload: Workload, plans: Plans, settings: Settings, plan: int
+) -> dict[str, float]:
+    """One micro-batch's compute on one stage at the chosen ``plan`` (an index into ``plans``)
+    split into the terms of docs/model.md §2.6 (s; :func:`compute_parts_s`)."""
+    silicon = evaluate_silicon(designs)
+    grid = build_grid(designs, silicon, workload.precision, plans, settings, slice(0, 1))
+    cell = grid.cells(np.zeros(1, int), np.array([plan]))
+    return {k: float(v[0]) for k, v in compute_parts_s(cell, workload, settings).items()}
 
 
 def validate(

@@ -266,6 +266,24 @@ def test_one_run_is_traced_to_its_facts_plan_and_parts(dse) -> None:
     assert wrong.code == 2 and "gpt3-megatron" in wrong.err and "Traceback" not in wrong.err
 
 
+def test_a_traced_run_splits_its_compute_into_the_terms_of_the_model(dse) -> None:
+    """``dse validate --run ID`` splits one micro-batch's compute on one stage into the terms of
+    docs/model.md §2.6; they sum to its total, which times the micro-batches is the step's
+    compute where the plan has one stage (torchtitan's DeepEP run: one micro-batch of 8 x 4096
+    tokens, FlashAttention-2 on a B200, full recompute). A 405B model on 256 TPU v6e with FFN
+    recompute spends its compute mostly in the linear layers."""
+    traced = dse("validate", "--run", "tt-deepep-qwen3-30b-b200-8", "--format", "json").json()
+    parts = traced["compute_per_microbatch_s"]
+    terms = ("linear_layers", "attention", "memory_bound", "output_layer", "moe_kernels")
+    assert all(parts[k] >= 0 for k in terms) and min(parts[k] for k in terms[:4]) > 0
+    assert sum(parts[k] for k in terms) == pytest.approx(parts["total"], rel=1e-12)
+    assert traced["plan"]["pp"] == 1
+    assert parts["total"] == pytest.approx(traced["breakdown_s"]["compute"], rel=1e-9)
+    big = dse("validate", "--run", "maxtext-llama31-405b-v6e", "--format", "json").json()
+    split = big["compute_per_microbatch_s"]
+    assert split["linear_layers"] > 0.5 * split["total"] > split["attention"]
+
+
 def test_cross_validate_command_prints_the_family_and_vendor_scales(dse, monkeypatch) -> None:
     """The table form of ``dse validate --cross-validate`` ends with every fitted value; the
     refit itself (minutes) is replaced by a canned result."""

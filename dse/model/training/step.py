@@ -21,7 +21,7 @@ from dse.model.training.collectives import (
     data_parallel_exposed_s,
     stage_communication,
 )
-from dse.model.training.compute import Compute, compute
+from dse.model.training.compute import Compute, compute, recompute_factors
 from dse.model.training.grid import Grid, build_grid
 from dse.model.training.memory import Memory, memory, memory_parts, state_bytes_per_param
 from dse.model.training.parallelism import Layout, layout
@@ -221,6 +221,30 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     return StepModel(
         lay, mem, comp, comm, slots, stage_s, dp_s, optimizer_s, step_s, fits, g.capacity_b
     )
+
+
+def compute_parts_s(g: Grid, w: Workload, s: Settings) -> dict[str, FloatArray]:
+    """§2.6 The compute of one micro-batch on one pipeline stage (⌈L/p⌉ layers and the output
+    layer) of every cell of ``g``, split into the terms of ``T_comp`` (s, each of the grid's
+    shape): the linear layers and attention, each with its recomputation, the memory-bound
+    operators (with theirs), the output layer's GEMMs, and what the MoE layers' host-bound
+    kernels add (``moe_kernels``); ``total`` is their sum, ``Compute.total_s``. The step's
+    ``compute_time_s`` is ``total`` times the micro-batches where the plan has one stage and
+    no multi-token-prediction modules (the slowest stage and the bubble otherwise, §2.7)."""
+    lay, mem, _ = fit_model(g, w, s)
+    comp = compute(g, lay, mem.elementwise_b, w, s)
+    other_redo = recompute_factors(g.rc, w, g.rc_share).other
+    parts = {
+        "linear_layers": comp.matmul_s * comp.matmul_redo,
+        "attention": comp.attention_s * comp.attention_redo,
+        "memory_bound": lay.layers_per_stage * mem.elementwise_b / g.hbm_b_s * other_redo,
+        "output_layer": comp.logits_s,
+    }
+    rest = comp.total_s - sum(parts.values())
+    # the difference of equal sums where no MoE kernel time shows: 0, not rounding noise
+    parts["moe_kernels"] = np.where(np.abs(rest) > 1e-9 * comp.total_s, rest, 0.0)
+    parts["total"] = comp.total_s
+    return parts
 
 
 def slowest_stage_s(

@@ -274,6 +274,32 @@ class CornerEngine(Engine):
         return {"kind": "corner"}
 
 
+def test_a_trial_finished_elsewhere_is_dropped_not_fatal(space: Path) -> None:
+    """A shared study's trial can be failed by another worker (stale heartbeat on a loaded
+    machine) while this worker suggests its design: it is dropped and the rest of the batch is
+    evaluated and told; a batch finished entirely elsewhere evaluates nothing."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from dse.search.optuna_engine import OptunaEngine, _directions
+
+    problem = Problem(load_space(space), load_workload("llama3.1-70b"))
+    engine = OptunaEngine(pop_size=4)
+    free = engine.free_dimensions(problem)
+    dims = problem.space.dimensions
+    maximize = np.array([o.maximize for o in problem.space.objectives])
+    study = optuna.create_study(directions=_directions(problem))
+    trials = [study.ask() for _ in range(3)]
+    study._storage.set_trial_state_values(trials[1]._trial_id, TrialState.FAIL)
+    evaluation = engine.evaluate_and_tell(study, problem, trials, dims, free, maximize)
+    assert evaluation is not None and evaluation.X.shape[0] == 2
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    gone = study.ask()
+    study._storage.set_trial_state_values(gone._trial_id, TrialState.FAIL)
+    assert engine.evaluate_and_tell(study, problem, [gone], dims, free, maximize) is None
+
+
 def test_registry_runs_any_engine(
     space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -224,7 +224,8 @@ class OptunaEngine(Engine):
             evaluation = self.evaluate_and_tell(study, problem, trials, dims, free, maximize)
             if kept is not None:
                 kept.add_trials(study.get_trials(deepcopy=False)[-len(trials) :])
-            record(evaluation)
+            if evaluation is not None:
+                record(evaluation)
             remaining -= len(trials)
         if kept is not None:
             kept.set_user_attr(TARGET_ATTR, json.dumps(None))
@@ -337,14 +338,18 @@ class OptunaEngine(Engine):
         free: list[int],
         maximize: np.ndarray,
         on_told: Callable[[Any], None] | None = None,
-    ) -> Evaluation:
+    ) -> Evaluation | None:
         """Suggest every trial's design, evaluate the batch in one model call, store each
-        design and its constraints on its trial and tell the study its objectives."""
-        params = [self._suggest(trial, [dims[j] for j in free]) for trial in trials]
+        design and its constraints on its trial and tell the study its objectives. A trial
+        another process finished meanwhile is dropped (None where every one was)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        trials, params = self._suggest_unfinished(trials, [dims[j] for j in free])
+        if not trials:
+            return None
         evaluation = problem.evaluate(self._indices(problem, params, free))
         values = np.where(maximize, -1.0, 1.0) * finite_objectives(evaluation.F)
         G = finite_constraints(evaluation.G)
-        from optuna.exceptions import UpdateFinishedTrialError
 
         for i, trial in enumerate(trials):
             design = {dims[j].name: dims[j].label(int(evaluation.X[i, j])) for j in free}
@@ -363,6 +368,26 @@ class OptunaEngine(Engine):
             if on_told is not None:
                 on_told(trial)
         return evaluation
+
+    @classmethod
+    def _suggest_unfinished(
+        cls, trials: list[Any], dims: list[Dimension]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """The trials whose designs could be suggested, and those designs. A trial of a shared
+        study can be finished by another worker while this one suggests it: failed as stale by
+        the study's heartbeat when this worker's beats came late on a loaded machine, and
+        retried; its retried copy counts instead, so it is dropped here."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        kept: list[Any] = []
+        params: list[dict[str, Any]] = []
+        for trial in trials:
+            try:
+                params.append(cls._suggest(trial, dims))
+            except UpdateFinishedTrialError:
+                continue
+            kept.append(trial)
+        return kept, params
 
     @staticmethod
     def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:

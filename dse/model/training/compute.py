@@ -304,7 +304,9 @@ class Compute:
     attention (``attention_s``) once, and everything with recomputation (``total_s``); the
     recompute factors of the matmuls and of attention; the HBM bytes of stored attention scores
     with recomputation (``score_b``, 0 with a flash kernel; §3.1's energy); the output layer's
-    GEMMs (``logits_s``, part of ``total_s``), which only the last stage runs."""
+    GEMMs (``logits_s``, part of ``total_s``), which only the last stage runs; the memory-bound
+    operators with their recomputation (``memory_s``) and the MoE layers' exposed host time
+    (``moe_host_s``), the other two terms of ``total_s``."""
 
     matmul_s: FloatArray
     attention_s: FloatArray
@@ -313,6 +315,8 @@ class Compute:
     attention_redo: FloatArray
     score_b: FloatArray | float
     logits_s: FloatArray
+    memory_s: FloatArray
+    moe_host_s: FloatArray | float
 
 
 def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Settings) -> Compute:
@@ -346,16 +350,21 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         s,
         matrix_unit=g.matrix_unit,
     )
-    memory_s = lay.layers_per_stage * elementwise_b / g.hbm_b_s
-    total = (
-        matmul_s * matmul_redo
-        + attention_s * attention_redo
-        + memory_s * redo.other
-        + logits_s
-        + moe_host_exposed_s(g, lay, w, experts, redo, s)
-    )
+    memory_s = lay.layers_per_stage * elementwise_b / g.hbm_b_s * redo.other
+    moe_host_s = moe_host_exposed_s(g, lay, w, experts, redo, s)
+    total = matmul_s * matmul_redo + attention_s * attention_redo + memory_s + logits_s + moe_host_s
     score_b = materialized_score_bytes(stage_attention, w) * attention_redo
-    return Compute(matmul_s, attention_s, total, matmul_redo, attention_redo, score_b, logits_s)
+    return Compute(
+        matmul_s,
+        attention_s,
+        total,
+        matmul_redo,
+        attention_redo,
+        score_b,
+        logits_s,
+        memory_s,
+        moe_host_s,
+    )
 
 
 def attention_time_s(

@@ -21,7 +21,7 @@ from dse.model.training.collectives import (
     data_parallel_exposed_s,
     stage_communication,
 )
-from dse.model.training.compute import Compute, compute, recompute_factors
+from dse.model.training.compute import Compute, compute
 from dse.model.training.grid import Grid, build_grid
 from dse.model.training.memory import Memory, memory, memory_parts, state_bytes_per_param
 from dse.model.training.parallelism import Layout, layout
@@ -233,18 +233,15 @@ def compute_parts_s(g: Grid, w: Workload, s: Settings) -> dict[str, FloatArray]:
     no multi-token-prediction modules (the slowest stage and the bubble otherwise, §2.7)."""
     lay, mem, _ = fit_model(g, w, s)
     comp = compute(g, lay, mem.elementwise_b, w, s)
-    other_redo = recompute_factors(g.rc, w, g.rc_share).other
     parts = {
         "linear_layers": comp.matmul_s * comp.matmul_redo,
         "attention": comp.attention_s * comp.attention_redo,
-        "memory_bound": lay.layers_per_stage * mem.elementwise_b / g.hbm_b_s * other_redo,
+        "memory_bound": comp.memory_s,
         "output_layer": comp.logits_s,
+        "moe_kernels": comp.moe_host_s,
+        "total": comp.total_s,
     }
-    rest = comp.total_s - sum(parts.values())
-    # the difference of equal sums where no MoE kernel time shows: 0, not rounding noise
-    parts["moe_kernels"] = np.where(np.abs(rest) > 1e-9 * comp.total_s, rest, 0.0)
-    parts["total"] = comp.total_s
-    return parts
+    return {name: np.broadcast_to(value, np.shape(comp.total_s)) for name, value in parts.items()}
 
 
 def slowest_stage_s(

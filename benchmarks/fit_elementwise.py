@@ -45,7 +45,10 @@ WORKLOADS = {  # the measured layer shapes (benchmarks/device/measure_layer.py, 
 def model_seconds(row: pd.Series, beta: float) -> float:
     """The model's forward + backward time (s) of the measured layers at β_ew = ``beta``."""
     workload = load_workload(WORKLOADS[row["model"]]).with_changes(
-        layers=int(row["layers"]), vocab_size=1, seq_len=int(row["seq_len"])
+        layers=int(row["layers"]),
+        vocab_size=1,
+        seq_len=int(row["seq_len"]),
+        sequence_parallel=False,
     )
     settings = replace(load_settings(), elementwise_bytes_per_activation_byte=beta)
     designs = from_chips([load_chip("h200")], [float(row["tp"])])

@@ -111,6 +111,7 @@ RUN_SCHEMA = Table(
                 "compiler": Field("str", required=False, choices=COMPILERS),
                 "moe_dispatcher": Field("str", required=False, choices=MOE_DISPATCHERS),
                 "repeat_kv": Field("bool", required=False),
+                "sequence_parallel": Field("bool", required=False),
                 "mtp_layers": Field("int", required=False, minimum=0, maximum=100),
             },
             required=False,

@@ -71,6 +71,10 @@ def _layer_compute_s(row: dict[str, str], settings: Settings) -> float:
         seq_len=seq,
         global_batch_tokens=float(mb * seq),
         tokens=float(mb * seq),
+        # benchmarks/device/measure_layer.py slices the heads and the MLP width by tp and runs
+        # the residual stream (norms, residual additions) whole, as a stack without sequence
+        # parallelism does
+        sequence_parallel=False,
     )
     total, active = shape_params(workload)
     workload = workload.with_changes(total_params=total, active_params=active)

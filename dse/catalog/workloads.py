@@ -207,6 +207,7 @@ WORKLOAD_SCHEMA = Table(
                     "str", required=False, default="alltoall", choices=MOE_DISPATCHERS
                 ),
                 "repeat_kv": Field("bool", required=False, default=False),
+                "sequence_parallel": Field("bool", required=False, default=True),
             }
         ),
     }
@@ -278,6 +279,12 @@ class Workload:
     (:data:`COMPILERS`, docs/model.md §2.6)."""
     moe_dispatcher: str = "alltoall"
     """How the MoE layers send tokens to their experts' ranks (:data:`MOE_DISPATCHERS`, §2.7)."""
+    sequence_parallel: bool = True
+    """With tensor parallelism, the operators on the residual stream (normalizations, residual
+    additions, dropout) run on each rank's share of the tokens (Megatron-LM's sequence
+    parallelism, Korthikanti et al. 2022, in every current stack); False: every tensor-parallel
+    rank holds and processes the whole residual stream (Megatron-LM before 2022, Megatron-
+    DeepSpeed, GPT-NeoX), docs/model.md §2.5-2.6."""
     repeat_kv: bool = False
     """The training code repeats each key/value head for its group of query heads before
     attention (torchtitan's Llama ``repeat_kv``), so context parallelism exchanges the ``H/t``
@@ -663,6 +670,7 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         compiler=training["compiler"],
         moe_dispatcher=training["moe_dispatcher"],
         repeat_kv=training["repeat_kv"],
+        sequence_parallel=training["sequence_parallel"],
         parallel_blocks=model["parallel_blocks"],
         parallel_shared_norm=model["parallel_shared_norm"],
         sliding_window=model["sliding_window"],

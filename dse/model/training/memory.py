@@ -85,6 +85,33 @@ def _per_token_layer_bytes(
     return attention_linear + mlp + norm_inputs - shared_norm, moe_fraction
 
 
+def residual_stream_bytes(w: Workload, low_precision: FloatArray | bool = True) -> FloatArray:
+    """§2.5 Of the stored bytes per token per layer (:func:`_per_token_layer_bytes`), those of
+    the tensors on the residual stream, which sequence parallelism splits over the
+    tensor-parallel ranks and which every rank holds whole without it: the inputs of the
+    normalizations, the normalized inputs of the attention and MLP blocks (their first linear
+    layers' kept inputs) and the dropout masks of the two blocks' outputs. Korthikanti et al.
+    2022 (arXiv:2205.05198, Sec. 4.2, eq. 2): ``10·s·b·h`` of a GPT layer's ``34·s·b·h``."""
+    d = float(w.d_model)
+    linear_in = _linear_input_bytes(w, low_precision)
+    mask = 1.0 if w.dropout > 0 else 0.0
+    norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
+    shared_norm = linear_in * d if w.parallel_shared_norm else 0.0
+    return norm_inputs + 2.0 * (linear_in + mask) * d - shared_norm
+
+
+def unsplit_bytes(
+    w: Workload, tokens_mb: FloatArray, tp: FloatArray, low_precision: FloatArray | bool = True
+) -> FloatArray | float:
+    """§2.5 Bytes per layer that one tensor-parallel rank holds beyond its ``1/tp`` share of
+    the stored activations where the run has no sequence parallelism
+    (``w.sequence_parallel`` False): the ``1 − 1/tp`` of the residual stream the other ranks
+    hold too (:func:`residual_stream_bytes`); 0 with sequence parallelism."""
+    if w.sequence_parallel:
+        return 0.0
+    return tokens_mb * residual_stream_bytes(w, low_precision) * (1.0 - 1.0 / tp)
+
+
 def _linear_input_bytes(w: Workload, low_precision: FloatArray | bool) -> FloatArray:
     """§2.5 Bytes an element of a linear layer's kept input: 1 where the design runs the
     workload's fp8/fp4 format, else 2."""
@@ -369,18 +396,21 @@ def elementwise_bytes(
     if w.precision not in ("fp8", "fp4") or w.fp8_casts == "fused":
         stored_b, _ = _per_token_layer_bytes(w, low_precision)
         routed_b = expert_input_bytes(w, _linear_input_bytes(w, low_precision))
-        return tokens_mb * (beta * (stored_b - routed_b) + permutation_bytes(w)) / tp
+        layer_b = tokens_mb * (beta * (stored_b - routed_b) + permutation_bytes(w)) / tp
+        return layer_b + beta * unsplit_bytes(w, tokens_mb, tp, low_precision)
     per_token_16, _ = _per_token_layer_bytes(w, low_precision=False)
     per_token_16 = per_token_16 - expert_input_bytes(w, 2.0)
     quantize = QUANTIZE_BYTES_PER_ELEMENT * linear_operand_elements(w)
     per_token = beta * per_token_16 + permutation_bytes(w) + np.where(low_precision, quantize, 0.0)
-    return tokens_mb * per_token / tp
+    return tokens_mb * per_token / tp + beta * unsplit_bytes(w, tokens_mb, tp, low_precision=False)
 
 
 def layer_input_bytes(w: Workload, tokens_mb: FloatArray, tp: FloatArray) -> FloatArray:
     """§2.5 Bytes of one layer's 16-bit input for ``tokens_mb`` tokens on one tensor-parallel
-    rank (sequence parallel): what full recompute keeps and offload copies to the host."""
-    return 2.0 * tokens_mb * float(w.d_model) / tp
+    rank: what full recompute keeps and offload copies to the host; each rank's share of the
+    tokens with sequence parallelism, all of them without."""
+    split = tp if w.sequence_parallel else 1.0
+    return 2.0 * tokens_mb * float(w.d_model) / split
 
 
 @dataclass(frozen=True)
@@ -424,7 +454,7 @@ def activations(
     memory where the policy would keep them (``offload_expert_inputs``: Megatron-Core's
     fine-grained activation offloading of ``expert_fc1``)."""
     per_token, _ = _per_token_layer_bytes(w, low_precision)
-    layer_b = tokens_mb * per_token / tp
+    layer_b = tokens_mb * per_token / tp + unsplit_bytes(w, tokens_mb, tp, low_precision)
     host_b: FloatArray | float = 0.0  # the experts' inputs sent to host memory, per layer
     if experts_offloaded:
         host_b = tokens_mb * expert_input_bytes(w, _linear_input_bytes(w, low_precision)) / tp

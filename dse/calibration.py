@@ -40,10 +40,10 @@ from dse.settings import Settings, load_settings
 from dse.validation import Comparison, searched_plan_pairs, validate
 
 GRID: dict[str, tuple[float, ...]] = {
-    # At most 20: the eager PyTorch layers measured on an H200 need 14.6-16.7 bytes per stored
-    # byte at tensor parallelism 1-2 (benchmarks/fit_elementwise.py), and fused production stacks
-    # fewer; at 24 the model's layers come out over 10 % slower than the measured eager ones
-    # (tests/test_measurements.py). The fit reached 24 on a nearly flat loss (docs/model.md §4).
+    # At most 20: the eager PyTorch layers measured on an H200 need 11.0-15.3 bytes per stored
+    # byte at tensor parallelism 1-8 (benchmarks/fit_elementwise.py), and fused production stacks
+    # fewer; at 20 the model's layers already come out 6-14 % slower than the measured eager
+    # ones (tests/test_measurements.py). The fit reached 24 on a nearly flat loss (§4).
     "elementwise_bytes_per_activation_byte": (12.0, 16.0, 20.0),
     "dp_overlap": (0.0, 0.25, 0.5, 0.75, 1.0),
     "tp_overlap": (0.0, 0.25, 0.5, 0.75),

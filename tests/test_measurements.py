@@ -93,11 +93,12 @@ def test_layer_compute_time_matches_measured_layers() -> None:
         for row in _rows("layer_step.csv")
     ]
     # Seven layer shapes (Llama 3 8B/70B/405B, GPT-3 175B at tp 1-8), timed at the power limit
-    # in eager PyTorch. Production stacks fuse the memory-bound operators (Transformer Engine),
-    # so the model, calibrated on their runs, may be faster than eager layers, never much slower.
+    # in eager PyTorch. The calibrated β_ew (20) lies above the eager layers' (14.5, next test):
+    # the model's layers come out 6-14 % slower than the measured ones (docs/model.md, the
+    # defaults of the training model), never faster, never much slower.
     assert len(errors) == 7
-    assert all(-0.20 <= e <= 0.10 for e in errors)
-    assert -0.15 <= statistics.median(errors) <= 0.05
+    assert all(0.0 <= e <= 0.15 for e in errors)
+    assert 0.0 <= statistics.median(errors) <= 0.10
 
 
 def _solved_beta(row: dict[str, str]) -> float:
@@ -110,6 +111,18 @@ def _solved_beta(row: dict[str, str]) -> float:
 
     fixed = compute_s(0.0)
     return (float(row["sustained_ms"]) * 1e-3 - fixed) / (compute_s(1.0) - fixed)
+
+
+def test_one_beta_describes_the_eager_layers_at_every_tensor_parallelism() -> None:
+    """§2.5-2.6: modelled as they ran (the residual stream whole on every rank, no sequence
+    parallelism), the seven eager layer shapes at tp 1-8 need one β_ew within a factor 1.5
+    (11.0-15.3; dividing the residual stream by tp gave 14.6-41), and the calibrated β_ew lies
+    within 1.5 times their median."""
+    betas = [_solved_beta(r) for r in _rows("layer_step.csv")]
+    assert max(betas) / min(betas) < 1.5
+    median = statistics.median(betas)
+    assert 12.0 < median < 17.0
+    assert median <= load_settings().elementwise_bytes_per_activation_byte <= 1.5 * median
 
 
 def test_compiled_fraction_is_the_measured_compiled_to_eager_ratio() -> None:

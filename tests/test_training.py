@@ -1144,6 +1144,34 @@ def test_flash_attention_keeps_no_scores_and_materialized_attention_does() -> No
     assert _activation_bytes(with_dropout, "selective") > _activation_bytes(stored, "selective")
 
 
+def test_without_sequence_parallelism_every_rank_holds_the_residual_stream() -> None:
+    """§2.5-2.6: without sequence parallelism a tensor-parallel rank keeps and processes the
+    whole residual stream: Korthikanti et al. 2022's 10·s·b·h of a GPT layer's 34·s·b·h (with
+    dropout, no stored scores) stays whole at tp 8, and the memory-bound traffic grows with it;
+    at tp 1 nothing changes, and a step is never faster."""
+    from dse.model.training.memory import activations, elementwise_bytes, layer_input_bytes
+
+    s = load_settings()
+    gpt = load_workload("gpt3-175b").with_changes(dropout=0.1)
+    no_sp = gpt.with_changes(sequence_parallel=False)
+    tokens, rc = np.array([2048.0]), np.array([RECOMPUTE.index("selective")])
+    h = float(gpt.d_model)
+    for tp in (1.0, 8.0):
+        t = np.array([tp])
+        split, whole = activations(gpt, tokens, t, rc), activations(no_sp, tokens, t, rc)
+        extra = float(whole.layer_b[0] - split.layer_b[0])
+        assert extra == pytest.approx(2048.0 * 10.0 * h * (1.0 - 1.0 / tp))
+        traffic = elementwise_bytes(no_sp, tokens, t, s) - elementwise_bytes(gpt, tokens, t, s)
+        assert float(traffic[0]) == pytest.approx(s.elementwise_bytes_per_activation_byte * extra)
+        assert float(layer_input_bytes(no_sp, tokens, t)[0]) == 2.0 * 2048.0 * h
+    # 34·s·b·h per layer (Korthikanti's eq. 1 without the scores' 5·a·s/h) at tp 1
+    assert float(split.layer_b[0]) * 8.0 == pytest.approx(2048.0 * 34.0 * h, rel=0.01)
+    designs = from_chips([load_chip("a100-80gb")], 1024)
+    plans = candidate_plans(gpt, tp=8, pp=8, recompute="selective")
+    step_s = [float(evaluate(designs, w, s, plans).columns["step_time_s"][0]) for w in (gpt, no_sp)]
+    assert step_s[1] > step_s[0]
+
+
 def test_logits_held_in_fewer_bytes_shrink_only_the_logits_term() -> None:
     """§2.5: ``logits_bytes_per_element`` scales the once-per-stage logits term alone, by
     tokens x vocabulary / t bytes per byte."""

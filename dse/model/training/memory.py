@@ -77,12 +77,17 @@ def _per_token_layer_bytes(
     else:
         moe_fraction = 0.0
         mlp = (linear_in + mask) * d + mlp_width * w.ffn_dim
-    # the inputs of the two normalizations: the layer's input and, in a sequential block, the
-    # residual after attention (a parallel block normalizes the layer's input for both, and
-    # keeps one normalized copy where its branches share the normalization)
+    return attention_linear + mlp + _norm_bytes(w, linear_in), moe_fraction
+
+
+def _norm_bytes(w: Workload, linear_in: FloatArray) -> FloatArray:
+    """§2.5 Stored bytes per token per layer of the normalizations' inputs: the layer's input
+    and, in a sequential block, the residual after attention (a parallel block normalizes the
+    layer's input for both), less the one normalized copy that a parallel block's branches
+    share (``parallel_shared_norm``), which the attention and MLP terms would count twice."""
+    d = float(w.d_model)
     norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
-    shared_norm = linear_in * d if w.parallel_shared_norm else 0.0
-    return attention_linear + mlp + norm_inputs - shared_norm, moe_fraction
+    return norm_inputs - linear_in * d * float(w.parallel_shared_norm)
 
 
 def residual_stream_bytes(w: Workload, low_precision: FloatArray | bool = True) -> FloatArray:
@@ -92,12 +97,9 @@ def residual_stream_bytes(w: Workload, low_precision: FloatArray | bool = True) 
     normalizations, the normalized inputs of the attention and MLP blocks (their first linear
     layers' kept inputs) and the dropout masks of the two blocks' outputs. Korthikanti et al.
     2022 (arXiv:2205.05198, Sec. 4.2, eq. 2): ``10·s·b·h`` of a GPT layer's ``34·s·b·h``."""
-    d = float(w.d_model)
     linear_in = _linear_input_bytes(w, low_precision)
     mask = 1.0 if w.dropout > 0 else 0.0
-    norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
-    shared_norm = linear_in * d if w.parallel_shared_norm else 0.0
-    return norm_inputs + 2.0 * (linear_in + mask) * d - shared_norm
+    return _norm_bytes(w, linear_in) + 2.0 * (linear_in + mask) * float(w.d_model)
 
 
 def unsplit_bytes(

@@ -1,0 +1,100 @@
+"""Compare the shipped defaults with another calibration point on every published figure.
+
+    python benchmarks/compare_calibration_points.py --set elementwise_bytes_per_activation_byte=16 \
+        --set dp_overlap=0 --set goodput=0.738 --scale nvidia-ampere=1.05 --scale google-tpu=0.95
+
+The calibration (dse/calibration.py, benchmarks/calibrate_training.py) picks one point of its
+grid; where two points fit almost equally well, which one ships is a choice that docs/model.md
+§4 records. This prints, for the shipped defaults and for the point given (settings with
+``--set``, chip-family scales with ``--scale``; everything else as shipped), the numbers that
+choice rests on: the mean |ln(predicted / reported)| of the steady-state figures (the
+calibration's score, here with each family at the scale given rather than profiled out), the
+median |error| of all figures, the published-plan figures within ±15 %, and the figures the
+training-model tests pin (DeepSeek-V3's GPU-hours, the GPT-3 175B projection). About 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tomllib
+from pathlib import Path
+
+from dse.errors import InputError
+from dse.settings import Settings, load_settings
+from dse.validation import Comparison, validate
+
+FAMILIES = Path(__file__).parent.parent / "chips/technology/families.toml"
+PINNED = ("deepseek-v3", "gpt3-megatron")
+
+
+def shipped_scales() -> dict[str, float]:
+    """Each family's and vendor's ``gemm_efficiency_scale`` as shipped."""
+    table = tomllib.loads(FAMILIES.read_text())
+    return {
+        name: float(entry["gemm_efficiency_scale"])
+        for name, entry in table.items()
+        if "gemm_efficiency_scale" in entry
+    }
+
+
+def summary(rows: list[Comparison]) -> dict[str, float]:
+    """The numbers a calibration point is judged by (see the module docstring)."""
+    steady = [
+        abs(math.log1p(r.error))
+        for r in rows
+        if r.run_type != "full_run" and r.metric != "energy_mwh"
+    ]
+    plans = [abs(r.error) for r in rows if r.plan_published and r.run_type != "full_run"]
+    out = {
+        "steady-state mean |ln error|": statistics.fmean(steady),
+        "median |error| (all figures)": statistics.median(abs(r.error) for r in rows),
+        "published-plan figures within ±15 %": float(sum(e <= 0.15 for e in plans)),
+        "published-plan figures (steady state)": float(len(plans)),
+    }
+    for r in rows:
+        if r.run in PINNED:
+            out[f"{r.run} {r.metric} error"] = r.error
+    return out
+
+
+def parse_pairs(pairs: list[str], option: str) -> dict[str, float]:
+    """``key=value`` strings as a mapping; a malformed one is a usage error."""
+    values: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            raise SystemExit(f"{option}: expected key=number, got {pair!r}")
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE")
+    parser.add_argument("--scale", action="append", default=[], metavar="FAMILY=VALUE")
+    args = parser.parse_args()
+    base = load_settings()
+    overrides = parse_pairs(args.set, "--set")
+    try:
+        other: Settings = base.with_overrides(**overrides)
+    except InputError as exc:
+        raise SystemExit(f"--set: {exc}") from None
+    scales = shipped_scales()
+    unknown = sorted(set(parse_pairs(args.scale, "--scale")) - set(scales))
+    if unknown:
+        raise SystemExit(f"--scale: expected one of {sorted(scales)}, got {unknown}")
+    other_scales = {**scales, **parse_pairs(args.scale, "--scale")}
+    shipped = summary(validate(base))
+    given = summary(validate(other, family_scales=other_scales))
+    print(f"{'':40s} {'shipped':>10s} {'given':>10s}")
+    for key, value in shipped.items():
+        print(f"{key:40s} {value:10.4f} {given[key]:10.4f}")
+
+
+if __name__ == "__main__":
+    main()

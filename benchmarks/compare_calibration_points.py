@@ -18,25 +18,20 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import tomllib
-from pathlib import Path
 
+from dse.catalog.technology import load_technology
 from dse.errors import InputError
 from dse.settings import Settings, load_settings
 from dse.validation import Comparison, validate
 
-FAMILIES = Path(__file__).parent.parent / "chips/technology/families.toml"
 PINNED = ("deepseek-v3", "gpt3-megatron")
 
 
 def shipped_scales() -> dict[str, float]:
-    """Each family's and vendor's ``gemm_efficiency_scale`` as shipped."""
-    table = tomllib.loads(FAMILIES.read_text())
-    return {
-        name: float(entry["gemm_efficiency_scale"])
-        for name, entry in table.items()
-        if "gemm_efficiency_scale" in entry
-    }
+    """Each family's and vendor's ``gemm_efficiency_scale`` as shipped
+    (chips/technology/families.toml)."""
+    families = load_technology().families
+    return {name: family.gemm_efficiency_scale for name, family in families.items()}
 
 
 def summary(rows: list[Comparison]) -> dict[str, float]:
@@ -84,11 +79,11 @@ def main() -> None:
         other: Settings = base.with_overrides(**overrides)
     except InputError as exc:
         raise SystemExit(f"--set: {exc}") from None
-    scales = shipped_scales()
-    unknown = sorted(set(parse_pairs(args.scale, "--scale")) - set(scales))
+    scales, given_scales = shipped_scales(), parse_pairs(args.scale, "--scale")
+    unknown = sorted(set(given_scales) - set(scales))
     if unknown:
         raise SystemExit(f"--scale: expected one of {sorted(scales)}, got {unknown}")
-    other_scales = {**scales, **parse_pairs(args.scale, "--scale")}
+    other_scales = {**scales, **given_scales}
     shipped = summary(validate(base))
     given = summary(validate(other, family_scales=other_scales))
     print(f"{'':40s} {'shipped':>10s} {'given':>10s}")

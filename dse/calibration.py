@@ -195,6 +195,17 @@ def _profiled_loss(rows: Sequence[Comparison], fitted: set[str]) -> float:
     )
 
 
+def stage_one_score(settings: Settings, runs: Runs | None = None) -> float:
+    """The score by which stage 1 of :func:`cross_validate` ranks ``settings`` on every
+    published figure: :func:`_profiled_loss` of the figures predicted with every family at
+    scale 1 (each fitted family then shifted by its median log error). Two calibration points
+    compare by it as the fit compares them, whatever family scales either ships with."""
+    runs = runs or _validate
+    families = sorted({r.family for r in runs(settings, None)})
+    rows = runs(settings, dict.fromkeys(families, 1.0))
+    return _profiled_loss(rows, _fitted_families(rows))
+
+
 def grid_settings(base: Settings, grid: Mapping[str, Sequence[float]] = GRID) -> list[Settings]:
     """Every combination of the grid's values on top of ``base``."""
     return [

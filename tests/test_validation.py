@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import replace
 
@@ -139,6 +140,43 @@ def test_a_family_without_enough_runs_takes_its_vendors_scale() -> None:
     by_family = {h.row.family: h for h in held}
     assert abs(by_family["acme-b"].held_out_error) < 1e-9  # its vendor's other families: 0.5
     assert abs(by_family["other-x"].held_out_error) < 1e-9  # no other family: 1
+
+
+def test_stage_one_score_ignores_a_fitted_familys_level_not_its_spread() -> None:
+    """The grid search ranks settings with each fitted family's level profiled out: a family
+    three runs strong that is uniformly 2x slow scores like one that is exact, while the same
+    factor on a family too small to fit (two runs) or a spread inside a family counts."""
+    from dse.calibration import stage_one_score
+    from dse.validation import Comparison
+
+    def runs_with(slowdowns: dict[str, list[float]]):
+        def runs(settings, family_scales=None):
+            return [
+                Comparison(
+                    run=f"{family}-{i}",
+                    model="m",
+                    metric="step_time_s",
+                    predicted=factor,
+                    reported=1.0,
+                    run_type="throughput",
+                    source="s",
+                    family=family,
+                )
+                for family, factors in slowdowns.items()
+                for i, factor in enumerate(factors)
+            ]
+
+        return runs
+
+    settings = load_settings()
+    exact = stage_one_score(settings, runs_with({"acme-a": [1.0] * 3, "b-x": [1.0, 1.0]}))
+    level = stage_one_score(settings, runs_with({"acme-a": [2.0] * 3, "b-x": [1.0, 1.0]}))
+    small = stage_one_score(settings, runs_with({"acme-a": [1.0] * 3, "b-x": [2.0, 2.0]}))
+    spread = stage_one_score(settings, runs_with({"acme-a": [1.0, 2.0, 4.0], "b-x": [1.0, 1.0]}))
+    assert exact == pytest.approx(0.0, abs=1e-12)
+    assert level == pytest.approx(0.0, abs=1e-12)
+    assert small == pytest.approx(2 * math.log(2.0) / 5)
+    assert spread == pytest.approx(2 * math.log(2.0) / 5)
 
 
 def test_goodput_trends_rank_full_runs_by_cluster_size_and_length() -> None:

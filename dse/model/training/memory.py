@@ -466,39 +466,10 @@ def activations(
     score_bytes = (5.0 if w.dropout > 0 else 2.0) if w.attention_kernel == "materialized" else 0.0
     scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp
     input_b = layer_input_bytes(w, tokens_mb, tp)
-    op_b = 2.0 * tokens_mb * op_checkpoint(w).kept_elements / tp
-    ffn_b = 2.0 * tokens_mb * ffn_checkpoint(w).kept_elements / tp
-    qkv_linear1_b = 2.0 * tokens_mb * qkv_linear1_checkpoint(w).kept_elements / tp
-    qkv_context_b = 2.0 * tokens_mb * qkv_context_checkpoint(w).kept_elements / tp
-    up_proj_b = layer_b - 2.0 * tokens_mb * mla_up_projected_elements(w) / tp
     moe_layer_b = tokens_mb * moe_layer_stored_bytes(w, _linear_input_bytes(w, low_precision)) / tp
-    moe_fraction = (w.layers - w.dense_layers) / w.layers if w.is_moe else 0.0
-    moe_b = layer_b - moe_fraction * (moe_layer_b - input_b)
     everything = layer_b + scores_b
-    kept = np.select(
-        [
-            rc == NONE,
-            rc == SELECTIVE,
-            rc == OP,
-            rc == FFN,
-            rc == QKV_LINEAR1,
-            rc == QKV_CONTEXT,
-            rc == MLA_UP_PROJ,
-            rc == MOE,
-            rc == OFFLOAD,
-        ],
-        [
-            everything - host_b,
-            layer_b - host_b,
-            op_b,
-            ffn_b,
-            qkv_linear1_b,
-            qkv_context_b,
-            up_proj_b - host_b,
-            moe_b,
-            0.0,
-        ],
-        input_b,
+    kept = _kept_by_policy(
+        w, tokens_mb, tp, rc, (layer_b, everything, input_b, moe_layer_b, host_b)
     )
     # the policies that keep the experts' inputs send them to host memory instead, as do the
     # layers outside recompute_layers, which keep everything
@@ -522,6 +493,39 @@ def activations(
         logits_b,
         sent_b,
     )
+
+
+def _kept_by_policy(
+    w: Workload,
+    tokens_mb: FloatArray,
+    tp: FloatArray,
+    rc: np.ndarray,
+    parts: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray | float],
+) -> FloatArray:
+    """§2.5 The bytes of one layer that recompute policy ``rc`` keeps until the backward pass;
+    ``parts``: the layer's stored bytes without and with the score matrices, its input, an MoE
+    layer's stored bytes and the experts' inputs sent to host memory (:func:`activations`).
+    Full recompute keeps the layer input; offload keeps nothing on the chip."""
+    layer_b, everything, input_b, moe_layer_b, host_b = parts
+
+    def checkpointed(elements: float) -> FloatArray:
+        return 2.0 * tokens_mb * elements / tp
+
+    up_proj_b = layer_b - checkpointed(mla_up_projected_elements(w))
+    moe_fraction = (w.layers - w.dense_layers) / w.layers if w.is_moe else 0.0
+    moe_b = layer_b - moe_fraction * (moe_layer_b - input_b)
+    policies: dict[int, FloatArray | float] = {
+        NONE: everything - host_b,
+        SELECTIVE: layer_b - host_b,
+        OP: checkpointed(op_checkpoint(w).kept_elements),
+        FFN: checkpointed(ffn_checkpoint(w).kept_elements),
+        QKV_LINEAR1: checkpointed(qkv_linear1_checkpoint(w).kept_elements),
+        QKV_CONTEXT: checkpointed(qkv_context_checkpoint(w).kept_elements),
+        MLA_UP_PROJ: up_proj_b - host_b,
+        MOE: moe_b,
+        OFFLOAD: 0.0,
+    }
+    return np.select([rc == code for code in policies], list(policies.values()), input_b)
 
 
 def offload_share(offload_layers: FloatArray, layers_per_stage: FloatArray) -> FloatArray:

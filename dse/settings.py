@@ -32,6 +32,7 @@ SETTINGS_SCHEMA = Table(
                 "attention_overhead_tokens": Field(minimum=0.0, maximum=1e7),
                 "elementwise_bytes_per_activation_byte": Field(minimum=0.0, maximum=1000.0),
                 "compiled_elementwise_fraction": _FRACTION,
+                "elementwise_kernel_latency_us": Field(minimum=0.0, maximum=1e6),
                 "hbm_efficiency": _EFFICIENCY,
                 "collective_efficiency": _EFFICIENCY,
                 "collective_latency_us": Field(minimum=0.0, maximum=1e6),
@@ -95,6 +96,7 @@ class Settings:
     attention_overhead_tokens: float
     elementwise_bytes_per_activation_byte: float
     compiled_elementwise_fraction: float
+    elementwise_kernel_latency_us: float
     hbm_efficiency: float
     collective_efficiency: float
     collective_latency_us: float
@@ -202,6 +204,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "compiled_elementwise_fraction": (
         "share of the eager memory-bound HBM traffic a graph compiler's fused kernels move",
         "1",
+    ),
+    "elementwise_kernel_latency_us": (
+        "fixed time of one memory-bound kernel (launch, fill, drain)",
+        "µs",
     ),
     "hbm_efficiency": ("achieved over peak HBM bandwidth", "1"),
     "collective_efficiency": ("collective bus bandwidth over link bandwidth", "1"),

@@ -403,6 +403,13 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     routed_16 = tokens * f * w.experts_per_token * o_16 * d / plan.tp
     permute = tokens * f * 8 * d * (1 + w.experts_per_token) / plan.tp
     t_memory = layers * (beta * (layer_16 - routed_16) + permute + quantize) / hbm
+    # each memory-bound kernel's fixed time: forward, the norms (one shared by a parallel
+    # block's branches; MLA's two latent norms), the residual adds, activation and RoPE; two
+    # backward kernels each
+    norms = (1 if w.parallel_blocks and w.parallel_shared_norm else 2) + (w.q_lora_rank > 0)
+    norms += w.kv_lora_rank > 0
+    forward_kernels = norms + (1 if w.parallel_blocks else 2) + 2
+    t_memory += layers * 3 * forward_kernels * s.elementwise_kernel_latency_us * 1e-6
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
     other_redo = 4 / 3 if full or op or ffn or qkv_linear1 or qkv_context else 1.0

@@ -77,6 +77,33 @@ MOE_EXPERT_KERNELS = 6.0
 weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert)."""
 
 
+BACKWARD_KERNELS_PER_FORWARD = 2.0
+"""[E] Backward kernels per memory-bound forward kernel of a layer: each operator's input
+gradient and, for a normalization, its weight gradient's reduction; the residual additions'
+gradients join the branches' (Transformer Engine's and Apex's fused norms run the two as one
+kernel or two, PyTorch's autograd one per operator)."""
+
+
+def memory_bound_kernels(w: Workload) -> float:
+    """§2.6 Memory-bound kernels of one layer's forward and backward pass, each of which pays
+    ``elementwise_kernel_latency_us`` beyond its bytes: forward, the normalizations (two, one
+    where a parallel block's branches share it, plus MLA's query and key/value latent norms),
+    the residual additions (two, one in a parallel block), the MLP's activation and the
+    rotary embedding; each with :data:`BACKWARD_KERNELS_PER_FORWARD` more in the backward pass.
+    A Llama layer: 6 forward, 18 in all."""
+    norms = 1.0 if w.parallel_blocks and w.parallel_shared_norm else 2.0
+    norms += float(w.q_lora_rank > 0) + float(w.kv_lora_rank > 0)
+    additions = 1.0 if w.parallel_blocks else 2.0
+    forward = norms + additions + 2.0  # the activation and the rotary embedding
+    return forward * (1.0 + BACKWARD_KERNELS_PER_FORWARD)
+
+
+def memory_bound_latency_s(w: Workload, s: Settings) -> float:
+    """§2.6 The fixed time (s) of one layer's memory-bound kernels in a forward and backward
+    pass: :func:`memory_bound_kernels` × ``elementwise_kernel_latency_us``."""
+    return memory_bound_kernels(w) * s.elementwise_kernel_latency_us * 1e-6
+
+
 def flops_per_score(w: Workload) -> float:
     """§2.6 Model FLOPs per attention score, forward and backward: 12·h_d (QKᵀ and P·V, each
     2·h_d forward and twice that backward); 6·(h_qk + h_v) where MLA's query/key heads are
@@ -321,7 +348,9 @@ class Compute:
 
 def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Settings) -> Compute:
     """§2.6 ``T_comp = ρ·T_mm + ρ_att·T_att + ρ·T_mem + T_logit``; ``elementwise_b``: HBM bytes
-    of one layer's memory-bound operators (:func:`dse.model.training.memory.elementwise_bytes`)."""
+    of one layer's memory-bound operators (:func:`dse.model.training.memory.elementwise_bytes`),
+    which take ``T_mem = L·(B_ew / BW + n_k·t_k)`` with their kernels' fixed time
+    (:func:`memory_bound_latency_s`)."""
     _, attention_per_token = flops_per_token(w)
     stage_attention = lay.tokens_mb * attention_per_token / w.layers * lay.layers_per_stage / g.tp
     redo = recompute_factors(g.rc, w, g.rc_share)
@@ -350,7 +379,11 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         s,
         matrix_unit=g.matrix_unit,
     )
-    memory_s = lay.layers_per_stage * elementwise_b / g.hbm_b_s * redo.other
+    memory_s = (
+        lay.layers_per_stage
+        * (elementwise_b / g.hbm_b_s + memory_bound_latency_s(w, s))
+        * redo.other
+    )
     moe_host_s = moe_host_exposed_s(g, lay, w, experts, redo, s)
     total = matmul_s * matmul_redo + attention_s * attention_redo + memory_s + logits_s + moe_host_s
     score_b = materialized_score_bytes(stage_attention, w) * attention_redo

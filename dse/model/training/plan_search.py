@@ -78,6 +78,7 @@ from dse.model.training.compute import (
     flops_per_score,
     gemm_time_s,
     layer_linear_time_s,
+    memory_bound_latency_s,
     recompute_factors,
 )
 from dse.model.training.grid import Grid, build_grid, recomputed_layer_share
@@ -260,7 +261,8 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
             attention_flops * redo.attention * attention_overhead_factor,
             memory_bytes * redo.other,
             tp_bytes * paid_share(s.tp_overlap, s) + pp_bytes,
-            layers_per_stage * layer_latency_s + logits_share * logits_latency_s,
+            layers_per_stage * (layer_latency_s + memory_bound_latency_s(w, s) * redo.other)
+            + logits_share * logits_latency_s,
         ]
     )
     # the all-to-all of at most a full stage's layers: what the model's communication counts

@@ -1584,6 +1584,37 @@ def test_contention_costs_only_where_communication_hides() -> None:
     assert hidden_all == pytest.approx(shown_all, rel=1e-9)
 
 
+def test_memory_bound_kernels_keep_a_strong_scaled_step_from_shrinking_with_its_tokens() -> None:
+    """§2.6 Each memory-bound kernel pays a fixed time beside its bytes: 18 kernels a Llama
+    layer (6 forward, two backward each), 24 with MLA's two latent norms, 12 in a parallel block
+    whose branches share one norm. So a quarter of the tokens per chip (MLPerf's Llama 3.1 8B
+    strong-scaled from 72 to 1,024 GB200) takes more than a quarter of the memory-bound time,
+    by exactly the kernels' time, and none of it without the latency."""
+    from dse.model.training.compute import memory_bound_kernels
+    from dse.model.training.grid import build_grid
+    from dse.model.training.step import compute_parts_s
+
+    assert memory_bound_kernels(load_workload("llama3.1-8b")) == 18.0
+    assert memory_bound_kernels(load_workload("deepseek-v3")) == 24.0
+    assert memory_bound_kernels(load_workload("palm-540b")) == 12.0
+    workload = load_workload("llama3.1-8b")
+    designs = _cluster("gb200", [1024.0])
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+
+    def memory_bound_s(context_parallel: int, latency_us: float) -> float:
+        settings = replace(load_settings(), elementwise_kernel_latency_us=latency_us)
+        plans = candidate_plans(workload, **plan, cp=context_parallel)
+        grid = build_grid(designs, evaluate_silicon(designs), "fp8", plans, settings, slice(0, 1))
+        return float(compute_parts_s(grid, workload, settings)["memory_bound"][0, 0])
+
+    kernels_s = workload.layers * 18 * 7.5e-6
+    whole, quarter = memory_bound_s(1, 7.5), memory_bound_s(4, 7.5)
+    assert whole - memory_bound_s(1, 0.0) == pytest.approx(kernels_s, rel=1e-9)
+    assert quarter - memory_bound_s(4, 0.0) == pytest.approx(kernels_s, rel=1e-9)
+    assert memory_bound_s(4, 0.0) == pytest.approx(memory_bound_s(1, 0.0) / 4, rel=1e-9)
+    assert quarter > whole / 4 + 0.7 * kernels_s
+
+
 def test_tensor_parallelism_beyond_the_kv_heads_replicates_them() -> None:
     """§2.3 Each rank needs the key/value heads of its query heads: past t = H_kv every rank
     projects a copy, so 16-way TP of an 8-KV-head layer does more than half 8-way's work."""

@@ -40,9 +40,9 @@ from dse.settings import Settings, load_settings
 from dse.validation import Comparison, searched_plan_pairs, validate
 
 GRID: dict[str, tuple[float, ...]] = {
-    # At most 20: the eager PyTorch layers measured on an H200 need 11.0-15.3 bytes per stored
+    # At most 20: the eager PyTorch layers measured on an H200 need 10.5-14.7 bytes per stored
     # byte at tensor parallelism 1-8 (benchmarks/fit_elementwise.py), and fused production stacks
-    # fewer; at 20 the model's layers already come out 6-14 % slower than the measured eager
+    # fewer; at 20 the model's layers already come out 6-15 % slower than the measured eager
     # ones (tests/test_measurements.py). The fit reached 24 on a nearly flat loss (§4). Steps of
     # 2 since 2026-12-05, when the grid's optimum fell between its steps of 4 (the stage-1
     # score 0.1153 at 16, 0.1146 at 18, 0.1160 at 20); 12 scored 0.123-0.125 and is left out.

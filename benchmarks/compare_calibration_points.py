@@ -7,8 +7,9 @@ The calibration (dse/calibration.py, benchmarks/calibrate_training.py) picks one
 grid; where two points fit almost equally well, which one ships is a choice that docs/model.md
 §4 records. This prints, for the shipped defaults and for the point given (settings with
 ``--set``, chip-family scales with ``--scale``; everything else as shipped), the numbers that
-choice rests on: the mean |ln(predicted / reported)| of the steady-state figures (the
-calibration's score, here with each family at the scale given rather than profiled out), the
+choice rests on: the mean |ln(predicted / reported)| of the figures other than full runs and
+energy (close to the calibration's steady-state score, which also keeps the full runs' MFU and
+throughput figures; here each family at the scale given rather than profiled out), the
 median |error| of all figures, the published-plan figures within ±15 %, and the figures the
 training-model tests pin (DeepSeek-V3's GPU-hours, the GPT-3 175B projection); and first the
 score by which the calibration's own grid search ranks the two settings (every family at scale

@@ -353,9 +353,24 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     else:
         kept = layer
     layer_input = 2 * tokens * d / plan.tp
-    interleave = 1 + (plan.pp - 1) / (plan.pp * plan.vp) if plan.vp > 1 else 1.0
+    # the first rank holds ⌊L/p⌋ layers, ⌊L/(p·v)⌋ in its first virtual stage; interleaved, it
+    # holds 2p − 1 micro-batches of that virtual stage and p of each other one
+    # (⌈⌉ with MTP modules, which make the last rank the short one)
+    share = math.ceil if w.mtp_layers else math.floor
+    first = max(share(w.layers / plan.pp), 1)
+    first_chunk = min(max(share(w.layers / (plan.pp * plan.vp)), 1), first)
+    if plan.dualpipe:
+        in_flight = min(plan.pp + 1, m) * first
+    elif plan.vp > 1:
+        in_flight = (
+            min(plan.pp, m)
+            / plan.pp
+            * ((2 * plan.pp - 1) * first_chunk + plan.pp * (first - first_chunk))
+        )
+    else:
+        in_flight = min(plan.pp, m) * first
     activations = (
-        (min(plan.pp + 1, m) if plan.dualpipe else min(plan.pp, m) * interleave) * layers * kept
+        in_flight * kept
         + (layer if full or offload else 0)
         + (tokens * moe_stored(o_linear) / plan.tp if moe else 0)  # one MoE layer redone
         + (2 * layer_input if offload else 0)  # one going out, one coming back

@@ -674,6 +674,42 @@ def test_interleaving_shrinks_the_bubble() -> None:
     assert interleaved.pp_comm_time_s[0] > plain.pp_comm_time_s[0]  # v× more p2p
 
 
+def _interleaved_first_rank_layers(chunk_layers: list[int], pp: int) -> int:
+    """Layers × micro-batches the first rank of an interleaved 1F1B schedule holds at its peak,
+    counted from Megatron-Core's warm-up: 2(p − 1) + (v − 1)·p forward passes, p micro-batches
+    per virtual stage in turn, then the steady state's first forward pass."""
+    v = len(chunk_layers)
+    forwards = 2 * (pp - 1) + (v - 1) * pp + 1
+    return sum(chunk_layers[(i // pp) % v] for i in range(forwards))
+
+
+def test_the_first_pipeline_rank_holds_its_own_layers_in_flight() -> None:
+    """§2.5 Uneven splits give the first rank the fewer layers (the embedding counted as a layer,
+    Megatron-Core's account_for_embedding_in_pipeline_split, torchtitan's default), unless MTP
+    modules make the last rank the short one; the interleaved schedule holds 2p − 1 micro-batches
+    of the first virtual stage and p of each other, which the model's count matches for Llama 3.1
+    405B on 8 ranks of 8 virtual stages (126 layers + embedding + loss, 2 a virtual stage) and
+    DeepSeek-V3's layout Et*2|(tt|)*22t|(tt|)*7mL (8 ranks of 4, the first rank 2 a virtual
+    stage); with an even split it is 1F1B's p micro-batches times (1 + (p − 1)/(p·v))."""
+    from dse.model.training.schedule import first_stage_layers, interleaved_in_flight
+
+    def held(layers: int, mtp: int, pp: int, vp: int) -> float:
+        first, chunk = first_stage_layers(layers, mtp, np.array(pp * 1.0), np.array(vp * 1.0))
+        return float(pp * (first + (pp - 1) / pp * chunk)) if vp > 1 else float(pp * first)
+
+    assert held(126, 0, 8, 8) == _interleaved_first_rank_layers([1] + [2] * 7, 8) == 127
+    assert held(61, 1, 8, 4) == _interleaved_first_rank_layers([2, 2, 2, 2], 8) == 78
+    assert held(80, 0, 8, 5) == pytest.approx(8 * 10 * interleaved_in_flight(8.0, 5.0))
+    assert held(126, 0, 8, 1) == 8 * 15  # 1F1B: p micro-batches of ⌊L/p⌋ layers
+    # the plan's activations follow: 405B on 8 stages keeps 15 layers' worth on its first rank
+    workload = load_workload("llama3.1-405b")
+    designs = _cluster("h100-sxm", [1024.0])
+    plan = {"tp": 8, "pp": 8, "microbatch": 1, "recompute": "full", "zero_stage": 1, "vp": 1}
+    kept = _pinned(workload, designs, **plan).training.memory_activations_gb[0]
+    per_layer = 2 * 8192 * workload.d_model / 8 / 1e9  # full recompute: each layer's input
+    assert kept == pytest.approx(8 * 15 * per_layer)
+
+
 def test_fsdp_without_a_sharded_weight_copy_keeps_two_bytes_per_parameter_less() -> None:
     """§2.1 Where ZeRO-3 casts the fp32 master shard as it gathers (PyTorch FSDP's mixed
     precision, JAX), each chip keeps its shard's 16-bit bytes less; other stages keep theirs,

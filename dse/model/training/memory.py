@@ -24,7 +24,7 @@ from dse.model.training.grid import (
     Grid,
 )
 from dse.model.training.parallelism import Layout
-from dse.model.training.schedule import micro_batches_in_flight
+from dse.model.training.schedule import layers_in_flight
 from dse.settings import Settings
 
 
@@ -615,7 +615,8 @@ def _plan_activations(
     g: Grid, lay: Layout, w: Workload, s: Settings
 ) -> tuple[Activations, FloatArray]:
     """§2.5 The plan's :func:`activations` of one micro-batch, and the bytes its schedule keeps
-    for the backward pass: the micro-batches in flight on the first stage times its layers."""
+    for the backward pass: the layers × micro-batches the first stage holds
+    (:func:`~dse.model.training.schedule.layers_in_flight`)."""
     share = offload_share(g.offload, lay.layers_per_stage)
     act = activations(
         w,
@@ -628,7 +629,7 @@ def _plan_activations(
         s.logits_bytes_per_element,
         s.offload_expert_inputs,
     )
-    return act, micro_batches_in_flight(g, lay) * lay.layers_per_stage * act.kept_b
+    return act, layers_in_flight(g, lay, w.layers, w.mtp_layers) * act.kept_b
 
 
 def _static(

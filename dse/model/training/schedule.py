@@ -27,13 +27,44 @@ def pipeline_bubble_slots(pp: FloatArray, vp: FloatArray, schedule: FloatArray) 
 
 def interleaved_in_flight(pp: FloatArray, vp: FloatArray) -> FloatArray:
     """§2.5 Extra in-flight activations of the interleaved 1F1B schedule, relative to plain
-    1F1B: 1 + (p − 1)/(p·v) for v > 1 (Narayanan et al. 2021, Sec. 2.2)."""
+    1F1B, where every virtual stage has the same layers: 1 + (p − 1)/(p·v) for v > 1
+    (Narayanan et al. 2021, Sec. 2.2)."""
     return np.where(vp > 1, 1.0 + (pp - 1.0) / (pp * vp), 1.0)
 
 
-def micro_batches_in_flight(g: Grid, lay: Layout) -> FloatArray:
-    """§2.5 Micro-batches whose activations the first stage holds: min(p, m) for 1F1B (more
-    when interleaved) and ZB-H1 (Qi et al. 2023, Table 1: 1F1B's peak), min(p + 1, m) for
-    DualPipe (DeepSeek-V3 report, Table 2)."""
-    plain = np.minimum(g.pp, lay.microbatches) * interleaved_in_flight(g.pp, g.vp)
-    return np.where(g.dual, np.minimum(g.pp + 1.0, lay.microbatches), plain)
+def first_stage_layers(
+    layers: int, mtp_layers: int, pp: FloatArray, vp: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """§2.5 Layers on the first pipeline rank and in its first virtual stage (each at least 1):
+    ``⌊L/p⌋`` and ``⌊L/(p·v)⌋``, or ``⌈L/p⌉`` and ``⌈L/(p·v)⌉`` for a workload with ``M > 0``
+    multi-token-prediction modules. An even split gives ``L/p`` and ``L/(p·v)`` either way.
+
+    Where the layers do not split evenly, the stacks count the embedding and the loss as a
+    layer of the split each, so the first and the last rank get the fewer: torchtitan's
+    ``pipeline_parallel_first_stage_less_layers`` and ``..._last_stage_less_layers`` (default
+    1 each), Megatron-Core's ``account_for_embedding_in_pipeline_split`` and
+    ``account_for_loss_in_pipeline_split`` (Megatron-Bridge's Llama 3.1 405B and Qwen3-235B
+    recipes). With MTP modules the last rank, which runs them beside the output layer, takes the
+    short count alone and the first keeps a full share: DeepSeek-V3's layout
+    ``Et*2|(tt|)*22t|(tt|)*7mL`` for 8 ranks of 4 virtual stages (Megatron-MoE-ModelZoo) puts 8
+    layers on the first rank, 2 in its first virtual stage (§2.7 gives the last stage
+    ``⌊L/p⌋ + M``)."""
+    round_ = np.ceil if mtp_layers > 0 else np.floor
+    first = np.maximum(round_(layers / pp), 1.0)
+    first_chunk = np.minimum(np.maximum(round_(layers / (pp * vp)), 1.0), first)
+    return first, first_chunk
+
+
+def layers_in_flight(g: Grid, lay: Layout, layers: int, mtp_layers: int) -> FloatArray:
+    """§2.5 Layer activations (layers × micro-batches) the first pipeline rank holds at its
+    peak, with ``F`` and ``F₀`` of :func:`first_stage_layers`: ``min(p, m)·F`` for 1F1B and
+    ZB-H1 (Qi et al. 2023, Table 1: 1F1B's peak), ``min(p + 1, m)·F`` for DualPipe (DeepSeek-V3
+    report, Table 2), and ``min(p, m)·(F + (p − 1)/p·F₀)`` for interleaved 1F1B: its first
+    rank runs ``2(p − 1) + (v − 1)·p`` forward passes before its first backward pass
+    (Megatron-Core ``schedules.py``, the interleaved warm-up), so it holds ``2p − 1``
+    micro-batches of its first virtual stage and ``p`` of each other one; with even virtual
+    stages that is :func:`interleaved_in_flight` times ``p·F``."""
+    first, first_chunk = first_stage_layers(layers, mtp_layers, g.pp, g.vp)
+    extra = np.where(g.vp > 1, (g.pp - 1.0) / g.pp * first_chunk, 0.0)
+    plain = np.minimum(g.pp, lay.microbatches) * (first + extra)
+    return np.where(g.dual, np.minimum(g.pp + 1.0, lay.microbatches) * first, plain)

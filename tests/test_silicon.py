@@ -196,6 +196,39 @@ def test_the_air_cooled_mi350x_throttles_beyond_its_twin_where_the_b200_does_not
     )
 
 
+def test_cdna4_holds_the_clock_its_published_gemm_rate_implies() -> None:
+    """§1.7 CDNA 4's κ is derived, not fitted: the MI355X's published max-achievable bf16 GEMM
+    rate (0.622 of its datasheet peak) over the share of the held clock's rate that hipBLASLt
+    reaches on CDNA 3 (0.942, AMD's MI300X at its measured 1,207 MHz) puts its bf16 clock under
+    sustained GEMMs at 2.4 × 0.622 / 0.942 GHz; the model holds that clock, never runs below the
+    published rate, and throttles the 1,000 W MI350X (the same silicon) below it."""
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data/measurements/published/gemm_fraction.csv"
+    with path.open() as fh:
+        maf = next(r for r in csv.DictReader(fh) if r["chip"] == "mi355x" and r["dtype"] == "bf16")
+    with (path.parent / "sustained_clock.csv").open() as fh:
+        mi300x = next(
+            r for r in csv.DictReader(fh) if r["chip"] == "mi300x" and r["dtype"] == "bf16"
+        )
+    held = float(mi300x["sustained_clock_mhz"]) / float(mi300x["datasheet_clock_mhz"])
+    with path.open() as fh:
+        cdna3 = next(
+            r
+            for r in csv.DictReader(fh)
+            if r["chip"] == "mi300x" and r["dtype"] == "bf16" and r["tool"].startswith("hipblaslt")
+        )
+    software = float(cdna3["fraction_of_peak"]) / held
+    assert software == pytest.approx(0.942, abs=0.002)
+    mi355x = evaluate_silicon(one("mi355x"))
+    expected_ghz = 2.4 * float(maf["fraction_of_peak"]) / software
+    assert mi355x.sustained_clock_ghz["bf16"][0] == pytest.approx(expected_ghz, rel=0.005)
+    assert mi355x.sustained_flop_s("bf16")[0] >= float(maf["achieved_tflop_s"]) * 1e12
+    mi350x = evaluate_silicon(one("mi350x"))
+    assert mi350x.sustained_clock_ghz["bf16"][0] < 0.9 * mi355x.sustained_clock_ghz["bf16"][0]
+
+
 def test_no_catalog_chip_runs_slower_than_its_published_benchmarks() -> None:
     """The model's sustained rate of each chip is at least what its published throughput
     benchmarks achieved (MFU x 16-bit peak, dse validate)."""

@@ -691,11 +691,16 @@ def test_the_first_pipeline_rank_holds_its_own_layers_in_flight() -> None:
     405B on 8 ranks of 8 virtual stages (126 layers + embedding + loss, 2 a virtual stage) and
     DeepSeek-V3's layout Et*2|(tt|)*22t|(tt|)*7mL (8 ranks of 4, the first rank 2 a virtual
     stage); with an even split it is 1F1B's p micro-batches times (1 + (p − 1)/(p·v))."""
-    from dse.model.training.schedule import first_stage_layers, interleaved_in_flight
+    from dse.model.training.schedule import (
+        first_stage_layers_per_micro_batch,
+        interleaved_in_flight,
+    )
 
     def held(layers: int, mtp: int, pp: int, vp: int) -> float:
-        first, chunk = first_stage_layers(layers, mtp, np.array(pp * 1.0), np.array(vp * 1.0))
-        return float(pp * (first + (pp - 1) / pp * chunk)) if vp > 1 else float(pp * first)
+        per = first_stage_layers_per_micro_batch(
+            layers, mtp, np.array(pp * 1.0), np.array(vp * 1.0), False
+        )
+        return float(pp * per)
 
     assert held(126, 0, 8, 8) == _interleaved_first_rank_layers([1] + [2] * 7, 8) == 127
     assert held(61, 1, 8, 4) == _interleaved_first_rank_layers([2, 2, 2, 2], 8) == 78

@@ -89,7 +89,10 @@ from dse.model.training.memory import (
     zero_state_bytes,
 )
 from dse.model.training.parallelism import data_parallel_step, data_parallelism, shard_groups
-from dse.model.training.schedule import first_stage_layers, pipeline_bubble_slots
+from dse.model.training.schedule import (
+    first_stage_layers_per_micro_batch,
+    pipeline_bubble_slots,
+)
 from dse.model.training.step import (
     CHUNK_CELLS,
     StepExtra,
@@ -424,9 +427,7 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
         weight, expert = np.where(hsdp, 0.0, weight), np.where(hsdp, 0.0, expert)
     fixed = fixed + np.where(dual, params_chip * s.weight_bytes_per_param, 0.0)
     # Activations (§2.5), as memory.memory computes them, in the workload's format and in 16-bit.
-    # the first rank's layers per micro-batch in flight (schedule.layers_in_flight over min(cap, m))
-    first, first_chunk = first_stage_layers(w.layers, w.mtp_layers, pp, vp)
-    in_flight = first + np.where(dual | (vp <= 1), 0.0, (pp - 1.0) / pp * first_chunk)
+    in_flight = first_stage_layers_per_micro_batch(w.layers, w.mtp_layers, pp, vp, dual)
     share = offload_share(plans.offloaded_layers, layers_per_stage)
     low, sixteen = (
         activations(

@@ -55,16 +55,25 @@ def first_stage_layers(
     return first, first_chunk
 
 
+def first_stage_layers_per_micro_batch(
+    layers: int, mtp_layers: int, pp: FloatArray, vp: FloatArray, dual: np.ndarray | bool
+) -> FloatArray:
+    """§2.5 The layers the first pipeline rank holds per micro-batch in flight, with ``F`` and
+    ``F₀`` of :func:`first_stage_layers`: ``F + (p − 1)/p·F₀`` for interleaved 1F1B, whose first
+    rank runs ``2(p − 1) + (v − 1)·p`` forward passes before its first backward pass
+    (Megatron-Core ``schedules.py``, the interleaved warm-up), so that it holds ``2p − 1``
+    micro-batches of its first virtual stage and ``p`` of each other one out of ``p`` in flight
+    (with even virtual stages :func:`interleaved_in_flight` times ``F``); ``F`` for 1F1B, ZB-H1
+    and DualPipe."""
+    first, first_chunk = first_stage_layers(layers, mtp_layers, pp, vp)
+    return first + np.where(np.asarray(dual) | (vp <= 1), 0.0, (pp - 1.0) / pp * first_chunk)
+
+
 def layers_in_flight(g: Grid, lay: Layout, layers: int, mtp_layers: int) -> FloatArray:
     """§2.5 Layer activations (layers × micro-batches) the first pipeline rank holds at its
-    peak, with ``F`` and ``F₀`` of :func:`first_stage_layers`: ``min(p, m)·F`` for 1F1B and
-    ZB-H1 (Qi et al. 2023, Table 1: 1F1B's peak), ``min(p + 1, m)·F`` for DualPipe (DeepSeek-V3
-    report, Table 2), and ``min(p, m)·(F + (p − 1)/p·F₀)`` for interleaved 1F1B: its first
-    rank runs ``2(p − 1) + (v − 1)·p`` forward passes before its first backward pass
-    (Megatron-Core ``schedules.py``, the interleaved warm-up), so it holds ``2p − 1``
-    micro-batches of its first virtual stage and ``p`` of each other one; with even virtual
-    stages that is :func:`interleaved_in_flight` times ``p·F``."""
-    first, first_chunk = first_stage_layers(layers, mtp_layers, g.pp, g.vp)
-    extra = np.where(g.vp > 1, (g.pp - 1.0) / g.pp * first_chunk, 0.0)
-    plain = np.minimum(g.pp, lay.microbatches) * (first + extra)
-    return np.where(g.dual, np.minimum(g.pp + 1.0, lay.microbatches) * first, plain)
+    peak: :func:`first_stage_layers_per_micro_batch` times the micro-batches in flight,
+    ``min(p, m)`` for 1F1B, interleaved 1F1B and ZB-H1 (Qi et al. 2023, Table 1: 1F1B's peak),
+    ``min(p + 1, m)`` for DualPipe (DeepSeek-V3 report, Table 2)."""
+    per_micro_batch = first_stage_layers_per_micro_batch(layers, mtp_layers, g.pp, g.vp, g.dual)
+    cap = np.where(g.dual, g.pp + 1.0, g.pp)
+    return np.minimum(cap, lay.microbatches) * per_micro_batch

@@ -535,6 +535,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         pp_out = out / min(max(r * neighbour / chip.pod_chips, 1), r)
     pp_bw = up if pipeline_span <= chip.domain else pp_out
     pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0
+    if plan.vp > 1:  # interleaved: sent and received behind the compute of the chunk in hand
+        pp_hidden = min(pp_comm, compute)
+        pp_comm = pp_comm - pp_hidden + s.overlap_slowdown * pp_hidden
     moe_comm = 0.0
     if w.is_moe:
         k = w.experts_per_token

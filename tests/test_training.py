@@ -671,7 +671,29 @@ def test_interleaving_shrinks_the_bubble() -> None:
     plain = _pinned(workload, designs, **plan, vp=1).training
     interleaved = _pinned(workload, designs, **plan, vp=5).training
     assert interleaved.bubble_fraction[0] < plain.bubble_fraction[0]
-    assert interleaved.pp_comm_time_s[0] > plain.pp_comm_time_s[0]  # v× more p2p
+
+
+def test_the_interleaved_schedule_hides_its_p2p_behind_the_chunk_in_hand() -> None:
+    """§2.7 Megatron-Core's interleaved schedule posts each virtual stage's sends and receives
+    ahead and waits for them when the next chunk needs them (``overlap_p2p_comm``, on wherever
+    vp > 1): its v× more p2p hides behind the compute and costs only the contention of hidden
+    communication, where plain 1F1B waits for its batched send and receive; a link too slow to
+    hide behind the compute shows what it cannot hide."""
+    slowdown = load_settings().overlap_slowdown
+    workload = load_workload("llama3.1-70b")
+    plan = {"tp": 8, "pp": 8, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    exposed = []
+    for out_gb_s in (50.0, 0.01):
+        designs = _cluster("h100-sxm", [1024.0]).replace(
+            scale_out_bandwidth_gb_s=np.array([out_gb_s])
+        )
+        plain = _pinned(workload, designs, **plan, vp=1).training.pp_comm_time_s[0]
+        interleaved = _pinned(workload, designs, **plan, vp=5).training.pp_comm_time_s[0]
+        sent = 5.0 * plain  # v× the messages, every one of them waited for at vp = 1
+        assert slowdown * sent <= interleaved * (1 + 1e-9) and interleaved < sent
+        exposed.append(interleaved / sent)
+    assert exposed[0] == pytest.approx(slowdown, rel=1e-9)  # all hidden behind the compute
+    assert exposed[1] > 2 * slowdown  # a link this slow outlasts the compute it hides behind
 
 
 def _interleaved_first_rank_layers(chunk_layers: list[int], pp: int) -> int:

@@ -390,7 +390,11 @@ def stage_communication(
         stage_stride = np.where(g.pp_inner, g.tp, lay.replica * lay.dp / g.pp)
         pp_out_b_s = g.out_b_s / pod_p2p_slowdown(g, pipeline_ranks, stage_stride)
     pp_b_s = np.where(pipeline_ranks <= g.domain, g.up_b_s, pp_out_b_s)
-    pp_s = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
+    pp_all = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
+    # the interleaved schedule posts each chunk's sends and receives ahead and waits for them
+    # only when the next chunk needs them, behind the chunk in hand (Megatron-Core's
+    # overlap_p2p_comm); plain 1F1B waits for its batched send and receive
+    pp_s = np.where(g.vp > 1, overlapped(pp_all, comp.total_s, 1.0, s.overlap_slowdown), pp_all)
     moe_s = np.zeros_like(pp_s)
     if w.is_moe:
         count = moe_token_collectives(w, lay.layers_per_stage, moe_redone)

@@ -257,6 +257,7 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     message_b = tokens_mb * w.d_model * 2.0
     tp_bytes = _tensor_parallel_bytes(plans, w, s, tokens_mb, layers_per_stage, redone)
     pp_bytes = np.where(pp > 1, 2.0 * plans.virtual_stages * message_b / tp, 0.0)
+    pp_bytes = pp_bytes * np.where(plans.virtual_stages > 1, paid_share(1.0, s), 1.0)
     attention_overhead_factor = attention_overhead(w, cp, s.attention_overhead_tokens)
     coefficients = np.stack(
         [

@@ -1,8 +1,9 @@
 """Calibrate the [C] defaults of dse/defaults.toml on every published run, and cross-validate.
 
 The throughput constants (dse.calibration.GRID) are fitted on the steady-state figures, goodput
-on the full runs' GPU-hours and days; then each chip family and each source is left out in turn
-and predicted with constants fitted on the rest. Writes the leave-one-source-out errors to
+on the full runs' GPU-hours and days; then each chip family, each source (publisher) and each
+company (dse/validation_companies.toml) is left out in turn and predicted with constants fitted
+on the rest. Writes the leave-one-source-out errors to
 dse/validation_residuals.csv (the prediction intervals, dse/intervals.py). Prints the fitted values (copy them into
 dse/defaults.toml by hand, so that the change is reviewed) and the error table per family:
 in-sample, held out, and the "6·N·T at 40 % of peak" rule on the same figures; then whether
@@ -33,10 +34,11 @@ def main() -> None:
     print(
         f"every figure at {len(tables.settings)} grid settings ({time.perf_counter() - start:.0f} s)"
     )
-    for by in ("family", "source"):
+    for by in ("family", "source", "company"):
         start = time.perf_counter()
         rows, fitted = cross_validate(by, tables=tables)
         if by == "source":
+            source_rows = rows
             write_residuals(rows, RESIDUALS_PATH, search_shifts())
             print(f"wrote the held-out errors behind the prediction intervals: {RESIDUALS_PATH}")
         print(f"leave one {by} out ({time.perf_counter() - start:.0f} s); fitted on all: {fitted}")
@@ -49,7 +51,7 @@ def main() -> None:
                 f"{s['held_out']:9.1%} {s['rule_40pct']:9.1%}"
             )
     runs = {run["id"]: run for run in load_runs()}
-    for trend in goodput_trends(rows, runs):
+    for trend in goodput_trends(source_rows, runs):
         print(
             f"full runs' time error against {trend.against}: Spearman rho {trend.rho:+.2f}"
             f" (p = {trend.p_value:.2f}, {trend.runs} runs)"

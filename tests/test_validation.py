@@ -401,7 +401,7 @@ def test_a_runs_published_state_formats_change_its_memory_not_its_step(tmp_path)
 
 def test_context_parallelism_holds_from_8k_to_a_million_tokens_on_nemos_b200_table() -> None:
     # docs/model.md §4, §5: NeMo 25.04's Llama 3 8B on B200 from 8K tokens on 2 GPUs to 1M on
-    # 256 with c = 16, attention from a fifth of the step to nearly all of it; the ring's
+    # 256 with c = 16, attention from a quarter of the compute to 97 % of it; the ring's
     # exchange, its overlap with attention and the attention rate per rank must keep every row
     # within 10 % (4.4 % at worst when the rows joined, predicted before any refit)
     settings = load_settings()

@@ -37,7 +37,7 @@ from dse.files import read_toml
 from dse.intervals import time_log_error
 from dse.lifeline import die_with_parent
 from dse.settings import Settings, load_settings
-from dse.validation import Comparison, searched_plan_pairs, validate
+from dse.validation import POWER_METRICS, Comparison, searched_plan_pairs, validate
 
 GRID: dict[str, tuple[float, ...]] = {
     # At most 20: the eager PyTorch layers measured on an H200 need 10.5-14.7 bytes per stored
@@ -160,7 +160,7 @@ def _with_goodput(row: Comparison, assumed: float, goodput: float) -> float:
 
 
 def _steady(rows: Sequence[Comparison]) -> list[Comparison]:
-    return [r for r in rows if not _is_overhead_row(r) and r.metric != "energy_mwh"]
+    return [r for r in rows if not _is_overhead_row(r) and r.metric not in POWER_METRICS]
 
 
 def _throughput_loss(rows: Sequence[Comparison]) -> float:
@@ -293,7 +293,7 @@ def _fit(tables: _Tables, keep: Sequence[bool], assumed: float) -> _Fit:
     best = min(range(len(losses)), key=losses.__getitem__)
     members: dict[str, list[int]] = {}
     for i, r in enumerate(tables.grid[best]):
-        if keep[i] and not _is_overhead_row(r) and r.metric != "energy_mwh":
+        if keep[i] and not _is_overhead_row(r) and r.metric not in POWER_METRICS:
             members.setdefault(r.family, []).append(i)
     vendors: dict[str, list[int]] = {}
     for family, steady in members.items():

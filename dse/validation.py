@@ -35,6 +35,7 @@ from dse.catalog.workloads import (
 from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.files import read_toml
+from dse.model.economics import ENERGY_SCOPES, cluster_power_w
 from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, Plans, candidate_plans
 from dse.model.silicon import evaluate_silicon
@@ -42,7 +43,7 @@ from dse.model.training.grid import build_grid, usable_memory_b
 from dse.model.training.step import compute_parts_s
 from dse.parameters import IN_CHIP_FILES
 from dse.settings import Settings, load_settings
-from dse.units import GB_PER_GIB, GIGA, SECONDS_PER_DAY
+from dse.units import GB_PER_GIB, GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR, WH_PER_MWH
 
 RUNS_PATH = Path(__file__).with_name("validation_runs.toml")
 REPORTED = (
@@ -50,6 +51,7 @@ REPORTED = (
     "chip_hours",
     "mfu",
     "energy_mwh",
+    "avg_power_w_per_chip",
     "step_time_s",
     "tokens_per_s_per_chip",
 )
@@ -77,6 +79,12 @@ RUN_FLAGS = ("sharded_weight_copy", "offload_expert_inputs")
 as it is gathered (PyTorch FSDP's mixed precision, JAX's fp32 parameters; §2.1);
 ``offload_expert_inputs = true`` where it keeps the routed experts' inputs in host memory
 (Megatron-Core's fine-grained activation offloading of ``expert_fc1``; §2.5)."""
+POWER_METRICS = ("energy_mwh", "avg_power_w_per_chip")
+"""Figures of power rather than time, compared in the scope the run states (``energy_scope``,
+:data:`ENERGY_SCOPES`; §4) and left out of the calibration of time."""
+RUN_FACILITY = ("pue",)
+"""Facts of the run's data centre, recorded under ``[run.settings]`` where its report states
+them: its power usage effectiveness (§3.1)."""
 RUN_OVERLAPS = ("dp_overlap", "moe_comm_overlap")
 """Overlaps a run's published configuration fixes (§2.7), recorded under ``[run.settings]``, the
 calibrated default applying to runs that do not say: ``dp_overlap = 1`` where its stack issues
@@ -98,6 +106,7 @@ RUN_SCHEMA = Table(
         "confidence": Field("str", required=False, choices=CONFIDENCE),
         "family": Field("str", required=False),
         "notes": Field("str", required=False, default=""),
+        "energy_scope": Field("str", required=False, choices=ENERGY_SCOPES, default="facility"),
         "workload_overrides": Table(
             {
                 "global_batch_tokens": _OPTIONAL_POSITIVE,
@@ -137,6 +146,10 @@ RUN_SCHEMA = Table(
                     for k in RUN_OVERLAPS
                 },
                 **{k: Field("bool", required=False) for k in RUN_FLAGS},
+                **{
+                    k: Field("number", required=False, minimum=1.0, maximum=3.0)
+                    for k in RUN_FACILITY
+                },
             },
             required=False,
         ),
@@ -237,7 +250,7 @@ def run_inputs(
 
 def _run_settings(run: dict[str, Any]) -> dict[str, float | bool]:
     """The settings the run's published configuration fixes (:data:`STATE_FORMATS`,
-    :data:`RUN_OVERLAPS`, :data:`RUN_FLAGS`) that it records."""
+    :data:`RUN_OVERLAPS`, :data:`RUN_FLAGS`, :data:`RUN_FACILITY`) that it records."""
     return {
         k: v if k in RUN_FLAGS else float(v) for k, v in run["settings"].items() if v is not None
     }
@@ -247,13 +260,20 @@ def compare_run(
     run: dict[str, Any], settings: Settings, family_scales: Mapping[str, float] | None = None
 ) -> list[Comparison]:
     """Evaluate one run (:func:`evaluate_run`) and compare each reported figure."""
-    return _comparisons(run, *evaluate_run(run, settings, family_scales))
+    designs, workload, plans, run_settings = run_inputs(run, settings, family_scales)
+    metrics = evaluate(designs, workload, run_settings, plans)
+    return _comparisons(run, metrics, designs, workload, run_settings)
 
 
 def _comparisons(
-    run: dict[str, Any], metrics: Metrics, designs: Designs, workload: Workload
+    run: dict[str, Any],
+    metrics: Metrics,
+    designs: Designs,
+    workload: Workload,
+    settings: Settings,
 ) -> list[Comparison]:
-    """Each reported figure of ``run`` beside the model's result for it."""
+    """Each reported figure of ``run`` beside the model's result for it (``settings``: the
+    run's, as :func:`run_inputs` gives them)."""
     chip = load_chip(run["chip"])
     rule_ratio = _rule_ratio(metrics, designs, workload)
     out = []
@@ -264,6 +284,8 @@ def _comparisons(
         if metric == "tokens_per_s_per_chip":
             step = float(metrics.columns["step_time_s"][0])
             predicted = workload.global_batch_tokens / step / run["num_chips"]
+        elif metric in POWER_METRICS:
+            predicted = _power_prediction(metric, run, metrics, designs, settings)
         else:
             predicted = float(metrics.columns[metric][0])
         out.append(
@@ -283,6 +305,21 @@ def _comparisons(
             )
         )
     return out
+
+
+def _power_prediction(
+    metric: str, run: dict[str, Any], metrics: Metrics, designs: Designs, settings: Settings
+) -> float:
+    """§4 The model's energy (MWh) or mean power per chip (W) in the run's ``energy_scope``."""
+    power_w = float(
+        cluster_power_w(designs, metrics.silicon, metrics.training, settings, run["energy_scope"])[
+            0
+        ]
+    )
+    if metric == "avg_power_w_per_chip":
+        return power_w / run["num_chips"]
+    hours = float(metrics.training.training_time_s[0]) / SECONDS_PER_HOUR
+    return power_w * hours / WH_PER_MWH
 
 
 RULE_MFU = 0.4
@@ -342,7 +379,7 @@ def explain_run(run_id: str, settings: Settings) -> dict[str, Any]:
     record = metrics.record(0)
     figures = {
         c.metric: {"predicted": c.predicted, "reported": c.reported, "error": c.error}
-        for c in _comparisons(run, metrics, designs, workload)
+        for c in _comparisons(run, metrics, designs, workload, run_settings)
     }
     return {
         "run": run_id,

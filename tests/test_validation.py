@@ -415,3 +415,52 @@ def test_context_parallelism_holds_from_8k_to_a_million_tokens_on_nemos_b200_tab
     assert {r.run.rsplit("-cp", 1)[1] for r in rows} == {"1", "2", "4", "8", "16"}
     assert all(r.fits for r in rows)
     assert max(abs(r.error) for r in rows) <= 0.10, [(r.run, round(r.error, 3)) for r in rows]
+
+
+def _with_figures(run: dict, scope: str, **reported: float) -> dict:
+    blank = dict.fromkeys(run["reported"])
+    return {**run, "energy_scope": scope, "reported": {**blank, **reported}}
+
+
+def test_power_figures_are_compared_in_the_scope_their_report_counts() -> None:
+    # §3.1, §4: the accelerators alone, plus hosts and network (IT), times PUE (facility); a
+    # chip-hours x TDP figure measures the model's time only.
+    from dse.catalog.chips import load_chip
+
+    settings = load_settings()
+    run = next(r for r in load_runs() if r["id"] == "bloom-176b")
+    power = {
+        scope: next(
+            c.predicted
+            for c in compare_run(_with_figures(run, scope, avg_power_w_per_chip=1.0), settings)
+            if c.metric == "avg_power_w_per_chip"
+        )
+        for scope in ("chips", "it", "facility", "tdp")
+    }
+    assert power["chips"] < power["it"] < power["facility"]
+    assert power["it"] - power["chips"] == pytest.approx(settings.host_power_w_per_chip)
+    assert power["facility"] == pytest.approx(power["it"] * settings.pue)
+    assert power["tdp"] == pytest.approx(load_chip("a100-80gb").tdp_w)
+    rows = {c.metric: c.predicted for c in compare_run(run, settings)}
+    assert run["energy_scope"] == "tdp"
+    assert rows["energy_mwh"] == pytest.approx(rows["chip_hours"] * power["tdp"] / 1e6)
+
+
+def test_a_runs_stated_pue_scales_its_facility_energy_alone() -> None:
+    run = next(r for r in load_runs() if r["id"] == "palm-540b")
+    assert run["settings"]["pue"] == 1.08
+    as_stated = {c.metric: c.predicted for c in compare_run(run, load_settings())}
+    at_two = {
+        c.metric: c.predicted
+        for c in compare_run({**run, "settings": {**run["settings"], "pue": 2.0}}, load_settings())
+    }
+    assert at_two["energy_mwh"] == pytest.approx(as_stated["energy_mwh"] * 2.0 / 1.08)
+    assert at_two["chip_hours"] == as_stated["chip_hours"]
+
+
+def test_an_unknown_energy_scope_is_one_clear_error(tmp_path) -> None:
+    text = RUNS_PATH.read_text().replace('energy_scope = "tdp"', 'energy_scope = "wall"', 1)
+    path = tmp_path / "runs.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"energy_scope.*wall"):
+        load_runs(path)

@@ -415,6 +415,7 @@ _METRIC_LABELS = {
     "chip_hours": "chip-hours",
     "mfu": "MFU",
     "energy_mwh": "MWh",
+    "avg_power_w_per_chip": "W/chip",
     "step_time_s": "step (s)",
     "tokens_per_s_per_chip": "tok/s/chip",
 }

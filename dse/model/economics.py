@@ -36,21 +36,43 @@ def unit_price(designs: Designs, silicon: Silicon, settings: Settings) -> FloatA
     return np.where(np.isfinite(designs.unit_price_usd), designs.unit_price_usd, modeled)
 
 
+ENERGY_SCOPES = ("facility", "it", "chips", "tdp")
+"""What a power or energy figure counts (§3.1): the facility (the IT load × PUE), the IT load
+(accelerators, hosts and network), the accelerators alone, or every accelerator at its TDP for
+the whole run (a formula some reports use: chip-hours × TDP, which measures nothing)."""
+
+
+def cluster_power_w(
+    designs: Designs, silicon: Silicon, training: Training, settings: Settings, scope: str
+) -> FloatArray:
+    """§3.1 The cluster's mean power in W over the run, counted as ``scope`` says
+    (:data:`ENERGY_SCOPES`); shape ``(n,)``.
+
+    Accelerators = used chips at their average power + idle chips at static power; IT = that +
+    host and network power per chip; facility = IT × PUE.
+    """
+    if scope == "tdp":
+        return designs.num_chips * designs.tdp_w
+    idle = designs.num_chips - training.chips_used
+    chips_w = training.chips_used * training.avg_chip_power_w + idle * silicon.static_power_w
+    if scope == "chips":
+        return chips_w
+    it_w = chips_w + designs.num_chips * settings.host_power_w_per_chip
+    if scope == "it":
+        return it_w
+    if scope == "facility":
+        return it_w * settings.pue
+    raise ValueError(f"scope: expected one of {ENERGY_SCOPES}, got {scope!r}")
+
+
 def evaluate_economics(
     designs: Designs, silicon: Silicon, training: Training, settings: Settings
 ) -> Economics:
     """§3.1 facility power and energy; §3.2 hardware amortized over the run plus electricity.
 
-    IT power = used chips at their average power + idle chips at static power + host/network per
-    chip; facility power = IT power × PUE. Hardware cost = capex × run time / service life.
+    Facility power: :func:`cluster_power_w`. Hardware cost = capex × run time / service life.
     """
-    idle = designs.num_chips - training.chips_used
-    it_w = (
-        training.chips_used * training.avg_chip_power_w
-        + idle * silicon.static_power_w
-        + designs.num_chips * settings.host_power_w_per_chip
-    )
-    facility_w = it_w * settings.pue
+    facility_w = cluster_power_w(designs, silicon, training, settings, "facility")
     hours = training.training_time_s / SECONDS_PER_HOUR
     energy_mwh = facility_w * hours / WH_PER_MWH
     price = unit_price(designs, silicon, settings)

@@ -311,11 +311,8 @@ def _power_prediction(
     metric: str, run: dict[str, Any], metrics: Metrics, designs: Designs, settings: Settings
 ) -> float:
     """§4 The model's energy (MWh) or mean power per chip (W) in the run's ``energy_scope``."""
-    power_w = float(
-        cluster_power_w(designs, metrics.silicon, metrics.training, settings, run["energy_scope"])[
-            0
-        ]
-    )
+    scope = run["energy_scope"]
+    power_w = float(cluster_power_w(designs, metrics.silicon, metrics.training, settings, scope)[0])
     if metric == "avg_power_w_per_chip":
         return power_w / run["num_chips"]
     hours = float(metrics.training.training_time_s[0]) / SECONDS_PER_HOUR

@@ -465,9 +465,9 @@ published step time or throughput."""
 
 @dataclass(frozen=True)
 class PublishedPlans:
-    """§4 The steady-state figures (not full runs) of the runs that publish their plan, with it
-    pinned: how many, how many lie within ±``tolerance``, their median |error|, and the runs
-    whose pinned plan does not fit in memory."""
+    """§4 The steady-state time figures (not full runs, not power) of the runs that publish
+    their plan, with it pinned: how many, how many lie within ±``tolerance``, their median
+    |error|, and the runs whose pinned plan does not fit in memory."""
 
     figures: int
     within: int
@@ -478,7 +478,11 @@ class PublishedPlans:
 
 def published_plans(rows: list[Comparison], tolerance: float = PLAN_TOLERANCE) -> PublishedPlans:
     """§4 :class:`PublishedPlans` of ``rows`` (:func:`validate`)."""
-    pinned = [r for r in rows if r.plan_published and r.run_type != "full_run"]
+    pinned = [
+        r
+        for r in rows
+        if r.plan_published and r.run_type != "full_run" and r.metric not in POWER_METRICS
+    ]
     errors = [abs(r.error) for r in pinned]
     return PublishedPlans(
         figures=len(pinned),

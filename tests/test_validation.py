@@ -11,6 +11,7 @@ import pytest
 from dse.errors import InputError
 from dse.settings import load_settings
 from dse.validation import (
+    POWER_METRICS,
     RUNS_PATH,
     compare_run,
     evaluate_run,
@@ -34,9 +35,7 @@ def test_validate_json_contract_and_accuracy(dse) -> None:
     pinned = [
         r
         for r in rows
-        if r["plan_published"]
-        and r["run_type"] != "full_run"
-        and r["metric"] not in ("energy_mwh", "avg_power_w_per_chip")
+        if r["plan_published"] and r["run_type"] != "full_run" and r["metric"] not in POWER_METRICS
     ]
     plans = data["published_plans"]
     assert plans["figures"] == len(pinned) >= 100

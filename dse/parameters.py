@@ -462,6 +462,22 @@ PARAMETERS: tuple[Parameter, ...] = (
         " all-reduce crosses the network once instead of twice (docs/model.md §2.7)",
     ),
     Parameter(
+        "scale_up_mesh",
+        "flag",
+        "int",
+        "scale-up domain wired as a full mesh of direct links (1) or through switches (0)",
+        0,
+        1,
+        section="interconnect",
+        required=False,
+        default=0,
+        notes="1: each chip's scale-up bandwidth is split evenly over direct links to the"
+        " domain's other chips (GH200 quad nodes, 4-GPU HGX boards, AMD Instinct and Gaudi"
+        " 8-accelerator servers), so a collective among m of the domain's n chips uses only"
+        " the links to its m - 1 peers, (m - 1)/(n - 1) of the bandwidth; 0, the default:"
+        " NVSwitch, NVL72 (docs/model.md §2.7)",
+    ),
+    Parameter(
         "num_chips",
         "chips",
         "int",

@@ -35,6 +35,7 @@ class Chip:
     pod_chips: float = 1e7  # chips in one non-blocking pod of the scale-out fabric
     oversubscription: float = 1.0  # the fabric's uplinks above a pod: 1/r of the pod's NICs
     in_network: bool = False  # switches that reduce (SHARP)
+    mesh: bool = False  # scale-up domain of direct links, an equal share of the bandwidth per peer
     matrix_unit: float = 0.0  # side of a systolic array (TPU MXU); 0: none
     memory_reserve: float = math.nan  # the family runtime's share of the HBM; NaN: the settings'
 
@@ -496,10 +497,20 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     # communication of one micro-batch on one stage
     up = chip.scale_up_gb_s * 1e9 / 2 * chip.link_share
     out = chip.scale_out_gb_s * 1e9 * chip.link_share
+
+    def reach(members: float) -> float:
+        """Scale-up bandwidth a transfer among ``members`` chips of a domain has: on a mesh the
+        links to its members - 1 peers, of the domain - 1 links (at least one)."""
+        if not chip.mesh:
+            return up
+        links = max(chip.domain - 1, 1)
+        return up * min(max((members - 1) / links, 1 / links), 1.0)
+
     message = tokens * d * 2
     tp_comm = tp_all = 0.0
     if plan.tp > 1:
-        bw = up if plan.tp <= chip.domain else min(up, out * chip.domain)  # every NIC of a domain
+        tp_up = reach(min(plan.tp, chip.domain))
+        bw = tp_up if plan.tp <= chip.domain else min(tp_up, out * chip.domain)  # every NIC
         tp_domains = max(plan.tp / chip.domain, 1)
         # parallel blocks: one reduce of the summed outputs, a gather per normalization
         per_block = ((1 if w.parallel_shared_norm else 2) + 1) / 4 if w.parallel_blocks else 1.0
@@ -519,7 +530,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     if w.is_moe and plan.etp > 1:
         # each MoE layer gathers the k copies of the rank's tokens/tp over the etp ranks before
         # the experts and reduce-scatters after them, forward, backward (and recomputed forward)
-        e_bw = up if plan.etp <= chip.domain else min(up, out * chip.domain)
+        etp_up = reach(min(plan.etp, chip.domain))
+        e_bw = etp_up if plan.etp <= chip.domain else min(etp_up, out * chip.domain)
         gathered = plan.etp * tokens / plan.tp * w.experts_per_token * d * 2
         e_one = ring(gathered, plan.etp, e_bw, s, max(plan.etp / chip.domain, 1))
         tp_all += (6 if full or moe else 4) * layers * f * e_one
@@ -533,7 +545,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         neighbour = plan.tp if pipeline_inner else replica * dp / plan.pp
         r = chip.oversubscription
         pp_out = out / min(max(r * neighbour / chip.pod_chips, 1), r)
-    pp_bw = up if pipeline_span <= chip.domain else pp_out
+    pp_bw = reach(2) if pipeline_span <= chip.domain else pp_out
     pp_comm = 2 * plan.vp * message / plan.tp / pp_bw if plan.pp > 1 else 0.0
     if plan.vp > 1:  # interleaved: sent and received behind the compute of the chunk in hand
         pp_hidden = min(pp_comm, compute)
@@ -559,7 +571,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         ep_pod = chip.pod_chips / plan.etp
         beyond_pod = min(k * (plan.ep - min(plan.ep, ep_pod)) / plan.ep, remote)
         network = max(remote, beyond_pod * chip.oversubscription)
-        one = max(token_bytes * max(local, 0) / up, token_bytes * network / out)
+        one = max(token_bytes * max(local, 0) / reach(in_domain), token_bytes * network / out)
         moe_all = (6 if full or moe else 4) * layers * f * one / s.collective_efficiency
         overlap = 1.0 if plan.dualpipe else s.moe_comm_overlap
         moe_comm = max(moe_all * (1 - overlap), moe_all - compute)
@@ -573,7 +585,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     allgather = w.context_parallel == "allgather"
     grads = 2 * plan.cp * kv if allgather else (plan.cp - 1) * kv
     forwards = 2 if keep_attention else 3
-    cp_bw = up if plan.tp * plan.cp <= chip.domain else out
+    cp_peers = min(plan.cp, max(chip.domain / plan.tp, 1)) if allgather else 2
+    cp_bw = reach(cp_peers) if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * (forwards * (plan.cp - 1) * kv + grads) / (cp_bw * s.collective_efficiency)
     # and each exchange's latency: a send/receive per ring step (K/V with their gradients
     # backward), or an all-gather per pass and cp gradient steps
@@ -625,7 +638,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         in_domain = min(max(chip.domain / group_stride, 1), group)
         group_out = pod_out(chip, group_stride * group, pod_members(group_stride, group, in_domain))
         span = group_stride * group
-        return (up if span <= chip.domain else min(up, group_out * in_domain)), group / in_domain
+        group_up = reach(in_domain)
+        bw = group_up if span <= chip.domain else min(group_up, group_out * in_domain)
+        return bw, group / in_domain
 
     dp_bw, domains = tier(stride, sdp)
     # the experts' data-parallel ranks are ep·etp apart (expert order etp-ep-edp)
@@ -635,12 +650,14 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     replicas, expert_replicas = wdp / sdp, expert_dp / expert_sdp
     r_domain = min(max(chip.domain / (stride * sdp), 1), replicas)
     r_out = pod_out(chip, stride * wdp, pod_members(stride * sdp, replicas, r_domain))
-    r_bw = up if stride * wdp <= chip.domain else min(up, r_out * r_domain)
+    r_up = reach(r_domain)
+    r_bw = r_up if stride * wdp <= chip.domain else min(r_up, r_out * r_domain)
     e_stride = expert_stride * expert_sdp
     e_domain = min(max(chip.domain / e_stride, 1), expert_replicas)
     e_span = e_stride * expert_replicas
     e_out = pod_out(chip, e_span, pod_members(e_stride, expert_replicas, e_domain))
-    e_bw = up if e_span <= chip.domain else min(up, e_out * e_domain)
+    e_up = reach(e_domain)
+    e_bw = e_up if e_span <= chip.domain else min(e_up, e_out * e_domain)
     messages = layers if plan.zero_stage == 3 else buckets(shared / mp, sdp)
     all_reduce = all_reduce_s(  # per step (ZeRO 0-1), micro-batch (2) or layer and micro-batch (3)
         shared / mp / sdp * s.grad_reduce_bytes_per_param,

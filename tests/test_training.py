@@ -298,6 +298,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         pod_chips=float(designs.fabric_pod_chips[i]),
         oversubscription=float(designs.fabric_oversubscription[i]),
         in_network=bool(designs.in_network_reduction[i]),
+        mesh=bool(designs.scale_up_mesh[i]),
         matrix_unit=float(designs.matrix_unit_dim[i]),
         memory_reserve=float(designs.memory_reserve_fraction[i]),
     )
@@ -357,6 +358,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         fabric_pod_chips=rng.choice([1e7, 32, 512], n).astype(float),
         fabric_oversubscription=rng.choice([1.0, 4.0, 16.0], n),
         in_network_reduction=rng.integers(0, 2, n).astype(float),
+        scale_up_mesh=rng.integers(0, 2, n).astype(float),
         matrix_unit_dim=rng.choice([0.0, 128.0, 256.0], n),
     )
     plans = candidate_plans(workload, max_tp=8)
@@ -395,11 +397,12 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
         if (workload.is_mla or p != "mla_up_proj") and (workload.is_moe or p != "moe")
     ]
     settings = load_settings()
-    # pods of 32 under a 16:1 fabric, with switches that reduce
+    # pods of 32 under a 16:1 fabric, with switches that reduce, and domains of direct links
     designs = from_chips([load_chip("a100-80gb")], 512.0).replace(
         fabric_pod_chips=np.array([32.0]),
         fabric_oversubscription=np.array([16.0]),
         in_network_reduction=np.array([1.0]),
+        scale_up_mesh=np.array([1.0]),
     )
     chip = _reference_chip(designs, 0, workload.precision)
     for _ in range(25):
@@ -2223,3 +2226,29 @@ def test_scalar_reference_agrees_on_moe_recompute(workload_id: str) -> None:
 def test_moe_recompute_needs_a_moe_workload() -> None:
     with pytest.raises(InputError, match=r"recompute.*moe"):
         candidate_plans(load_workload("llama3.1-8b"), recompute="moe")
+
+
+def test_a_mesh_of_direct_links_slows_only_collectives_among_part_of_its_domain() -> None:
+    """§2.7 ``scale_up_mesh``: four chips wired directly (a GH200 node: 6 NVLinks, 150 GB/s each
+    way, between each pair) split each chip's 450 GB/s over 3 peers. Tensor parallelism over 2
+    of them has one peer's links, a third of the bandwidth: the collectives' bandwidth time
+    triples (their latency does not). Over all 4 it has every link, as through a switch; and a
+    mesh never makes any plan faster."""
+    switched = _cluster("h200", [4.0]).replace(scale_up_domain=np.array([4.0]))
+    mesh = switched.replace(scale_up_mesh=np.array([1.0]))
+    pair = {"tp": 2, "pp": 1, "microbatch": 1, "zero_stage": 1, "recompute": "full"}
+    slow, fast = (_fabric_step(d, "llama3.1-8b", **pair) for d in (mesh, switched))
+    assert 2.5 < slow.tp_comm_time_s[0] / fast.tp_comm_time_s[0] < 3.0
+    whole = {**pair, "tp": 4}
+    assert _fabric_step(mesh, "llama3.1-8b", **whole).step_time_s[0] == pytest.approx(
+        _fabric_step(switched, "llama3.1-8b", **whole).step_time_s[0], rel=1e-12
+    )
+    rng = np.random.default_rng(5)
+    designs = _cluster("mi300x", [8.0, 64.0, 512.0, 4096.0] * 3).replace(
+        scale_up_mesh=np.zeros(12), scale_up_domain=rng.choice([4.0, 8.0, 16.0], 12)
+    )
+    for workload in (load_workload("llama3.1-70b"), load_workload("mixtral-8x7b")):
+        plans = candidate_plans(workload, max_tp=8)
+        base = evaluate(designs, workload, plans=plans).training
+        meshed = evaluate(designs.replace(scale_up_mesh=np.ones(12)), workload, plans=plans)
+        assert np.all(meshed.training.step_time_s >= base.step_time_s * (1 - 1e-12))

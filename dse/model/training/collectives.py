@@ -35,6 +35,19 @@ DP_BUCKET_PARAMS_PER_RANK = 1e6
 """[P] Parameters per data-parallel rank in that bucket-size rule."""
 
 
+def scale_up_share(g: Grid, members: FloatArray | float) -> FloatArray | float:
+    """§2.7 Share of a chip's scale-up bandwidth that a transfer among ``members`` chips of one
+    scale-up domain can use: all of it through switches; on a full mesh of direct links
+    (``scale_up_mesh``) the bandwidth of each of the domain's ``n`` chips is split evenly over
+    its ``n − 1`` links, and the transfer has only the links to its ``m − 1`` peers,
+    ``(m − 1)/(n − 1)`` of it (one link, ``1/(n − 1)``, for a send to one neighbour)."""
+    if not np.any(g.mesh):
+        return 1.0
+    links = np.maximum(g.domain - 1.0, 1.0)
+    share = np.clip((np.asarray(members, dtype=float) - 1.0) / links, 1.0 / links, 1.0)
+    return np.where(g.mesh, share, 1.0)
+
+
 def ring_bus_bytes(bytes_: FloatArray, group: FloatArray, settings: Settings) -> FloatArray:
     """§2.7 Bytes each rank sends in a ring all-gather or reduce-scatter of ``bytes_`` (the full
     buffer) over ``group`` ranks, over the achieved fraction of link bandwidth."""
@@ -280,6 +293,15 @@ def context_parallel_time_s(
     return moved / (bandwidth * settings.collective_efficiency) + latency_s
 
 
+def context_parallel_peers(w: Workload, g: Grid) -> FloatArray | float:
+    """§2.7 Chips of a scale-up domain that one context-parallel exchange reaches at once: the
+    ring's neighbour (2, with the sender), or the ``cp`` ranks the all-gather variant gathers
+    from (the part of them inside the domain)."""
+    if w.context_parallel == "allgather":
+        return np.minimum(g.cp, np.maximum(g.domain / g.tp, 1.0))
+    return 2.0
+
+
 def context_parallel_latency_s(
     w: Workload,
     cp: FloatArray,
@@ -389,7 +411,7 @@ def stage_communication(
     if g.pods_split:
         stage_stride = np.where(g.pp_inner, g.tp, lay.replica * lay.dp / g.pp)
         pp_out_b_s = g.out_b_s / pod_p2p_slowdown(g, pipeline_ranks, stage_stride)
-    pp_b_s = np.where(pipeline_ranks <= g.domain, g.up_b_s, pp_out_b_s)
+    pp_b_s = np.where(pipeline_ranks <= g.domain, g.up_b_s * scale_up_share(g, 2.0), pp_out_b_s)
     pp_all = np.where(g.pp > 1, 2.0 * g.vp * activation_msg / g.tp / pp_b_s, 0.0)
     # the interleaved schedule posts each chunk's sends and receives ahead and waits for them
     # only when the next chunk needs them, behind the chunk in hand (Megatron-Core's
@@ -399,12 +421,13 @@ def stage_communication(
     if w.is_moe:
         count = moe_token_collectives(w, lay.layers_per_stage, moe_redone)
         # the ep ranks of an expert group are etp apart in rank order (expert order etp-ep-edp)
+        expert_domain = np.maximum(g.domain / g.etp, 1.0)
         one = all_to_all_time_s(
             w,
             lay.tokens_mb / g.tp,
             g.ep,
-            np.maximum(g.domain / g.etp, 1.0),
-            g.up_b_s,
+            expert_domain,
+            g.up_b_s * scale_up_share(g, np.minimum(g.ep, expert_domain)),
             g.out_b_s,
             s,
             (g.pod_chips / g.etp, g.oversubscription) if g.pods_split else None,
@@ -422,7 +445,7 @@ def stage_communication(
             g.tp,
             g.cp,
             attention_redone,
-            (g.domain, g.up_b_s, g.out_b_s),
+            (g.domain, g.up_b_s * scale_up_share(g, context_parallel_peers(w, g)), g.out_b_s),
             s,
             g.latency_scale,
         )
@@ -507,7 +530,8 @@ def data_parallel_tier(
     if g.pods_split:
         domains_per_pod = np.maximum(np.clip(g.pod_chips / stride, 1.0, group) / per_domain, 1.0)
         out_b_s = pod_ring_bandwidth(g, stride * group, domains_per_pod)
-    b_s = np.where(stride * group <= g.domain, g.up_b_s, np.minimum(g.up_b_s, out_b_s * per_domain))
+    up_b_s = g.up_b_s * scale_up_share(g, per_domain)
+    b_s = np.where(stride * group <= g.domain, up_b_s, np.minimum(up_b_s, out_b_s * per_domain))
     return b_s, per_domain, group / per_domain
 
 

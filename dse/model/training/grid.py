@@ -112,6 +112,7 @@ class Grid:
     pod_chips: FloatArray
     oversubscription: FloatArray
     in_network: np.ndarray
+    mesh: np.ndarray
     host_b_s: FloatArray
     hbm_b_s: FloatArray
     capacity_b: FloatArray
@@ -213,6 +214,7 @@ def build_grid(
         pod_chips=col(designs.fabric_pod_chips),
         oversubscription=col(designs.fabric_oversubscription),
         in_network=col(designs.in_network_reduction) > 0,
+        mesh=col(designs.scale_up_mesh) > 0,
         host_b_s=col(designs.host_bandwidth_gb_s) * GIGA,
         hbm_b_s=col(silicon.memory_bandwidth_tb_s) * TERA * s.hbm_efficiency,
         capacity_b=usable_memory_b(

@@ -3,7 +3,7 @@
 The throughput constants (dse.calibration.GRID) are fitted on the steady-state figures, goodput
 on the full runs' GPU-hours and days; then each chip family, each source (publisher) and each
 company (dse/validation_companies.toml) is left out in turn and predicted with constants fitted
-on the rest. Writes the leave-one-source-out errors to
+on the rest. Writes the leave-one-source-out and leave-one-family-out errors to
 dse/validation_residuals.csv (the prediction intervals, dse/intervals.py). Prints the fitted values (copy them into
 dse/defaults.toml by hand, so that the change is reviewed) and the error table per family:
 in-sample, held out, and the "6·N·T at 40 % of peak" rule on the same figures; then whether
@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 
 from dse.calibration import (
+    HeldOut,
     cross_validate,
     goodput_trends,
     prediction_tables,
@@ -34,12 +35,14 @@ def main() -> None:
     print(
         f"every figure at {len(tables.settings)} grid settings ({time.perf_counter() - start:.0f} s)"
     )
-    for by in ("family", "source", "company"):
+    held_out: dict[str, list[HeldOut]] = {}
+    for by in ("family", "source", "company"):  # family first: its errors join the residuals
         start = time.perf_counter()
         rows, fitted = cross_validate(by, tables=tables)
+        held_out[by] = rows
         if by == "source":
             source_rows = rows
-            write_residuals(rows, RESIDUALS_PATH, search_shifts())
+            write_residuals(rows, RESIDUALS_PATH, search_shifts(), family_rows=held_out["family"])
             print(f"wrote the held-out errors behind the prediction intervals: {RESIDUALS_PATH}")
         print(f"leave one {by} out ({time.perf_counter() - start:.0f} s); fitted on all: {fitted}")
         print(

@@ -446,20 +446,36 @@ def search_shifts(settings: Settings | None = None) -> dict[tuple[str, str], flo
 
 
 def write_residuals(
-    rows: Sequence[HeldOut], path: Path, shifts: Mapping[tuple[str, str], float] | None = None
+    rows: Sequence[HeldOut],
+    path: Path,
+    shifts: Mapping[tuple[str, str], float] | None = None,
+    family_rows: Sequence[HeldOut] | None = None,
 ) -> None:
-    """The held-out errors behind the prediction intervals (dse/intervals.py), as CSV, with each
-    figure's error under the searched plan (its held-out error plus its ``shifts`` entry,
-    :func:`search_shifts`) where it has one."""
+    """The held-out errors behind the prediction intervals (dse/intervals.py), as CSV: each
+    figure's error with its source left out (``rows``), under the searched plan (that error
+    plus its ``shifts`` entry, :func:`search_shifts`) where it has one, and with its whole
+    chip family left out (``family_rows``, the cross-validation by family: the error of a
+    design of a family no published run calibrated, docs/model.md §4)."""
     shifts = shifts or {}
-    lines = ["run,metric,family,run_type,moe,time_log_error,searched_time_log_error"]
+    family_e = {
+        (h.row.run, h.row.metric): time_log_error(h.row.metric, h.held_out, h.row.reported)
+        for h in family_rows or ()
+    }
+    lines = [
+        "run,metric,family,run_type,moe,time_log_error,searched_time_log_error,"
+        "family_held_out_time_log_error"
+    ]
     for h in rows:
         r = h.row
         e = time_log_error(r.metric, h.held_out, r.reported)
         moe = "true" if r.moe else "false"
         shift = shifts.get((r.run, r.metric))
         searched = "" if shift is None else f"{e + shift:.6f}"
-        lines.append(f"{r.run},{r.metric},{r.family},{r.run_type},{moe},{e:.6f},{searched}")
+        new_family = family_e.get((r.run, r.metric))
+        held_family = "" if new_family is None else f"{new_family:.6f}"
+        lines.append(
+            f"{r.run},{r.metric},{r.family},{r.run_type},{moe},{e:.6f},{searched},{held_family}"
+        )
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)

@@ -37,6 +37,7 @@ from dse.catalog.workloads import PRECISIONS, WORKLOAD_BOUNDS, Workload
 from dse.catalog.workloads import load_workload as _load_workload
 from dse.errors import InputError
 from dse.evaluation import evaluate_one, plain
+from dse.intervals import interval_basis
 from dse.model.evaluate import PLAN_COLUMNS
 from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, ZERO_STAGES
 from dse.settings import Settings, load_settings
@@ -528,7 +529,11 @@ def sweep_to_file(
     check_limits(estimate, confirm)
     if on_estimate is not None:
         on_estimate(estimate)
-    meta = provenance(request or _request("sweep", arguments), **job.describe())
+    meta = provenance(
+        request or _request("sweep", arguments),
+        **job.describe(),
+        interval_basis=interval_basis(job.space.new_family),
+    )
     if isinstance(executor, Executor):
         runner, own = executor, False
     else:
@@ -684,7 +689,11 @@ def search_to_file(
     check_limits(estimate, confirm)
     if on_estimate is not None:
         on_estimate(estimate)
-    meta = provenance(request or _request("search", arguments), **job.describe())
+    meta = provenance(
+        request or _request("search", arguments),
+        **job.describe(),
+        interval_basis=interval_basis(job.space.new_family),
+    )
     return run_search(job, chosen, target, meta, evals=evals, seed=seed, progress=progress)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from dse import intervals
 from dse.catalog.chips import Chip, load_chip
+from dse.catalog.technology import load_technology
 from dse.catalog.workloads import Workload, training_flops
 from dse.designs import from_chips
 from dse.errors import InputError
@@ -22,13 +23,17 @@ from dse.settings import Settings
 
 
 def prediction_intervals(
-    record: dict[str, Any], moe: bool, searched: bool = True
+    record: dict[str, Any], moe: bool, searched: bool = True, new_family: bool = False
 ) -> dict[str, list[float]]:
     """80 % intervals (docs/model.md §4) of one record's metrics, ``metric → [low, high]``;
     the same computation as a results row's ``<metric>_low``/``_high`` columns. ``searched``:
-    the plan was left to the search (wider and slower steady-state bands than a pinned plan's)."""
+    the plan was left to the search (wider and slower steady-state bands than a pinned plan's);
+    ``new_family``: the chip's family calibrated no published run (the errors of a family left
+    out)."""
     columns = {metric: np.array([float(record[metric])]) for metric in INTERVAL_METRICS}
-    bands = intervals.prediction_intervals(columns, moe=moe, searched=searched)
+    bands = intervals.prediction_intervals(
+        columns, moe=moe, searched=searched, new_family=new_family
+    )
     return {metric: [float(low[0]), float(high[0])] for metric, (low, high) in bands.items()}
 
 
@@ -63,8 +68,12 @@ def evaluate_one(
     out.update(record)
     out["breakdown_s"] = step_breakdown(metrics, 0)
     out["memory_gb"] = memory_breakdown(metrics, 0)
-    out["interval"] = prediction_intervals(out, workload.is_moe, searched=len(plans) > 1)
+    new_family = not load_technology().calibrated(chip.family)
+    out["interval"] = prediction_intervals(
+        out, workload.is_moe, searched=len(plans) > 1, new_family=new_family
+    )
     out["interval_level"] = intervals.INTERVAL_LEVEL
+    out["interval_basis"] = intervals.interval_basis(new_family)
     if "peak_tflop_s" in chip.published:
         # A shipped product is buildable by definition: a silicon limit it appears to break is
         # an error of the silicon model's estimate, reported as a note, not a design violation.

@@ -77,7 +77,12 @@ def results_columns(evaluation: Evaluation) -> Columns:
             out[name] = column
     out.update(metrics.columns)
     out.update(
-        interval_columns(metrics.columns, moe=evaluation.moe, searched=evaluation.plan_searched)
+        interval_columns(
+            metrics.columns,
+            moe=evaluation.moe,
+            searched=evaluation.plan_searched,
+            new_family=evaluation.new_family,
+        )
     )
     for name in PLAN_COLUMNS:
         out[name] = metrics.plan[name]

@@ -1,7 +1,7 @@
 """80 % prediction intervals from the model's cross-validated errors (docs/model.md §4).
 
 ``dse/validation_residuals.csv`` holds the held-out log errors of every published figure
-(:func:`dse.calibration.cross_validate` by source, written by
+(:func:`dse.calibration.cross_validate` by source, and by chip family, written by
 benchmarks/calibrate_training.py), in the sign of time: e = ln(predicted time / reported time),
 so a figure the model predicts too slow has e > 0 whether it was published as a time, a
 throughput or an MFU. A prediction's interval
@@ -11,9 +11,13 @@ MoE), pooled over all runs where a kind has fewer than ``MIN_RESIDUALS``. A stea
 prediction whose plan was left to the search takes the band of the same figures re-predicted
 with the searched plan (``searched_time_log_error``: the held-out error plus the search's shift
 at the shipped defaults, :func:`dse.calibration.search_shifts`), since the search is
-optimistic. This is split conformal prediction on the held-out errors; it covers the model's
-error on runs like the published ones, not the uncertainty of the technology constants of a
-hypothetical chip.
+optimistic. A chip of a family that no published run calibrated (a user's next generation,
+``amd-cdna5``, which takes its vendor's efficiency scale, docs/model.md §2.3) takes the band of
+the errors each figure had when its whole family was left out of the fit
+(``family_held_out_time_log_error``; ``interval_basis`` "family" rather than "source"): the
+error of a family predicted from its vendor's other families. This is split conformal
+prediction on the held-out errors; it covers the model's error on runs like the published ones,
+not the uncertainty of the technology constants of a hypothetical chip.
 """
 
 from __future__ import annotations
@@ -45,15 +49,39 @@ INTERVAL_COLUMNS: tuple[str, ...] = tuple(
 """Results columns of the intervals, ``<metric>_low`` and ``<metric>_high``, in this order."""
 
 
+INTERVAL_BASES = ("source", "family")
+"""What a prediction's band was drawn from (``interval_basis`` in JSON): the errors of figures
+whose source was left out of the fit (a chip of a calibrated family), or whose whole family was
+(a chip of a family no published run calibrated)."""
+
+
 class Residual(NamedTuple):
     """One held-out figure: ``e`` with its published plan (or the search's, where the run
-    publishes none) and ``searched``, the same figure with every plan key left to the search
-    (steady-state runs that publish a plan; ``None`` otherwise)."""
+    publishes none), ``searched``, the same figure with every plan key left to the search
+    (steady-state runs that publish a plan; ``None`` otherwise), and ``new_family``, its error
+    with its whole chip family left out of the fit (``None`` where the file has none)."""
 
     full_run: bool
     moe: bool
     e: float
     searched: float | None = None
+    new_family: float | None = None
+
+    def error(self, searched: bool, new_family: bool) -> float | None:
+        """The log error a band of this kind draws from this figure: with the searched plan's
+        shift (``searched − e``) added to the family-held-out error where both are asked."""
+        if searched and self.searched is None:
+            return None
+        if not new_family:
+            return self.searched if searched else self.e
+        if self.new_family is None:
+            return None
+        shift = self.searched - self.e if searched and self.searched is not None else 0.0
+        return self.new_family + shift
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text else None
 
 
 @cache
@@ -65,9 +93,8 @@ def residuals(path: Path = RESIDUALS_PATH) -> tuple[Residual, ...]:
                 row["run_type"] == "full_run",
                 row["moe"] == "true",
                 float(row["time_log_error"]),
-                float(row["searched_time_log_error"])
-                if row.get("searched_time_log_error")
-                else None,
+                _number(row.get("searched_time_log_error")),
+                _number(row.get("family_held_out_time_log_error")),
             )
             for row in csv.DictReader(fh)
         )
@@ -79,18 +106,22 @@ def log_error_band(
     rows: Sequence[Residual] | None = None,
     *,
     searched: bool = False,
+    new_family: bool = False,
 ) -> tuple[float, float]:
     """The 10th and 90th percentiles of e for runs of this kind (pooled when too few), over
     ``rows`` or the shipped residuals. ``searched``: the prediction's plan was left to the
     search, so a steady-state band is that of the published figures re-predicted with the
     searched plan (the search is optimistic, docs/model.md §4); a full run's band already holds
-    the runs whose plans were searched. Widened to hold 0 (the model's value) where the
-    percentiles lie on one side of it."""
+    the runs whose plans were searched. ``new_family``: the chip's family calibrated no
+    published run, so the errors are those with the figure's family left out. Widened to hold
+    0 (the model's value) where the percentiles lie on one side of it."""
     rows = residuals() if rows is None else rows
-    if searched and not full_run:
-        pairs = [(r.full_run, r.moe, r.searched) for r in rows if r.searched is not None]
-    else:
-        pairs = [(r.full_run, r.moe, r.e) for r in rows]
+    with_plan = searched and not full_run
+    triples = [(r.full_run, r.moe, r.error(with_plan, new_family)) for r in rows]
+    pairs = [(f, m, e) for f, m, e in triples if e is not None]
+    if not pairs:
+        column = "family_held_out_time_log_error" if new_family else "time_log_error"
+        raise ValueError(f"the residuals hold no {column} to draw a band from")
     same = [e for f, m, e in pairs if f == full_run and m == moe]
     pool = same if len(same) >= MIN_RESIDUALS else [e for *_, e in pairs]
     low, high = np.quantile(pool, QUANTILES)
@@ -100,12 +131,23 @@ def log_error_band(
 
 
 def interval(
-    metric: str, value: float, *, full_run: bool, moe: bool, searched: bool = False
+    metric: str,
+    value: float,
+    *,
+    full_run: bool,
+    moe: bool,
+    searched: bool = False,
+    new_family: bool = False,
 ) -> tuple[float, float]:
     """80 % interval of ``metric`` around the model's ``value``: where the reported value of a
     comparable run fell. Time-like metrics: value·e^(−q90) … value·e^(−q10); MFU inversely."""
     low, high = interval_arrays(
-        metric, np.array([value]), full_run=full_run, moe=moe, searched=searched
+        metric,
+        np.array([value]),
+        full_run=full_run,
+        moe=moe,
+        searched=searched,
+        new_family=new_family,
     )
     return float(low[0]), float(high[0])
 
@@ -117,12 +159,16 @@ def interval_arrays(
     full_run: bool,
     moe: bool | ArrayLike,
     searched: bool = False,
+    new_family: bool = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """:func:`interval` over an array of model values, shape ``(n,)``; ``moe`` is one flag
     for all or one per value."""
     values = np.asarray(values, dtype=np.float64)
     kind = np.broadcast_to(np.asarray(moe, dtype=bool), values.shape)
-    bands = {flag: log_error_band(full_run, flag, searched=searched) for flag in (False, True)}
+    bands = {
+        flag: log_error_band(full_run, flag, searched=searched, new_family=new_family)
+        for flag in (False, True)
+    }
     q10 = np.where(kind, bands[True][0], bands[False][0])
     q90 = np.where(kind, bands[True][1], bands[False][1])
     if metric in SPEED_LIKE:
@@ -131,12 +177,17 @@ def interval_arrays(
 
 
 def prediction_intervals(
-    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike, searched: bool = False
+    columns: Mapping[str, ArrayLike],
+    *,
+    moe: bool | ArrayLike,
+    searched: bool = False,
+    new_family: bool = False,
 ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """80 % intervals of every :data:`INTERVAL_METRICS` column, ``metric → (low, high)``, each
     of shape ``(n,)``: step time and MFU as steady-state throughput, the run's days,
     chip-hours, energy and cost as a full run (goodput included); ``searched``: the plans were
-    left to the search (:func:`log_error_band`)."""
+    left to the search; ``new_family``: the chip's family calibrated no published run
+    (:func:`log_error_band`)."""
     return {
         metric: interval_arrays(
             metric,
@@ -144,21 +195,34 @@ def prediction_intervals(
             full_run=metric not in THROUGHPUT_METRICS,
             moe=moe,
             searched=searched,
+            new_family=new_family,
         )
         for metric in INTERVAL_METRICS
     }
 
 
 def interval_columns(
-    columns: Mapping[str, ArrayLike], *, moe: bool | ArrayLike, searched: bool = False
+    columns: Mapping[str, ArrayLike],
+    *,
+    moe: bool | ArrayLike,
+    searched: bool = False,
+    new_family: bool = False,
 ) -> dict[str, NDArray[np.float64]]:
     """The :data:`INTERVAL_COLUMNS` of results rows (``training_days_low``, ...) from their
     metric columns, for a workload that is a Mixture of Experts (``moe``) or not, with plans
-    left to the search (``searched``) or pinned."""
+    left to the search (``searched``) or pinned, on a chip of a family no published run
+    calibrated (``new_family``) or of one that some did."""
+    bands = prediction_intervals(columns, moe=moe, searched=searched, new_family=new_family)
     out: dict[str, NDArray[np.float64]] = {}
-    for metric, (low, high) in prediction_intervals(columns, moe=moe, searched=searched).items():
+    for metric, (low, high) in bands.items():
         out[f"{metric}_low"], out[f"{metric}_high"] = low, high
     return out
+
+
+def interval_basis(new_family: bool) -> str:
+    """The :data:`INTERVAL_BASES` entry of a chip whose family no published run calibrated
+    (``new_family``) or of one that some did."""
+    return INTERVAL_BASES[1] if new_family else INTERVAL_BASES[0]
 
 
 def time_log_error(metric: str, predicted: float, reported: float) -> float:

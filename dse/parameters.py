@@ -65,7 +65,10 @@ class Parameter:
     summary (``dse chips show``) presents through a derived figure instead; ``listed`` puts it
     in ``dse chips list``; ``label`` is its name on plot axes. ``derived`` marks a value a
     catalog chip gets through the silicon model from its other parameters (its ``from_chip``
-    evaluates the chip); while it is being derived the chip carries 1.0.
+    evaluates the chip); while it is being derived the chip carries 1.0. ``calibrated`` marks a
+    value fitted on the published runs of the chip's family ([C]): a space that sets it
+    describes a family no published run calibrated, whose intervals are those of a family left
+    out (docs/model.md §4).
     """
 
     name: str
@@ -93,6 +96,7 @@ class Parameter:
     listed: bool = False
     label: str = ""
     derived: bool = False
+    calibrated: bool = False
 
     @property
     def categorical(self) -> bool:
@@ -506,6 +510,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         0.3,
         1.1,  # families.toml; the fit searches 0.4-1.1 (1.1 x 0.904 = 0.99 of the sustained rate)
         from_chip=_from_family("gemm_efficiency_scale"),
+        calibrated=True,
     ),
     Parameter(
         "flash2_attention_ratio",
@@ -576,6 +581,8 @@ BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 CATEGORICAL: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.categorical)
 """Parameters stored as integer codes into a technology table."""
+CALIBRATED: frozenset[str] = frozenset(p.name for p in PARAMETERS if p.calibrated)
+"""Parameters fitted per chip family on the published runs."""
 INTEGER: frozenset[str] = frozenset(p.name for p in PARAMETERS if p.whole)
 """Parameters that take whole numbers."""
 ZERO_ALLOWED: frozenset[str] = frozenset(p.name for p in PARAMETERS if p.zero_allowed)

@@ -27,6 +27,7 @@ from dse import parameters
 from dse.catalog._paths import resolve
 from dse.catalog._schema import check
 from dse.catalog.chips import load_chip
+from dse.catalog.technology import load_technology
 from dse.catalog.workloads import WORKLOAD_SCHEMA, Workload, build_workload, load_workload
 from dse.designs import CATEGORICAL, Designs, FloatArray, chip_columns
 from dse.errors import DseError, InputError
@@ -141,6 +142,17 @@ class Space:
     fixed: frozenset[str]
     constraints: tuple[Constraint, ...]
     objectives: tuple[Objective, ...]
+    base_family: str = "unknown"
+    """The base chip's architecture family (chips/technology/families.toml)."""
+
+    @property
+    def new_family(self) -> bool:
+        """Whether the designs are of a family that no published run calibrated: the base
+        chip's family has no fitted entry, or the space sets a value fitted per family
+        (:data:`~dse.parameters.CALIBRATED`, the GEMM efficiency scale) itself. Their intervals
+        are then those of a family left out (docs/model.md §4)."""
+        set_here = parameters.CALIBRATED & (self.fixed | set(self.names))
+        return bool(set_here) or not load_technology().calibrated(self.base_family)
 
     @property
     def radices(self) -> IntArray:
@@ -291,6 +303,7 @@ def load_space(name: str | Path) -> Space:
         fixed=frozenset(raw_fixed),
         constraints=_constraints(_table(data, "constraints", path), path),
         objectives=_objectives(_table(data, "objectives", path), path),
+        base_family=chip.family,
     )
 
 

@@ -25,30 +25,67 @@ def _residual_rows() -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.parametrize("column", ["time_log_error", "searched_time_log_error"])
+@pytest.mark.parametrize(
+    "column", ["time_log_error", "searched_time_log_error", "family_held_out_time_log_error"]
+)
 def test_intervals_cover_about_80_percent_of_held_out_runs(column: str) -> None:
     # Each figure is judged by the band computed without any figure of its own run; the
-    # searched column holds the steady-state figures re-predicted with the searched plan.
+    # searched column holds the steady-state figures re-predicted with the searched plan. The
+    # family column holds each figure predicted with its whole chip family left out of the fit,
+    # and its band is judged without any figure of that family: a family the bands never saw.
     rows = [r for r in _residual_rows() if r[column]]
     assert len(rows) >= 60
     searched = column == "searched_time_log_error"
+    new_family = column == "family_held_out_time_log_error"
+    group = "family" if new_family else "run"
     covered = 0
     for row in rows:
-        others = [residual(r) for r in _residual_rows() if r["run"] != row["run"]]
+        others = [residual(r) for r in _residual_rows() if r[group] != row[group]]
         full_run, moe = row["run_type"] == "full_run", row["moe"] == "true"
-        low, high = log_error_band(full_run, moe, others, searched=searched)
+        low, high = log_error_band(full_run, moe, others, searched=searched, new_family=new_family)
         covered += low <= float(row[column]) <= high
     assert 0.70 <= covered / len(rows) <= 0.90
 
 
 def residual(row: dict[str, str]) -> Residual:
-    searched = row["searched_time_log_error"]
+    searched, family = row["searched_time_log_error"], row["family_held_out_time_log_error"]
     return Residual(
         row["run_type"] == "full_run",
         row["moe"] == "true",
         float(row["time_log_error"]),
         float(searched) if searched else None,
+        float(family) if family else None,
     )
+
+
+def test_every_figure_has_its_error_with_its_family_left_out() -> None:
+    rows = _residual_rows()
+    assert all(r["family_held_out_time_log_error"] for r in rows)
+    # Predicting a family from its vendor's others misses by more than from its own runs.
+    spread = [
+        np.median([abs(float(r[column])) for r in rows])
+        for column in ("time_log_error", "family_held_out_time_log_error")
+    ]
+    assert spread[1] > spread[0]
+
+
+def test_a_new_family_draws_its_band_from_the_family_held_out_errors() -> None:
+    # Twelve steady-state dense figures: small errors with the source left out, large ones
+    # with the family left out, and a search that finds each 10 % faster than its plan.
+    rows = [
+        Residual(False, False, 0.01 * k, 0.01 * k + np.log(0.9), 0.1 * (k - 6)) for k in range(12)
+    ]
+    source = log_error_band(False, False, rows)
+    family = log_error_band(False, False, rows, new_family=True)
+    expected = np.quantile([0.1 * (k - 6) for k in range(12)], (0.1, 0.9))
+    assert family == pytest.approx((expected[0], expected[1]))
+    assert family[1] - family[0] > 5 * (source[1] - source[0])
+    # A searched plan shifts the family-held-out errors by the search's own shift.
+    searched = log_error_band(False, False, rows, searched=True, new_family=True)
+    assert searched == pytest.approx((expected[0] + np.log(0.9), expected[1] + np.log(0.9)))
+    # Without family-held-out errors there is no band to draw: a clear error, not NaN.
+    with pytest.raises(ValueError, match="family_held_out_time_log_error"):
+        log_error_band(False, False, [r._replace(new_family=None) for r in rows], new_family=True)
 
 
 def test_a_searched_plan_gets_the_searched_plans_band() -> None:
@@ -141,3 +178,41 @@ def test_evaluate_widens_the_band_only_when_the_plan_is_searched() -> None:
     free = api.evaluate("h100-sxm", "llama3.1-70b", 1024)
     ratios = [e.interval["step_time_s"][1] / e.step_time_s for e in (pinned, free)]
     assert ratios[1] > ratios[0]
+
+
+def _next_generation_chip(tmp_path: Path) -> Path:
+    # The H100's own file with another family: every number the same, only its calibration
+    # status differs (the vendor's scale, nvidia, is H100's family's neighbour, not its own).
+    from dse.catalog.chips import load_chip
+
+    text = load_chip("h100-sxm").path.read_text()
+    path = tmp_path / "h100-next.toml"
+    path.write_text(text.replace('family = "nvidia-hopper"', 'family = "nvidia-rubin"'))
+    return path
+
+
+def test_a_chip_of_a_new_family_gets_the_wider_band_of_a_family_left_out(
+    tmp_path: Path,
+) -> None:
+    chip = _next_generation_chip(tmp_path)
+    known = api.evaluate("h100-sxm", "llama3.1-70b", 4096)
+    new = api.evaluate(chip, "llama3.1-70b", 4096)
+    assert known.interval_basis == "source" and new.interval_basis == "family"
+    for e in (known, new):
+        low, high = e.interval["training_days"]
+        assert low <= e.training_days <= high
+    widths = [
+        np.log(e.interval["step_time_s"][1] / e.interval["step_time_s"][0]) for e in (known, new)
+    ]
+    assert widths[1] > widths[0]
+
+
+def test_a_space_that_sets_the_family_scale_gets_the_family_band(tmp_path: Path) -> None:
+    known = tmp_path / "known.toml"
+    known.write_text(H100_SPACE)
+    scaled = tmp_path / "scaled.toml"
+    scaled.write_text(H100_SPACE + "[fixed]\ngemm_efficiency_scale = 0.9\n")
+    frames = [api.sweep(path, "llama3.1-70b", method="grid", seed=0) for path in (known, scaled)]
+    assert [f.attrs["dse"]["interval_basis"] for f in frames] == ["source", "family"]
+    widths = [float(np.log(f["step_time_s_high"] / f["step_time_s_low"]).iloc[0]) for f in frames]
+    assert widths[1] > widths[0]

@@ -255,6 +255,13 @@ class Technology:
         vendor = family_id.split("-", 1)[0]
         return self.families.get(family_id) or self.families.get(vendor) or self.families["unknown"]
 
+    def calibrated(self, family_id: str) -> bool:
+        """Whether ``family_id`` has an entry of its own, its efficiency scale fitted on its own
+        published runs ([C]); a family that takes its vendor's or the ``unknown`` entry does
+        not, and its predictions get the wider intervals of a family left out (docs/model.md
+        §4)."""
+        return family_id in self.families and "-" in family_id
+
     def node_ids(self) -> list[str]:
         return list(self.nodes)
 

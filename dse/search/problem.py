@@ -32,7 +32,9 @@ class Evaluation:
     ``G`` (n, m) constraints, ``<= 0`` feasible, model constraints then the space's; ``feasible``
     (n,) their conjunction (and finite objectives). ``moe``: the workload is a Mixture of
     Experts (its prediction intervals are those of MoE runs); ``plan_searched``: each design's
-    plan was the search's, not a pinned one (its intervals are those of searched plans).
+    plan was the search's, not a pinned one (its intervals are those of searched plans);
+    ``new_family``: the designs are of a family no published run calibrated
+    (:attr:`~dse.space.Space.new_family`; their intervals are those of a family left out).
     """
 
     X: IntArray
@@ -43,6 +45,7 @@ class Evaluation:
     feasible: np.ndarray
     moe: bool
     plan_searched: bool = True
+    new_family: bool = False
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -78,7 +81,15 @@ class Problem:
         F = objective_matrix(metrics.columns, self.space.objectives)
         feasible = metrics.feasible & np.all(np.isfinite(F), axis=1)
         return Evaluation(
-            X, designs, metrics, F, metrics.G, feasible, self.workload.is_moe, len(self.plans) > 1
+            X,
+            designs,
+            metrics,
+            F,
+            metrics.G,
+            feasible,
+            self.workload.is_moe,
+            len(self.plans) > 1,
+            self.space.new_family,
         )
 
     def fingerprint(self) -> str:

@@ -112,7 +112,10 @@ class Evaluation:
     optimizer and the bubble; ``memory_gb`` splits ``memory_per_chip_gb`` into weights,
     gradients, optimizer state, kept activations, logits and the working set;
     ``constraints`` holds the ``g_*`` values (``<= 0`` holds);
-    ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics;
+    ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics, and
+    ``interval_basis`` what they were drawn from (``"source"``: the errors of published figures
+    whose source was left out of the fit; ``"family"``: of those whose chip family was, for a
+    chip of a family no published run calibrated);
     ``idle_chips`` counts the chips the plan leaves unused. :meth:`to_dict` is exactly the
     JSON that ``dse evaluate`` prints. Metrics the model adds later are attributes too.
     """

@@ -15,7 +15,10 @@ optimistic. A chip of a family that no published run calibrated (a user's next g
 ``amd-cdna5``, which takes its vendor's efficiency scale, docs/model.md §2.3) takes the band of
 the errors each figure had when its whole family was left out of the fit
 (``family_held_out_time_log_error``; ``interval_basis`` "family" rather than "source"): the
-error of a family predicted from its vendor's other families. This is split conformal
+error of a family predicted from its vendor's other families. Its percentiles weight each
+family equally (each figure by one over its family's figures in the pool), since a new
+family is one draw from the families, not from the figures, and a family's misses come
+together. This is split conformal
 prediction on the held-out errors; it covers the model's error on runs like the published ones,
 not the uncertainty of the technology constants of a hypothetical chip.
 """
@@ -59,13 +62,15 @@ class Residual(NamedTuple):
     """One held-out figure: ``e`` with its published plan (or the search's, where the run
     publishes none), ``searched``, the same figure with every plan key left to the search
     (steady-state runs that publish a plan; ``None`` otherwise), and ``new_family``, its error
-    with its whole chip family left out of the fit (``None`` where the file has none)."""
+    with its whole chip family left out of the fit (``None`` where the file has none);
+    ``family``, the chip family's id."""
 
     full_run: bool
     moe: bool
     e: float
     searched: float | None = None
     new_family: float | None = None
+    family: str = ""
 
     def error(self, searched: bool, new_family: bool) -> float | None:
         """The log error a band of this kind draws from this figure: with the searched plan's
@@ -95,6 +100,7 @@ def residuals(path: Path = RESIDUALS_PATH) -> tuple[Residual, ...]:
                 float(row["time_log_error"]),
                 _number(row.get("searched_time_log_error")),
                 _number(row.get("family_held_out_time_log_error")),
+                row.get("family", ""),
             )
             for row in csv.DictReader(fh)
         )
@@ -113,21 +119,38 @@ def log_error_band(
     search, so a steady-state band is that of the published figures re-predicted with the
     searched plan (the search is optimistic, docs/model.md §4); a full run's band already holds
     the runs whose plans were searched. ``new_family``: the chip's family calibrated no
-    published run, so the errors are those with the figure's family left out. Widened to hold
-    0 (the model's value) where the percentiles lie on one side of it."""
+    published run, so the errors are those with the figure's family left out, each family
+    weighing the same (:func:`_family_weights`). Widened to hold 0 (the model's value) where
+    the percentiles lie on one side of it."""
     rows = residuals() if rows is None else rows
     with_plan = searched and not full_run
-    triples = [(r.full_run, r.moe, r.error(with_plan, new_family)) for r in rows]
-    pairs = [(f, m, e) for f, m, e in triples if e is not None]
+    drawn = [(r, r.error(with_plan, new_family)) for r in rows]
+    pairs = [(r, e) for r, e in drawn if e is not None]
     if not pairs:
         column = "family_held_out_time_log_error" if new_family else "time_log_error"
         raise ValueError(f"the residuals hold no {column} to draw a band from")
-    same = [e for f, m, e in pairs if f == full_run and m == moe]
-    pool = same if len(same) >= MIN_RESIDUALS else [e for *_, e in pairs]
-    low, high = np.quantile(pool, QUANTILES)
+    same = [(r, e) for r, e in pairs if r.full_run == full_run and r.moe == moe]
+    pool = same if len(same) >= MIN_RESIDUALS else pairs
+    errors = np.array([e for _, e in pool])
+    if new_family:
+        low, high = np.quantile(
+            errors,
+            QUANTILES,
+            weights=_family_weights([r.family for r, _ in pool]),
+            method="inverted_cdf",
+        )
+    else:
+        low, high = np.quantile(errors, QUANTILES)
     # The band always holds the model's own value: where nearly every comparable figure was
     # slower than predicted (MoE with a searched plan), it reaches down to the prediction.
     return min(float(low), 0.0), max(float(high), 0.0)
+
+
+def _family_weights(families: Sequence[str]) -> NDArray[np.float64]:
+    """Weight of each figure, shape ``(n,)``: one over the number of figures of its family
+    among ``families``, so that every family weighs the same in a percentile."""
+    _, index, counts = np.unique(np.asarray(families), return_inverse=True, return_counts=True)
+    return 1.0 / counts[index].astype(np.float64)
 
 
 def interval(

@@ -23,9 +23,8 @@ from dse.model.training.analog import (
     array_step_extra,
     digital_view,
     merge,
-    take,
 )
-from dse.model.training.grid import usable_memory_b
+from dse.model.training.grid import take, usable_memory_b
 from dse.settings import Settings, load_settings
 from dse.units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR
 

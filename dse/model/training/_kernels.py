@@ -23,6 +23,9 @@ from dse.model.training.plan_search import (
     TP,
 )
 
+BLOCK = 16
+"""Plans per block of a row of bounds: :func:`lower_bounds` keeps each block's least bound, so
+that :func:`select` reads only the blocks that can hold a cell of its window."""
 _LARGEST = np.finfo(np.float64).max
 """The largest finite bound: ``bound <= min(high, _LARGEST)`` is ``bound <= high`` and finite."""
 
@@ -124,13 +127,16 @@ def lower_bounds(
     scale: float,
     first: float,
     bounds: np.ndarray,
+    blocks: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(n, k)`` step-time bounds (infinite where the plan cannot run, or cannot fit by the
     memory bound of plan_search.memory_bounds: memory first); the first round's threshold per
     row (``first`` × its least bound); and the cells within it, row-major (design, plan).
-    ``bounds`` is the ``(n, k)`` output, reused between calls: fresh pages cost more than the
-    bounds themselves. One row per design (:func:`_design_bounds`); the plans' rows are taken
-    from their matrices once, as tuples, so that no view is made per design."""
+    ``bounds`` is the ``(n, k)`` output and ``blocks`` the ``(n, ⌈k/BLOCK⌉)`` least bound of
+    each block of :data:`BLOCK` plans (:func:`_block_minima`), both reused between calls: fresh
+    pages cost more than the bounds themselves. One row per design (:func:`_design_bounds`);
+    the plans' rows are taken from their matrices once, as tuples, so that no view is made per
+    design."""
     n, k = features.shape[0], coefficients.shape[1]
     high = np.empty(n)
     design = np.empty(n * k, np.int64)
@@ -160,7 +166,7 @@ def lower_bounds(
         _design_bounds(
             bounds[i], features[i], design_i, held, plans, dispatch, hierarchical_experts, pinned
         )
-        high[i] = _least(bounds[i]) * first
+        high[i] = _block_minima(bounds[i], blocks[i]) * first
         if high[i] != np.inf:
             count = _keep_within(bounds[i], high[i], i, design, plan, count)
     return high, design[:count].copy(), plan[:count].copy()
@@ -255,26 +261,30 @@ def _design_bounds(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _least(row: np.ndarray) -> float:
-    """The least value of ``row``, four independent chains at once (so they pipeline)."""
-    k = row.shape[0]
-    l0 = l1 = l2 = l3 = np.inf
-    quad = k - k % 4
-    for p in range(0, quad, 4):
-        l0 = min(l0, row[p])
-        l1 = min(l1, row[p + 1])
-        l2 = min(l2, row[p + 2])
-        l3 = min(l3, row[p + 3])
-    for p in range(quad, k):
-        l0 = min(l0, row[p])
-    return min(min(l0, l1), min(l2, l3))
+def _block_minima(row: np.ndarray, blocks: np.ndarray) -> float:
+    """The least value of each block of :data:`BLOCK` plans of ``row`` into ``blocks``; the
+    least of ``row``. Sixteen independent chains per block, so that they run on vector units."""
+    least = np.inf
+    for b in range(blocks.shape[0]):
+        start = b * BLOCK
+        stop = min(start + BLOCK, row.shape[0])
+        m = np.inf
+        for p in range(start, stop):
+            m = min(m, row[p])
+        blocks[b] = m
+        least = min(least, m)
+    return least
 
 
 @njit(cache=True, nogil=True)
-def select(bounds: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def select(
+    bounds: np.ndarray, blocks: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The cells with ``low < bound <= high`` (finite) of their row, row-major; one pass, into
-    buffers of every cell's size whose untouched pages cost nothing. Blocks of 16 plans are
-    tested at once (on vector units) and only blocks with a hit are gathered."""
+    buffers of every cell's size whose untouched pages cost nothing. Only the blocks of
+    :data:`BLOCK` plans whose least bound (``blocks``, at most the least of the block: bounds
+    raised since :func:`lower_bounds` only skip fewer) is within ``high`` are read, so a round
+    reads a small part of the bounds."""
     n, k = bounds.shape
     design = np.empty(n * k, np.int64)
     plan = np.empty(n * k, np.int64)
@@ -284,14 +294,10 @@ def select(bounds: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.nd
         if not hi > lo:
             continue
         row = bounds[i]
-        for start in range(0, k, 16):
-            stop = min(start + 16, k)
-            hit = False
-            for p in range(start, stop):
-                hit |= (lo < row[p]) & (row[p] <= hi)
-            if not hit:
+        for b in range(blocks.shape[1]):
+            if not blocks[i, b] <= hi:
                 continue
-            for p in range(start, stop):
+            for p in range(b * BLOCK, min(b * BLOCK + BLOCK, k)):
                 if lo < row[p] <= hi:
                     design[c] = i
                     plan[c] = p

@@ -28,8 +28,7 @@ to the chosen plan, and the endurance and precision constraints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -39,7 +38,7 @@ from dse.designs import Designs, FloatArray
 from dse.model.plans import Plans
 from dse.model.silicon import Analog, Silicon
 from dse.model.training.compute import recompute_factors
-from dse.model.training.grid import Grid, precision_flop_s
+from dse.model.training.grid import Grid, precision_flop_s, take
 from dse.model.training.step import StepModel, Training
 from dse.settings import Settings
 from dse.units import BITS_PER_BYTE, PICO, TERA
@@ -49,19 +48,6 @@ def digital_view(w: Workload) -> Workload:
     """The workload as the digital units of an analog design see it: the weight updates of
     each linear layer (backprop: one GEMM of three)."""
     return replace(w, analog_linear=True)
-
-
-def take(value: Any, index: np.ndarray) -> Any:
-    """``value`` (a result dataclass, dict of arrays or array of shape ``(n,)``) at ``index``."""
-    if isinstance(value, np.ndarray):
-        return value[index]
-    if isinstance(value, dict):
-        return {k: take(v, index) for k, v in value.items()}
-    if is_dataclass(value) and not isinstance(value, type):
-        return replace(
-            value, **{f.name: take(getattr(value, f.name), index) for f in fields(value)}
-        )
-    return value
 
 
 def merge(parts: list[tuple[np.ndarray, Training]], n: int) -> Training:

@@ -6,7 +6,8 @@ broadcasts them to ``(n, k)``. :class:`Grid` gathers both for one chunk of desig
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -59,14 +60,27 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
     return np.maximum(low, sixteen), sixteen, np.maximum(low_peak, sixteen_peak)
 
 
-def exp_per_sixteen_bit_flop(designs: Designs) -> FloatArray:
-    """§2.6 Exponentials per 16-bit tensor FLOP at any clock, shape ``(n,)``: the special-function
-    units and the tensor units share the clock, so the sustained exponential rate is the
-    sustained 16-bit rate times this ratio."""
+def exp_per_sixteen_bit_flop(designs: Designs, rows: slice = slice(None)) -> FloatArray:
+    """§2.6 Exponentials per 16-bit tensor FLOP at any clock of the designs at ``rows``, shape
+    ``(n,)``: the special-function units and the tensor units share the clock, so the
+    sustained exponential rate is the sustained 16-bit rate times this ratio."""
     sixteen = np.maximum(
-        designs.bf16_flops_per_cycle_per_unit, designs.fp16_flops_per_cycle_per_unit
+        designs.bf16_flops_per_cycle_per_unit[rows], designs.fp16_flops_per_cycle_per_unit[rows]
     )
-    return designs.exp_per_cycle_per_unit / np.maximum(sixteen, 1e-12)
+    return designs.exp_per_cycle_per_unit[rows] / np.maximum(sixteen, 1e-12)
+
+
+def take(value: Any, index: np.ndarray | slice) -> Any:
+    """``value`` (a result dataclass, dict of arrays or array of shape ``(n,)``) at ``index``."""
+    if isinstance(value, np.ndarray):
+        return value[index]
+    if isinstance(value, dict):
+        return {k: take(v, index) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(
+            value, **{f.name: take(getattr(value, f.name), index) for f in fields(value)}
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -186,7 +200,9 @@ def build_grid(
         return array[None, :]
 
     s = settings
-    gemm, attention, peak = (col(r) for r in precision_flop_s(silicon, precision))
+    # the rates of this chunk's designs only: the whole run's arrays would cost each chunk
+    rates = precision_flop_s(take(silicon, rows), precision)
+    gemm, attention, peak = (r[:, None] for r in rates)
     # §2.7 the family's collective library reaches this share of NCCL's fraction of the links
     link_share = col(designs.collective_efficiency_scale)
     return Grid(
@@ -222,7 +238,7 @@ def build_grid(
         ),
         gemm_rate=gemm,
         attention_rate=attention,
-        exp_rate=attention * col(exp_per_sixteen_bit_flop(designs)),
+        exp_rate=attention * exp_per_sixteen_bit_flop(designs, rows)[:, None],
         low_precision=gemm > attention,
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),

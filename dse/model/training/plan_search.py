@@ -619,12 +619,13 @@ def search_chunk(
 _SCRATCH = threading.local()
 
 
-def _scratch(size: int) -> FloatArray:
-    """A float buffer of at least ``size`` elements, kept per thread between chunks and calls."""
-    buffer: FloatArray | None = getattr(_SCRATCH, "bounds", None)
+def _scratch(size: int, name: str = "bounds") -> FloatArray:
+    """A float buffer of at least ``size`` elements, kept per thread between chunks and calls
+    under ``name``."""
+    buffer: FloatArray | None = getattr(_SCRATCH, name, None)
     if buffer is None or buffer.size < size:
         buffer = np.empty(max(size, SEARCH_CHUNK_CELLS))
-        _SCRATCH.bounds = buffer
+        setattr(_SCRATCH, name, buffer)
     return buffer[:size]
 
 
@@ -638,11 +639,20 @@ def _compiled_kernels() -> ModuleType | None:
 
 
 def compiled_lower_bounds(
-    g: Grid, s: Settings, bounds: PlanBounds, kernels: ModuleType, out: FloatArray
+    g: Grid,
+    s: Settings,
+    bounds: PlanBounds,
+    kernels: ModuleType,
+    out: FloatArray,
+    blocks: FloatArray | None = None,
 ) -> tuple[FloatArray, np.ndarray, np.ndarray]:
     """:func:`_kernels.lower_bounds` of the designs of ``g`` into ``out`` ``(n, k)``: the bounds
     of :func:`step_lower_bound`, also infinite where the memory bound exceeds the HBM; the
-    first round's threshold per design and the cells within it."""
+    first round's threshold per design and the cells within it. ``blocks``, where given, is
+    filled with each block's least bound ``(n, ⌈k/_kernels.BLOCK⌉)``, for
+    :func:`_kernels.select`."""
+    if blocks is None:
+        blocks = np.empty((out.shape[0], -(-out.shape[1] // kernels.BLOCK)))
     return kernels.lower_bounds(
         _design_features(g, s, bounds.exp_per_attention_flop),
         bounds.coefficients,
@@ -668,6 +678,7 @@ def compiled_lower_bounds(
         1.0 - BOUND_MARGIN,
         FIRST_THRESHOLD,
         out,
+        blocks,
     )
 
 
@@ -695,7 +706,9 @@ def _search_compiled(
     design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     lb = _scratch(n * k).reshape(n, k)
-    high, design, plan = compiled_lower_bounds(g, s, bounds, kernels, lb)
+    nb = -(-k // kernels.BLOCK)
+    blocks = _scratch(n * nb, "blocks").reshape(n, nb)
+    high, design, plan = compiled_lower_bounds(g, s, bounds, kernels, lb, blocks)
     # Books of the fastest allowed plan that fits (best), of the fastest that fits whether
     # allowed or not (fit; the same books without ``extra_s``), of the least memory.
     best_s = np.full(n, np.inf)
@@ -714,7 +727,7 @@ def _search_compiled(
         if skipped.any():
             lb[skipped] = np.inf
             high = np.min(lb, axis=1) * FIRST_THRESHOLD
-            design, plan = kernels.select(lb, np.full(n, -np.inf), high)
+            design, plan = kernels.select(lb, blocks, np.full(n, -np.inf), high)
     piece = max(CHUNK_CELLS, 1)
 
     def fold(design: np.ndarray, plan: np.ndarray) -> None:
@@ -749,7 +762,7 @@ def _search_compiled(
         low, high = high, np.where(waiting, grown, np.minimum(best_s, high * WIDEN))
         if not np.any(high > low):
             break
-        design, plan = kernels.select(lb, low, high)
+        design, plan = kernels.select(lb, blocks, low, high)
     # No allowed plan fits: the fallbacks (the fastest plan that fits, else the least memory)
     # need every plan that runs, including those the bounds skipped.
     lost = np.flatnonzero(~np.isfinite(best_s))

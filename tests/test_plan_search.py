@@ -152,6 +152,31 @@ def test_results_do_not_depend_on_the_other_designs_of_the_batch() -> None:
         np.testing.assert_array_equal(values, batch.columns[name][picked], err_msg=name)
 
 
+def test_select_by_blocks_finds_every_cell_of_its_window() -> None:
+    """The numba select reads only the blocks of plans whose least bound is within the window;
+    it must find exactly the cells a full scan finds, also after bounds were raised (to
+    infinity) since the block minima were taken, and with a last block shorter than the rest."""
+    from dse.model.training import _kernels
+
+    rng = np.random.default_rng(5)
+    n, k = 40, 3 * _kernels.BLOCK + 5
+    bounds = rng.lognormal(0.0, 1.0, (n, k))
+    bounds[rng.random((n, k)) < 0.3] = np.inf
+    blocks = np.empty((n, -(-k // _kernels.BLOCK)))
+    for i in range(n):
+        _kernels._block_minima(bounds[i], blocks[i])
+    np.testing.assert_array_equal(blocks.min(axis=1), bounds.min(axis=1))
+    bounds[rng.random((n, k)) < 0.2] = np.inf  # raised after the minima: they stay below
+    low = np.where(rng.random(n) < 0.2, -np.inf, rng.lognormal(-0.5, 0.5, n))
+    high = np.where(rng.random(n) < 0.1, np.inf, low + rng.lognormal(0.0, 0.5, n))
+    design, plan = _kernels.select(bounds, blocks, low, high)
+    within = (bounds > low[:, None]) & (bounds <= high[:, None]) & np.isfinite(bounds)
+    expected = np.nonzero(within)
+    assert design.size > 0
+    np.testing.assert_array_equal(design, expected[0])
+    np.testing.assert_array_equal(plan, expected[1])
+
+
 @pytest.mark.parametrize("workload", ["llama3.1-70b", "mixtral-8x7b", "deepseek-v3"])
 def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workload: str) -> None:
     from dse.model.training import _kernels

@@ -19,11 +19,15 @@ cross-validation costs one grid evaluation.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
+import json
 import math
 import os
+import pickle
 import re
 import statistics
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -31,10 +35,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from dse.catalog._paths import data_dir
 from dse.catalog.technology import load_technology
 from dse.errors import InputError
-from dse.files import read_toml
-from dse.intervals import time_log_error
+from dse.files import read_toml, writing
+from dse.intervals import RESIDUALS_PATH, time_log_error
 from dse.lifeline import die_with_parent
 from dse.settings import Settings, load_settings
 from dse.validation import POWER_METRICS, Comparison, searched_plan_pairs, validate
@@ -249,10 +254,18 @@ class _Tables:
     """Every figure predicted at each grid setting (family scales 1) and, lazily, at each
     family scale for a chosen setting: the cross-validation only chooses among them."""
 
-    def __init__(self, settings: list[Settings], runs: Runs, families: Sequence[str]) -> None:
+    def __init__(
+        self,
+        settings: list[Settings],
+        runs: Runs,
+        families: Sequence[str],
+        grid: list[list[Comparison]] | None = None,
+    ) -> None:
         self.settings, self.runs, self.families = settings, runs, list(families)
         unit = dict.fromkeys(self.families, 1.0)
-        if runs is _validate and len(settings) > 1:
+        if grid is not None:
+            self.grid = grid
+        elif runs is _validate and len(settings) > 1:
             self.grid = _validate_in_processes(settings, unit)
         else:
             self.grid = [runs(s, unit) for s in settings]
@@ -265,6 +278,121 @@ class _Tables:
                 for v in FAMILY_SCALES
             }
         return self._scaled[index]
+
+
+TABLES_CACHE_ENV = "DSE_TABLES_CACHE"
+"""Environment variable naming a folder where :func:`prediction_tables` keeps the grid's
+predictions of the published runs, one pickle per fingerprint of everything they depend on
+(:func:`tables_fingerprint`), so that ``benchmarks/calibrate_training.py`` and
+``dse validate --cross-validate`` (docs/source/render.py) evaluate the grid once between them.
+A development aid: unset, nothing is cached; only point it at a folder you trust (pickles)."""
+
+_NOT_INPUTS = (RESIDUALS_PATH.name, "defaults.toml")
+"""Files of the package left out of the fingerprint: the residuals the calibration writes, and
+the defaults, whose every value each grid setting carries (hashed with the settings)."""
+_NOT_READ_KEYS = ("gemm_efficiency_scale", "sources")
+"""Keys of chips/technology/families.toml the grid's predictions do not read: the scale it
+overrides (every family at 1) and the sources' text. The fingerprint reads the rest of that
+file, so a refit's new scales keep the cached grid."""
+
+
+def _model_inputs() -> list[tuple[str, bytes]]:
+    """What the grid's predictions read besides the settings, ``(key, bytes)`` sorted by key:
+    the package's code and data (less :data:`_NOT_INPUTS`), the chip catalog (the families
+    file without :data:`_NOT_READ_KEYS`) and the workload catalog."""
+    package = Path(__file__).resolve().parent
+    files = [
+        (f"dse/{path.relative_to(package)}", path)
+        for path in package.rglob("*")
+        if path.suffix in (".py", ".toml", ".csv")
+        and path.name not in _NOT_INPUTS
+        and not {"__pycache__", "_data"} & set(path.relative_to(package).parts)
+    ]
+    for kind in ("chips", "workloads"):
+        folder = data_dir(kind)
+        files += [(f"{kind}/{p.relative_to(folder)}", p) for p in folder.rglob("*.toml")]
+    out = []
+    for key, path in sorted(files):
+        if key == "chips/technology/families.toml":
+            tables = {
+                name: {k: v for k, v in entry.items() if k not in _NOT_READ_KEYS}
+                for name, entry in read_toml(path).items()
+            }
+            out.append((key, json.dumps(tables, sort_keys=True).encode()))
+        else:
+            out.append((key, path.read_bytes()))
+    return out
+
+
+def tables_fingerprint(settings: Sequence[Settings], families: Sequence[str]) -> str:
+    """A SHA-256 of the grid's settings, the families, the numeric libraries' versions and
+    every input's name and bytes (:func:`_model_inputs`): equal fingerprints, equal
+    predictions."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for s in settings:
+        digest.update(repr([(n, getattr(s, n)) for n in Settings.names()]).encode())
+    digest.update(repr(list(families)).encode())
+    digest.update(" ".join(version(lib) for lib in ("numpy", "numba")).encode())
+    for key, data in _model_inputs():
+        digest.update(key.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()
+
+
+def _cache_path(fingerprint: str) -> Path | None:
+    """The cache file of ``fingerprint`` under :data:`TABLES_CACHE_ENV`'s folder, or None."""
+    folder = os.environ.get(TABLES_CACHE_ENV)
+    return Path(folder) / f"prediction-tables-{fingerprint[:20]}.pkl" if folder else None
+
+
+_VARYING = ("predicted", "rule", "fits")
+"""The fields of a figure's :class:`Comparison` that the grid's settings change (the rule in its
+last bits only); the cache keeps the other fields once (the first setting's rows) and these per
+setting."""
+
+
+def _same_but_varying(a: Comparison, b: Comparison) -> bool:
+    """Whether ``a`` and ``b`` differ at most in :data:`_VARYING` (NaN equal to NaN)."""
+    for name in Comparison.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if name not in _VARYING and x != y and not (x != x and y != y):
+            return False
+    return True
+
+
+def _load_grid(path: Path) -> list[list[Comparison]] | None:
+    """The cached grid at ``path``, or None where there is none (or it cannot be read)."""
+    try:
+        with path.open("rb") as fh:
+            reference, varying = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        return None
+    return [
+        [
+            replace(r, **dict(zip(_VARYING, v, strict=True)))
+            for r, v in zip(reference, row, strict=True)
+        ]
+        for row in varying
+    ]
+
+
+def _store_grid(path: Path, grid: list[list[Comparison]]) -> None:
+    """Write ``grid`` to ``path`` atomically (a temporary file beside it, then a rename): the
+    first setting's rows, then each setting's :data:`_VARYING` values; nothing where another
+    field varies between settings (then every call evaluates the grid)."""
+    reference = grid[0]
+    if not all(
+        _same_but_varying(r, c) for row in grid for r, c in zip(reference, row, strict=True)
+    ):
+        return
+    varying = [[tuple(getattr(c, name) for name in _VARYING) for c in row] for row in grid]
+    with writing(path.parent, "a writable folder for the prediction tables"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump((reference, varying), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, path)
 
 
 @dataclass(frozen=True)
@@ -382,10 +510,16 @@ def prediction_tables(
     base: Settings | None = None, grid: Mapping[str, Sequence[float]] = GRID, runs: Runs = _validate
 ) -> _Tables:
     """Every published figure predicted at every grid setting: the expensive part of
-    :func:`cross_validate`, shared by its groupings."""
+    :func:`cross_validate`, shared by its groupings (and, where :data:`TABLES_CACHE_ENV`
+    names a folder, kept there for the next call with the same inputs)."""
     settings = grid_settings(base or load_settings(), grid)
     families = sorted({r.family for r in runs(settings[0], None)})
-    return _Tables(settings, runs, families)
+    path = _cache_path(tables_fingerprint(settings, families)) if runs is _validate else None
+    cached = _load_grid(path) if path is not None else None
+    tables = _Tables(settings, runs, families, grid=cached)
+    if path is not None and cached is None:
+        _store_grid(path, tables.grid)
+    return tables
 
 
 def cross_validate(

@@ -13,6 +13,7 @@ from dse.settings import load_settings
 from dse.validation import (
     POWER_METRICS,
     RUNS_PATH,
+    Comparison,
     compare_run,
     evaluate_run,
     load_runs,
@@ -469,3 +470,38 @@ def test_an_unknown_energy_scope_is_one_clear_error(tmp_path) -> None:
     path.write_text(text)
     with pytest.raises(InputError, match=r"energy_scope.*wall"):
         load_runs(path)
+
+
+def test_prediction_tables_are_kept_where_a_cache_folder_is_named(monkeypatch, tmp_path) -> None:
+    """With DSE_TABLES_CACHE set, the grid's predictions are evaluated once per fingerprint of
+    their inputs and read back after; another setting is another fingerprint."""
+    from dse import calibration
+
+    calls: list[object] = []
+
+    def fake(settings, family_scales):
+        calls.append(family_scales)
+        predicted = 0.4 + settings.dp_overlap
+        return [Comparison("r", "m", "mfu", predicted, 0.4, "throughput", "s", "nvidia-hopper")]
+
+    monkeypatch.setattr(calibration, "_validate", fake)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(calibration.TABLES_CACHE_ENV, str(cache))
+    base = load_settings()
+    first = calibration.prediction_tables(base, {"dp_overlap": (0.25,)}, runs=fake)
+    assert len(calls) == 2 and len(list(cache.glob("*.pkl"))) == 1  # the families, the grid
+    again = calibration.prediction_tables(base, {"dp_overlap": (0.25,)}, runs=fake)
+    assert len(calls) == 3  # the families only
+    assert [c.predicted for c in again.grid[0]] == [c.predicted for c in first.grid[0]]
+    other = calibration.prediction_tables(base, {"dp_overlap": (0.5,)}, runs=fake)
+    assert len(calls) == 5 and len(list(cache.glob("*.pkl"))) == 2
+    assert other.grid[0][0].predicted == pytest.approx(0.9)
+    # The fingerprint reads the runs, the catalogs and the code, not the residuals it writes,
+    # nor what a refit changes and the grid overrides (the defaults, whose values the settings
+    # carry, and the families' scales).
+    inputs = dict(calibration._model_inputs())
+    assert {"dse/validation_runs.toml", "chips/h100-sxm.toml", "dse/calibration.py"} <= set(inputs)
+    assert not {"dse/validation_residuals.csv", "dse/defaults.toml"} & set(inputs)
+    assert any(key.startswith("workloads/") for key in inputs)
+    families = inputs["chips/technology/families.toml"]
+    assert b"peak_clock_power_ratio" in families and b"gemm_efficiency_scale" not in families

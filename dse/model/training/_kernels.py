@@ -263,7 +263,7 @@ def _design_bounds(
 @njit(cache=True, nogil=True, inline="always")
 def _block_minima(row: np.ndarray, blocks: np.ndarray) -> float:
     """The least value of each block of :data:`BLOCK` plans of ``row`` into ``blocks``; the
-    least of ``row``. Sixteen independent chains per block, so that they run on vector units."""
+    least of ``row`` (the least of the blocks')."""
     least = np.inf
     for b in range(blocks.shape[0]):
         start = b * BLOCK

@@ -283,8 +283,8 @@ class _Tables:
 TABLES_CACHE_ENV = "DSE_TABLES_CACHE"
 """Environment variable naming a folder where :func:`prediction_tables` keeps the grid's
 predictions of the published runs, one pickle per fingerprint of everything they depend on
-(:func:`tables_fingerprint`), so that ``benchmarks/calibrate_training.py`` and
-``dse validate --cross-validate`` (docs/source/render.py) evaluate the grid once between them.
+(:func:`tables_fingerprint`), so that ``benchmarks/calibrate_training.py`` and the
+cross-validation docs/source/render.py runs evaluate the grid once between them.
 A development aid: unset, nothing is cached; only point it at a folder you trust (pickles)."""
 
 _NOT_INPUTS = (RESIDUALS_PATH.name, "defaults.toml")

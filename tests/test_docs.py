@@ -31,7 +31,16 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(
     r"(?:<!-- doc-test: (?P<marker>.*?) -->\n)?```(?P<lang>sh|bash|console)\n(?P<body>.*?)```", re.S
 )
-SHELL_ONLY = ("python3 -m venv", ". .venv/bin/activate", "pip ", "ruff ", "mypy", "eval ", "dask ")
+SHELL_ONLY = (
+    "python3 -m venv",
+    ". .venv/bin/activate",
+    "pip ",
+    "ruff ",
+    "mypy",
+    "eval ",
+    "dask ",
+    "export ",
+)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import pickle
+import platform
 import re
 import statistics
 import tempfile
@@ -325,16 +326,17 @@ def _model_inputs() -> list[tuple[str, bytes]]:
 
 
 def tables_fingerprint(settings: Sequence[Settings], families: Sequence[str]) -> str:
-    """A SHA-256 of the grid's settings, the families, the numeric libraries' versions and
-    every input's name and bytes (:func:`_model_inputs`): equal fingerprints, equal
-    predictions."""
+    """A SHA-256 of the grid's settings, the families, Python's and the numeric libraries'
+    versions and every input's name and bytes (:func:`_model_inputs`): equal fingerprints,
+    equal predictions."""
     from importlib.metadata import version
 
     digest = hashlib.sha256()
     for s in settings:
         digest.update(repr([(n, getattr(s, n)) for n in Settings.names()]).encode())
     digest.update(repr(list(families)).encode())
-    digest.update(" ".join(version(lib) for lib in ("numpy", "numba")).encode())
+    libraries = [platform.python_version()] + [version(lib) for lib in ("numpy", "numba")]
+    digest.update(" ".join(libraries).encode())
     for key, data in _model_inputs():
         digest.update(key.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()

@@ -122,7 +122,8 @@ def log_error_band(
     published run, so the errors are those with the figure's family left out, each family
     weighing the same (:func:`_family_weights`). Widened to hold 0 (the model's value) where
     the percentiles lie on one side of it."""
-    rows = residuals() if rows is None else rows
+    if rows is None:
+        return _shipped_band(full_run, moe, searched, new_family)
     with_plan = searched and not full_run
     drawn = [(r, r.error(with_plan, new_family)) for r in rows]
     pairs = [(r, e) for r, e in drawn if e is not None]
@@ -144,6 +145,14 @@ def log_error_band(
     # The band always holds the model's own value: where nearly every comparable figure was
     # slower than predicted (MoE with a searched plan), it reaches down to the prediction.
     return min(float(low), 0.0), max(float(high), 0.0)
+
+
+@cache
+def _shipped_band(
+    full_run: bool, moe: bool, searched: bool, new_family: bool
+) -> tuple[float, float]:
+    """:func:`log_error_band` over the shipped residuals, computed once per kind of band."""
+    return log_error_band(full_run, moe, residuals(), searched=searched, new_family=new_family)
 
 
 def _family_weights(families: Sequence[str]) -> NDArray[np.float64]:

@@ -28,7 +28,6 @@ import pickle
 import platform
 import re
 import statistics
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -388,13 +387,18 @@ def _store_grid(path: Path, grid: list[list[Comparison]]) -> None:
         _same_but_varying(r, c) for row in grid for r, c in zip(reference, row, strict=True)
     ):
         return
+    from dse.export import AtomicFile
+
     varying = [[tuple(getattr(c, name) for name in _VARYING) for c in row] for row in grid]
     with writing(path.parent, "a writable folder for the prediction tables"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
+    target = AtomicFile(path, TABLES_CACHE_ENV)
+    try:
+        with target.temp.open("wb") as fh:
             pickle.dump((reference, varying), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temporary, path)
+        target.commit()
+    finally:
+        target.discard()
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,6 @@ from typing import Any
 from dse.catalog._paths import data_dir
 from dse.catalog.technology import load_technology
 from dse.errors import InputError
-from dse.export import AtomicFile
 from dse.files import read_toml, writing
 from dse.intervals import RESIDUALS_PATH, time_log_error
 from dse.lifeline import die_with_parent
@@ -388,6 +387,9 @@ def _store_grid(path: Path, grid: list[list[Comparison]]) -> None:
         _same_but_varying(r, c) for row in grid for r, c in zip(reference, row, strict=True)
     ):
         return
+    # imported here: dse.export pulls in pandas, which the CLI's light commands must not load
+    from dse.export import AtomicFile
+
     varying = [[tuple(getattr(c, name) for name in _VARYING) for c in row] for row in grid]
     with writing(path.parent, "a writable folder for the prediction tables"):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -182,6 +182,10 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
         kv = gemm(tokens / tp, w.kv_lora_rank + rope, d, chip, ob, s)
         kv += gemm(tokens, w.heads * 2 * hd / tp, w.kv_lora_rank, chip, ob, s)
         attention = q + kv + gemm(tokens, d, w.heads * hd / tp, chip, ob, s)
+    if w.is_hybrid:  # a share of attention blocks and of Mamba blocks (in- and out-projection)
+        mamba = gemm(tokens, w.mamba_in_width / tp, d, chip, ob, s)
+        mamba += gemm(tokens, d, w.mamba_inner / tp, chip, ob, s)
+        attention = w.attention_share * attention + w.mamba_share * mamba
     dense = gemm(tokens, up * w.ffn_dim, d, chip, ob, s) + gemm(
         tokens, d, w.ffn_dim / tp, chip, ob, s
     )
@@ -266,12 +270,20 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             latents = w.q_lora_rank + w.kv_lora_rank
             q_k_v = w.heads * (2 * (hd + w.qk_rope_head_dim) + hd)
             attention = o_in * (d + latents + w.heads * hd) + 2 * latents + 2 * q_k_v
+        norm_inputs = (2 if w.parallel_blocks else 4) * d  # one layer input, or two
+        if w.is_hybrid:  # Mamba: the projections' inputs, z/x/B/C/dt, x/B/C, y, fp32 dt and decay
+            inner, bc = w.mamba_inner, w.mamba_bc_width
+            mamba = o_in * (d + inner) + 2 * (w.mamba_in_width + 2 * inner + bc)
+            mamba += 8 * w.mamba_heads + mask * d
+            attention = (
+                w.attention_share * (attention + mask * d) + w.mamba_share * mamba - mask * d
+            )
+            norm_inputs = 2 * d * w.blocks_per_layer  # one input per block
         width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
         mlp = (o_in + mask) * d + (1 - f) * width * w.ffn_dim
         if w.is_moe:
             mlp += f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
             mlp += f * w.experts_per_token * o_in * d  # the k dispatched copies, fc1's input
-        norm_inputs = (2 if w.parallel_blocks else 4) * d  # one layer input, or two
         shared = o_in * d if w.parallel_shared_norm else 0  # one normalized copy for both
         return tokens * (attention + mask * d + mlp + norm_inputs - shared) / plan.tp
 
@@ -300,6 +312,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             return 2 * d + fm * width
 
         operands = 2 * d + (2 * w.heads + 2 * w.kv_heads) * hd
+        if w.is_hybrid:  # the Mamba projections' inputs and output gradients
+            mamba = 2 * d + w.mamba_in_width + w.mamba_inner
+            operands = w.attention_share * operands + w.mamba_share * mamba
         if w.kv_lora_rank:  # each MLA projection's input and output gradient
             r_q, r_kv, rope = w.q_lora_rank, w.kv_lora_rank, w.qk_rope_head_dim
             q_path = (d + 2 * r_q) if r_q else d
@@ -346,7 +361,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     elif none:
         # flash attention keeps no scores; materialized: 5 bytes per score
         score_bytes = (5 if mask else 2) if w.attention_kernel == "materialized" else 0
-        kept = layer + score_bytes * w.heads * seq * tokens / plan.tp
+        kept = layer + score_bytes * w.heads * seq * tokens / plan.tp * w.attention_share
     elif full:
         kept = 2 * tokens * d / plan.tp
     elif offload:
@@ -388,10 +403,23 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     window = min(w.sliding_window, seq) if w.window_layers else seq
     windowed_share = w.window_layers / w.layers
     window_keys = window - window * window / (2 * seq)  # per query, averaged over the sequence
-    full_scores = 0.5 * tokens * seq * w.heads * layers * (1 - windowed_share) / plan.tp
+    attention_share = w.attention_count / w.layers  # a hybrid's attention blocks per layer
+    full_scores = (
+        0.5 * tokens * seq * w.heads * layers * (attention_share - windowed_share) / plan.tp
+    )
     window_scores = tokens * window_keys * w.heads * layers * windowed_share / plan.tp
     scores = full_scores + window_scores
     eta = min(s.attention_efficiency * chip.family_scale, 1.0)
+    # a hybrid's Mamba-2 scans: per token and block 3·(2QNG + H_m·(2QP + 4NP)) FLOPs at the
+    # attention kernel's efficiency, 2·H_m·Q exponentials
+    q_c, n_s, p_h = w.mamba_chunk, w.mamba_state_dim, w.mamba_head_dim
+    ssd_flops = 3 * (
+        2 * q_c * n_s * w.mamba_groups + w.mamba_heads * (2 * q_c * p_h + 4 * n_s * p_h)
+    )
+    ssd_tokens = tokens * layers * w.mamba_layers / w.layers / plan.tp
+    t_scan = ssd_tokens * (
+        ssd_flops / (eta * chip.attention_flop_s) + 2 * w.mamba_heads * q_c / chip.exp_per_s
+    )
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
     # QKᵀ over h_qk (MLA: hd + rope), PV over hd; each score matmul idles a systolic array
     # beyond its head width
@@ -410,6 +438,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             full_scores * (1 + s0 * plan.cp / seq)
             + window_scores * (1 + s0 / min(2 * window_keys, seq / plan.cp))
         ) * per_score
+    t_attention += t_scan
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     beta = s.elementwise_bytes_per_activation_byte
     if w.compiler == "compiled":
@@ -425,6 +454,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     norms = (1 if w.parallel_blocks and w.parallel_shared_norm else 2) + (w.q_lora_rank > 0)
     norms += w.kv_lora_rank > 0
     forward_kernels = norms + (1 if w.parallel_blocks else 2) + 2
+    if w.is_hybrid:  # a norm and an add per block, the activation, RoPE per attention block,
+        # 7 per Mamba block (its convolution, five scan kernels, gated norm)
+        blocks = w.blocks_per_layer
+        forward_kernels = 2 * blocks + 1 + w.attention_share + 7 * w.mamba_share
     t_memory += layers * 3 * forward_kernels * s.elementwise_kernel_latency_us * 1e-6
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0
@@ -467,6 +500,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             attention_params = up + down + w.heads * hd * d
         else:
             attention_params = d * (w.heads + 2 * w.kv_heads) * hd + w.heads * hd * d
+        if w.is_hybrid:
+            mamba_params = d * (w.mamba_in_width + w.mamba_inner)
+            attention_params = w.attention_share * attention_params + w.mamba_share * mamba_params
         experts = (w.experts_per_token + w.shared_experts) * (3 if w.ffn_kind == "swiglu" else 2)
         moe_mlp = experts * d * w.moe_ffn_dim
         redo = 1 + f * moe_mlp / (attention_params + moe_mlp) / 3
@@ -515,6 +551,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         # parallel blocks: one reduce of the summed outputs, a gather per normalization
         per_block = ((1 if w.parallel_shared_norm else 2) + 1) / 4 if w.parallel_blocks else 1.0
         collectives = per_block * (12 if full else 8)
+        if w.is_hybrid:  # a gather and a reduce-scatter around each block, each way
+            collectives = w.blocks_per_layer * (6 if full else 4)
         latents = [x for x in (w.q_lora_rank, w.kv_lora_rank, w.qk_rope_head_dim) if x]
         if w.kv_lora_rank and not w.parallel_blocks:
             # MLA gathers its latents (and, without a query latent, the input for q) for attention:
@@ -588,6 +626,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     cp_peers = min(plan.cp, max(chip.domain / plan.tp, 1)) if allgather else 2
     cp_bw = reach(cp_peers) if plan.tp * plan.cp <= chip.domain else out
     cp_all = layers * (forwards * (plan.cp - 1) * kv + grads) / (cp_bw * s.collective_efficiency)
+    cp_layers = layers * w.attention_count / w.layers  # a hybrid's attention blocks exchange
     # and each exchange's latency: a send/receive per ring step (K/V with their gradients
     # backward), or an all-gather per pass and cp gradient steps
     hop = (
@@ -603,6 +642,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         else:
             latency_us = forwards * (plan.cp - 1) * step_us
         cp_all += layers * latency_us * 1e-6
+    cp_all *= cp_layers / layers
     cp_hidden = 0.0 if allgather else min(cp_all, t_attention * attention_redo)
     cp_comm = cp_all - cp_hidden + s.overlap_slowdown * cp_hidden
     # offload: inputs out during the forward quarter of the compute, back during the rest

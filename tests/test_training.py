@@ -15,7 +15,14 @@ from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.evaluation import step_breakdown
 from dse.model.evaluate import evaluate
-from dse.model.plans import PLACEMENTS, RECOMPUTE, ZB_H1, Plans, candidate_plans
+from dse.model.plans import (
+    PER_OPERATOR_RECOMPUTE,
+    PLACEMENTS,
+    RECOMPUTE,
+    ZB_H1,
+    Plans,
+    candidate_plans,
+)
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
 from dse.model.training.grid import FULL, OFFLOAD, exp_per_sixteen_bit_flop, usable_memory_b
@@ -323,6 +330,8 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("llama3.1-8b+compiled", 0.0, None),  # memory-bound operators fused by a graph compiler
         ("qwen3-30b-a3b+hierarchical", 0.0, None),  # DeepEP: once per remote domain
         ("deepseek-v3+hierarchical", 0.5, None),  # ... under node-limited routing
+        ("hybrid", 0.3, 65536),  # Mamba-2 blocks beside a sixth of the attention, cp searched
+        ("moe-hybrid", 0.0, None),  # ... beside MoE blocks
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
@@ -330,7 +339,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
 ) -> None:
     rng = np.random.default_rng(11)
     workload_id, _, kernel = workload_id.partition("+")
-    workload = load_workload(workload_id)
+    workload = _test_workload(workload_id)
     if kernel == "materialized":
         workload = workload.with_changes(attention_kernel=kernel, dropout=0.1)
     elif kernel == "allgather":
@@ -383,18 +392,47 @@ def _dense_latent_attention():
     return draft.with_changes(total_params=total, active_params=total)
 
 
-@pytest.mark.parametrize("workload_id", ["llama2-13b", "dense-mla"])
+def _hybrid(workload_id: str, **shape: object):
+    """``workload_id``'s MLP or MoE blocks with Mamba-2 blocks beside them and fewer attention
+    blocks (§2.1), its parameters counted from the new shape, in bf16 (as
+    :func:`_dense_latent_attention`)."""
+    from dse.catalog.workloads import shape_params
+
+    draft = load_workload(workload_id).with_changes(precision="bf16", **shape)
+    total, active = shape_params(draft)
+    return draft.with_changes(total_params=total, active_params=active)
+
+
+HYBRIDS = {
+    # Nemotron-H 8B's blocks (24 MLP, 4 attention, 24 Mamba-2) on Llama 3.1 8B's widths
+    "hybrid": ("llama3.1-8b", {"layers": 24, "attention_layers": 4, "mamba_layers": 24}),
+    # a hybrid MoE in the manner of Nemotron 3 Nano: 48 MoE, 8 attention, 48 Mamba-2 blocks
+    "moe-hybrid": ("qwen3-30b-a3b", {"attention_layers": 8, "mamba_layers": 48}),
+}
+
+
+def _test_workload(workload_id: str):
+    if workload_id == "dense-mla":
+        return _dense_latent_attention()
+    if workload_id in HYBRIDS:
+        base, shape = HYBRIDS[workload_id]
+        return _hybrid(base, mamba_heads=64, **shape)
+    return load_workload(workload_id)
+
+
+@pytest.mark.parametrize("workload_id", ["llama2-13b", "dense-mla", "hybrid", "moe-hybrid"])
 def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> None:
     """Every recompute policy, placement and sharding, pinned; a dense MLA model for its
-    projections' time and memory under each policy."""
+    projections' time and memory under each policy; hybrid Mamba models, dense and MoE, under
+    each policy they accept."""
     rng = np.random.default_rng(3)
-    workload = (
-        _dense_latent_attention() if workload_id == "dense-mla" else load_workload(workload_id)
-    )
+    workload = _test_workload(workload_id)
     policies = [
         p
         for p in RECOMPUTE
-        if (workload.is_mla or p != "mla_up_proj") and (workload.is_moe or p != "moe")
+        if (workload.is_mla or p != "mla_up_proj")
+        and (workload.is_moe or p != "moe")
+        and not (workload.is_hybrid and p in PER_OPERATOR_RECOMPUTE)
     ]
     settings = load_settings()
     # pods of 32 under a 16:1 fabric, with switches that reduce, and domains of direct links

@@ -131,6 +131,13 @@ WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "sliding_window": (0, 100_000_000),
     "window_layers": (0, 10_000),
     "mtp_layers": (0, 100),
+    "attention_layers": (0, 10_000),
+    "mamba_layers": (0, 10_000),
+    "mamba_heads": (0, 100_000),
+    "mamba_head_dim": (1, 100_000),
+    "mamba_state_dim": (1, 100_000),
+    "mamba_groups": (1, 100_000),
+    "mamba_chunk": (1, 100_000),
     "total_params": (1.0, 1e16),
     "active_params": (1.0, 1e16),
     "tokens": (1.0, 1e18),
@@ -178,6 +185,13 @@ WORKLOAD_SCHEMA = Table(
                 "sliding_window": _count("sliding_window", default=0),
                 "window_layers": _count("window_layers", default=0),
                 "mtp_layers": _count("mtp_layers", default=0),
+                "attention_layers": _count("attention_layers"),
+                "mamba_layers": _count("mamba_layers", default=0),
+                "mamba_heads": _count("mamba_heads", default=0),
+                "mamba_head_dim": _count("mamba_head_dim", default=64),
+                "mamba_state_dim": _count("mamba_state_dim", default=128),
+                "mamba_groups": _count("mamba_groups", default=8),
+                "mamba_chunk": _count("mamba_chunk", default=128),
                 "total_params": _count("total_params"),
                 "active_params": _count("active_params"),
             }
@@ -321,6 +335,26 @@ class Workload:
     qk_rope_head_dim: int = 0
     """MLA: the decoupled rotary part of each query and key head (DeepSeek-V3: 64), beside its
     ``head_dim`` (128) part that the latent up-projects; values are ``head_dim`` wide."""
+    attention_layers: int | None = None
+    """Hybrid models (docs/model.md §2.1): how many attention blocks the model has, ``None`` for
+    one in each of its ``layers`` (every transformer). A hybrid's ``layers`` count its MLP or MoE
+    blocks; its attention and Mamba blocks are spread over them, so one of the model's layers
+    holds ``attention_layers / layers`` attention blocks and ``mamba_layers / layers`` Mamba
+    blocks on average (Nemotron-H 8B: 24 MLP, 4 attention, 24 Mamba-2 blocks)."""
+    mamba_layers: int = 0
+    """Hybrid models: how many Mamba-2 mixer blocks (Dao & Gu 2024, arXiv:2405.21060) the model
+    has; 0 for a transformer (docs/model.md §2.1)."""
+    mamba_heads: int = 0
+    """Mamba-2: SSM heads of each Mamba block (its inner width is ``mamba_heads ·
+    mamba_head_dim``)."""
+    mamba_head_dim: int = 64
+    """Mamba-2: channels per SSM head (``headdim``, P; 64 in Mamba-2 and Nemotron-H)."""
+    mamba_state_dim: int = 128
+    """Mamba-2: state size per head (``d_state``, N; 128 in Nemotron-H)."""
+    mamba_groups: int = 8
+    """Mamba-2: groups sharing one B and C projection (``ngroups``, G; 8 in Nemotron-H)."""
+    mamba_chunk: int = 128
+    """Mamba-2: tokens per chunk of the SSD algorithm (``chunk_size``, Q; 128 in Nemotron-H)."""
     analog_linear: bool = False
     """True for the view of an analog design's digital units: the forward-type and
     input-gradient GEMMs run in the analog tiles (docs/model.md §2.9). Set by the model only."""
@@ -350,6 +384,48 @@ class Workload:
     def is_mla(self) -> bool:
         """Multi-head Latent Attention (``kv_lora_rank`` > 0)."""
         return self.kv_lora_rank > 0
+
+    @property
+    def attention_count(self) -> int:
+        """Attention blocks of the model: ``attention_layers``, or one per layer."""
+        return self.layers if self.attention_layers is None else self.attention_layers
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Some layers mix tokens with Mamba blocks or have no attention (§2.1)."""
+        return self.mamba_layers > 0 or self.attention_count != self.layers
+
+    @property
+    def attention_share(self) -> float:
+        """Attention blocks per layer (1 in a transformer)."""
+        return self.attention_count / self.layers
+
+    @property
+    def mamba_share(self) -> float:
+        """Mamba blocks per layer (0 in a transformer)."""
+        return self.mamba_layers / self.layers
+
+    @property
+    def blocks_per_layer(self) -> float:
+        """Residual blocks per layer, each with its normalization and residual addition: the
+        MLP's and the mixers' (2 in a sequential transformer layer)."""
+        return 1.0 + self.attention_share + self.mamba_share
+
+    @property
+    def mamba_inner(self) -> int:
+        """Mamba-2: the inner width ``H_m · P`` (twice ``d_model`` in Mamba-2's default)."""
+        return self.mamba_heads * self.mamba_head_dim
+
+    @property
+    def mamba_bc_width(self) -> int:
+        """Mamba-2: the width of the B and C projections together, ``2·G·N``."""
+        return 2 * self.mamba_groups * self.mamba_state_dim
+
+    @property
+    def mamba_in_width(self) -> int:
+        """Mamba-2: the in-projection's outputs per token, ``z``, ``x``, ``B``, ``C`` and the
+        heads' step sizes ``dt``: ``2·H_m·P + 2·G·N + H_m``."""
+        return 2 * self.mamba_inner + self.mamba_bc_width + self.mamba_heads
 
     @property
     def qk_head_dim(self) -> int:
@@ -419,17 +495,35 @@ def shape_params(w: Workload) -> tuple[float, float]:
         attention = 2 * d * w.heads * hd + 2 * d * w.kv_heads * hd
     dense_mlp = w.ffn_matrices * d * w.ffn_dim
     embeddings = w.vocab_size * d * (1 if w.tied_embeddings else 2)
+    mixers = w.layers * attention
+    if w.is_hybrid:
+        mixers = w.attention_count * attention + w.mamba_layers * mamba_block_params(w)
     if not w.experts:
-        total = embeddings + w.layers * (attention + dense_mlp)
+        total = embeddings + mixers + w.layers * dense_mlp
         return float(total), float(total)
     moe_layers = w.layers - w.dense_layers
     expert = w.ffn_matrices * d * w.moe_ffn_dim
-    base = (
-        embeddings + w.layers * attention + w.dense_layers * dense_mlp + moe_layers * d * w.experts
-    )
+    base = embeddings + mixers + w.dense_layers * dense_mlp + moe_layers * d * w.experts
     total = base + moe_layers * (w.experts + w.shared_experts) * expert
     active = base + moe_layers * (w.experts_per_token + w.shared_experts) * expert
     return float(total), float(active)
+
+
+def mamba_block_params(w: Workload) -> int:
+    """§2.1 Parameters of one Mamba-2 mixer block (Dao & Gu 2024, arXiv:2405.21060, Sec. 7;
+    Megatron-Core ``MambaMixer``): the in-projection ``d → 2·H_m·P + 2·G·N + H_m``, the
+    depthwise causal convolution over ``x``, ``B`` and ``C`` (4 taps each), and the
+    out-projection ``H_m·P → d``; the heads' ``A``, ``D`` and step biases and the gated norm's
+    weights (``3·H_m + H_m·P``) are left out, as the normalizations are everywhere."""
+    conv_channels = w.mamba_inner + w.mamba_bc_width
+    return (
+        w.d_model * w.mamba_in_width + MAMBA_CONV_TAPS * conv_channels + w.mamba_inner * w.d_model
+    )
+
+
+MAMBA_CONV_TAPS = 4
+"""[P] Taps of Mamba-2's depthwise causal convolution (``d_conv`` = 4 in Mamba-2, Nemotron-H and
+Megatron-Core's ``MambaMixer``)."""
 
 
 @dataclass(frozen=True)
@@ -514,6 +608,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
     _check_attention_shape(model, source)
     _check_window(source, model)
     _check_experts(model, source)
+    _check_mamba(model, source)
     draft = _draft_workload(workload_id, values, model)
     total, active = _parameter_counts(draft, model, bool(given), source)
     tokens, batch_tokens, defaulted = _training_budget(values["training"], total, source)
@@ -628,6 +723,42 @@ def _check_experts(model: dict[str, Any], source: str | Path) -> None:
         )
 
 
+def _check_mamba(model: dict[str, Any], source: str | Path) -> None:
+    """A hybrid's Mamba blocks name their heads, which its groups split; its blocks mix tokens
+    with attention, Mamba or both; and it is built of sequential blocks without MLA (the model
+    has no such hybrid, docs/model.md §2.1)."""
+    mamba, heads = model["mamba_layers"], model["mamba_heads"]
+    if mamba and not heads:
+        raise InputError(source, "model.mamba_heads", "a whole number > 0 with mamba_layers", heads)
+    if heads and not mamba:
+        raise InputError(
+            source, "model.mamba_heads", "0 unless mamba_layers > 0 (a hybrid model)", heads
+        )
+    if heads % model["mamba_groups"]:
+        raise InputError(
+            source,
+            "model.mamba_groups",
+            f"a divisor of mamba_heads ({heads})",
+            model["mamba_groups"],
+        )
+    if model["attention_layers"] == 0 and not mamba:
+        raise InputError(
+            source,
+            "model.attention_layers",
+            "a whole number > 0 unless mamba_layers > 0 (the layers must mix tokens)",
+            0,
+        )
+    hybrid = mamba or model["attention_layers"] not in (None, model["layers"])
+    for key, expected in (("parallel_blocks", "false"), ("kv_lora_rank", "0")):
+        if hybrid and model[key]:
+            raise InputError(
+                source,
+                f"model.{key}",
+                f"{expected} in a hybrid model (attention_layers or mamba_layers given)",
+                model[key],
+            )
+
+
 def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Workload:
     """The workload of the checked values, its parameter counts and tokens still 0."""
     training = values["training"]
@@ -676,6 +807,13 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         sliding_window=model["sliding_window"],
         window_layers=model["window_layers"],
         mtp_layers=model["mtp_layers"],
+        attention_layers=model["attention_layers"],
+        mamba_layers=model["mamba_layers"],
+        mamba_heads=model["mamba_heads"],
+        mamba_head_dim=model["mamba_head_dim"],
+        mamba_state_dim=model["mamba_state_dim"],
+        mamba_groups=model["mamba_groups"],
+        mamba_chunk=model["mamba_chunk"],
         **_algorithm_gemms(training["algorithm"]),
     )
 
@@ -753,6 +891,14 @@ def default_batch_tokens(total_params: float, seq_len: int, tokens: float = math
 def _check_window(source: str | Path, model: dict[str, Any]) -> None:
     """A sliding window needs the layers that use it, and those layers a window."""
     window, windowed = model["sliding_window"], model["window_layers"]
+    attention = model["attention_layers"]
+    if attention is not None and windowed > attention:
+        raise InputError(
+            source,
+            "model.window_layers",
+            f"at most attention_layers ({attention})",
+            windowed,
+        )
     if windowed > model["layers"]:
         raise InputError(
             source, "model.window_layers", f"at most layers ({model['layers']})", windowed
@@ -781,17 +927,19 @@ def _counted_keys(w: Workload) -> tuple[float, float]:
     """§2.2 Keys per query summed over the full-attention layers and over the sliding-window
     layers (:func:`attention_keys` times each kind's layer count)."""
     full_keys, window_keys = attention_keys(w)
-    return (w.layers - w.window_layers) * full_keys, w.window_layers * window_keys
+    return (w.attention_count - w.window_layers) * full_keys, w.window_layers * window_keys
 
 
 def windowed_attention_share(w: Workload) -> float:
     """§2.2 Share of the model's attention FLOPs in its sliding-window layers (0 without)."""
     full, windowed = _counted_keys(w)
+    if not full + windowed:  # no attention blocks (a pure Mamba model)
+        return 0.0
     return windowed / (full + windowed)
 
 
 def flops_per_token(w: Workload) -> tuple[float, float]:
-    """§2.2 Model FLOPs per training token: (matmul part, attention part).
+    """§2.2 Model FLOPs per training token: (matmul part, sequence-mixing part).
 
     Matmuls: 6 FLOPs per active parameter that a matmul touches (the input-embedding lookup
     is no matmul, so untied models drop V·d), times the training algorithm's GEMMs per linear
@@ -799,14 +947,41 @@ def flops_per_token(w: Workload) -> tuple[float, float]:
     convention, arXiv:2204.02311 App. B: QKᵀ and AV over the full sequence, ×3 for backward),
     6·L·H·(h_qk + h_v)·s where MLA's query/key heads are wider than its values;
     a sliding-window layer counts its window's keys instead (:func:`attention_keys`).
+    The sequence-mixing part is attention's scores and a hybrid's Mamba-2 scans
+    (:func:`mixer_flops_per_token`).
     """
     lookup = 0.0 if w.tied_embeddings else w.vocab_size * w.d_model
     # §2.10 other training algorithms: their GEMMs per linear layer over backprop's three
     # (attention scores are recomputed with every pass).
     passes = w.linear_gemms / 3.0
     matmul = 6.0 * max(w.active_params - lookup, 0.0) * passes
-    attention = 6.0 * w.heads * w.key_value_width * sum(_counted_keys(w)) * passes
-    return matmul, attention
+    scores, scans = mixer_flops_per_token(w)
+    return matmul, scores + scans
+
+
+def mixer_flops_per_token(w: Workload) -> tuple[float, float]:
+    """§2.2 Model FLOPs per training token of the sequence mixers beyond their projections:
+    attention's scores, ``6·H·(h_qk + h_v)·k`` per attention block with ``k`` counted keys
+    (:func:`attention_keys`), and the Mamba-2 blocks' SSD scans (:func:`ssd_flops_per_token`),
+    each times the training algorithm's GEMMs per linear layer over backpropagation's 3."""
+    passes = w.linear_gemms / 3.0
+    scores = 6.0 * w.heads * w.key_value_width * sum(_counted_keys(w)) * passes
+    return scores, w.mamba_layers * ssd_flops_per_token(w) * passes
+
+
+def ssd_flops_per_token(w: Workload) -> float:
+    """§2.2 Model FLOPs per token of one Mamba-2 block's SSD scan, forward and backward, in the
+    chunked algorithm (Dao & Gu 2024, arXiv:2405.21060, Sec. 6): within each chunk of ``Q``
+    tokens the ``G`` groups' C·Bᵀ (``2·Q·N`` FLOPs a token each) and its masked product with
+    the heads' inputs (``2·Q·P`` a token and head); across chunks each head's chunk states
+    Bᵀ·X and their read-out C·h (``2·N·P`` a token and head each). The backward pass counts
+    twice the forward, as for the linear layers: ``3·(2·Q·N·G + H_m·(2·Q·P + 4·N·P))``; 0
+    without Mamba blocks."""
+    if not w.mamba_layers:
+        return 0.0
+    q, n, p = float(w.mamba_chunk), float(w.mamba_state_dim), float(w.mamba_head_dim)
+    forward = 2.0 * q * n * w.mamba_groups + w.mamba_heads * (2.0 * q * p + 4.0 * n * p)
+    return 3.0 * forward
 
 
 def training_flops(w: Workload) -> float:

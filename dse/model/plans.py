@@ -66,6 +66,9 @@ SEARCHED_RECOMPUTE = ("none", "selective", "full", "op", "offload")
 policies, which redo part of each layer's linear layers, and attention or not, to keep less than
 ``op`` or ``none``) are published facts to pin; the search leaves them out to keep its plan
 count."""
+PER_OPERATOR_RECOMPUTE = ("op", "ffn", "qkv_linear1", "qkv_context")
+"""Policies that checkpoint named operators of a transformer layer (§2.5), which a hybrid's
+Mamba blocks do not have: a hybrid model searches and accepts the others."""
 SEARCHED_MLA_RECOMPUTE = ("mla_up_proj",)
 """Policies the search adds for Multi-head Latent Attention workloads: the recompute of MLA's up
 projections is how the MLA models are trained, not one stack's choice. DeepSeek-V3 recomputes
@@ -366,6 +369,17 @@ def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
         raise InputError.for_argument(
             "tp", f"a divisor of the attention heads ({workload.heads})", tp
         )
+    if tp is not None and not _splits_mamba(workload, tp):
+        raise InputError.for_argument(
+            "tp", f"a divisor of the Mamba groups ({workload.mamba_groups})", tp
+        )
+    if pinned.recompute in PER_OPERATOR_RECOMPUTE and workload.is_hybrid:
+        raise InputError.for_argument(
+            "recompute",
+            "none, selective, full or offload: per-operator policies are not modelled for "
+            "hybrid Mamba models",
+            pinned.recompute,
+        )
     if pp is not None and not 1 <= pp <= workload.layers:
         raise InputError.for_argument(
             "pp", f"a whole number from 1 to the layers ({workload.layers})", pp
@@ -419,6 +433,14 @@ def _check_schedule(pp: int | None, vp: int | None, schedule: str | None) -> Non
         )
 
 
+def _splits_mamba(workload: Workload, tp: int) -> bool:
+    """Tensor parallelism splits a hybrid's Mamba heads and its groups of B and C projections
+    (Megatron-Core's ``MambaMixer`` asserts ``ngroups % tp == 0``)."""
+    if not workload.mamba_layers:
+        return True
+    return workload.mamba_heads % tp == 0 and workload.mamba_groups % tp == 0
+
+
 def _searched_pp(workload: Workload) -> list[int]:
     return [v for v in PP_CHOICES if v <= workload.layers]
 
@@ -430,9 +452,13 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
     heads, sequences = workload.heads, workload.global_batch_sequences
     experts = _powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1]
     mla_rc = SEARCHED_MLA_RECOMPUTE if workload.is_mla else ()
-    searched_rc = [RECOMPUTE.index(r) for r in SEARCHED_RECOMPUTE + mla_rc]
+    searched = [r for r in SEARCHED_RECOMPUTE + mla_rc]
+    if workload.is_hybrid:  # §2.5 per-operator checkpoints are not modelled for Mamba blocks
+        searched = [r for r in searched if r not in PER_OPERATOR_RECOMPUTE]
+    searched_rc = [RECOMPUTE.index(r) for r in searched]
+    tps = [v for v in TP_CHOICES if v <= max_tp and heads % v == 0 and _splits_mamba(workload, v)]
     return [
-        [p.tp] if p.tp else [v for v in TP_CHOICES if v <= max_tp and heads % v == 0],
+        [p.tp] if p.tp else tps,
         [p.pp] if p.pp else _searched_pp(workload),
         [p.ep] if p.ep else experts,
         [p.microbatch] if p.microbatch else [v for v in MICROBATCH_CHOICES if v <= sequences],

@@ -277,7 +277,9 @@ def context_parallel_time_s(
     all-gather variant. ``links``: the scale-up domain's size, its and the scale-out network's
     bandwidth per chip (B/s); the cp group follows tp in rank order, so it stays on the scale-up
     links while tp·cp fits there. Each exchange also pays its latency
-    (:func:`context_parallel_latency_s`), times the family's ``latency_scale``."""
+    (:func:`context_parallel_latency_s`), times the family's ``latency_scale``. A hybrid's
+    layer exchanges for its share of attention blocks; its Mamba blocks exchange nothing
+    (docs/model.md §5: left out)."""
     domain, up_b_s, out_b_s = links
     kv_b: FloatArray | float
     if w.is_mla:  # every head's key (h_d + h_r) and value (h_d), in 16-bit
@@ -290,7 +292,8 @@ def context_parallel_time_s(
     in_domain = tp * cp <= domain
     bandwidth = np.where(in_domain, up_b_s, out_b_s)
     latency_s = context_parallel_latency_s(w, cp, redone, in_domain, settings) * latency_scale
-    return moved / (bandwidth * settings.collective_efficiency) + latency_s
+    exchange_s = moved / (bandwidth * settings.collective_efficiency) + latency_s
+    return exchange_s * w.attention_share if w.is_hybrid else exchange_s
 
 
 def context_parallel_peers(w: Workload, g: Grid) -> FloatArray | float:
@@ -337,7 +340,11 @@ def tensor_parallel_collectives(w: Workload, redone: FloatArray | float) -> Floa
     before attention instead (:func:`latent_gathers`), 6 and 3. A parallel block reduce-scatters
     its two branches' summed outputs once and gathers each normalization's output: 3 of the 4 forward
     collectives (GPT-NeoX, Falcon-180B: a normalization per branch), 2 of 4 where both branches
-    read one (GPT-J, PaLM); the backward pass mirrors the forward."""
+    read one (GPT-J, PaLM); the backward pass mirrors the forward. A hybrid's layer gathers and
+    reduce-scatters around each of its blocks, its attention and Mamba blocks (whose
+    in-projection is column-parallel and out-projection row-parallel) as its MLP."""
+    if w.is_hybrid:  # an all-gather and a reduce-scatter around each block
+        return w.blocks_per_layer * (4.0 + 2.0 * redone)
     if not w.parallel_blocks:
         if w.is_mla and w.q_lora_rank:  # attention gathers its latents instead
             return 6.0 + 3.0 * redone

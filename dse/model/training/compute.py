@@ -11,8 +11,9 @@ from dse.catalog.workloads import (
     Projection,
     Workload,
     attention_keys,
-    flops_per_token,
+    mixer_flops_per_token,
     mla_projections,
+    ssd_flops_per_token,
     windowed_attention_share,
 )
 from dse.designs import FloatArray
@@ -77,6 +78,18 @@ MOE_EXPERT_KERNELS = 6.0
 weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert)."""
 
 
+MAMBA_FORWARD_KERNELS = 7.0
+"""[E] Memory-bound and scan kernels of one Mamba-2 block's forward pass besides its two
+projections: the causal convolution with its SiLU, the SSD scan's five (chunk cumulative sum,
+chunk states, state passing, chunk C·Bᵀ, chunk scan; mamba_ssm's ``mamba_chunk_scan_combined``)
+and the gated RMSNorm; each with :data:`BACKWARD_KERNELS_PER_FORWARD` more in the backward
+pass, as the other memory-bound kernels."""
+SSD_EXPONENTIALS_PER_POSITION = 2.0
+"""[E] Exponentials per token, head and chunk position of a Mamba-2 SSD scan, forward and
+backward: the chunk's decay matrix ``exp(segsum(A·dt))`` (``Q`` per token and head), computed
+in the forward chunk scan and again in its backward, as :data:`EXPONENTIALS_PER_SCORE` counts
+FlashAttention's."""
+
 BACKWARD_KERNELS_PER_FORWARD = 2.0
 """[E] Backward kernels per memory-bound forward kernel of a layer: each operator's input
 gradient and, for a normalization, its weight gradient's reduction; the residual additions'
@@ -90,7 +103,13 @@ def memory_bound_kernels(w: Workload) -> float:
     where a parallel block's branches share it, plus MLA's query and key/value latent norms),
     the residual additions (two, one in a parallel block), the MLP's activation and the
     rotary embedding; each with :data:`BACKWARD_KERNELS_PER_FORWARD` more in the backward pass.
-    A Llama layer: 6 forward, 18 in all."""
+    A Llama layer: 6 forward, 18 in all. A hybrid's layer averages its blocks: a norm and a
+    residual addition per block, the MLP's activation, the rotary embedding of its attention
+    blocks and :data:`MAMBA_FORWARD_KERNELS` per Mamba block."""
+    if w.is_hybrid:  # a norm and an addition per block, rotary in the attention blocks
+        blocks = w.blocks_per_layer
+        forward = 2.0 * blocks + 1.0 + w.attention_share + MAMBA_FORWARD_KERNELS * w.mamba_share
+        return forward * (1.0 + BACKWARD_KERNELS_PER_FORWARD)
     norms = 1.0 if w.parallel_blocks and w.parallel_shared_norm else 2.0
     norms += float(w.q_lora_rank > 0) + float(w.kv_lora_rank > 0)
     additions = 1.0 if w.parallel_blocks else 2.0
@@ -193,7 +212,8 @@ def layer_linear_time_s(
     matrix_unit: FloatArray | None = None,
 ) -> FloatArray:
     """§2.3 Forward and backward time (s) of one layer's linear layers on one tensor-parallel
-    rank, averaged over dense and MoE layers: each linear runs three GEMMs of equal size
+    rank, averaged over dense and MoE layers (and a hybrid's attention and Mamba blocks, whose
+    in-projection is column-parallel and out-projection row-parallel): each linear runs three GEMMs of equal size
     (forward Y = X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X), of which
     ``w.digital_linear_gemms`` on the digital units (§2.9: analog tiles run the first two).
     With expert tensor parallelism ``etp`` each local expert's GEMMs run on the tokens its
@@ -227,6 +247,9 @@ def layer_linear_time_s(
     else:
         qkv_width = (w.heads / tp + 2.0 * kv_heads_per_rank(w, tp)) * hd
         attention = linear(d, qkv_width) + linear(w.heads * hd / tp, d)
+    if w.is_hybrid:  # §2.3 the mixers of a hybrid's layer: a share of each kind of block
+        mamba = linear(d, w.mamba_in_width / tp) + linear(w.mamba_inner / tp, d)
+        attention = w.attention_share * attention + w.mamba_share * mamba
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return gemms * (attention + dense_mlp)
@@ -351,7 +374,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
     of one layer's memory-bound operators (:func:`dse.model.training.memory.elementwise_bytes`),
     which take ``T_mem = L·(B_ew / BW + n_k·t_k)`` with their kernels' fixed time
     (:func:`memory_bound_latency_s`)."""
-    _, attention_per_token = flops_per_token(w)
+    attention_per_token, ssd_per_token = mixer_flops_per_token(w)
     stage_attention = lay.tokens_mb * attention_per_token / w.layers * lay.layers_per_stage / g.tp
     redo = recompute_factors(g.rc, w, g.rc_share)
     matmul_redo, attention_redo = redo.matmul, redo.attention
@@ -368,6 +391,9 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp, experts, g.matrix_unit
     )
     attention_s = attention_time_s(stage_attention, w, attention_eff, g, s)
+    if ssd_per_token:  # a hybrid's Mamba-2 scans, sequence mixers beside attention
+        stage_ssd = lay.tokens_mb * ssd_per_token / w.layers * lay.layers_per_stage / g.tp
+        attention_s = attention_s + ssd_time_s(stage_ssd, w, attention_eff, g)
     logits_s = w.digital_linear_gemms * gemm_time_s(
         lay.tokens_mb,
         w.vocab_size / g.tp,
@@ -428,6 +454,22 @@ def attention_time_s(
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )
     return scores * attention_overhead(w, g.cp, s.attention_overhead_tokens) * per_score_s
+
+
+def ssd_time_s(ssd_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Grid) -> FloatArray:
+    """§2.6 Time (s) of Mamba-2 SSD scans worth ``ssd_flops`` model FLOPs
+    (:func:`~dse.catalog.workloads.ssd_flops_per_token`): their chunked matmuls at the fused
+    attention kernel's efficiency η_att of the 16-bit rate [E: Triton kernels of the same
+    blocked-matmul kind as FlashAttention, not measured here] and their decay exponentials
+    (:data:`SSD_EXPONENTIALS_PER_POSITION` per token, head and chunk position) on the
+    special-function units::
+
+        T_ssd = F_ssd / (η_att·R_att) + (F_ssd / f_ssd) · 2·H_m·Q / R_exp
+
+    with ``f_ssd`` the scan's FLOPs per token."""
+    positions = ssd_flops / ssd_flops_per_token(w)
+    exponentials = positions * SSD_EXPONENTIALS_PER_POSITION * w.mamba_heads * w.mamba_chunk
+    return ssd_flops / (efficiency * g.attention_rate) + exponentials / g.exp_rate
 
 
 def attention_overhead(w: Workload, cp: FloatArray, overhead_tokens: float) -> FloatArray:

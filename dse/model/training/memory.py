@@ -66,6 +66,9 @@ def _per_token_layer_bytes(
     else:
         q_and_kv = 2 * w.heads * hd + 4 * w.kv_heads * hd
         attention_linear = linear_in * d + q_and_kv + linear_in * w.heads * hd + mask * d
+    if w.is_hybrid:  # a hybrid's layer: its shares of attention and Mamba blocks
+        mamba = mamba_stored_bytes(w, linear_in) + mask * d
+        attention_linear = w.attention_share * attention_linear + w.mamba_share * mamba
     # GELU keeps its input (16-bit) and output (the down projection's input); SwiGLU keeps the
     # gate and up projections (16-bit) and their product (the down projection's input).
     mlp_width = (4.0 if w.ffn_kind == "swiglu" else 2.0) + linear_in
@@ -80,12 +83,15 @@ def _per_token_layer_bytes(
     return attention_linear + mlp + _norm_bytes(w, linear_in), moe_fraction
 
 
-def _norm_bytes(w: Workload, linear_in: FloatArray) -> FloatArray:
+def _norm_bytes(w: Workload, linear_in: FloatArray) -> FloatArray | float:
     """§2.5 Stored bytes per token per layer of the normalizations' inputs: the layer's input
     and, in a sequential block, the residual after attention (a parallel block normalizes the
     layer's input for both), less the one normalized copy that a parallel block's branches
-    share (``parallel_shared_norm``), which the attention and MLP terms would count twice."""
+    share (``parallel_shared_norm``), which the attention and MLP terms would count twice; a
+    hybrid's layer, one input per block (:attr:`~dse.catalog.workloads.Workload.blocks_per_layer`)."""
     d = float(w.d_model)
+    if w.is_hybrid:
+        return 2.0 * d * w.blocks_per_layer
     norm_inputs = (2.0 if w.parallel_blocks else 4.0) * d
     return norm_inputs - linear_in * d * float(w.parallel_shared_norm)
 
@@ -99,7 +105,8 @@ def residual_stream_bytes(w: Workload, low_precision: FloatArray | bool = True) 
     2022 (arXiv:2205.05198, Sec. 4.2, eq. 2): ``10·s·b·h`` of a GPT layer's ``34·s·b·h``."""
     linear_in = _linear_input_bytes(w, low_precision)
     mask = 1.0 if w.dropout > 0 else 0.0
-    return _norm_bytes(w, linear_in) + 2.0 * (linear_in + mask) * float(w.d_model)
+    blocks = w.blocks_per_layer if w.is_hybrid else 2.0
+    return _norm_bytes(w, linear_in) + blocks * (linear_in + mask) * float(w.d_model)
 
 
 def unsplit_bytes(
@@ -119,6 +126,19 @@ def _linear_input_bytes(w: Workload, low_precision: FloatArray | bool) -> FloatA
     workload's fp8/fp4 format, else 2."""
     low = w.precision in ("fp8", "fp4")
     return np.where(np.logical_and(low, low_precision), 1.0, 2.0)
+
+
+def mamba_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
+    """§2.5 Stored bytes per token of one Mamba-2 mixer block (Megatron-Core ``MambaMixer`` with
+    mamba_ssm's ``mamba_chunk_scan_combined``, which keeps its inputs and recomputes the chunk
+    states in the backward pass): the in-projection's input (``linear_in`` bytes an element) and
+    its 16-bit output (``z``, ``x``, ``B``, ``C``, ``dt``: :attr:`mamba_in_width`), the causal
+    convolution's output after its SiLU (``x``, ``B``, ``C``), the scan's output (the gated
+    norm's input), the step sizes and their cumulative decays in fp32 (8 bytes a head) and the
+    out-projection's input (``linear_in`` bytes an element)."""
+    inner, bc = float(w.mamba_inner), float(w.mamba_bc_width)
+    projections = linear_in * (w.d_model + inner)
+    return projections + 2.0 * (w.mamba_in_width + inner + bc + inner) + 8.0 * w.mamba_heads
 
 
 def expert_input_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
@@ -337,6 +357,9 @@ def moe_layer_shares(w: Workload) -> tuple[float, float]:
         attention = float(sum(p.inputs * p.outputs for p in mla_projections(w)))
     else:
         attention = d * (w.heads + 2.0 * w.kv_heads) * hd + w.heads * hd * d
+    if w.is_hybrid:  # the mixers' projections, a share of each kind of block
+        mamba = d * (w.mamba_in_width + w.mamba_inner)
+        attention = w.attention_share * attention + w.mamba_share * mamba
     experts = float(w.experts_per_token + w.shared_experts)
     moe_mlp = experts * w.ffn_matrices * d * w.moe_ffn_dim
     moe_fraction = (w.layers - w.dense_layers) / w.layers
@@ -364,6 +387,9 @@ def linear_operand_elements(w: Workload) -> float:
     attention = d + w.heads * hd + (w.heads + 2.0 * w.kv_heads) * hd + d
     if w.is_mla:
         attention = sum(p.inputs + p.outputs for p in mla_projections(w))
+    if w.is_hybrid:  # each projection of a Mamba block: its input and its output gradient
+        mamba = d + w.mamba_in_width + w.mamba_inner + d
+        attention = w.attention_share * attention + w.mamba_share * mamba
 
     def mlp(width: float, copies: float) -> float:
         return copies * (d + width + (w.ffn_matrices - 1.0) * width + d)
@@ -464,7 +490,7 @@ def activations(
     # a fused (flash) kernel keeps only its row statistics and recomputes the scores inside its
     # backward pass.
     score_bytes = (5.0 if w.dropout > 0 else 2.0) if w.attention_kernel == "materialized" else 0.0
-    scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp
+    scores_b = score_bytes * w.heads * float(w.seq_len) * tokens_mb / tp * w.attention_share
     input_b = layer_input_bytes(w, tokens_mb, tp)
     moe_layer_b = tokens_mb * moe_layer_stored_bytes(w, _linear_input_bytes(w, low_precision)) / tp
     everything = layer_b + scores_b

@@ -58,7 +58,7 @@ from types import ModuleType
 
 import numpy as np
 
-from dse.catalog.workloads import Workload, flops_per_token
+from dse.catalog.workloads import Workload, mixer_flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import DUALPIPE, Plans
 from dse.model.silicon import Silicon
@@ -246,7 +246,8 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     logits_share = np.where(last_stage, last_logits, 0.0)
     # §2.6 the MoE layers' host time shows only beyond the experts' GEMM time, which depends on
     # the design: no bound from it (0 bounds it)
-    _, attention_per_token = flops_per_token(w)
+    # (a hybrid's Mamba-2 scans are left out: 0 bounds them)
+    attention_per_token, _ = mixer_flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
     # the less of the two formats a design may run: never more than the step's own bytes
     memory_bytes = layers_per_stage * np.minimum(

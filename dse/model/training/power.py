@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.catalog.workloads import Workload, flops_per_token
+from dse.catalog.workloads import Workload, flops_per_token, mixer_flops_per_token
 from dse.designs import FloatArray
 from dse.model.silicon import Silicon
 from dse.model.training.compute import computed_score_share
@@ -69,15 +69,17 @@ def average_power_w(
 ) -> FloatArray:
     """§3.1 Static + tensor (executed FLOPs at their format's energy and DVFS state) + busy-idle
     + HBM power, capped at the TDP. Matmuls run in the training format, causal attention (half
-    the score matrix; all of it where the workload's attention is ``materialized``) in 16-bit."""
-    matmul_per_token, attention_per_token = flops_per_token(w)
+    the score matrix; all of it where the workload's attention is ``materialized``) and a
+    hybrid's Mamba-2 scans in 16-bit."""
+    matmul_per_token, _ = flops_per_token(w)
+    attention_per_token, scan_per_token = mixer_flops_per_token(w)
     tokens_step = w.global_batch_sequences * w.seq_len
     # §2.9 on analog designs only the weight-gradient third of the matmuls runs digitally.
     digital_share = w.digital_linear_gemms / w.linear_gemms
     matmul_flops = tokens_step * matmul_per_token * digital_share * matmul_redo / chips_used
     attention_flops = (
         computed_score_share(w) * tokens_step * attention_per_token * attention_redo / chips_used
-    )
+    ) + tokens_step * scan_per_token * attention_redo / chips_used  # a hybrid's Mamba-2 scans
     matmul_pj, matmul_clock = _executed_format(silicon, w.precision, rows)
     attention_pj, attention_clock = _executed_format(silicon, "bf16", rows)
     exponent = np.asarray(silicon.dvfs_exponent, dtype=np.float64) - 1.0

@@ -1,0 +1,159 @@
+"""Hybrid Mamba-2 models (docs/model.md §2.1-§2.7): Mamba-2 mixer blocks beside attention and
+MLP or MoE blocks, as Nemotron-H and Nemotron 3 build them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dse.catalog.chips import load_chip
+from dse.catalog.workloads import (
+    load_workload,
+    mamba_block_params,
+    mixer_flops_per_token,
+    shape_params,
+    ssd_flops_per_token,
+)
+from dse.designs import from_chips
+from dse.errors import InputError
+from dse.model.evaluate import evaluate
+from dse.model.plans import PER_OPERATOR_RECOMPUTE, RECOMPUTE, candidate_plans
+from dse.settings import load_settings
+
+WORKLOADS = Path(__file__).parents[1] / "workloads"
+
+
+def _hybrid(**changes: object):
+    """Nemotron-H 8B's blocks (24 MLP, 4 attention, 24 Mamba-2 of 128 heads of 64) on Llama
+    3.1 8B's widths, its parameters counted from the shape."""
+    shape = {"layers": 24, "attention_layers": 4, "mamba_layers": 24, "mamba_heads": 128}
+    draft = load_workload("llama3.1-8b").with_changes(**{**shape, **changes})
+    total, active = shape_params(draft)
+    return draft.with_changes(total_params=total, active_params=active)
+
+
+def _transformer(hybrid):
+    """The same MLP blocks with an attention block each and no Mamba blocks."""
+    draft = hybrid.with_changes(attention_layers=None, mamba_layers=0, mamba_heads=0)
+    total, active = shape_params(draft)
+    return draft.with_changes(total_params=total, active_params=active)
+
+
+def test_a_hybrid_counts_the_parameters_of_each_kind_of_block() -> None:
+    """§2.1 Embeddings, 4 attention blocks, 24 Mamba-2 blocks (in-projection to z, x, B, C and
+    the heads' steps, a 4-tap convolution over x, B and C, out-projection) and 24 MLPs."""
+    w = _hybrid()
+    d, inner, bc, heads = 4096, 128 * 64, 2 * 8 * 128, 128
+    mamba = d * (2 * inner + bc + heads) + 4 * (inner + bc) + inner * d
+    assert mamba_block_params(w) == mamba
+    attention = 2 * d * 32 * 128 + 2 * d * 8 * 128
+    mlp = 3 * d * 14336
+    embeddings = 2 * 128256 * d
+    assert w.total_params == embeddings + 4 * attention + 24 * mamba + 24 * mlp
+
+
+def test_the_mixers_flops_count_attention_blocks_and_ssd_scans() -> None:
+    """§2.2 Attention's score FLOPs follow the attention blocks (4 of 24 layers' worth); each
+    Mamba-2 block's scan counts ``3·(2·Q·N·G + H_m·(2·Q·P + 4·N·P))`` per token."""
+    w = _hybrid()
+    scores, scans = mixer_flops_per_token(w)
+    full_scores, no_scans = mixer_flops_per_token(_transformer(w))
+    assert scores == pytest.approx(full_scores * 4 / 24, rel=1e-12)
+    assert no_scans == 0.0
+    q, n, g, p, h = 128, 128, 8, 64, 128
+    per_block = 3 * (2 * q * n * g + h * (2 * q * p + 4 * n * p))
+    assert ssd_flops_per_token(w) == per_block
+    assert scans == 24 * per_block
+
+
+def _step_s(workload, chips: float = 64.0, **plan: object) -> float:
+    designs = from_chips([load_chip("h100-sxm")], chips)
+    pinned = candidate_plans(workload, **plan)
+    return float(evaluate(designs, workload, load_settings(), pinned).columns["step_time_s"][0])
+
+
+def test_mamba_blocks_grow_linearly_with_the_sequence_where_attention_grows_faster() -> None:
+    """§2.6 From 4K to 64K tokens at the same tokens per step, a transformer's step grows with
+    its attention's quadratic scores; a hybrid that keeps a sixth of the attention blocks and
+    mixes the rest with linear-time Mamba scans grows far less (its longer micro-batches even
+    pay fewer kernels' fixed times)."""
+    plan = {"tp": 8, "pp": 1, "microbatch": 1, "recompute": "full", "zero_stage": 1, "cp": 1}
+    growth = []
+    for workload in (_transformer(_hybrid()), _hybrid()):
+        steps = [
+            _step_s(workload.with_changes(seq_len=s, global_batch_tokens=2**21), **plan)
+            for s in (4096, 65536)
+        ]
+        growth.append(steps[1] / steps[0])
+    assert growth[0] > 1.2 and growth[1] < growth[0] - 0.25
+
+
+@pytest.mark.parametrize(
+    "column", ["hbm_pin_rate_gbps", "scale_up_bandwidth_gb_s", "scale_out_bandwidth_gb_s"]
+)
+def test_more_bandwidth_never_slows_a_hybrid(column: str) -> None:
+    workload = _hybrid(mamba_layers=24, experts=0)
+    base = from_chips([load_chip("h100-sxm")] * 5, 256.0)
+    factors = np.array([0.5, 0.75, 1.0, 1.5, 2.0])
+    designs = base.replace(**{column: getattr(base, column) * factors, "tdp_w": 5000.0})
+    days = evaluate(designs, workload).columns["training_days"]
+    assert np.all(np.diff(days) <= 1e-9 * days[:-1]), (column, days)
+
+
+def test_tensor_parallelism_splits_the_mamba_groups() -> None:
+    """§2.3 Megatron-Core splits each Mamba block's heads and its groups of B and C over the
+    tensor-parallel ranks: the search tries only the degrees that divide the 8 groups, and a
+    pinned degree that does not is one line naming the rule."""
+    w = _hybrid()
+    assert set(np.unique(candidate_plans(w, max_tp=64).tp)) <= {1, 2, 4, 8}
+    with pytest.raises(InputError, match=r"Mamba groups \(8\)"):
+        candidate_plans(w, tp=16)
+
+
+def test_per_operator_checkpoints_are_refused_for_hybrids() -> None:
+    """§2.5 The per-operator policies name a transformer layer's projections, which a Mamba
+    block does not have: the search leaves them out for a hybrid and a pinned one is refused."""
+    w = _hybrid()
+    searched = {RECOMPUTE[int(code)] for code in np.unique(candidate_plans(w).recompute)}
+    assert searched and not searched & set(PER_OPERATOR_RECOMPUTE)
+    with pytest.raises(InputError, match="hybrid Mamba models"):
+        candidate_plans(w, recompute="op")
+
+
+def test_mamba_blocks_hold_activations_and_full_recompute_drops_them() -> None:
+    """§2.5 Each Mamba block keeps its projections' inputs, z/x/B/C/dt, the convolved x/B/C
+    and the scan's output: more blocks hold more memory without recompute, and full
+    recompute keeps only each layer's input."""
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "zero_stage": 1, "cp": 1}
+    designs = from_chips([load_chip("h100-sxm")], 64.0)
+
+    def activations_gb(workload, recompute: str) -> float:
+        pinned = candidate_plans(workload, recompute=recompute, **plan)
+        result = evaluate(designs, workload, load_settings(), pinned)
+        return float(result.training.memory_activations_gb[0])
+
+    few, many = _hybrid(mamba_layers=12), _hybrid(mamba_layers=24)
+    assert activations_gb(many, "none") > activations_gb(few, "none")
+    assert activations_gb(many, "full") == pytest.approx(activations_gb(few, "full"), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("mamba_layers = 24", "model.mamba_heads"),
+        ("mamba_heads = 64", "model.mamba_heads"),
+        ("mamba_layers = 24\nmamba_heads = 60", "model.mamba_groups"),
+        ("attention_layers = 0", "model.attention_layers"),
+        ("attention_layers = 4\nparallel_blocks = true", "model.parallel_blocks"),
+        ("attention_layers = 2\nsliding_window = 128\nwindow_layers = 4", "model.window_layers"),
+    ],
+)
+def test_a_bad_hybrid_file_is_one_line(dse, tmp_path, extra: str, key: str) -> None:
+    text = (WORKLOADS / "llama3.1-8b.toml").read_text()
+    path = tmp_path / "w.toml"
+    path.write_text(text.replace("[model]", f"[model]\n{extra}", 1))
+    result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(path), "--num-chips", "8")
+    assert result.code != 0 and key in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1

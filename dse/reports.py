@@ -114,6 +114,22 @@ def workload_summary(workload: Workload) -> dict[str, Any]:
             "vocab_size": workload.vocab_size,
             "experts": workload.experts,
             "experts_per_token": workload.experts_per_token,
+            "attention_layers": workload.attention_count,
+            "mamba_layers": workload.mamba_layers,
+            **_mamba_shape(workload),
         },
         "source": workload.source,
+    }
+
+
+def _mamba_shape(workload: Workload) -> dict[str, int]:
+    """A hybrid's Mamba-2 shape (docs/model.md §2.11); nothing for a model without Mamba blocks."""
+    if not workload.mamba_layers:
+        return {}
+    return {
+        "mamba_heads": workload.mamba_heads,
+        "mamba_head_dim": workload.mamba_head_dim,
+        "mamba_state_dim": workload.mamba_state_dim,
+        "mamba_groups": workload.mamba_groups,
+        "mamba_chunk": workload.mamba_chunk,
     }

@@ -336,14 +336,14 @@ class Workload:
     """MLA: the decoupled rotary part of each query and key head (DeepSeek-V3: 64), beside its
     ``head_dim`` (128) part that the latent up-projects; values are ``head_dim`` wide."""
     attention_layers: int | None = None
-    """Hybrid models (docs/model.md §2.1): how many attention blocks the model has, ``None`` for
+    """Hybrid models (docs/model.md §2.11): how many attention blocks the model has, ``None`` for
     one in each of its ``layers`` (every transformer). A hybrid's ``layers`` count its MLP or MoE
     blocks; its attention and Mamba blocks are spread over them, so one of the model's layers
     holds ``attention_layers / layers`` attention blocks and ``mamba_layers / layers`` Mamba
     blocks on average (Nemotron-H 8B: 24 MLP, 4 attention, 24 Mamba-2 blocks)."""
     mamba_layers: int = 0
     """Hybrid models: how many Mamba-2 mixer blocks (Dao & Gu 2024, arXiv:2405.21060) the model
-    has; 0 for a transformer (docs/model.md §2.1)."""
+    has; 0 for a transformer (docs/model.md §2.11)."""
     mamba_heads: int = 0
     """Mamba-2: SSM heads of each Mamba block (its inner width is ``mamba_heads ·
     mamba_head_dim``)."""
@@ -392,7 +392,7 @@ class Workload:
 
     @property
     def is_hybrid(self) -> bool:
-        """Some layers mix tokens with Mamba blocks or have no attention (§2.1)."""
+        """Some layers mix tokens with Mamba blocks or have no attention (§2.11)."""
         return self.mamba_layers > 0 or self.attention_count != self.layers
 
     @property
@@ -510,7 +510,7 @@ def shape_params(w: Workload) -> tuple[float, float]:
 
 
 def mamba_block_params(w: Workload) -> int:
-    """§2.1 Parameters of one Mamba-2 mixer block (Dao & Gu 2024, arXiv:2405.21060, Sec. 7;
+    """§2.11 Parameters of one Mamba-2 mixer block (Dao & Gu 2024, arXiv:2405.21060, Sec. 7;
     Megatron-Core ``MambaMixer``): the in-projection ``d → 2·H_m·P + 2·G·N + H_m``, the
     depthwise causal convolution over ``x``, ``B`` and ``C`` (4 taps each), and the
     out-projection ``H_m·P → d``; the heads' ``A``, ``D`` and step biases and the gated norm's
@@ -726,7 +726,7 @@ def _check_experts(model: dict[str, Any], source: str | Path) -> None:
 def _check_mamba(model: dict[str, Any], source: str | Path) -> None:
     """A hybrid's Mamba blocks name their heads, which its groups split; its blocks mix tokens
     with attention, Mamba or both; and it is built of sequential blocks without MLA (the model
-    has no such hybrid, docs/model.md §2.1)."""
+    has no such hybrid, docs/model.md §2.11)."""
     mamba, heads = model["mamba_layers"], model["mamba_heads"]
     if mamba and not heads:
         raise InputError(source, "model.mamba_heads", "a whole number > 0 with mamba_layers", heads)
@@ -970,7 +970,7 @@ def mixer_flops_per_token(w: Workload) -> tuple[float, float]:
 
 
 def ssd_flops_per_token(w: Workload) -> float:
-    """§2.2 Model FLOPs per token of one Mamba-2 block's SSD scan, forward and backward, in the
+    """§2.11 Model FLOPs per token of one Mamba-2 block's SSD scan, forward and backward, in the
     chunked algorithm (Dao & Gu 2024, arXiv:2405.21060, Sec. 6): within each chunk of ``Q``
     tokens the ``G`` groups' C·Bᵀ (``2·Q·N`` FLOPs a token each) and its masked product with
     the heads' inputs (``2·Q·P`` a token and head); across chunks each head's chunk states

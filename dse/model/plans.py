@@ -453,7 +453,7 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
     experts = _powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1]
     mla_rc = SEARCHED_MLA_RECOMPUTE if workload.is_mla else ()
     searched = [r for r in SEARCHED_RECOMPUTE + mla_rc]
-    if workload.is_hybrid:  # §2.5 per-operator checkpoints are not modelled for Mamba blocks
+    if workload.is_hybrid:  # §2.11 per-operator checkpoints are not modelled for Mamba blocks
         searched = [r for r in searched if r not in PER_OPERATOR_RECOMPUTE]
     searched_rc = [RECOMPUTE.index(r) for r in searched]
     tps = [v for v in TP_CHOICES if v <= max_tp and heads % v == 0 and _splits_mamba(workload, v)]

@@ -247,7 +247,7 @@ def layer_linear_time_s(
     else:
         qkv_width = (w.heads / tp + 2.0 * kv_heads_per_rank(w, tp)) * hd
         attention = linear(d, qkv_width) + linear(w.heads * hd / tp, d)
-    if w.is_hybrid:  # §2.3 the mixers of a hybrid's layer: a share of each kind of block
+    if w.is_hybrid:  # §2.11 the mixers of a hybrid's layer: a share of each kind of block
         mamba = linear(d, w.mamba_in_width / tp) + linear(w.mamba_inner / tp, d)
         attention = w.attention_share * attention + w.mamba_share * mamba
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
@@ -457,7 +457,7 @@ def attention_time_s(
 
 
 def ssd_time_s(ssd_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Grid) -> FloatArray:
-    """§2.6 Time (s) of Mamba-2 SSD scans worth ``ssd_flops`` model FLOPs
+    """§2.11 Time (s) of Mamba-2 SSD scans worth ``ssd_flops`` model FLOPs
     (:func:`~dse.catalog.workloads.ssd_flops_per_token`): their chunked matmuls at the fused
     attention kernel's efficiency η_att of the 16-bit rate [E: Triton kernels of the same
     blocked-matmul kind as FlashAttention, not measured here] and their decay exponentials

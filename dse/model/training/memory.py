@@ -129,7 +129,7 @@ def _linear_input_bytes(w: Workload, low_precision: FloatArray | bool) -> FloatA
 
 
 def mamba_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
-    """§2.5 Stored bytes per token of one Mamba-2 mixer block (Megatron-Core ``MambaMixer`` with
+    """§2.11 Stored bytes per token of one Mamba-2 mixer block (Megatron-Core ``MambaMixer`` with
     mamba_ssm's ``mamba_chunk_scan_combined``, which keeps its inputs and recomputes the chunk
     states in the backward pass): the in-projection's input (``linear_in`` bytes an element) and
     its 16-bit output (``z``, ``x``, ``B``, ``C``, ``dt``: :attr:`mamba_in_width`), the causal

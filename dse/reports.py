@@ -117,6 +117,7 @@ def workload_summary(workload: Workload) -> dict[str, Any]:
             "attention_layers": workload.attention_count,
             "mamba_layers": workload.mamba_layers,
             **_mamba_shape(workload),
+            **({"moe_latent_dim": workload.moe_latent_dim} if workload.moe_latent_dim else {}),
         },
         "source": workload.source,
     }

@@ -159,8 +159,9 @@ def routed_experts(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settin
     per_expert = tokens / plan.tp * w.experts_per_token * plan.ep * plan.etp / w.experts
     local = w.experts / plan.ep
     width = w.moe_ffn_dim / plan.etp
-    up = gemm(per_expert, (w.ffn_matrices - 1) * width, w.d_model, chip, ob, s, local)
-    return 3 * (up + gemm(per_expert, w.d_model, width, chip, ob, s, local))
+    io = w.moe_latent_dim or w.d_model  # a latent MoE's experts read and write the latent
+    up = gemm(per_expert, (w.ffn_matrices - 1) * width, io, chip, ob, s, local)
+    return 3 * (up + gemm(per_expert, io, width, chip, ob, s, local))
 
 
 def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> float:
@@ -194,6 +195,9 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
     moe = (
         gemm(tokens / tp, w.experts, d, chip, ob, s) + routed_experts(chip, w, tokens, plan, s) / 3
     )
+    if w.moe_latent_dim:  # the routed tokens down to the latent and back, on the rank's tokens
+        moe += gemm(tokens / tp, w.moe_latent_dim, d, chip, ob, s)
+        moe += gemm(tokens / tp, d, w.moe_latent_dim, chip, ob, s)
     if w.shared_experts:
         width = w.shared_experts * w.moe_ffn_dim
         moe += gemm(tokens, up * width, d, chip, ob, s) + gemm(tokens, d, width / tp, chip, ob, s)
@@ -283,7 +287,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         mlp = (o_in + mask) * d + (1 - f) * width * w.ffn_dim
         if w.is_moe:
             mlp += f * (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
-            mlp += f * w.experts_per_token * o_in * d  # the k dispatched copies, fc1's input
+            # the k dispatched copies, fc1's input (a latent MoE's latents, and the combined
+            # latent, the up-projection's input)
+            mlp += f * w.experts_per_token * o_in * (w.moe_latent_dim or d)
+            mlp += f * o_in * w.moe_latent_dim
         shared = o_in * d if w.parallel_shared_norm else 0  # one normalized copy for both
         return tokens * (attention + mask * d + mlp + norm_inputs - shared) / plan.tp
 
@@ -299,7 +306,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         experts' activations and the k dispatched copies."""
         width = (4 if w.ffn_kind == "swiglu" else 2) + o_in
         experts = (w.experts_per_token + w.shared_experts) * width * w.moe_ffn_dim
-        return o_in * d + experts + w.experts_per_token * o_in * d
+        io = w.moe_latent_dim or d
+        return o_in * d + experts + w.experts_per_token * o_in * io + o_in * w.moe_latent_dim
 
     # fp8/fp4: every linear's input and output gradient cast to the format, 4 bytes an element
     quantize = 0.0
@@ -322,6 +330,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             operands = q_path + qk + d + r_kv + rope + r_kv + 2 * w.heads * hd + w.heads * hd + d
         if w.is_moe:
             routed = (w.experts_per_token + w.shared_experts) * mlp_operands(w.moe_ffn_dim)
+            if w.moe_latent_dim:  # routed experts on the latent; the two latent projections
+                l_d = w.moe_latent_dim
+                routed = w.experts_per_token * (2 * l_d + fm * w.moe_ffn_dim)
+                routed += w.shared_experts * mlp_operands(w.moe_ffn_dim) + 2 * (d + l_d)
             operands += (1 - f) * mlp_operands(w.ffn_dim) + f * routed
         else:
             operands += mlp_operands(w.ffn_dim)
@@ -445,8 +457,9 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         beta *= s.compiled_elementwise_fraction  # a graph compiler's fused kernels
     # the dispatched copies move by the permutation's own bytes: 8·d·(1 + k) a routed token
     o_16 = 1 if w.precision in ("fp8", "fp4") and w.fp8_casts == "fused" else 2
-    routed_16 = tokens * f * w.experts_per_token * o_16 * d / plan.tp
-    permute = tokens * f * 8 * d * (1 + w.experts_per_token) / plan.tp
+    io = w.moe_latent_dim or d  # a latent MoE permutes its latents
+    routed_16 = tokens * f * w.experts_per_token * o_16 * io / plan.tp
+    permute = tokens * f * 8 * io * (1 + w.experts_per_token) / plan.tp
     t_memory = layers * (beta * (layer_16 - routed_16) + permute + quantize) / hbm
     # each memory-bound kernel's fixed time: forward, the norms (one shared by a parallel
     # block's branches; MLA's two latent norms), the residual adds, activation and RoPE; two
@@ -505,6 +518,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             attention_params = w.attention_share * attention_params + w.mamba_share * mamba_params
         experts = (w.experts_per_token + w.shared_experts) * (3 if w.ffn_kind == "swiglu" else 2)
         moe_mlp = experts * d * w.moe_ffn_dim
+        if w.moe_latent_dim:
+            m_w, l_d = (3 if w.ffn_kind == "swiglu" else 2), w.moe_latent_dim
+            moe_mlp = (w.experts_per_token * l_d + w.shared_experts * d) * m_w * w.moe_ffn_dim
+            moe_mlp += 2 * d * l_d
         redo = 1 + f * moe_mlp / (attention_params + moe_mlp) / 3
         other_redo = 1 + f * moe_stored(2) / per_token_16 / 3
     if op or ffn or qkv_linear1 or qkv_context:
@@ -570,7 +587,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         # the experts and reduce-scatters after them, forward, backward (and recomputed forward)
         etp_up = reach(min(plan.etp, chip.domain))
         e_bw = etp_up if plan.etp <= chip.domain else min(etp_up, out * chip.domain)
-        gathered = plan.etp * tokens / plan.tp * w.experts_per_token * d * 2
+        gathered = plan.etp * tokens / plan.tp * w.experts_per_token * (w.moe_latent_dim or d) * 2
         e_one = ring(gathered, plan.etp, e_bw, s, max(plan.etp / chip.domain, 1))
         tp_all += (6 if full or moe else 4) * layers * f * e_one
     if plan.tp > 1 or (w.is_moe and plan.etp > 1):
@@ -605,7 +622,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         if w.route_max_domains:
             remote = min(remote, w.route_max_domains)
         local = k * (plan.ep - 1) / plan.ep - remote
-        token_bytes = tokens / plan.tp * d * element
+        token_bytes = tokens / plan.tp * (w.moe_latent_dim or d) * element
         ep_pod = chip.pod_chips / plan.etp
         beyond_pod = min(k * (plan.ep - min(plan.ep, ep_pod)) / plan.ep, remote)
         network = max(remote, beyond_pod * chip.oversubscription)

@@ -157,3 +157,44 @@ def test_a_bad_hybrid_file_is_one_line(dse, tmp_path, extra: str, key: str) -> N
     result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(path), "--num-chips", "8")
     assert result.code != 0 and key in result.err and "Traceback" not in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def _latent(latent: int):
+    """Qwen3-30B-A3B's MoE layers with the routed experts on a latent of ``latent`` (§2.12)."""
+    draft = load_workload("qwen3-30b-a3b").with_changes(moe_latent_dim=latent, shared_experts=1)
+    total, active = shape_params(draft)
+    return draft.with_changes(total_params=total, active_params=active)
+
+
+def test_a_latent_moe_counts_its_experts_on_the_latent_and_its_two_projections() -> None:
+    """§2.12 Each routed expert reads and writes the latent (``m_w·d_l·f_e``), the shared expert
+    the hidden state; each MoE layer adds the down and up projections ``2·d·d_l``."""
+    w = _latent(512)
+    d, f, layers = 2048, 768, 48
+    routed, shared = 3 * 512 * f, 3 * d * f
+    attention = 2 * d * 32 * 128 + 2 * d * 4 * 128
+    base = 2 * 151936 * d + layers * (attention + d * 128 + 2 * d * 512 + shared)
+    assert w.total_params == base + layers * 128 * routed
+    assert w.active_params == base + layers * 8 * routed
+
+
+def test_a_latent_moe_exchanges_its_latents() -> None:
+    """§2.12 The dispatch and combine carry latent-wide tokens: at a pinned plan whose experts
+    span two nodes, halving the latent halves the all-to-all's time."""
+    plan = {"tp": 1, "pp": 1, "ep": 16, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    designs = from_chips([load_chip("h100-sxm")], 64.0)
+    times = []
+    for latent in (1024, 512):
+        w = _latent(latent)
+        result = evaluate(designs, w, load_settings(), candidate_plans(w, **plan))
+        times.append(float(result.training.moe_comm_time_s[0]))
+    assert times[1] == pytest.approx(times[0] / 2.0, rel=0.05)
+
+
+def test_a_latent_without_experts_is_one_line(dse, tmp_path) -> None:
+    text = (WORKLOADS / "llama3.1-8b.toml").read_text()
+    path = tmp_path / "w.toml"
+    path.write_text(text.replace("[model]", "[model]\nmoe_latent_dim = 512", 1))
+    result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(path), "--num-chips", "8")
+    assert result.code != 0 and "model.moe_latent_dim" in result.err
+    assert len(result.err.strip().splitlines()) == 1

@@ -332,6 +332,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("deepseek-v3+hierarchical", 0.5, None),  # ... under node-limited routing
         ("hybrid", 0.3, 65536),  # Mamba-2 blocks beside a sixth of the attention, cp searched
         ("moe-hybrid", 0.0, None),  # ... beside MoE blocks
+        ("latent-moe", 0.3, None),  # routed experts on a latent, its tokens exchanged (§2.12)
     ],
 )
 def test_vectorized_plan_search_agrees_with_scalar_reference(
@@ -408,6 +409,11 @@ HYBRIDS = {
     "hybrid": ("llama3.1-8b", {"layers": 24, "attention_layers": 4, "mamba_layers": 24}),
     # a hybrid MoE in the manner of Nemotron 3 Nano: 48 MoE, 8 attention, 48 Mamba-2 blocks
     "moe-hybrid": ("qwen3-30b-a3b", {"attention_layers": 8, "mamba_layers": 48}),
+    # ... and with Nemotron 3 Super's latent MoE: routed experts on a 512-wide latent (§2.12)
+    "latent-hybrid": (
+        "qwen3-30b-a3b",
+        {"attention_layers": 8, "mamba_layers": 48, "moe_latent_dim": 512},
+    ),
 }
 
 
@@ -417,10 +423,15 @@ def _test_workload(workload_id: str):
     if workload_id in HYBRIDS:
         base, shape = HYBRIDS[workload_id]
         return _hybrid(base, mamba_heads=64, **shape)
+    if workload_id == "latent-moe":  # a latent MoE without Mamba blocks
+        return _hybrid("qwen3-30b-a3b", moe_latent_dim=512)
     return load_workload(workload_id)
 
 
-@pytest.mark.parametrize("workload_id", ["llama2-13b", "dense-mla", "hybrid", "moe-hybrid"])
+@pytest.mark.parametrize(
+    "workload_id",
+    ["llama2-13b", "dense-mla", "hybrid", "moe-hybrid", "latent-moe", "latent-hybrid"],
+)
 def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> None:
     """Every recompute policy, placement and sharding, pinned; a dense MLA model for its
     projections' time and memory under each policy; hybrid Mamba models, dense and MoE, under
@@ -432,7 +443,7 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
         for p in RECOMPUTE
         if (workload.is_mla or p != "mla_up_proj")
         and (workload.is_moe or p != "moe")
-        and not (workload.is_hybrid and p in PER_OPERATOR_RECOMPUTE)
+        and not ((workload.is_hybrid or workload.moe_latent_dim) and p in PER_OPERATOR_RECOMPUTE)
     ]
     settings = load_settings()
     # pods of 32 under a 16:1 fabric, with switches that reduce, and domains of direct links

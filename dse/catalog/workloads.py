@@ -126,6 +126,7 @@ WORKLOAD_BOUNDS: dict[str, tuple[float, float]] = {
     "experts_per_token": (1, 100_000),
     "shared_experts": (0, 100_000),
     "moe_ffn_dim": (1, 10_000_000),
+    "moe_latent_dim": (0, 1_000_000),
     "dense_layers": (0, 10_000),
     "route_max_domains": (0, 100_000),
     "sliding_window": (0, 100_000_000),
@@ -180,6 +181,7 @@ WORKLOAD_SCHEMA = Table(
                 "experts_per_token": _count("experts_per_token"),
                 "shared_experts": _count("shared_experts", default=0),
                 "moe_ffn_dim": _count("moe_ffn_dim"),
+                "moe_latent_dim": _count("moe_latent_dim", default=0),
                 "dense_layers": _count("dense_layers", default=0),
                 "route_max_domains": _count("route_max_domains", default=0),
                 "sliding_window": _count("sliding_window", default=0),
@@ -355,6 +357,10 @@ class Workload:
     """Mamba-2: groups sharing one B and C projection (``ngroups``, G; 8 in Nemotron-H)."""
     mamba_chunk: int = 128
     """Mamba-2: tokens per chunk of the SSD algorithm (``chunk_size``, Q; 128 in Nemotron-H)."""
+    moe_latent_dim: int = 0
+    """Latent MoE (Nemotron 3 Super; docs/model.md §2.12): the width of the latent the routed
+    experts read and write, each MoE layer projecting the routed tokens down to it before the
+    dispatch and up from it after the combine; 0 = the experts work on ``d_model``."""
     analog_linear: bool = False
     """True for the view of an analog design's digital units: the forward-type and
     input-gradient GEMMs run in the analog tiles (docs/model.md §2.9). Set by the model only."""
@@ -412,6 +418,12 @@ class Workload:
         return 1.0 + self.attention_share + self.mamba_share
 
     @property
+    def routed_dim(self) -> int:
+        """Width of the tokens the routed experts read, write and exchange: the latent of a
+        latent MoE (§2.12), else ``d_model``."""
+        return self.moe_latent_dim or self.d_model
+
+    @property
     def mamba_inner(self) -> int:
         """Mamba-2: the inner width ``H_m · P`` (twice ``d_model`` in Mamba-2's default)."""
         return self.mamba_heads * self.mamba_head_dim
@@ -454,7 +466,7 @@ class Workload:
         if not self.is_moe:
             return 0.0
         moe_layers = self.layers - self.dense_layers
-        per_expert = self.ffn_matrices * self.d_model * self.moe_ffn_dim
+        per_expert = self.ffn_matrices * self.routed_dim * self.moe_ffn_dim
         derived = moe_layers * self.experts * per_expert
         return derived * self.total_params / max(shape_params(self)[0], 1.0)
 
@@ -504,6 +516,11 @@ def shape_params(w: Workload) -> tuple[float, float]:
     moe_layers = w.layers - w.dense_layers
     expert = w.ffn_matrices * d * w.moe_ffn_dim
     base = embeddings + mixers + w.dense_layers * dense_mlp + moe_layers * d * w.experts
+    if w.moe_latent_dim:  # §2.12 routed experts in the latent, its two projections per layer
+        routed = w.ffn_matrices * w.moe_latent_dim * w.moe_ffn_dim
+        base += moe_layers * (2 * d * w.moe_latent_dim + w.shared_experts * expert)
+        total = base + moe_layers * w.experts * routed
+        return float(total), float(base + moe_layers * w.experts_per_token * routed)
     total = base + moe_layers * (w.experts + w.shared_experts) * expert
     active = base + moe_layers * (w.experts_per_token + w.shared_experts) * expert
     return float(total), float(active)
@@ -697,6 +714,13 @@ def _check_experts(model: dict[str, Any], source: str | Path) -> None:
     """A Mixture of Experts names its routing and expert width, routes to at most its experts
     and keeps at least one MoE layer."""
     experts = model["experts"] or 0
+    if model["moe_latent_dim"] and not experts:
+        raise InputError(
+            source,
+            "model.moe_latent_dim",
+            "0 unless experts > 0 (a latent MoE)",
+            model["moe_latent_dim"],
+        )
     if not experts:
         return
     for key in ("experts_per_token", "moe_ffn_dim"):
@@ -781,6 +805,7 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         experts_per_token=model["experts_per_token"] or 0,
         shared_experts=model["shared_experts"] if experts else 0,
         moe_ffn_dim=model["moe_ffn_dim"] or 0,
+        moe_latent_dim=model["moe_latent_dim"] if experts else 0,
         dense_layers=model["dense_layers"] if experts else 0,
         route_max_domains=model["route_max_domains"] if experts else 0,
         q_lora_rank=model["q_lora_rank"],

@@ -373,11 +373,11 @@ def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
         raise InputError.for_argument(
             "tp", f"a divisor of the Mamba groups ({workload.mamba_groups})", tp
         )
-    if pinned.recompute in PER_OPERATOR_RECOMPUTE and workload.is_hybrid:
+    if pinned.recompute in PER_OPERATOR_RECOMPUTE and _without_per_operator(workload):
         raise InputError.for_argument(
             "recompute",
-            "none, selective, full or offload: per-operator policies are not modelled for "
-            "hybrid Mamba models",
+            "none, selective, full, offload or moe: per-operator policies are not modelled for "
+            "hybrid Mamba models or latent MoE",
             pinned.recompute,
         )
     if pp is not None and not 1 <= pp <= workload.layers:
@@ -433,6 +433,12 @@ def _check_schedule(pp: int | None, vp: int | None, schedule: str | None) -> Non
         )
 
 
+def _without_per_operator(workload: Workload) -> bool:
+    """The per-operator checkpoint policies name a transformer layer's projections: not for a
+    hybrid's Mamba blocks (§2.11) or a latent MoE's projections (§2.12)."""
+    return workload.is_hybrid or workload.moe_latent_dim > 0
+
+
 def _splits_mamba(workload: Workload, tp: int) -> bool:
     """Tensor parallelism splits a hybrid's Mamba heads and its groups of B and C projections
     (Megatron-Core's ``MambaMixer`` asserts ``ngroups % tp == 0``)."""
@@ -453,7 +459,7 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
     experts = _powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1]
     mla_rc = SEARCHED_MLA_RECOMPUTE if workload.is_mla else ()
     searched = [r for r in SEARCHED_RECOMPUTE + mla_rc]
-    if workload.is_hybrid:  # §2.11 per-operator checkpoints are not modelled for Mamba blocks
+    if _without_per_operator(workload):  # §2.11-§2.12 not modelled for Mamba or latent MoE
         searched = [r for r in searched if r not in PER_OPERATOR_RECOMPUTE]
     searched_rc = [RECOMPUTE.index(r) for r in searched]
     tps = [v for v in TP_CHOICES if v <= max_tp and heads % v == 0 and _splits_mamba(workload, v)]

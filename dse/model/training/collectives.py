@@ -199,7 +199,7 @@ def all_to_all_time_s(
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
     remote = network_copies(w, ep, domain)
     local = k * (ep - 1.0) / ep - remote  # own domain, plus copies forwarded in remote ones
-    token_b = tokens * w.d_model * element_b
+    token_b = tokens * w.routed_dim * element_b  # §2.12 a latent MoE sends its latents
     scale_up = token_b * np.maximum(local, 0.0) / up_b_s
     scale_out = token_b * remote / out_b_s
     if pods is not None:
@@ -508,7 +508,7 @@ def expert_gathered_bytes(
 ) -> FloatArray:
     """§2.7 Bytes of one ``etp`` all-gather of a MoE layer: the ``k`` routed copies of each of
     the ``etp`` ranks' ``tokens/t`` tokens, in 16-bit."""
-    return etp * tokens_mb / tp * w.experts_per_token * w.d_model * 2.0
+    return etp * tokens_mb / tp * w.experts_per_token * w.routed_dim * 2.0
 
 
 def _buckets(params: FloatArray, dp: FloatArray) -> FloatArray:

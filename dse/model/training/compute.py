@@ -258,6 +258,9 @@ def layer_linear_time_s(
             w, tokens, tp, ep, rate, hbm_b_s, efficiency, settings, etp, matrix_unit
         )
     moe_mlp = linear(d, w.experts, m=tokens / tp) + experts  # the router, the experts
+    if w.moe_latent_dim:  # §2.12 the routed tokens down to the latent and back, on each rank's
+        latent = float(w.moe_latent_dim)
+        moe_mlp = moe_mlp + linear(d, latent, m=tokens / tp) + linear(latent, d, m=tokens / tp)
     if w.shared_experts:
         shared = w.shared_experts * w.moe_ffn_dim
         moe_mlp = moe_mlp + linear(d, up_width * shared) + linear(shared / tp, d)
@@ -288,7 +291,7 @@ def expert_gemms_time_s(
     local_experts = w.experts / ep
     width = w.moe_ffn_dim / etp
     up = (w.ffn_matrices - 1.0) * width
-    d = float(w.d_model)
+    d = float(w.routed_dim)  # §2.12 a latent MoE's experts read and write its latent
     rates = (rate, hbm_b_s, ob, efficiency, settings, local_experts, matrix_unit)
     return gemm_time_s(expert_tokens, up, d, *rates) + gemm_time_s(expert_tokens, d, width, *rates)
 

@@ -77,6 +77,8 @@ def _per_token_layer_bytes(
         routed = (w.experts_per_token + w.shared_experts) * mlp_width * w.moe_ffn_dim
         mlp = (linear_in + mask) * d + (1 - moe_fraction) * mlp_width * w.ffn_dim
         mlp += moe_fraction * routed + expert_input_bytes(w, linear_in)
+        if w.moe_latent_dim:  # §2.12 the combined latents, the up-projection's input
+            mlp += moe_fraction * linear_in * w.moe_latent_dim
     else:
         moe_fraction = 0.0
         mlp = (linear_in + mask) * d + mlp_width * w.ffn_dim
@@ -150,13 +152,14 @@ def expert_input_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray
     if not w.is_moe:
         return 0.0
     moe_fraction = (w.layers - w.dense_layers) / w.layers
-    return moe_fraction * w.experts_per_token * linear_in * float(w.d_model)
+    return moe_fraction * w.experts_per_token * linear_in * float(w.routed_dim)
 
 
 def moe_layer_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
     """§2.5 Bytes per token that the MLP part of one MoE layer keeps (not averaged over the
     layers): its normalized input (``linear_in`` bytes an element, the router's and the shared
-    experts' input), the routed and shared experts' activations and the ``k`` dispatched copies.
+    experts' input), the routed and shared experts' activations and the ``k`` dispatched copies
+    (a latent MoE's in its latent, with the up-projection's latent input, §2.12).
     ``moe`` recompute drops them and keeps the MoE layer's 16-bit input instead (Megatron-Core
     checkpoints the MoE layer on its input); 0 for dense workloads."""
     if not w.is_moe:
@@ -164,7 +167,8 @@ def moe_layer_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatA
     d = float(w.d_model)
     mlp_width = (4.0 if w.ffn_kind == "swiglu" else 2.0) + linear_in
     routed = (w.experts_per_token + w.shared_experts) * mlp_width * w.moe_ffn_dim
-    return linear_in * d + routed + w.experts_per_token * linear_in * d
+    latent = linear_in * w.moe_latent_dim  # the combined latents, the up-projection's input
+    return linear_in * d + routed + w.experts_per_token * linear_in * w.routed_dim + latent
 
 
 def permutation_bytes(w: Workload) -> float:
@@ -176,7 +180,7 @@ def permutation_bytes(w: Workload) -> float:
     if not w.is_moe:
         return 0.0
     moe_fraction = (w.layers - w.dense_layers) / w.layers
-    return moe_fraction * 8.0 * float(w.d_model) * (1.0 + w.experts_per_token)
+    return moe_fraction * 8.0 * float(w.routed_dim) * (1.0 + w.experts_per_token)
 
 
 def _mla_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
@@ -362,6 +366,11 @@ def moe_layer_shares(w: Workload) -> tuple[float, float]:
         attention = w.attention_share * attention + w.mamba_share * mamba
     experts = float(w.experts_per_token + w.shared_experts)
     moe_mlp = experts * w.ffn_matrices * d * w.moe_ffn_dim
+    if w.moe_latent_dim:  # §2.12 routed experts in the latent, and its two projections
+        latent = float(w.moe_latent_dim)
+        moe_mlp = (
+            w.experts_per_token * latent + w.shared_experts * d
+        ) * w.ffn_matrices * w.moe_ffn_dim + 2.0 * d * latent
     moe_fraction = (w.layers - w.dense_layers) / w.layers
     flops = moe_fraction * moe_mlp / (attention + moe_mlp)
     per_token, _ = _per_token_layer_bytes(w, low_precision=False)
@@ -391,13 +400,19 @@ def linear_operand_elements(w: Workload) -> float:
         mamba = d + w.mamba_in_width + w.mamba_inner + d
         attention = w.attention_share * attention + w.mamba_share * mamba
 
-    def mlp(width: float, copies: float) -> float:
-        return copies * (d + width + (w.ffn_matrices - 1.0) * width + d)
+    def mlp(width: float, copies: float, io: float = d) -> float:
+        return copies * (io + width + (w.ffn_matrices - 1.0) * width + io)
 
     if not w.is_moe:
         return attention + mlp(w.ffn_dim, 1.0)
     moe_fraction = (w.layers - w.dense_layers) / w.layers
     routed = mlp(w.moe_ffn_dim, w.experts_per_token + w.shared_experts)
+    if w.moe_latent_dim:  # §2.12 routed experts in the latent, and the two latent projections
+        latent = float(w.moe_latent_dim)
+        routed = mlp(w.moe_ffn_dim, w.experts_per_token, latent) + mlp(
+            w.moe_ffn_dim, w.shared_experts
+        )
+        routed += 2.0 * (d + latent)
     return attention + (1.0 - moe_fraction) * mlp(w.ffn_dim, 1.0) + moe_fraction * routed
 
 

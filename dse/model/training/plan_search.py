@@ -325,7 +325,7 @@ def _moe_link_bytes(
         return np.zeros_like(plans.tp)
     count = moe_token_collectives(w, layers_per_stage, redone)
     element_b = 1.75 if w.precision in ("fp8", "fp4") else 2.0
-    one_b = tokens_mb / plans.tp * w.d_model * element_b / s.collective_efficiency
+    one_b = tokens_mb / plans.tp * w.routed_dim * element_b / s.collective_efficiency
     hidden = np.where(plans.dualpipe, 1.0, s.moe_comm_overlap)
     return count * one_b * paid_share(hidden, s)
 

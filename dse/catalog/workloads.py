@@ -417,6 +417,14 @@ class Workload:
         MLP's and the mixers' (2 in a sequential transformer layer)."""
         return 1.0 + self.attention_share + self.mamba_share
 
+    def per_layer_mixers(self, attention: Any, mamba: Any) -> Any:
+        """A per-layer quantity of the token mixers (§2.11): one attention block's
+        ``attention`` in a transformer; in a hybrid, its shares of attention and Mamba blocks,
+        ``a·attention + m·mamba`` (any numbers or arrays that broadcast)."""
+        if not self.is_hybrid:
+            return attention
+        return self.attention_share * attention + self.mamba_share * mamba
+
     @property
     def routed_dim(self) -> int:
         """Width of the tokens the routed experts read, write and exchange: the latent of a

@@ -68,7 +68,8 @@ policies, which redo part of each layer's linear layers, and attention or not, t
 count."""
 PER_OPERATOR_RECOMPUTE = ("op", "ffn", "qkv_linear1", "qkv_context")
 """Policies that checkpoint named operators of a transformer layer (§2.5), which a hybrid's
-Mamba blocks do not have: a hybrid model searches and accepts the others."""
+Mamba blocks and a latent MoE's projections do not have: such a model searches and accepts the
+others (§2.11-§2.12)."""
 SEARCHED_MLA_RECOMPUTE = ("mla_up_proj",)
 """Policies the search adds for Multi-head Latent Attention workloads: the recompute of MLA's up
 projections is how the MLA models are trained, not one stack's choice. DeepSeek-V3 recomputes
@@ -458,9 +459,9 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
     heads, sequences = workload.heads, workload.global_batch_sequences
     experts = _powers_of_two_dividing(workload.experts, 256) if workload.is_moe else [1]
     mla_rc = SEARCHED_MLA_RECOMPUTE if workload.is_mla else ()
-    searched = [r for r in SEARCHED_RECOMPUTE + mla_rc]
+    searched = SEARCHED_RECOMPUTE + mla_rc
     if _without_per_operator(workload):  # §2.11-§2.12 not modelled for Mamba or latent MoE
-        searched = [r for r in searched if r not in PER_OPERATOR_RECOMPUTE]
+        searched = tuple(r for r in searched if r not in PER_OPERATOR_RECOMPUTE)
     searched_rc = [RECOMPUTE.index(r) for r in searched]
     tps = [v for v in TP_CHOICES if v <= max_tp and heads % v == 0 and _splits_mamba(workload, v)]
     return [

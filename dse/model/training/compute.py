@@ -247,9 +247,9 @@ def layer_linear_time_s(
     else:
         qkv_width = (w.heads / tp + 2.0 * kv_heads_per_rank(w, tp)) * hd
         attention = linear(d, qkv_width) + linear(w.heads * hd / tp, d)
-    if w.is_hybrid:  # §2.11 the mixers of a hybrid's layer: a share of each kind of block
+    if w.is_hybrid:  # §2.11 a Mamba block's in-projection and out-projection
         mamba = linear(d, w.mamba_in_width / tp) + linear(w.mamba_inner / tp, d)
-        attention = w.attention_share * attention + w.mamba_share * mamba
+        attention = w.per_layer_mixers(attention, mamba)
     dense_mlp = linear(d, up_width * w.ffn_dim) + linear(w.ffn_dim / tp, d)
     if not w.is_moe:
         return gemms * (attention + dense_mlp)

@@ -66,9 +66,9 @@ def _per_token_layer_bytes(
     else:
         q_and_kv = 2 * w.heads * hd + 4 * w.kv_heads * hd
         attention_linear = linear_in * d + q_and_kv + linear_in * w.heads * hd + mask * d
-    if w.is_hybrid:  # a hybrid's layer: its shares of attention and Mamba blocks
+    if w.is_hybrid:  # §2.11 a Mamba block's stored bytes
         mamba = mamba_stored_bytes(w, linear_in) + mask * d
-        attention_linear = w.attention_share * attention_linear + w.mamba_share * mamba
+        attention_linear = w.per_layer_mixers(attention_linear, mamba)
     # GELU keeps its input (16-bit) and output (the down projection's input); SwiGLU keeps the
     # gate and up projections (16-bit) and their product (the down projection's input).
     mlp_width = (4.0 if w.ffn_kind == "swiglu" else 2.0) + linear_in
@@ -361,9 +361,8 @@ def moe_layer_shares(w: Workload) -> tuple[float, float]:
         attention = float(sum(p.inputs * p.outputs for p in mla_projections(w)))
     else:
         attention = d * (w.heads + 2.0 * w.kv_heads) * hd + w.heads * hd * d
-    if w.is_hybrid:  # the mixers' projections, a share of each kind of block
-        mamba = d * (w.mamba_in_width + w.mamba_inner)
-        attention = w.attention_share * attention + w.mamba_share * mamba
+    if w.is_hybrid:  # §2.11 a Mamba block's projections
+        attention = w.per_layer_mixers(attention, d * (w.mamba_in_width + w.mamba_inner))
     experts = float(w.experts_per_token + w.shared_experts)
     moe_mlp = experts * w.ffn_matrices * d * w.moe_ffn_dim
     if w.moe_latent_dim:  # §2.12 routed experts in the latent, and its two projections
@@ -396,9 +395,8 @@ def linear_operand_elements(w: Workload) -> float:
     attention = d + w.heads * hd + (w.heads + 2.0 * w.kv_heads) * hd + d
     if w.is_mla:
         attention = sum(p.inputs + p.outputs for p in mla_projections(w))
-    if w.is_hybrid:  # each projection of a Mamba block: its input and its output gradient
-        mamba = d + w.mamba_in_width + w.mamba_inner + d
-        attention = w.attention_share * attention + w.mamba_share * mamba
+    if w.is_hybrid:  # §2.11 each Mamba projection's input and output gradient
+        attention = w.per_layer_mixers(attention, d + w.mamba_in_width + w.mamba_inner + d)
 
     def mlp(width: float, copies: float, io: float = d) -> float:
         return copies * (io + width + (w.ffn_matrices - 1.0) * width + io)

@@ -88,6 +88,8 @@ def _assert_same(fast: Metrics, exhaustive: Metrics) -> None:
         ("mixtral-8x7b", 600, "numba"),  # MoE, every layer
         ("mixtral-8x7b", 100, "numpy"),
         ("deepseek-v3", 520, "numba"),  # MoE with dense layers, shared experts, fp8, routing
+        ("qwen3-30b-a3b", 400, "numba"),  # fine-grained MoE: host-bound layers (§2.6)
+        ("qwen3-30b-a3b", 100, "numpy"),
     ],
 )
 def test_bounded_search_agrees_with_exhaustive_search(
@@ -177,7 +179,9 @@ def test_select_by_blocks_finds_every_cell_of_its_window() -> None:
     np.testing.assert_array_equal(plan, expected[1])
 
 
-@pytest.mark.parametrize("workload", ["llama3.1-70b", "mixtral-8x7b", "deepseek-v3"])
+@pytest.mark.parametrize(
+    "workload", ["llama3.1-70b", "mixtral-8x7b", "deepseek-v3", "qwen3-30b-a3b"]
+)
 def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workload: str) -> None:
     from dse.model.training import _kernels
     from dse.settings import load_settings
@@ -198,12 +202,19 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
     # Tight: most of the step time.
     assert np.median((bound / model.step_s)[runs]) > 0.7
     # Each part bounds its exact counterpart: the stage time of one micro-batch (compute,
-    # including the MoE layers' fixed kernel time, and the communication no overlap hides, the
-    # MoE all-to-all's over the links of the design's domain) ...
+    # including the MoE layers' host time beyond their experts' GEMMs, and the communication no
+    # overlap hides, the MoE all-to-all's over the links of the design's domain) ...
     features = plan_search._design_features(grid, settings, bounds.exp_per_attention_flop)
-    stage = features @ bounds.coefficients + plan_search.moe_lower_bound(grid, bounds)
+    host = plan_search.moe_host_lower_bound(features, bounds)
+    stage = features @ bounds.coefficients + plan_search.moe_lower_bound(grid, bounds) + host
     exact_stage = model.stage_s  # the slowest stage (§2.7)
     assert (stage[runs] <= np.broadcast_to(exact_stage, stage.shape)[runs] * (1 + 1e-12)).all()
+    # The host part is there exactly for MoE, and where the host time shows it holds most of it.
+    assert (host[runs] > 0).any() == w.is_moe
+    exact_host = np.broadcast_to(model.comp.moe_host_s, host.shape)
+    shown = runs & (exact_host > 0.1 * np.broadcast_to(model.comp.total_s, host.shape))
+    if workload == "qwen3-30b-a3b":
+        assert shown.any() and np.median(host[shown] / exact_host[shown]) > 0.5
     # The MoE all-to-all's part alone bounds the exposed all-to-all, close to it.
     moe = plan_search.moe_lower_bound(grid, bounds)
     exact_moe = np.broadcast_to(model.comm.moe_s, moe.shape)
@@ -279,6 +290,7 @@ def test_the_bounds_hold_with_hybrid_sharding(workload: str) -> None:
         ("llama3.1-70b", {"dp": 32, "dp_shard": 16, "zero_stage": 3}),
         ("mixtral-8x7b", {"etp": 2}),  # experts split: their all-to-all over S/etp per domain
         ("deepseek-v3", {"etp": 4, "zero_stage": 1}),
+        ("qwen3-30b-a3b", {"recompute": "moe"}),  # the MoE layers' host time repeated (§2.6)
     ],
 )
 def test_bounded_search_agrees_with_exhaustive_search_on_partly_pinned_plans(

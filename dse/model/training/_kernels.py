@@ -112,6 +112,7 @@ def lower_bounds(
     data_parallel: np.ndarray,
     memory: np.ndarray,
     moe: np.ndarray,
+    moe_host: np.ndarray,
     experts_per_token: float,
     route_max_domains: float,
     hierarchical_experts: float | None,
@@ -150,6 +151,7 @@ def lower_bounds(
         (data_parallel[0], data_parallel[1], data_parallel[2], data_parallel[3], data_parallel[4]),
         (memory[1], memory[2], memory[4], slots, moe),
         (coefficients[0], coefficients[1], coefficients[2], coefficients[3], coefficients[4]),
+        (moe_host[0], moe_host[1], moe_host[2]),
     )
     dispatch = (experts_per_token, route_max_domains, sequences, scale)
     for i in range(n):
@@ -192,12 +194,13 @@ def _design_bounds(
     fixed and stored activation bytes in the design's format."""
     chips, top_tp, domain, inverse_up, inverse_out, capacity = design
     fixed_b, stored_b = held
-    (replica, tp, batch_dp, dp_step, pinned_dp), split, inverse, dp_bytes, state, c = plans
+    (replica, tp, batch_dp, dp_step, pinned_dp), split, inverse, dp_bytes, state, c, host = plans
     microbatch, cp, ep, ep_over_tp = split
     inverse_microbatch, inverse_cp, inverse_ep, inverse_etp = inverse
     shared_b, expert_b, first_b, fsdp_b, expert_each_b = dp_bytes
     weight_b, expert_state_b, in_flight_cap, slots, moe = state
     experts_per_token, route_max_domains, sequences, scale = dispatch
+    host_s, expert_flops, expert_latency_s = host
     inverse_domain = 1.0 / domain
     for p in range(row.shape[0]):
         dp = _data_parallel_ranks(chips, replica[p], batch_dp[p], pinned_dp[p], pinned, dp_step[p])
@@ -250,6 +253,8 @@ def _design_bounds(
                 inverse_up,
                 inverse_out,
             )
+            # the MoE layers' host time beyond the experts' GEMMs (plan_search.moe_host_lower_bound)
+            stage += max(host_s[p] - (f[0] * expert_flops[p] + expert_latency_s[p]), 0.0)
         value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step_s) * scale
         least_b = (
             fixed_b[p]

@@ -7,8 +7,9 @@ cells that could still win, and returns the same plan:
 1. A lower bound of every cell's step time from a few numbers per plan and per design: the
    matmul, attention and memory-bound work of one micro-batch on one stage at the sustained
    rates and the *largest* efficiencies (no roofline), the kernel latencies and the MoE
-   layers' fixed kernel time, plus the tensor-parallel and pipeline traffic that no overlap
-   can hide at the faster of the links and the MoE all-to-all's (:func:`moe_lower_bound`), times the layout's micro-batches plus the
+   layers' host time beyond their experts' GEMMs (:func:`moe_host_lower_bound`), plus the
+   tensor-parallel and pipeline traffic that no overlap can hide at the faster of the links
+   and the MoE all-to-all's (:func:`moe_lower_bound`), times the layout's micro-batches plus the
    bubble; plus the exposed share of the step's data-parallel traffic
    (:func:`data_parallel_lower_bound`). The layout — data parallelism ``D`` and whether the
    plan runs at all — is the model's own (:func:`data_parallel_layout`): it depends only on the
@@ -74,14 +75,17 @@ from dse.model.training.collectives import (
 from dse.model.training.compute import (
     EXPONENTIALS_PER_SCORE,
     OPERAND_BYTES,
+    Recompute,
     attention_overhead,
+    expert_gemms_time_s,
     flops_per_score,
     gemm_time_s,
     layer_linear_time_s,
     memory_bound_latency_s,
+    moe_overhead_s,
     recompute_factors,
 )
-from dse.model.training.grid import Grid, build_grid, recomputed_layer_share
+from dse.model.training.grid import MOE, Grid, build_grid, recomputed_layer_share
 from dse.model.training.memory import (
     activations,
     elementwise_bytes,
@@ -149,7 +153,10 @@ class PlanBounds:
     FSDP's gathers and reduce-scatters (the step is at least as long as they are,
     :func:`step_lower_bound`); and in ZeRO-2's reduce-scatter of the experts' gradients. ``memory`` ``(7, k)``: the plan side of the memory lower bound
     (:func:`memory_bounds`). ``exp_per_attention_flop``: the softmax exponentials per attention
-    FLOP of the workload (§2.6); ``sequences``: ``B``.
+    FLOP of the workload (§2.6); ``sequences``: ``B``. ``moe_host`` ``(3, k)``: the MoE
+    layers' host time on the stage per micro-batch (s) and their routed experts' GEMMs, in
+    seconds × FLOP/s at unit efficiency and in kernel latency (s), both with the recompute the
+    matmuls carry (:func:`moe_host_lower_bound`; 0 for dense models).
     """
 
     coefficients: FloatArray
@@ -165,6 +172,7 @@ class PlanBounds:
     route_max_domains: float
     hierarchical_experts: float
     """The workload's experts with the ``hierarchical`` MoE dispatcher, else 0."""
+    moe_host: FloatArray
 
     @property
     def replica(self) -> FloatArray:
@@ -183,7 +191,7 @@ REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP, ETP =
 
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     """The plan-only parts of the step-time lower bound (§2.3, §2.6, §2.7)."""
-    coefficients, moe_b = _stage_coefficients(plans, w, s)
+    coefficients, moe_b, moe_host = _stage_coefficients(plans, w, s)
     sequences = float(w.global_batch_sequences)
     return PlanBounds(
         coefficients=np.maximum(coefficients, 0.0),
@@ -198,13 +206,17 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         experts_per_token=float(w.experts_per_token) if w.is_moe else 0.0,
         route_max_domains=float(w.route_max_domains or 0),
         hierarchical_experts=hierarchical_experts(w),
+        moe_host=moe_host,
     )
 
 
-def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatArray, FloatArray]:
+def _stage_coefficients(
+    plans: Plans, w: Workload, s: Settings
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """``(5, k)`` per-micro-batch stage work that a design's features scale — GEMM FLOPs,
-    attention FLOPs, memory-bound bytes, link bytes no overlap hides, kernel latency — and the
-    MoE all-to-all's bytes per achieved link fraction, ``(k,)``. The slowest stage (§2.7) is
+    attention FLOPs, memory-bound bytes, link bytes no overlap hides, kernel latency — the
+    MoE all-to-all's bytes per achieved link fraction, ``(k,)``, and the MoE layers' host time
+    with their experts' GEMMs, ``(3, k)`` (:func:`_moe_host_rows`). The slowest stage (§2.7) is
     at least a stage of ⌈L/p⌉ layers and at least the last stage (DualPipe: the mean of the
     two, its rank running the first and the last stage in turn); each plan takes the one of
     the two with more GEMM FLOPs."""
@@ -272,7 +284,37 @@ def _stage_coefficients(plans: Plans, w: Workload, s: Settings) -> tuple[FloatAr
     )
     # the all-to-all of at most a full stage's layers: what the model's communication counts
     moe_layers = np.minimum(layers_per_stage, longest)
-    return coefficients, _moe_link_bytes(plans, w, s, tokens_mb, moe_layers, redone)
+    moe_b = _moe_link_bytes(plans, w, s, tokens_mb, moe_layers, redone)
+    return coefficients, moe_b, _moe_host_rows(plans, w, s, tokens_mb, layers_per_stage, redo)
+
+
+def _moe_host_rows(
+    plans: Plans,
+    w: Workload,
+    s: Settings,
+    tokens_mb: FloatArray,
+    layers_per_stage: FloatArray,
+    redo: Recompute,
+) -> FloatArray:
+    """``(3, k)`` the plan side of :func:`moe_host_lower_bound` for a stage of
+    ``layers_per_stage`` layers per micro-batch: the MoE layers' host time ``H`` (s,
+    :func:`~dse.model.training.compute.moe_overhead_s`, with the recompute that repeats it, at
+    most the matmuls' under ``moe`` recompute) and the routed experts' GEMMs ``E`` that the GPU
+    runs meanwhile (the digital passes of
+    :func:`~dse.model.training.compute.expert_gemms_time_s`, with the matmuls' recompute), as
+    seconds at unit rate and efficiency and as kernel latency (s); zeros for dense models."""
+    tp, ep, etp = plans.tp, plans.ep, plans.expert_tensor_parallel
+    if not w.is_moe:
+        return np.zeros((3, tp.shape[0]))
+    unit, unbounded = np.ones_like(tp), np.full_like(tp, np.inf)
+    no_latency = replace(s, gemm_kernel_latency_us=0.0)
+    flops = expert_gemms_time_s(w, tokens_mb, tp, ep, unit, unbounded, 1.0, no_latency, etp)
+    latency = expert_gemms_time_s(w, tokens_mb, tp, ep, unbounded, unbounded, 1.0, s, etp)
+    moe_layers = layers_per_stage * (w.layers - w.dense_layers) / w.layers
+    passes = moe_layers * w.digital_linear_gemms * redo.matmul
+    host_redo = np.where(plans.recompute == MOE, redo.matmul, redo.other)
+    host = moe_overhead_s(w, layers_per_stage, ep, s) * host_redo
+    return np.stack([host, passes * flops, passes * latency])
 
 
 def _tensor_parallel_bytes(
@@ -513,11 +555,24 @@ def moe_lower_bound(g: Grid, bounds: PlanBounds) -> FloatArray:
     return bounds.moe * np.maximum(local / g.up_b_s, remote / g.out_b_s)
 
 
+def moe_host_lower_bound(features: FloatArray, bounds: PlanBounds) -> FloatArray:
+    """``(n, k)`` the MoE layers' host time (s) that one micro-batch on one stage shows at
+    least beyond the bound's GEMM time (§2.6,
+    :func:`~dse.model.training.compute.moe_host_exposed_s`): the stage's GEMMs and host time
+    take ``T_other + max(E, H)``, of which the GEMM rows of the bound hold at most
+    ``T_other + E_lb``, so ``max(H − E_lb, 0)`` may be added, with
+    ``E_lb = E_FLOPs/(η·R) + E_latency`` of the design's ``features`` (:func:`_design_features`,
+    the matmuls' seconds per FLOP first)."""
+    host, flops, latency = bounds.moe_host
+    return np.maximum(host - (features[:, :1] * flops + latency), 0.0)
+
+
 def step_lower_bound(g: Grid, bounds: PlanBounds, s: Settings) -> FloatArray:
     """``(n, k)`` lower bounds of the step time (s); infinite where the plan cannot run."""
     valid, dp = data_parallel_layout(g, bounds)
-    stage = _design_features(g, s, bounds.exp_per_attention_flop) @ bounds.coefficients
-    stage += moe_lower_bound(g, bounds)
+    features = _design_features(g, s, bounds.exp_per_attention_flop)
+    stage = features @ bounds.coefficients
+    stage += moe_lower_bound(g, bounds) + moe_host_lower_bound(features, bounds)
     microbatches = bounds.sequences / (dp * bounds.layout[MICROBATCH])
     stage *= microbatches + bounds.slots
     first, fsdp = data_parallel_lower_bound(g, bounds, dp, microbatches)
@@ -662,6 +717,7 @@ def compiled_lower_bounds(
         bounds.data_parallel,
         bounds.memory,
         bounds.moe,
+        bounds.moe_host,
         bounds.experts_per_token,
         bounds.route_max_domains,
         # None for the all-to-all: numba then compiles the bounds' loop without the hierarchical

@@ -90,6 +90,13 @@ def _all_to_all_s(
     return per_byte_s * max(local * inverse_up, remote * inverse_out)
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _ring_latency(group: float, base_us: float, hop_us: float) -> float:
+    """§2.7 At least the latency (s) of a ring collective over ``group`` ranks
+    (plan_search._ring_latency_lower_bound)."""
+    return (base_us + (group - 1.0) * hop_us) * 1e-6 if group > 1.0 else 0.0
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _keep_within(
     row: np.ndarray, hi: float, i: int, design: np.ndarray, plan: np.ndarray, count: int
@@ -122,6 +129,8 @@ def lower_bounds(
     out_b_s: np.ndarray,
     capacity_b: np.ndarray,
     low_precision: np.ndarray,
+    latency_scale: np.ndarray,
+    ring_latency_us: tuple[float, float],
     tp_searched: bool,
     pinned: bool,
     sequences: float,
@@ -148,12 +157,20 @@ def lower_bounds(
         (layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP], layout[PINNED_DP]),
         (layout[MICROBATCH], layout[CP], ep, layout[EP_OVER_TP]),
         (1.0 / layout[MICROBATCH], 1.0 / layout[CP], 1.0 / ep, 1.0 / layout[ETP]),
-        (data_parallel[0], data_parallel[1], data_parallel[2], data_parallel[3], data_parallel[4]),
+        (
+            data_parallel[0],
+            data_parallel[1],
+            data_parallel[2],
+            data_parallel[3],
+            data_parallel[4],
+            data_parallel[5],
+            data_parallel[6],
+        ),
         (memory[1], memory[2], memory[4], slots, moe),
         (coefficients[0], coefficients[1], coefficients[2], coefficients[3], coefficients[4]),
         (moe_host[0], moe_host[1], moe_host[2]),
     )
-    dispatch = (experts_per_token, route_max_domains, sequences, scale)
+    dispatch = (experts_per_token, route_max_domains, sequences, scale, ring_latency_us)
     for i in range(n):
         # the activations of the format the design runs (memory_bounds' rows)
         held = (memory[0], memory[3]) if low_precision[i] else (memory[5], memory[6])
@@ -164,6 +181,7 @@ def lower_bounds(
             1.0 / up_b_s[i],
             1.0 / out_b_s[i],
             capacity_b[i],
+            latency_scale[i],
         )
         _design_bounds(
             bounds[i], features[i], design_i, held, plans, dispatch, hierarchical_experts, pinned
@@ -178,10 +196,10 @@ def lower_bounds(
 def _design_bounds(
     row: np.ndarray,
     f: np.ndarray,
-    design: tuple[float, float, float, float, float, float],
+    design: tuple[float, float, float, float, float, float, float],
     held: tuple[np.ndarray, np.ndarray],
     plans: tuple,
-    dispatch: tuple[float, float, float, float],
+    dispatch: tuple[float, float, float, float, tuple[float, float]],
     hierarchical_experts: float | None,
     pinned: bool,
 ) -> None:
@@ -192,14 +210,14 @@ def _design_bounds(
     (plan_search._design_features); ``design``: chips, the largest tp, the scale-up domain, the
     seconds per byte of its scale-up and scale-out links, the HBM bytes; ``held``: the plans'
     fixed and stored activation bytes in the design's format."""
-    chips, top_tp, domain, inverse_up, inverse_out, capacity = design
+    chips, top_tp, domain, inverse_up, inverse_out, capacity, latency_scale = design
     fixed_b, stored_b = held
     (replica, tp, batch_dp, dp_step, pinned_dp), split, inverse, dp_bytes, state, c, host = plans
     microbatch, cp, ep, ep_over_tp = split
     inverse_microbatch, inverse_cp, inverse_ep, inverse_etp = inverse
-    shared_b, expert_b, first_b, fsdp_b, expert_each_b = dp_bytes
+    shared_b, expert_b, first_b, fsdp_b, expert_each_b, expert_fsdp_b, collectives = dp_bytes
     weight_b, expert_state_b, in_flight_cap, slots, moe = state
-    experts_per_token, route_max_domains, sequences, scale = dispatch
+    experts_per_token, route_max_domains, sequences, scale, (base_us, hop_us) = dispatch
     host_s, expert_flops, expert_latency_s = host
     inverse_domain = 1.0 / domain
     for p in range(row.shape[0]):
@@ -219,8 +237,7 @@ def _design_bounds(
             tp[p], weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
         )
         expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
-        # the experts' ranks are ep·etp apart: their ZeRO 0-2 traffic over their own tier,
-        # FSDP's (both kinds together) over the faster of the two
+        # the experts' ranks are ep·etp apart: their ZeRO 0-2 and FSDP traffic over their own tier
         expert_inverse_bw = inverse_bw
         if experts_per_token > 0.0:
             expert_inverse_bw = _data_parallel_s_per_b(
@@ -232,14 +249,20 @@ def _design_bounds(
                 inverse_up,
                 inverse_out,
             )
-        fastest_inverse_bw = min(inverse_bw, expert_inverse_bw)
         ring_share = 1.0 - inverse_weight_dp
         per_step_s = (shared_b[p] + microbatches * first_b[p]) * ring_share * inverse_bw + (
             expert_b[p] + microbatches * expert_each_b[p]
         ) * (1.0 - expert_inverse) * expert_inverse_bw
         # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
-        fsdp_share = min(ring_share, 1.0 - expert_inverse)  # the smaller group's (n - 1)/n
-        fsdp_s = microbatches * fsdp_b[p] * fsdp_share * fastest_inverse_bw
+        # ... and each of them pays at least a ring's latency (plan_search._ring_latency_lower_bound)
+        latency_s = _ring_latency(weight_dp, base_us, hop_us)
+        if experts_per_token > 0.0:
+            latency_s += _ring_latency(1.0 / expert_inverse, base_us, hop_us)
+        fsdp_s = microbatches * (
+            fsdp_b[p] * ring_share * inverse_bw
+            + expert_fsdp_b[p] * (1.0 - expert_inverse) * expert_inverse_bw
+            + collectives[p] * latency_scale * latency_s
+        )
         stage = f[0] * c[0][p] + f[1] * c[1][p] + f[2] * c[2][p] + f[3] * c[3][p] + f[4] * c[4][p]
         if experts_per_token > 0.0:
             stage += _all_to_all_s(

@@ -146,12 +146,15 @@ class PlanBounds:
     :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
     :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`, :data:`ETP`.
     ``slots`` ``(k,)``:
-    bubble slots. ``data_parallel`` ``(5, k)``: bytes each rank moves (at ``(D−1)/D = 1``, over
+    bubble slots. ``data_parallel`` ``(7, k)``: bytes each rank moves (at ``(D−1)/D = 1``, over
     the achieved link fraction) in the step's ZeRO 0-2 collectives of the shared parameters and
     of the experts, times the share no overlap hides; per micro-batch, in FSDP's first layer
     gather or ZeRO-2's reduce-scatter of the shared gradients (the same share hidden); in all of
-    FSDP's gathers and reduce-scatters (the step is at least as long as they are,
-    :func:`step_lower_bound`); and in ZeRO-2's reduce-scatter of the experts' gradients. ``memory`` ``(7, k)``: the plan side of the memory lower bound
+    FSDP's gathers and reduce-scatters of the shared parameters (the step is at least as long
+    as they are, :func:`step_lower_bound`); in ZeRO-2's reduce-scatter of the experts'
+    gradients; in all of FSDP's of the experts; and the number of FSDP's collectives per
+    micro-batch and group, for their latency (``ring_latency_us``: NCCL's base latency and the
+    faster hop's, §2.7). ``memory`` ``(7, k)``: the plan side of the memory lower bound
     (:func:`memory_bounds`). ``exp_per_attention_flop``: the softmax exponentials per attention
     FLOP of the workload (§2.6); ``sequences``: ``B``. ``moe_host`` ``(3, k)``: the MoE
     layers' host time on the stage per micro-batch (s) and their routed experts' GEMMs, in
@@ -165,6 +168,7 @@ class PlanBounds:
     data_parallel: FloatArray
     memory: FloatArray
     exp_per_attention_flop: float
+    ring_latency_us: tuple[float, float]
     sequences: float
     pinned: bool
     moe: FloatArray
@@ -198,6 +202,10 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         layout=_layout(plans, sequences),
         slots=pipeline_bubble_slots(plans.pp, plans.virtual_stages, plans.schedule_code),
         data_parallel=_data_parallel_rows(plans, w, s),
+        ring_latency_us=(
+            s.collective_latency_us,
+            min(s.scale_up_hop_latency_us, s.scale_out_hop_latency_us),
+        ),
         memory=memory_bounds(plans, w, s),
         exp_per_attention_flop=EXPONENTIALS_PER_SCORE / flops_per_score(w),
         sequences=sequences,
@@ -373,9 +381,11 @@ def _moe_link_bytes(
 
 
 def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
-    """``(5, k)`` data-parallel bytes per step that the step pays for (§2.7), in the rows
+    """``(7, k)`` data-parallel bytes per step that the step pays for (§2.7), in the rows
     lower_bounds reads: shared gradients, expert gradients, first gather per micro-batch,
-    FSDP's bytes per micro-batch, ZeRO-2's expert gradients per micro-batch.
+    FSDP's bytes of the shared parameters per micro-batch, ZeRO-2's expert gradients per
+    micro-batch, FSDP's bytes of the experts per micro-batch; and FSDP's collectives per
+    micro-batch and group (each pays a ring's latency).
 
     ZeRO-1 reduce-scatters and all-gathers each gradient once per step, the shared parameters
     over the D·c ranks that hold them, the experts over their expert_dp ranks: the step pays
@@ -390,7 +400,7 @@ def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
     expert_params = w.expert_params / (pp * ep)
     fsdp, zero2 = plans.zero_stage == 3, plans.zero_stage == 2
     grad_b = s.grad_reduce_bytes_per_param
-    fsdp_b = (shared_params + expert_params) * (2.0 * s.weight_bytes_per_param + grad_b)
+    per_param_b = (2.0 * s.weight_bytes_per_param + grad_b) / s.collective_efficiency
     first_gather_b = (shared_params + expert_params) * s.weight_bytes_per_param / layers_per_stage
     paid = paid_share(s.dp_overlap, s) / s.collective_efficiency
     shared_b = paid * shared_params * grad_b
@@ -405,8 +415,11 @@ def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
             np.where(
                 fsdp, first_gather_b / s.collective_efficiency, np.where(zero2, shared_b, 0.0)
             ),
-            np.where(fsdp, fsdp_b / s.collective_efficiency, 0.0),
+            np.where(fsdp, shared_params * per_param_b, 0.0),
             np.where(zero2, expert_b, 0.0),
+            np.where(fsdp, expert_params * per_param_b, 0.0) if w.is_moe else np.zeros_like(tp),
+            # each layer's weights gathered forward and backward, its gradients reduce-scattered
+            np.where(fsdp, 3.0 * layers_per_stage, 0.0),
         ]
     )
     # Hybrid sharding (a pinned dp_shard) moves these collectives onto a smaller group, maybe
@@ -594,23 +607,37 @@ def data_parallel_lower_bound(
     per micro-batch, or FSDP's first layer gather of each micro-batch), and all of FSDP's
     gathers and reduce-scatters, which the step lasts at least as long as (0 for ZeRO 0-2).
     The experts' ranks are ``e·e_t`` apart where the shared parameters' are ``t`` apart: their
-    ZeRO 0-2 traffic is bounded over their own tier, FSDP's (both kinds together, in one row)
-    over the faster of the two tiers and the smaller of the two groups."""
-    lay, (shared, expert, first, fsdp, expert_each) = bounds.layout, bounds.data_parallel
+    ZeRO 0-2 and FSDP traffic is bounded over their own tier and group (FSDP's layer
+    collectives are the sum of the two kinds', §2.7)."""
+    lay, (shared, expert, first, fsdp, expert_each, expert_fsdp, collectives) = (
+        bounds.layout,
+        bounds.data_parallel,
+    )
     weight_dp = dp * lay[CP]
     expert_dp = np.maximum(weight_dp / lay[EP_OVER_TP], 1.0)
     expert_share = 1.0 - 1.0 / expert_dp
     ring_share = 1.0 - 1.0 / weight_dp
     bandwidth = _tier_bandwidth(g, lay[TP], weight_dp)
-    expert_bandwidth, fastest = bandwidth, bandwidth  # a dense workload: one tier, tight
+    expert_bandwidth = bandwidth  # a dense workload: one tier, tight
     if bounds.experts_per_token > 0.0:
         expert_bandwidth = _tier_bandwidth(g, lay[EP] * lay[ETP], expert_dp)
-        fastest = np.maximum(bandwidth, expert_bandwidth)
     exposed = (shared + microbatches * first) * ring_share / bandwidth + (
         expert + microbatches * expert_each
     ) * expert_share / expert_bandwidth
-    fsdp_share = np.minimum(ring_share, expert_share)  # the smaller group's (n − 1)/n
-    return exposed, microbatches * fsdp * fsdp_share / fastest
+    fsdp_s = fsdp * ring_share / bandwidth + expert_fsdp * expert_share / expert_bandwidth
+    latency_s = _ring_latency_lower_bound(weight_dp, bounds.ring_latency_us)
+    if bounds.experts_per_token > 0.0:
+        latency_s = latency_s + _ring_latency_lower_bound(expert_dp, bounds.ring_latency_us)
+    fsdp_s = fsdp_s + collectives * g.latency_scale * latency_s
+    return exposed, microbatches * fsdp_s
+
+
+def _ring_latency_lower_bound(group: FloatArray, latency_us: tuple[float, float]) -> FloatArray:
+    """§2.7 At least the latency (s) of one ring collective over ``group`` ranks
+    (:func:`~dse.model.training.collectives.ring_latency_s`): the base latency and ``group − 1``
+    hops at the faster hop's latency; 0 for one rank."""
+    base_us, hop_us = latency_us
+    return np.where(group > 1.0, (base_us + (group - 1.0) * hop_us) * 1e-6, 0.0)
 
 
 def _tier_bandwidth(g: Grid, stride: FloatArray, group: FloatArray) -> FloatArray:
@@ -729,6 +756,8 @@ def compiled_lower_bounds(
         np.ascontiguousarray(g.out_b_s[:, 0]),
         np.ascontiguousarray(g.capacity_b[:, 0]),
         np.ascontiguousarray(np.broadcast_to(g.low_precision, g.chips.shape)[:, 0]),
+        np.ascontiguousarray(np.broadcast_to(g.latency_scale, g.chips.shape)[:, 0]),
+        bounds.ring_latency_us,
         g.tp_searched,
         bounds.pinned,
         bounds.sequences,

@@ -1,7 +1,7 @@
 """Throughput of the full evaluation including the plan search (issues 3 and 13): designs/s on
-one core and on several processes, per workload (dense MHA, dense GQA, MoE), with the bounded
-plan search and, with ``--exhaustive``, the exhaustive reference; and the time to find the best
-plan for GPT-3 175B on 4,096 A100s over the whole plan space.
+one core and on several processes, per workload (dense MHA, dense GQA, MoE, fine-grained MoE),
+with the bounded plan search and, with ``--exhaustive``, the exhaustive reference; and the time
+to find the best plan for GPT-3 175B on 4,096 A100s over the whole plan space.
 
 Run: python benchmarks/training_throughput.py [--points N] [--workloads W,W] [--jobs J]
      [--exhaustive]
@@ -26,8 +26,10 @@ from dse.designs import from_chips
 from dse.model.evaluate import evaluate
 from dse.model.plans import candidate_plans
 
-WORKLOADS = "gpt3-175b,llama3.1-70b,mixtral-8x7b"
-"""Dense with multi-head attention, dense with grouped-query attention, Mixture of Experts."""
+WORKLOADS = "gpt3-175b,llama3.1-70b,mixtral-8x7b,qwen3-30b-a3b"
+"""Dense with multi-head attention, dense with grouped-query attention, Mixture of Experts with
+eight large experts, and fine-grained MoE (128 small experts, host-bound layers, the largest
+plan space of the four)."""
 
 
 def _run(args: tuple[str, int, int, bool]) -> float:

@@ -607,7 +607,7 @@ def write_residuals(
     }
     lines = [
         "run,metric,family,run_type,moe,time_log_error,searched_time_log_error,"
-        "family_held_out_time_log_error"
+        "family_held_out_time_log_error,hybrid"
     ]
     for h in rows:
         r = h.row
@@ -617,8 +617,10 @@ def write_residuals(
         searched = "" if shift is None else f"{e + shift:.6f}"
         new_family = family_e.get((r.run, r.metric))
         held_family = "" if new_family is None else f"{new_family:.6f}"
+        hybrid = "true" if r.hybrid else "false"
         lines.append(
-            f"{r.run},{r.metric},{r.family},{r.run_type},{moe},{e:.6f},{searched},{held_family}"
+            f"{r.run},{r.metric},{r.family},{r.run_type},{moe},{e:.6f},{searched},{held_family},"
+            f"{hybrid}"
         )
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")

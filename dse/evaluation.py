@@ -23,16 +23,21 @@ from dse.settings import Settings
 
 
 def prediction_intervals(
-    record: dict[str, Any], moe: bool, searched: bool = True, new_family: bool = False
+    record: dict[str, Any],
+    moe: bool,
+    searched: bool = True,
+    new_family: bool = False,
+    hybrid: bool = False,
 ) -> dict[str, list[float]]:
     """80 % intervals (docs/model.md §4) of one record's metrics, ``metric → [low, high]``;
     the same computation as a results row's ``<metric>_low``/``_high`` columns. ``searched``:
     the plan was left to the search (wider and slower steady-state bands than a pinned plan's);
     ``new_family``: the chip's family calibrated no published run (the errors of a family left
-    out)."""
+    out); ``moe``, ``hybrid``: the workload is a Mixture of Experts, a hybrid Mamba-2 model
+    (the errors of such runs)."""
     columns = {metric: np.array([float(record[metric])]) for metric in INTERVAL_METRICS}
     bands = intervals.prediction_intervals(
-        columns, moe=moe, searched=searched, new_family=new_family
+        columns, moe=moe, searched=searched, new_family=new_family, hybrid=hybrid
     )
     return {metric: [float(low[0]), float(high[0])] for metric, (low, high) in bands.items()}
 
@@ -70,7 +75,11 @@ def evaluate_one(
     out["memory_gb"] = memory_breakdown(metrics, 0)
     new_family = not load_technology().calibrated(chip.family)
     out["interval"] = prediction_intervals(
-        out, workload.is_moe, searched=len(plans) > 1, new_family=new_family
+        out,
+        workload.is_moe,
+        searched=len(plans) > 1,
+        new_family=new_family,
+        hybrid=workload.is_hybrid,
     )
     out["interval_level"] = intervals.INTERVAL_LEVEL
     out["interval_basis"] = intervals.interval_basis(new_family)

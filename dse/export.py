@@ -82,6 +82,7 @@ def results_columns(evaluation: Evaluation) -> Columns:
             moe=evaluation.moe,
             searched=evaluation.plan_searched,
             new_family=evaluation.new_family,
+            hybrid=evaluation.hybrid,
         )
     )
     for name in PLAN_COLUMNS:

@@ -6,8 +6,9 @@ benchmarks/calibrate_training.py), in the sign of time: e = ln(predicted time / 
 so a figure the model predicts too slow has e > 0 whether it was published as a time, a
 throughput or an MFU. A prediction's interval
 is the range the reported value fell in for 80 % of comparable runs: the 10th and 90th
-percentiles of e over the runs of the same kind (steady-state throughput or full run; dense or
-MoE), pooled over all runs where a kind has fewer than ``MIN_RESIDUALS``. A steady-state
+percentiles of e over the runs of the same kind (steady-state throughput or full run; dense,
+MoE or hybrid Mamba-2, :func:`architecture`), pooled over all runs where a kind has fewer than
+``MIN_RESIDUALS``. A steady-state
 prediction whose plan was left to the search takes the band of the same figures re-predicted
 with the searched plan (``searched_time_log_error``: the held-out error plus the search's shift
 at the shipped defaults, :func:`dse.calibration.search_shifts`), since the search is
@@ -58,12 +59,24 @@ whose source was left out of the fit (a chip of a calibrated family), or whose w
 (a chip of a family no published run calibrated)."""
 
 
+ARCHITECTURES = ("dense", "moe", "hybrid")
+"""The kinds of model whose errors make separate bands: dense transformers, Mixtures of Experts,
+and hybrid Mamba-2 models (dense or MoE: the Mamba blocks are what the model knows least,
+docs/model.md §2.11)."""
+
+
+def architecture(moe: bool, hybrid: bool = False) -> str:
+    """The :data:`ARCHITECTURES` entry of a workload that is a Mixture of Experts (``moe``) or
+    a hybrid Mamba-2 model (``hybrid``, whether MoE or not)."""
+    return "hybrid" if hybrid else ("moe" if moe else "dense")
+
+
 class Residual(NamedTuple):
     """One held-out figure: ``e`` with its published plan (or the search's, where the run
     publishes none), ``searched``, the same figure with every plan key left to the search
     (steady-state runs that publish a plan; ``None`` otherwise), and ``new_family``, its error
     with its whole chip family left out of the fit (``None`` where the file has none);
-    ``family``, the chip family's id."""
+    ``family``, the chip family's id; ``hybrid``, a hybrid Mamba-2 model's figure."""
 
     full_run: bool
     moe: bool
@@ -71,6 +84,12 @@ class Residual(NamedTuple):
     searched: float | None = None
     new_family: float | None = None
     family: str = ""
+    hybrid: bool = False
+
+    @property
+    def architecture(self) -> str:
+        """This figure's :data:`ARCHITECTURES` entry."""
+        return architecture(self.moe, self.hybrid)
 
     def error(self, searched: bool, new_family: bool) -> float | None:
         """The log error a band of this kind draws from this figure: with the searched plan's
@@ -101,6 +120,7 @@ def residuals(path: Path = RESIDUALS_PATH) -> tuple[Residual, ...]:
                 _number(row.get("searched_time_log_error")),
                 _number(row.get("family_held_out_time_log_error")),
                 row.get("family", ""),
+                row.get("hybrid") == "true",
             )
             for row in csv.DictReader(fh)
         )
@@ -113,9 +133,11 @@ def log_error_band(
     *,
     searched: bool = False,
     new_family: bool = False,
+    hybrid: bool = False,
 ) -> tuple[float, float]:
-    """The 10th and 90th percentiles of e for runs of this kind (pooled when too few), over
-    ``rows`` or the shipped residuals. ``searched``: the prediction's plan was left to the
+    """The 10th and 90th percentiles of e for runs of this kind (full run or not, and
+    :func:`architecture` of ``moe`` and ``hybrid``; pooled when too few), over ``rows`` or the
+    shipped residuals. ``searched``: the prediction's plan was left to the
     search, so a steady-state band is that of the published figures re-predicted with the
     searched plan (the search is optimistic, docs/model.md §4); a full run's band already holds
     the runs whose plans were searched. ``new_family``: the chip's family calibrated no
@@ -123,14 +145,15 @@ def log_error_band(
     weighing the same (:func:`_family_weights`). Widened to hold 0 (the model's value) where
     the percentiles lie on one side of it."""
     if rows is None:
-        return _shipped_band(full_run, moe, searched, new_family)
+        return _shipped_band(full_run, architecture(moe, hybrid), searched, new_family)
     with_plan = searched and not full_run
     drawn = [(r, r.error(with_plan, new_family)) for r in rows]
     pairs = [(r, e) for r, e in drawn if e is not None]
     if not pairs:
         column = "family_held_out_time_log_error" if new_family else "time_log_error"
         raise ValueError(f"the residuals hold no {column} to draw a band from")
-    same = [(r, e) for r, e in pairs if r.full_run == full_run and r.moe == moe]
+    kind = architecture(moe, hybrid)
+    same = [(r, e) for r, e in pairs if r.full_run == full_run and r.architecture == kind]
     pool = same if len(same) >= MIN_RESIDUALS else pairs
     errors = np.array([e for _, e in pool])
     if new_family:
@@ -149,10 +172,17 @@ def log_error_band(
 
 @cache
 def _shipped_band(
-    full_run: bool, moe: bool, searched: bool, new_family: bool
+    full_run: bool, kind: str, searched: bool, new_family: bool
 ) -> tuple[float, float]:
     """:func:`log_error_band` over the shipped residuals, computed once per kind of band."""
-    return log_error_band(full_run, moe, residuals(), searched=searched, new_family=new_family)
+    return log_error_band(
+        full_run,
+        kind == "moe",
+        residuals(),
+        searched=searched,
+        new_family=new_family,
+        hybrid=kind == "hybrid",
+    )
 
 
 def _family_weights(families: Sequence[str]) -> NDArray[np.float64]:
@@ -170,6 +200,7 @@ def interval(
     moe: bool,
     searched: bool = False,
     new_family: bool = False,
+    hybrid: bool = False,
 ) -> tuple[float, float]:
     """80 % interval of ``metric`` around the model's ``value``: where the reported value of a
     comparable run fell. Time-like metrics: value·e^(−q90) … value·e^(−q10); MFU inversely."""
@@ -180,6 +211,7 @@ def interval(
         moe=moe,
         searched=searched,
         new_family=new_family,
+        hybrid=hybrid,
     )
     return float(low[0]), float(high[0])
 
@@ -192,17 +224,26 @@ def interval_arrays(
     moe: bool | ArrayLike,
     searched: bool = False,
     new_family: bool = False,
+    hybrid: bool | ArrayLike = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """:func:`interval` over an array of model values, shape ``(n,)``; ``moe`` is one flag
-    for all or one per value."""
+    """:func:`interval` over an array of model values, shape ``(n,)``; ``moe`` and ``hybrid``
+    are one flag each for all or one per value."""
     values = np.asarray(values, dtype=np.float64)
-    kind = np.broadcast_to(np.asarray(moe, dtype=bool), values.shape)
-    bands = {
-        flag: log_error_band(full_run, flag, searched=searched, new_family=new_family)
-        for flag in (False, True)
-    }
-    q10 = np.where(kind, bands[True][0], bands[False][0])
-    q90 = np.where(kind, bands[True][1], bands[False][1])
+    is_moe = np.broadcast_to(np.asarray(moe, dtype=bool), values.shape)
+    is_hybrid = np.broadcast_to(np.asarray(hybrid, dtype=bool), values.shape)
+    kinds = np.where(is_hybrid, "hybrid", np.where(is_moe, "moe", "dense"))
+    q10, q90 = np.empty_like(values), np.empty_like(values)
+    for kind in ARCHITECTURES:
+        rows = kinds == kind
+        if rows.any():
+            low, high = log_error_band(
+                full_run,
+                kind == "moe",
+                searched=searched,
+                new_family=new_family,
+                hybrid=kind == "hybrid",
+            )
+            q10[rows], q90[rows] = low, high
     if metric in SPEED_LIKE:
         return values * np.exp(q10), values * np.exp(q90)
     return values * np.exp(-q90), values * np.exp(-q10)
@@ -214,12 +255,13 @@ def prediction_intervals(
     moe: bool | ArrayLike,
     searched: bool = False,
     new_family: bool = False,
+    hybrid: bool | ArrayLike = False,
 ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """80 % intervals of every :data:`INTERVAL_METRICS` column, ``metric → (low, high)``, each
     of shape ``(n,)``: step time and MFU as steady-state throughput, the run's days,
     chip-hours, energy and cost as a full run (goodput included); ``searched``: the plans were
     left to the search; ``new_family``: the chip's family calibrated no published run
-    (:func:`log_error_band`)."""
+    (:func:`log_error_band`); ``moe`` and ``hybrid``: the workload's :func:`architecture`."""
     return {
         metric: interval_arrays(
             metric,
@@ -228,6 +270,7 @@ def prediction_intervals(
             moe=moe,
             searched=searched,
             new_family=new_family,
+            hybrid=hybrid,
         )
         for metric in INTERVAL_METRICS
     }
@@ -239,12 +282,16 @@ def interval_columns(
     moe: bool | ArrayLike,
     searched: bool = False,
     new_family: bool = False,
+    hybrid: bool | ArrayLike = False,
 ) -> dict[str, NDArray[np.float64]]:
     """The :data:`INTERVAL_COLUMNS` of results rows (``training_days_low``, ...) from their
-    metric columns, for a workload that is a Mixture of Experts (``moe``) or not, with plans
-    left to the search (``searched``) or pinned, on a chip of a family no published run
-    calibrated (``new_family``) or of one that some did."""
-    bands = prediction_intervals(columns, moe=moe, searched=searched, new_family=new_family)
+    metric columns, for a workload that is a Mixture of Experts (``moe``) or not and a hybrid
+    Mamba-2 model (``hybrid``) or not, with plans left to the search (``searched``) or pinned,
+    on a chip of a family no published run calibrated (``new_family``) or of one that some
+    did."""
+    bands = prediction_intervals(
+        columns, moe=moe, searched=searched, new_family=new_family, hybrid=hybrid
+    )
     out: dict[str, NDArray[np.float64]] = {}
     for metric, (low, high) in bands.items():
         out[f"{metric}_low"], out[f"{metric}_high"] = low, high

@@ -183,6 +183,8 @@ class Comparison:
     source: str
     family: str = "unknown"
     moe: bool = False
+    hybrid: bool = False
+    """Whether the workload is a hybrid Mamba-2 model (its own interval band, dse/intervals.py)."""
     rule: float = float("nan")
     """What "6·N·T at 40 % of the 16-bit peak" predicts for this figure (NaN for energy)."""
     plan_published: bool = False
@@ -299,6 +301,7 @@ def _comparisons(
                 source=run["source"],
                 family=chip.family,
                 moe=workload.is_moe,
+                hybrid=workload.is_hybrid,
                 rule=_rule_prediction(metric, predicted, rule_ratio),
                 plan_published=any(v is not None for v in run["plan"].values()),
                 fits=bool(metrics.training.fits[0]),

@@ -34,7 +34,8 @@ class Evaluation:
     Experts (its prediction intervals are those of MoE runs); ``plan_searched``: each design's
     plan was the search's, not a pinned one (its intervals are those of searched plans);
     ``new_family``: the designs are of a family no published run calibrated
-    (:attr:`~dse.space.Space.new_family`; their intervals are those of a family left out).
+    (:attr:`~dse.space.Space.new_family`; their intervals are those of a family left out);
+    ``hybrid``: the workload is a hybrid Mamba-2 model (its intervals are those of such runs).
     """
 
     X: IntArray
@@ -46,6 +47,7 @@ class Evaluation:
     moe: bool
     plan_searched: bool = True
     new_family: bool = False
+    hybrid: bool = False
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -90,6 +92,7 @@ class Problem:
             self.workload.is_moe,
             len(self.plans) > 1,
             self.space.new_family,
+            self.workload.is_hybrid,
         )
 
     def fingerprint(self) -> str:

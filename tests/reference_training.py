@@ -662,6 +662,22 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     cp_all *= cp_layers / layers
     cp_hidden = 0.0 if allgather else min(cp_all, t_attention * attention_redo)
     cp_comm = cp_all - cp_hidden + s.overlap_slowdown * cp_hidden
+    if w.mamba_layers and plan.cp > 1:
+        # a hybrid's Mamba blocks split their heads over the cp ranks: z, x, B, C and dt sent
+        # to the heads' ranks and y back, each by its own all-to-all, forward, backward and on
+        # recompute, nothing hiding them; each group's B and C copied for the ranks of its heads
+        groups = w.mamba_groups / plan.tp
+        copies = max(plan.cp / groups, 1)
+        width = (3 * w.mamba_inner + w.mamba_heads) / plan.tp
+        width += 2 * copies * groups * w.mamba_state_dim
+        passes = 3 if full else 2
+        peers = min(plan.cp, max(chip.domain / plan.tp, 1))  # cp ranks in one domain
+        buffer = passes * tokens * width * 2
+        links = max((peers - 1) / reach(peers), (plan.cp - peers) / out) / plan.cp
+        hop = s.scale_out_hop_latency_us if peers < plan.cp else s.scale_up_hop_latency_us
+        mamba_a2a = buffer * links / s.collective_efficiency
+        mamba_a2a += passes * 6 * (s.collective_latency_us + hop) * 1e-6
+        cp_comm += layers * w.mamba_layers / w.layers * mamba_a2a
     # offload: inputs out during the forward quarter of the compute, back during the rest
     host_comm = 0.0
     if offload:

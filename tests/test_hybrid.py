@@ -112,6 +112,54 @@ def test_tensor_parallelism_splits_the_mamba_groups() -> None:
         candidate_plans(w, tp=16)
 
 
+def test_context_parallelism_splits_the_mamba_heads() -> None:
+    """§2.11 Under context parallelism Megatron-Core's Mamba blocks gather the sequence and
+    split their heads over the cp ranks: the search keeps cp where the heads and groups per
+    tensor-parallel rank split, and a pinned pair that does not is one line naming the rule."""
+    w = _hybrid(seq_len=65536)  # 128 heads in 8 groups
+    plans = candidate_plans(w, max_tp=8)
+    tp, cp = plans.tp, plans.context_parallel
+    assert (cp > 1).any()
+    per_rank = 8 / tp
+    assert np.all(((128 / tp) % cp == 0) & ((per_rank % cp == 0) | (cp % per_rank == 0)))
+    with pytest.raises(InputError, match=r"Mamba heads per tensor-parallel rank \(16 at tp 8\)"):
+        candidate_plans(w, tp=8, cp=32)
+
+
+def test_mamba_all_to_alls_move_the_heads_inputs_and_outputs() -> None:
+    """§2.11 The all-to-alls of a Mamba block under cp: z, x, B, C and dt there and y back,
+    forward and backward, ``(cp − 1)/cp`` of each rank's buffer, inside the domain on its
+    links and beyond it on the network; a group's B and C copied for each rank of its heads."""
+    from dataclasses import replace
+
+    from dse.model.training.collectives import mamba_context_parallel_time_s
+
+    w = _hybrid()  # 128 heads of 64, 8 groups of state 128, a Mamba block per layer
+    s = replace(
+        load_settings(),
+        collective_efficiency=1.0,
+        collective_latency_us=0.0,
+        scale_up_hop_latency_us=0.0,
+        scale_out_hop_latency_us=0.0,
+    )
+    one = np.array([1.0])
+
+    def seconds(tp: float, cp: float, domain: float) -> float:
+        links = (one * domain, one * 1e9, one * 1e8)  # scale-up 10x the network
+        t = mamba_context_parallel_time_s(w, 1000.0, one * tp, one * cp, 0.0, links, s)
+        return float(t[0])
+
+    inner, bc, heads = 128 * 64, 2 * 8 * 128, 128
+    elements = 3 * inner + bc + heads  # z, x and y; B and C; dt
+    buffer = 2 * 1000 * elements * 2.0  # forward and backward, 16-bit
+    assert seconds(1, 4, 8) == pytest.approx(buffer * 3 / 4 / 1e9)  # all inside the domain
+    assert seconds(1, 4, 2) == pytest.approx(buffer * 2 / 4 / 1e8)  # half of it beyond
+    # tp 4 leaves 2 groups a rank; cp 8 copies each group's B and C for its 4 ranks
+    split = (3 * inner + heads) / 4 + 4 * bc / 4
+    assert seconds(4, 8, 64) == pytest.approx(2 * 1000 * split * 2.0 * 7 / 8 / 1e9)
+    assert seconds(1, 1, 8) == 0.0
+
+
 def test_per_operator_checkpoints_are_refused_for_hybrids() -> None:
     """§2.5 The per-operator policies name a transformer layer's projections, which a Mamba
     block does not have: the search leaves them out for a hybrid and a pinned one is refused."""

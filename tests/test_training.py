@@ -473,6 +473,9 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
             plan.zero_bubble = 1
         if plan.zero_stage >= 1 and rng.random() < 0.5:
             plan.dp_shard = int(rng.choice([1, 2, 4, 8]))  # hybrid sharding
+        cp = int(rng.choice([1, 2, 4]))  # a hybrid's Mamba heads split over the cp ranks
+        if workload.is_hybrid and plan.placement == PLACEMENTS[0] and _splits_heads(plan, cp):
+            plan.cp = cp
         expected = step(chip, workload, plan, settings)
         metrics = evaluate(designs, workload, settings, _pinned_like(workload, plan))
         if expected is None:
@@ -480,10 +483,19 @@ def test_scalar_reference_agrees_on_random_pinned_plans(workload_id: str) -> Non
         _assert_agrees(metrics, expected)
 
 
+def _splits_heads(plan: Plan, cp: int, heads: int = 64, groups: int = 8) -> bool:
+    """Megatron-Core's rule for a hybrid's Mamba blocks under context parallelism (the test
+    hybrids' 64 heads in 8 groups): heads/tp a multiple of cp, groups/tp and cp one a
+    multiple of the other."""
+    per_rank = groups / plan.tp
+    return (heads / plan.tp) % cp == 0 and (per_rank % cp == 0 or cp % per_rank == 0)
+
+
 def _pinned_like(workload, plan: Plan):
     """The candidate plans of ``workload`` with every axis of the reference ``plan`` pinned."""
     return candidate_plans(
         workload,
+        cp=plan.cp,
         tp=plan.tp,
         pp=plan.pp,
         ep=plan.ep,

@@ -319,7 +319,9 @@ def candidate_plans(
     ``dp_shard`` (never searched: the whole data-parallel axis unless pinned) at least 1,
     dividing a pinned ``dp`` and only with a ZeRO stage that shards; ``etp`` (never searched: 1
     unless pinned) 1 for dense models, else a divisor of the expert FFN width, and 1 with
-    ``tp-pp-dp``. Pinned values replace their
+    ``tp-pp-dp``; a hybrid's ``tp`` divides its Mamba heads and groups, and ``cp`` its heads
+    per tensor-parallel rank, dividing or a multiple of its groups per rank (§2.11). Pinned
+    values replace their
     axis; a pinned value that breaks a rule raises one :class:`InputError` line naming it.
     """
     pinned = _Pinned(
@@ -411,7 +413,7 @@ def _check_pinned(workload: Workload, pinned: _Pinned) -> None:
             pinned.recompute,
         )
     _check_vp(workload, pp, pinned.vp, [pp] if pp else _searched_pp(workload))
-    _check_cp(workload, pinned.cp)
+    _check_cp(workload, pinned.cp, tp)
     _check_dp_shard(pinned.dp, pinned.zero_stage, pinned.dp_shard)
     _check_etp(workload, pinned.etp)
     _check_schedule(pp, pinned.vp, pinned.schedule)
@@ -482,8 +484,8 @@ def _axis_choices(workload: Workload, pinned: _Pinned, max_tp: int) -> list[list
 def _row_runs(workload: Workload, pinned: _Pinned, inner: int, row: _Row) -> bool:
     """Whether the options of ``row`` can run together: ZeRO 2/3 without pipeline stages
     unless pp is pinned, the offload policy with FSDP unless the policy is pinned, vp, the
-    schedule, offload and recompute layers within the stage, and ``tp-pp-dp`` without cp or
-    ep."""
+    schedule, offload and recompute layers within the stage, ``tp-pp-dp`` without cp or
+    ep, and a hybrid's Mamba heads per tensor-parallel rank split over the cp ranks."""
     offload = RECOMPUTE.index("offload")
     return (
         (row.zero_stage <= 1 or row.pp == 1 or bool(pinned.pp))
@@ -494,6 +496,7 @@ def _row_runs(workload: Workload, pinned: _Pinned, inner: int, row: _Row) -> boo
         and _offload_fits(workload, row.pp, row.recompute, row.offload_layers)
         and _recompute_layers_fit(workload, row.pp, row.recompute, row.recompute_layers)
         and (not inner or (row.ep == 1 and row.cp == 1))
+        and _splits_mamba_heads(workload, row.tp, row.cp)
     )
 
 
@@ -682,13 +685,37 @@ def _check_dp_shard(dp: int | None, zero_stage: int | None, dp_shard: int | None
         )
 
 
-def _check_cp(workload: Workload, cp: int | None) -> None:
+def _check_cp(workload: Workload, cp: int | None, tp: int | None = None) -> None:
     if cp is not None and (cp < 1 or (cp > 1 and workload.seq_len % (2 * cp))):
         raise InputError.for_argument(
             "cp",
             f"1, or a whole number c with 2·c dividing the sequence length ({workload.seq_len})",
             cp,
         )
+    if cp is None or not workload.mamba_layers:
+        return
+    tps = [tp] if tp else [v for v in TP_CHOICES if _splits_mamba(workload, v)]
+    if not any(_splits_mamba_heads(workload, t, cp) for t in tps):
+        per_rank = workload.mamba_heads // tps[0]
+        raise InputError.for_argument(
+            "cp",
+            f"a divisor of the Mamba heads per tensor-parallel rank ({per_rank} at tp {tps[0]})"
+            f" that divides or is a multiple of their groups per rank"
+            f" ({workload.mamba_groups // tps[0]}): the Mamba blocks split their heads over"
+            " the cp ranks",
+            cp,
+        )
+
+
+def _splits_mamba_heads(workload: Workload, tp: float, cp: float) -> bool:
+    """§2.11 Under context parallelism a hybrid's Mamba blocks gather the whole sequence and
+    split their heads over the ``cp`` ranks (Megatron-Core's ``MambaContextParallel``, which
+    asserts ``nheads/tp % cp == 0``, and ``ngroups/tp % cp == 0`` or ``cp % (ngroups/tp) == 0``,
+    repeating each group's B and C for the ranks of its heads)."""
+    if not workload.mamba_layers or cp == 1:
+        return True
+    heads, groups = workload.mamba_heads / tp, workload.mamba_groups / tp
+    return heads % cp == 0 and (groups % cp == 0 or cp % groups == 0)
 
 
 def _vp_fits(workload: Workload, pp: float, vp: float) -> bool:

@@ -278,8 +278,8 @@ def context_parallel_time_s(
     bandwidth per chip (B/s); the cp group follows tp in rank order, so it stays on the scale-up
     links while tp·cp fits there. Each exchange also pays its latency
     (:func:`context_parallel_latency_s`), times the family's ``latency_scale``. A hybrid's
-    layer exchanges for its share of attention blocks; its Mamba blocks exchange nothing
-    (docs/model.md §5: left out)."""
+    layer exchanges for its share of attention blocks; its Mamba blocks' all-to-alls are
+    :func:`mamba_context_parallel_time_s`."""
     domain, up_b_s, out_b_s = links
     kv_b: FloatArray | float
     if w.is_mla:  # every head's key (h_d + h_r) and value (h_d), in 16-bit
@@ -294,6 +294,57 @@ def context_parallel_time_s(
     latency_s = context_parallel_latency_s(w, cp, redone, in_domain, settings) * latency_scale
     exchange_s = moved / (bandwidth * settings.collective_efficiency) + latency_s
     return exchange_s * w.attention_share if w.is_hybrid else exchange_s
+
+
+def mamba_context_parallel_time_s(
+    w: Workload,
+    tokens: FloatArray | float,
+    tp: FloatArray,
+    cp: FloatArray,
+    redone: FloatArray | float,
+    links: tuple[FloatArray, FloatArray, FloatArray],
+    settings: Settings,
+    latency_scale: FloatArray | float = 1.0,
+) -> FloatArray:
+    """§2.11 All-to-alls of one layer's share of Mamba-2 blocks under context parallelism,
+    forward and backward (s): Megatron-Core's ``MambaContextParallel`` gathers the whole
+    sequence and splits the heads over the ``cp`` ranks before the convolution and the scan
+    (``z``, ``x``, ``B``, ``C`` and ``dt``, each by its own all-to-all; a group's ``B`` and
+    ``C`` repeated ``r = max(cp·tp/G, 1)`` times for the ranks of its heads) and scatters the
+    output back (``y``), six all-to-alls of the rank's ``tokens`` tokens::
+
+        E = 3·H_m·P/t + 2·r·G·N/t + H_m/t     elements per token, in 16-bit
+
+    again backward (the gradients) and on the recomputed share ``redone``. Each sends
+    ``(cp − 1)/cp`` of its buffer, the part for the ranks inside the scale-up domain on its
+    links and the rest on the scale-out network, both at once (the cp ranks follow tp in rank
+    order, ``S/tp`` of them share a domain), and pays a base latency and a hop. The
+    all-to-alls sit between the in-projection and the scan and between the scan and the
+    out-projection, so nothing hides them. ``links``: the domain's size, its and the
+    scale-out network's bandwidth per chip (B/s)."""
+    domain, up_b_s, out_b_s = links
+    repeat = np.maximum(cp * tp / w.mamba_groups, 1.0)
+    elements = (
+        3.0 * w.mamba_inner + 2.0 * repeat * w.mamba_groups * w.mamba_state_dim + w.mamba_heads
+    ) / tp
+    buffer_b = (2.0 + redone) * tokens * elements * 2.0
+    in_domain = np.minimum(cp, np.maximum(domain / tp, 1.0))
+    local = (in_domain - 1.0) / cp
+    remote = (cp - in_domain) / cp
+    bandwidth_s = np.maximum(local / up_b_s, remote / out_b_s) * buffer_b
+    hop_us = np.where(
+        remote > 0.0, settings.scale_out_hop_latency_us, settings.scale_up_hop_latency_us
+    )
+    calls = (2.0 + redone) * MAMBA_CP_ALL_TO_ALLS
+    latency_s = calls * (settings.collective_latency_us + hop_us) * 1e-6 * latency_scale
+    exchange_s = bandwidth_s / settings.collective_efficiency + latency_s
+    return np.where(cp > 1.0, exchange_s * w.mamba_share, 0.0)
+
+
+MAMBA_CP_ALL_TO_ALLS = 6
+"""All-to-alls of a Mamba-2 block's forward pass under context parallelism: ``z``, ``x``,
+``B``, ``C`` and ``dt`` to the heads' ranks and ``y`` back (Megatron-Core
+``megatron/core/ssm/mamba_context_parallel.py``, ``pre_conv_ssm`` and ``post_conv_ssm``)."""
 
 
 def context_parallel_peers(w: Workload, g: Grid) -> FloatArray | float:
@@ -465,6 +516,19 @@ def stage_communication(
             hidden,
             s.overlap_slowdown,
         )
+        if w.mamba_layers:  # §2.11 the Mamba blocks' head all-to-alls, on every layer redone
+            mamba_peers = np.minimum(g.cp, np.maximum(g.domain / g.tp, 1.0))
+            mamba_s = mamba_context_parallel_time_s(
+                w,
+                lay.tokens_mb,
+                g.tp,
+                g.cp,
+                redone,
+                (g.domain, g.up_b_s * scale_up_share(g, mamba_peers), g.out_b_s),
+                s,
+                g.latency_scale,
+            )
+            cp_s = cp_s + lay.layers_per_stage * mamba_s
     host_s = (
         offload_time_s(g, lay, comp.total_s, w)
         + activation_offload_time_s(g, lay, mem, comp.total_s)

@@ -535,3 +535,29 @@ def rule_median_abs_error(rows: list[Comparison]) -> float:
     """Median |error| of the 40 %-of-peak rule over the rows it predicts (not energy)."""
     errors = [abs(r.rule_error) for r in rows if r.rule == r.rule]
     return statistics.median(errors) if errors else float("nan")
+
+
+def architecture_of(row: Comparison) -> str:
+    """The row's kind of model (:data:`dse.intervals.ARCHITECTURES`): dense, MoE or hybrid
+    Mamba-2, the grouping of the prediction intervals."""
+    from dse.intervals import architecture
+
+    return architecture(row.moe, row.hybrid)
+
+
+def by_architecture(rows: list[Comparison]) -> dict[str, dict[str, float]]:
+    """Per kind of model (:func:`architecture_of`, in :data:`dse.intervals.ARCHITECTURES`
+    order, kinds without a figure left out): its figures, their median |error| and the 40 %
+    rule's, so that one pooled median does not hide where the model is weakest."""
+    from dse.intervals import ARCHITECTURES
+
+    out: dict[str, dict[str, float]] = {}
+    for kind in ARCHITECTURES:
+        kept = [r for r in rows if architecture_of(r) == kind]
+        if kept:
+            out[kind] = {
+                "figures": len(kept),
+                "median_abs_error": median_abs_error(kept),
+                "rule_median_abs_error": rule_median_abs_error(kept),
+            }
+    return out

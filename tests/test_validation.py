@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import replace
 
@@ -28,10 +29,18 @@ def test_validate_json_contract_and_accuracy(dse) -> None:
         "runs",
         "median_abs_error",
         "rule_median_abs_error",
+        "by_architecture",
         "published_plans",
         "logged_memory",
     }
     rows = data["runs"]
+    # per kind of model (the intervals' grouping): every figure in one kind, each kind's median
+    kinds = data["by_architecture"]
+    assert set(kinds) == {"dense", "moe", "hybrid"} == {r["architecture"] for r in rows}
+    assert sum(k["figures"] for k in kinds.values()) == len(rows)
+    for kind, summary in kinds.items():
+        errors = [abs(r["error"]) for r in rows if r["architecture"] == kind]
+        assert summary["median_abs_error"] == pytest.approx(statistics.median(errors))
     # the runs that publish their plan (issue 9's ±15 % target): their steady-state time figures
     pinned = [
         r
@@ -80,6 +89,7 @@ def test_validation_uses_the_defaults_it_is_given() -> None:
 def test_table_output_names_the_median(dse) -> None:
     out = dse("validate").out
     assert "median |error|" in out and "palm-540b" in out
+    assert re.search(r"by kind of model: dense [\d.]+% over \d+ \(the rule [\d.]+%\); MoE", out)
     # within 100 columns, each figure with its prediction, published value and both errors
     assert max(len(line) for line in out.splitlines() if "palm" in line) <= 100
     row = next(line for line in out.splitlines() if line.startswith("palm-540b"))

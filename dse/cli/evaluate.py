@@ -32,6 +32,8 @@ from dse.settings import (
 )
 from dse.validation import (
     MemoryCheck,
+    architecture_of,
+    by_architecture,
     explain_run,
     logged_memory,
     median_abs_error,
@@ -332,8 +334,20 @@ def validate(fmt: str, cross: str | None, run_id: str | None, **options: Any) ->
             f"over {len(rows)} figures (the rule: {rule:.1%}); largest {worst.error:+.1%} "
             f"({worst.model}, {worst.metric})"
         )
+        click.echo(_architecture_line(rows))
         click.echo(_published_plans_line(rows))
         click.echo(_memory_line(memory))
+
+
+def _architecture_line(rows: list[Any]) -> str:
+    """The median |errors| per kind of model (:func:`dse.validation.by_architecture`)."""
+    names = {"dense": "dense", "moe": "MoE", "hybrid": "hybrid Mamba-2"}
+    parts = [
+        f"{names[kind]} {v['median_abs_error']:.1%} over {v['figures']:g} "
+        f"(the rule {v['rule_median_abs_error']:.1%})"
+        for kind, v in by_architecture(rows).items()
+    ]
+    return "by kind of model: " + "; ".join(parts)
 
 
 def _memory_line(memory: list[MemoryCheck]) -> str:
@@ -369,6 +383,7 @@ def _validation_json(rows: list[Any], memory: list[MemoryCheck]) -> dict[str, An
         "runs": _validation_records(rows),
         "median_abs_error": median_abs_error(rows),
         "rule_median_abs_error": rule_median_abs_error(rows),
+        "by_architecture": by_architecture(rows),
         "published_plans": {
             "figures": plans.figures,
             "within_tolerance": plans.within,
@@ -403,6 +418,7 @@ def _validation_records(rows: list[Any]) -> list[dict[str, Any]]:
             "error": r.error,
             "rule_40pct_error": r.rule_error if r.rule == r.rule else None,
             "run_type": r.run_type,
+            "architecture": architecture_of(r),
             "plan_published": r.plan_published,
             "fits": r.fits,
         }

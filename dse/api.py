@@ -37,7 +37,7 @@ from dse.catalog.workloads import PRECISIONS, WORKLOAD_BOUNDS, Workload
 from dse.catalog.workloads import load_workload as _load_workload
 from dse.errors import InputError
 from dse.evaluation import evaluate_one, plain
-from dse.intervals import interval_basis
+from dse.intervals import architecture, interval_basis
 from dse.model.evaluate import PLAN_COLUMNS
 from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, ZERO_STAGES
 from dse.settings import Settings, load_settings
@@ -115,7 +115,8 @@ class Evaluation:
     ``interval`` holds 80 % prediction intervals ``[low, high]`` of the headline metrics, and
     ``interval_basis`` what they were drawn from (``"source"``: the errors of published figures
     whose source was left out of the fit; ``"family"``: of those whose chip family was, for a
-    chip of a family no published run calibrated);
+    chip of a family no published run calibrated), and ``interval_architecture`` of which kind
+    of model (``"dense"``, ``"moe"`` or ``"hybrid"``, dse/intervals.py);
     ``idle_chips`` counts the chips the plan leaves unused. :meth:`to_dict` is exactly the
     JSON that ``dse evaluate`` prints. Metrics the model adds later are attributes too.
     """
@@ -536,6 +537,7 @@ def sweep_to_file(
         request or _request("sweep", arguments),
         **job.describe(),
         interval_basis=interval_basis(job.space.new_family),
+        interval_architecture=architecture(job.workload.is_moe, job.workload.is_hybrid),
     )
     if isinstance(executor, Executor):
         runner, own = executor, False
@@ -696,6 +698,7 @@ def search_to_file(
         request or _request("search", arguments),
         **job.describe(),
         interval_basis=interval_basis(job.space.new_family),
+        interval_architecture=architecture(job.workload.is_moe, job.workload.is_hybrid),
     )
     return run_search(job, chosen, target, meta, evals=evals, seed=seed, progress=progress)
 

@@ -83,6 +83,7 @@ def evaluate_one(
     )
     out["interval_level"] = intervals.INTERVAL_LEVEL
     out["interval_basis"] = intervals.interval_basis(new_family)
+    out["interval_architecture"] = intervals.architecture(workload.is_moe, workload.is_hybrid)
     if "peak_tflop_s" in chip.published:
         # A shipped product is buildable by definition: a silicon limit it appears to break is
         # an error of the silicon model's estimate, reported as a note, not a design violation.

@@ -223,9 +223,10 @@ def test_a_hybrid_model_gets_the_band_of_the_hybrid_runs() -> None:
     errors = np.array([r.e for r in hybrid_rows])
     low, high = np.exp(-np.quantile(errors, 0.9)), np.exp(-np.quantile(errors, 0.1))
     assert bands["hybrid"] == pytest.approx((min(low, 1.0), max(high, 1.0)))
-    # dse evaluate of a hybrid workload carries that band (its plan searched).
+    # dse evaluate of a hybrid workload carries that band (its plan searched) and says so.
     hybrid = api.evaluate("gb300", "nemotron-3-nano-30b-a3b", 64)
     dense = api.evaluate("gb300", "llama3.1-8b", 64)
+    assert (hybrid.interval_architecture, dense.interval_architecture) == ("hybrid", "dense")
     searched = interval("step_time_s", 1.0, full_run=False, moe=True, hybrid=True, searched=True)
     low, high = hybrid.interval["step_time_s"]
     assert (low / hybrid.step_time_s, high / hybrid.step_time_s) == pytest.approx(searched)
@@ -275,5 +276,6 @@ def test_a_space_that_sets_the_family_scale_gets_the_family_band(tmp_path: Path)
     scaled.write_text(H100_SPACE + "[fixed]\ngemm_efficiency_scale = 0.9\n")
     frames = [api.sweep(path, "llama3.1-70b", method="grid", seed=0) for path in (known, scaled)]
     assert [f.attrs["dse"]["interval_basis"] for f in frames] == ["source", "family"]
+    assert {f.attrs["dse"]["interval_architecture"] for f in frames} == {"dense"}
     widths = [float(np.log(f["step_time_s_high"] / f["step_time_s_low"]).iloc[0]) for f in frames]
     assert widths[1] > widths[0]

@@ -35,6 +35,7 @@ from dse.catalog.workloads import (
 from dse.designs import Designs, from_chips
 from dse.errors import InputError
 from dse.files import read_toml
+from dse.intervals import ARCHITECTURES, architecture
 from dse.model.economics import ENERGY_SCOPES, cluster_power_w
 from dse.model.evaluate import Metrics, evaluate
 from dse.model.plans import PLACEMENTS, RECOMPUTE, SCHEDULES, Plans, candidate_plans
@@ -195,6 +196,12 @@ class Comparison:
     @property
     def error(self) -> float:
         return self.predicted / self.reported - 1.0
+
+    @property
+    def architecture(self) -> str:
+        """The kind of model (:data:`dse.intervals.ARCHITECTURES`): dense, MoE or hybrid
+        Mamba-2, the grouping of the prediction intervals."""
+        return architecture(self.moe, self.hybrid)
 
     @property
     def rule_error(self) -> float:
@@ -537,23 +544,13 @@ def rule_median_abs_error(rows: list[Comparison]) -> float:
     return statistics.median(errors) if errors else float("nan")
 
 
-def architecture_of(row: Comparison) -> str:
-    """The row's kind of model (:data:`dse.intervals.ARCHITECTURES`): dense, MoE or hybrid
-    Mamba-2, the grouping of the prediction intervals."""
-    from dse.intervals import architecture
-
-    return architecture(row.moe, row.hybrid)
-
-
 def by_architecture(rows: list[Comparison]) -> dict[str, dict[str, float]]:
-    """Per kind of model (:func:`architecture_of`, in :data:`dse.intervals.ARCHITECTURES`
+    """Per kind of model (:attr:`Comparison.architecture`, in :data:`dse.intervals.ARCHITECTURES`
     order, kinds without a figure left out): its figures, their median |error| and the 40 %
     rule's, so that one pooled median does not hide where the model is weakest."""
-    from dse.intervals import ARCHITECTURES
-
     out: dict[str, dict[str, float]] = {}
     for kind in ARCHITECTURES:
-        kept = [r for r in rows if architecture_of(r) == kind]
+        kept = [r for r in rows if r.architecture == kind]
         if kept:
             out[kind] = {
                 "figures": len(kept),

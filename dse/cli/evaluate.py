@@ -32,7 +32,6 @@ from dse.settings import (
 )
 from dse.validation import (
     MemoryCheck,
-    architecture_of,
     by_architecture,
     explain_run,
     logged_memory,
@@ -418,7 +417,7 @@ def _validation_records(rows: list[Any]) -> list[dict[str, Any]]:
             "error": r.error,
             "rule_40pct_error": r.rule_error if r.rule == r.rule else None,
             "run_type": r.run_type,
-            "architecture": architecture_of(r),
+            "architecture": r.architecture,
             "plan_published": r.plan_published,
             "fits": r.fits,
         }

@@ -208,8 +208,11 @@ def _design_bounds(
     data_parallel_lower_bound) follow the numpy code; the loop over plans has no branch (but
     loop-invariant ones), so that it runs on vector units. ``f``: five features
     (plan_search._design_features); ``design``: chips, the largest tp, the scale-up domain, the
-    seconds per byte of its scale-up and scale-out links, the HBM bytes; ``held``: the plans'
-    fixed and stored activation bytes in the design's format."""
+    seconds per byte of its scale-up and scale-out links, the HBM bytes, the family's
+    collective latency scale; ``held``: the plans' fixed and stored activation bytes in the
+    design's format; ``plans`` the plan rows (the last, the MoE host-time rows of
+    plan_search.moe_host_lower_bound); ``dispatch`` ends with NCCL's base and least hop
+    latency (µs) for FSDP's rings."""
     chips, top_tp, domain, inverse_up, inverse_out, capacity, latency_scale = design
     fixed_b, stored_b = held
     (replica, tp, batch_dp, dp_step, pinned_dp), split, inverse, dp_bytes, state, c, host = plans

@@ -460,6 +460,10 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     io = w.moe_latent_dim or d  # a latent MoE permutes its latents
     routed_16 = tokens * f * w.experts_per_token * o_16 * io / plan.tp
     permute = tokens * f * 8 * io * (1 + w.experts_per_token) / plan.tp
+    # Megatron-Core's eager expert bias: 28 bytes per element of the k experts' outputs
+    eager_bias = w.expert_bias and w.expert_bias_add == "eager"
+    if eager_bias:
+        permute += tokens * f * 28 * io * w.experts_per_token / plan.tp
     t_memory = layers * (beta * (layer_16 - routed_16) + permute + quantize) / hbm
     # each memory-bound kernel's fixed time: forward, the norms (one shared by a parallel
     # block's branches; MLA's two latent norms), the residual adds, activation and RoPE; two
@@ -540,7 +544,11 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_host = 0.0
     if w.is_moe:
         moe_layers = layers * (w.layers - w.dense_layers) / w.layers
-        launches = moe_layers * (60 + 6 * w.experts / plan.ep) * s.moe_kernel_overhead_us * 1e-6
+        per_layer, per_expert = 60, 6
+        if eager_bias:  # the eager expert-bias path: 2 more a layer, 6 a local expert
+            per_layer, per_expert = 62, 12
+        kernels = per_layer + per_expert * w.experts / plan.ep
+        launches = moe_layers * kernels * s.moe_kernel_overhead_us * 1e-6
         layer_redo = 4 / 3 if moe else redo  # moe: every kernel of the MoE layer again
         gpu = moe_layers * routed_experts(chip, w, tokens, plan, s) * layer_redo
         t_host = max(launches * (4 / 3 if moe else other_redo) - gpu, 0.0)

@@ -1572,6 +1572,47 @@ def test_separate_fp8_casts_cost_time_and_fused_ones_do_not() -> None:
     )
 
 
+def test_an_eager_expert_bias_costs_time_and_only_where_the_experts_have_one() -> None:
+    """§2.6 Megatron-Core's eager expert-bias path moves the experts' outputs again and
+    launches kernels per local expert: slower than a fused bias, more so with more local
+    experts (expert parallelism 8 against 64); a workload without expert biases is unchanged."""
+    gpt_oss = load_workload("gpt-oss-120b")
+    eager = gpt_oss.with_changes(expert_bias_add="eager")
+    designs = _cluster("h100-sxm", [64.0])
+    for ep in (8, 64):
+        plan = {"tp": 1, "pp": 1, "ep": ep, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+        fused_s = _pinned(gpt_oss, designs, **plan).training.step_time_s[0]
+        eager_s = _pinned(eager, designs, **plan).training.step_time_s[0]
+        assert eager_s > fused_s
+        if ep == 8:
+            extra_at_ep8 = eager_s / fused_s
+    assert extra_at_ep8 > eager_s / fused_s  # 16 local experts launch more than 2
+    mixtral = load_workload("mixtral-8x7b")
+    plan = {"tp": 1, "pp": 1, "ep": 8, "microbatch": 1, "recompute": "full", "zero_stage": 1}
+    assert (
+        _pinned(mixtral, designs, **plan).training.step_time_s[0]
+        == _pinned(
+            mixtral.with_changes(expert_bias_add="eager"), designs, **plan
+        ).training.step_time_s[0]
+    )
+
+
+def test_scalar_reference_agrees_with_an_eager_expert_bias() -> None:
+    """The scalar reference (tests/reference_training.py) and the vectorized model agree on
+    gpt-oss with Megatron-Core's eager expert bias, on random designs."""
+    rng = np.random.default_rng(29)
+    settings = load_settings()
+    n = 6
+    designs = from_chips([load_chip("h100-sxm")] * n).replace(
+        num_chips=rng.choice([64, 256, 1024], n).astype(float),
+        scale_up_domain=rng.choice([8, 72], n).astype(float),
+    )
+    workload = load_workload("gpt-oss-20b").with_changes(expert_bias_add="eager")
+    plans = candidate_plans(workload, max_tp=8, pp=1, microbatch=1, ep=8)
+    reference_plans = _reference_plans(plans)
+    _assert_best_plans_agree(designs, workload, settings, plans, reference_plans, "ep", 8)
+
+
 def test_a_bad_fp8_casts_value_names_the_file_and_the_choices(dse, tmp_path) -> None:
     source = Path(__file__).parents[1] / "workloads" / "llama3.1-8b.toml"
     text = source.read_text().replace("[training]", '[training]\nfp8_casts = "sometimes"')

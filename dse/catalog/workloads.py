@@ -104,6 +104,14 @@ Team 2024, arXiv:2407.21783, Sec. 3.3.2; PyTorch's experimental ``context_parall
 for at once), and the backward pass all-gathers them again and passes the gradients around the
 ring in fp32 (PyTorch's ``_templated_ring_attention_backward``)."""
 
+EXPERT_BIAS_ADDS = ("fused", "eager")
+"""How a run adds its routed experts' output bias, scaled by each token's router probability
+(workloads with ``expert_bias``; docs/model.md §2.6). ``fused``: inside the experts' GEMM or
+activation kernels, at no cost of its own (Transformer Engine's op fuser, a packed grouped bias,
+XLA's fusion). ``eager``: Megatron-Core's ``TEGroupedMLP._apply_bias``, a multiply and an add per
+local expert in eager PyTorch and a concatenation, each with its backward (the only path from
+2025-09-22 until Transformer Engine 2.15's op fuser could scale the bias, 2026-04)."""
+
 MOE_DISPATCHERS = ("alltoall", "hierarchical")
 """How the MoE layers send tokens to their experts' ranks (docs/model.md §2.7). ``alltoall``: one
 copy per remote expert, an all-to-all over the expert group (NCCL; Megatron-Core's ``alltoall``
@@ -177,6 +185,7 @@ WORKLOAD_SCHEMA = Table(
                 "tied_embeddings": Field("bool", required=False, default=False),
                 "parallel_blocks": Field("bool", required=False, default=False),
                 "parallel_shared_norm": Field("bool", required=False, default=False),
+                "expert_bias": Field("bool", required=False, default=False),
                 "experts": _count("experts"),
                 "experts_per_token": _count("experts_per_token"),
                 "shared_experts": _count("shared_experts", default=0),
@@ -215,6 +224,9 @@ WORKLOAD_SCHEMA = Table(
                 ),
                 "dropout": Field("number", required=False, default=0.0, minimum=0.0, maximum=0.99),
                 "fp8_casts": Field("str", required=False, default="fused", choices=FP8_CASTS),
+                "expert_bias_add": Field(
+                    "str", required=False, default="fused", choices=EXPERT_BIAS_ADDS
+                ),
                 "context_parallel": Field(
                     "str", required=False, default="ring", choices=CONTEXT_PARALLEL
                 ),
@@ -288,6 +300,11 @@ class Workload:
     where a faster one exists (Hopper: ``flash2_attention_ratio``, docs/model.md §2.6)."""
     fp8_casts: str = "fused"
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
+    expert_bias: bool = False
+    """The routed experts' linear layers carry biases (gpt-oss), the output one scaled by the
+    token's router probability (docs/model.md §2.6)."""
+    expert_bias_add: str = "fused"
+    """How the run adds that bias (:data:`EXPERT_BIAS_ADDS`, docs/model.md §2.6)."""
     context_parallel: str = "ring"
     """How context parallelism exchanges keys and values (:data:`CONTEXT_PARALLEL`, §2.7)."""
     compiler: str = "eager"
@@ -830,6 +847,8 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         attention_kernel=training["attention"],
         dropout=float(training["dropout"]),
         fp8_casts=training["fp8_casts"],
+        expert_bias=bool(model["expert_bias"]) and experts > 0,
+        expert_bias_add=training["expert_bias_add"],
         context_parallel=training["context_parallel"],
         compiler=training["compiler"],
         moe_dispatcher=training["moe_dispatcher"],

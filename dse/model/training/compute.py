@@ -76,6 +76,14 @@ the dispatch and combine all-to-alls with their token-count exchange (Megatron-C
 MOE_EXPERT_KERNELS = 6.0
 """[E] GEMM kernels per local expert per layer: fc1 and fc2, each forward, input gradient and
 weight gradient (Transformer Engine's ``GroupedLinear`` launches one GEMM per expert)."""
+EAGER_EXPERT_BIAS_KERNELS = 6.0
+"""[E] Kernels per local expert per MoE layer of Megatron-Core's eager expert-bias path
+(``TEGroupedMLP._apply_bias``; workloads with ``expert_bias``, runs with ``expert_bias_add =
+"eager"``): the multiply ``b·p`` and the add forward; ``g·p``, ``g·b`` and their two sums
+backward."""
+EAGER_EXPERT_BIAS_LAYER_KERNELS = 2.0
+"""[E] Kernels per MoE layer of that path besides: the concatenation of the experts' outputs,
+and its counterpart for the gradient in the backward pass."""
 
 
 MAMBA_FORWARD_KERNELS = 7.0
@@ -558,7 +566,9 @@ def moe_overhead_s(
     w: Workload, layers_per_stage: FloatArray, ep: FloatArray, s: Settings
 ) -> FloatArray | float:
     """§2.6 Host time (s) of the MoE layers' kernels of one stage for one micro-batch, forward
-    and backward: ``(K_layer + K_expert·E/ep)·t_k`` per MoE layer.
+    and backward: ``(K_layer + K_expert·E/ep)·t_k`` per MoE layer (an eager expert-bias path
+    adds :data:`EAGER_EXPERT_BIAS_LAYER_KERNELS` and :data:`EAGER_EXPERT_BIAS_KERNELS` per
+    local expert).
 
     The expert dispatcher synchronizes host and device in every MoE layer (the host needs the
     tokens per expert to size the buffers), so the host cannot queue kernels ahead of the GPU
@@ -570,5 +580,9 @@ def moe_overhead_s(
     if not w.is_moe:
         return 0.0
     moe_layers = layers_per_stage * (w.layers - w.dense_layers) / w.layers
-    kernels = MOE_LAYER_KERNELS + MOE_EXPERT_KERNELS * w.experts / ep
+    per_layer, per_expert = MOE_LAYER_KERNELS, MOE_EXPERT_KERNELS
+    if w.expert_bias and w.expert_bias_add == "eager":
+        per_layer += EAGER_EXPERT_BIAS_LAYER_KERNELS
+        per_expert += EAGER_EXPERT_BIAS_KERNELS
+    kernels = per_layer + per_expert * w.experts / ep
     return moe_layers * kernels * s.moe_kernel_overhead_us * 1e-6

@@ -183,6 +183,29 @@ def permutation_bytes(w: Workload) -> float:
     return moe_fraction * 8.0 * float(w.routed_dim) * (1.0 + w.experts_per_token)
 
 
+EAGER_EXPERT_BIAS_BYTES_PER_ELEMENT = 28.0
+"""[E] HBM bytes per element of the routed experts' fc2 output (``k·d`` a token and MoE layer)
+that Megatron-Core's eager expert-bias path moves, forward and backward, counted from its
+operations (``TEGroupedMLP._apply_bias``, NVIDIA/Megatron-LM a329dd6da5, 2025-09-22) at 16 bits:
+``b·p`` writes 2, ``t + b·p`` reads 4 and writes 2, the concatenation reads and writes 2 each
+(12 forward); backward, ``g·p`` and ``g·b`` each read 2 and write 2 and their sums read 2 each,
+and the split's backward concatenates the gradient, 2 and 2 (16). The router probabilities are
+16-bit there: Megatron-Core's softmax returns the logits' type, and gpt-oss's recipes leave
+``moe_router_dtype`` unset (fp32 probabilities would move about 2.4 times as much)."""
+
+
+def expert_bias_bytes(w: Workload) -> float:
+    """§2.6 HBM bytes per token per layer (averaged over the layers) of adding the routed
+    experts' output bias in eager PyTorch, forward and backward
+    (:data:`EAGER_EXPERT_BIAS_BYTES_PER_ELEMENT` per element of the ``k`` experts' outputs); 0
+    where the workload has no expert bias or the run adds it inside a fused kernel."""
+    if not (w.expert_bias and w.expert_bias_add == "eager"):
+        return 0.0
+    moe_fraction = (w.layers - w.dense_layers) / w.layers
+    elements = float(w.routed_dim) * w.experts_per_token
+    return moe_fraction * EAGER_EXPERT_BIAS_BYTES_PER_ELEMENT * elements
+
+
 def _mla_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatArray | float:
     """§2.5 Stored bytes per token of an MLA attention block (:func:`mla_projections`): each
     projection's input in the training format (the layer's normalized input once, for both
@@ -430,19 +453,22 @@ def elementwise_bytes(
     Where a graph compiler fuses the operators (``w.compiler`` ``compiled``), a share
     ``compiled_elementwise_fraction`` of their bytes remains (the casts, not measured compiled,
     keep theirs). The routed experts' inputs are the MoE token permutation's output: their
-    traffic is the permutation's own (:func:`permutation_bytes`), not ``β_ew`` per stored byte."""
+    traffic is the permutation's own (:func:`permutation_bytes`), not ``β_ew`` per stored byte;
+    an eager expert-bias path adds its own (:func:`expert_bias_bytes`)."""
     beta = s.elementwise_bytes_per_activation_byte
     if w.compiler == "compiled":
         beta = beta * s.compiled_elementwise_fraction
     if w.precision not in ("fp8", "fp4") or w.fp8_casts == "fused":
         stored_b, _ = _per_token_layer_bytes(w, low_precision)
         routed_b = expert_input_bytes(w, _linear_input_bytes(w, low_precision))
-        layer_b = tokens_mb * (beta * (stored_b - routed_b) + permutation_bytes(w)) / tp
+        moe_b = permutation_bytes(w) + expert_bias_bytes(w)
+        layer_b = tokens_mb * (beta * (stored_b - routed_b) + moe_b) / tp
         return layer_b + beta * unsplit_bytes(w, tokens_mb, tp, low_precision)
     per_token_16, _ = _per_token_layer_bytes(w, low_precision=False)
     per_token_16 = per_token_16 - expert_input_bytes(w, 2.0)
     quantize = QUANTIZE_BYTES_PER_ELEMENT * linear_operand_elements(w)
-    per_token = beta * per_token_16 + permutation_bytes(w) + np.where(low_precision, quantize, 0.0)
+    moe_b = permutation_bytes(w) + expert_bias_bytes(w)
+    per_token = beta * per_token_16 + moe_b + np.where(low_precision, quantize, 0.0)
     return tokens_mb * per_token / tp + beta * unsplit_bytes(w, tokens_mb, tp, low_precision=False)
 
 

@@ -1624,6 +1624,17 @@ def test_a_bad_fp8_casts_value_names_the_file_and_the_choices(dse, tmp_path) -> 
     assert "Traceback" not in result.err
 
 
+def test_a_bad_expert_bias_value_names_the_file_and_the_choices(dse, tmp_path) -> None:
+    source = Path(__file__).parents[1] / "workloads" / "gpt-oss-20b.toml"
+    text = source.read_text().replace("[training]", '[training]\nexpert_bias_add = "lazy"')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(bad), "--num-chips", "8")
+    assert result.code == 2
+    assert "expert_bias_add" in result.err and "eager" in result.err and "bad.toml" in result.err
+    assert "Traceback" not in result.err
+
+
 def _attention_seconds(chip: str, workload, **design_changes) -> float:
     from dse.model.training.compute import attention_time_s
     from dse.model.training.grid import build_grid

@@ -404,6 +404,13 @@ class Workload:
         return self.experts > 0
 
     @property
+    def eager_expert_bias(self) -> bool:
+        """The run adds its routed experts' bias in eager PyTorch (Megatron-Core's
+        ``TEGroupedMLP._apply_bias``, §2.6): the workload has one and ``expert_bias_add`` is
+        ``eager``."""
+        return self.expert_bias and self.expert_bias_add == "eager"
+
+    @property
     def is_mla(self) -> bool:
         """Multi-head Latent Attention (``kv_lora_rank`` > 0)."""
         return self.kv_lora_rank > 0

@@ -581,7 +581,7 @@ def moe_overhead_s(
         return 0.0
     moe_layers = layers_per_stage * (w.layers - w.dense_layers) / w.layers
     per_layer, per_expert = MOE_LAYER_KERNELS, MOE_EXPERT_KERNELS
-    if w.expert_bias and w.expert_bias_add == "eager":
+    if w.eager_expert_bias:
         per_layer += EAGER_EXPERT_BIAS_LAYER_KERNELS
         per_expert += EAGER_EXPERT_BIAS_KERNELS
     kernels = per_layer + per_expert * w.experts / ep

@@ -199,7 +199,7 @@ def expert_bias_bytes(w: Workload) -> float:
     experts' output bias in eager PyTorch, forward and backward
     (:data:`EAGER_EXPERT_BIAS_BYTES_PER_ELEMENT` per element of the ``k`` experts' outputs); 0
     where the workload has no expert bias or the run adds it inside a fused kernel."""
-    if not (w.expert_bias and w.expert_bias_add == "eager"):
+    if not w.eager_expert_bias:
         return 0.0
     moe_fraction = (w.layers - w.dense_layers) / w.layers
     elements = float(w.routed_dim) * w.experts_per_token
@@ -458,16 +458,15 @@ def elementwise_bytes(
     beta = s.elementwise_bytes_per_activation_byte
     if w.compiler == "compiled":
         beta = beta * s.compiled_elementwise_fraction
+    moe_b = permutation_bytes(w) + expert_bias_bytes(w)
     if w.precision not in ("fp8", "fp4") or w.fp8_casts == "fused":
         stored_b, _ = _per_token_layer_bytes(w, low_precision)
         routed_b = expert_input_bytes(w, _linear_input_bytes(w, low_precision))
-        moe_b = permutation_bytes(w) + expert_bias_bytes(w)
         layer_b = tokens_mb * (beta * (stored_b - routed_b) + moe_b) / tp
         return layer_b + beta * unsplit_bytes(w, tokens_mb, tp, low_precision)
     per_token_16, _ = _per_token_layer_bytes(w, low_precision=False)
     per_token_16 = per_token_16 - expert_input_bytes(w, 2.0)
     quantize = QUANTIZE_BYTES_PER_ELEMENT * linear_operand_elements(w)
-    moe_b = permutation_bytes(w) + expert_bias_bytes(w)
     per_token = beta * per_token_16 + moe_b + np.where(low_precision, quantize, 0.0)
     return tokens_mb * per_token / tp + beta * unsplit_bytes(w, tokens_mb, tp, low_precision=False)
 

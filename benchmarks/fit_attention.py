@@ -1,18 +1,26 @@
-"""Fit the attention constants of docs/model.md §2.6 to the H200 measurements.
+"""Fit the attention constants of docs/model.md §2.6 to measurements.
 
     python benchmarks/fit_attention.py
 
 Model of one causal attention forward + backward (FlashAttention):
 
-    T = N · (1 + s0/s) · (F / (η_att · R) + c / R_exp)
+    T = N · (1 + b·s0/k) · (F / (η_att · R) + c / R_exp)
 
-N = b·H·s²/2 scores, F = 12·h_d FLOPs per score (the model's convention: QKᵀ and AV, ×3 for the
-backward pass), R the 16-bit tensor rate, R_exp the special-function rate (exponentials/s), both at
-the clock the model's H200 sustains under full tensor load (docs/model.md §1.7), and
-c = 2 exponentials per score (the forward softmax, and P recomputed in the backward pass).
-Fits η_att (``attention_efficiency``) and s0 (``attention_overhead_tokens``) by least squares
-on the log of the measured times (data/measurements/h200/attention.csv) and prints the fit
-beside the one-efficiency model it replaces.
+N the scores computed (b·H·s²/2 causal, b·H·(s·w − w²/2) in a sliding window of w keys), k the
+keys a query counts (s; 2w − w²/s in a window), b the partly masked key blocks per query block
+(1 causal, ``WINDOW_MASKED_BOUNDARIES`` in a window), F = 6·(h_qk + h_v) FLOPs per score (the
+model's convention: QKᵀ and AV, ×3 for the backward pass), R the 16-bit tensor rate, R_exp the
+special-function rate (exponentials/s), both at the clock the model's chip sustains under full
+tensor load (docs/model.md §1.7), and c = 2 exponentials per score (the forward softmax, and P
+recomputed in the backward pass).
+
+1. Hopper, this project's H200 (data/measurements/h200/attention.csv, PyTorch SDPA): fits η_att
+   (``attention_efficiency``) and s0 (``attention_overhead_tokens``) by least squares on the log
+   of the measured times, and prints the fit beside the one-efficiency model it replaces.
+2. NVIDIA's published cuDNN training benchmarks (data/measurements/published/attention_cudnn.csv,
+   16-bit, causal, full attention): with s0 as fitted on the H200, fits each family's own
+   efficiency η, whose ratio to η_att is the family's ``attention_efficiency_scale``
+   (chips/technology/families.toml), and checks the sliding-window rows against the model.
 """
 
 from __future__ import annotations
@@ -26,19 +34,30 @@ from scipy.optimize import least_squares
 from dse.catalog.chips import load_chip
 from dse.designs import from_chips
 from dse.model.silicon import evaluate_silicon
-from dse.model.training.compute import EXPONENTIALS_PER_SCORE
+from dse.model.training.compute import EXPONENTIALS_PER_SCORE, WINDOW_MASKED_BOUNDARIES
+from dse.settings import load_settings
 
-MEASUREMENTS = Path(__file__).parent.parent / "data/measurements/h200/attention.csv"
+DATA = Path(__file__).parent.parent / "data/measurements"
+MEASUREMENTS = DATA / "h200/attention.csv"
+PUBLISHED = DATA / "published/attention_cudnn.csv"
 
 
-def main() -> None:
-    chip = load_chip("h200")
-    designs = from_chips([chip], 1)
-    # the rates at the clock the model's H200 sustains under full tensor load (§1.7), as the
-    # training model uses them: the measured H200 throttles (data/measurements/h200/power.csv)
-    clock_hz = float(evaluate_silicon(designs).sustained_clock_ghz["bf16"][0]) * 1e9
-    rate = chip.compute_units * clock_hz * chip.bf16_flops_per_cycle_per_unit
-    exp_rate = chip.compute_units * clock_hz * chip.exp_per_cycle_per_unit
+def sustained_rates(chip_id: str) -> tuple[float, float]:
+    """The 16-bit tensor rate (FLOP/s) and the exponential rate (1/s) of a catalog chip at the
+    clock the model has it sustain under full tensor load (§1.7), as the training model uses
+    them."""
+    chip = load_chip(chip_id)
+    clock_hz = float(evaluate_silicon(from_chips([chip], 1)).sustained_clock_ghz["bf16"][0]) * 1e9
+    return (
+        chip.compute_units * clock_hz * chip.bf16_flops_per_cycle_per_unit,
+        chip.compute_units * clock_hz * chip.exp_per_cycle_per_unit,
+    )
+
+
+def fit_h200() -> None:
+    """Part 1: η_att and s0 on this project's H200 SDPA measurements (printed; the shipped
+    values are this fit's, rounded)."""
+    rate, exp_rate = sustained_rates("h200")
     data = pd.read_csv(MEASUREMENTS)
     data = data[data["causal"]]
     seq = data["seq_len"].to_numpy(float)
@@ -69,6 +88,87 @@ def main() -> None:
         {"head_dim": head_dim, "seq_len": seq, "error": error.round(3), "one_eff": old.round(3)}
     )
     print(table.to_string(index=False))
+
+
+def published_times(rows: pd.DataFrame, eta: float, s0: float) -> np.ndarray:
+    """The model's forward + backward time (s) of each published measurement (16-bit, causal)
+    at attention efficiency ``eta`` and overhead ``s0`` tokens per partly masked boundary."""
+    rates = {chip: sustained_rates(chip) for chip in rows["chip"].unique()}
+    rate = rows["chip"].map(lambda c: rates[c][0]).to_numpy(float)
+    exp_rate = rows["chip"].map(lambda c: rates[c][1]).to_numpy(float)
+    seq = rows["seq_len"].to_numpy(float)
+    window = rows["sliding_window"].fillna(0.0).to_numpy(float)
+    windowed = window > 0
+    width = np.where(windowed, np.minimum(window, seq), seq)
+    keys = np.where(windowed, 2.0 * width - width**2 / seq, seq)  # counted keys per query
+    boundaries = np.where(windowed, WINDOW_MASKED_BOUNDARIES, 1.0)
+    scores = rows["batch"].to_numpy(float) * rows["q_heads"].to_numpy(float) * seq * keys / 2.0
+    flops = 6.0 * (rows["head_dim_qk"].to_numpy(float) + rows["head_dim_vo"].to_numpy(float))
+    per_score = flops / (eta * rate) + EXPONENTIALS_PER_SCORE / exp_rate
+    return scores * (1.0 + boundaries * s0 / keys) * per_score
+
+
+def fit_published(eta_h200: float, s0: float) -> None:
+    """Part 2: each family's own efficiency on NVIDIA's cuDNN benchmarks, and the windows."""
+    data = pd.read_csv(PUBLISHED)
+    data = data[
+        (data["data_type"] == "bf16") & (data["mask"] == "causal") & ~data["deterministic_backward"]
+    ]
+    measured = (data["forward_ms"] + data["backward_ms"]).to_numpy(float) * 1e-3
+    full = data["sliding_window"].isna().to_numpy()
+    print(f"\nNVIDIA cuDNN training benchmarks ({PUBLISHED.name}), 16-bit, causal, s0 = {s0:.0f}:")
+    for family, rows in data[full].groupby("family"):
+        times = measured[full][(data[full]["family"] == family).to_numpy()]
+        fit = least_squares(
+            lambda p, r=rows, t=times: np.log(published_times(r, p[0], s0) / t),
+            [0.6],
+            bounds=([0.05], [1.5]),
+        )
+        eta = float(fit.x[0])
+        error = published_times(rows, eta, s0) / times - 1.0
+        print(
+            f"{family}: efficiency {eta:.3f} = {eta / eta_h200:.3f} x attention_efficiency "
+            f"over {len(rows)} shapes on {', '.join(sorted(rows['chip'].unique()))}: "
+            f"median |error| {np.median(np.abs(error)):.1%}, largest {np.abs(error).max():.1%}"
+        )
+        for chip, per_chip in rows.groupby("chip"):
+            one = least_squares(
+                lambda p, r=per_chip: np.log(
+                    published_times(r, p[0], s0)
+                    / (r["forward_ms"] + r["backward_ms"]).to_numpy(float)
+                    / 1e-3
+                ),
+                [0.6],
+                bounds=([0.05], [1.5]),
+            )
+            print(f"    {chip} alone: {float(one.x[0]) / eta_h200:.3f} x attention_efficiency")
+        windows = data[~full & (data["family"] == family).to_numpy()]
+        if len(windows):
+            times = measured[~full & (data["family"] == family).to_numpy()]
+            error = published_times(windows, eta, s0) / times - 1.0
+            print(
+                f"    sliding windows ({WINDOW_MASKED_BOUNDARIES:g} masked boundaries): "
+                + ", ".join(
+                    f"{c} w={w:.0f} s={s:.0f} {e:+.0%}"
+                    for c, w, s, e in zip(
+                        windows["chip"],
+                        windows["sliding_window"],
+                        windows["seq_len"],
+                        error,
+                        strict=True,
+                    )
+                )
+            )
+
+
+def main() -> None:
+    fit_h200()
+    defaults = load_settings()
+    print(
+        f"(shipped: attention_efficiency {defaults.attention_efficiency}, "
+        f"attention_overhead_tokens {defaults.attention_overhead_tokens:.0f})"
+    )
+    fit_published(defaults.attention_efficiency, defaults.attention_overhead_tokens)
 
 
 if __name__ == "__main__":

@@ -513,6 +513,17 @@ PARAMETERS: tuple[Parameter, ...] = (
         calibrated=True,
     ),
     Parameter(
+        "attention_efficiency_scale",
+        "",
+        "float",
+        "fused attention efficiency of the chip's architecture family relative to the reference, "
+        "measured on the family's own attention kernels (chips/technology/families.toml; NaN: "
+        "the family's gemm_efficiency_scale)",
+        0.3,
+        1.5,
+        from_chip=_from_family("attention_efficiency_scale"),
+    ),
+    Parameter(
         "flash2_attention_ratio",
         "",
         "float",

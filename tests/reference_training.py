@@ -28,6 +28,7 @@ class Chip:
     exp_per_s: float  # sustained exponentials (special-function units)
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
+    attention_scale: float = math.nan  # the family's measured attention scale; NaN: family_scale
     flash2_ratio: float = 1.0  # FlashAttention-2's attention efficiency over the measured kernel's
     link_share: float = 1.0  # the family's collective_efficiency_scale: share of the links reached
     latency_scale: float = 1.0  # the family's collective_latency_scale: its latencies over NCCL's
@@ -421,7 +422,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     )
     window_scores = tokens * window_keys * w.heads * layers * windowed_share / plan.tp
     scores = full_scores + window_scores
-    eta = min(s.attention_efficiency * chip.family_scale, 1.0)
+    own = chip.attention_scale
+    eta = min(s.attention_efficiency * (chip.family_scale if math.isnan(own) else own), 1.0)
     # a hybrid's Mamba-2 scans: per token and block 3·(2QNG + H_m·(2QP + 4NP)) FLOPs at the
     # attention kernel's efficiency, 2·H_m·Q exponentials
     q_c, n_s, p_h = w.mamba_chunk, w.mamba_state_dim, w.mamba_head_dim
@@ -448,7 +450,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
         s0 = s.attention_overhead_tokens
         t_attention = (
             full_scores * (1 + s0 * plan.cp / seq)
-            + window_scores * (1 + s0 / min(2 * window_keys, seq / plan.cp))
+            + window_scores * (1 + 2 * s0 / min(2 * window_keys, seq / plan.cp))  # two edges
         ) * per_score
     t_attention += t_scan
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)

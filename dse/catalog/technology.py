@@ -83,6 +83,7 @@ FAMILY_SCHEMA = Table(
         "gemm_efficiency_scale": Field(minimum=0.3, maximum=1.1),
         "peak_clock_power_ratio": Field(required=False, minimum=1.0, maximum=6.0),
         "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
+        "attention_efficiency_scale": Field(required=False, minimum=0.3, maximum=1.5),
         "collective_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.4),
         "collective_latency_scale": Field(required=False, minimum=0.5, maximum=5.0),
         "memory_reserve_fraction": Field(required=False, minimum=0.0, maximum=0.9),
@@ -212,6 +213,10 @@ class Family:
     """The FlashAttention-2 kernel's attention efficiency over the measured kernel's on this
     family (docs/model.md §2.6): below 1 where a faster kernel exists (Hopper's FlashAttention-3
     and cuDNN attention), 1 where FlashAttention-2 is the state of the art."""
+    attention_efficiency_scale: float = math.nan
+    """The family's fused-attention efficiency over the reference (Hopper's measured
+    ``attention_efficiency``), where its own attention kernels are measured (docs/model.md §2.6):
+    NaN where none is, so attention follows the family's ``gemm_efficiency_scale``."""
     collective_efficiency_scale: float = 1.0
     """The share of link bandwidth this family's collective library reaches, over NCCL's
     ``collective_efficiency`` (docs/model.md §2.7): below 1 where the vendor's own collective

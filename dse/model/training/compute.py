@@ -391,7 +391,7 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
     matmul_redo, attention_redo = redo.matmul, redo.attention
     # §2.3 the measured efficiencies, times the design's family scale, never above peak
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
-    attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
+    attention_eff = np.minimum(s.attention_efficiency * g.attention_scale, 1.0)
     rates = (g.gemm_rate, g.hbm_b_s, gemm_eff, s)
     experts = (
         expert_gemms_time_s(w, lay.tokens_mb, g.tp, g.ep, *rates, g.etp, g.matrix_unit)
@@ -483,15 +483,29 @@ def ssd_time_s(ssd_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Gr
     return ssd_flops / (efficiency * g.attention_rate) + exponentials / g.exp_rate
 
 
+WINDOW_MASKED_BOUNDARIES = 2.0
+"""[P] Partly masked key blocks per query block of a sliding-window attention kernel, over the
+one (the diagonal) of a causal kernel: the window's first block as well as the diagonal, so a
+window pays ``2·s0`` tokens of overhead where causal attention pays ``s0`` (FlashAttention's
+local masking, both ends of each query block's key range). Checked against NVIDIA's published
+cuDNN training benchmarks (data/measurements/published/attention_cudnn.csv; benchmarks/
+fit_attention.py, at each family's attention efficiency): with one boundary the model ran
+sliding windows 15-21 % (H200, window 1,024), 31-43 % (GB200, window 128) and 51-59 % (GB300)
+faster than cuDNN; with two, H200 0 to +4 %, GB200 -3 to +17 %, GB300 -17 to -30 %."""
+
+
 def attention_overhead(w: Workload, cp: FloatArray, overhead_tokens: float) -> FloatArray:
     """§2.6 Time per causal score over the long-sequence time, ``1 + s0/k``: each query's ``k``
     counted keys (:func:`~dse.catalog.workloads.attention_keys`: the ``s/c`` tokens of a
     context-parallel rank in a full-attention layer, ``2w − w²/s`` in a sliding-window layer,
-    at most ``s/c``) pay for ``s0`` keys of masked diagonal blocks and per-block fixed cost;
-    weighted by the two kinds of layers' shares of the attention FLOPs."""
+    at most ``s/c``) pay for ``s0`` keys of masked diagonal blocks and per-block fixed cost,
+    a sliding window for :data:`WINDOW_MASKED_BOUNDARIES` times as many (its first key block
+    is masked too); weighted by the two kinds of layers' shares of the attention FLOPs."""
     full_keys, window_keys = attention_keys(w)
     full = 1.0 + overhead_tokens * cp / full_keys
-    windowed = 1.0 + overhead_tokens / np.minimum(window_keys, full_keys / cp)
+    windowed = 1.0 + WINDOW_MASKED_BOUNDARIES * overhead_tokens / np.minimum(
+        window_keys, full_keys / cp
+    )
     share = windowed_attention_share(w)
     return (1.0 - share) * full + share * windowed
 

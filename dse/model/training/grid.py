@@ -136,6 +136,7 @@ class Grid:
     low_precision: np.ndarray
     peak_rate: FloatArray
     family_scale: FloatArray
+    attention_scale: FloatArray
     flash2_ratio: FloatArray
     latency_scale: FloatArray
     matrix_unit: FloatArray
@@ -242,10 +243,21 @@ def build_grid(
         low_precision=gemm > attention,
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),
+        attention_scale=attention_scale(
+            col(designs.attention_efficiency_scale), col(designs.gemm_efficiency_scale)
+        ),
         flash2_ratio=col(designs.flash2_attention_ratio),
         latency_scale=col(designs.collective_latency_scale),
         matrix_unit=col(designs.matrix_unit_dim),
     )
+
+
+def attention_scale(own: FloatArray, gemm_scale: FloatArray) -> FloatArray:
+    """§2.6 A design's scale on the measured attention efficiency: its family's own, measured
+    on the family's attention kernels (``attention_efficiency_scale``), where one is (``own``
+    not NaN); else its ``gemm_efficiency_scale``, which then stands for attention as for the
+    GEMMs."""
+    return np.where(np.isnan(own), gemm_scale, own)
 
 
 def usable_memory_b(

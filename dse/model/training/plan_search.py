@@ -519,7 +519,7 @@ def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
     largest efficiency, per HBM byte, per byte on the faster link; 1
     (for the kernel latencies)."""
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
-    attention_eff = np.minimum(s.attention_efficiency * g.family_scale, 1.0)
+    attention_eff = np.minimum(s.attention_efficiency * g.attention_scale, 1.0)
     return np.hstack(
         [
             1.0 / (gemm_eff * g.gemm_rate),

@@ -524,6 +524,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         from_chip=_from_family("attention_efficiency_scale"),
     ),
     Parameter(
+        "hbm_efficiency_scale",
+        "",
+        "float",
+        "share of its HBM bandwidth that the chip family's memory-bound kernels reach, over "
+        "Hopper's (hbm_efficiency; chips/technology/families.toml); scales every HBM transfer",
+        0.3,
+        1.5,
+        from_chip=_from_family("hbm_efficiency_scale"),
+    ),
+    Parameter(
         "flash2_attention_ratio",
         "",
         "float",

@@ -29,6 +29,7 @@ class Chip:
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
     attention_scale: float = math.nan  # the family's measured attention scale; NaN: family_scale
+    hbm_scale: float = 1.0  # the family's hbm_efficiency_scale: its kernels' share of the HBM
     flash2_ratio: float = 1.0  # FlashAttention-2's attention efficiency over the measured kernel's
     link_share: float = 1.0  # the family's collective_efficiency_scale: share of the links reached
     latency_scale: float = 1.0  # the family's collective_latency_scale: its latencies over NCCL's
@@ -145,7 +146,7 @@ def gemm(
     weight tile k × n fills only part of it where k or n is not a multiple of its side."""
     flops = 2 * groups * m * n * k
     bytes_ = groups * (ob * (m * k + k * n) + 2 * m * n)
-    hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
+    hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency * chip.hbm_scale
     efficiency = min(s.gemm_efficiency_max * chip.family_scale, 1.0)
     efficiency *= filled(k, chip) * filled(n, chip)
     return max(flops / (efficiency * chip.gemm_flop_s), bytes_ / hbm) + (
@@ -434,7 +435,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     t_scan = ssd_tokens * (
         ssd_flops / (eta * chip.attention_flop_s) + 2 * w.mamba_heads * q_c / chip.exp_per_s
     )
-    hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency
+    hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency * chip.hbm_scale
     # QKᵀ over h_qk (MLA: hd + rope), PV over hd; each score matmul idles a systolic array
     # beyond its head width
     qk = hd + w.qk_rope_head_dim

@@ -84,6 +84,7 @@ FAMILY_SCHEMA = Table(
         "peak_clock_power_ratio": Field(required=False, minimum=1.0, maximum=6.0),
         "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
         "attention_efficiency_scale": Field(required=False, minimum=0.3, maximum=1.5),
+        "hbm_efficiency_scale": Field(required=False, minimum=0.3, maximum=1.5),
         "collective_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.4),
         "collective_latency_scale": Field(required=False, minimum=0.5, maximum=5.0),
         "memory_reserve_fraction": Field(required=False, minimum=0.0, maximum=0.9),
@@ -217,6 +218,10 @@ class Family:
     """The family's fused-attention efficiency over the reference (Hopper's measured
     ``attention_efficiency``), where its own attention kernels are measured (docs/model.md §2.6):
     NaN where none is, so attention follows the family's ``gemm_efficiency_scale``."""
+    hbm_efficiency_scale: float = 1.0
+    """The share of the HBM bandwidth this family's memory-bound kernels reach, over Hopper's
+    (``hbm_efficiency``, docs/model.md §2.6): below 1 where the same kernels, timed on both,
+    reach less of the datasheet bandwidth on this family; 1 where none is published."""
     collective_efficiency_scale: float = 1.0
     """The share of link bandwidth this family's collective library reaches, over NCCL's
     ``collective_efficiency`` (docs/model.md §2.7): below 1 where the vendor's own collective

@@ -233,7 +233,10 @@ def build_grid(
         in_network=col(designs.in_network_reduction) > 0,
         mesh=col(designs.scale_up_mesh) > 0,
         host_b_s=col(designs.host_bandwidth_gb_s) * GIGA,
-        hbm_b_s=col(silicon.memory_bandwidth_tb_s) * TERA * s.hbm_efficiency,
+        hbm_b_s=col(silicon.memory_bandwidth_tb_s)
+        * TERA
+        * s.hbm_efficiency
+        * col(designs.hbm_efficiency_scale),
         capacity_b=usable_memory_b(
             col(silicon.memory_capacity_gb), s, col(designs.memory_reserve_fraction)
         ),

@@ -1945,6 +1945,52 @@ def test_a_family_whose_collectives_reach_less_of_its_links_communicates_slower(
     assert from_chips([load_chip("h100-sxm")]).collective_efficiency_scale[0] == 1.0
 
 
+def test_a_family_whose_kernels_reach_less_of_its_hbm_is_slower_only_in_memory_bound_work() -> None:
+    """§2.3 ``hbm_efficiency_scale``: a family whose memory-bound kernels reach a share ``x`` of
+    Hopper's share of their HBM bandwidth (Blackwell 0.84, NVIDIA's published normalization
+    benchmarks) computes slower, never communicates slower, and loses less where the step is
+    compute-bound (long sequences); Blackwell's chips carry the family's value, Hopper's 1."""
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    slowdowns = []
+    for seq_len in (2048, 32768):
+        workload = load_workload("llama3.1-8b").with_changes(seq_len=seq_len)
+        designs = _cluster("h100-sxm", [8.0, 8.0])
+        designs = designs.replace(hbm_efficiency_scale=np.array([1.0, 0.84]))
+        metrics = evaluate(designs, workload, plans=candidate_plans(workload, **plan))
+        parts = [step_breakdown(metrics, i) for i in range(2)]
+        assert parts[1]["compute"] > parts[0]["compute"]
+        assert parts[1]["data_parallel_exposed"] == parts[0]["data_parallel_exposed"]
+        steps = metrics.columns["step_time_s"]
+        slowdowns.append(steps[1] / steps[0])
+    assert 1.0 < slowdowns[1] < slowdowns[0] < 1.0 / 0.84
+    assert from_chips([load_chip("gb300")]).hbm_efficiency_scale[0] == 0.84
+    assert from_chips([load_chip("h100-sxm")]).hbm_efficiency_scale[0] == 1.0
+
+
+def test_a_family_measured_attention_scale_moves_attention_alone() -> None:
+    """§2.3/§2.6 ``attention_efficiency_scale``: where a family's own attention kernels are
+    measured, attention runs at that scale of the measured efficiency instead of the family's
+    GEMM scale; the linear layers keep the GEMM scale. A long-sequence step (attention-bound)
+    gains more from a larger attention scale than a short one, and a NaN scale is the GEMM
+    scale's; Blackwell's chips carry 0.88, Hopper's none (NaN)."""
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    gains = []
+    for seq_len in (2048, 32768):
+        workload = load_workload("llama3.1-8b").with_changes(seq_len=seq_len)
+        designs = _cluster("h100-sxm", [8.0, 8.0, 8.0]).replace(
+            gemm_efficiency_scale=np.full(3, 0.8),
+            attention_efficiency_scale=np.array([np.nan, 0.8, 1.0]),
+        )
+        steps = evaluate(designs, workload, plans=candidate_plans(workload, **plan)).columns[
+            "step_time_s"
+        ]
+        assert steps[0] == steps[1]
+        gains.append(steps[1] / steps[2])
+    assert 1.0 < gains[0] < gains[1]
+    assert from_chips([load_chip("b200")]).attention_efficiency_scale[0] == 0.88
+    assert np.isnan(from_chips([load_chip("h100-sxm")]).attention_efficiency_scale[0])
+
+
 def test_the_step_overhead_adds_its_time_to_every_step_at_any_scale() -> None:
     """§2.8 The fixed time of an optimizer step lands on every step, on top of the micro-batches:
     the step time grows by exactly that time at a pinned plan, so spreading one batch over more

@@ -207,7 +207,7 @@ def test_a_hybrid_model_gets_the_band_of_the_hybrid_runs() -> None:
     """The hybrid Mamba-2 figures miss differently from the transformers' (docs/model.md §4:
     the model is too fast on Megatron-Bridge's rows): a hybrid's steady-state band is drawn
     from them alone, MoE or not, and lies towards longer step times than either
-    transformer band."""
+    transformer band (with a searched plan, its lower end above the dense band's)."""
     from dse.intervals import interval, residuals
 
     hybrid_rows = [r for r in residuals() if r.hybrid and not r.full_run]
@@ -230,7 +230,10 @@ def test_a_hybrid_model_gets_the_band_of_the_hybrid_runs() -> None:
     searched = interval("step_time_s", 1.0, full_run=False, moe=True, hybrid=True, searched=True)
     low, high = hybrid.interval["step_time_s"]
     assert (low / hybrid.step_time_s, high / hybrid.step_time_s) == pytest.approx(searched)
-    assert high / hybrid.step_time_s > dense.interval["step_time_s"][1] / dense.step_time_s
+    # its plan searched, the hybrid band starts above the dense one (since the hybrids' memory-
+    # bound time runs at Blackwell's measured bandwidth share, 2026-12-07, its top no longer lies
+    # above the dense band's, which the dense rows' search shifts widen)
+    assert low / hybrid.step_time_s > dense.interval["step_time_s"][0] / dense.step_time_s
 
 
 def test_evaluate_widens_the_band_only_when_the_plan_is_searched() -> None:

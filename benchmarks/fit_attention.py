@@ -25,6 +25,7 @@ recomputed in the backward pass).
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ MEASUREMENTS = DATA / "h200/attention.csv"
 PUBLISHED = DATA / "published/attention_cudnn.csv"
 
 
+@cache
 def sustained_rates(chip_id: str) -> tuple[float, float]:
     """The 16-bit tensor rate (FLOP/s) and the exponential rate (1/s) of a catalog chip at the
     clock the model has it sustain under full tensor load (§1.7), as the training model uses
@@ -108,23 +110,27 @@ def published_times(rows: pd.DataFrame, eta: float, s0: float) -> np.ndarray:
     return scores * (1.0 + boundaries * s0 / keys) * per_score
 
 
+def fit_efficiency(rows: pd.DataFrame, s0: float) -> float:
+    """The attention efficiency η at which :func:`published_times` best matches ``rows``'
+    measured forward + backward times (least squares on the log)."""
+    measured = (rows["forward_ms"] + rows["backward_ms"]).to_numpy(float) * 1e-3
+    fit = least_squares(
+        lambda p: np.log(published_times(rows, p[0], s0) / measured), [0.6], bounds=([0.05], [1.5])
+    )
+    return float(fit.x[0])
+
+
 def fit_published(eta_h200: float, s0: float) -> None:
     """Part 2: each family's own efficiency on NVIDIA's cuDNN benchmarks, and the windows."""
     data = pd.read_csv(PUBLISHED)
     data = data[
         (data["data_type"] == "bf16") & (data["mask"] == "causal") & ~data["deterministic_backward"]
     ]
-    measured = (data["forward_ms"] + data["backward_ms"]).to_numpy(float) * 1e-3
     full = data["sliding_window"].isna().to_numpy()
     print(f"\nNVIDIA cuDNN training benchmarks ({PUBLISHED.name}), 16-bit, causal, s0 = {s0:.0f}:")
     for family, rows in data[full].groupby("family"):
-        times = measured[full][(data[full]["family"] == family).to_numpy()]
-        fit = least_squares(
-            lambda p, r=rows, t=times: np.log(published_times(r, p[0], s0) / t),
-            [0.6],
-            bounds=([0.05], [1.5]),
-        )
-        eta = float(fit.x[0])
+        eta = fit_efficiency(rows, s0)
+        times = (rows["forward_ms"] + rows["backward_ms"]).to_numpy(float) * 1e-3
         error = published_times(rows, eta, s0) / times - 1.0
         print(
             f"{family}: efficiency {eta:.3f} = {eta / eta_h200:.3f} x attention_efficiency "
@@ -132,19 +138,11 @@ def fit_published(eta_h200: float, s0: float) -> None:
             f"median |error| {np.median(np.abs(error)):.1%}, largest {np.abs(error).max():.1%}"
         )
         for chip, per_chip in rows.groupby("chip"):
-            one = least_squares(
-                lambda p, r=per_chip: np.log(
-                    published_times(r, p[0], s0)
-                    / (r["forward_ms"] + r["backward_ms"]).to_numpy(float)
-                    / 1e-3
-                ),
-                [0.6],
-                bounds=([0.05], [1.5]),
-            )
-            print(f"    {chip} alone: {float(one.x[0]) / eta_h200:.3f} x attention_efficiency")
+            alone = fit_efficiency(per_chip, s0) / eta_h200
+            print(f"    {chip} alone: {alone:.3f} x attention_efficiency")
         windows = data[~full & (data["family"] == family).to_numpy()]
         if len(windows):
-            times = measured[~full & (data["family"] == family).to_numpy()]
+            times = (windows["forward_ms"] + windows["backward_ms"]).to_numpy(float) * 1e-3
             error = published_times(windows, eta, s0) / times - 1.0
             print(
                 f"    sliding windows ({WINDOW_MASKED_BOUNDARIES:g} masked boundaries): "

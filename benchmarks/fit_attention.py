@@ -21,6 +21,9 @@ recomputed in the backward pass).
    16-bit, causal, full attention): with s0 as fitted on the H200, fits each family's own
    efficiency η, whose ratio to η_att is the family's ``attention_efficiency_scale``
    (chips/technology/families.toml), and checks the sliding-window rows against the model.
+3. The same benchmarks' FP8 attention (``data_type`` fp8, causal, full attention): each family's
+   FP8 efficiency at the chip's fp8 rate, over its 16-bit efficiency fitted on the same shapes,
+   is the family's ``fp8_attention_efficiency_scale``.
 """
 
 from __future__ import annotations
@@ -44,14 +47,15 @@ PUBLISHED = DATA / "published/attention_cudnn.csv"
 
 
 @cache
-def sustained_rates(chip_id: str) -> tuple[float, float]:
-    """The 16-bit tensor rate (FLOP/s) and the exponential rate (1/s) of a catalog chip at the
-    clock the model has it sustain under full tensor load (§1.7), as the training model uses
-    them."""
+def sustained_rates(chip_id: str, data_type: str = "bf16") -> tuple[float, float]:
+    """The tensor rate (FLOP/s) in ``data_type`` (bf16 or fp8) and the exponential rate (1/s) of
+    a catalog chip at the clock the model has it sustain under full tensor load (§1.7), as the
+    training model uses them."""
     chip = load_chip(chip_id)
-    clock_hz = float(evaluate_silicon(from_chips([chip], 1)).sustained_clock_ghz["bf16"][0]) * 1e9
+    silicon = evaluate_silicon(from_chips([chip], 1))
+    clock_hz = float(silicon.sustained_clock_ghz["bf16"][0]) * 1e9
     return (
-        chip.compute_units * clock_hz * chip.bf16_flops_per_cycle_per_unit,
+        float(silicon.sustained_flop_s(data_type)[0]),
         chip.compute_units * clock_hz * chip.exp_per_cycle_per_unit,
     )
 
@@ -92,10 +96,13 @@ def fit_h200() -> None:
     print(table.to_string(index=False))
 
 
-def published_times(rows: pd.DataFrame, eta: float, s0: float) -> np.ndarray:
-    """The model's forward + backward time (s) of each published measurement (16-bit, causal)
-    at attention efficiency ``eta`` and overhead ``s0`` tokens per partly masked boundary."""
-    rates = {chip: sustained_rates(chip) for chip in rows["chip"].unique()}
+def published_times(
+    rows: pd.DataFrame, eta: float, s0: float, data_type: str = "bf16"
+) -> np.ndarray:
+    """The model's forward + backward time (s) of each published causal measurement at
+    attention efficiency ``eta`` of the ``data_type`` rate and overhead ``s0`` tokens per
+    partly masked boundary."""
+    rates = {chip: sustained_rates(chip, data_type) for chip in rows["chip"].unique()}
     rate = rows["chip"].map(lambda c: rates[c][0]).to_numpy(float)
     exp_rate = rows["chip"].map(lambda c: rates[c][1]).to_numpy(float)
     seq = rows["seq_len"].to_numpy(float)
@@ -110,12 +117,14 @@ def published_times(rows: pd.DataFrame, eta: float, s0: float) -> np.ndarray:
     return scores * (1.0 + boundaries * s0 / keys) * per_score
 
 
-def fit_efficiency(rows: pd.DataFrame, s0: float) -> float:
-    """The attention efficiency η at which :func:`published_times` best matches ``rows``'
-    measured forward + backward times (least squares on the log)."""
+def fit_efficiency(rows: pd.DataFrame, s0: float, data_type: str = "bf16") -> float:
+    """The attention efficiency η (of the ``data_type`` rate) at which :func:`published_times`
+    best matches ``rows``' measured forward + backward times (least squares on the log)."""
     measured = (rows["forward_ms"] + rows["backward_ms"]).to_numpy(float) * 1e-3
     fit = least_squares(
-        lambda p: np.log(published_times(rows, p[0], s0) / measured), [0.6], bounds=([0.05], [1.5])
+        lambda p: np.log(published_times(rows, p[0], s0, data_type) / measured),
+        [0.6],
+        bounds=([0.05], [1.5]),
     )
     return float(fit.x[0])
 
@@ -159,6 +168,40 @@ def fit_published(eta_h200: float, s0: float) -> None:
             )
 
 
+def fit_fp8(s0: float) -> None:
+    """Part 3: each family's FP8 attention efficiency over its 16-bit one, both fitted on the
+    shapes the benchmark times in both formats (causal, full attention)."""
+    data = pd.read_csv(PUBLISHED)
+    data = data[
+        (data["mask"] == "causal") & ~data["deterministic_backward"] & data["sliding_window"].isna()
+    ]
+    keys = ["chip", "config", "batch", "seq_len"]
+    fp8 = data[data["data_type"] == "fp8"]
+    both = data[data["data_type"] == "bf16"].merge(fp8[keys], on=keys)
+    fp8 = fp8.merge(both[keys], on=keys)
+    print(f"\nFP8 attention ({PUBLISHED.name}, causal, full attention, at the fp8 rate):")
+    for family, rows in fp8.groupby("family"):
+        sixteen = both[both["family"] == family]
+        ratio = fit_efficiency(rows, s0, "fp8") / fit_efficiency(sixteen, s0)
+        times = (rows["forward_ms"] + rows["backward_ms"]).to_numpy(float) * 1e-3
+        eta = fit_efficiency(sixteen, s0) * ratio
+        error = published_times(rows, eta, s0, "fp8") / times - 1.0
+        speedup = (sixteen["forward_ms"] + sixteen["backward_ms"]).to_numpy(float) / (times * 1e3)
+        modeled = published_times(sixteen, eta / ratio, s0) / published_times(rows, eta, s0, "fp8")
+        print(
+            f"{family}: fp8_attention_efficiency_scale {ratio:.3f} over {len(rows)} shapes "
+            f"on {', '.join(sorted(rows['chip'].unique()))}: median |error| "
+            f"{np.median(np.abs(error)):.1%}, largest {np.abs(error).max():.1%}; speedup over "
+            f"16-bit measured {speedup.min():.2f}-{speedup.max():.2f}, "
+            f"modeled {modeled.min():.2f}-{modeled.max():.2f}"
+        )
+        for chip, per_chip in rows.groupby("chip"):
+            alone = fit_efficiency(per_chip, s0, "fp8") / fit_efficiency(
+                sixteen[sixteen["chip"] == chip], s0
+            )
+            print(f"    {chip} alone: {alone:.3f}")
+
+
 def main() -> None:
     fit_h200()
     defaults = load_settings()
@@ -167,6 +210,7 @@ def main() -> None:
         f"attention_overhead_tokens {defaults.attention_overhead_tokens:.0f})"
     )
     fit_published(defaults.attention_efficiency, defaults.attention_overhead_tokens)
+    fit_fp8(defaults.attention_overhead_tokens)
 
 
 if __name__ == "__main__":

@@ -524,6 +524,17 @@ PARAMETERS: tuple[Parameter, ...] = (
         from_chip=_from_family("attention_efficiency_scale"),
     ),
     Parameter(
+        "fp8_attention_efficiency_scale",
+        "",
+        "float",
+        "FP8 fused attention efficiency of the chip's architecture family over its 16-bit one, at "
+        "the fp8 rate; applies to workloads with attention_precision = fp8 "
+        "(chips/technology/families.toml; NaN: no measured FP8 kernel, the 16-bit rate)",
+        0.2,
+        1.5,
+        from_chip=_from_family("fp8_attention_efficiency_scale"),
+    ),
+    Parameter(
         "hbm_efficiency_scale",
         "",
         "float",

@@ -23,6 +23,7 @@ from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import (
     ATTENTION_KERNELS,
+    ATTENTION_PRECISIONS,
     COMPILERS,
     CONTEXT_PARALLEL,
     EXPERT_BIAS_ADDS,
@@ -118,6 +119,7 @@ RUN_SCHEMA = Table(
                 "attention": Field("str", required=False, choices=ATTENTION_KERNELS),
                 "dropout": Field("number", required=False, minimum=0.0, maximum=0.99),
                 "fp8_casts": Field("str", required=False, choices=FP8_CASTS),
+                "attention_precision": Field("str", required=False, choices=ATTENTION_PRECISIONS),
                 "expert_bias_add": Field("str", required=False, choices=EXPERT_BIAS_ADDS),
                 "context_parallel": Field("str", required=False, choices=CONTEXT_PARALLEL),
                 "compiler": Field("str", required=False, choices=COMPILERS),
@@ -434,7 +436,15 @@ def _compute_parts(
     """One micro-batch's compute on one stage at the chosen ``plan`` (an index into ``plans``)
     split into the terms of docs/model.md §2.6 (s; :func:`compute_parts_s`)."""
     silicon = evaluate_silicon(designs)
-    grid = build_grid(designs, silicon, workload.precision, plans, settings, slice(0, 1))
+    grid = build_grid(
+        designs,
+        silicon,
+        workload.precision,
+        plans,
+        settings,
+        slice(0, 1),
+        workload.attention_precision,
+    )
     cell = grid.cells(np.zeros(1, int), np.array([plan]))
     return {k: float(v[0]) for k, v in compute_parts_s(cell, workload, settings).items()}
 

@@ -25,6 +25,7 @@ class Chip:
     hbm_gb: float
     gemm_flop_s: float  # sustained, training precision
     attention_flop_s: float  # sustained, 16-bit
+    score_flop_s: float  # attention's score matmuls: 16-bit, or FP8 attention's rate
     exp_per_s: float  # sustained exponentials (special-function units)
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
@@ -441,13 +442,13 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     qk = hd + w.qk_rope_head_dim
     score_flops = 6 * qk / filled(qk, chip) + 6 * hd / filled(hd, chip)
     if w.attention_kernel == "materialized":
-        score_gemms = max(score_flops / (eta * chip.attention_flop_s), 12 / hbm)
+        score_gemms = max(score_flops / (eta * chip.score_flop_s), 12 / hbm)
         softmax_and_dropout = (10 + (10 if w.dropout > 0 else 0)) / hbm
         t_attention = 2 * scores * (score_gemms + softmax_and_dropout + 1 / chip.exp_per_s)
     else:
         if w.attention_kernel == "flash2":  # FlashAttention-2 where the family has faster kernels
             eta *= chip.flash2_ratio
-        per_score = score_flops / (eta * chip.attention_flop_s) + 2 / chip.exp_per_s
+        per_score = score_flops / (eta * chip.score_flop_s) + 2 / chip.exp_per_s
         s0 = s.attention_overhead_tokens
         t_attention = (
             full_scores * (1 + s0 * plan.cp / seq)

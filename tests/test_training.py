@@ -283,9 +283,16 @@ def test_plan_search_picks_the_fastest_plan_that_fits() -> None:
             assert other.columns["step_time_s"][0] >= step_time * (1 - 1e-12)
 
 
-def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
+def _reference_chip(
+    designs: Designs, i: int, precision: str, attention_precision: str = "bf16"
+) -> Chip:
     silicon = evaluate_silicon(designs)
     gemm, attention, peak = precision_flop_s(silicon, precision)
+    score = float(attention[i])
+    fp8_scale = float(designs.fp8_attention_efficiency_scale[i])
+    if attention_precision == "fp8" and not np.isnan(fp8_scale):
+        # FP8 attention: the fp8 rate at the family's FP8 kernel efficiency, if faster
+        score = max(score, float(silicon.sustained_flop_s("fp8")[i]) * fp8_scale)
     return Chip(
         num_chips=float(designs.num_chips[i]),
         domain=float(designs.scale_up_domain[i]),
@@ -296,6 +303,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         hbm_gb=float(silicon.hbm_capacity_gb[i]),
         gemm_flop_s=float(gemm[i]),
         attention_flop_s=float(attention[i]),
+        score_flop_s=score,
         exp_per_s=float(attention[i] * exp_per_sixteen_bit_flop(designs)[i]),
         peak_flop_s=float(peak[i]),
         family_scale=float(designs.gemm_efficiency_scale[i]),
@@ -330,6 +338,7 @@ def _reference_chip(designs: Designs, i: int, precision: str) -> Chip:
         ("palm-540b", 0.0, None),  # parallel blocks sharing one norm
         ("gpt-oss-20b", 0.3, 32768),  # 128-token sliding windows in half the layers, cp searched
         ("llama3.1-8b+compiled", 0.0, None),  # memory-bound operators fused by a graph compiler
+        ("llama3.1-8b+fp8attention", 0.0, 32768),  # FP8 dot-product attention, fp8 linear layers
         ("qwen3-30b-a3b+hierarchical", 0.0, None),  # DeepEP: once per remote domain
         ("deepseek-v3+hierarchical", 0.5, None),  # ... under node-limited routing
         ("hybrid", 0.3, 65536),  # Mamba-2 blocks beside a sixth of the attention, cp searched
@@ -351,6 +360,8 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         workload = workload.with_changes(compiler=kernel)
     elif kernel == "hierarchical":
         workload = workload.with_changes(moe_dispatcher=kernel)
+    elif kernel == "fp8attention":
+        workload = workload.with_changes(precision="fp8", attention_precision="fp8")
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
@@ -366,6 +377,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         compute_units=rng.integers(60, 200, n).astype(float),
         gemm_efficiency_scale=rng.uniform(0.7, 1.4, n),
         attention_efficiency_scale=rng.choice([np.nan, 0.9, 1.2], n),
+        fp8_attention_efficiency_scale=rng.choice([np.nan, 0.44, 0.885], n),
         hbm_efficiency_scale=rng.choice([1.0, 0.84], n),
         collective_efficiency_scale=rng.choice([1.0, 0.67], n),
         collective_latency_scale=rng.choice([1.0, 3.8], n),
@@ -1081,7 +1093,7 @@ def _agreeing_best_plans(designs, workload, settings, plans, reference_plans):
     for each design the reference found a plan for, for further checks."""
     metrics = evaluate(designs, workload, settings, plans)
     for i in range(len(designs.num_chips)):
-        chip = _reference_chip(designs, i, workload.precision)
+        chip = _reference_chip(designs, i, workload.precision, workload.attention_precision)
         found = best_plan(chip, workload, reference_plans, settings)
         assert metrics.training.fits[i] == (found is not None)
         if found is None:
@@ -1989,6 +2001,32 @@ def test_a_family_measured_attention_scale_moves_attention_alone() -> None:
     assert 1.0 < gains[0] < gains[1]
     assert from_chips([load_chip("b200")]).attention_efficiency_scale[0] == 0.88
     assert np.isnan(from_chips([load_chip("h100-sxm")]).attention_efficiency_scale[0])
+
+
+def test_fp8_attention_runs_at_the_family_measured_fp8_kernel() -> None:
+    """§2.6 ``attention_precision = "fp8"``: the score matmuls run at the fp8 rate times the
+    family's ``fp8_attention_efficiency_scale`` where that is faster than the 16-bit rate, and
+    at the 16-bit rate where no FP8 kernel is measured (NaN) or the measured one is not faster
+    (Hopper's 0.44 of twice the rate); never slower than 16-bit attention, and the gain grows
+    with the sequence (attention's share of the step). Blackwell carries 0.885, Hopper 0.44."""
+    plan = {"tp": 1, "pp": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
+    gains = []
+    for seq_len in (2048, 32768):
+        sixteen = load_workload("llama3.1-8b").with_changes(seq_len=seq_len, precision="fp8")
+        fp8 = sixteen.with_changes(attention_precision="fp8")
+        designs = _cluster("b200", [8.0, 8.0, 8.0]).replace(
+            fp8_attention_efficiency_scale=np.array([np.nan, 0.44, 0.885])
+        )
+        plans = candidate_plans(sixteen, **plan)
+        base = evaluate(designs, sixteen, plans=plans).columns["step_time_s"]
+        steps = evaluate(designs, fp8, plans=plans).columns["step_time_s"]
+        np.testing.assert_allclose(steps[:2], base[:2], rtol=1e-12)
+        assert steps[2] < base[2]
+        gains.append(base[2] / steps[2])
+    assert 1.0 < gains[0] < gains[1]
+    assert from_chips([load_chip("gb300")]).fp8_attention_efficiency_scale[0] == 0.885
+    assert from_chips([load_chip("h100-sxm")]).fp8_attention_efficiency_scale[0] == 0.44
+    assert np.isnan(from_chips([load_chip("mi300x")]).fp8_attention_efficiency_scale[0])
 
 
 def test_the_step_overhead_adds_its_time_to_every_step_at_any_scale() -> None:

@@ -84,6 +84,7 @@ FAMILY_SCHEMA = Table(
         "peak_clock_power_ratio": Field(required=False, minimum=1.0, maximum=6.0),
         "flash2_attention_ratio": Field(required=False, minimum=0.2, maximum=1.0),
         "attention_efficiency_scale": Field(required=False, minimum=0.3, maximum=1.5),
+        "fp8_attention_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.5),
         "hbm_efficiency_scale": Field(required=False, minimum=0.3, maximum=1.5),
         "collective_efficiency_scale": Field(required=False, minimum=0.2, maximum=1.4),
         "collective_latency_scale": Field(required=False, minimum=0.5, maximum=5.0),
@@ -218,6 +219,10 @@ class Family:
     """The family's fused-attention efficiency over the reference (Hopper's measured
     ``attention_efficiency``), where its own attention kernels are measured (docs/model.md §2.6):
     NaN where none is, so attention follows the family's ``gemm_efficiency_scale``."""
+    fp8_attention_efficiency_scale: float = math.nan
+    """The family's FP8 fused-attention efficiency over its 16-bit one (docs/model.md §2.6), at
+    the chip's fp8 rate, where an FP8 attention kernel is measured; NaN where none is, so an
+    ``attention_precision = "fp8"`` workload's attention runs at the 16-bit rate."""
     hbm_efficiency_scale: float = 1.0
     """The share of the HBM bandwidth this family's memory-bound kernels reach, over Hopper's
     (``hbm_efficiency``, docs/model.md §2.6): below 1 where the same kernels, timed on both,

@@ -77,6 +77,13 @@ and later reaches only the family's ``flash2_attention_ratio`` of the measured k
 efficiency (PyTorch's SDPA before torch 2.11). ``materialized``: the score matrix and its softmax are stored, as in Megatron-LM and
 DeepSpeed before FlashAttention (Korthikanti et al. 2022, arXiv:2205.05198, Sec. 4.1)."""
 
+ATTENTION_PRECISIONS = ("bf16", "fp8")
+"""The format of a fused attention kernel's score matmuls (docs/model.md §2.6). ``bf16``: 16-bit,
+every stack's default. ``fp8``: FP8 dot-product attention (Transformer Engine's
+``fp8_dot_product_attention`` / NeMo's ``FP8_DPA``; cuDNN's FP8 SDPA), where the chip's family
+has a measured FP8 attention kernel (``fp8_attention_efficiency_scale``); the softmax stays on
+the special-function units."""
+
 FP8_CASTS = ("fused", "separate")
 """How an fp8/fp4 run casts its GEMM operands (docs/model.md §2.6). ``fused``: the kernel that
 produces a linear layer's input (norm, activation function) writes it in the training format
@@ -224,6 +231,9 @@ WORKLOAD_SCHEMA = Table(
                 ),
                 "dropout": Field("number", required=False, default=0.0, minimum=0.0, maximum=0.99),
                 "fp8_casts": Field("str", required=False, default="fused", choices=FP8_CASTS),
+                "attention_precision": Field(
+                    "str", required=False, default="bf16", choices=ATTENTION_PRECISIONS
+                ),
                 "expert_bias_add": Field(
                     "str", required=False, default="fused", choices=EXPERT_BIAS_ADDS
                 ),
@@ -300,6 +310,9 @@ class Workload:
     where a faster one exists (Hopper: ``flash2_attention_ratio``, docs/model.md §2.6)."""
     fp8_casts: str = "fused"
     """How an fp8/fp4 run casts its GEMM operands (:data:`FP8_CASTS`, docs/model.md §2.6)."""
+    attention_precision: str = "bf16"
+    """The format of the fused attention's score matmuls (:data:`ATTENTION_PRECISIONS`,
+    docs/model.md §2.6)."""
     expert_bias: bool = False
     """The routed experts' linear layers carry biases (gpt-oss), the output one scaled by the
     token's router probability (docs/model.md §2.6)."""
@@ -854,6 +867,7 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         attention_kernel=training["attention"],
         dropout=float(training["dropout"]),
         fp8_casts=training["fp8_casts"],
+        attention_precision=training["attention_precision"],
         expert_bias=bool(model["expert_bias"]) and experts > 0,
         expert_bias_add=training["expert_bias_add"],
         context_parallel=training["context_parallel"],

@@ -447,7 +447,9 @@ def attention_time_s(
 
         T_att = N · (1 + s0·c/s) · (12·h_d / (η_att·R_att) + c_exp / R_exp),  N = F_att / (24·h_d)
 
-    The score matmuls run at η_att of the 16-bit rate; the softmax's ``c_exp`` exponentials
+    The score matmuls run at η_att of the score rate ``R_att``: the 16-bit rate, or for a
+    workload whose ``attention_precision`` is fp8 the family's measured FP8 kernel at the fp8
+    rate (:func:`~dse.model.training.grid.fp8_attention_rate`); the softmax's ``c_exp`` exponentials
     per score on the special-function units (:data:`EXPONENTIALS_PER_SCORE`); a sequence of
     s/c tokens per rank runs at s/(s + s0·c) of the long-sequence rate
     (``attention_overhead_tokens`` s0: the masked diagonal blocks, each query block's fixed
@@ -461,7 +463,7 @@ def attention_time_s(
         return materialized_attention_time_s(scores, w, efficiency, g)
     if w.attention_kernel == "flash2":
         efficiency = efficiency * g.flash2_ratio
-    per_score_s = score_matmul_flops(w, g.matrix_unit) / (efficiency * g.attention_rate) + (
+    per_score_s = score_matmul_flops(w, g.matrix_unit) / (efficiency * g.score_rate) + (
         EXPONENTIALS_PER_SCORE / g.exp_rate
     )
     return scores * attention_overhead(w, g.cp, s.attention_overhead_tokens) * per_score_s
@@ -524,7 +526,7 @@ def materialized_attention_time_s(
     as a roofline; the softmax and dropout kernels are memory-bound on their own; one
     exponential per score (the backward pass reads the stored probabilities)."""
     gemm_s = np.maximum(
-        score_matmul_flops(w, g.matrix_unit) / (efficiency * g.attention_rate),
+        score_matmul_flops(w, g.matrix_unit) / (efficiency * g.score_rate),
         MATERIALIZED_GEMM_BYTES_PER_SCORE / g.hbm_b_s,
     )
     memory_s = _elementwise_bytes_per_score(w) / g.hbm_b_s

@@ -96,8 +96,8 @@ class Grid:
     whole data-parallel axis). Design axis, shape ``(n, 1)``: cluster size, scale-up domain (chips),
     link bandwidths per direction (scale-up and scale-out at the share of them the family's
     collective library reaches, §2.7; host) and achieved HBM bandwidth (bytes/s), usable HBM
-    (bytes; the capacity in GiB, §2.4), sustained matmul / attention rates and nominal peak
-    (FLOP/s), sustained exponentials/s, whether the matmuls run in the workload's fp8/fp4
+    (bytes; the capacity in GiB, §2.4), sustained matmul / 16-bit / attention score-matmul rates
+    (the last fp8 where the workload's attention is, §2.6) and nominal peak (FLOP/s), sustained exponentials/s, whether the matmuls run in the workload's fp8/fp4
     format (faster than 16-bit), family efficiency scale, the family's collective latencies over
     NCCL's (§2.7).
     """
@@ -132,6 +132,7 @@ class Grid:
     capacity_b: FloatArray
     gemm_rate: FloatArray
     attention_rate: FloatArray
+    score_rate: FloatArray
     exp_rate: FloatArray
     low_precision: np.ndarray
     peak_rate: FloatArray
@@ -191,8 +192,10 @@ def build_grid(
     plans: Plans,
     settings: Settings,
     rows: slice,
+    attention_precision: str = "bf16",
 ) -> Grid:
-    """The plan axis of ``plans`` and the design axis of ``designs[rows]``."""
+    """The plan axis of ``plans`` and the design axis of ``designs[rows]``; ``precision`` and
+    ``attention_precision`` the workload's formats of its linear layers and its attention."""
 
     def col(array: np.ndarray) -> FloatArray:
         return array[rows][:, None]
@@ -204,6 +207,9 @@ def build_grid(
     # the rates of this chunk's designs only: the whole run's arrays would cost each chunk
     rates = precision_flop_s(take(silicon, rows), precision)
     gemm, attention, peak = (r[:, None] for r in rates)
+    score = attention
+    if attention_precision == "fp8":
+        score = fp8_attention_rate(take(silicon, rows), designs, rows)[:, None]
     # §2.7 the family's collective library reaches this share of NCCL's fraction of the links
     link_share = col(designs.collective_efficiency_scale)
     return Grid(
@@ -242,6 +248,7 @@ def build_grid(
         ),
         gemm_rate=gemm,
         attention_rate=attention,
+        score_rate=score,
         exp_rate=attention * exp_per_sixteen_bit_flop(designs, rows)[:, None],
         low_precision=gemm > attention,
         peak_rate=peak,
@@ -253,6 +260,21 @@ def build_grid(
         latency_scale=col(designs.collective_latency_scale),
         matrix_unit=col(designs.matrix_unit_dim),
     )
+
+
+def fp8_attention_rate(silicon: Silicon, designs: Designs, rows: slice) -> FloatArray:
+    """§2.6 The rate (FLOP/s) of FP8 dot-product attention's score matmuls, shape ``(n,)``: the
+    chip's sustained fp8 rate at its family's ``fp8_attention_efficiency_scale`` (the FP8
+    kernel's efficiency over the 16-bit kernel's, measured), never below the 16-bit rate (a run
+    would not pick a slower kernel) and the 16-bit rate where no FP8 kernel is measured (NaN)::
+
+        R_att,fp8 = max(ε_fp8 · R_fp8, R_16)
+    """
+    sixteen = np.maximum(silicon.sustained_flop_s("bf16"), silicon.sustained_flop_s("fp16"))
+    sixteen = np.maximum(sixteen, 1.0)
+    scale = designs.fp8_attention_efficiency_scale[rows]
+    fp8 = silicon.sustained_flop_s("fp8") * np.where(np.isnan(scale), 0.0, scale)
+    return np.maximum(fp8, sixteen)
 
 
 def attention_scale(own: FloatArray, gemm_scale: FloatArray) -> FloatArray:

@@ -524,7 +524,7 @@ def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
         [
             1.0 / (gemm_eff * g.gemm_rate),
             # §2.6 per attention FLOP: score matmuls and their softmax exponentials
-            1.0 / (attention_eff * g.attention_rate) + exp_per_flop / g.exp_rate,
+            1.0 / (attention_eff * g.score_rate) + exp_per_flop / g.exp_rate,
             1.0 / g.hbm_b_s,
             1.0 / np.maximum(g.up_b_s, g.out_b_s),
             np.ones_like(g.chips),
@@ -663,7 +663,7 @@ def search_chunk(
 ) -> Training:
     """The bounded search of ``designs[rows]`` (module docstring) and the results at the
     chosen plans; ``extra_s`` (≥ 0) is added to the step times compared, never to a bound."""
-    g = build_grid(designs, silicon, w.precision, plans, s, rows)
+    g = build_grid(designs, silicon, w.precision, plans, s, rows, w.attention_precision)
     kernels = _compiled_kernels()
     if kernels is not None:
         chosen, any_fit = _search_compiled(g, w, s, bounds, kernels, extra_s)

@@ -288,7 +288,7 @@ def _evaluate_chunk(
     # Settings given per design (drawn constants) as columns (n, 1) of the (designs × plans)
     # grid, and as rows (n,) where the chosen plan's results use them.
     grid_s = s.at_rows(rows, column=True)
-    g = build_grid(designs, silicon, w.precision, plans, grid_s, rows)
+    g = build_grid(designs, silicon, w.precision, plans, grid_s, rows, w.attention_precision)
     model = step_model(g, w, grid_s)
     index = np.arange(rows.start, rows.stop)[:, None]
     step, allowed = compared_step_s(model, g, index, extra_s)

@@ -1634,6 +1634,7 @@ def test_scalar_reference_agrees_with_an_eager_expert_bias() -> None:
     [
         ("llama3.1-8b", "fp8_casts", "sometimes", "fused"),
         ("gpt-oss-20b", "expert_bias_add", "lazy", "eager"),
+        ("llama3.1-8b", "attention_precision", "fp6", "fp8"),
     ],
 )
 def test_a_bad_stack_fact_names_the_file_and_the_choices(

@@ -173,6 +173,26 @@ def test_data_formats_changes_only_precision(base, levers) -> None:
     assert fp8.time_days["compute"] < 0.8 * before.time_days["compute"]
 
 
+def test_an_fp8_attention_lever_speeds_blackwell_and_not_hopper(tmp_path) -> None:
+    """``workload.attention_precision`` is a lever target: set to fp8 it changes that field
+    alone, shortens training on a Blackwell cluster (its family's measured FP8 attention
+    kernel) and leaves a Hopper one as it was (Hopper's FP8 kernel is not faster, §2.6)."""
+    path = tmp_path / "fp8_attention.toml"
+    path.write_text(
+        LEVER_HEAD
+        + '\n[[x.change]]\ntarget = "workload.attention_precision"\nop = "set"\n'
+        + 'value = "fp8"\nsource = "[A] example"\n'
+    )
+    (lever,) = load_levers(path)
+    workload = load_workload("llama3.1-70b").with_changes(precision="fp8")
+    for chip, faster in (("b200", True), ("h100-sxm", False)):
+        before = baseline_state(load_chip(chip), workload, 1024)
+        after, _ = apply_lever(before, lever, path)
+        assert changed(before, after) == {"workload.attention_precision"}
+        days = run(before).training_days, run(after).training_days
+        assert (days[1] < days[0]) if faster else (days[1] == pytest.approx(days[0], rel=1e-12))
+
+
 def test_competitive_accelerators_change_only_price(base, levers) -> None:
     after, _ = apply_lever(base, levers["competitive_accelerators"])
     assert changed(base, after) == {"design.unit_price_usd"}
@@ -301,6 +321,10 @@ assumption = "a"
     [
         ('target = "workload.layers"\nop = "set"\nvalue = 2', "x.change[0].target"),
         ('target = "workload.precision"\nop = "set"\nvalue = "fp7"', "x.change[0].value"),
+        (
+            'target = "workload.attention_precision"\nop = "set"\nvalue = "int8"',
+            "x.change[0].value",
+        ),
         ('target = "workload.tokens"\nop = "next"\nvalue = 1', "x.change[0].op"),
         ('target = "settings.goodput"\nop = "set"\nvalue = 1.5', "x.change[0].value"),
         ('target = "design.node"\nop = "set"\nvalue = "n1"', "x.change[0].value"),

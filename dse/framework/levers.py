@@ -9,7 +9,8 @@ tables. A change is one operation on one named target, with its ``source``:
 target              what it names
 ==================  =====================================================================
 ``workload.F``      a workload field: ``tokens``, ``active_params``, ``global_batch_tokens``,
-                    ``precision``, ``training_algorithm`` (an id of ``dse/algorithms.toml``),
+                    ``precision``, ``attention_precision`` (``bf16`` or ``fp8``: FP8
+                    dot-product attention), ``training_algorithm`` (an id of ``dse/algorithms.toml``),
                     or ``moe_k`` (K = total / active parameters; see
                     :mod:`dse.framework.moe`)
 ``settings.F``      any model default of ``dse/defaults.toml`` (``goodput``, ``dp_overlap``…)
@@ -46,7 +47,13 @@ import numpy as np
 
 from dse.catalog._schema import Field, Table, check
 from dse.catalog.technology import Memory, Node, Technology, load_technology
-from dse.catalog.workloads import PRECISIONS, Workload, training_algorithms, with_algorithm
+from dse.catalog.workloads import (
+    ATTENTION_PRECISIONS,
+    PRECISIONS,
+    Workload,
+    training_algorithms,
+    with_algorithm,
+)
 from dse.designs import CATEGORICAL, Designs
 from dse.errors import InputError
 from dse.files import read_toml
@@ -67,6 +74,7 @@ WORKLOAD_TARGETS = (
     "active_params",
     "global_batch_tokens",
     "precision",
+    "attention_precision",
     "moe_k",
     "training_algorithm",
 )
@@ -181,6 +189,8 @@ def _rule(target: str) -> _Rule | None:
     if space == "workload" and name in WORKLOAD_TARGETS:
         if name == "training_algorithm":
             return _Rule(("set",), choices=tuple(training_algorithms()))
+        if name == "attention_precision":
+            return _Rule(("set",), choices=ATTENTION_PRECISIONS)
         return _Rule(("set",), choices=PRECISIONS) if name == "precision" else _Rule(_NUMERIC_OPS)
     if space == "settings" and name in Settings.names():
         if isinstance(getattr(load_settings(), name), bool):
@@ -326,8 +336,8 @@ def _apply(state: State, change: Change, path: Path, key: str) -> State:
 
 
 def _apply_workload(w: Workload, change: Change, name: str, path: Path, key: str) -> Workload:
-    if name == "precision":
-        return w.with_changes(precision=change.value)
+    if name in ("precision", "attention_precision"):
+        return w.with_changes(**{name: change.value})
     if name == "training_algorithm":
         return with_algorithm(w, str(change.value))
     if name == "moe_k":

@@ -182,9 +182,9 @@ def fit_fp8(s0: float) -> None:
     print(f"\nFP8 attention ({PUBLISHED.name}, causal, full attention, at the fp8 rate):")
     for family, rows in fp8.groupby("family"):
         sixteen = both[both["family"] == family]
-        ratio = fit_efficiency(rows, s0, "fp8") / fit_efficiency(sixteen, s0)
+        eta = fit_efficiency(rows, s0, "fp8")
+        ratio = eta / fit_efficiency(sixteen, s0)
         times = (rows["forward_ms"] + rows["backward_ms"]).to_numpy(float) * 1e-3
-        eta = fit_efficiency(sixteen, s0) * ratio
         error = published_times(rows, eta, s0, "fp8") / times - 1.0
         speedup = (sixteen["forward_ms"] + sixteen["backward_ms"]).to_numpy(float) / (times * 1e3)
         modeled = published_times(sixteen, eta / ratio, s0) / published_times(rows, eta, s0, "fp8")

@@ -97,8 +97,8 @@ class Grid:
     link bandwidths per direction (scale-up and scale-out at the share of them the family's
     collective library reaches, §2.7; host) and achieved HBM bandwidth (bytes/s), usable HBM
     (bytes; the capacity in GiB, §2.4), sustained matmul / 16-bit / attention score-matmul rates
-    (the last fp8 where the workload's attention is, §2.6) and nominal peak (FLOP/s), sustained exponentials/s, whether the matmuls run in the workload's fp8/fp4
-    format (faster than 16-bit), family efficiency scale, the family's collective latencies over
+    (the last fp8 where the workload's attention is, §2.6) and nominal peak (FLOP/s), sustained
+    exponentials/s, whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family efficiency scale, the family's collective latencies over
     NCCL's (§2.7).
     """
 
@@ -205,11 +205,13 @@ def build_grid(
 
     s = settings
     # the rates of this chunk's designs only: the whole run's arrays would cost each chunk
-    rates = precision_flop_s(take(silicon, rows), precision)
-    gemm, attention, peak = (r[:, None] for r in rates)
-    score = attention
+    chunk = take(silicon, rows)
+    gemm, sixteen, peak = precision_flop_s(chunk, precision)
     if attention_precision == "fp8":
-        score = fp8_attention_rate(take(silicon, rows), designs, rows)[:, None]
+        score = fp8_attention_rate(chunk, designs.fp8_attention_efficiency_scale[rows], sixteen)
+    else:
+        score = sixteen
+    gemm, attention, peak, score = (r[:, None] for r in (gemm, sixteen, peak, score))
     # §2.7 the family's collective library reaches this share of NCCL's fraction of the links
     link_share = col(designs.collective_efficiency_scale)
     return Grid(
@@ -262,17 +264,15 @@ def build_grid(
     )
 
 
-def fp8_attention_rate(silicon: Silicon, designs: Designs, rows: slice) -> FloatArray:
+def fp8_attention_rate(silicon: Silicon, scale: FloatArray, sixteen: FloatArray) -> FloatArray:
     """§2.6 The rate (FLOP/s) of FP8 dot-product attention's score matmuls, shape ``(n,)``: the
-    chip's sustained fp8 rate at its family's ``fp8_attention_efficiency_scale`` (the FP8
-    kernel's efficiency over the 16-bit kernel's, measured), never below the 16-bit rate (a run
-    would not pick a slower kernel) and the 16-bit rate where no FP8 kernel is measured (NaN)::
+    chip's sustained fp8 rate at its family's ``fp8_attention_efficiency_scale`` ``scale`` (the
+    FP8 kernel's efficiency over the 16-bit kernel's, measured), never below the 16-bit rate
+    ``sixteen`` (:func:`precision_flop_s`; a run would not pick a slower kernel), and the 16-bit
+    rate where no FP8 kernel is measured (NaN)::
 
         R_att,fp8 = max(ε_fp8 · R_fp8, R_16)
     """
-    sixteen = np.maximum(silicon.sustained_flop_s("bf16"), silicon.sustained_flop_s("fp16"))
-    sixteen = np.maximum(sixteen, 1.0)
-    scale = designs.fp8_attention_efficiency_scale[rows]
     fp8 = silicon.sustained_flop_s("fp8") * np.where(np.isnan(scale), 0.0, scale)
     return np.maximum(fp8, sixteen)
 

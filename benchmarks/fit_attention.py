@@ -24,6 +24,10 @@ recomputed in the backward pass).
 3. The same benchmarks' FP8 attention (``data_type`` fp8, causal, full attention): each family's
    FP8 efficiency at the chip's fp8 rate, over its 16-bit efficiency fitted on the same shapes,
    is the family's ``fp8_attention_efficiency_scale``.
+4. NVIDIA's published Mamba-2 SSD timing (data/measurements/published/ssd_mamba2.csv):
+   mamba_ssm's Triton scan, forward and backward, in compute-unit cycles per token and inner
+   channel at the chip's sustained clock, ``SSD_CYCLES_PER_TOKEN_CHANNEL`` (docs/model.md
+   §2.11), beside what the FLOPs and the fp32 chunk states would take at the chip's rates.
 """
 
 from __future__ import annotations
@@ -38,12 +42,17 @@ from scipy.optimize import least_squares
 from dse.catalog.chips import load_chip
 from dse.designs import from_chips
 from dse.model.silicon import evaluate_silicon
-from dse.model.training.compute import EXPONENTIALS_PER_SCORE, WINDOW_MASKED_BOUNDARIES
+from dse.model.training.compute import (
+    EXPONENTIALS_PER_SCORE,
+    SSD_CYCLES_PER_TOKEN_CHANNEL,
+    WINDOW_MASKED_BOUNDARIES,
+)
 from dse.settings import load_settings
 
 DATA = Path(__file__).parent.parent / "data/measurements"
 MEASUREMENTS = DATA / "h200/attention.csv"
 PUBLISHED = DATA / "published/attention_cudnn.csv"
+SSD = DATA / "published/ssd_mamba2.csv"
 
 
 @cache
@@ -202,6 +211,33 @@ def fit_fp8(s0: float) -> None:
             print(f"    {chip} alone: {alone:.3f}")
 
 
+def ssd_cycles() -> None:
+    """Part 4: the Triton SSD scan's compute-unit cycles per token and inner channel, forward
+    and backward, with the share of the chip's 16-bit rate its FLOPs reach and the HBM
+    bandwidth its fp32 chunk states would need if each were read or written 20 times."""
+    data = pd.read_csv(SSD)
+    data = data[(data["pass"] == "forward_backward") & (data["gate"] == "none")]
+    print(f"\nMamba-2 SSD scan ({SSD.name}, forward and backward, no gate):")
+    for (chip_id, backend), rows in data.groupby(["chip", "backend"]):
+        chip = load_chip(chip_id)
+        silicon = evaluate_silicon(from_chips([chip], 1))
+        cycles_s = chip.compute_units * float(silicon.sustained_clock_ghz["bf16"][0]) * 1e9
+        rate, _ = sustained_rates(chip_id)
+        row = rows.iloc[0]
+        seconds = float(rows["time_ms"].median()) * 1e-3
+        tokens = float(row["batch"] * row["seq_len"])
+        q, n, p, h = (float(row[k]) for k in ("chunk_size", "state_dim", "head_dim", "heads"))
+        flops = tokens * 3.0 * (2.0 * q * n * row["groups"] + h * (2.0 * q * p + 4.0 * n * p))
+        states_b = 20.0 * tokens * h * p * n * 4.0 / q
+        print(
+            f"  {chip_id} {backend}: {seconds * 1e3:.3f} ms, "
+            f"{seconds * cycles_s / (tokens * h * p):.2f} cycles per token and channel; "
+            f"{flops / seconds / rate:.1%} of the 16-bit rate, "
+            f"{states_b / seconds / 1e12:.1f} TB/s for 20 passes over the fp32 chunk states"
+        )
+    print(f"(shipped: SSD_CYCLES_PER_TOKEN_CHANNEL {SSD_CYCLES_PER_TOKEN_CHANNEL}, Triton's)")
+
+
 def main() -> None:
     fit_h200()
     defaults = load_settings()
@@ -211,6 +247,7 @@ def main() -> None:
     )
     fit_published(defaults.attention_efficiency, defaults.attention_overhead_tokens)
     fit_fp8(defaults.attention_overhead_tokens)
+    ssd_cycles()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ class Chip:
     attention_flop_s: float  # sustained, 16-bit
     score_flop_s: float  # attention's score matmuls: 16-bit, or FP8 attention's rate
     exp_per_s: float  # sustained exponentials (special-function units)
+    unit_cycles_per_s: float  # sustained compute-unit cycles (SMs × clock)
     peak_flop_s: float  # nominal, training precision
     family_scale: float = 1.0  # the family's gemm_efficiency_scale
     attention_scale: float = math.nan  # the family's measured attention scale; NaN: family_scale
@@ -426,15 +427,17 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     scores = full_scores + window_scores
     own = chip.attention_scale
     eta = min(s.attention_efficiency * (chip.family_scale if math.isnan(own) else own), 1.0)
-    # a hybrid's Mamba-2 scans: per token and block 3·(2QNG + H_m·(2QP + 4NP)) FLOPs at the
-    # attention kernel's efficiency, 2·H_m·Q exponentials
+    # a hybrid's Mamba-2 scans: the measured Triton kernels' cycles per token and channel, or
+    # if slower, per token and block 3·(2QNG + H_m·(2QP + 4NP)) FLOPs at the attention
+    # kernel's efficiency with 2·H_m·Q exponentials
     q_c, n_s, p_h = w.mamba_chunk, w.mamba_state_dim, w.mamba_head_dim
     ssd_flops = 3 * (
         2 * q_c * n_s * w.mamba_groups + w.mamba_heads * (2 * q_c * p_h + 4 * n_s * p_h)
     )
     ssd_tokens = tokens * layers * w.mamba_layers / w.layers / plan.tp
-    t_scan = ssd_tokens * (
-        ssd_flops / (eta * chip.attention_flop_s) + 2 * w.mamba_heads * q_c / chip.exp_per_s
+    t_scan = ssd_tokens * max(
+        ssd_flops / (eta * chip.attention_flop_s) + 2 * w.mamba_heads * q_c / chip.exp_per_s,
+        w.mamba_heads * p_h * 11.35 / chip.unit_cycles_per_s,
     )
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency * chip.hbm_scale
     # QKᵀ over h_qk (MLA: hd + rope), PV over hd; each score matmul idles a systolic array
@@ -478,7 +481,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     if w.is_hybrid:  # a norm and an add per block, the activation, RoPE per attention block,
         # 7 per Mamba block (its convolution, five scan kernels, gated norm)
         blocks = w.blocks_per_layer
-        forward_kernels = 2 * blocks + 1 + w.attention_share + 7 * w.mamba_share
+        forward_kernels = 2 * blocks + 1 + w.attention_share + 2 * w.mamba_share
     t_memory += layers * 3 * forward_kernels * s.elementwise_kernel_latency_us * 1e-6
     full = full or offload  # from here on, offload computes as full recompute does
     redo = 4 / 3 if full else 1.0

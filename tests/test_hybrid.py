@@ -4,6 +4,7 @@ MLP or MoE blocks, as Nemotron-H and Nemotron 3 build them."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -246,3 +247,56 @@ def test_a_latent_without_experts_is_one_line(dse, tmp_path) -> None:
     result = dse("evaluate", "--chip", "h100-sxm", "--workload", str(path), "--num-chips", "8")
     assert result.code != 0 and "model.moe_latent_dim" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_the_ssd_scan_takes_the_published_triton_time() -> None:
+    """§2.11 The scan's cycles per token and channel are NVIDIA's published B200 timing of
+    mamba_ssm's Triton kernels at the clock the model has a B200 sustain, and the model times
+    that shape back within 2 %, far slower than its FLOPs at the attention kernel's rate."""
+    import pandas as pd
+
+    from dse.model.silicon import evaluate_silicon
+    from dse.model.training.compute import SSD_CYCLES_PER_TOKEN_CHANNEL, ssd_time_s
+    from dse.model.training.grid import exp_per_sixteen_bit_flop, unit_cycles_per_sixteen_bit_flop
+
+    data = pd.read_csv(Path(__file__).parents[1] / "data/measurements/published/ssd_mamba2.csv")
+    row = data[
+        (data["backend"] == "triton")
+        & (data["pass"] == "forward_backward")
+        & (data["gate"] == "none")
+    ].iloc[0]
+    designs = from_chips([load_chip("b200")], 1)
+    silicon = evaluate_silicon(designs)
+    clock_hz = float(silicon.sustained_clock_ghz["bf16"][0]) * 1e9
+    tokens = float(row["batch"] * row["seq_len"])
+    channels = float(row["heads"] * row["head_dim"])
+    cycles = float(row["time_ms"]) * 1e-3 * 148 * clock_hz / (tokens * channels)
+    assert cycles == pytest.approx(SSD_CYCLES_PER_TOKEN_CHANNEL, rel=0.01)
+
+    w = _hybrid(
+        mamba_heads=int(row["heads"]),
+        mamba_head_dim=int(row["head_dim"]),
+        mamba_state_dim=int(row["state_dim"]),
+        mamba_chunk=int(row["chunk_size"]),
+        mamba_groups=int(row["groups"]),
+    )
+    rate = silicon.sustained_flop_s("bf16")
+    grid = SimpleNamespace(
+        attention_rate=rate,
+        exp_rate=rate * exp_per_sixteen_bit_flop(designs),
+        unit_cycle_rate=rate * unit_cycles_per_sixteen_bit_flop(designs),
+    )
+    flops = np.array(tokens * ssd_flops_per_token(w))
+    modeled = float(ssd_time_s(flops, w, np.array(0.6), grid)[0])
+    assert modeled == pytest.approx(float(row["time_ms"]) * 1e-3, rel=0.02)
+    assert modeled > 20.0 * float(flops / (0.6 * rate[0]))
+
+
+def test_more_compute_units_never_slow_a_hybrid() -> None:
+    """§2.11 More SMs at the same clock run the scan's cycles, and everything else, faster."""
+    workload = _hybrid(experts=0)
+    base = from_chips([load_chip("h100-sxm")] * 4, 256.0)
+    units = base.compute_units * np.array([0.5, 1.0, 1.5, 2.0])
+    designs = base.replace(compute_units=units, tdp_w=5000.0)
+    days = evaluate(designs, workload).columns["training_days"]
+    assert np.all(np.diff(days) < 0.0), days

@@ -25,7 +25,13 @@ from dse.model.plans import (
 )
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
-from dse.model.training.grid import FULL, OFFLOAD, exp_per_sixteen_bit_flop, usable_memory_b
+from dse.model.training.grid import (
+    FULL,
+    OFFLOAD,
+    exp_per_sixteen_bit_flop,
+    unit_cycles_per_sixteen_bit_flop,
+    usable_memory_b,
+)
 from dse.settings import load_settings
 
 from .reference_training import Chip, Plan, best_plan, step, training_days_and_mfu
@@ -305,6 +311,7 @@ def _reference_chip(
         attention_flop_s=float(attention[i]),
         score_flop_s=score,
         exp_per_s=float(attention[i] * exp_per_sixteen_bit_flop(designs)[i]),
+        unit_cycles_per_s=float(attention[i] * unit_cycles_per_sixteen_bit_flop(designs)[i]),
         peak_flop_s=float(peak[i]),
         family_scale=float(designs.gemm_efficiency_scale[i]),
         attention_scale=float(designs.attention_efficiency_scale[i]),

@@ -86,12 +86,23 @@ EAGER_EXPERT_BIAS_LAYER_KERNELS = 2.0
 and its counterpart for the gradient in the backward pass."""
 
 
-MAMBA_FORWARD_KERNELS = 7.0
-"""[E] Memory-bound and scan kernels of one Mamba-2 block's forward pass besides its two
-projections: the causal convolution with its SiLU, the SSD scan's five (chunk cumulative sum,
-chunk states, state passing, chunk C·Bᵀ, chunk scan; mamba_ssm's ``mamba_chunk_scan_combined``)
-and the gated RMSNorm; each with :data:`BACKWARD_KERNELS_PER_FORWARD` more in the backward
-pass, as the other memory-bound kernels."""
+MAMBA_FORWARD_KERNELS = 2.0
+"""[E] Memory-bound kernels of one Mamba-2 block's forward pass besides its two projections
+and its SSD scan: the causal convolution with its SiLU, and the gated RMSNorm; each with
+:data:`BACKWARD_KERNELS_PER_FORWARD` more in the backward pass, as the other memory-bound
+kernels. The scan's own kernels are timed whole (:data:`SSD_CYCLES_PER_TOKEN_CHANNEL`)."""
+SSD_CYCLES_PER_TOKEN_CHANNEL = 11.35
+"""[M] Compute-unit cycles (SM cycles on a GPU) per token and inner channel (``H_m·P``) of a
+Mamba-2 SSD scan in mamba_ssm's Triton kernels (``mamba_chunk_scan_combined``, which
+Megatron-Core's ``MambaMixer`` calls), forward and backward. NVIDIA's published timing on a
+B200 (data/measurements/published/ssd_mamba2.csv; cuDNN frontend PR #1133): 0.813 ms for a
+forward and backward of 2 × 2,048 tokens, 64 heads of 64, state 64, chunk 32, at the 148 SMs'
+sustained clock (§1.7, 1.58 GHz) 11.35 cycles a token and channel
+(``python benchmarks/fit_attention.py``, part 4). That is 1.0 % of the B200's 16-bit rate on
+the scan's FLOPs, and 3.3 TB/s (about 40 % of its HBM) if its fp32 chunk states were read or
+written 20 times: the kernels are bound by neither, so the time is taken per SM cycle.
+[E] the same cycles at other states and chunks (only one shape is published) and on other
+GPUs."""
 SSD_EXPONENTIALS_PER_POSITION = 2.0
 """[E] Exponentials per token, head and chunk position of a Mamba-2 SSD scan, forward and
 backward: the chunk's decay matrix ``exp(segsum(A·dt))`` (``Q`` per token and head), computed
@@ -471,18 +482,20 @@ def attention_time_s(
 
 def ssd_time_s(ssd_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Grid) -> FloatArray:
     """§2.11 Time (s) of Mamba-2 SSD scans worth ``ssd_flops`` model FLOPs
-    (:func:`~dse.catalog.workloads.ssd_flops_per_token`): their chunked matmuls at the fused
-    attention kernel's efficiency η_att of the 16-bit rate [E: Triton kernels of the same
-    blocked-matmul kind as FlashAttention, not measured here] and their decay exponentials
-    (:data:`SSD_EXPONENTIALS_PER_POSITION` per token, head and chunk position) on the
-    special-function units::
+    (:func:`~dse.catalog.workloads.ssd_flops_per_token`) over ``N_pos = F_ssd / f_ssd`` token
+    positions: the measured Triton kernels' :data:`SSD_CYCLES_PER_TOKEN_CHANNEL` per position
+    and inner channel at the compute units' cycle rate ``R_cyc``, never faster than the
+    chunked matmuls at the fused attention kernel's efficiency η_att of the 16-bit rate with
+    their decay exponentials (:data:`SSD_EXPONENTIALS_PER_POSITION` per token, head and chunk
+    position) on the special-function units::
 
-        T_ssd = F_ssd / (η_att·R_att) + (F_ssd / f_ssd) · 2·H_m·Q / R_exp
-
-    with ``f_ssd`` the scan's FLOPs per token."""
+        T_ssd = max(N_pos · H_m·P · κ_ssd / R_cyc,  F_ssd / (η_att·R_att) + N_pos · 2·H_m·Q / R_exp)
+    """
     positions = ssd_flops / ssd_flops_per_token(w)
     exponentials = positions * SSD_EXPONENTIALS_PER_POSITION * w.mamba_heads * w.mamba_chunk
-    return ssd_flops / (efficiency * g.attention_rate) + exponentials / g.exp_rate
+    roofline = ssd_flops / (efficiency * g.attention_rate) + exponentials / g.exp_rate
+    kernels = positions * w.mamba_inner * SSD_CYCLES_PER_TOKEN_CHANNEL / g.unit_cycle_rate
+    return np.maximum(kernels, roofline)
 
 
 WINDOW_MASKED_BOUNDARIES = 2.0

@@ -70,6 +70,17 @@ def exp_per_sixteen_bit_flop(designs: Designs, rows: slice = slice(None)) -> Flo
     return designs.exp_per_cycle_per_unit[rows] / np.maximum(sixteen, 1e-12)
 
 
+def unit_cycles_per_sixteen_bit_flop(designs: Designs, rows: slice = slice(None)) -> FloatArray:
+    """§2.11 Compute-unit cycles per 16-bit tensor FLOP of the designs at ``rows``, shape
+    ``(n,)``: the sustained 16-bit rate times this is the units' cycles per second at the
+    clock they sustain (SMs × clock on a GPU), the rate of kernels bound by neither the tensor
+    units nor HBM (:data:`~dse.model.training.compute.SSD_CYCLES_PER_TOKEN_CHANNEL`)."""
+    sixteen = np.maximum(
+        designs.bf16_flops_per_cycle_per_unit[rows], designs.fp16_flops_per_cycle_per_unit[rows]
+    )
+    return 1.0 / np.maximum(sixteen, 1e-12)
+
+
 def take(value: Any, index: np.ndarray | slice) -> Any:
     """``value`` (a result dataclass, dict of arrays or array of shape ``(n,)``) at ``index``."""
     if isinstance(value, np.ndarray):
@@ -98,7 +109,7 @@ class Grid:
     collective library reaches, §2.7; host) and achieved HBM bandwidth (bytes/s), usable HBM
     (bytes; the capacity in GiB, §2.4), sustained matmul / 16-bit / attention score-matmul rates
     (the last fp8 where the workload's attention is, §2.6) and nominal peak (FLOP/s), sustained
-    exponentials/s, whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family efficiency scale, the family's collective latencies over
+    exponentials/s and compute-unit cycles/s, whether the matmuls run in the workload's fp8/fp4 format (faster than 16-bit), family efficiency scale, the family's collective latencies over
     NCCL's (§2.7).
     """
 
@@ -134,6 +145,7 @@ class Grid:
     attention_rate: FloatArray
     score_rate: FloatArray
     exp_rate: FloatArray
+    unit_cycle_rate: FloatArray
     low_precision: np.ndarray
     peak_rate: FloatArray
     family_scale: FloatArray
@@ -252,6 +264,7 @@ def build_grid(
         attention_rate=attention,
         score_rate=score,
         exp_rate=attention * exp_per_sixteen_bit_flop(designs, rows)[:, None],
+        unit_cycle_rate=attention * unit_cycles_per_sixteen_bit_flop(designs, rows)[:, None],
         low_precision=gemm > attention,
         peak_rate=peak,
         family_scale=col(designs.gemm_efficiency_scale),

@@ -437,7 +437,7 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     ssd_tokens = tokens * layers * w.mamba_layers / w.layers / plan.tp
     t_scan = ssd_tokens * max(
         ssd_flops / (eta * chip.attention_flop_s) + 2 * w.mamba_heads * q_c / chip.exp_per_s,
-        w.mamba_heads * p_h * 11.35 / chip.unit_cycles_per_s,
+        w.mamba_heads * p_h * 11.35 / max(chip.unit_cycles_per_s, chip.attention_flop_s / 8192),
     )
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency * chip.hbm_scale
     # QKᵀ over h_qk (MLA: hd + rope), PV over hd; each score matmul idles a systolic array

@@ -300,3 +300,26 @@ def test_more_compute_units_never_slow_a_hybrid() -> None:
     designs = base.replace(compute_units=units, tdp_w=5000.0)
     days = evaluate(designs, workload).columns["training_days"]
     assert np.all(np.diff(days) < 0.0), days
+
+
+def test_a_chip_of_few_wide_units_runs_the_scan_at_its_rate_in_sm_units() -> None:
+    """§2.11 A TPU's eight TensorCores are not eight SMs: its scan runs at its 16-bit rate counted
+    in Blackwell SMs, within a factor of its rate's ratio to a B200's, not ~20x slower."""
+    from dse.model.silicon import evaluate_silicon
+    from dse.model.training.compute import ssd_time_s
+    from dse.model.training.grid import exp_per_sixteen_bit_flop, unit_cycles_per_sixteen_bit_flop
+
+    w = _hybrid()
+    flops = np.array(8192.0 * ssd_flops_per_token(w))
+    times, rates = [], []
+    for chip in ("b200", "tpu-v7"):
+        designs = from_chips([load_chip(chip)], 1)
+        rate = evaluate_silicon(designs).sustained_flop_s("bf16")
+        grid = SimpleNamespace(
+            attention_rate=rate,
+            exp_rate=rate * exp_per_sixteen_bit_flop(designs),
+            unit_cycle_rate=rate * unit_cycles_per_sixteen_bit_flop(designs),
+        )
+        times.append(float(ssd_time_s(flops, w, np.array(0.6), grid)[0]))
+        rates.append(float(rate[0]))
+    assert times[1] / times[0] == pytest.approx(rates[0] / rates[1], rel=0.05)

@@ -102,7 +102,15 @@ sustained clock (§1.7, 1.58 GHz) 11.35 cycles a token and channel
 the scan's FLOPs, and 3.3 TB/s (about 40 % of its HBM) if its fp32 chunk states were read or
 written 20 times: the kernels are bound by neither, so the time is taken per SM cycle.
 [E] the same cycles at other states and chunks (only one shape is published) and on other
-GPUs."""
+GPUs; a design whose compute units are wider than the B200's SM counts as
+:data:`SSD_REFERENCE_UNIT_FLOPS` units' worth of its 16-bit rate."""
+SSD_REFERENCE_UNIT_FLOPS = 8192.0
+"""[P] 16-bit tensor FLOPs per cycle of the compute unit :data:`SSD_CYCLES_PER_TOKEN_CHANNEL`
+was measured on (a Blackwell SM, chips/b200.toml). A design whose units do more a cycle (a TPU
+TensorCore, a Gaudi MME, a Trainium NeuronCore: 32,768-131,072) runs the scan at its 16-bit
+rate in such units, ``R_16 / 8192`` cycles a second, where its few wide units' own cycles would
+make a scan tens of times slower than on a GPU of the same rate [E: no Mamba-2 scan was
+measured on such a chip]. A GPU's SMs (4,096-8,192 since Hopper) keep their own cycles."""
 SSD_EXPONENTIALS_PER_POSITION = 2.0
 """[E] Exponentials per token, head and chunk position of a Mamba-2 SSD scan, forward and
 backward: the chunk's decay matrix ``exp(segsum(A·dt))`` (``Q`` per token and head), computed
@@ -490,11 +498,13 @@ def ssd_time_s(ssd_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Gr
     position) on the special-function units::
 
         T_ssd = max(N_pos · H_m·P · κ_ssd / R_cyc,  F_ssd / (η_att·R_att) + N_pos · 2·H_m·Q / R_exp)
-    """
+
+    with ``R_cyc = max(units × clock, R_att / 8192)`` (:data:`SSD_REFERENCE_UNIT_FLOPS`)."""
     positions = ssd_flops / ssd_flops_per_token(w)
     exponentials = positions * SSD_EXPONENTIALS_PER_POSITION * w.mamba_heads * w.mamba_chunk
     roofline = ssd_flops / (efficiency * g.attention_rate) + exponentials / g.exp_rate
-    kernels = positions * w.mamba_inner * SSD_CYCLES_PER_TOKEN_CHANNEL / g.unit_cycle_rate
+    cycle_rate = np.maximum(g.unit_cycle_rate, g.attention_rate / SSD_REFERENCE_UNIT_FLOPS)
+    kernels = positions * w.mamba_inner * SSD_CYCLES_PER_TOKEN_CHANNEL / cycle_rate
     return np.maximum(kernels, roofline)
 
 

@@ -204,10 +204,10 @@ def test_interval_columns_are_vectorized_over_dense_moe_and_hybrid_rows() -> Non
 
 
 def test_a_hybrid_model_gets_the_band_of_the_hybrid_runs() -> None:
-    """The hybrid Mamba-2 figures miss differently from the transformers' (docs/model.md §4:
-    the model is too fast on Megatron-Bridge's rows): a hybrid's steady-state band is drawn
-    from them alone, MoE or not, and lies towards longer step times than either
-    transformer band (with a searched plan, its lower end above the dense band's)."""
+    """The hybrid Mamba-2 figures miss differently from the transformers' (docs/model.md §4): a
+    hybrid's steady-state band is drawn from them alone, MoE or not. Since the scan takes its
+    measured time (2026-12-07) they miss less than the transformers: the band is narrower than
+    either transformer band, its lower end still above theirs (with a searched plan too)."""
     from dse.intervals import interval, residuals
 
     hybrid_rows = [r for r in residuals() if r.hybrid and not r.full_run]
@@ -219,7 +219,8 @@ def test_a_hybrid_model_gets_the_band_of_the_hybrid_runs() -> None:
     }  # fmt: skip
     assert bands["hybrid"] == bands["dense hybrid"]
     assert bands["hybrid"][0] > max(bands["dense"][0], bands["moe"][0])
-    assert bands["hybrid"][1] > bands["dense"][1]
+    width = {kind: band[1] / band[0] for kind, band in bands.items()}
+    assert width["hybrid"] < min(width["dense"], width["moe"])
     errors = np.array([r.e for r in hybrid_rows])
     low, high = np.exp(-np.quantile(errors, 0.9)), np.exp(-np.quantile(errors, 0.1))
     assert bands["hybrid"] == pytest.approx((min(low, 1.0), max(high, 1.0)))

@@ -219,10 +219,9 @@ def ssd_cycles() -> None:
     data = data[(data["pass"] == "forward_backward") & (data["gate"] == "none")]
     print(f"\nMamba-2 SSD scan ({SSD.name}, forward and backward, no gate):")
     for (chip_id, backend), rows in data.groupby(["chip", "backend"]):
-        chip = load_chip(chip_id)
-        silicon = evaluate_silicon(from_chips([chip], 1))
-        cycles_s = chip.compute_units * float(silicon.sustained_clock_ghz["bf16"][0]) * 1e9
         rate, _ = sustained_rates(chip_id)
+        # the units' cycles at the sustained clock, as the model's unit_cycle_rate
+        cycles_s = rate / load_chip(chip_id).flops_per_cycle_per_unit["bf16"]
         row = rows.iloc[0]
         seconds = float(rows["time_ms"].median()) * 1e-3
         tokens = float(row["batch"] * row["seq_len"])

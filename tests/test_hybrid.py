@@ -249,6 +249,21 @@ def test_a_latent_without_experts_is_one_line(dse, tmp_path) -> None:
     assert len(result.err.strip().splitlines()) == 1
 
 
+def _scan_grid(designs):
+    """The rates :func:`~dse.model.training.compute.ssd_time_s` reads, for one design, and its
+    sustained 16-bit rate (FLOP/s, shape ``(1,)``)."""
+    from dse.model.silicon import evaluate_silicon
+    from dse.model.training.grid import exp_per_sixteen_bit_flop, unit_cycles_per_sixteen_bit_flop
+
+    rate = evaluate_silicon(designs).sustained_flop_s("bf16")
+    grid = SimpleNamespace(
+        attention_rate=rate,
+        exp_rate=rate * exp_per_sixteen_bit_flop(designs),
+        unit_cycle_rate=rate * unit_cycles_per_sixteen_bit_flop(designs),
+    )
+    return grid, rate
+
+
 def test_the_ssd_scan_takes_the_published_triton_time() -> None:
     """§2.11 The scan's cycles per token and channel are NVIDIA's published B200 timing of
     mamba_ssm's Triton kernels at the clock the model has a B200 sustain, and the model times
@@ -257,7 +272,6 @@ def test_the_ssd_scan_takes_the_published_triton_time() -> None:
 
     from dse.model.silicon import evaluate_silicon
     from dse.model.training.compute import SSD_CYCLES_PER_TOKEN_CHANNEL, ssd_time_s
-    from dse.model.training.grid import exp_per_sixteen_bit_flop, unit_cycles_per_sixteen_bit_flop
 
     data = pd.read_csv(Path(__file__).parents[1] / "data/measurements/published/ssd_mamba2.csv")
     row = data[
@@ -265,12 +279,12 @@ def test_the_ssd_scan_takes_the_published_triton_time() -> None:
         & (data["pass"] == "forward_backward")
         & (data["gate"] == "none")
     ].iloc[0]
-    designs = from_chips([load_chip("b200")], 1)
-    silicon = evaluate_silicon(designs)
-    clock_hz = float(silicon.sustained_clock_ghz["bf16"][0]) * 1e9
+    chip = load_chip("b200")
+    designs = from_chips([chip], 1)
+    clock_hz = float(evaluate_silicon(designs).sustained_clock_ghz["bf16"][0]) * 1e9
     tokens = float(row["batch"] * row["seq_len"])
     channels = float(row["heads"] * row["head_dim"])
-    cycles = float(row["time_ms"]) * 1e-3 * 148 * clock_hz / (tokens * channels)
+    cycles = float(row["time_ms"]) * 1e-3 * chip.compute_units * clock_hz / (tokens * channels)
     assert cycles == pytest.approx(SSD_CYCLES_PER_TOKEN_CHANNEL, rel=0.01)
 
     w = _hybrid(
@@ -280,12 +294,7 @@ def test_the_ssd_scan_takes_the_published_triton_time() -> None:
         mamba_chunk=int(row["chunk_size"]),
         mamba_groups=int(row["groups"]),
     )
-    rate = silicon.sustained_flop_s("bf16")
-    grid = SimpleNamespace(
-        attention_rate=rate,
-        exp_rate=rate * exp_per_sixteen_bit_flop(designs),
-        unit_cycle_rate=rate * unit_cycles_per_sixteen_bit_flop(designs),
-    )
+    grid, rate = _scan_grid(designs)
     flops = np.array(tokens * ssd_flops_per_token(w))
     modeled = float(ssd_time_s(flops, w, np.array(0.6), grid)[0])
     assert modeled == pytest.approx(float(row["time_ms"]) * 1e-3, rel=0.02)
@@ -305,21 +314,13 @@ def test_more_compute_units_never_slow_a_hybrid() -> None:
 def test_a_chip_of_few_wide_units_runs_the_scan_at_its_rate_in_sm_units() -> None:
     """§2.11 A TPU's eight TensorCores are not eight SMs: its scan runs at its 16-bit rate counted
     in Blackwell SMs, within a factor of its rate's ratio to a B200's, not ~20x slower."""
-    from dse.model.silicon import evaluate_silicon
     from dse.model.training.compute import ssd_time_s
-    from dse.model.training.grid import exp_per_sixteen_bit_flop, unit_cycles_per_sixteen_bit_flop
 
     w = _hybrid()
     flops = np.array(8192.0 * ssd_flops_per_token(w))
     times, rates = [], []
     for chip in ("b200", "tpu-v7"):
-        designs = from_chips([load_chip(chip)], 1)
-        rate = evaluate_silicon(designs).sustained_flop_s("bf16")
-        grid = SimpleNamespace(
-            attention_rate=rate,
-            exp_rate=rate * exp_per_sixteen_bit_flop(designs),
-            unit_cycle_rate=rate * unit_cycles_per_sixteen_bit_flop(designs),
-        )
+        grid, rate = _scan_grid(from_chips([load_chip(chip)], 1))
         times.append(float(ssd_time_s(flops, w, np.array(0.6), grid)[0]))
         rates.append(float(rate[0]))
     assert times[1] / times[0] == pytest.approx(rates[0] / rates[1], rel=0.05)

@@ -60,14 +60,20 @@ def precision_flop_s(silicon: Silicon, precision: str) -> tuple[FloatArray, Floa
     return np.maximum(low, sixteen), sixteen, np.maximum(low_peak, sixteen_peak)
 
 
+def _sixteen_bit_flops_per_unit_cycle(designs: Designs, rows: slice) -> FloatArray:
+    """16-bit tensor FLOPs per cycle per compute unit of the designs at ``rows`` (bf16, or fp16
+    where the chip has no bf16), shape ``(n,)``, never 0."""
+    sixteen = np.maximum(
+        designs.bf16_flops_per_cycle_per_unit[rows], designs.fp16_flops_per_cycle_per_unit[rows]
+    )
+    return np.maximum(sixteen, 1e-12)
+
+
 def exp_per_sixteen_bit_flop(designs: Designs, rows: slice = slice(None)) -> FloatArray:
     """§2.6 Exponentials per 16-bit tensor FLOP at any clock of the designs at ``rows``, shape
     ``(n,)``: the special-function units and the tensor units share the clock, so the
     sustained exponential rate is the sustained 16-bit rate times this ratio."""
-    sixteen = np.maximum(
-        designs.bf16_flops_per_cycle_per_unit[rows], designs.fp16_flops_per_cycle_per_unit[rows]
-    )
-    return designs.exp_per_cycle_per_unit[rows] / np.maximum(sixteen, 1e-12)
+    return designs.exp_per_cycle_per_unit[rows] / _sixteen_bit_flops_per_unit_cycle(designs, rows)
 
 
 def unit_cycles_per_sixteen_bit_flop(designs: Designs, rows: slice = slice(None)) -> FloatArray:
@@ -75,10 +81,7 @@ def unit_cycles_per_sixteen_bit_flop(designs: Designs, rows: slice = slice(None)
     ``(n,)``: the sustained 16-bit rate times this is the units' cycles per second at the
     clock they sustain (SMs × clock on a GPU), the rate of kernels bound by neither the tensor
     units nor HBM (:data:`~dse.model.training.compute.SSD_CYCLES_PER_TOKEN_CHANNEL`)."""
-    sixteen = np.maximum(
-        designs.bf16_flops_per_cycle_per_unit[rows], designs.fp16_flops_per_cycle_per_unit[rows]
-    )
-    return 1.0 / np.maximum(sixteen, 1e-12)
+    return 1.0 / _sixteen_bit_flops_per_unit_cycle(designs, rows)
 
 
 def take(value: Any, index: np.ndarray | slice) -> Any:

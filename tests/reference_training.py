@@ -142,18 +142,26 @@ def filled(width: float, chip: Chip) -> float:
 
 
 def gemm(
-    m: float, n: float, k: float, chip: Chip, ob: float, s: Settings, groups: float = 1
+    m: float,
+    n: float,
+    k: float,
+    chip: Chip,
+    ob: float,
+    s: Settings,
+    groups: float = 1,
+    grouped: bool = False,
 ) -> float:
     """Roofline time of ``groups`` GEMMs (m × k)·(k × n) as one kernel; on a systolic array the
-    weight tile k × n fills only part of it where k or n is not a multiple of its side."""
+    weight tile k × n fills only part of it where k or n is not a multiple of its side, and a
+    ``grouped`` GEMM (the routed experts) takes its byte time on top of its FLOP time."""
     flops = 2 * groups * m * n * k
     bytes_ = groups * (ob * (m * k + k * n) + 2 * m * n)
     hbm = chip.hbm_tb_s * 1e12 * s.hbm_efficiency * chip.hbm_scale
     efficiency = min(s.gemm_efficiency_max * chip.family_scale, 1.0)
     efficiency *= filled(k, chip) * filled(n, chip)
-    return max(flops / (efficiency * chip.gemm_flop_s), bytes_ / hbm) + (
-        s.gemm_kernel_latency_us * 1e-6
-    )
+    compute, memory = flops / (efficiency * chip.gemm_flop_s), bytes_ / hbm
+    roofline = compute + memory if grouped and chip.matrix_unit else max(compute, memory)
+    return roofline + s.gemm_kernel_latency_us * 1e-6
 
 
 def routed_experts(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> float:
@@ -164,8 +172,8 @@ def routed_experts(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settin
     local = w.experts / plan.ep
     width = w.moe_ffn_dim / plan.etp
     io = w.moe_latent_dim or w.d_model  # a latent MoE's experts read and write the latent
-    up = gemm(per_expert, (w.ffn_matrices - 1) * width, io, chip, ob, s, local)
-    return 3 * (up + gemm(per_expert, io, width, chip, ob, s, local))
+    up = gemm(per_expert, (w.ffn_matrices - 1) * width, io, chip, ob, s, local, grouped=True)
+    return 3 * (up + gemm(per_expert, io, width, chip, ob, s, local, grouped=True))
 
 
 def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> float:

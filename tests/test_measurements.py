@@ -60,6 +60,58 @@ def test_gemm_roofline_predicts_measured_gemms(fmt: str, operand_bytes: float) -
     assert float(np.median(errors[2.0 * m * n * k > 1e11])) <= 0.15
 
 
+def test_batched_expert_gemms_on_a_gpu_follow_the_roofline() -> None:
+    """cuBLAS's batched GEMM of 32-64 experts at 16-4,096 tokens each on the H200
+    (moe_batched_gemm.csv): the larger of FLOP and byte time, which a GPU without systolic
+    arrays keeps for a grouped GEMM (§2.3)."""
+    _, silicon = _h200()
+    settings = load_settings()
+    rate, _, _ = precision_flop_s(silicon, "bf16")
+    hbm = silicon.hbm_bandwidth_tb_s * TERA * settings.hbm_efficiency
+    rows = _rows("moe_batched_gemm.csv")
+    experts, m, d, ffn = (
+        np.array([float(r[key]) for r in rows])
+        for key in ("experts", "tokens_per_expert", "d_model", "expert_ffn_dim")
+    )
+    measured = np.array([float(r["time_ms"]) for r in rows]) * 1e-3
+    eff = settings.gemm_efficiency_max
+    model = gemm_time_s(m, ffn, d, rate, hbm, 2.0, eff, settings, experts, exposed_bytes=True)
+    assert len(rows) == 27
+    assert float(np.median(np.abs(model / measured - 1.0))) <= 0.08
+
+
+def test_grouped_gemms_on_a_tpu_take_their_bytes_on_top_of_their_flops() -> None:
+    """Google's published timings of its grouped-GEMM kernel on one TPU7x TensorCore
+    (published/tpu_ragged_dot.csv, 72 timings at 128 and 256 groups of 256-4,096 rows):
+    the FLOP time plus the byte time predicts them, the larger of the two is far too fast (§2.3)."""
+    designs = from_chips([load_chip("tpu-v7")], 8)
+    silicon = evaluate_silicon(designs)
+    settings = load_settings()
+    rate, _, _ = precision_flop_s(silicon, "bf16")
+    hbm = silicon.hbm_bandwidth_tb_s * TERA * settings.hbm_efficiency
+    path = MEASURED.parent / "published" / "tpu_ragged_dot.csv"
+    with path.open() as fh:
+        rows = [
+            r
+            for r in csv.DictReader(fh)
+            if r["chip"] == "tpu-v7" and r["return_residuals"] == "false" and int(r["groups"]) > 8
+        ]
+    m, k, n, groups = (
+        np.array([float(r[key]) for r in rows]) for key in ("m_rows", "k", "n", "groups")
+    )
+    measured = np.array([float(r["time_us"]) for r in rows]) * 1e-6
+    # JAX runs each of an Ironwood chip's two TensorCores as a device
+    per_core = (rate / 2.0, hbm / 2.0, 2.0, settings.gemm_efficiency_max, settings, groups)
+    side = np.full_like(m, float(designs.matrix_unit_dim[0]))
+    errors = {
+        exposed: gemm_time_s(m / groups, n, k, *per_core, side, exposed) / measured - 1.0
+        for exposed in (False, True)
+    }
+    assert len(rows) == 72
+    assert float(np.median(np.abs(errors[True]))) <= 0.15
+    assert float(np.median(errors[False])) < -0.3
+
+
 def _layer_compute_s(row: dict[str, str], settings: Settings) -> float:
     """The model's compute time (s) of one measured layer row (its layers, one micro-batch, one
     tensor-parallel rank) on the H200."""

@@ -203,6 +203,7 @@ def gemm_time_s(
     settings: Settings,
     groups: FloatArray | float = 1.0,
     matrix_unit: FloatArray | None = None,
+    exposed_bytes: bool = False,
 ) -> FloatArray:
     """§2.3 Time (s) of ``groups`` GEMMs C[m, n] = A[m, k]·B[k, n] run as one kernel: a roofline,
     the larger of the FLOPs at the large-GEMM ``efficiency`` η and the bytes at HBM bandwidth,
@@ -214,15 +215,19 @@ def gemm_time_s(
     On a chip whose compute units are systolic arrays of side ``matrix_unit`` (None or 0: none)
     the FLOPs run at the share of the array that ``k`` and ``n`` fill (:func:`array_utilization`;
     the weight-stationary tile is k × n, the tokens ``m`` stream through it).
+    ``exposed_bytes``: a grouped GEMM whose byte time adds to its FLOP time instead of hiding
+    under it where the chip has systolic arrays (:func:`expert_gemms_time_s`).
     """
     flops = 2.0 * groups * m * n * k
     bytes_ = groups * (operand_bytes * (m * k + k * n) + 2.0 * m * n)
-    if matrix_unit is not None and np.any(matrix_unit > 0):
-        efficiency = (
-            efficiency * array_utilization(k, matrix_unit) * array_utilization(n, matrix_unit)
-        )
-    compute = flops / (efficiency * rate)
-    return np.maximum(compute, bytes_ / hbm_b_s) + settings.gemm_kernel_latency_us * 1e-6
+    if matrix_unit is None or not np.any(matrix_unit > 0):
+        compute = flops / (efficiency * rate)
+        return np.maximum(compute, bytes_ / hbm_b_s) + settings.gemm_kernel_latency_us * 1e-6
+    efficiency = efficiency * array_utilization(k, matrix_unit) * array_utilization(n, matrix_unit)
+    compute, memory = flops / (efficiency * rate), bytes_ / hbm_b_s
+    hidden = np.maximum(compute, memory)
+    roofline = np.where(matrix_unit > 0, compute + memory, hidden) if exposed_bytes else hidden
+    return roofline + settings.gemm_kernel_latency_us * 1e-6
 
 
 def layer_linear_time_s(
@@ -312,14 +317,19 @@ def expert_gemms_time_s(
     local experts as grouped GEMMs. Each rank routes its ``tokens/tp`` (sequence-parallel)
     tokens; the ``ep`` ranks' local experts see ``ep·(tokens/tp)·k/E`` tokens each, gathered
     over the ``etp`` ranks that split each expert (``etp`` times as many tokens at ``1/etp`` of
-    the width; the same FLOPs per rank)."""
+    the width; the same FLOPs per rank).
+
+    On a chip with systolic arrays (``matrix_unit`` > 0) the grouped GEMM's byte time adds to
+    its FLOP time: the published timings of the TPU's
+    grouped-GEMM kernel follow the sum, where cuBLAS's batched GEMM on an H200 follows the
+    larger of the two (docs/model.md §2.3)."""
     ob = OPERAND_BYTES.get(w.precision, 2.0)
     expert_tokens = tokens / tp * w.experts_per_token * ep * etp / w.experts
     local_experts = w.experts / ep
     width = w.moe_ffn_dim / etp
     up = (w.ffn_matrices - 1.0) * width
     d = float(w.routed_dim)  # §2.12 a latent MoE's experts read and write its latent
-    rates = (rate, hbm_b_s, ob, efficiency, settings, local_experts, matrix_unit)
+    rates = (rate, hbm_b_s, ob, efficiency, settings, local_experts, matrix_unit, True)
     return gemm_time_s(expert_tokens, up, d, *rates) + gemm_time_s(expert_tokens, d, width, *rates)
 
 

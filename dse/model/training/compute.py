@@ -329,8 +329,10 @@ def expert_gemms_time_s(
     width = w.moe_ffn_dim / etp
     up = (w.ffn_matrices - 1.0) * width
     d = float(w.routed_dim)  # §2.12 a latent MoE's experts read and write its latent
-    rates = (rate, hbm_b_s, ob, efficiency, settings, local_experts, matrix_unit, True)
-    return gemm_time_s(expert_tokens, up, d, *rates) + gemm_time_s(expert_tokens, d, width, *rates)
+    rates = (rate, hbm_b_s, ob, efficiency, settings, local_experts, matrix_unit)
+    return gemm_time_s(expert_tokens, up, d, *rates, exposed_bytes=True) + gemm_time_s(
+        expert_tokens, d, width, *rates, exposed_bytes=True
+    )
 
 
 def _projection_time_s(

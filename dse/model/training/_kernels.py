@@ -3,6 +3,15 @@
 Imported only for chunks large enough to repay numba's import and (cached) compilation; the
 physics stays in the numpy mechanisms. Each kernel loops over designs, so no ``(n, k)``
 temporaries are made beyond the matrix of bounds itself.
+
+The plans come grouped by their layout (plan_search.PlanGroups): a group's bound, computed from
+the least of each of its plans' rows, is at most the bound of every plan in it, so a plan's own
+bound is computed only where its group's is within a round's window ("expanding" the group).
+``rows`` is the tuple of plan rows that plan_search.kernel_rows makes, for the plans in group
+order or for the groups; ``design`` the tuple of design columns of plan_search.kernel_designs;
+``consts`` the workload's and the search's scalars; ``hierarchical`` the hierarchical
+dispatcher's experts, None for the all-to-all (numba then compiles the loop over plans without
+that branch, which would stop it vectorizing: half the throughput).
 """
 
 from __future__ import annotations
@@ -11,21 +20,28 @@ import numpy as np
 from numba import njit
 
 from dse.model.training.plan_search import (
-    BATCH_DP,
-    CP,
-    DP_STEP,
-    EP,
-    EP_OVER_TP,
-    ETP,
-    MICROBATCH,
-    PINNED_DP,
-    REPLICA,
-    TP,
+    K_BATCH_DP,
+    K_CP,
+    K_DATA_PARALLEL,
+    K_DP_STEP,
+    K_EP,
+    K_EP_OVER_TP,
+    K_HELD,
+    K_HOST,
+    K_INVERSE,
+    K_MICROBATCH,
+    K_PINNED_DP,
+    K_REPLICA,
+    K_STAGE,
+    K_STATE,
+    K_TP,
+    KERNEL_BLOCK,
 )
 
-BLOCK = 16
-"""Plans per block of a row of bounds: :func:`lower_bounds` keeps each block's least bound, so
-that :func:`select` reads only the blocks that can hold a cell of its window."""
+BLOCK = KERNEL_BLOCK
+"""Plans whose bounds are computed together (plan_search.KERNEL_BLOCK)."""
+MAX_ORDERED = 8
+"""Blocks :func:`lower_bounds` expands in order of their bound before one pass over the rest."""
 _LARGEST = np.finfo(np.float64).max
 """The largest finite bound: ``bound <= min(high, _LARGEST)`` is ``bound <= high`` and finite."""
 
@@ -97,154 +113,79 @@ def _ring_latency(group: float, base_us: float, hop_us: float) -> float:
     return (base_us + (group - 1.0) * hop_us) * 1e-6 if group > 1.0 else 0.0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _keep_within(
-    row: np.ndarray, hi: float, i: int, design: np.ndarray, plan: np.ndarray, count: int
-) -> int:
-    """Append the cells of design ``i`` whose bound is at most ``hi``; the new count."""
-    for p in range(row.shape[0]):
-        if row[p] <= hi:
-            design[count] = i
-            plan[count] = p
-            count += 1
-    return count
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def lower_bounds(
-    features: np.ndarray,
-    coefficients: np.ndarray,
-    layout: np.ndarray,
-    slots: np.ndarray,
-    data_parallel: np.ndarray,
-    memory: np.ndarray,
-    moe: np.ndarray,
-    moe_host: np.ndarray,
-    experts_per_token: float,
-    route_max_domains: float,
-    hierarchical_experts: float | None,
-    chips: np.ndarray,
-    domain: np.ndarray,
-    up_b_s: np.ndarray,
-    out_b_s: np.ndarray,
-    capacity_b: np.ndarray,
-    low_precision: np.ndarray,
-    latency_scale: np.ndarray,
-    ring_latency_us: tuple[float, float],
-    tp_searched: bool,
-    pinned: bool,
-    sequences: float,
-    scale: float,
-    first: float,
-    bounds: np.ndarray,
-    blocks: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(n, k)`` step-time bounds (infinite where the plan cannot run, or cannot fit by the
-    memory bound of plan_search.memory_bounds: memory first); the first round's threshold per
-    row (``first`` × its least bound); and the cells within it, row-major (design, plan).
-    ``bounds`` is the ``(n, k)`` output and ``blocks`` the ``(n, ⌈k/BLOCK⌉)`` least bound of
-    each block of :data:`BLOCK` plans (:func:`_block_minima`), both reused between calls: fresh
-    pages cost more than the bounds themselves. One row per design (:func:`_design_bounds`);
-    the plans' rows are taken from their matrices once, as tuples, so that no view is made per
-    design."""
-    n, k = features.shape[0], coefficients.shape[1]
-    high = np.empty(n)
-    design = np.empty(n * k, np.int64)
-    plan = np.empty(n * k, np.int64)
-    count = 0
-    ep = layout[EP]
-    plans = (
-        (layout[REPLICA], layout[TP], layout[BATCH_DP], layout[DP_STEP], layout[PINNED_DP]),
-        (layout[MICROBATCH], layout[CP], ep, layout[EP_OVER_TP]),
-        (1.0 / layout[MICROBATCH], 1.0 / layout[CP], 1.0 / ep, 1.0 / layout[ETP]),
-        (
-            data_parallel[0],
-            data_parallel[1],
-            data_parallel[2],
-            data_parallel[3],
-            data_parallel[4],
-            data_parallel[5],
-            data_parallel[6],
-        ),
-        (memory[1], memory[2], memory[4], slots, moe),
-        (coefficients[0], coefficients[1], coefficients[2], coefficients[3], coefficients[4]),
-        (moe_host[0], moe_host[1], moe_host[2]),
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _design_row(design: tuple, i: int, tp_searched: bool) -> tuple:
+    """Design ``i``'s scalars for :func:`_fill`: chips, the largest tp, the scale-up domain,
+    the seconds per byte of its scale-up and scale-out links, the HBM bytes, the family's
+    collective latency scale."""
+    _, chips, domain, inverse_up, inverse_out, capacity, _, latency_scale = design
+    return (
+        chips[i],
+        max(domain[i], 1.0) if tp_searched else np.inf,
+        domain[i],
+        inverse_up[i],
+        inverse_out[i],
+        capacity[i],
+        latency_scale[i],
     )
-    dispatch = (experts_per_token, route_max_domains, sequences, scale, ring_latency_us)
-    for i in range(n):
-        # the activations of the format the design runs (memory_bounds' rows)
-        held = (memory[0], memory[3]) if low_precision[i] else (memory[5], memory[6])
-        design_i = (
-            chips[i],
-            max(domain[i], 1.0) if tp_searched else np.inf,
-            domain[i],
-            1.0 / up_b_s[i],
-            1.0 / out_b_s[i],
-            capacity_b[i],
-            latency_scale[i],
-        )
-        _design_bounds(
-            bounds[i], features[i], design_i, held, plans, dispatch, hierarchical_experts, pinned
-        )
-        high[i] = _block_minima(bounds[i], blocks[i]) * first
-        if high[i] != np.inf:
-            count = _keep_within(bounds[i], high[i], i, design, plan, count)
-    return high, design[:count].copy(), plan[:count].copy()
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _design_bounds(
+def _fill(
     row: np.ndarray,
-    f: np.ndarray,
-    design: tuple[float, float, float, float, float, float, float],
-    held: tuple[np.ndarray, np.ndarray],
-    plans: tuple,
-    dispatch: tuple[float, float, float, float, tuple[float, float]],
-    hierarchical_experts: float | None,
-    pinned: bool,
+    start: int,
+    stop: int,
+    design: tuple,
+    i: int,
+    m: np.ndarray,
+    consts: tuple,
+    hierarchical: float | None,
 ) -> None:
-    """Design ``f``'s bound of every plan into ``row``: the layout (plan_search.
-    data_parallel_layout), the micro-batches and the data-parallel part (plan_search.
-    data_parallel_lower_bound) follow the numpy code; the loop over plans has no branch (but
-    loop-invariant ones), so that it runs on vector units. ``f``: five features
-    (plan_search._design_features); ``design``: chips, the largest tp, the scale-up domain, the
-    seconds per byte of its scale-up and scale-out links, the HBM bytes, the family's
-    collective latency scale; ``held``: the plans' fixed and stored activation bytes in the
-    design's format; ``plans`` the plan rows (the last, the MoE host-time rows of
-    plan_search.moe_host_lower_bound); ``dispatch`` ends with NCCL's base and least hop
-    latency (µs) for FSDP's rings."""
-    chips, top_tp, domain, inverse_up, inverse_out, capacity, latency_scale = design
-    fixed_b, stored_b = held
-    (replica, tp, batch_dp, dp_step, pinned_dp), split, inverse, dp_bytes, state, c, host = plans
-    microbatch, cp, ep, ep_over_tp = split
-    inverse_microbatch, inverse_cp, inverse_ep, inverse_etp = inverse
-    shared_b, expert_b, first_b, fsdp_b, expert_each_b, expert_fsdp_b, collectives = dp_bytes
-    weight_b, expert_state_b, in_flight_cap, slots, moe = state
-    experts_per_token, route_max_domains, sequences, scale, (base_us, hop_us) = dispatch
-    host_s, expert_flops, expert_latency_s = host
+    """Design ``i``'s bound of the plans (or groups) ``start:stop`` of the rows ``m``
+    (plan_search.kernel_rows) into ``row``: the layout (plan_search.data_parallel_layout), the
+    micro-batches and the data-parallel part (plan_search.data_parallel_lower_bound) follow the
+    numpy code; the loop over plans has no branch (but loop-invariant ones), so that it runs on
+    vector units. Its index is unsigned: numba then checks no negative index, which would stop
+    the loop vectorizing."""
+    if start < 0 or stop > row.shape[0] or stop > m.shape[1]:
+        return
+    tp_searched, pinned, experts_per_token, route_max_domains = consts[:4]
+    sequences, scale, (base_us, hop_us) = consts[4:7]
+    chips, top_tp, domain, inverse_up, inverse_out, capacity, latency_scale = _design_row(
+        design, i, tp_searched
+    )
+    f = design[0][i]
+    # the activations of the format the design runs (memory_bounds' rows)
+    fixed = K_HELD if design[6][i] else K_HELD + 2
     inverse_domain = 1.0 / domain
-    for p in range(row.shape[0]):
-        dp = _data_parallel_ranks(chips, replica[p], batch_dp[p], pinned_dp[p], pinned, dp_step[p])
+    dp_b, state, c, host = K_DATA_PARALLEL, K_STATE, K_STAGE, K_HOST
+    for j in range(start, stop):
+        p = np.uint64(j)
+        replica, tp, ep = m[K_REPLICA, p], m[K_TP, p], m[K_EP, p]
+        dp = _data_parallel_ranks(
+            chips, replica, m[K_BATCH_DP, p], m[K_PINNED_DP, p], pinned, m[K_DP_STEP, p]
+        )
         runs = (
             (dp >= 1.0)
-            & (dp * replica[p] <= chips)
-            & (dp * microbatch[p] <= sequences)
-            & (tp[p] <= top_tp)
+            & (dp * replica <= chips)
+            & (dp * m[K_MICROBATCH, p] <= sequences)
+            & (tp <= top_tp)
         )
         dp = max(dp, 1.0)
         inverse_dp = 1.0 / dp
-        microbatches = sequences * inverse_dp * inverse_microbatch[p]
-        weight_dp = dp * cp[p]
-        inverse_weight_dp = inverse_dp * inverse_cp[p]
+        microbatches = sequences * inverse_dp * m[K_INVERSE, p]
+        weight_dp = dp * m[K_CP, p]
+        inverse_weight_dp = inverse_dp * m[K_INVERSE + 1, p]
         inverse_bw = _data_parallel_s_per_b(
-            tp[p], weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
+            tp, weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
         )
-        expert_inverse = min(ep_over_tp[p] * inverse_weight_dp, 1.0)
+        expert_inverse = min(m[K_EP_OVER_TP, p] * inverse_weight_dp, 1.0)
+        inverse_etp = m[K_INVERSE + 3, p]
         # the experts' ranks are ep·etp apart: their ZeRO 0-2 and FSDP traffic over their own tier
         expert_inverse_bw = inverse_bw
         if experts_per_token > 0.0:
             expert_inverse_bw = _data_parallel_s_per_b(
-                ep[p] / inverse_etp[p],
+                ep / inverse_etp,
                 1.0 / expert_inverse,
                 expert_inverse,
                 domain,
@@ -253,8 +194,8 @@ def _design_bounds(
                 inverse_out,
             )
         ring_share = 1.0 - inverse_weight_dp
-        per_step_s = (shared_b[p] + microbatches * first_b[p]) * ring_share * inverse_bw + (
-            expert_b[p] + microbatches * expert_each_b[p]
+        per_step_s = (m[dp_b, p] + microbatches * m[dp_b + 2, p]) * ring_share * inverse_bw + (
+            m[dp_b + 1, p] + microbatches * m[dp_b + 4, p]
         ) * (1.0 - expert_inverse) * expert_inverse_bw
         # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
         # ... and each of them pays at least a ring's latency (plan_search._ring_latency_lower_bound)
@@ -262,78 +203,210 @@ def _design_bounds(
         if experts_per_token > 0.0:
             latency_s += _ring_latency(1.0 / expert_inverse, base_us, hop_us)
         fsdp_s = microbatches * (
-            fsdp_b[p] * ring_share * inverse_bw
-            + expert_fsdp_b[p] * (1.0 - expert_inverse) * expert_inverse_bw
-            + collectives[p] * latency_scale * latency_s
+            m[dp_b + 3, p] * ring_share * inverse_bw
+            + m[dp_b + 5, p] * (1.0 - expert_inverse) * expert_inverse_bw
+            + m[dp_b + 6, p] * latency_scale * latency_s
         )
-        stage = f[0] * c[0][p] + f[1] * c[1][p] + f[2] * c[2][p] + f[3] * c[3][p] + f[4] * c[4][p]
+        stage = (
+            f[0] * m[c, p]
+            + f[1] * m[c + 1, p]
+            + f[2] * m[c + 2, p]
+            + f[3] * m[c + 3, p]
+            + f[4] * m[c + 4, p]
+            + f[5] * m[c + 5, p]
+        )
         if experts_per_token > 0.0:
             stage += _all_to_all_s(
-                moe[p],
-                ep[p],
-                inverse_ep[p],
+                m[state + 4, p],
+                ep,
+                m[K_INVERSE + 2, p],
                 experts_per_token,
                 route_max_domains,
-                hierarchical_experts,
-                max(domain * inverse_etp[p], 1.0),  # the ep ranks of a group are etp apart
+                hierarchical,
+                max(domain * inverse_etp, 1.0),  # the ep ranks of a group are etp apart
                 inverse_up,
                 inverse_out,
             )
             # the MoE layers' host time beyond the experts' GEMMs (plan_search.moe_host_lower_bound)
-            stage += max(host_s[p] - (f[0] * expert_flops[p] + expert_latency_s[p]), 0.0)
-        value = (max(stage * (microbatches + slots[p]), fsdp_s) + per_step_s) * scale
+            stage += max(m[host, p] - (f[0] * m[host + 1, p] + m[host + 2, p]), 0.0)
+        value = (max(stage * (microbatches + m[state + 3, p]), fsdp_s) + per_step_s) * scale
         least_b = (
-            fixed_b[p]
-            + weight_b[p] * inverse_weight_dp
-            + expert_state_b[p] * expert_inverse
-            + min(in_flight_cap[p], microbatches) * stored_b[p]
+            m[fixed, p]
+            + m[state, p] * inverse_weight_dp
+            + m[state + 1, p] * expert_inverse
+            + min(m[state + 2, p], microbatches) * m[fixed + 1, p]
         )
-        row[p] = value if runs & (least_b * scale <= capacity) else np.inf
+        row[j] = value if runs & (least_b * scale <= capacity) else np.inf
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _block_minima(row: np.ndarray, blocks: np.ndarray) -> float:
-    """The least value of each block of :data:`BLOCK` plans of ``row`` into ``blocks``; the
-    least of ``row`` (the least of the blocks')."""
-    least = np.inf
-    for b in range(blocks.shape[0]):
-        start = b * BLOCK
-        stop = min(start + BLOCK, row.shape[0])
-        m = np.inf
-        for p in range(start, stop):
-            m = min(m, row[p])
-        blocks[b] = m
-        least = min(least, m)
-    return least
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _expand(
+    i: int,
+    b: int,
+    k: int,
+    bounds: np.ndarray,
+    least: np.ndarray,
+    expanded: np.ndarray,
+    design: tuple,
+    rows: np.ndarray,
+    consts: tuple,
+    hierarchical: float | None,
+) -> float:
+    """The bounds of block ``b``'s plans (of ``k``) for design ``i``; their least, which
+    replaces the block's bound in ``least``. The whole block is computed, padding included
+    (plan_search.kernel_rows), so that the loop never runs scalar."""
+    start = b * BLOCK
+    _fill(bounds[i], start, start + BLOCK, design, i, rows, consts, hierarchical)
+    m = np.inf
+    for p in range(start, min(start + BLOCK, k)):
+        m = min(m, bounds[i, p])
+    least[i, b] = m
+    expanded[i, b] = True
+    return m
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _expand_all(
+    i: int,
+    k: int,
+    bounds: np.ndarray,
+    least: np.ndarray,
+    expanded: np.ndarray,
+    design: tuple,
+    rows: np.ndarray,
+    consts: tuple,
+    hierarchical: float | None,
+) -> float:
+    """Every block's plan bounds for design ``i`` (one pass); the least."""
+    _fill(bounds[i], 0, bounds.shape[1], design, i, rows, consts, hierarchical)
+    m = np.inf
+    for b in range(least.shape[1]):
+        block = np.inf
+        for p in range(b * BLOCK, min(b * BLOCK + BLOCK, k)):
+            block = min(block, bounds[i, p])
+        least[i, b] = block
+        expanded[i, b] = True
+        m = min(m, block)
+    return m
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lower_bounds(
+    design: tuple,
+    rows: np.ndarray,
+    group_rows: np.ndarray,
+    group_of: np.ndarray,
+    consts: tuple,
+    hierarchical: float | None,
+    first: float,
+    bounds: np.ndarray,
+    least: np.ndarray,
+    expanded: np.ndarray,
+    groups: np.ndarray,
+) -> np.ndarray:
+    """Each block's bound for every design into ``least`` ``(n, ⌈k/BLOCK⌉)`` (the least bound
+    of the groups with a plan in it, :func:`_fill` of ``group_rows`` into the buffer
+    ``groups``), and the plans' bounds (into ``bounds`` ``(n, BLOCK·⌈k/BLOCK⌉)``, plans in group
+    order) of the blocks needed to know each design's least plan bound and every plan within
+    ``first`` × it; returns that threshold ``(n,)`` (infinite where no plan can run and fit).
+    ``expanded`` records which blocks hold their plans' bounds; ``least`` holds their plans'
+    least bound, else the block's bound, at most every bound of its plans. The buffers are
+    reused between calls: fresh pages cost more than the bounds themselves."""
+    n, blocks = least.shape
+    k = group_of.shape[0]
+    high = np.empty(n)
+    for i in range(n):
+        _fill(groups, 0, groups.shape[0], design, i, group_rows, consts, hierarchical)
+        for b in range(blocks):
+            bound = np.inf
+            for g in range(group_of[b * BLOCK], group_of[min(b * BLOCK + BLOCK, k) - 1] + 1):
+                bound = min(bound, groups[g])
+            least[i, b] = bound
+        expanded[i, :] = False
+        # Expand the blocks in order of their bound until the next bound is at least the least
+        # plan bound found (those blocks hold no plan below it): a few blocks, the bounds being
+        # tight; after MAX_ORDERED of them, a pass over the blocks (every block, where no plan
+        # found yet can run and fit: a design where little fits would search block by block).
+        m, b = np.inf, -1
+        for _ in range(MAX_ORDERED):
+            b, bound = -1, np.inf
+            for c in range(blocks):
+                if not expanded[i, c] and least[i, c] < bound:
+                    b, bound = c, least[i, c]
+            if b < 0 or bound >= m:
+                break
+            m = min(
+                m, _expand(i, b, k, bounds, least, expanded, design, rows, consts, hierarchical)
+            )
+        if m == np.inf and b >= 0:
+            m = _expand_all(i, k, bounds, least, expanded, design, rows, consts, hierarchical)
+        # every block within the first round's window
+        for b in range(blocks):
+            if not expanded[i, b] and least[i, b] <= m * first:
+                m = min(
+                    m,
+                    _expand(i, b, k, bounds, least, expanded, design, rows, consts, hierarchical),
+                )
+        high[i] = m * first
+    return high
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def select(
-    bounds: np.ndarray, blocks: np.ndarray, low: np.ndarray, high: np.ndarray
+    design: tuple,
+    rows: np.ndarray,
+    order: np.ndarray,
+    consts: tuple,
+    hierarchical: float | None,
+    bounds: np.ndarray,
+    least: np.ndarray,
+    expanded: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The cells with ``low < bound <= high`` (finite) of their row, row-major; one pass, into
-    buffers of every cell's size whose untouched pages cost nothing. Only the blocks of
-    :data:`BLOCK` plans whose least bound (``blocks``, at most the least of the block: bounds
-    raised since :func:`lower_bounds` only skip fewer) is within ``high`` are read, so a round
-    reads a small part of the bounds."""
-    n, k = bounds.shape
-    design = np.empty(n * k, np.int64)
-    plan = np.empty(n * k, np.int64)
+    """The cells with ``low < bound <= high`` (finite) of their row, as (design, plan index)
+    pairs, design by design; one pass, into buffers of every cell's size whose untouched pages
+    cost nothing. Only the blocks whose least bound (``least``: at most the least of the
+    block, since bounds raised later only skip fewer) is within ``high`` are read, each
+    expanded first where it was not (:func:`lower_bounds`)."""
+    n, k = bounds.shape[0], order.shape[0]
+    out_design = np.empty(n * k, np.int64)
+    out_plan = np.empty(n * k, np.int64)
     c = 0
     for i in range(n):
         lo, hi = low[i], min(high[i], _LARGEST)
         if not hi > lo:
             continue
-        row = bounds[i]
-        for b in range(blocks.shape[1]):
-            if not blocks[i, b] <= hi:
+        for b in range(least.shape[1]):
+            if not least[i, b] <= hi:
+                continue
+            if not expanded[i, b] and not (
+                _expand(i, b, k, bounds, least, expanded, design, rows, consts, hierarchical) <= hi
+            ):
                 continue
             for p in range(b * BLOCK, min(b * BLOCK + BLOCK, k)):
-                if lo < row[p] <= hi:
-                    design[c] = i
-                    plan[c] = p
+                if lo < bounds[i, p] <= hi:
+                    out_design[c] = i
+                    out_plan[c] = order[p]
                     c += 1
-    return design[:c].copy(), plan[:c].copy()
+    return out_design[:c].copy(), out_plan[:c].copy()
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def all_bounds(
+    design: tuple,
+    rows: np.ndarray,
+    k: int,
+    consts: tuple,
+    hierarchical: float | None,
+    bounds: np.ndarray,
+    least: np.ndarray,
+    expanded: np.ndarray,
+) -> None:
+    """Every plan's bound of every design into ``bounds`` (plans in group order, the first
+    ``k`` columns), each block's least into ``least``: every block expanded."""
+    for i in range(bounds.shape[0]):
+        _expand_all(i, k, bounds, least, expanded, design, rows, consts, hierarchical)
 
 
 @njit(cache=True, nogil=True)

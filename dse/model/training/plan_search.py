@@ -6,7 +6,8 @@ cells that could still win, and returns the same plan:
 
 1. A lower bound of every cell's step time from a few numbers per plan and per design: the
    matmul, attention and memory-bound work of one micro-batch on one stage at the sustained
-   rates and the *largest* efficiencies (no roofline), the kernel latencies and the MoE
+   rates and the *largest* efficiencies (no roofline), the kernel latencies, a hybrid's Mamba-2
+   scans at their kernels' cycles and the MoE
    layers' host time beyond their experts' GEMMs (:func:`moe_host_lower_bound`), plus the
    tensor-parallel and pipeline traffic that no overlap can hide at the faster of the links
    and the MoE all-to-all's (:func:`moe_lower_bound`), times the layout's micro-batches plus the
@@ -22,8 +23,9 @@ cells that could still win, and returns the same plan:
    on the gathered cells only. Once a plan that fits is known, the threshold becomes the best
    step time that fits; while none is known it doubles, at least to the next bound (numba
    books: it takes all plans left). A design is done when no cell with a bound ≤ its threshold
-   is left. numba kernels (:mod:`dse.model.training._kernels`) keep these books; without numba,
-   numpy does. Fewer than :data:`MIN_CELLS` cells (``dse evaluate``'s one design) go to the
+   is left. numba kernels (:mod:`dse.model.training._kernels`) keep these books, computing a
+   plan's bound only where the bound of its block of plans of like layout enters a round's
+   window (:class:`PlanGroups`); without numba, numpy does, with every bound. Fewer than :data:`MIN_CELLS` cells (``dse evaluate``'s one design) go to the
    exhaustive search, which is as fast there and imports no numba.
 3. The choice: the fastest evaluated plan that fits, ties to the lower plan index, else the
    valid plan needing least memory — with the exhaustive search's own
@@ -59,7 +61,7 @@ from types import ModuleType
 
 import numpy as np
 
-from dse.catalog.workloads import Workload, mixer_flops_per_token
+from dse.catalog.workloads import Workload, mixer_flops_per_token, ssd_flops_per_token
 from dse.designs import Designs, FloatArray
 from dse.model.plans import DUALPIPE, Plans
 from dse.model.silicon import Silicon
@@ -75,6 +77,8 @@ from dse.model.training.collectives import (
 from dse.model.training.compute import (
     EXPONENTIALS_PER_SCORE,
     OPERAND_BYTES,
+    SSD_CYCLES_PER_TOKEN_CHANNEL,
+    SSD_REFERENCE_UNIT_FLOPS,
     Recompute,
     attention_overhead,
     expert_gemms_time_s,
@@ -125,8 +129,11 @@ the best does not send every plan below it to be evaluated at once."""
 GROWTH_ROUNDS = 4
 """Rounds after which a design still without a plan that fits takes every plan left (its
 threshold then stands at FIRST_THRESHOLD · GROWTH³ ≈ 8× its smallest bound)."""
-SEARCH_CHUNK_CELLS = 2_000_000
-"""Design × plan cells whose bounds are held at once (a few ``(n, k)`` matrices)."""
+SEARCH_CHUNK_CELLS = 8_000_000
+"""Design × plan cells whose bounds are held at once (one ``(n, k)`` matrix, 64 MB, of which
+the blocks never expanded are never written): larger chunks spread the evaluation's fixed
+cost per call over more designs (Qwen3-30B-A3B: 22,000 designs/s at 2 M cells, 36,000 at 8 M,
+41,000 at 16 M on one core)."""
 MIN_PLANS = 8
 """Fewer candidate plans than this go to the exhaustive search (nothing to prune)."""
 MIN_CELLS = 10_000
@@ -177,6 +184,8 @@ class PlanBounds:
     hierarchical_experts: float
     """The workload's experts with the ``hierarchical`` MoE dispatcher, else 0."""
     moe_host: FloatArray
+    groups: PlanGroups | None = None
+    """The plans grouped by layout for the numba books (:func:`group_plans`)."""
 
     @property
     def replica(self) -> FloatArray:
@@ -193,11 +202,132 @@ REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP, ETP =
 """Rows of :attr:`PlanBounds.layout`."""
 
 
+@dataclass(frozen=True)
+class PlanGroups:
+    """The plans grouped by their layout (equal columns of :attr:`PlanBounds.layout`), for the
+    numba books (:mod:`dse.model.training._kernels`).
+
+    Within a group every plan has the same data parallelism on a design, the same
+    micro-batches and the same links, and its bound (:func:`step_lower_bound`) grows with each
+    of its other rows but the routed experts' GEMM rows of ``moe_host``, where it falls. So the
+    bound computed from the least of each row over the group (the most of those two) is at most
+    every member's bound, rounding included (each operation rounds monotonically): a group
+    whose bound exceeds a round's window holds no plan within it, and its plans' bounds are
+    never computed. ``order`` ``(k,)``: the plan indices, group by group (ascending within a
+    group); ``group_of`` ``(k,)``: the group of each plan in that order; ``rows`` and
+    ``least_rows``: :func:`kernel_rows` of the plans in that order and of the groups.
+    """
+
+    order: np.ndarray
+    group_of: np.ndarray
+    rows: FloatArray
+    least_rows: FloatArray
+
+
+def group_plans(bounds: PlanBounds) -> PlanGroups:
+    """:class:`PlanGroups` of ``bounds``' plans."""
+    _, group = np.unique(bounds.layout.T, axis=0, return_inverse=True)
+    group = group.ravel()
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(group.max() + 2))
+
+    def least(rows: FloatArray) -> FloatArray:
+        return np.minimum.reduceat(rows[..., order], starts[:-1], axis=-1)
+
+    host = bounds.moe_host[:, order]
+    groups = replace(
+        bounds,
+        coefficients=least(bounds.coefficients),
+        layout=least(bounds.layout),
+        slots=least(bounds.slots),
+        data_parallel=least(bounds.data_parallel),
+        memory=least(bounds.memory),
+        moe=least(bounds.moe),
+        moe_host=np.vstack(
+            [
+                np.minimum.reduceat(host[:1], starts[:-1], axis=1),
+                np.maximum.reduceat(host[1:], starts[:-1], axis=1),
+            ]
+        ),
+    )
+    members = replace(
+        bounds,
+        coefficients=bounds.coefficients[:, order],
+        layout=bounds.layout[:, order],
+        slots=bounds.slots[order],
+        data_parallel=bounds.data_parallel[:, order],
+        memory=bounds.memory[:, order],
+        moe=bounds.moe[order],
+        moe_host=host,
+    )
+    return PlanGroups(order, group[order], kernel_rows(members), kernel_rows(groups))
+
+
+def kernel_rows(bounds: PlanBounds) -> FloatArray:
+    """The plan rows of ``bounds`` as the numba kernels read them (``_kernels._fill``), one
+    ``(38, k)`` matrix (one object, so that the loop over plans needs one check that its
+    output overlaps no input, and vectorizes): rows :data:`K_REPLICA` to :data:`K_EP_OVER_TP`
+    the layout, :data:`K_INVERSE` four inverses (micro-batch, cp, ep, etp),
+    :data:`K_DATA_PARALLEL` the seven data-parallel rows, then weight, expert state, micro-batches
+    in flight, bubble slots and MoE bytes (:data:`K_STATE`), the six stage coefficients
+    (:data:`K_STAGE`), the three MoE host rows (:data:`K_HOST`) and the fixed and stored
+    activation bytes in the workload's format and in 16-bit (:data:`K_HELD`,
+    :func:`memory_bounds`)."""
+    lay, mem = bounds.layout, bounds.memory
+    rows = np.vstack(
+        [
+            lay[[REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP, EP_OVER_TP]],
+            1.0 / lay[[MICROBATCH, CP, EP, ETP]],
+            bounds.data_parallel,
+            mem[[1, 2, 4]],
+            bounds.slots,
+            bounds.moe,
+            bounds.coefficients,
+            bounds.moe_host,
+            mem[[0, 3, 5, 6]],
+        ]
+    )
+    padded = aligned_empty((rows.shape[0], _padded(rows.shape[1])))
+    padded[:, : rows.shape[1]] = rows
+    padded[:, rows.shape[1] :] = rows[:, -1:]
+    return padded
+
+
+def _padded(k: int) -> int:
+    """``k`` rounded up to whole blocks of :data:`KERNEL_BLOCK`."""
+    return -(-k // KERNEL_BLOCK) * KERNEL_BLOCK
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+    """An empty C-contiguous array whose data start on a cache line (64 bytes): the kernels'
+    vector loads then never straddle two lines, which halves their speed."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(size + ALIGNMENT, np.uint8)
+    offset = -raw.ctypes.data % ALIGNMENT
+    return raw[offset : offset + size].view(dtype).reshape(shape)
+
+
+KERNEL_BLOCK = 32
+"""Plans (in group order) whose bounds the kernels compute together: a whole number of their
+vector loop's steps (8 lanes of AVX-512, unrolled 4 times), below which the loop runs scalar,
+several times slower per plan. The plan rows are padded to whole blocks (the last plan
+repeated), so that every block is computed whole."""
+ALIGNMENT = 64
+"""Bytes of a cache line, to which the kernels' rows and bounds are aligned."""
+
+
+(K_REPLICA, K_TP, K_BATCH_DP, K_DP_STEP, K_PINNED_DP, K_MICROBATCH, K_CP, K_EP, K_EP_OVER_TP) = (
+    range(9)
+)
+K_INVERSE, K_DATA_PARALLEL, K_STATE, K_STAGE, K_HOST, K_HELD = 9, 13, 20, 25, 31, 34
+"""Rows of :func:`kernel_rows`."""
+
+
 def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
     """The plan-only parts of the step-time lower bound (§2.3, §2.6, §2.7)."""
     coefficients, moe_b, moe_host = _stage_coefficients(plans, w, s)
     sequences = float(w.global_batch_sequences)
-    return PlanBounds(
+    bounds = PlanBounds(
         coefficients=np.maximum(coefficients, 0.0),
         layout=_layout(plans, sequences),
         slots=pipeline_bubble_slots(plans.pp, plans.virtual_stages, plans.schedule_code),
@@ -216,13 +346,15 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         hierarchical_experts=hierarchical_experts(w),
         moe_host=moe_host,
     )
+    return replace(bounds, groups=group_plans(bounds))
 
 
 def _stage_coefficients(
     plans: Plans, w: Workload, s: Settings
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``(5, k)`` per-micro-batch stage work that a design's features scale — GEMM FLOPs,
-    attention FLOPs, memory-bound bytes, link bytes no overlap hides, kernel latency — the
+    """``(6, k)`` per-micro-batch stage work that a design's features scale — GEMM FLOPs,
+    attention FLOPs, memory-bound bytes, link bytes no overlap hides, kernel latency, a hybrid's
+    Mamba-2 scan cycles (compute.ssd_time_s: at least its kernels' cycles) — the
     MoE all-to-all's bytes per achieved link fraction, ``(k,)``, and the MoE layers' host time
     with their experts' GEMMs, ``(3, k)`` (:func:`_moe_host_rows`). The slowest stage (§2.7) is
     at least a stage of ⌈L/p⌉ layers and at least the last stage (DualPipe: the mean of the
@@ -266,9 +398,15 @@ def _stage_coefficients(
     logits_share = np.where(last_stage, last_logits, 0.0)
     # §2.6 the MoE layers' host time shows only beyond the experts' GEMM time, which depends on
     # the design: no bound from it (0 bounds it)
-    # (a hybrid's Mamba-2 scans are left out: 0 bounds them)
-    attention_per_token, _ = mixer_flops_per_token(w)
+    attention_per_token, ssd_per_token = mixer_flops_per_token(w)
     attention_flops = 0.5 * tokens_mb * attention_per_token / w.layers * layers_per_stage / tp
+    # §2.11 a hybrid's Mamba-2 scans: at least their kernels' cycles (compute.ssd_time_s)
+    ssd_positions = tokens_mb * ssd_per_token / w.layers * layers_per_stage / tp
+    ssd_cycles = (
+        ssd_positions / ssd_flops_per_token(w) * w.mamba_inner * SSD_CYCLES_PER_TOKEN_CHANNEL
+        if ssd_per_token
+        else np.zeros_like(tp)
+    )
     # the less of the two formats a design may run: never more than the step's own bytes
     memory_bytes = layers_per_stage * np.minimum(
         elementwise_bytes(w, tokens_mb, tp, s, low_precision=True),
@@ -288,6 +426,7 @@ def _stage_coefficients(
             tp_bytes * paid_share(s.tp_overlap, s) + pp_bytes,
             layers_per_stage * (layer_latency_s + memory_bound_latency_s(w, s) * redo.other)
             + logits_share * logits_latency_s,
+            ssd_cycles * redo.attention,
         ]
     )
     # the all-to-all of at most a full stage's layers: what the model's communication counts
@@ -516,10 +655,12 @@ def memory_bounds(plans: Plans, w: Workload, s: Settings) -> FloatArray:
 
 def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
     """``(n, J)`` design side of the bound: seconds per FLOP of matmuls and of attention at the
-    largest efficiency, per HBM byte, per byte on the faster link; 1
-    (for the kernel latencies)."""
+    largest efficiency, per HBM byte, per byte on the faster link; 1 (for the kernel
+    latencies); seconds per cycle of the compute units that run a Mamba-2 scan
+    (compute.ssd_time_s)."""
     gemm_eff = np.minimum(s.gemm_efficiency_max * g.family_scale, 1.0)
     attention_eff = np.minimum(s.attention_efficiency * g.attention_scale, 1.0)
+    cycle_rate = np.maximum(g.unit_cycle_rate, g.attention_rate / SSD_REFERENCE_UNIT_FLOPS)
     return np.hstack(
         [
             1.0 / (gemm_eff * g.gemm_rate),
@@ -528,6 +669,7 @@ def _design_features(g: Grid, s: Settings, exp_per_flop: float) -> FloatArray:
             1.0 / g.hbm_b_s,
             1.0 / np.maximum(g.up_b_s, g.out_b_s),
             np.ones_like(g.chips),
+            1.0 / np.broadcast_to(cycle_rate, g.chips.shape),
         ]
     )
 
@@ -702,12 +844,12 @@ def search_chunk(
 _SCRATCH = threading.local()
 
 
-def _scratch(size: int, name: str = "bounds") -> FloatArray:
-    """A float buffer of at least ``size`` elements, kept per thread between chunks and calls
-    under ``name``."""
-    buffer: FloatArray | None = getattr(_SCRATCH, name, None)
+def _scratch(size: int, name: str = "bounds", dtype: type = np.float64) -> np.ndarray:
+    """A buffer of at least ``size`` elements aligned to a cache line (:func:`aligned_empty`),
+    kept per thread between chunks and calls under ``name``."""
+    buffer: np.ndarray | None = getattr(_SCRATCH, name, None)
     if buffer is None or buffer.size < size:
-        buffer = np.empty(max(size, SEARCH_CHUNK_CELLS))
+        buffer = aligned_empty((max(size, SEARCH_CHUNK_CELLS),), dtype)
         setattr(_SCRATCH, name, buffer)
     return buffer[:size]
 
@@ -721,51 +863,66 @@ def _compiled_kernels() -> ModuleType | None:
     return _kernels
 
 
-def compiled_lower_bounds(
-    g: Grid,
-    s: Settings,
-    bounds: PlanBounds,
-    kernels: ModuleType,
-    out: FloatArray,
-    blocks: FloatArray | None = None,
-) -> tuple[FloatArray, np.ndarray, np.ndarray]:
-    """:func:`_kernels.lower_bounds` of the designs of ``g`` into ``out`` ``(n, k)``: the bounds
-    of :func:`step_lower_bound`, also infinite where the memory bound exceeds the HBM; the
-    first round's threshold per design and the cells within it. ``blocks``, where given, is
-    filled with each block's least bound ``(n, ⌈k/_kernels.BLOCK⌉)``, for
-    :func:`_kernels.select`."""
-    if blocks is None:
-        blocks = np.empty((out.shape[0], -(-out.shape[1] // kernels.BLOCK)))
-    return kernels.lower_bounds(
+def kernel_designs(g: Grid, s: Settings, bounds: PlanBounds) -> tuple:
+    """The design side of the numba kernels' bounds, one entry per design of ``g``: the
+    features (:func:`_design_features`), chips, the scale-up domain, the seconds per byte of
+    its scale-up and scale-out links, the HBM bytes, whether it runs the workload's low-precision
+    format, the family's collective latency scale."""
+
+    def column(values: FloatArray | np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.broadcast_to(values, g.chips.shape)[:, 0])
+
+    return (
         _design_features(g, s, bounds.exp_per_attention_flop),
-        bounds.coefficients,
-        bounds.layout,
-        bounds.slots,
-        bounds.data_parallel,
-        bounds.memory,
-        bounds.moe,
-        bounds.moe_host,
-        bounds.experts_per_token,
-        bounds.route_max_domains,
-        # None for the all-to-all: numba then compiles the bounds' loop without the hierarchical
-        # dispatcher's branch, which would stop it vectorizing (half the throughput)
-        bounds.hierarchical_experts or None,
-        np.ascontiguousarray(g.chips[:, 0]),
-        np.ascontiguousarray(g.domain[:, 0]),
-        np.ascontiguousarray(g.up_b_s[:, 0]),
-        np.ascontiguousarray(g.out_b_s[:, 0]),
-        np.ascontiguousarray(g.capacity_b[:, 0]),
-        np.ascontiguousarray(np.broadcast_to(g.low_precision, g.chips.shape)[:, 0]),
-        np.ascontiguousarray(np.broadcast_to(g.latency_scale, g.chips.shape)[:, 0]),
-        bounds.ring_latency_us,
+        column(g.chips),
+        column(g.domain),
+        1.0 / column(g.up_b_s),
+        1.0 / column(g.out_b_s),
+        column(g.capacity_b),
+        column(g.low_precision),
+        column(g.latency_scale),
+    )
+
+
+def _kernel_consts(g: Grid, bounds: PlanBounds) -> tuple:
+    """The scalars of the numba kernels' bounds (``_kernels._fill``)."""
+    return (
         g.tp_searched,
         bounds.pinned,
+        bounds.experts_per_token,
+        bounds.route_max_domains,
         bounds.sequences,
         1.0 - BOUND_MARGIN,
-        FIRST_THRESHOLD,
-        out,
-        blocks,
+        bounds.ring_latency_us,
     )
+
+
+def _groups(bounds: PlanBounds) -> PlanGroups:
+    return bounds.groups if bounds.groups is not None else group_plans(bounds)
+
+
+def compiled_lower_bounds(
+    g: Grid, s: Settings, bounds: PlanBounds, kernels: ModuleType, out: FloatArray
+) -> FloatArray:
+    """Every bound of the numba kernels for the designs of ``g`` into ``out`` ``(n, k)``, plans
+    in their own order: the bounds of :func:`step_lower_bound`, also infinite where the memory
+    bound exceeds the HBM. The search itself computes only the bounds it needs."""
+    groups = _groups(bounds)
+    n, k = out.shape
+    permuted = aligned_empty((n, _padded(k)))
+    blocks = _padded(k) // KERNEL_BLOCK
+    kernels.all_bounds(
+        kernel_designs(g, s, bounds),
+        groups.rows,
+        k,
+        _kernel_consts(g, bounds),
+        bounds.hierarchical_experts or None,
+        permuted,
+        np.empty((n, blocks)),
+        np.empty((n, blocks), bool),
+    )
+    out[:, groups.order] = permuted[:, :k]
+    return out
 
 
 def _runnable_cells(g: Grid, bounds: PlanBounds, lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -778,6 +935,30 @@ def _runnable_cells(g: Grid, bounds: PlanBounds, lost: np.ndarray) -> tuple[np.n
     return lost[rows], plan
 
 
+def open_books(
+    g: Grid, s: Settings, bounds: PlanBounds, kernels: ModuleType
+) -> tuple[tuple, FloatArray]:
+    """The numba books of the bounds for the designs of ``g`` (``_kernels.lower_bounds``):
+    the arguments of ``_kernels.select`` but the window — the design and plan rows, the plan
+    order, the scalars, the bounds ``(n, k)`` in group order (padded to whole blocks), each
+    block's least bound and whether it is expanded — and the first round's threshold ``(n,)``.
+    The buffers are this thread's scratch, reused by the next chunk."""
+    groups = _groups(bounds)
+    n, padded = g.chips.shape[0], _padded(bounds.tp.shape[0])
+    blocks = padded // KERNEL_BLOCK
+    lb = _scratch(n * padded).reshape(n, padded)
+    least = _scratch(n * blocks, "least").reshape(n, blocks)
+    expanded = _scratch(n * blocks, "expanded", bool).reshape(n, blocks)
+    design_rows, consts = kernel_designs(g, s, bounds), _kernel_consts(g, bounds)
+    hierarchical = bounds.hierarchical_experts or None
+    high = kernels.lower_bounds(
+        design_rows, groups.rows, groups.least_rows, groups.group_of, consts, hierarchical,
+        FIRST_THRESHOLD, lb, least, expanded, _scratch(groups.least_rows.shape[1], "groups"),
+    )  # fmt: skip
+    books = (design_rows, groups.rows, groups.order, consts, hierarchical, lb, least, expanded)
+    return books, high
+
+
 def _search_compiled(
     g: Grid,
     w: Workload,
@@ -788,13 +969,12 @@ def _search_compiled(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The rounds of :func:`search_chunk` with the books kept by numba: round ``r`` evaluates
     the cells with ``low < bound <= high``, so no cell is evaluated twice and no ``(n, k)``
-    mask is built (but the cells that last, with ``extra_s``). Returns the chosen plan per
-    design and whether it fits."""
+    mask is built (but the cells that last, with ``extra_s``); a plan's bound is computed only
+    where its group's is within a round's window (:class:`PlanGroups`). Returns the chosen plan
+    per design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
-    lb = _scratch(n * k).reshape(n, k)
-    nb = -(-k // kernels.BLOCK)
-    blocks = _scratch(n * nb, "blocks").reshape(n, nb)
-    high, design, plan = compiled_lower_bounds(g, s, bounds, kernels, lb, blocks)
+    books, high = open_books(g, s, bounds, kernels)
+    design_rows, rows, order, consts, hierarchical, lb, least, expanded = books
     # Books of the fastest allowed plan that fits (best), of the fastest that fits whether
     # allowed or not (fit; the same books without ``extra_s``), of the least memory.
     best_s = np.full(n, np.inf)
@@ -806,14 +986,17 @@ def _search_compiled(
     # become infinite); one without has no plan to prefer and counts all as allowed.
     free = np.ones(n, bool)
     if extra_s is not None:
+        kernels.all_bounds(design_rows, rows, k, consts, hierarchical, lb, least, expanded)
         index = np.arange(g.rows.start, g.rows.start + n)[:, None]
-        lasts = np.broadcast_to(extra_s.allowed_plans(index, g), (n, k))
-        free = ~np.any(lasts & np.isfinite(lb), axis=1)
+        lasts = np.broadcast_to(extra_s.allowed_plans(index, g), (n, k))[:, order]
+        cells = lb[:, :k]
+        free = ~np.any(lasts & np.isfinite(cells), axis=1)
         skipped = ~lasts & ~free[:, None]
         if skipped.any():
-            lb[skipped] = np.inf
-            high = np.min(lb, axis=1) * FIRST_THRESHOLD
-            design, plan = kernels.select(lb, blocks, np.full(n, -np.inf), high)
+            cells[skipped] = np.inf
+            least[:] = np.minimum.reduceat(cells, np.arange(0, k, KERNEL_BLOCK), axis=1)
+        high = np.min(cells, axis=1) * FIRST_THRESHOLD
+    design, plan = kernels.select(*books, np.full(n, -np.inf), high)
     piece = max(CHUNK_CELLS, 1)
 
     def fold(design: np.ndarray, plan: np.ndarray) -> None:
@@ -848,7 +1031,7 @@ def _search_compiled(
         low, high = high, np.where(waiting, grown, np.minimum(best_s, high * WIDEN))
         if not np.any(high > low):
             break
-        design, plan = kernels.select(lb, blocks, low, high)
+        design, plan = kernels.select(*books, low, high)
     # No allowed plan fits: the fallbacks (the fastest plan that fits, else the least memory)
     # need every plan that runs, including those the bounds skipped.
     lost = np.flatnonzero(~np.isfinite(best_s))

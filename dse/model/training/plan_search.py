@@ -25,8 +25,9 @@ cells that could still win, and returns the same plan:
    books: it takes all plans left). A design is done when no cell with a bound ≤ its threshold
    is left. numba kernels (:mod:`dse.model.training._kernels`) keep these books, computing a
    plan's bound only where the bound of its block of plans of like layout enters a round's
-   window (:class:`PlanGroups`); without numba, numpy does, with every bound. Fewer than :data:`MIN_CELLS` cells (``dse evaluate``'s one design) go to the
-   exhaustive search, which is as fast there and imports no numba.
+   window (:class:`PlanGroups`); without numba, numpy does, with every bound. Fewer than
+   :data:`MIN_CELLS` cells (``dse evaluate``'s one design) go to the exhaustive search, which
+   is as fast there and imports no numba.
 3. The choice: the fastest evaluated plan that fits, ties to the lower plan index, else the
    valid plan needing least memory — with the exhaustive search's own
    :func:`~dse.model.training.step._choose` on ``(n, k)`` matrices of the evaluated cells
@@ -898,6 +899,8 @@ def _kernel_consts(g: Grid, bounds: PlanBounds) -> tuple:
 
 
 def _groups(bounds: PlanBounds) -> PlanGroups:
+    """The plan groups of ``bounds`` (:func:`plan_bounds` makes them; bounds made otherwise
+    group here)."""
     return bounds.groups if bounds.groups is not None else group_plans(bounds)
 
 

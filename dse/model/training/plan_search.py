@@ -845,12 +845,14 @@ def search_chunk(
 _SCRATCH = threading.local()
 
 
-def _scratch(size: int, name: str = "bounds", dtype: type = np.float64) -> np.ndarray:
-    """A buffer of at least ``size`` elements aligned to a cache line (:func:`aligned_empty`),
-    kept per thread between chunks and calls under ``name``."""
+def _scratch(
+    size: int, name: str = "bounds", dtype: type = np.float64, first: int = SEARCH_CHUNK_CELLS
+) -> np.ndarray:
+    """A buffer of at least ``size`` (and at first ``first``) elements aligned to a cache line
+    (:func:`aligned_empty`), kept per thread between chunks and calls under ``name``."""
     buffer: np.ndarray | None = getattr(_SCRATCH, name, None)
     if buffer is None or buffer.size < size:
-        buffer = aligned_empty((max(size, SEARCH_CHUNK_CELLS),), dtype)
+        buffer = aligned_empty((max(size, first),), dtype)
         setattr(_SCRATCH, name, buffer)
     return buffer[:size]
 
@@ -950,13 +952,15 @@ def open_books(
     n, padded = g.chips.shape[0], _padded(bounds.tp.shape[0])
     blocks = padded // KERNEL_BLOCK
     lb = _scratch(n * padded).reshape(n, padded)
-    least = _scratch(n * blocks, "least").reshape(n, blocks)
-    expanded = _scratch(n * blocks, "expanded", bool).reshape(n, blocks)
+    per_block = SEARCH_CHUNK_CELLS // KERNEL_BLOCK
+    least = _scratch(n * blocks, "least", first=per_block).reshape(n, blocks)
+    expanded = _scratch(n * blocks, "expanded", bool, per_block).reshape(n, blocks)
     design_rows, consts = kernel_designs(g, s, bounds), _kernel_consts(g, bounds)
     hierarchical = bounds.hierarchical_experts or None
+    group_bounds = _scratch(groups.least_rows.shape[1], "groups", first=0)
     high = kernels.lower_bounds(
         design_rows, groups.rows, groups.least_rows, groups.group_of, consts, hierarchical,
-        FIRST_THRESHOLD, lb, least, expanded, _scratch(groups.least_rows.shape[1], "groups"),
+        FIRST_THRESHOLD, lb, least, expanded, group_bounds,
     )  # fmt: skip
     books = (design_rows, groups.rows, groups.order, consts, hierarchical, lb, least, expanded)
     return books, high

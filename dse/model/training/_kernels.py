@@ -130,7 +130,7 @@ def _design_row(design: tuple, i: int, tp_searched: bool) -> tuple:
     )
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fill(
     row: np.ndarray,
     start: int,
@@ -239,7 +239,7 @@ def _fill(
         row[j] = value if runs & (least_b * scale <= capacity) else np.inf
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _expand(
     i: int,
     b: int,
@@ -265,7 +265,7 @@ def _expand(
     return m
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _expand_all(
     i: int,
     k: int,

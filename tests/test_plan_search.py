@@ -243,7 +243,8 @@ def test_the_bounds_never_exceed_the_step_time_nor_skip_a_plan_that_fits(workloa
     exposed = runs & (exact_moe > 0)
     assert w.is_moe == exposed.any()
     if w.is_moe:
-        # (a hybrid's stage holds a whole number of MoE layers, the bound their mean share)
+        # (a hybrid's bound counts fewer MoE layers per stage than its exact stage where pp > 1:
+        # Nemotron 3 Nano's median ratio 1 at pp 1, 0.92 at pp 2, 0.5 at pp 16; still a bound)
         assert np.median(moe[exposed] / exact_moe[exposed]) > (0.8 if w.mamba_layers else 0.99)
     # ... and the exposed data-parallel traffic (§2.7), for MoE too; FSDP's gathers and
     # reduce-scatters all together never take longer than the step.

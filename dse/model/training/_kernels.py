@@ -239,6 +239,20 @@ def _fill(
         row[j] = value if runs & (least_b * scale <= capacity) else np.inf
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _block_least(
+    i: int, b: int, k: int, bounds: np.ndarray, least: np.ndarray, expanded: np.ndarray
+) -> float:
+    """The least bound of block ``b``'s plans (of ``k``, padding left out) for design ``i``,
+    recorded in ``least`` with the block marked expanded."""
+    m = np.inf
+    for p in range(b * BLOCK, min(b * BLOCK + BLOCK, k)):
+        m = min(m, bounds[i, p])
+    least[i, b] = m
+    expanded[i, b] = True
+    return m
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _expand(
     i: int,
@@ -255,14 +269,8 @@ def _expand(
     """The bounds of block ``b``'s plans (of ``k``) for design ``i``; their least, which
     replaces the block's bound in ``least``. The whole block is computed, padding included
     (plan_search.kernel_rows), so that the loop never runs scalar."""
-    start = b * BLOCK
-    _fill(bounds[i], start, start + BLOCK, design, i, rows, consts, hierarchical)
-    m = np.inf
-    for p in range(start, min(start + BLOCK, k)):
-        m = min(m, bounds[i, p])
-    least[i, b] = m
-    expanded[i, b] = True
-    return m
+    _fill(bounds[i], b * BLOCK, b * BLOCK + BLOCK, design, i, rows, consts, hierarchical)
+    return _block_least(i, b, k, bounds, least, expanded)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -281,12 +289,7 @@ def _expand_all(
     _fill(bounds[i], 0, bounds.shape[1], design, i, rows, consts, hierarchical)
     m = np.inf
     for b in range(least.shape[1]):
-        block = np.inf
-        for p in range(b * BLOCK, min(b * BLOCK + BLOCK, k)):
-            block = min(block, bounds[i, p])
-        least[i, b] = block
-        expanded[i, b] = True
-        m = min(m, block)
+        m = min(m, _block_least(i, b, k, bounds, least, expanded))
     return m
 
 

@@ -57,6 +57,7 @@ designs evaluated with it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import ModuleType
 
@@ -232,36 +233,30 @@ def group_plans(bounds: PlanBounds) -> PlanGroups:
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(group.max() + 2))
 
-    def least(rows: FloatArray) -> FloatArray:
-        return np.minimum.reduceat(rows[..., order], starts[:-1], axis=-1)
-
-    host = bounds.moe_host[:, order]
+    members = _per_plan(bounds, lambda rows: rows[..., order])
+    groups = _per_plan(members, lambda rows: np.minimum.reduceat(rows, starts[:-1], axis=-1))
+    # the experts' GEMM time lowers the MoE host term of the bound: the group takes its most
     groups = replace(
-        bounds,
-        coefficients=least(bounds.coefficients),
-        layout=least(bounds.layout),
-        slots=least(bounds.slots),
-        data_parallel=least(bounds.data_parallel),
-        memory=least(bounds.memory),
-        moe=least(bounds.moe),
+        groups,
         moe_host=np.vstack(
-            [
-                np.minimum.reduceat(host[:1], starts[:-1], axis=1),
-                np.maximum.reduceat(host[1:], starts[:-1], axis=1),
-            ]
+            [groups.moe_host[:1], np.maximum.reduceat(members.moe_host[1:], starts[:-1], axis=1)]
         ),
     )
-    members = replace(
-        bounds,
-        coefficients=bounds.coefficients[:, order],
-        layout=bounds.layout[:, order],
-        slots=bounds.slots[order],
-        data_parallel=bounds.data_parallel[:, order],
-        memory=bounds.memory[:, order],
-        moe=bounds.moe[order],
-        moe_host=host,
-    )
     return PlanGroups(order, group[order], kernel_rows(members), kernel_rows(groups))
+
+
+def _per_plan(bounds: PlanBounds, take: Callable[[FloatArray], FloatArray]) -> PlanBounds:
+    """``bounds`` with ``take`` applied to each of its per-plan rows (the last axis)."""
+    return replace(
+        bounds,
+        coefficients=take(bounds.coefficients),
+        layout=take(bounds.layout),
+        slots=take(bounds.slots),
+        data_parallel=take(bounds.data_parallel),
+        memory=take(bounds.memory),
+        moe=take(bounds.moe),
+        moe_host=take(bounds.moe_host),
+    )
 
 
 def kernel_rows(bounds: PlanBounds) -> FloatArray:

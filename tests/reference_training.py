@@ -475,6 +475,8 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
     io = w.moe_latent_dim or d  # a latent MoE permutes its latents
     routed_16 = tokens * f * w.experts_per_token * o_16 * io / plan.tp
     permute = tokens * f * 8 * io * (1 + w.experts_per_token) / plan.tp
+    if w.moe_permutation == "gather":  # MaxText's gathers: 2·d·(12k + 4) a token
+        permute = tokens * f * 2 * io * (12 * w.experts_per_token + 4) / plan.tp
     # Megatron-Core's eager expert bias: 28 bytes per element of the k experts' outputs
     eager_bias = w.expert_bias and w.expert_bias_add == "eager"
     if eager_bias:

@@ -885,6 +885,48 @@ def test_the_moe_permutation_moves_its_own_bytes() -> None:
     assert difference[0] == pytest.approx(4096 * per_copy)
 
 
+def test_gathers_permute_at_their_counted_bytes_and_only_for_moe() -> None:
+    """§2.6 MaxText's gather-based permutation moves 8·d·(3k + 1) bytes a token where fused
+    kernels move 8·d·(1 + k): the step is slower by exactly the difference, and a dense
+    workload's bytes do not depend on the choice."""
+    from dse.model.training.memory import elementwise_bytes, permutation_bytes
+
+    s = load_settings()
+    tokens, tp = np.array([4096.0]), np.array([2.0])
+    moe = load_workload("qwen3-30b-a3b")
+    gathered = moe.with_changes(moe_permutation="gather")
+    k, d = moe.experts_per_token, moe.d_model
+    assert permutation_bytes(moe) == pytest.approx(8 * d * (1 + k))
+    assert permutation_bytes(gathered) == pytest.approx(8 * d * (3 * k + 1))
+    extra = elementwise_bytes(gathered, tokens, tp, s) - elementwise_bytes(moe, tokens, tp, s)
+    assert extra[0] == pytest.approx(4096 * 16 * d * k / 2)
+    dense = load_workload("llama3.1-8b")
+    assert np.array_equal(
+        elementwise_bytes(dense.with_changes(moe_permutation="gather"), tokens, tp, s),
+        elementwise_bytes(dense, tokens, tp, s),
+    )
+    designs = _cluster("tpu-v7", [64.0])
+    plan = {"tp": 1, "pp": 1, "ep": 1, "microbatch": 4, "recompute": "full", "zero_stage": 3}
+    fused_s = _pinned(moe, designs, **plan).training.step_time_s[0]
+    gathered_s = _pinned(gathered, designs, **plan).training.step_time_s[0]
+    assert gathered_s > fused_s
+
+
+def test_scalar_reference_agrees_with_gathered_permutations() -> None:
+    """The scalar reference (tests/reference_training.py) and the vectorized model agree on a
+    fine-grained MoE permuted by MaxText's gathers, on random designs."""
+    rng = np.random.default_rng(31)
+    settings = load_settings()
+    n = 6
+    designs = from_chips([load_chip("tpu-v7")] * n).replace(
+        num_chips=rng.choice([64, 256, 1024], n).astype(float)
+    )
+    workload = load_workload("qwen3-30b-a3b").with_changes(moe_permutation="gather")
+    plans = candidate_plans(workload, max_tp=8, pp=1, microbatch=1, ep=8)
+    reference_plans = _reference_plans(plans)
+    _assert_best_plans_agree(designs, workload, settings, plans, reference_plans, "ep", 8)
+
+
 def test_context_parallelism_shrinks_activation_memory() -> None:
     workload = load_workload("llama3.1-8b").with_changes(seq_len=65536)
     designs = _cluster("h100-sxm", [1024.0])
@@ -1641,6 +1683,7 @@ def test_scalar_reference_agrees_with_an_eager_expert_bias() -> None:
     [
         ("llama3.1-8b", "fp8_casts", "sometimes", "fused"),
         ("gpt-oss-20b", "expert_bias_add", "lazy", "eager"),
+        ("qwen3-30b-a3b", "moe_permutation", "scatter", "gather"),
         ("llama3.1-8b", "attention_precision", "fp6", "fp8"),
     ],
 )

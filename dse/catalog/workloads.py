@@ -111,6 +111,15 @@ Team 2024, arXiv:2407.21783, Sec. 3.3.2; PyTorch's experimental ``context_parall
 for at once), and the backward pass all-gathers them again and passes the gradients around the
 ring in fp32 (PyTorch's ``_templated_ring_attention_backward``)."""
 
+MOE_PERMUTATIONS = ("fused", "gather")
+"""How a run permutes its routed tokens to their experts and back (docs/model.md §2.6).
+``fused``: one kernel each way, reading and writing each copy once (Transformer Engine's
+``moe_permute``/``moe_unpermute``, the all-to-all dispatchers' fused kernels): ``8·d·(1 + k)``
+bytes a token, forward and backward. ``gather``: MaxText's sparse-matmul path (``permute``,
+``unpermute``: ``jnp.repeat`` and a row gather by the sorted expert ids, a second gather to
+unsort, a weighted sum over the ``k`` copies; the backward gathers by the inverse orders):
+``8·d·(3k + 1)``."""
+
 EXPERT_BIAS_ADDS = ("fused", "eager")
 """How a run adds its routed experts' output bias, scaled by each token's router probability
 (workloads with ``expert_bias``; docs/model.md §2.6). ``fused``: inside the experts' GEMM or
@@ -237,6 +246,9 @@ WORKLOAD_SCHEMA = Table(
                 "expert_bias_add": Field(
                     "str", required=False, default="fused", choices=EXPERT_BIAS_ADDS
                 ),
+                "moe_permutation": Field(
+                    "str", required=False, default="fused", choices=MOE_PERMUTATIONS
+                ),
                 "context_parallel": Field(
                     "str", required=False, default="ring", choices=CONTEXT_PARALLEL
                 ),
@@ -318,6 +330,8 @@ class Workload:
     token's router probability (docs/model.md §2.6)."""
     expert_bias_add: str = "fused"
     """How the run adds that bias (:data:`EXPERT_BIAS_ADDS`, docs/model.md §2.6)."""
+    moe_permutation: str = "fused"
+    """How the run permutes its routed tokens (:data:`MOE_PERMUTATIONS`, docs/model.md §2.6)."""
     context_parallel: str = "ring"
     """How context parallelism exchanges keys and values (:data:`CONTEXT_PARALLEL`, §2.7)."""
     compiler: str = "eager"
@@ -870,6 +884,7 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         attention_precision=training["attention_precision"],
         expert_bias=bool(model["expert_bias"]) and experts > 0,
         expert_bias_add=training["expert_bias_add"],
+        moe_permutation=training["moe_permutation"],
         context_parallel=training["context_parallel"],
         compiler=training["compiler"],
         moe_dispatcher=training["moe_dispatcher"],

@@ -173,24 +173,25 @@ def moe_layer_stored_bytes(w: Workload, linear_in: FloatArray | float) -> FloatA
 
 def permutation_bytes(w: Workload) -> float:
     """§2.6 HBM bytes per token per layer (averaged over the layers) of the MoE token
-    permutation, forward and backward, in 16-bit. ``fused`` (``w.moe_permutation``): the
-    dispatch copies each token to its ``k`` experts (reads ``d``, writes ``k·d`` elements) and
-    the combine sums them back (reads ``k·d``, writes ``d``); the backward pass runs both once
-    more in reverse, so ``8·d·(1 + k)`` bytes. ``gather`` (:data:`GATHER_PERMUTATION_PASSES`):
-    ``2·d·(12·k + 4)`` = ``8·d·(3k + 1)`` bytes. 0 for dense workloads."""
+    permutation, forward and backward, in 16-bit: ``2·d·(c·k + t)`` with ``(c, t)`` the passes
+    of ``w.moe_permutation`` (:data:`PERMUTATION_PASSES`): ``8·d·(1 + k)`` fused,
+    ``8·d·(3k + 1)`` by MaxText's gathers. 0 for dense workloads."""
     if not w.is_moe:
         return 0.0
     moe_fraction = (w.layers - w.dense_layers) / w.layers
-    k = float(w.experts_per_token)
-    if w.moe_permutation == "gather":
-        copies, tokens = GATHER_PERMUTATION_PASSES
-        return moe_fraction * 2.0 * float(w.routed_dim) * (copies * k + tokens)
-    return moe_fraction * 8.0 * float(w.routed_dim) * (1.0 + k)
+    copies, tokens = PERMUTATION_PASSES[w.moe_permutation]
+    return moe_fraction * 2.0 * float(w.routed_dim) * (copies * w.experts_per_token + tokens)
 
 
-GATHER_PERMUTATION_PASSES = (12.0, 4.0)
-"""[P/E] 16-bit elements of ``d`` per routed copy and per token that MaxText's gather-based MoE
-permutation reads and writes, forward and backward, counted from its operations
+PERMUTATION_PASSES = {"fused": (4.0, 4.0), "gather": (12.0, 4.0)}
+"""16-bit elements of ``d`` per routed copy and per token that the MoE permutation reads and
+writes, forward and backward, by ``training.moe_permutation``.
+
+``fused`` [P: from the tensors' sizes]: the dispatch copies each token to its ``k`` experts
+(reads ``d``, writes ``k·d``) and the combine sums them back (reads ``k·d``, writes ``d``); the
+backward pass runs both once more in reverse: ``4·k + 4``.
+
+``gather`` [P/E]: MaxText's gather-based permutation, counted from its operations
 (``RoutedMoE.permute``/``unpermute`` and ``_sort_activations``' custom backward, MaxText
 src/MaxText/layers/moe.py at 998b3e34, the Ironwood recipes' pin), each as one pass over its
 operands [E: XLA fuses the ``jnp.repeat`` into the gather as its operand, and nothing else
@@ -199,7 +200,7 @@ across these operations]. Forward: the gather of the ``k`` copies by the sorted 
 (reads ``k·d``, writes ``d``: k + 1). Backward: the weighted sum's two gradients (the copies'
 gradient reads ``d`` and writes ``k·d``; the weights' reads ``k·d`` and ``d``: 2k + 2), the
 two gathers by the inverse orders (4k), and the repeat's gradient, a sum over the copies
-(k + 1). In all ``12·k + 4``, against ``4·k + 4`` for fused permutation kernels."""
+(k + 1). In all ``12·k + 4``."""
 
 
 EAGER_EXPERT_BIAS_BYTES_PER_ELEMENT = 28.0

@@ -227,7 +227,7 @@ def interval_arrays(
     hybrid: bool | ArrayLike = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """:func:`interval` over an array of model values, shape ``(n,)``; ``moe`` and ``hybrid``
-    are one flag each for all or one per value."""
+    are one flag each for all or one per value. An MFU band ends at 1 (the peak)."""
     values = np.asarray(values, dtype=np.float64)
     is_moe = np.broadcast_to(np.asarray(moe, dtype=bool), values.shape)
     is_hybrid = np.broadcast_to(np.asarray(hybrid, dtype=bool), values.shape)
@@ -245,7 +245,8 @@ def interval_arrays(
             )
             q10[rows], q90[rows] = low, high
     if metric in SPEED_LIKE:
-        return values * np.exp(q10), values * np.exp(q90)
+        # no run reaches more than the peak: a band that would is cut at an MFU of 1
+        return np.minimum(values * np.exp(q10), 1.0), np.minimum(values * np.exp(q90), 1.0)
     return values * np.exp(-q90), values * np.exp(-q10)
 
 

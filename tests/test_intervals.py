@@ -131,6 +131,18 @@ def test_a_searched_plan_gets_the_searched_plans_band() -> None:
     assert days[0] == days[1]
 
 
+def test_an_mfu_band_never_passes_the_peak() -> None:
+    """A design the model runs near its peak (a chip with a quarter of its compute units,
+    found by the fuzz tests at an MFU of 0.92) gets a band that ends at an MFU of 1: no run
+    computes faster than its peak, whatever the comparable runs' errors say."""
+    from dse.intervals import interval_arrays
+
+    low, high = interval_arrays("mfu", np.array([0.2, 0.92, 1.0]), full_run=False, moe=False)
+    assert high[0] < 1.0 and high[0] > 0.2  # an ordinary band is untouched
+    np.testing.assert_array_equal(high[1:], 1.0)
+    assert (low <= np.array([0.2, 0.92, 1.0])).all() and (low > 0).all()
+
+
 def test_evaluate_reports_an_interval_per_metric(dse: Callable[..., Any]) -> None:
     record = dse(
         "evaluate",

@@ -206,8 +206,8 @@ REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP, ETP =
 
 @dataclass(frozen=True)
 class PlanGroups:
-    """The plans grouped by their layout (equal columns of :attr:`PlanBounds.layout`), for the
-    numba books (:mod:`dse.model.training._kernels`).
+    """The plans grouped by their layout (equal columns of :attr:`PlanBounds.layout`) and ZeRO
+    stage, for the numba books (:mod:`dse.model.training._kernels`).
 
     Within a group every plan has the same data parallelism on a design, the same
     micro-batches and the same links, and its bound (:func:`step_lower_bound`) grows with each
@@ -215,9 +215,13 @@ class PlanGroups:
     bound computed from the least of each row over the group (the most of those two) is at most
     every member's bound, rounding included (each operation rounds monotonically): a group
     whose bound exceeds a round's window holds no plan within it, and its plans' bounds are
-    never computed. ``order`` ``(k,)``: the plan indices, group by group (ascending within a
-    group); ``group_of`` ``(k,)``: the group of each plan in that order; ``rows`` and
-    ``least_rows``: :func:`kernel_rows` of the plans in that order and of the groups.
+    never computed. The ZeRO stage splits a layout's plans because their least rows would
+    otherwise pair the memory of its ZeRO-3 plans with the step of its ZeRO-1 ones, a bound far
+    below every member's where memory binds (DeepSeek-V3: about 38 blocks of 387 within the
+    first round's window per design with one group per layout, 12 with the stage). ``order``
+    ``(k,)``: the plan indices, group by group (ascending within a group); ``group_of``
+    ``(k,)``: the group of each plan in that order; ``rows`` and ``least_rows``:
+    :func:`kernel_rows` of the plans in that order and of the groups.
     """
 
     order: np.ndarray
@@ -226,9 +230,13 @@ class PlanGroups:
     least_rows: FloatArray
 
 
-def group_plans(bounds: PlanBounds) -> PlanGroups:
-    """:class:`PlanGroups` of ``bounds``' plans."""
-    _, group = np.unique(bounds.layout.T, axis=0, return_inverse=True)
+def group_plans(bounds: PlanBounds, zero_stage: FloatArray | None = None) -> PlanGroups:
+    """:class:`PlanGroups` of ``bounds``' plans, whose ZeRO stages are ``zero_stage`` ``(k,)``
+    (None: grouped by layout alone)."""
+    key = bounds.layout.T
+    if zero_stage is not None:
+        key = np.column_stack([key, np.asarray(zero_stage, dtype=np.float64)])
+    _, group = np.unique(key, axis=0, return_inverse=True)
     group = group.ravel()
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(group.max() + 2))
@@ -342,7 +350,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         hierarchical_experts=hierarchical_experts(w),
         moe_host=moe_host,
     )
-    return replace(bounds, groups=group_plans(bounds))
+    return replace(bounds, groups=group_plans(bounds, plans.zero_stage))
 
 
 def _stage_coefficients(

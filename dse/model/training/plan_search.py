@@ -150,10 +150,11 @@ class PlanBounds:
     ``coefficients`` ``(J, k)``: seconds × design feature per micro-batch and stage, for the
     features of :func:`_design_features`. ``moe`` ``(k,)``: the exposed seconds × bandwidth of
     one token copy in the stage's MoE all-to-alls per micro-batch (:func:`moe_lower_bound`;
-    ``experts_per_token`` ``k`` and ``route_max_domains`` too). ``layout`` ``(10, k)``: what §2.4's layout needs per
+    ``experts_per_token`` ``k`` and ``route_max_domains`` too). ``layout`` ``(11, k)``: what §2.4's layout needs per
     plan, rows :data:`REPLICA` ``t·p·c``, :data:`TP`, :data:`BATCH_DP` ``⌊B/b⌋``,
     :data:`DP_STEP` (the expert groups' rounding), :data:`PINNED_DP` (0 unless ``pinned``),
-    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`, :data:`ETP`.
+    :data:`MICROBATCH` ``b``, :data:`CP`, :data:`EP_OVER_TP` ``e/t``, :data:`EP`, :data:`ETP`,
+    and :data:`ZERO_STAGE`, which only groups the plans (:class:`PlanGroups`).
     ``slots`` ``(k,)``:
     bubble slots. ``data_parallel`` ``(7, k)``: bytes each rank moves (at ``(D−1)/D = 1``, over
     the achieved link fraction) in the step's ZeRO 0-2 collectives of the shared parameters and
@@ -200,14 +201,16 @@ class PlanBounds:
         return self.layout[TP]
 
 
-REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP, ETP = range(10)
+REPLICA, TP, BATCH_DP, DP_STEP, PINNED_DP, MICROBATCH, CP, EP_OVER_TP, EP, ETP, ZERO_STAGE = range(
+    11
+)
 """Rows of :attr:`PlanBounds.layout`."""
 
 
 @dataclass(frozen=True)
 class PlanGroups:
-    """The plans grouped by their layout (equal columns of :attr:`PlanBounds.layout`) and ZeRO
-    stage, for the numba books (:mod:`dse.model.training._kernels`).
+    """The plans grouped by their layout (equal columns of :attr:`PlanBounds.layout`, the ZeRO
+    stage among them), for the numba books (:mod:`dse.model.training._kernels`).
 
     Within a group every plan has the same data parallelism on a design, the same
     micro-batches and the same links, and its bound (:func:`step_lower_bound`) grows with each
@@ -215,7 +218,7 @@ class PlanGroups:
     bound computed from the least of each row over the group (the most of those two) is at most
     every member's bound, rounding included (each operation rounds monotonically): a group
     whose bound exceeds a round's window holds no plan within it, and its plans' bounds are
-    never computed. The ZeRO stage splits a layout's plans because their least rows would
+    never computed. The ZeRO stage is in the layout because the least rows of a group would
     otherwise pair the memory of its ZeRO-3 plans with the step of its ZeRO-1 ones, a bound far
     below every member's where memory binds (DeepSeek-V3: about 38 blocks of 387 within the
     first round's window per design with one group per layout, 12 with the stage). ``order``
@@ -230,13 +233,9 @@ class PlanGroups:
     least_rows: FloatArray
 
 
-def group_plans(bounds: PlanBounds, zero_stage: FloatArray | None = None) -> PlanGroups:
-    """:class:`PlanGroups` of ``bounds``' plans, whose ZeRO stages are ``zero_stage`` ``(k,)``
-    (None: grouped by layout alone)."""
-    key = bounds.layout.T
-    if zero_stage is not None:
-        key = np.column_stack([key, np.asarray(zero_stage, dtype=np.float64)])
-    _, group = np.unique(key, axis=0, return_inverse=True)
+def group_plans(bounds: PlanBounds) -> PlanGroups:
+    """:class:`PlanGroups` of ``bounds``' plans."""
+    _, group = np.unique(bounds.layout.T, axis=0, return_inverse=True)
     group = group.ravel()
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(group.max() + 2))
@@ -350,7 +349,7 @@ def plan_bounds(plans: Plans, w: Workload, s: Settings) -> PlanBounds:
         hierarchical_experts=hierarchical_experts(w),
         moe_host=moe_host,
     )
-    return replace(bounds, groups=group_plans(bounds, plans.zero_stage))
+    return replace(bounds, groups=group_plans(bounds))
 
 
 def _stage_coefficients(
@@ -571,8 +570,9 @@ def _data_parallel_rows(plans: Plans, w: Workload, s: Settings) -> FloatArray:
 
 
 def _layout(plans: Plans, sequences: float) -> FloatArray:
-    """``(10, k)`` the plan's layout rows (the indices REPLICA … ETP that lower_bounds reads);
-    the expert groups span ``ep·etp`` ranks, the all-to-all ``ep``."""
+    """``(11, k)`` the plan's layout rows (the indices REPLICA … ETP that lower_bounds reads,
+    and ZERO_STAGE, which only groups the plans); the expert groups span ``ep·etp`` ranks, the
+    all-to-all ``ep``."""
     tp, ep, mb, cp = plans.tp, plans.ep, plans.microbatch, plans.context_parallel
     expert_ranks = ep * plans.expert_tensor_parallel
     return np.stack(
@@ -587,6 +587,7 @@ def _layout(plans: Plans, sequences: float) -> FloatArray:
             expert_ranks / tp,
             ep + 0.0,
             plans.expert_tensor_parallel + 0.0,
+            plans.zero_stage + 0.0,
         ]
     )
 

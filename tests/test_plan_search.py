@@ -172,12 +172,18 @@ def test_the_lazy_books_find_every_cell_of_a_window(workload: str) -> None:
     some = np.isfinite(full).any(axis=1)
     assert 0.5 < some.mean() < 1.0  # a few designs fit no plan: infinite threshold
     np.testing.assert_array_equal(high, full.min(axis=1) * plan_search.FIRST_THRESHOLD)
-    order, least, expanded = books[2], books[6], books[7]
+    order, least, slot, used = books[2], books[6], books[7], books[8]
+    expanded = slot >= 0
     assert 0 < expanded.mean() < 0.5  # lazy: most blocks never computed
+    # compact: the expanded blocks hold the pool's first rows, one each
+    np.testing.assert_array_equal(np.sort(slot[expanded]), np.arange(used[0]))
     in_order = full[:, order]
     for b in range(least.shape[1]):
         block = in_order[:, b * _kernels.BLOCK : (b + 1) * _kernels.BLOCK]
         assert (least[:, b] <= block.min(axis=1)).all()
+        held = slot[:, b] >= 0  # an expanded block's row of the pool holds its plans' bounds
+        pooled = books[5][slot[held, b], : block.shape[1]]
+        np.testing.assert_array_equal(pooled, block[held])
     rng = np.random.default_rng(5)
     finite = np.where(np.isfinite(full), full, 0.0)
     scale = np.where(some, np.where(np.isfinite(full), full, np.inf).min(axis=1), 1.0)
@@ -191,6 +197,8 @@ def test_the_lazy_books_find_every_cell_of_a_window(workload: str) -> None:
         found = np.zeros_like(within)
         found[design, plan] = True
         np.testing.assert_array_equal(found, within)
+        expanded = slot >= 0
+        np.testing.assert_array_equal(np.sort(slot[expanded]), np.arange(used[0]))
         low = np.minimum(top, finite.max(axis=1))
         top = np.minimum(top, finite.max(axis=1))
 

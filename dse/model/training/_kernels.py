@@ -132,22 +132,30 @@ def _design_row(design: tuple, i: int, tp_searched: bool) -> tuple:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _fill(
-    row: np.ndarray,
-    start: int,
-    stop: int,
+    out: np.ndarray,
+    first: int,
+    last: int,
     design: tuple,
     i: int,
-    m: np.ndarray,
+    rows: np.ndarray,
     consts: tuple,
     hierarchical: float | None,
 ) -> None:
-    """Design ``i``'s bound of the plans (or groups) ``start:stop`` of the rows ``m``
-    (plan_search.kernel_rows) into ``row``: the layout (plan_search.data_parallel_layout), the
-    micro-batches and the data-parallel part (plan_search.data_parallel_lower_bound) follow the
-    numpy code; the loop over plans has no branch (but loop-invariant ones), so that it runs on
-    vector units. Its index is unsigned: numba then checks no negative index, which would stop
-    the loop vectorizing."""
-    if start < 0 or stop > row.shape[0] or stop > m.shape[1]:
+    """Design ``i``'s bound of the plans (or groups) of the blocks ``first:last`` of the rows
+    ``rows`` (plan_search.kernel_rows, ``(blocks, 38, BLOCK)``) into the rows of ``out``
+    ``(≥ last − first, BLOCK)`` (block ``b`` into row ``b − first``; one call per run of blocks,
+    its set-up a tenth of a block's time): the
+    layout (plan_search.data_parallel_layout), the micro-batches and the data-parallel part
+    (plan_search.data_parallel_lower_bound) follow the numpy code; the loop over plans has no
+    branch (but loop-invariant ones), so that it runs on vector units. Its index is unsigned:
+    numba then checks no negative index, which would stop the loop vectorizing."""
+    if (
+        first < 0
+        or last > rows.shape[0]
+        or last - first > out.shape[0]
+        or rows.shape[2] != BLOCK
+        or out.shape[1] != BLOCK
+    ):
         return
     tp_searched, pinned, experts_per_token, route_max_domains = consts[:4]
     sequences, scale, (base_us, hop_us) = consts[4:7]
@@ -159,97 +167,100 @@ def _fill(
     fixed = K_HELD if design[6][i] else K_HELD + 2
     inverse_domain = 1.0 / domain
     dp_b, state, c, host = K_DATA_PARALLEL, K_STATE, K_STAGE, K_HOST
-    for j in range(start, stop):
-        p = np.uint64(j)
-        replica, tp, ep = m[K_REPLICA, p], m[K_TP, p], m[K_EP, p]
-        dp = _data_parallel_ranks(
-            chips, replica, m[K_BATCH_DP, p], m[K_PINNED_DP, p], pinned, m[K_DP_STEP, p]
-        )
-        runs = (
-            (dp >= 1.0)
-            & (dp * replica <= chips)
-            & (dp * m[K_MICROBATCH, p] <= sequences)
-            & (tp <= top_tp)
-        )
-        dp = max(dp, 1.0)
-        inverse_dp = 1.0 / dp
-        microbatches = sequences * inverse_dp * m[K_INVERSE, p]
-        weight_dp = dp * m[K_CP, p]
-        inverse_weight_dp = inverse_dp * m[K_INVERSE + 1, p]
-        inverse_bw = _data_parallel_s_per_b(
-            tp, weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
-        )
-        expert_inverse = min(m[K_EP_OVER_TP, p] * inverse_weight_dp, 1.0)
-        inverse_etp = m[K_INVERSE + 3, p]
-        # the experts' ranks are ep·etp apart: their ZeRO 0-2 and FSDP traffic over their own tier
-        expert_inverse_bw = inverse_bw
-        if experts_per_token > 0.0:
-            expert_inverse_bw = _data_parallel_s_per_b(
-                ep / inverse_etp,
-                1.0 / expert_inverse,
-                expert_inverse,
-                domain,
-                inverse_domain,
-                inverse_up,
-                inverse_out,
+    for b in range(first, last):
+        m = rows[b]
+        row = out[b - first]
+        for j in range(BLOCK):
+            p = np.uint64(j)
+            replica, tp, ep = m[K_REPLICA, p], m[K_TP, p], m[K_EP, p]
+            dp = _data_parallel_ranks(
+                chips, replica, m[K_BATCH_DP, p], m[K_PINNED_DP, p], pinned, m[K_DP_STEP, p]
             )
-        ring_share = 1.0 - inverse_weight_dp
-        per_step_s = (m[dp_b, p] + microbatches * m[dp_b + 2, p]) * ring_share * inverse_bw + (
-            m[dp_b + 1, p] + microbatches * m[dp_b + 4, p]
-        ) * (1.0 - expert_inverse) * expert_inverse_bw
-        # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
-        # ... and each of them pays at least a ring's latency (plan_search._ring_latency_lower_bound)
-        latency_s = _ring_latency(weight_dp, base_us, hop_us)
-        if experts_per_token > 0.0:
-            latency_s += _ring_latency(1.0 / expert_inverse, base_us, hop_us)
-        fsdp_s = microbatches * (
-            m[dp_b + 3, p] * ring_share * inverse_bw
-            + m[dp_b + 5, p] * (1.0 - expert_inverse) * expert_inverse_bw
-            + m[dp_b + 6, p] * latency_scale * latency_s
-        )
-        stage = (
-            f[0] * m[c, p]
-            + f[1] * m[c + 1, p]
-            + f[2] * m[c + 2, p]
-            + f[3] * m[c + 3, p]
-            + f[4] * m[c + 4, p]
-            + f[5] * m[c + 5, p]
-        )
-        if experts_per_token > 0.0:
-            stage += _all_to_all_s(
-                m[state + 4, p],
-                ep,
-                m[K_INVERSE + 2, p],
-                experts_per_token,
-                route_max_domains,
-                hierarchical,
-                max(domain * inverse_etp, 1.0),  # the ep ranks of a group are etp apart
-                inverse_up,
-                inverse_out,
+            runs = (
+                (dp >= 1.0)
+                & (dp * replica <= chips)
+                & (dp * m[K_MICROBATCH, p] <= sequences)
+                & (tp <= top_tp)
             )
-            # the MoE layers' host time beyond the experts' GEMMs (plan_search.moe_host_lower_bound)
-            stage += max(m[host, p] - (f[0] * m[host + 1, p] + m[host + 2, p]), 0.0)
-        value = (max(stage * (microbatches + m[state + 3, p]), fsdp_s) + per_step_s) * scale
-        least_b = (
-            m[fixed, p]
-            + m[state, p] * inverse_weight_dp
-            + m[state + 1, p] * expert_inverse
-            + min(m[state + 2, p], microbatches) * m[fixed + 1, p]
-        )
-        row[j] = value if runs & (least_b * scale <= capacity) else np.inf
+            dp = max(dp, 1.0)
+            inverse_dp = 1.0 / dp
+            microbatches = sequences * inverse_dp * m[K_INVERSE, p]
+            weight_dp = dp * m[K_CP, p]
+            inverse_weight_dp = inverse_dp * m[K_INVERSE + 1, p]
+            inverse_bw = _data_parallel_s_per_b(
+                tp, weight_dp, inverse_weight_dp, domain, inverse_domain, inverse_up, inverse_out
+            )
+            expert_inverse = min(m[K_EP_OVER_TP, p] * inverse_weight_dp, 1.0)
+            inverse_etp = m[K_INVERSE + 3, p]
+            # the experts' ranks are ep·etp apart: their ZeRO 0-2 and FSDP traffic over their own tier
+            expert_inverse_bw = inverse_bw
+            if experts_per_token > 0.0:
+                expert_inverse_bw = _data_parallel_s_per_b(
+                    ep / inverse_etp,
+                    1.0 / expert_inverse,
+                    expert_inverse,
+                    domain,
+                    inverse_domain,
+                    inverse_up,
+                    inverse_out,
+                )
+            ring_share = 1.0 - inverse_weight_dp
+            per_step_s = (m[dp_b, p] + microbatches * m[dp_b + 2, p]) * ring_share * inverse_bw + (
+                m[dp_b + 1, p] + microbatches * m[dp_b + 4, p]
+            ) * (1.0 - expert_inverse) * expert_inverse_bw
+            # FSDP: the step lasts at least as long as all its gathers and reduce-scatters
+            # ... and each of them pays at least a ring's latency (plan_search._ring_latency_lower_bound)
+            latency_s = _ring_latency(weight_dp, base_us, hop_us)
+            if experts_per_token > 0.0:
+                latency_s += _ring_latency(1.0 / expert_inverse, base_us, hop_us)
+            fsdp_s = microbatches * (
+                m[dp_b + 3, p] * ring_share * inverse_bw
+                + m[dp_b + 5, p] * (1.0 - expert_inverse) * expert_inverse_bw
+                + m[dp_b + 6, p] * latency_scale * latency_s
+            )
+            stage = (
+                f[0] * m[c, p]
+                + f[1] * m[c + 1, p]
+                + f[2] * m[c + 2, p]
+                + f[3] * m[c + 3, p]
+                + f[4] * m[c + 4, p]
+                + f[5] * m[c + 5, p]
+            )
+            if experts_per_token > 0.0:
+                stage += _all_to_all_s(
+                    m[state + 4, p],
+                    ep,
+                    m[K_INVERSE + 2, p],
+                    experts_per_token,
+                    route_max_domains,
+                    hierarchical,
+                    max(domain * inverse_etp, 1.0),  # the ep ranks of a group are etp apart
+                    inverse_up,
+                    inverse_out,
+                )
+                # the MoE layers' host time beyond the experts' GEMMs (plan_search.moe_host_lower_bound)
+                stage += max(m[host, p] - (f[0] * m[host + 1, p] + m[host + 2, p]), 0.0)
+            value = (max(stage * (microbatches + m[state + 3, p]), fsdp_s) + per_step_s) * scale
+            least_b = (
+                m[fixed, p]
+                + m[state, p] * inverse_weight_dp
+                + m[state + 1, p] * expert_inverse
+                + min(m[state + 2, p], microbatches) * m[fixed + 1, p]
+            )
+            row[p] = value if runs & (least_b * scale <= capacity) else np.inf
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _block_least(
-    i: int, b: int, k: int, bounds: np.ndarray, least: np.ndarray, expanded: np.ndarray
+    i: int, b: int, k: int, pool: np.ndarray, least: np.ndarray, slot: np.ndarray
 ) -> float:
     """The least bound of block ``b``'s plans (of ``k``, padding left out) for design ``i``,
-    recorded in ``least`` with the block marked expanded."""
+    which it holds in ``pool[slot[i, b]]``; recorded in ``least``."""
+    s = slot[i, b]
     m = np.inf
-    for p in range(b * BLOCK, min(b * BLOCK + BLOCK, k)):
-        m = min(m, bounds[i, p])
+    for j in range(min(BLOCK, k - b * BLOCK)):
+        m = min(m, pool[s, j])
     least[i, b] = m
-    expanded[i, b] = True
     return m
 
 
@@ -258,39 +269,24 @@ def _expand(
     i: int,
     b: int,
     k: int,
-    bounds: np.ndarray,
+    pool: np.ndarray,
     least: np.ndarray,
-    expanded: np.ndarray,
+    slot: np.ndarray,
+    used: np.ndarray,
     design: tuple,
     rows: np.ndarray,
     consts: tuple,
     hierarchical: float | None,
 ) -> float:
-    """The bounds of block ``b``'s plans (of ``k``) for design ``i``; their least, which
-    replaces the block's bound in ``least``. The whole block is computed, padding included
-    (plan_search.kernel_rows), so that the loop never runs scalar."""
-    _fill(bounds[i], b * BLOCK, b * BLOCK + BLOCK, design, i, rows, consts, hierarchical)
-    return _block_least(i, b, k, bounds, least, expanded)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _expand_all(
-    i: int,
-    k: int,
-    bounds: np.ndarray,
-    least: np.ndarray,
-    expanded: np.ndarray,
-    design: tuple,
-    rows: np.ndarray,
-    consts: tuple,
-    hierarchical: float | None,
-) -> float:
-    """Every block's plan bounds for design ``i`` (one pass); the least."""
-    _fill(bounds[i], 0, bounds.shape[1], design, i, rows, consts, hierarchical)
-    m = np.inf
-    for b in range(least.shape[1]):
-        m = min(m, _block_least(i, b, k, bounds, least, expanded))
-    return m
+    """The bounds of block ``b``'s plans (of ``k``) for design ``i``, into the pool's next free
+    slot (``used[0]``); their least, which replaces the block's bound in ``least``. The whole
+    block is computed, padding included (plan_search.kernel_rows), so that the loop never runs
+    scalar."""
+    s = used[0]
+    used[0] = s + 1
+    slot[i, b] = s
+    _fill(pool[s : s + 1], b, b + 1, design, i, rows, consts, hierarchical)
+    return _block_least(i, b, k, pool, least, slot)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -302,30 +298,35 @@ def lower_bounds(
     consts: tuple,
     hierarchical: float | None,
     first: float,
-    bounds: np.ndarray,
+    pool: np.ndarray,
     least: np.ndarray,
-    expanded: np.ndarray,
+    slot: np.ndarray,
+    used: np.ndarray,
     groups: np.ndarray,
 ) -> np.ndarray:
     """Each block's bound for every design into ``least`` ``(n, ⌈k/BLOCK⌉)`` (the least bound
     of the groups with a plan in it, :func:`_fill` of ``group_rows`` into the buffer
-    ``groups``), and the plans' bounds (into ``bounds`` ``(n, BLOCK·⌈k/BLOCK⌉)``, plans in group
-    order) of the blocks needed to know each design's least plan bound and every plan within
-    ``first`` × it; returns that threshold ``(n,)`` (infinite where no plan can run and fit).
-    ``expanded`` records which blocks hold their plans' bounds; ``least`` holds their plans'
-    least bound, else the block's bound, at most every bound of its plans. The buffers are
-    reused between calls: fresh pages cost more than the bounds themselves."""
+    ``groups``), and the plans' bounds of the blocks needed to know each design's least plan
+    bound and every plan within ``first`` × it; returns that threshold ``(n,)`` (infinite where
+    no plan can run and fit). A block's plan bounds (plans in group order) go to the next free
+    row of ``pool`` ``(n·⌈k/BLOCK⌉, BLOCK)``, ``used[0]`` of which are taken, and its row to
+    ``slot`` ``(n, ⌈k/BLOCK⌉)`` (−1: not expanded); ``least`` holds an expanded block's plans'
+    least bound, else the block's bound, at most every bound of its plans. The books are
+    compact: a design's few expanded blocks lie together, so that the pool's pages touched are
+    a tenth of a dense ``(n, k)`` matrix's, and chunks can be larger. The buffers are reused
+    between calls: fresh pages cost more than the bounds themselves."""
     n, blocks = least.shape
     k = group_of.shape[0]
     high = np.empty(n)
+    used[0] = 0
     for i in range(n):
-        _fill(groups, 0, groups.shape[0], design, i, group_rows, consts, hierarchical)
+        _fill(groups, 0, group_rows.shape[0], design, i, group_rows, consts, hierarchical)
         for b in range(blocks):
             bound = np.inf
             for g in range(group_of[b * BLOCK], group_of[min(b * BLOCK + BLOCK, k) - 1] + 1):
-                bound = min(bound, groups[g])
+                bound = min(bound, groups[g // BLOCK, g % BLOCK])
             least[i, b] = bound
-        expanded[i, :] = False
+            slot[i, b] = -1
         # Expand the blocks in order of their bound until the next bound is at least the least
         # plan bound found (those blocks hold no plan below it): a few blocks, the bounds being
         # tight; after MAX_ORDERED of them, a pass over the blocks (every block, where no plan
@@ -334,21 +335,21 @@ def lower_bounds(
         for _ in range(MAX_ORDERED):
             b, bound = -1, np.inf
             for c in range(blocks):
-                if not expanded[i, c] and least[i, c] < bound:
+                if slot[i, c] < 0 and least[i, c] < bound:
                     b, bound = c, least[i, c]
             if b < 0 or bound >= m:
                 break
             m = min(
-                m, _expand(i, b, k, bounds, least, expanded, design, rows, consts, hierarchical)
+                m,
+                _expand(i, b, k, pool, least, slot, used, design, rows, consts, hierarchical),
             )
-        if m == np.inf and b >= 0:
-            m = _expand_all(i, k, bounds, least, expanded, design, rows, consts, hierarchical)
-        # every block within the first round's window
+        every = m == np.inf and b >= 0
+        # every block within the first round's window (every block, where none fits yet)
         for b in range(blocks):
-            if not expanded[i, b] and least[i, b] <= m * first:
+            if slot[i, b] < 0 and (every or least[i, b] <= m * first):
                 m = min(
                     m,
-                    _expand(i, b, k, bounds, least, expanded, design, rows, consts, hierarchical),
+                    _expand(i, b, k, pool, least, slot, used, design, rows, consts, hierarchical),
                 )
         high[i] = m * first
     return high
@@ -361,9 +362,10 @@ def select(
     order: np.ndarray,
     consts: tuple,
     hierarchical: float | None,
-    bounds: np.ndarray,
+    pool: np.ndarray,
     least: np.ndarray,
-    expanded: np.ndarray,
+    slot: np.ndarray,
+    used: np.ndarray,
     low: np.ndarray,
     high: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -372,7 +374,7 @@ def select(
     cost nothing. Only the blocks whose least bound (``least``: at most the least of the
     block, since bounds raised later only skip fewer) is within ``high`` are read, each
     expanded first where it was not (:func:`lower_bounds`)."""
-    n, k = bounds.shape[0], order.shape[0]
+    n, blocks, k = least.shape[0], least.shape[1], order.shape[0]
     out_design = np.empty(n * k, np.int64)
     out_plan = np.empty(n * k, np.int64)
     c = 0
@@ -380,17 +382,18 @@ def select(
         lo, hi = low[i], min(high[i], _LARGEST)
         if not hi > lo:
             continue
-        for b in range(least.shape[1]):
+        for b in range(blocks):
             if not least[i, b] <= hi:
                 continue
-            if not expanded[i, b] and not (
-                _expand(i, b, k, bounds, least, expanded, design, rows, consts, hierarchical) <= hi
+            if slot[i, b] < 0 and not (
+                _expand(i, b, k, pool, least, slot, used, design, rows, consts, hierarchical) <= hi
             ):
                 continue
-            for p in range(b * BLOCK, min(b * BLOCK + BLOCK, k)):
-                if lo < bounds[i, p] <= hi:
+            s = slot[i, b]
+            for j in range(min(BLOCK, k - b * BLOCK)):
+                if lo < pool[s, j] <= hi:
                     out_design[c] = i
-                    out_plan[c] = order[p]
+                    out_plan[c] = order[b * BLOCK + j]
                     c += 1
     return out_design[:c].copy(), out_plan[:c].copy()
 
@@ -402,14 +405,22 @@ def all_bounds(
     k: int,
     consts: tuple,
     hierarchical: float | None,
-    bounds: np.ndarray,
+    pool: np.ndarray,
     least: np.ndarray,
-    expanded: np.ndarray,
+    slot: np.ndarray,
+    used: np.ndarray,
 ) -> None:
-    """Every plan's bound of every design into ``bounds`` (plans in group order, the first
-    ``k`` columns), each block's least into ``least``: every block expanded."""
-    for i in range(bounds.shape[0]):
-        _expand_all(i, k, bounds, least, expanded, design, rows, consts, hierarchical)
+    """Every plan's bound of every design into the books: design ``i``'s block ``b`` in row
+    ``i·⌈k/BLOCK⌉ + b`` of ``pool``, so that the pool is the dense ``(n, BLOCK·⌈k/BLOCK⌉)``
+    matrix of the bounds (plans in group order, the first ``k`` columns); each block's least
+    into ``least``: every block expanded."""
+    n, blocks = least.shape
+    for i in range(n):
+        _fill(pool[i * blocks : (i + 1) * blocks], 0, blocks, design, i, rows, consts, hierarchical)
+        for b in range(blocks):
+            slot[i, b] = i * blocks + b
+            _block_least(i, b, k, pool, least, slot)
+    used[0] = n * blocks
 
 
 @njit(cache=True, nogil=True)

@@ -105,6 +105,7 @@ from dse.model.training.schedule import (
 )
 from dse.model.training.step import (
     CHUNK_CELLS,
+    MIN_CHUNK_DESIGNS,
     StepExtra,
     Training,
     _choose,
@@ -132,10 +133,16 @@ GROWTH_ROUNDS = 4
 """Rounds after which a design still without a plan that fits takes every plan left (its
 threshold then stands at FIRST_THRESHOLD · GROWTH³ ≈ 8× its smallest bound)."""
 SEARCH_CHUNK_CELLS = 8_000_000
-"""Design × plan cells whose bounds are held at once (one ``(n, k)`` matrix, 64 MB, of which
-the blocks never expanded are never written): larger chunks spread the evaluation's fixed
-cost per call over more designs (Qwen3-30B-A3B: 22,000 designs/s at 2 M cells, 36,000 at 8 M,
-41,000 at 16 M on one core)."""
+"""Design × plan cells whose bounds are held at once where the books are dense (``(n, k)``
+matrices, 64 MB each: the numpy search, and the numba search with a time per cell, whose bounds
+are all computed): larger chunks spread the evaluation's fixed cost per call over more designs
+(Qwen3-30B-A3B: 22,000 designs/s at 2 M cells, 36,000 at 8 M, 41,000 at 16 M on one core)."""
+COMPACT_CHUNK_CELLS = 32_000_000
+"""Design × plan cells per chunk of the numba search's compact books (``_kernels.lower_bounds``),
+which hold the bounds of the blocks expanded only (DeepSeek-V3: about 30 blocks of 387 per
+design, 7 MB of pool for 32 M cells, with the blocks' least bounds and rows 16 MB more): four
+times the dense chunk, for a quarter of the Python calls per design (one core, DeepSeek-V3
+20,500 → 23,500 designs/s, Qwen3-30B-A3B 43,000 → 60,000)."""
 MIN_PLANS = 8
 """Fewer candidate plans than this go to the exhaustive search (nothing to prune)."""
 MIN_CELLS = 10_000
@@ -267,9 +274,12 @@ def _per_plan(bounds: PlanBounds, take: Callable[[FloatArray], FloatArray]) -> P
 
 
 def kernel_rows(bounds: PlanBounds) -> FloatArray:
-    """The plan rows of ``bounds`` as the numba kernels read them (``_kernels._fill``), one
-    ``(38, k)`` matrix (one object, so that the loop over plans needs one check that its
-    output overlaps no input, and vectorizes): rows :data:`K_REPLICA` to :data:`K_EP_OVER_TP`
+    """The plan rows of ``bounds`` as the numba kernels read them (``_kernels._fill``), block
+    by block: ``(⌈k/KERNEL_BLOCK⌉, 38, KERNEL_BLOCK)``, the last plan repeated to fill the last
+    block. One object, so that the loop over plans needs one check that its output overlaps no
+    input, and vectorizes; block-major, so that a block's rows are one contiguous 10 kB the
+    CPU streams from its caches (row-major, the 38 rows of a block lay 100 kB apart in
+    DeepSeek-V3's 12,384 plans: three times slower per bound). Rows :data:`K_REPLICA` to :data:`K_EP_OVER_TP`
     the layout, :data:`K_INVERSE` four inverses (micro-batch, cp, ep, etp),
     :data:`K_DATA_PARALLEL` the seven data-parallel rows, then weight, expert state, micro-batches
     in flight, bubble slots and MoE bytes (:data:`K_STATE`), the six stage coefficients
@@ -290,10 +300,11 @@ def kernel_rows(bounds: PlanBounds) -> FloatArray:
             mem[[0, 3, 5, 6]],
         ]
     )
-    padded = aligned_empty((rows.shape[0], _padded(rows.shape[1])))
-    padded[:, : rows.shape[1]] = rows
-    padded[:, rows.shape[1] :] = rows[:, -1:]
-    return padded
+    k = rows.shape[1]
+    padded = np.concatenate([rows, np.repeat(rows[:, -1:], _padded(k) - k, axis=1)], axis=1)
+    blocks = aligned_empty((_padded(k) // KERNEL_BLOCK, rows.shape[0], KERNEL_BLOCK))
+    blocks[:] = padded.reshape(rows.shape[0], -1, KERNEL_BLOCK).transpose(1, 0, 2)
+    return blocks
 
 
 def _padded(k: int) -> int:
@@ -861,6 +872,15 @@ def _scratch(
     return buffer[:size]
 
 
+def search_chunk_designs(plans: int, extra_s: StepExtra | None = None) -> int:
+    """Designs per chunk of the bounded search over ``plans`` candidate plans: the numba
+    search's compact books hold :data:`COMPACT_CHUNK_CELLS` cells, the dense books
+    :data:`SEARCH_CHUNK_CELLS`."""
+    compact = extra_s is None and _compiled_kernels() is not None
+    cells = COMPACT_CHUNK_CELLS if compact else SEARCH_CHUNK_CELLS
+    return max(MIN_CHUNK_DESIGNS, cells // max(plans, 1))
+
+
 def _compiled_kernels() -> ModuleType | None:
     """The numba kernels, or None where numba is not installed."""
     try:
@@ -926,9 +946,10 @@ def compiled_lower_bounds(
         k,
         _kernel_consts(g, bounds),
         bounds.hierarchical_experts or None,
-        permuted,
+        permuted.reshape(n * blocks, KERNEL_BLOCK),
         np.empty((n, blocks)),
-        np.empty((n, blocks), bool),
+        np.empty((n, blocks), np.int64),
+        np.zeros(1, np.int64),
     )
     out[:, groups.order] = permuted[:, :k]
     return out
@@ -949,24 +970,26 @@ def open_books(
 ) -> tuple[tuple, FloatArray]:
     """The numba books of the bounds for the designs of ``g`` (``_kernels.lower_bounds``):
     the arguments of ``_kernels.select`` but the window — the design and plan rows, the plan
-    order, the scalars, the bounds ``(n, k)`` in group order (padded to whole blocks), each
-    block's least bound and whether it is expanded — and the first round's threshold ``(n,)``.
-    The buffers are this thread's scratch, reused by the next chunk."""
+    order, the scalars, the pool of expanded blocks' bounds (plans in group order, padded to
+    whole blocks), each block's least bound, its row in the pool (−1: not expanded) and the
+    pool's rows taken — and the first round's threshold ``(n,)``. The buffers are this
+    thread's scratch, reused by the next chunk."""
     groups = _groups(bounds)
-    n, padded = g.chips.shape[0], _padded(bounds.tp.shape[0])
-    blocks = padded // KERNEL_BLOCK
-    lb = _scratch(n * padded).reshape(n, padded)
-    per_block = SEARCH_CHUNK_CELLS // KERNEL_BLOCK
+    n, blocks = g.chips.shape[0], _padded(bounds.tp.shape[0]) // KERNEL_BLOCK
+    per_block = COMPACT_CHUNK_CELLS // KERNEL_BLOCK
+    pool = _scratch(n * blocks * KERNEL_BLOCK, first=COMPACT_CHUNK_CELLS)
     least = _scratch(n * blocks, "least", first=per_block).reshape(n, blocks)
-    expanded = _scratch(n * blocks, "expanded", bool, per_block).reshape(n, blocks)
+    slot = _scratch(n * blocks, "slot", np.int64, per_block).reshape(n, blocks)
+    used = np.zeros(1, np.int64)
     design_rows, consts = kernel_designs(g, s, bounds), _kernel_consts(g, bounds)
     hierarchical = bounds.hierarchical_experts or None
-    group_bounds = _scratch(groups.least_rows.shape[1], "groups", first=0)
+    group_bounds = _scratch(groups.least_rows.shape[0] * KERNEL_BLOCK, "groups", first=0)
+    pool = pool.reshape(n * blocks, KERNEL_BLOCK)
     high = kernels.lower_bounds(
         design_rows, groups.rows, groups.least_rows, groups.group_of, consts, hierarchical,
-        FIRST_THRESHOLD, lb, least, expanded, group_bounds,
+        FIRST_THRESHOLD, pool, least, slot, used, group_bounds.reshape(-1, KERNEL_BLOCK),
     )  # fmt: skip
-    books = (design_rows, groups.rows, groups.order, consts, hierarchical, lb, least, expanded)
+    books = (design_rows, groups.rows, groups.order, consts, hierarchical, pool, least, slot, used)
     return books, high
 
 
@@ -985,7 +1008,7 @@ def _search_compiled(
     per design and whether it fits."""
     n, k = g.chips.shape[0], bounds.tp.shape[0]
     books, high = open_books(g, s, bounds, kernels)
-    design_rows, rows, order, consts, hierarchical, lb, least, expanded = books
+    design_rows, rows, order, consts, hierarchical, pool, least, slot, used = books
     # Books of the fastest allowed plan that fits (best), of the fastest that fits whether
     # allowed or not (fit; the same books without ``extra_s``), of the least memory.
     best_s = np.full(n, np.inf)
@@ -997,7 +1020,8 @@ def _search_compiled(
     # become infinite); one without has no plan to prefer and counts all as allowed.
     free = np.ones(n, bool)
     if extra_s is not None:
-        kernels.all_bounds(design_rows, rows, k, consts, hierarchical, lb, least, expanded)
+        kernels.all_bounds(design_rows, rows, k, consts, hierarchical, pool, least, slot, used)
+        lb = pool.reshape(n, -1)
         index = np.arange(g.rows.start, g.rows.start + n)[:, None]
         lasts = np.broadcast_to(extra_s.allowed_plans(index, g), (n, k))[:, order]
         cells = lb[:, :k]

@@ -103,9 +103,9 @@ def evaluate_training(
     from dse.model.training.plan_search import (
         MIN_CELLS,
         MIN_PLANS,
-        SEARCH_CHUNK_CELLS,
         plan_bounds,
         search_chunk,
+        search_chunk_designs,
     )
 
     n = len(designs)
@@ -122,7 +122,7 @@ def evaluate_training(
         ]
     else:
         bounds = plan_bounds(plans, workload, settings)
-        chunk = max(MIN_CHUNK_DESIGNS, SEARCH_CHUNK_CELLS // len(plans))
+        chunk = search_chunk_designs(len(plans), extra_s)
         starts = range(0, n, chunk) if n else range(1)
         parts = [
             search_chunk(

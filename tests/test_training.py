@@ -2380,6 +2380,38 @@ def test_the_last_stage_takes_the_output_layer_and_a_short_stage() -> None:
     )
 
 
+def test_a_one_hot_embedding_runs_its_gemms_on_the_first_stage() -> None:
+    """§2.6 A one-hot embedding (MaxText's ``use_iota_embed``) multiplies a ``tokens × V``
+    one-hot matrix by the table, forward and for the table's gradient: 4·V·d FLOPs a token on
+    the matrix units. Without pipeline stages the step grows by its two GEMMs; with stages only
+    the first stage runs them, so the step grows by no more; a lookup costs nothing."""
+    from types import SimpleNamespace
+
+    from dse.model.training.compute import embedding_time_s
+    from dse.model.training.step import slowest_stage_s
+    from dse.settings import load_settings
+
+    gemma = load_workload("gemma4-26b")
+    one_hot = gemma.with_changes(embedding="one_hot")
+    designs = _cluster("tpu-v7", [64.0])
+    plan = {"tp": 1, "pp": 1, "microbatch": 8, "recompute": "full", "zero_stage": 3}
+    lookup_s = _pinned(gemma, designs, **plan).columns["step_time_s"][0]
+    one_hot_s = _pinned(one_hot, designs, **plan).columns["step_time_s"][0]
+    settings, tokens = load_settings(), np.array([8.0 * gemma.seq_len])
+    rate, unit = np.array([1e15]), np.array([256.0])
+    args = (tokens, np.ones(1), rate, np.array([0.8]), unit, settings)
+    gemm_s = embedding_time_s(one_hot, *args)
+    flops = 4.0 * tokens * gemma.vocab_size * gemma.d_model
+    assert gemm_s == pytest.approx(flops / (0.8 * 1e15) + 2e-6 * settings.gemm_kernel_latency_us)
+    assert embedding_time_s(gemma, *args) == 0.0
+    assert one_hot_s > lookup_s
+    grid = SimpleNamespace(pp=np.array([4.0, 4.0]), dual=np.array([False, False]))
+    stage, logits, p2p = np.full(2, 10.0), np.full(2, 1.0), np.full(2, 0.1)
+    embed = np.array([0.0, 0.5])
+    staged = slowest_stage_s(stage + embed, logits, p2p, grid, gemma.with_changes(layers=32), embed)
+    assert staged[1] >= staged[0] and staged[1] - staged[0] <= embed[1] + 1e-12
+
+
 def test_a_multi_token_prediction_module_slows_the_step() -> None:
     """§2.7: DeepSeek-V3's MTP module, on the last stage, makes its step slower, never faster,
     whatever the plan."""

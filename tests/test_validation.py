@@ -328,7 +328,14 @@ def test_a_traced_run_splits_its_compute_into_the_terms_of_the_model(dse) -> Non
     recompute spends its compute mostly in the linear layers."""
     traced = dse("validate", "--run", "tt-deepep-qwen3-30b-b200-8", "--format", "json").json()
     parts = traced["compute_per_microbatch_s"]
-    terms = ("linear_layers", "attention", "memory_bound", "output_layer", "moe_kernels")
+    terms = (
+        "linear_layers",
+        "attention",
+        "memory_bound",
+        "output_layer",
+        "moe_kernels",
+        "embedding",
+    )
     assert all(parts[k] >= 0 for k in terms) and min(parts[k] for k in terms[:4]) > 0
     assert sum(parts[k] for k in terms) == pytest.approx(parts["total"], rel=1e-12)
     assert traced["plan"]["pp"] == 1

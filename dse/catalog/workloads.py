@@ -111,6 +111,13 @@ Team 2024, arXiv:2407.21783, Sec. 3.3.2; PyTorch's experimental ``context_parall
 for at once), and the backward pass all-gathers them again and passes the gradients around the
 ring in fp32 (PyTorch's ``_templated_ring_attention_backward``)."""
 
+EMBEDDINGS = ("lookup", "one_hot")
+"""How a run finds its tokens' rows of the embedding table (docs/model.md §2.6). ``lookup``: a
+gather (every PyTorch stack; a few bytes a token, left out). ``one_hot``: the one-hot matrix of
+the token ids times the table on the matrix units (MaxText's ``use_iota_embed``, set where a
+gather, and the scatter of its gradient, run slowly on a TPU): a GEMM forward and one for the
+table's gradient, ``4·V·d`` FLOPs a token on the first pipeline stage."""
+
 MOE_PERMUTATIONS = ("fused", "gather")
 """How a run permutes its routed tokens to their experts and back (docs/model.md §2.6).
 ``fused``: one kernel each way, reading and writing each copy once (Transformer Engine's
@@ -249,6 +256,7 @@ WORKLOAD_SCHEMA = Table(
                 "moe_permutation": Field(
                     "str", required=False, default="fused", choices=MOE_PERMUTATIONS
                 ),
+                "embedding": Field("str", required=False, default="lookup", choices=EMBEDDINGS),
                 "context_parallel": Field(
                     "str", required=False, default="ring", choices=CONTEXT_PARALLEL
                 ),
@@ -332,6 +340,8 @@ class Workload:
     """How the run adds that bias (:data:`EXPERT_BIAS_ADDS`, docs/model.md §2.6)."""
     moe_permutation: str = "fused"
     """How the run permutes its routed tokens (:data:`MOE_PERMUTATIONS`, docs/model.md §2.6)."""
+    embedding: str = "lookup"
+    """How the run finds its tokens' embeddings (:data:`EMBEDDINGS`, docs/model.md §2.6)."""
     context_parallel: str = "ring"
     """How context parallelism exchanges keys and values (:data:`CONTEXT_PARALLEL`, §2.7)."""
     compiler: str = "eager"
@@ -885,6 +895,7 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         expert_bias=bool(model["expert_bias"]) and experts > 0,
         expert_bias_add=training["expert_bias_add"],
         moe_permutation=training["moe_permutation"],
+        embedding=training["embedding"],
         context_parallel=training["context_parallel"],
         compiler=training["compiler"],
         moe_dispatcher=training["moe_dispatcher"],

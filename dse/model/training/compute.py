@@ -397,8 +397,9 @@ class Compute:
     recompute factors of the matmuls and of attention; the HBM bytes of stored attention scores
     with recomputation (``score_b``, 0 with a flash kernel; §3.1's energy); the output layer's
     GEMMs (``logits_s``, part of ``total_s``), which only the last stage runs; the memory-bound
-    operators with their recomputation (``memory_s``) and the MoE layers' exposed host time
-    (``moe_host_s``), the other two terms of ``total_s``."""
+    operators with their recomputation (``memory_s``), the MoE layers' exposed host time
+    (``moe_host_s``) and a one-hot embedding's GEMMs (``embedding_s``, which only the first
+    stage runs), the other terms of ``total_s``."""
 
     matmul_s: FloatArray
     attention_s: FloatArray
@@ -409,6 +410,7 @@ class Compute:
     logits_s: FloatArray
     memory_s: FloatArray
     moe_host_s: FloatArray | float
+    embedding_s: FloatArray | float = 0.0
 
 
 def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Settings) -> Compute:
@@ -453,7 +455,15 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         * redo.other
     )
     moe_host_s = moe_host_exposed_s(g, lay, w, experts, redo, s)
-    total = matmul_s * matmul_redo + attention_s * attention_redo + memory_s + logits_s + moe_host_s
+    embedding_s = embedding_time_s(w, lay.tokens_mb, g.tp, g.gemm_rate, gemm_eff, g.matrix_unit, s)
+    total = (
+        matmul_s * matmul_redo
+        + attention_s * attention_redo
+        + memory_s
+        + logits_s
+        + moe_host_s
+        + embedding_s
+    )
     score_b = materialized_score_bytes(stage_attention, w) * attention_redo
     return Compute(
         matmul_s,
@@ -465,7 +475,32 @@ def compute(g: Grid, lay: Layout, elementwise_b: FloatArray, w: Workload, s: Set
         logits_s,
         memory_s,
         moe_host_s,
+        embedding_s,
     )
+
+
+def embedding_time_s(
+    w: Workload,
+    tokens_mb: FloatArray,
+    tp: FloatArray,
+    rate: FloatArray,
+    efficiency: FloatArray,
+    matrix_unit: FloatArray,
+    s: Settings,
+) -> FloatArray | float:
+    """§2.6 Time (s) of a one-hot embedding's two GEMMs for one micro-batch on the first stage
+    (``w.embedding == "one_hot"``; 0 for a lookup): the ``tokens × V/t`` one-hot matrix times
+    the table's ``V/t × d`` shard forward, and the table's gradient, ``2·tokens·(V/t)·d`` FLOPs
+    each at the large-GEMM efficiency on the share of the systolic array that ``V/t`` and ``d``
+    fill (:func:`array_utilization`). The one-hot operand is made from the token ids inside the
+    fusion that feeds the matrix units, so only FLOPs count; nothing is recomputed (the
+    embedding lies outside the layers)."""
+    if w.embedding != "one_hot":
+        return 0.0
+    vocab, width = w.vocab_size / tp, float(w.d_model)
+    busy = array_utilization(vocab, matrix_unit) * array_utilization(width, matrix_unit)
+    gemm_s = 2.0 * tokens_mb * vocab * width / (efficiency * busy * rate)
+    return 2.0 * (gemm_s + s.gemm_kernel_latency_us * 1e-6)
 
 
 def attention_time_s(

@@ -208,7 +208,9 @@ def step_model(g: Grid, w: Workload, s: Settings) -> StepModel:
     lay, mem, fits = fit_model(g, w, s)
     comp = compute(g, lay, mem.elementwise_b, w, s)
     comm = stage_communication(g, lay, comp, mem, w, s)
-    stage_s = slowest_stage_s(comp.total_s + comm.total_s, comp.logits_s, comm.pp_s, g, w)
+    stage_s = slowest_stage_s(
+        comp.total_s + comm.total_s, comp.logits_s, comm.pp_s, g, w, comp.embedding_s
+    )
     slots = pipeline_bubble_slots(g.pp, g.vp, g.schedule)
     pipeline_s = (lay.microbatches + slots) * stage_s
     dp_s = data_parallel_exposed_s(g, lay, stage_s, pipeline_s, w, s)
@@ -227,8 +229,8 @@ def compute_parts_s(g: Grid, w: Workload, s: Settings) -> dict[str, FloatArray]:
     """§2.6 The compute of one micro-batch on one pipeline stage (⌈L/p⌉ layers and the output
     layer) of every cell of ``g``, split into the terms of ``T_comp`` (s, each of the grid's
     shape): the linear layers and attention, each with its recomputation, the memory-bound
-    operators (with theirs), the output layer's GEMMs, and what the MoE layers' host-bound
-    kernels add (``moe_kernels``); ``total`` is their sum, ``Compute.total_s``. The step's
+    operators (with theirs), the output layer's GEMMs, what the MoE layers' host-bound
+    kernels add (``moe_kernels``) and a one-hot embedding's GEMMs; ``total`` is their sum, ``Compute.total_s``. The step's
     ``compute_time_s`` is ``total`` times the micro-batches where the plan has one stage and
     no multi-token-prediction modules (the slowest stage and the bubble otherwise, §2.7)."""
     lay, mem, _ = fit_model(g, w, s)
@@ -239,25 +241,32 @@ def compute_parts_s(g: Grid, w: Workload, s: Settings) -> dict[str, FloatArray]:
         "memory_bound": comp.memory_s,
         "output_layer": comp.logits_s,
         "moe_kernels": comp.moe_host_s,
+        "embedding": comp.embedding_s,
         "total": comp.total_s,
     }
     return {name: np.broadcast_to(value, np.shape(comp.total_s)) for name, value in parts.items()}
 
 
 def slowest_stage_s(
-    stage_s: FloatArray, logits_s: FloatArray, boundary_s: FloatArray, g: Grid, w: Workload
+    stage_s: FloatArray,
+    logits_s: FloatArray,
+    boundary_s: FloatArray,
+    g: Grid,
+    w: Workload,
+    embedding_s: FloatArray | float = 0.0,
 ) -> FloatArray:
     """§2.7 Seconds per micro-batch of the pipeline's slowest rank, from ``stage_s``: one
     micro-batch on a stage of ⌈L/p⌉ layers with the output layer's GEMMs (``logits_s``) and its
     sends to the neighbouring stages (``boundary_s``). Only the last stage runs the output layer
-    and the ``M`` multi-token-prediction modules (a layer and the output layer again each).
+    and the ``M`` multi-token-prediction modules (a layer and the output layer again each);
+    only the first runs a one-hot embedding's GEMMs (``embedding_s``, part of ``stage_s``).
     Where the layers do not divide evenly, the stacks give the last stage one of the short
     stages of ⌊L/p⌋ layers (Llama 3: a layer fewer on the first and the last stage,
     arXiv:2407.21783 Sec. 3.3.2; the Zero Bubble code pads the last stage first,
     ``allow_padding_num_layers``; Megatron-Core's ``account_for_loss_in_pipeline_split``)::
 
-        T_first = T − T_logits,   T_layer = (T − T_logits − T_p2p)/⌈L/p⌉
-        T_last  = T − (⌈L/p⌉ − ⌊L/p⌋)·T_layer + M·(T_layer + T_logits)
+        T_first = T − T_logits,   T_layer = (T − T_logits − T_embed − T_p2p)/⌈L/p⌉
+        T_last  = T − T_embed − (⌈L/p⌉ − ⌊L/p⌋)·T_layer + M·(T_layer + T_logits)
         T_stage = max(T_first, T_last)              (1F1B, interleaved, ZB-H1)
         T_stage = max(T_first, (T_first + T_last)/2)  (DualPipe)
 
@@ -266,10 +275,10 @@ def slowest_stage_s(
     them. ``T`` (plus the modules) without pipeline parallelism."""
     longest = np.ceil(w.layers / g.pp)
     shortest = np.floor(w.layers / g.pp)
-    per_layer_s = (stage_s - logits_s - boundary_s) / longest
+    per_layer_s = (stage_s - logits_s - embedding_s - boundary_s) / longest
     modules_s = w.mtp_layers * (per_layer_s + logits_s)
     first = stage_s - logits_s
-    last = stage_s - (longest - shortest) * per_layer_s + modules_s
+    last = stage_s - embedding_s - (longest - shortest) * per_layer_s + modules_s
     slowest = np.where(g.dual, np.maximum(first, 0.5 * (first + last)), np.maximum(first, last))
     return np.where(g.pp > 1, slowest, stage_s + modules_s)
 

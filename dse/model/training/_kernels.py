@@ -144,11 +144,11 @@ def _fill(
     """Design ``i``'s bound of the plans (or groups) of the blocks ``first:last`` of the rows
     ``rows`` (plan_search.kernel_rows, ``(blocks, 38, BLOCK)``) into the rows of ``out``
     ``(≥ last − first, BLOCK)`` (block ``b`` into row ``b − first``; one call per run of blocks,
-    its set-up a tenth of a block's time): the
-    layout (plan_search.data_parallel_layout), the micro-batches and the data-parallel part
-    (plan_search.data_parallel_lower_bound) follow the numpy code; the loop over plans has no
-    branch (but loop-invariant ones), so that it runs on vector units. Its index is unsigned:
-    numba then checks no negative index, which would stop the loop vectorizing."""
+    its set-up a tenth of a block's time): the layout (plan_search.data_parallel_layout), the
+    micro-batches and the data-parallel part (plan_search.data_parallel_lower_bound) follow the
+    numpy code; the loop over plans has no branch (but loop-invariant ones), so that it runs on
+    vector units. Its index is unsigned: numba then checks no negative index, which would stop
+    the loop vectorizing."""
     if (
         first < 0
         or last > rows.shape[0]

@@ -22,6 +22,8 @@ import numpy as np
 from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import (
+    ATTENTION_BACKWARDS,
+    ATTENTION_BLOCK_KEYS,
     ATTENTION_KERNELS,
     ATTENTION_PRECISIONS,
     COMPILERS,
@@ -33,6 +35,7 @@ from dse.catalog.workloads import (
     MOE_PERMUTATIONS,
     PRECISIONS,
     Workload,
+    attention_block_sizes,
     load_workload,
     training_flops,
 )
@@ -125,6 +128,14 @@ RUN_SCHEMA = Table(
                 "expert_bias_add": Field("str", required=False, choices=EXPERT_BIAS_ADDS),
                 "moe_permutation": Field("str", required=False, choices=MOE_PERMUTATIONS),
                 "embedding": Field("str", required=False, choices=EMBEDDINGS),
+                "attention_blocks": Field(
+                    "numbers",
+                    required=False,
+                    positive=True,
+                    maximum=1 << 24,
+                    choices=ATTENTION_BLOCK_KEYS,
+                ),
+                "attention_backward": Field("str", required=False, choices=ATTENTION_BACKWARDS),
                 "context_parallel": Field("str", required=False, choices=CONTEXT_PARALLEL),
                 "compiler": Field("str", required=False, choices=COMPILERS),
                 "moe_dispatcher": Field("str", required=False, choices=MOE_DISPATCHERS),
@@ -219,8 +230,13 @@ class Comparison:
 def load_runs(path: Path = RUNS_PATH) -> list[dict[str, Any]]:
     """The published runs, validated."""
     data = read_toml(path)
-    runs = data.get("run", [])
-    return [check(run, RUN_SCHEMA, path, f"run[{i}]") for i, run in enumerate(runs)]
+    runs = [check(run, RUN_SCHEMA, path, f"run[{i}]") for i, run in enumerate(data.get("run", []))]
+    for i, run in enumerate(runs):  # §2.6 a kernel's blocks, the backward ones filled in
+        facts = run["workload_overrides"]
+        if facts["attention_blocks"] is not None:
+            key = f"run[{i}].workload_overrides.attention_blocks"
+            facts["attention_blocks"] = attention_block_sizes(facts["attention_blocks"], path, key)
+    return runs
 
 
 def evaluate_run(

@@ -217,6 +217,45 @@ def linears(chip: Chip, w: Workload, tokens: float, plan: Plan, s: Settings) -> 
     return 3 * (attention + (1 - f) * dense + f * moe)
 
 
+def visited_keys(seq: float, window: float, block_q: float, block_kv: float) -> float:
+    """Keys per query a block-sparse causal kernel computes: every key block that holds a key
+    of some query of the query block, in full (a loop over the query blocks)."""
+    total, start = 0.0, 0.0
+    while start < seq:
+        end = min(start + block_q, seq)
+        first = max(start - window + 1, 0) // block_kv
+        last = (end - 1) // block_kv
+        total += (end - start) * (min((last + 1) * block_kv, seq) - first * block_kv)
+        start = end
+    return total / seq
+
+
+def blocked_scores(
+    w: Workload, plan: Plan, seq: float, scores: tuple[float, float], counted: float
+) -> tuple[float, float]:
+    """Scores computed by a fused kernel in blocks or with a split backward, weighted for the
+    matmuls (over the fused kernel's 7 a score) and for the exponentials (one a score and
+    pass): forward QKᵀ, PV and one exponential; fused backward 5 matmuls and 1; split, dK/dV
+    4 and 1, dQ 3 and 1. ``scores``: the full and windowed layers' causal scores; ``counted``:
+    what a fused kernel without blocks computes."""
+    local = seq / plan.cp
+    window = min(w.sliding_window, local) if w.window_layers else local
+    blocks = w.attention_blocks
+    weights = {"fused": ((2, 1), (5, 1), (0, 0)), "split": ((2, 1), (4, 1), (3, 1))}
+    matmuls = exponentials = 0.0
+    for n, (m, e) in enumerate(weights[w.attention_backward]):
+        count = counted
+        if blocks:
+            bq, bk = blocks[2 * n], blocks[2 * n + 1]
+            count = scores[0] * visited_keys(local, local, bq, bk) / (local / 2)
+            count += (
+                scores[1] * visited_keys(local, window, bq, bk) / (window - window**2 / 2 / local)
+            )
+        matmuls += m / 7 * count
+        exponentials += e * count
+    return matmuls, exponentials
+
+
 def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] | None:
     """Step time and memory of one plan; None when the plan cannot run at all."""
     k = chip.latency_scale  # the family's collective library: every latency k times NCCL's
@@ -461,10 +500,17 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             eta *= chip.flash2_ratio
         per_score = score_flops / (eta * chip.score_flop_s) + 2 / chip.exp_per_s
         s0 = s.attention_overhead_tokens
-        t_attention = (
+        counted = (
             full_scores * (1 + s0 * plan.cp / seq)
             + window_scores * (1 + 2 * s0 / min(2 * window_keys, seq / plan.cp))  # two edges
-        ) * per_score
+        )
+        t_attention = counted * per_score
+        if w.attention_blocks or w.attention_backward == "split":
+            matmul_scores, exp_scores = blocked_scores(
+                w, plan, seq, (full_scores, window_scores), counted
+            )
+            t_attention = matmul_scores * score_flops / (eta * chip.score_flop_s)
+            t_attention += exp_scores / chip.exp_per_s
     t_attention += t_scan
     t_logits = 3 * gemm(tokens, w.vocab_size / plan.tp, d, chip, 2.0, s)
     beta = s.elementwise_bytes_per_activation_byte

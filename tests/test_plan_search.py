@@ -128,6 +128,24 @@ def test_bounded_search_with_long_sequences_searches_context_parallelism() -> No
     )
 
 
+def test_bounded_search_agrees_with_exhaustive_search_with_attention_blocks() -> None:
+    """§2.6 A kernel in large blocks with a split backward: the bound takes the lesser of the
+    matmuls' and exponentials' overheads, and stays a lower bound as context parallelism
+    shortens each rank's sequence."""
+    w = load_workload("gpt-oss-20b").with_changes(
+        seq_len=131072,
+        global_batch_tokens=16e6,
+        attention_blocks=(1024.0, 1024.0, 2048.0, 2048.0, 2048.0, 512.0),
+        attention_backward="split",
+    )
+    plans = candidate_plans(w, max_tp=72)
+    assert (plans.context_parallel > 1).any()
+    designs = _random_designs(520, seed=13)
+    _assert_same(
+        evaluate(designs, w, plans=plans), evaluate(designs, w, plans=plans, exhaustive=True)
+    )
+
+
 def test_ties_between_plans_go_to_the_lower_plan_index() -> None:
     # Two copies of every plan: each tie must resolve to the first copy, as argmin does.
     w = load_workload("llama3.1-70b")

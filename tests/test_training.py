@@ -25,6 +25,7 @@ from dse.model.plans import (
 )
 from dse.model.silicon import evaluate_silicon
 from dse.model.training import precision_flop_s
+from dse.model.training.compute import visited_key_ratio
 from dse.model.training.grid import (
     FULL,
     OFFLOAD,
@@ -33,6 +34,7 @@ from dse.model.training.grid import (
     usable_memory_b,
 )
 from dse.settings import load_settings
+from dse.validation import _compute_parts
 
 from .reference_training import Chip, Plan, best_plan, step, training_days_and_mfu
 
@@ -344,6 +346,8 @@ def _reference_chip(
         ("pythia-12b", 0.3, None),  # parallel attention and MLP blocks, a norm each
         ("palm-540b", 0.0, None),  # parallel blocks sharing one norm
         ("gpt-oss-20b", 0.3, 32768),  # 128-token sliding windows in half the layers, cp searched
+        ("gpt-oss-20b+splash", 0.0, 8192),  # ... in splash attention's blocks, split backward
+        ("llama3.1-8b+splash", 0.3, 65536),  # causal blocks, cp searched
         ("llama3.1-8b+compiled", 0.0, None),  # memory-bound operators fused by a graph compiler
         ("llama3.1-8b+fp8attention", 0.0, 32768),  # FP8 dot-product attention, fp8 linear layers
         ("qwen3-30b-a3b+hierarchical", 0.0, None),  # DeepEP: once per remote domain
@@ -369,6 +373,11 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         workload = workload.with_changes(moe_dispatcher=kernel)
     elif kernel == "fp8attention":
         workload = workload.with_changes(precision="fp8", attention_precision="fp8")
+    elif kernel == "splash":  # MaxText's blocks: gpt-oss' Ironwood recipe, base.yml's 512
+        windowed = workload.window_layers > 0
+        blocks = (1024.0, 1024.0, 2048.0, 2048.0, 2048.0, 1024.0) if windowed else (512.0,) * 6
+        split = "split" if windowed else "fused"
+        workload = workload.with_changes(attention_blocks=blocks, attention_backward=split)
     elif kernel:
         workload = workload.with_changes(attention_kernel=kernel)
     if seq_len:
@@ -733,6 +742,61 @@ def test_a_sliding_window_cuts_attention() -> None:
     plan = {"tp": 1, "pp": 1, "ep": 1, "microbatch": 1, "recompute": "none", "zero_stage": 1}
     steps = [_pinned(x, designs, **plan).columns["step_time_s"][0] for x in (full, windowed)]
     assert steps[1] < steps[0]
+
+
+@pytest.mark.parametrize(("block", "seq"), [(512, 8192), (1024, 4096), (2048, 8192), (256, 1000)])
+def test_a_causal_kernel_in_blocks_computes_its_diagonal_blocks_in_full(block, seq) -> None:
+    """§2.6 Query and key blocks of ``b`` tokens: query block ``i`` computes ``i + 1`` key
+    blocks, ``(s + b)/2`` keys a query where the model FLOPs count ``s/2`` (blocks that tile
+    the sequence); a window never visits more than the causal layer, nor fewer than its keys."""
+    ratio = visited_key_ratio(seq, seq, block, block)
+    if seq % block == 0:
+        assert ratio == pytest.approx(1.0 + block / seq, rel=1e-12)
+    for window in (64, 128, 1024, 4096):
+        windowed = visited_key_ratio(seq, window, block, block)
+        w = min(window, seq)
+        keys = windowed * (2 * w - w * w / seq) / 2  # visited per query
+        assert w - w * w / (2 * seq) <= keys <= ratio * seq / 2 + 1e-9
+    assert visited_key_ratio(seq, 128, 2 * block, 2 * block) >= visited_key_ratio(
+        seq, 128, block, block
+    )
+
+
+def test_larger_blocks_and_a_split_backward_never_speed_attention_up() -> None:
+    """§2.6 A kernel that computes more masked blocks, or recomputes its scores in a separate
+    dQ pass, is never faster; gpt-oss' 128-token windows in MaxText's Ironwood blocks cost
+    several times what the measured GPU overhead charges."""
+    workload = load_workload("gpt-oss-20b").with_changes(seq_len=8192)
+    designs = _cluster("tpu-v7", [64.0])
+    plan = {"tp": 1, "pp": 1, "ep": 1, "microbatch": 1, "recompute": "none", "zero_stage": 3}
+
+    def attention_s(w) -> float:
+        plans = candidate_plans(w, **plan)
+        return _compute_parts(designs, w, plans, load_settings(), 0)["attention"]
+
+    small = workload.with_changes(attention_blocks=(512.0,) * 6)
+    large = workload.with_changes(attention_blocks=(1024.0, 1024.0) + (2048.0,) * 4)
+    split = large.with_changes(attention_backward="split")
+    times = [attention_s(w) for w in (workload, small, large, split)]
+    assert times[1] < times[2] < times[3]
+    assert times[2] > 1.5 * times[0]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "key"),
+    [
+        ("{ q = 1024 }", "training.attention_blocks.kv"),
+        ("{ q = 1024, kv = 0 }", "training.attention_blocks.kv"),
+        ("{ q = 1024, kv = 1024, dq = 512 }", "training.attention_blocks.dq"),
+    ],
+)
+def test_bad_attention_blocks_are_one_line(dse, tmp_path, blocks, key) -> None:
+    text = (Path(__file__).parents[1] / "workloads" / "llama3.1-8b.toml").read_text()
+    path = tmp_path / "w.toml"
+    path.write_text(text.replace("[training]", f"[training]\nattention_blocks = {blocks}", 1))
+    result = dse("evaluate", "--chip", "tpu-v7", "--workload", str(path), "--num-chips", "8")
+    assert result.code != 0 and key in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

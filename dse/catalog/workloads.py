@@ -118,6 +118,22 @@ the token ids times the table on the matrix units (MaxText's ``use_iota_embed``,
 gather, and the scatter of its gradient, run slowly on a TPU): a GEMM forward and one for the
 table's gradient, ``4·V·d`` FLOPs a token on the first pipeline stage."""
 
+ATTENTION_BLOCK_KEYS = ("q", "kv", "q_dkv", "kv_dkv", "q_dq", "kv_dq")
+"""The tiles (tokens) of a block-sparse fused attention kernel, in JAX's splash attention's names
+(``block_q``, ``block_kv``, ``block_q_dkv``, ...; MaxText's ``sa_block_*``): the forward
+kernel's query and key blocks, the backward (dK/dV, or the fused backward) kernel's, and the
+separate dQ kernel's (docs/model.md §2.6). A workload's ``training.attention_blocks`` gives
+``q`` and ``kv``; a backward block left out is the forward one (``q_dkv`` ← ``q``, ``kv_dkv``
+← ``kv``, ``q_dq`` ← ``q_dkv``, ``kv_dq`` ← ``kv_dkv``)."""
+
+ATTENTION_BACKWARDS = ("fused", "split")
+"""How a fused attention kernel's backward pass is computed (docs/model.md §2.6). ``fused``:
+one kernel recomputes the scores once and makes dQ, dK and dV (FlashAttention-2, cuDNN, splash
+attention with ``use_fused_bwd_kernel``): five score matmuls. ``split``: a dK/dV kernel and a
+separate dQ kernel, each recomputing the scores and their gradient (splash attention's default,
+``sa_use_fused_bwd_kernel = False`` in MaxText): seven score matmuls and one more
+exponential per score."""
+
 MOE_PERMUTATIONS = ("fused", "gather")
 """How a run permutes its routed tokens to their experts and back (docs/model.md §2.6).
 ``fused``: one kernel each way, reading and writing each copy once (Transformer Engine's
@@ -257,6 +273,16 @@ WORKLOAD_SCHEMA = Table(
                     "str", required=False, default="fused", choices=MOE_PERMUTATIONS
                 ),
                 "embedding": Field("str", required=False, default="lookup", choices=EMBEDDINGS),
+                "attention_blocks": Field(
+                    "numbers",
+                    required=False,
+                    positive=True,
+                    maximum=1 << 24,
+                    choices=ATTENTION_BLOCK_KEYS,
+                ),
+                "attention_backward": Field(
+                    "str", required=False, default="fused", choices=ATTENTION_BACKWARDS
+                ),
                 "context_parallel": Field(
                     "str", required=False, default="ring", choices=CONTEXT_PARALLEL
                 ),
@@ -342,6 +368,13 @@ class Workload:
     """How the run permutes its routed tokens (:data:`MOE_PERMUTATIONS`, docs/model.md §2.6)."""
     embedding: str = "lookup"
     """How the run finds its tokens' embeddings (:data:`EMBEDDINGS`, docs/model.md §2.6)."""
+    attention_blocks: tuple[float, ...] = ()
+    """The fused attention kernel's blocks (tokens), :data:`ATTENTION_BLOCK_KEYS` in order
+    (:func:`attention_block_sizes`); empty: the measured per-sequence overhead
+    ``attention_overhead_tokens`` stands for them (docs/model.md §2.6)."""
+    attention_backward: str = "fused"
+    """One backward attention kernel or a split dK/dV and dQ pair (:data:`ATTENTION_BACKWARDS`,
+    docs/model.md §2.6)."""
     context_parallel: str = "ring"
     """How context parallelism exchanges keys and values (:data:`CONTEXT_PARALLEL`, §2.7)."""
     compiler: str = "eager"
@@ -695,7 +728,7 @@ def build_workload(workload_id: str, values: dict, source: str | Path) -> Worklo
     _check_window(source, model)
     _check_experts(model, source)
     _check_mamba(model, source)
-    draft = _draft_workload(workload_id, values, model)
+    draft = _draft_workload(workload_id, values, model, source)
     total, active = _parameter_counts(draft, model, bool(given), source)
     tokens, batch_tokens, defaulted = _training_budget(values["training"], total, source)
     overridden = model["total_params"] is not None or model["active_params"] is not None
@@ -852,7 +885,9 @@ def _check_mamba(model: dict[str, Any], source: str | Path) -> None:
             )
 
 
-def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Workload:
+def _draft_workload(
+    workload_id: str, values: dict, model: dict[str, Any], source: str | Path
+) -> Workload:
     """The workload of the checked values, its parameter counts and tokens still 0."""
     training = values["training"]
     heads, experts = model["heads"], model["experts"] or 0
@@ -896,6 +931,10 @@ def _draft_workload(workload_id: str, values: dict, model: dict[str, Any]) -> Wo
         expert_bias_add=training["expert_bias_add"],
         moe_permutation=training["moe_permutation"],
         embedding=training["embedding"],
+        attention_blocks=attention_block_sizes(
+            training["attention_blocks"], source, "training.attention_blocks"
+        ),
+        attention_backward=training["attention_backward"],
         context_parallel=training["context_parallel"],
         compiler=training["compiler"],
         moe_dispatcher=training["moe_dispatcher"],
@@ -1010,6 +1049,35 @@ def _check_window(source: str | Path, model: dict[str, Any]) -> None:
             "a whole number > 0: sliding_window and window_layers go together",
             given,
         )
+
+
+def attention_block_sizes(
+    blocks: dict[str, float] | None, source: str | Path, key: str
+) -> tuple[float, ...]:
+    """The six blocks of :data:`ATTENTION_BLOCK_KEYS` (tokens) from a table that gives at least
+    ``q`` and ``kv``, the backward blocks it leaves out taken from the forward ones; ``()`` for
+    no table. Raises :class:`~dse.errors.InputError` naming ``key`` when ``q`` or ``kv`` is
+    missing."""
+    if not blocks:
+        return ()
+    for name in ("q", "kv"):
+        if name not in blocks:
+            raise InputError(
+                source, f"{key}.{name}", "a block size in tokens (q and kv are needed)", "nothing"
+            )
+    q_dkv = blocks.get("q_dkv", blocks["q"])
+    kv_dkv = blocks.get("kv_dkv", blocks["kv"])
+    return tuple(
+        float(v)
+        for v in (
+            blocks["q"],
+            blocks["kv"],
+            q_dkv,
+            kv_dkv,
+            blocks.get("q_dq", q_dkv),
+            blocks.get("kv_dq", kv_dkv),
+        )
+    )
 
 
 def attention_keys(w: Workload) -> tuple[float, float]:

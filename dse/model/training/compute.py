@@ -511,7 +511,8 @@ def attention_time_s(
     sequence split over the plan's ``cp`` context-parallel ranks. A fused (flash) kernel
     computes the causal half of the scores:
 
-        T_att = N · (1 + s0·c/s) · (12·h_d / (η_att·R_att) + c_exp / R_exp),  N = F_att / (24·h_d)
+        T_att = N · (o_mm · 12·h_d / (η_att·R_att) + o_exp · c_exp / R_exp),  N = F_att / (24·h_d)
+        o_mm = o_exp = 1 + s0·c/s                  (a fused kernel, no blocks given)
 
     The score matmuls run at η_att of the score rate ``R_att``: the 16-bit rate, or for a
     workload whose ``attention_precision`` is fp8 the family's measured FP8 kernel at the fp8
@@ -519,7 +520,9 @@ def attention_time_s(
     per score on the special-function units (:data:`EXPONENTIALS_PER_SCORE`); a sequence of
     s/c tokens per rank runs at s/(s + s0·c) of the long-sequence rate
     (``attention_overhead_tokens`` s0: the masked diagonal blocks, each query block's fixed
-    cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py). A ``flash2``
+    cost). Fitted to FlashAttention on an H200 (benchmarks/fit_attention.py). A workload that
+    gives its kernel's blocks, or splits its backward pass, takes ``o_mm`` and ``o_exp`` from
+    :func:`attention_overheads`. A ``flash2``
     workload's score matmuls run at ``flash2_attention_ratio`` of η_att (FlashAttention-2 on a
     chip with a faster kernel). A ``materialized`` workload
     (:func:`materialized_attention_time_s`) computes every score."""
@@ -529,10 +532,9 @@ def attention_time_s(
         return materialized_attention_time_s(scores, w, efficiency, g)
     if w.attention_kernel == "flash2":
         efficiency = efficiency * g.flash2_ratio
-    per_score_s = score_matmul_flops(w, g.matrix_unit) / (efficiency * g.score_rate) + (
-        EXPONENTIALS_PER_SCORE / g.exp_rate
-    )
-    return scores * attention_overhead(w, g.cp, s.attention_overhead_tokens) * per_score_s
+    tensor, special = attention_overheads(w, g.cp, s.attention_overhead_tokens)
+    matmul_s = score_matmul_flops(w, g.matrix_unit) / (efficiency * g.score_rate)
+    return scores * (tensor * matmul_s + special * EXPONENTIALS_PER_SCORE / g.exp_rate)
 
 
 def ssd_time_s(ssd_flops: FloatArray, w: Workload, efficiency: FloatArray, g: Grid) -> FloatArray:
@@ -566,20 +568,95 @@ sliding windows 15-21 % (H200, window 1,024), 31-43 % (GB200, window 128) and 51
 faster than cuDNN; with two, H200 0 to +4 %, GB200 -3 to +17 %, GB300 -17 to -30 %."""
 
 
-def attention_overhead(w: Workload, cp: FloatArray, overhead_tokens: float) -> FloatArray:
-    """§2.6 Time per causal score over the long-sequence time, ``1 + s0/k``: each query's ``k``
-    counted keys (:func:`~dse.catalog.workloads.attention_keys`: the ``s/c`` tokens of a
-    context-parallel rank in a full-attention layer, ``2w − w²/s`` in a sliding-window layer,
-    at most ``s/c``) pay for ``s0`` keys of masked diagonal blocks and per-block fixed cost,
-    a sliding window for :data:`WINDOW_MASKED_BOUNDARIES` times as many (its first key block
-    is masked too); weighted by the two kinds of layers' shares of the attention FLOPs."""
-    full_keys, window_keys = attention_keys(w)
-    full = 1.0 + overhead_tokens * cp / full_keys
-    windowed = 1.0 + WINDOW_MASKED_BOUNDARIES * overhead_tokens / np.minimum(
-        window_keys, full_keys / cp
+ATTENTION_PASS_MATMULS = {"fused": (2.0, 5.0, 0.0), "split": (2.0, 4.0, 3.0)}
+"""[P] Score matmuls (each ``2·h_d`` FLOPs a score) of a fused attention kernel's forward pass,
+its backward (dK/dV, or the whole backward) pass and a separate dQ pass, by
+:data:`~dse.catalog.workloads.ATTENTION_BACKWARDS`: QKᵀ and PV forward; the fused backward
+recomputes QKᵀ and makes dV, dP, dQ and dK (FlashAttention-2, Dao 2023, Alg. 2); a split
+backward's dK/dV kernel recomputes QKᵀ and makes dV, dP and dK, its dQ kernel recomputes QKᵀ
+and dP and makes dQ (JAX's splash attention, ``_splash_attention_bwd_dkv`` and
+``_splash_attention_bwd_dq``). The measured efficiency η_att is the fused kernel's seven."""
+
+ATTENTION_PASS_EXPONENTIALS = {"fused": (1.0, 1.0, 0.0), "split": (1.0, 1.0, 1.0)}
+"""[P] Exponentials per score of the same passes: each pass that computes the scores
+exponentiates them (:data:`EXPONENTIALS_PER_SCORE` is the fused kernel's two)."""
+
+
+def attention_overheads(
+    w: Workload, cp: FloatArray, overhead_tokens: float
+) -> tuple[FloatArray, FloatArray]:
+    """§2.6 The score matmuls' and the exponentials' time per counted score over the fused
+    kernel's long-sequence time: each pass's :func:`pass_overhead` weighted by its matmuls
+    (:data:`ATTENTION_PASS_MATMULS`, over the fused kernel's 7) and by its exponentials
+    (:data:`ATTENTION_PASS_EXPONENTIALS`, over 2). Both equal :func:`pass_overhead` of the
+    forward blocks for a fused kernel whose passes share them; a split backward costs 9/7 of
+    the matmuls and 3/2 of the exponentials. Arrays shaped like ``cp``."""
+    blocks = w.attention_blocks
+    forward = pass_overhead(w, cp, overhead_tokens, blocks[0:2])
+    if not blocks and w.attention_backward == "fused":
+        return forward, forward
+    passes = (
+        forward,
+        pass_overhead(w, cp, overhead_tokens, blocks[2:4]),
+        pass_overhead(w, cp, overhead_tokens, blocks[4:6]),
     )
+    matmuls = ATTENTION_PASS_MATMULS[w.attention_backward]
+    exponentials = ATTENTION_PASS_EXPONENTIALS[w.attention_backward]
+    tensor = (matmuls[0] * passes[0] + matmuls[1] * passes[1] + matmuls[2] * passes[2]) / 7.0
+    special = (
+        exponentials[0] * passes[0] + exponentials[1] * passes[1] + exponentials[2] * passes[2]
+    ) / 2.0
+    return tensor, special
+
+
+def pass_overhead(
+    w: Workload, cp: FloatArray, overhead_tokens: float, blocks: tuple[float, ...]
+) -> FloatArray:
+    """§2.6 Time per counted score of one attention pass over the long-sequence time, weighted
+    by the full-attention and sliding-window layers' shares of the attention FLOPs. Without
+    the kernel's ``blocks`` (``(query, key)`` tokens): ``1 + s0/k``, each query's ``k`` counted
+    keys (:func:`~dse.catalog.workloads.attention_keys`: the ``s/c`` tokens of a
+    context-parallel rank in a full-attention layer, ``2w − w²/s`` in a sliding-window layer, at
+    most ``s/c``) paying for ``s0`` keys of masked diagonal blocks and per-block fixed cost, a
+    sliding window for :data:`WINDOW_MASKED_BOUNDARIES` times as many (its first key block is
+    masked too). With them, the keys the block-sparse kernel visits
+    (:func:`visited_key_ratio`)."""
+    full_keys, window_keys = attention_keys(w)
     share = windowed_attention_share(w)
-    return (1.0 - share) * full + share * windowed
+    if not blocks:
+        full = 1.0 + overhead_tokens * cp / full_keys
+        windowed = 1.0 + WINDOW_MASKED_BOUNDARIES * overhead_tokens / np.minimum(
+            window_keys, full_keys / cp
+        )
+        return (1.0 - share) * full + share * windowed
+    block_q, block_kv = blocks
+    window = min(float(w.sliding_window), full_keys) if w.window_layers else full_keys
+    values, where = np.unique(cp, return_inverse=True)
+    ratios = np.array(
+        [
+            (1.0 - share) * visited_key_ratio(full_keys / c, full_keys / c, block_q, block_kv)
+            + share * visited_key_ratio(full_keys / c, window, block_q, block_kv)
+            for c in values
+        ]
+    )
+    return ratios[where].reshape(np.shape(cp))
+
+
+def visited_key_ratio(seq: float, window: float, block_q: float, block_kv: float) -> float:
+    """§2.6 Keys per query that a block-sparse causal attention kernel computes (every key
+    block that holds a key of some query of the query block, in full) over half the keys
+    per query that the model FLOPs count (``s`` causal, ``2w − w²/s`` in a window): for query
+    block ``[a, a + b_q)`` the key blocks from ``⌊(a − w + 1)/b_kv⌋`` to ``⌊(a + b_q − 1)/b_kv⌋``.
+    ``1 + b/s`` for causal attention in blocks of ``b`` that tile the sequence."""
+    seq = float(seq)
+    window = min(float(window), seq)
+    starts = np.arange(0.0, seq, float(block_q))
+    ends = np.minimum(starts + block_q, seq)
+    first = np.floor(np.maximum(starts - window + 1.0, 0.0) / block_kv)
+    last = np.floor((ends - 1.0) / block_kv)
+    keys = np.minimum((last + 1.0) * block_kv, seq) - first * block_kv
+    visited = float(np.sum((ends - starts) * keys)) / seq
+    return 2.0 * visited / (2.0 * window - window * window / seq)
 
 
 def materialized_attention_time_s(

@@ -82,7 +82,7 @@ from dse.model.training.compute import (
     SSD_CYCLES_PER_TOKEN_CHANNEL,
     SSD_REFERENCE_UNIT_FLOPS,
     Recompute,
-    attention_overhead,
+    attention_overheads,
     expert_gemms_time_s,
     flops_per_score,
     gemm_time_s,
@@ -431,7 +431,8 @@ def _stage_coefficients(
     tp_bytes = _tensor_parallel_bytes(plans, w, s, tokens_mb, layers_per_stage, redone)
     pp_bytes = np.where(pp > 1, 2.0 * plans.virtual_stages * message_b / tp, 0.0)
     pp_bytes = pp_bytes * np.where(plans.virtual_stages > 1, paid_share(1.0, s), 1.0)
-    attention_overhead_factor = attention_overhead(w, cp, s.attention_overhead_tokens)
+    # the lesser of the matmuls' and exponentials' overheads: a lower bound of both (§2.6)
+    attention_overhead_factor = np.minimum(*attention_overheads(w, cp, s.attention_overhead_tokens))
     coefficients = np.stack(
         [
             layers_per_stage * layer_flops * redo.matmul + logits_share * logits_flops,

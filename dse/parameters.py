@@ -190,6 +190,28 @@ def _from_family(key: str) -> Callable[[Chip, Technology], float]:
     return value
 
 
+def _published_or_family(key: str) -> Callable[[Chip, Technology], float]:
+    """The chip's value of ``key``: its file's published measurement where it gives one, else
+    its architecture family's (chips/technology/families.toml)."""
+    family = _from_family(key)
+
+    def value(chip: Chip, technology: Technology) -> float:
+        if key in chip.published:
+            return float(chip.published[key])  # type: ignore[arg-type]
+        return family(chip, technology)
+
+    return value
+
+
+def _published_or_zero(key: str) -> Callable[[Chip, Technology], float]:
+    """The chip's value of ``key``: its file's published measurement, else 0."""
+
+    def value(chip: Chip, technology: Technology) -> float:
+        return float(chip.published.get(key, 0.0))  # type: ignore[arg-type]
+
+    return value
+
+
 def _energy_per_flop_scale(chip: Chip, technology: Technology) -> float:
     from dse.model.silicon import chip_energy_scale
 
@@ -516,12 +538,13 @@ PARAMETERS: tuple[Parameter, ...] = (
         "attention_efficiency_scale",
         "",
         "float",
-        "fused attention efficiency of the chip's architecture family relative to the reference, "
-        "measured on the family's own attention kernels (chips/technology/families.toml; NaN: "
-        "the family's gemm_efficiency_scale)",
+        "fused attention efficiency relative to the reference, measured on the chip's own "
+        "attention kernels (its file's published attention_efficiency_scale) or its "
+        "architecture family's (chips/technology/families.toml); NaN: the family's "
+        "gemm_efficiency_scale",
         0.3,
         1.5,
-        from_chip=_from_family("attention_efficiency_scale"),
+        from_chip=_published_or_family("attention_efficiency_scale"),
     ),
     Parameter(
         "fp8_attention_efficiency_scale",
@@ -543,6 +566,18 @@ PARAMETERS: tuple[Parameter, ...] = (
         0.3,
         1.5,
         from_chip=_from_family("hbm_efficiency_scale"),
+    ),
+    Parameter(
+        "attention_fixed_tokens",
+        "tokens",
+        "float",
+        "fixed cost per query of the chip's fused attention kernel, in keys, beyond the blocks it "
+        "computes, measured on its own kernels (its file's published attention_fixed_tokens; "
+        "0 where none is measured)",
+        0.0,
+        1e6,
+        zero_allowed=True,
+        from_chip=_published_or_zero("attention_fixed_tokens"),
     ),
     Parameter(
         "flash2_attention_ratio",

@@ -41,6 +41,7 @@ class Chip:
     in_network: bool = False  # switches that reduce (SHARP)
     mesh: bool = False  # scale-up domain of direct links, an equal share of the bandwidth per peer
     matrix_unit: float = 0.0  # side of a systolic array (TPU MXU); 0: none
+    attention_fixed: float = 0.0  # the chip's measured fixed keys a query of its attention kernel
     memory_reserve: float = math.nan  # the family runtime's share of the HBM; NaN: the settings'
 
 
@@ -231,13 +232,13 @@ def visited_keys(seq: float, window: float, block_q: float, block_kv: float) -> 
 
 
 def blocked_scores(
-    w: Workload, plan: Plan, seq: float, scores: tuple[float, float], counted: float
+    w: Workload, plan: Plan, seq: float, scores: tuple[float, float, float], counted: float
 ) -> tuple[float, float]:
     """Scores computed by a fused kernel in blocks or with a split backward, weighted for the
     matmuls (over the fused kernel's 7 a score) and for the exponentials (one a score and
     pass): forward QKᵀ, PV and one exponential; fused backward 5 matmuls and 1; split, dK/dV
-    4 and 1, dQ 3 and 1. ``scores``: the full and windowed layers' causal scores; ``counted``:
-    what a fused kernel without blocks computes."""
+    4 and 1, dQ 3 and 1. ``scores``: the full and windowed layers' causal scores and the
+    chip's fixed cost in scores; ``counted``: what a fused kernel without blocks computes."""
     local = seq / plan.cp
     window = min(w.sliding_window, local) if w.window_layers else local
     blocks = w.attention_blocks
@@ -247,7 +248,7 @@ def blocked_scores(
         count = counted
         if blocks:
             bq, bk = blocks[2 * n], blocks[2 * n + 1]
-            count = scores[0] * visited_keys(local, local, bq, bk) / (local / 2)
+            count = scores[0] * visited_keys(local, local, bq, bk) / (local / 2) + scores[2]
             count += (
                 scores[1] * visited_keys(local, window, bq, bk) / (window - window**2 / 2 / local)
             )
@@ -500,14 +501,19 @@ def step(chip: Chip, w: Workload, plan: Plan, s: Settings) -> dict[str, float] |
             eta *= chip.flash2_ratio
         per_score = score_flops / (eta * chip.score_flop_s) + 2 / chip.exp_per_s
         s0 = s.attention_overhead_tokens
+        window_counted = min(2 * window_keys, seq / plan.cp)
+        fixed = chip.attention_fixed * (
+            full_scores * plan.cp / seq + window_scores / window_counted
+        )
         counted = (
             full_scores * (1 + s0 * plan.cp / seq)
-            + window_scores * (1 + 2 * s0 / min(2 * window_keys, seq / plan.cp))  # two edges
+            + window_scores * (1 + 2 * s0 / window_counted)  # two edges
+            + fixed
         )
         t_attention = counted * per_score
         if w.attention_blocks or w.attention_backward == "split":
             matmul_scores, exp_scores = blocked_scores(
-                w, plan, seq, (full_scores, window_scores), counted
+                w, plan, seq, (full_scores, window_scores, fixed), counted
             )
             t_attention = matmul_scores * score_flops / (eta * chip.score_flop_s)
             t_attention += exp_scores / chip.exp_per_s

@@ -327,6 +327,7 @@ def _reference_chip(
         mesh=bool(designs.scale_up_mesh[i]),
         matrix_unit=float(designs.matrix_unit_dim[i]),
         memory_reserve=float(designs.memory_reserve_fraction[i]),
+        attention_fixed=float(designs.attention_fixed_tokens[i]),
     )
 
 
@@ -402,6 +403,7 @@ def test_vectorized_plan_search_agrees_with_scalar_reference(
         in_network_reduction=rng.integers(0, 2, n).astype(float),
         scale_up_mesh=rng.integers(0, 2, n).astype(float),
         matrix_unit_dim=rng.choice([0.0, 128.0, 256.0], n),
+        attention_fixed_tokens=rng.choice([0.0, 2432.0], n),
     )
     plans = candidate_plans(workload, max_tp=8)
     reference_plans = _reference_plans(plans)
@@ -767,7 +769,7 @@ def test_larger_blocks_and_a_split_backward_never_speed_attention_up() -> None:
     dQ pass, is never faster; gpt-oss' 128-token windows in MaxText's Ironwood blocks cost
     several times what the measured GPU overhead charges."""
     workload = load_workload("gpt-oss-20b").with_changes(seq_len=8192)
-    designs = _cluster("tpu-v7", [64.0])
+    designs = _cluster("tpu-v7", [64.0]).replace(attention_fixed_tokens=np.zeros(1))
     plan = {"tp": 1, "pp": 1, "ep": 1, "microbatch": 1, "recompute": "none", "zero_stage": 3}
 
     def attention_s(w) -> float:

@@ -49,6 +49,8 @@ _PUBLISHED_MAX = {
     "hbm_capacity_gb": 100_000.0,
     "tdp_w": 100_000.0,
     "unit_price_usd": 1e9,
+    "attention_efficiency_scale": 1.5,
+    "attention_fixed_tokens": 1e6,
 }
 
 
@@ -110,6 +112,9 @@ CHIP_SCHEMA = Table(
                 "hbm_capacity_gb": _published("hbm_capacity_gb"),
                 "tdp_w": _published("tdp_w"),
                 "unit_price_usd": _published("unit_price_usd"),
+                # §2.6 measured on the chip's own published attention kernel timings
+                "attention_efficiency_scale": _published("attention_efficiency_scale"),
+                "attention_fixed_tokens": _published("attention_fixed_tokens"),
                 "price_note": Field("str", required=False, default=""),
             },
             required=False,

@@ -532,7 +532,9 @@ def attention_time_s(
         return materialized_attention_time_s(scores, w, efficiency, g)
     if w.attention_kernel == "flash2":
         efficiency = efficiency * g.flash2_ratio
-    tensor, special = attention_overheads(w, g.cp, s.attention_overhead_tokens)
+    tensor, special = attention_overheads(
+        w, g.cp, s.attention_overhead_tokens, g.attention_fixed_tokens
+    )
     matmul_s = score_matmul_flops(w, g.matrix_unit) / (efficiency * g.score_rate)
     return scores * (tensor * matmul_s + special * EXPONENTIALS_PER_SCORE / g.exp_rate)
 
@@ -583,22 +585,24 @@ exponentiates them (:data:`EXPONENTIALS_PER_SCORE` is the fused kernel's two).""
 
 
 def attention_overheads(
-    w: Workload, cp: FloatArray, overhead_tokens: float
+    w: Workload, cp: FloatArray, overhead_tokens: float, fixed_tokens: FloatArray | float = 0.0
 ) -> tuple[FloatArray, FloatArray]:
     """§2.6 The score matmuls' and the exponentials' time per counted score over the fused
     kernel's long-sequence time: each pass's :func:`pass_overhead` weighted by its matmuls
     (:data:`ATTENTION_PASS_MATMULS`, over the fused kernel's 7) and by its exponentials
     (:data:`ATTENTION_PASS_EXPONENTIALS`, over 2). Both equal :func:`pass_overhead` of the
     forward blocks for a fused kernel whose passes share them; a split backward costs 9/7 of
-    the matmuls and 3/2 of the exponentials. Arrays shaped like ``cp``."""
+    the matmuls and 3/2 of the exponentials. ``fixed_tokens`` (a chip's measured
+    ``attention_fixed_tokens``, shape ``(n, 1)`` or a number) add to every pass's overhead.
+    Arrays of ``cp``'s shape broadcast with ``fixed_tokens``'."""
     blocks = w.attention_blocks
-    forward = pass_overhead(w, cp, overhead_tokens, blocks[0:2])
+    forward = pass_overhead(w, cp, overhead_tokens, blocks[0:2], fixed_tokens)
     if not blocks and w.attention_backward == "fused":
         return forward, forward
     passes = (
         forward,
-        pass_overhead(w, cp, overhead_tokens, blocks[2:4]),
-        pass_overhead(w, cp, overhead_tokens, blocks[4:6]),
+        pass_overhead(w, cp, overhead_tokens, blocks[2:4], fixed_tokens),
+        pass_overhead(w, cp, overhead_tokens, blocks[4:6], fixed_tokens),
     )
     matmuls = ATTENTION_PASS_MATMULS[w.attention_backward]
     exponentials = ATTENTION_PASS_EXPONENTIALS[w.attention_backward]
@@ -610,7 +614,11 @@ def attention_overheads(
 
 
 def pass_overhead(
-    w: Workload, cp: FloatArray, overhead_tokens: float, blocks: tuple[float, ...]
+    w: Workload,
+    cp: FloatArray,
+    overhead_tokens: float,
+    blocks: tuple[float, ...],
+    fixed_tokens: FloatArray | float = 0.0,
 ) -> FloatArray:
     """§2.6 Time per counted score of one attention pass over the long-sequence time, weighted
     by the full-attention and sliding-window layers' shares of the attention FLOPs. Without
@@ -620,15 +628,20 @@ def pass_overhead(
     most ``s/c``) paying for ``s0`` keys of masked diagonal blocks and per-block fixed cost, a
     sliding window for :data:`WINDOW_MASKED_BOUNDARIES` times as many (its first key block is
     masked too). With them, the keys the block-sparse kernel visits
-    (:func:`visited_key_ratio`)."""
+    (:func:`visited_key_ratio`). Either way the chip's measured ``fixed_tokens`` keys a query
+    come on top, ``f/k``."""
     full_keys, window_keys = attention_keys(w)
     share = windowed_attention_share(w)
+    window_counted = np.minimum(window_keys, full_keys / cp)
+    fixed: FloatArray | float = 0.0
+    if np.any(fixed_tokens):  # (n, k) only where a design has a measured fixed cost
+        fixed = (
+            1.0 - share
+        ) * fixed_tokens * cp / full_keys + share * fixed_tokens / window_counted
     if not blocks:
         full = 1.0 + overhead_tokens * cp / full_keys
-        windowed = 1.0 + WINDOW_MASKED_BOUNDARIES * overhead_tokens / np.minimum(
-            window_keys, full_keys / cp
-        )
-        return (1.0 - share) * full + share * windowed
+        windowed = 1.0 + WINDOW_MASKED_BOUNDARIES * overhead_tokens / window_counted
+        return (1.0 - share) * full + share * windowed + fixed
     block_q, block_kv = blocks
     window = min(float(w.sliding_window), full_keys) if w.window_layers else full_keys
     values, where = np.unique(cp, return_inverse=True)
@@ -639,7 +652,7 @@ def pass_overhead(
             for c in values
         ]
     )
-    return ratios[where].reshape(np.shape(cp))
+    return ratios[where].reshape(np.shape(cp)) + fixed
 
 
 def visited_key_ratio(seq: float, window: float, block_q: float, block_kv: float) -> float:

@@ -153,6 +153,7 @@ class Grid:
     peak_rate: FloatArray
     family_scale: FloatArray
     attention_scale: FloatArray
+    attention_fixed_tokens: FloatArray
     flash2_ratio: FloatArray
     latency_scale: FloatArray
     matrix_unit: FloatArray
@@ -274,6 +275,7 @@ def build_grid(
         attention_scale=attention_scale(
             col(designs.attention_efficiency_scale), col(designs.gemm_efficiency_scale)
         ),
+        attention_fixed_tokens=col(designs.attention_fixed_tokens),
         flash2_ratio=col(designs.flash2_attention_ratio),
         latency_scale=col(designs.collective_latency_scale),
         matrix_unit=col(designs.matrix_unit_dim),

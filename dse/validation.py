@@ -23,7 +23,7 @@ from dse.catalog._schema import Field, Table, check
 from dse.catalog.chips import load_chip
 from dse.catalog.workloads import (
     ATTENTION_BACKWARDS,
-    ATTENTION_BLOCK_KEYS,
+    ATTENTION_BLOCKS_FIELD,
     ATTENTION_KERNELS,
     ATTENTION_PRECISIONS,
     COMPILERS,
@@ -128,13 +128,7 @@ RUN_SCHEMA = Table(
                 "expert_bias_add": Field("str", required=False, choices=EXPERT_BIAS_ADDS),
                 "moe_permutation": Field("str", required=False, choices=MOE_PERMUTATIONS),
                 "embedding": Field("str", required=False, choices=EMBEDDINGS),
-                "attention_blocks": Field(
-                    "numbers",
-                    required=False,
-                    positive=True,
-                    maximum=1 << 24,
-                    choices=ATTENTION_BLOCK_KEYS,
-                ),
+                "attention_blocks": ATTENTION_BLOCKS_FIELD,
                 "attention_backward": Field("str", required=False, choices=ATTENTION_BACKWARDS),
                 "context_parallel": Field("str", required=False, choices=CONTEXT_PARALLEL),
                 "compiler": Field("str", required=False, choices=COMPILERS),

@@ -134,6 +134,11 @@ separate dQ kernel, each recomputing the scores and their gradient (splash atten
 ``sa_use_fused_bwd_kernel = False`` in MaxText): seven score matmuls and one more
 exponential per score."""
 
+ATTENTION_BLOCKS_FIELD = Field(
+    "numbers", required=False, positive=True, maximum=1 << 24, choices=ATTENTION_BLOCK_KEYS
+)
+"""The ``attention_blocks`` table of a workload file or a validation run's facts (tokens)."""
+
 MOE_PERMUTATIONS = ("fused", "gather")
 """How a run permutes its routed tokens to their experts and back (docs/model.md §2.6).
 ``fused``: one kernel each way, reading and writing each copy once (Transformer Engine's
@@ -273,13 +278,7 @@ WORKLOAD_SCHEMA = Table(
                     "str", required=False, default="fused", choices=MOE_PERMUTATIONS
                 ),
                 "embedding": Field("str", required=False, default="lookup", choices=EMBEDDINGS),
-                "attention_blocks": Field(
-                    "numbers",
-                    required=False,
-                    positive=True,
-                    maximum=1 << 24,
-                    choices=ATTENTION_BLOCK_KEYS,
-                ),
+                "attention_blocks": ATTENTION_BLOCKS_FIELD,
                 "attention_backward": Field(
                     "str", required=False, default="fused", choices=ATTENTION_BACKWARDS
                 ),

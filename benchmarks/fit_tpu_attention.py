@@ -104,11 +104,15 @@ def model_parts(rows: pd.DataFrame) -> pd.DataFrame:
         index = PASSES[row.pass_]
         matmuls = ATTENTION_PASS_MATMULS["fused"][index]
         exponentials = ATTENTION_PASS_EXPONENTIALS["fused"][index]
+        tensor_us = scores * matmuls / 7.0 * flops / (eta * rate) * 1e6
+        exp_us = scores * exponentials / exp_rate * 1e6
+        share = counted / keys / visited  # of the visited scores, one fixed key a query adds
         parts.append(
             {
-                "tensor_us": scores * matmuls / 7.0 * flops / (eta * rate) * 1e6,
-                "exp_us": scores * exponentials / exp_rate * 1e6,
-                "fixed_share": counted / keys / visited,
+                "tensor_us": tensor_us,
+                "exp_us": exp_us,
+                "fixed_tensor_us": tensor_us * share,
+                "fixed_exp_us": exp_us * share,
             }
         )
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(parts)], axis=1)
@@ -120,16 +124,12 @@ SHAPE = ["batch", "seq_q", "heads_q", "heads_kv", "head_dim_qk", "head_dim_v", "
 
 def causal_pairs(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per causal shape timed both forward and backward: what a training step runs, the
-    two passes' times and model parts summed (both passes' fixed shares are the forward's when
-    their blocks differ by little; the backward's is taken)."""
+    two passes' times and model parts summed."""
     causal = rows[rows["causal"]]
-    forward = causal[causal["pass_"] == "fwd"].set_index(SHAPE)
-    backward = causal[causal["pass_"] == "vjp"].set_index(SHAPE)
-    pairs = (
-        forward[["time_us", "tensor_us", "exp_us"]] + backward[["time_us", "tensor_us", "exp_us"]]
-    )
-    pairs["fixed_share"] = backward["fixed_share"]
-    return pairs.dropna().reset_index()
+    summed = ["time_us", "tensor_us", "exp_us", "fixed_tensor_us", "fixed_exp_us"]
+    forward = causal[causal["pass_"] == "fwd"].set_index(SHAPE)[summed]
+    backward = causal[causal["pass_"] == "vjp"].set_index(SHAPE)[summed]
+    return (forward + backward).dropna().reset_index()
 
 
 def fit(rows: pd.DataFrame, with_fixed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +138,9 @@ def fit(rows: pd.DataFrame, with_fixed: bool) -> tuple[np.ndarray, np.ndarray]:
 
     def modeled(x: np.ndarray) -> np.ndarray:
         time = rows["tensor_us"] / x[0] + rows["exp_us"]
-        return time * (1.0 + rows["fixed_share"] * x[1]) if with_fixed else time
+        if not with_fixed:
+            return time
+        return time + x[1] * (rows["fixed_tensor_us"] / x[0] + rows["fixed_exp_us"])
 
     start, low, high = (
         ([0.8, 500.0], [0.1, 0.0], [3.0, 1e5]) if with_fixed else ([0.8], [0.1], [3.0])
@@ -170,7 +172,8 @@ def main() -> None:
     for label, rows in groups:
         rows = rows[rows["seq_q"] >= LONG]
         scale, fixed = constants[label.split()[0] if label[0] == "t" else "tpu-v7"]
-        now = (rows["tensor_us"] / scale + rows["exp_us"]) * (1.0 + rows["fixed_share"] * fixed)
+        now = rows["tensor_us"] / scale + rows["exp_us"]
+        now += fixed * (rows["fixed_tensor_us"] / scale + rows["fixed_exp_us"])
         now = now / rows["time_us"] - 1.0
         (sigma,), errors = fit(rows, with_fixed=False)
         (sigma_t, fixed), errors_t = fit(rows, with_fixed=True)

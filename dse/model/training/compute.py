@@ -592,33 +592,43 @@ def attention_overheads(
     (:data:`ATTENTION_PASS_MATMULS`, over the fused kernel's 7) and by its exponentials
     (:data:`ATTENTION_PASS_EXPONENTIALS`, over 2). Both equal :func:`pass_overhead` of the
     forward blocks for a fused kernel whose passes share them; a split backward costs 9/7 of
-    the matmuls and 3/2 of the exponentials. ``fixed_tokens`` (a chip's measured
-    ``attention_fixed_tokens``, shape ``(n, 1)`` or a number) add to every pass's overhead.
-    Arrays of ``cp``'s shape broadcast with ``fixed_tokens``'."""
+    the matmuls and 3/2 of the exponentials. A chip's measured ``fixed_tokens`` (shape
+    ``(n, 1)`` or a number) add :func:`fixed_overhead` to every pass. Arrays of ``cp``'s shape
+    broadcast with ``fixed_tokens``'."""
     blocks = w.attention_blocks
-    forward = pass_overhead(w, cp, overhead_tokens, blocks[0:2], fixed_tokens)
+    forward = pass_overhead(w, cp, overhead_tokens, blocks[0:2])
+    fixed = fixed_overhead(w, cp, fixed_tokens)
     if not blocks and w.attention_backward == "fused":
-        return forward, forward
-    passes = (
-        forward,
-        pass_overhead(w, cp, overhead_tokens, blocks[2:4], fixed_tokens),
-        pass_overhead(w, cp, overhead_tokens, blocks[4:6], fixed_tokens),
-    )
+        return forward + fixed, forward + fixed
+    passes = (forward,) * 3
+    if blocks:
+        passes = (
+            forward,
+            pass_overhead(w, cp, overhead_tokens, blocks[2:4]),
+            pass_overhead(w, cp, overhead_tokens, blocks[4:6]),
+        )
     matmuls = ATTENTION_PASS_MATMULS[w.attention_backward]
     exponentials = ATTENTION_PASS_EXPONENTIALS[w.attention_backward]
-    tensor = (matmuls[0] * passes[0] + matmuls[1] * passes[1] + matmuls[2] * passes[2]) / 7.0
-    special = (
-        exponentials[0] * passes[0] + exponentials[1] * passes[1] + exponentials[2] * passes[2]
-    ) / 2.0
+    tensor = np.sum([m * (r + fixed) for m, r in zip(matmuls, passes, strict=True)], 0) / 7.0
+    special = np.sum([e * (r + fixed) for e, r in zip(exponentials, passes, strict=True)], 0) / 2.0
     return tensor, special
 
 
+def fixed_overhead(w: Workload, cp: FloatArray, fixed_tokens: FloatArray | float) -> FloatArray:
+    """§2.6 What a chip's measured fixed keys a query ``f`` add to a pass's time per counted
+    score, ``f/k`` (``k`` as in :func:`pass_overhead`), weighted by the two kinds of layers'
+    shares of the attention FLOPs; 0 (a number) where no design has one, so that the common
+    case keeps the overheads' plan-axis shape."""
+    if not np.any(fixed_tokens):
+        return np.zeros(())
+    full_keys, window_keys = attention_keys(w)
+    share = windowed_attention_share(w)
+    window_counted = np.minimum(window_keys, full_keys / cp)
+    return fixed_tokens * ((1.0 - share) * cp / full_keys + share / window_counted)
+
+
 def pass_overhead(
-    w: Workload,
-    cp: FloatArray,
-    overhead_tokens: float,
-    blocks: tuple[float, ...],
-    fixed_tokens: FloatArray | float = 0.0,
+    w: Workload, cp: FloatArray, overhead_tokens: float, blocks: tuple[float, ...]
 ) -> FloatArray:
     """§2.6 Time per counted score of one attention pass over the long-sequence time, weighted
     by the full-attention and sliding-window layers' shares of the attention FLOPs. Without
@@ -628,20 +638,15 @@ def pass_overhead(
     most ``s/c``) paying for ``s0`` keys of masked diagonal blocks and per-block fixed cost, a
     sliding window for :data:`WINDOW_MASKED_BOUNDARIES` times as many (its first key block is
     masked too). With them, the keys the block-sparse kernel visits
-    (:func:`visited_key_ratio`). Either way the chip's measured ``fixed_tokens`` keys a query
-    come on top, ``f/k``."""
+    (:func:`visited_key_ratio`), computed once per distinct ``cp``."""
     full_keys, window_keys = attention_keys(w)
     share = windowed_attention_share(w)
-    window_counted = np.minimum(window_keys, full_keys / cp)
-    fixed: FloatArray | float = 0.0
-    if np.any(fixed_tokens):  # (n, k) only where a design has a measured fixed cost
-        fixed = (
-            1.0 - share
-        ) * fixed_tokens * cp / full_keys + share * fixed_tokens / window_counted
     if not blocks:
         full = 1.0 + overhead_tokens * cp / full_keys
-        windowed = 1.0 + WINDOW_MASKED_BOUNDARIES * overhead_tokens / window_counted
-        return (1.0 - share) * full + share * windowed + fixed
+        windowed = 1.0 + WINDOW_MASKED_BOUNDARIES * overhead_tokens / np.minimum(
+            window_keys, full_keys / cp
+        )
+        return (1.0 - share) * full + share * windowed
     block_q, block_kv = blocks
     window = min(float(w.sliding_window), full_keys) if w.window_layers else full_keys
     values, where = np.unique(cp, return_inverse=True)
@@ -652,7 +657,7 @@ def pass_overhead(
             for c in values
         ]
     )
-    return ratios[where].reshape(np.shape(cp)) + fixed
+    return ratios[where].reshape(np.shape(cp))
 
 
 def visited_key_ratio(seq: float, window: float, block_q: float, block_kv: float) -> float:
